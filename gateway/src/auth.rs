@@ -1,0 +1,161 @@
+//! The authentication port of the data plane: who is calling, as a [`Principal`].
+//!
+//! The gateway does not know where identities live. The root crate implements [`Authenticator`]
+//! (token verification against published keys, API keys through a cache, principal status from a
+//! cache kept fresh by change notices). The answer is synchronous when it comes from memory — the
+//! common case — and a future only on a cache miss, so the hot path allocates nothing for it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Customer id.
+    pub customer_id: Arc<str>,
+    /// Verification tier in force now.
+    pub tier: Arc<str>,
+    /// Organization id, when the customer belongs to one.
+    pub organization_id: Option<Arc<str>>,
+    /// How the caller proved who it is.
+    pub method: AuthMethod,
+    /// Pre-rendered identity header values (avoids re-encoding per request).
+    pub headers: IdentityHeaders,
+}
+
+/// How a caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// A signed access token.
+    Jwt,
+    /// An API key.
+    ApiKey,
+}
+
+/// Identity header values forwarded upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    /// `X-Computegate-Customer`.
+    pub customer: HeaderValue,
+    /// `X-Computegate-Tier`.
+    pub tier: HeaderValue,
+    /// `X-Computegate-Organization`.
+    pub organization: Option<HeaderValue>,
+}
+
+/// Why a credential was refused. The text is shown to the client, so it never echoes the credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("a bearer credential is required")]
+    Missing,
+    /// The credential is malformed, has a bad signature, is expired, revoked or unknown.
+    #[error("the credential is not valid: {0}")]
+    Invalid(&'static str),
+    /// The account behind a valid credential may not be used now.
+    #[error("the account is {0}")]
+    AccountInactive(&'static str),
+    /// The identity store could not be asked (fail closed).
+    #[error("identity store unavailable")]
+    Unavailable,
+}
+
+/// The outcome of an authentication attempt.
+pub enum AuthOutcome {
+    /// Decided from memory.
+    Ready(Result<Principal, AuthError>),
+    /// Needs I/O (cache miss).
+    Pending(BoxFuture<Result<Principal, AuthError>>),
+}
+
+/// Verifies bearer credentials.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Verifies `bearer` (the text after `Bearer `) from a client at `client_ip`.
+    fn authenticate(&self, bearer: &str, client_ip: std::net::IpAddr) -> AuthOutcome;
+}
+
+/// Header names the gateway sets for upstreams.
+pub mod header_names {
+    use http::HeaderName;
+    /// Customer id.
+    pub static CUSTOMER: HeaderName = HeaderName::from_static("x-computegate-customer");
+    /// Tier.
+    pub static TIER: HeaderName = HeaderName::from_static("x-computegate-tier");
+    /// Organization id.
+    pub static ORGANIZATION: HeaderName = HeaderName::from_static("x-computegate-organization");
+    /// Signed internal identity token.
+    pub static IDENTITY: HeaderName = HeaderName::from_static("x-computegate-identity");
+}
+
+/// Extracts the bearer credential from `Authorization`.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or(AuthError::Missing)?;
+    let text = value
+        .to_str()
+        .map_err(|_| AuthError::Invalid("authorization header is not ASCII"))?;
+    let (scheme, rest) = text
+        .split_once(' ')
+        .ok_or(AuthError::Invalid("authorization header is not `Bearer <credential>`"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Invalid("only the Bearer scheme is accepted"));
+    }
+    let cred = rest.trim();
+    if cred.is_empty() || cred.len() > 8192 {
+        return Err(AuthError::Invalid("bearer credential is empty or too long"));
+    }
+    Ok(cred)
+}
+
+// === impl IdentityHeaders ===
+
+impl IdentityHeaders {
+    /// Renders header values; ids and tiers are ASCII by construction, anything else is refused.
+    pub fn new(customer: &str, tier: &str, organization: Option<&str>) -> Option<Self> {
+        Some(Self {
+            customer: HeaderValue::from_str(customer).ok()?,
+            tier: HeaderValue::from_str(tier).ok()?,
+            organization: match organization {
+                Some(o) => Some(HeaderValue::from_str(o).ok()?),
+                None => None,
+            },
+        })
+    }
+
+    /// Writes the identity headers into a request bound upstream.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        headers.insert(&header_names::CUSTOMER, self.customer.clone());
+        headers.insert(&header_names::TIER, self.tier.clone());
+        if let Some(org) = &self.organization {
+            headers.insert(&header_names::ORGANIZATION, org.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), Err(AuthError::Missing));
+        h.insert("authorization", HeaderValue::from_static("Basic abc"));
+        assert!(matches!(bearer(&h), Err(AuthError::Invalid(_))));
+        h.insert("authorization", HeaderValue::from_static("bearer  tok "));
+        assert_eq!(bearer(&h), Ok("tok"));
+        h.insert("authorization", HeaderValue::from_static("Bearer"));
+        assert!(bearer(&h).is_err());
+        h.insert("authorization", HeaderValue::from_bytes(b"Bearer \xff").unwrap());
+        assert!(bearer(&h).is_err());
+    }
+}

@@ -1,0 +1,163 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[upstreams.sim]
+addresses = ["127.0.0.1:8081"]
+
+[[routes]]
+name = "ping"
+path_prefix = "/v1/ping"
+upstream = "sim"
+class = "public"
+"#;
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn invalid_key(err: ConfigError) -> String {
+    match err {
+        ConfigError::Invalid { key, .. } => key,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.server.public_addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.server.admin_addr.to_string(), "127.0.0.1:9090");
+    assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.server.max_header_bytes, ByteSize::kib(32));
+    assert_eq!(c.upstreams["sim"].connect_timeout, Duration::from_secs(2));
+    assert_eq!(c.routes[0].max_body, ByteSize::gib(1));
+    assert_eq!(c.routes[0].class, RouteClass::Public);
+    assert_eq!(c.auth.argon2_memory_kib, 19456);
+    assert!(c.database_url().starts_with("sqlite://"));
+}
+
+#[test]
+fn human_units_parse() {
+    let text = format!(
+        "{MINIMAL}\n[server]\nheader_read_timeout = \"250ms\"\nmax_header_bytes = \"64KiB\"\nshutdown_grace = \"2m\"\n"
+    );
+    let c = Config::from_toml(&text, no_env()).unwrap();
+    assert_eq!(c.server.header_read_timeout, Duration::from_millis(250));
+    assert_eq!(c.server.max_header_bytes, ByteSize::kib(64));
+    assert_eq!(c.server.shutdown_grace, Duration::from_secs(120));
+}
+
+#[test]
+fn bad_duration_names_the_key() {
+    let text = format!("{MINIMAL}\n[server]\nheader_read_timeout = \"soon\"\n");
+    let err = Config::from_toml(&text, no_env()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("server.header_read_timeout"), "{msg}");
+    assert!(msg.contains("soon"), "{msg}");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let text = format!("{MINIMAL}\n[server]\npublic_adress = \"127.0.0.1:1\"\n");
+    let err = Config::from_toml(&text, no_env()).unwrap_err();
+    assert!(err.to_string().contains("public_adress"), "{err}");
+}
+
+#[test]
+fn bad_socket_addr_names_the_key() {
+    let text = format!("{MINIMAL}\n[server]\npublic_addr = \"localhost\"\n");
+    let err = Config::from_toml(&text, no_env()).unwrap_err();
+    assert_eq!(invalid_key(err), "server.public_addr");
+}
+
+#[test]
+fn route_to_missing_upstream_is_named() {
+    let text = MINIMAL.replace("upstream = \"sim\"", "upstream = \"nope\"");
+    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    assert_eq!(invalid_key(err), "routes[0].upstream");
+}
+
+#[test]
+fn upstream_address_forms() {
+    assert!(parse_upstream_address("127.0.0.1:8081").is_ok());
+    assert!(parse_upstream_address("http://sim.internal:80/").is_ok());
+    assert!(parse_upstream_address("https://x:443").is_err());
+    assert!(parse_upstream_address("127.0.0.1").is_err());
+    assert!(parse_upstream_address("not an address").is_err());
+    let text = MINIMAL.replace("127.0.0.1:8081", "nohost");
+    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    assert_eq!(invalid_key(err), "upstreams.sim.addresses[0]");
+}
+
+#[test]
+fn job_submit_needs_known_profile() {
+    let text = MINIMAL.replace("class = \"public\"", "class = \"job_submit\"");
+    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    assert_eq!(invalid_key(err), "routes[0].profile");
+    let text = MINIMAL.replace(
+        "class = \"public\"",
+        "class = \"job_submit\"\nprofile = \"pbs\"",
+    );
+    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    assert_eq!(invalid_key(err), "routes[0].profile");
+}
+
+#[test]
+fn duplicate_route_names_rejected() {
+    let text = format!(
+        "{MINIMAL}\n[[routes]]\nname = \"ping\"\npath_prefix = \"/x\"\nupstream = \"sim\"\n"
+    );
+    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    assert_eq!(invalid_key(err), "routes[1].name");
+}
+
+#[test]
+fn env_overrides_nested_keys_and_arrays() {
+    let c = Config::from_toml(
+        MINIMAL,
+        env(&[
+            ("COMPUTEGATE_SERVER__PUBLIC_ADDR", "0.0.0.0:18080"),
+            ("COMPUTEGATE_SERVER__TRUST_FORWARDED_HEADERS", "true"),
+            ("COMPUTEGATE_ROUTES__0__MAX_BODY", "2MiB"),
+            ("COMPUTEGATE_REDIS__URL", "redis://127.0.0.1:6379"),
+            ("COMPUTEGATE_MASTER_KEY", "not-a-config-key"),
+            ("OTHER_VAR", "ignored"),
+        ]),
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.server.public_addr.to_string(), "0.0.0.0:18080");
+    assert!(c.server.trust_forwarded_headers);
+    assert_eq!(c.routes[0].max_body, ByteSize::mib(2));
+    assert_eq!(c.redis.url.as_deref(), Some("redis://127.0.0.1:6379"));
+}
+
+#[test]
+fn env_override_errors_name_the_variable() {
+    let err = Config::from_toml(MINIMAL, env(&[("COMPUTEGATE_ROUTES__7__NAME", "x")])).unwrap_err();
+    assert!(err.to_string().contains("COMPUTEGATE_ROUTES__7__NAME"), "{err}");
+    let err = Config::from_toml(MINIMAL, env(&[("COMPUTEGATE_SERVER__PUBLIC_ADDR", "nope")]))
+        .unwrap_err();
+    assert_eq!(invalid_key(err), "server.public_addr");
+}
+
+#[test]
+fn syntax_error_is_reported() {
+    let err = Config::from_toml("[server\n", no_env()).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax(_)));
+}
+
+#[test]
+fn database_url_scheme_checked() {
+    let text = format!("{MINIMAL}\n[database]\nurl = \"mysql://x\"\n");
+    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    assert_eq!(invalid_key(err), "database.url");
+}

@@ -1,0 +1,173 @@
+//! What can go wrong on the data plane, who is at fault, and the single mapping to HTTP.
+//!
+//! Client faults map to 4xx, upstream faults to 502/504, our own to 500/503. The mapping lives
+//! only in [`GatewayError::to_problem`].
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::problem::Problem;
+
+/// An error answered by the gateway itself instead of the upstream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// No configured route matches host, path and method.
+    #[error("no route for this request")]
+    NoRoute,
+    /// The request head is larger than `server.max_header_bytes`.
+    #[error("request head of {size} bytes exceeds the limit of {limit} bytes")]
+    HeadersTooLarge {
+        /// Bytes seen.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The request body is larger than the route's `max_body`.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The client did not send its request head in time.
+    #[error("request head not received in time")]
+    HeaderTimeout,
+    /// The request is malformed in a way hyper accepted but we do not.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The client went away or broke its body mid-request.
+    #[error("client request body failed")]
+    ClientBody,
+    /// No connection to the upstream could be made.
+    #[error("upstream `{upstream}` unreachable")]
+    UpstreamConnect {
+        /// Pool name.
+        upstream: String,
+    },
+    /// The upstream did not answer in time.
+    #[error("upstream `{upstream}` timed out after {after:?}")]
+    UpstreamTimeout {
+        /// Pool name.
+        upstream: String,
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The upstream broke the exchange.
+    #[error("upstream `{upstream}` failed the exchange")]
+    UpstreamProtocol {
+        /// Pool name.
+        upstream: String,
+    },
+    /// A credential is missing or not valid.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The principal may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A dependency the request needs is down (fail closed).
+    #[error("service unavailable: {reason}")]
+    Unavailable {
+        /// Short reason, safe to show.
+        reason: &'static str,
+        /// Hint for `Retry-After`.
+        retry_after: Duration,
+    },
+    /// The process is draining for shutdown.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+// === impl GatewayError ===
+
+impl GatewayError {
+    /// The problem document answering this error.
+    pub fn to_problem(&self) -> Problem {
+        use GatewayError::*;
+        match self {
+            NoRoute => Problem::new(
+                StatusCode::NOT_FOUND,
+                "no-route",
+                "No route",
+                "no route is configured for this host, path and method",
+            ),
+            HeadersTooLarge { limit, .. } => Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request header fields too large",
+                format!("the request head exceeds {limit} bytes"),
+            )
+            .with("limit_bytes", *limit),
+            BodyTooLarge { limit } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+                format!("this route accepts at most {limit} bytes of body"),
+            )
+            .with("limit_bytes", *limit),
+            HeaderTimeout => Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "header-timeout",
+                "Request timeout",
+                "the request head was not received in time",
+            ),
+            BadRequest(detail) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Bad request",
+                detail.clone(),
+            ),
+            ClientBody => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "client-body",
+                "Bad request body",
+                "the request body ended early or was malformed",
+            ),
+            UpstreamConnect { upstream } => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream-unreachable",
+                "Bad gateway",
+                format!("upstream `{upstream}` could not be reached"),
+            ),
+            UpstreamTimeout { upstream, .. } => Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream-timeout",
+                "Gateway timeout",
+                format!("upstream `{upstream}` did not answer in time"),
+            ),
+            UpstreamProtocol { upstream } => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream-failed",
+                "Bad gateway",
+                format!("upstream `{upstream}` failed the exchange"),
+            ),
+            Unauthenticated(detail) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Unauthenticated",
+                detail.clone(),
+            )
+            .www_authenticate("Bearer error=\"invalid_token\""),
+            Forbidden(detail) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                detail.clone(),
+            ),
+            Unavailable { reason, retry_after } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                *reason,
+            )
+            .retry_after(*retry_after),
+            ShuttingDown => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "Service unavailable",
+                "the gateway is shutting down",
+            )
+            .retry_after(Duration::from_secs(1)),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Header hygiene between client and upstream: hop-by-hop removal (RFC 9110 §7.6.1), the
+//! `X-Forwarded-*` / `Forwarded` set, request ids, and removal of spoofable identity headers.
+//!
+//! These functions run on every proxied request, so they avoid allocation where the common case
+//! allows (no `Connection` tokens, no client-sent `X-Computegate-*` headers).
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Header carrying the request id both ways.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Prefix of headers the gateway sets for upstreams; clients may not send them (spoofing).
+pub const IDENTITY_HEADER_PREFIX: &str = "x-computegate-";
+
+/// `X-Computegate-*` headers a client may legitimately send (job run id).
+const CLIENT_ALLOWED_GATEWAY_HEADERS: &[&str] = &["x-computegate-run"];
+
+/// Facts about the client connection needed to write forwarding headers.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientFacts {
+    /// Peer IP address.
+    pub ip: IpAddr,
+    /// `"http"` or `"https"`.
+    pub proto: &'static str,
+    /// Whether client-sent forwarding headers are trusted (behind a trusted load balancer).
+    pub trust_forwarded: bool,
+}
+
+/// What the request carried that survives hop-by-hop removal in a special way.
+#[derive(Debug, Default)]
+pub struct HopInfo {
+    /// The `Upgrade` header of an HTTP/1.1 upgrade request (websocket), kept for the upstream.
+    pub upgrade: Option<HeaderValue>,
+    /// The client sent `TE: trailers`; forwarded so the upstream may answer with trailers.
+    pub te_trailers: bool,
+}
+
+/// Removes hop-by-hop headers (standard ones and those named in `Connection`).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> HopInfo {
+    let mut info = HopInfo::default();
+    let mut wants_upgrade = false;
+    let upgrade = headers.remove(header::UPGRADE);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            if name == header::UPGRADE {
+                wants_upgrade = true;
+            }
+            headers.remove(&name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    if let Some(te) = headers.remove(header::TE) {
+        info.te_trailers = te
+            .to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+    }
+    if wants_upgrade {
+        info.upgrade = upgrade;
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::PROXY_AUTHENTICATE);
+    headers.remove(header::PROXY_AUTHORIZATION);
+    info
+}
+
+/// Prepares a client request's headers for the upstream.
+pub fn prepare_request_headers(headers: &mut HeaderMap, client: &ClientFacts) -> HopInfo {
+    let info = strip_hop_by_hop(headers);
+    // `Expect: 100-continue` was answered by our server side when the body was first polled.
+    headers.remove(header::EXPECT);
+    strip_identity_headers(headers);
+    if let Some(upgrade) = &info.upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, upgrade.clone());
+    }
+    if info.te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    set_forwarding_headers(headers, client);
+    info
+}
+
+/// Prepares an upstream response's headers for the client.
+pub fn prepare_response_headers(headers: &mut HeaderMap, upgraded: bool) {
+    let info = strip_hop_by_hop(headers);
+    if upgraded && let Some(upgrade) = info.upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, upgrade);
+    }
+}
+
+/// Removes `X-Computegate-*` headers a client must not set.
+pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    let is_reserved = |name: &HeaderName| {
+        let n = name.as_str();
+        n.starts_with(IDENTITY_HEADER_PREFIX) && !CLIENT_ALLOWED_GATEWAY_HEADERS.contains(&n)
+    };
+    if !headers.keys().any(is_reserved) {
+        return;
+    }
+    let reserved: Vec<HeaderName> = headers.keys().filter(|n| is_reserved(n)).cloned().collect();
+    for name in reserved {
+        headers.remove(name);
+    }
+}
+
+fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientFacts) {
+    let ip = client.ip.to_string();
+    let host = headers.get(header::HOST).cloned();
+
+    let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| client.trust_forwarded) {
+        Some(prev) => {
+            let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(ip.as_bytes());
+            HeaderValue::from_bytes(&v).ok()
+        }
+        None => None,
+    };
+    let xff = xff.unwrap_or_else(|| header_value(&ip));
+    headers.insert(&X_FORWARDED_FOR, xff);
+
+    if !(client.trust_forwarded && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(client.proto));
+    }
+    if !(client.trust_forwarded && headers.contains_key(&X_FORWARDED_HOST)) {
+        match &host {
+            Some(h) => headers.insert(&X_FORWARDED_HOST, h.clone()),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+    }
+
+    let for_node = match client.ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut element = format!("for={for_node};proto={}", client.proto);
+    if let Some(h) = host.as_ref().and_then(|h| h.to_str().ok()) {
+        element.push_str(";host=\"");
+        element.extend(h.chars().filter(|c| *c != '"' && *c != '\\'));
+        element.push('"');
+    }
+    let forwarded = match headers.get(&FORWARDED).filter(|_| client.trust_forwarded) {
+        Some(prev) => match prev.to_str() {
+            Ok(prev) => format!("{prev}, {element}"),
+            Err(_) => element,
+        },
+        None => element,
+    };
+    headers.insert(&FORWARDED, header_value(&forwarded));
+}
+
+/// The request id to use: the client's when it is sane, else a new UUIDv7.
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
+            return v.clone();
+        }
+    }
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::now_v7();
+    header_value(id.hyphenated().encode_lower(&mut buf))
+}
+
+/// A header value from text built by this module (always visible ASCII).
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+#[cfg(test)]
+mod tests;

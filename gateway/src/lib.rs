@@ -1,0 +1,33 @@
+//! Computegate's data plane: listeners, the reverse proxy, routing to upstream pools,
+//! credential verification through ports, and metrics.
+//!
+//! This crate knows nothing of stores or verification workflows; it declares small ports
+//! ([`auth::Authenticator`], [`proxy::ControlPlane`], [`admin::ReadinessCheck`]) that the root
+//! crate implements. Request lifecycle on the public listener:
+//!
+//! ```text
+//! accept ─▶ TLS (ALPN h2 | http/1.1) ─▶ HTTP/1.1 | HTTP/2 ─▶ head timeout (408) / size (431)
+//!   ─▶ request id ─▶ control-plane prefix? ──yes──▶ ControlPlane (sign-up, tokens, JWKS)
+//!   ─▶ route match: host + longest path prefix + method ──none──▶ 404
+//!   ─▶ class public | authenticated | job_submit ─▶ Authenticator (bearer JWT or API key) ─▶ 401/403
+//!   ─▶ body limit (Content-Length now, streamed count later) ─▶ 413
+//!   ─▶ forward: hop-by-hop removed, X-Forwarded-*/Forwarded set, identity headers added,
+//!      pick address round-robin (passive health) ─▶ 502 connect / 504 timeout
+//!   ─▶ response streamed back (+ X-Request-Id); 101 ─▶ bytes spliced both ways
+//!   ─▶ metrics: requests by route/method/status class, latency histogram, in-flight
+//! ```
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod conn_io;
+pub mod error;
+pub mod forward;
+pub mod metrics;
+pub mod problem;
+pub mod proxy;
+pub mod route;
+pub mod server;
+pub mod tls;
+pub mod upstream;

@@ -1,0 +1,365 @@
+//! The data-plane request handler: limits, routing, authentication, forwarding and upgrades.
+//!
+//! [`Gateway::handle`] answers one request. It never fails: every error becomes a problem
+//! document through [`GatewayError::to_problem`], and every answer carries `X-Request-Id`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::auth::{AuthError, AuthOutcome, Authenticator, Principal, bearer};
+use crate::body::{BodyLimitExceeded, ClientBodyError, ResponseBody, UpstreamBody, find_in_chain};
+use crate::config::{Config, RouteClass};
+use crate::error::GatewayError;
+use crate::forward::{self, ClientFacts, X_REQUEST_ID};
+use crate::metrics::{GatewayMetrics, RouteMetrics};
+use crate::route::{Route, RouteTable};
+use crate::upstream::UpstreamPool;
+
+/// A handler for the gateway's own endpoints on the public listener (sign-up, tokens, JWKS).
+pub trait ControlPlane: Send + Sync + 'static {
+    /// Path prefixes this handler owns, e.g. `/computegate/` and `/.well-known/`.
+    fn prefixes(&self) -> &[&'static str];
+    /// Answers a request whose path starts with one of [`ControlPlane::prefixes`].
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: ClientFacts,
+    ) -> crate::auth::BoxFuture<Response<ResponseBody>>;
+}
+
+/// Everything the data plane needs to answer requests.
+pub struct Gateway {
+    routes: RouteTable,
+    pools: Vec<UpstreamPool>,
+    metrics: GatewayMetrics,
+    max_header_bytes: u64,
+    trust_forwarded: bool,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    control: Option<Arc<dyn ControlPlane>>,
+}
+
+/// What the gateway knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnFacts {
+    /// Peer IP.
+    pub ip: IpAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// Decrements the in-flight gauge even when the client goes away mid-request.
+struct InFlight<'a>(&'a GatewayMetrics);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// Builds the data plane from validated configuration, registering its metrics.
+    pub fn new(
+        config: &Config,
+        registry: &mut prometheus_client::registry::Registry,
+        authenticator: Option<Arc<dyn Authenticator>>,
+        control: Option<Arc<dyn ControlPlane>>,
+    ) -> Result<Self, String> {
+        let names: Vec<&String> = config.upstreams.keys().collect();
+        let pools = config
+            .upstreams
+            .iter()
+            .map(|(name, c)| UpstreamPool::new(name, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = RouteTable::new(&config.routes, |name| {
+            names.iter().position(|n| *n == name).unwrap_or(0)
+        });
+        let route_names: Vec<Arc<str>> = routes.routes().iter().map(|r| r.name.clone()).collect();
+        let metrics = GatewayMetrics::register(registry, &route_names);
+        Ok(Self {
+            routes,
+            pools,
+            metrics,
+            max_header_bytes: config.server.max_header_bytes.as_u64(),
+            trust_forwarded: config.server.trust_forwarded_headers,
+            authenticator,
+            control,
+        })
+    }
+
+    /// The upstream pools (for readiness probes).
+    pub fn pools(&self) -> &[UpstreamPool] {
+        &self.pools
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, req: Request<Incoming>, conn: ConnFacts) -> Response<ResponseBody> {
+        let start = Instant::now();
+        self.metrics.in_flight.inc();
+        let _in_flight = InFlight(&self.metrics);
+        let method = req.method().clone();
+        let request_id = forward::request_id(req.headers());
+        let client = ClientFacts {
+            ip: conn.ip,
+            proto: if conn.tls { "https" } else { "http" },
+            trust_forwarded: self.trust_forwarded,
+        };
+        let (mut resp, route_metrics) = self.dispatch(req, client, &request_id).await;
+        resp.headers_mut().insert(&X_REQUEST_ID, request_id);
+        route_metrics.observe(
+            &method,
+            resp.status().as_u16(),
+            start.elapsed().as_secs_f64(),
+        );
+        resp
+    }
+
+    async fn dispatch(
+        &self,
+        mut req: Request<Incoming>,
+        client: ClientFacts,
+        request_id: &HeaderValue,
+    ) -> (Response<ResponseBody>, &RouteMetrics) {
+        if let Err(e) = self.check_head_size(&req) {
+            return (problem(&e), self.metrics.unmatched());
+        }
+        if let Some(control) = &self.control {
+            let path = req.uri().path();
+            if control.prefixes().iter().any(|p| path.starts_with(p)) {
+                return (control.handle(req, client).await, self.metrics.control());
+            }
+        }
+        let host = request_host(&req);
+        let Some(route) = self
+            .routes
+            .find(host.as_deref(), req.uri().path(), req.method())
+        else {
+            return (problem(&GatewayError::NoRoute), self.metrics.unmatched());
+        };
+        let metrics = self.metrics.route(route.index);
+        let principal = match route.class {
+            RouteClass::Public => None,
+            _ => match self.authenticate(&req, client.ip).await {
+                Ok(p) => Some(p),
+                Err(e) => return (problem(&auth_error(e)), metrics),
+            },
+        };
+        if let Some(len) = content_length(&req)
+            && len > route.max_body
+        {
+            return (
+                problem(&GatewayError::BodyTooLarge {
+                    limit: route.max_body,
+                }),
+                metrics,
+            );
+        }
+        let client_upgrade = req
+            .headers()
+            .contains_key(header::UPGRADE)
+            .then(|| hyper::upgrade::on(&mut req));
+        let resp = self
+            .forward(req, route, client, principal.as_ref(), request_id, client_upgrade)
+            .await;
+        match resp {
+            Ok(resp) => (resp, metrics),
+            Err(e) => (problem(&e), metrics),
+        }
+    }
+
+    async fn authenticate(&self, req: &Request<Incoming>, ip: IpAddr) -> Result<Principal, AuthError> {
+        let Some(auth) = &self.authenticator else {
+            return Err(AuthError::Unavailable);
+        };
+        let cred = bearer(req.headers())?;
+        match auth.authenticate(cred, ip) {
+            AuthOutcome::Ready(r) => r,
+            AuthOutcome::Pending(f) => f.await,
+        }
+    }
+
+    fn check_head_size(&self, req: &Request<Incoming>) -> Result<(), GatewayError> {
+        // Request line plus `name: value\r\n` for every field, as on the wire in HTTP/1.1.
+        let mut size = req.method().as_str().len() as u64
+            + req.uri().path_and_query().map_or(1, |p| p.as_str().len()) as u64
+            + 12;
+        for (name, value) in req.headers() {
+            size += (name.as_str().len() + value.len() + 4) as u64;
+        }
+        if size > self.max_header_bytes {
+            return Err(GatewayError::HeadersTooLarge {
+                size,
+                limit: self.max_header_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        route: &Route,
+        client: ClientFacts,
+        principal: Option<&Principal>,
+        request_id: &HeaderValue,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Result<Response<ResponseBody>, GatewayError> {
+        let pool = &self.pools[route.upstream];
+        let now = Instant::now();
+        let target = pool.pick(now);
+
+        let (mut parts, body) = req.into_parts();
+        let host = request_host_parts(&parts.uri, &parts.headers);
+        let hop = forward::prepare_request_headers(&mut parts.headers, &client);
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(h) = host.and_then(|h| HeaderValue::from_str(&h).ok())
+        {
+            parts.headers.insert(header::HOST, h);
+        }
+        parts.headers.insert(&X_REQUEST_ID, request_id.clone());
+        if let Some(p) = principal {
+            p.headers.apply(&mut parts.headers);
+        }
+        parts.uri = upstream_uri(&target.authority, &parts.uri)?;
+        parts.version = Version::HTTP_11;
+        let upgrading = hop.upgrade.is_some();
+        let body = UpstreamBody::streaming(body, route.max_body);
+        let up_req = Request::from_parts(parts, body);
+
+        let sent = tokio::time::timeout(pool.response_timeout, pool.client.request(up_req)).await;
+        let mut resp = match sent {
+            Err(_elapsed) => {
+                self.metrics.upstream_error(&pool.name, "timeout");
+                return Err(GatewayError::UpstreamTimeout {
+                    upstream: pool.name.clone(),
+                    after: pool.response_timeout,
+                });
+            }
+            Ok(Err(err)) => return Err(self.classify(pool, target, err, now)),
+            Ok(Ok(resp)) => resp,
+        };
+        pool.mark_healthy(target);
+
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        forward::prepare_response_headers(resp.headers_mut(), switching && upgrading);
+        if switching {
+            match client_upgrade {
+                Some(client_side) if upgrading => {
+                    let upstream_side = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(splice_upgraded(client_side, upstream_side));
+                }
+                _ => {
+                    self.metrics.upstream_error(&pool.name, "protocol");
+                    return Err(GatewayError::UpstreamProtocol {
+                        upstream: pool.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(resp.map(ResponseBody::Upstream))
+    }
+
+    fn classify(
+        &self,
+        pool: &UpstreamPool,
+        target: &crate::upstream::Target,
+        err: hyper_util::client::legacy::Error,
+        now: Instant,
+    ) -> GatewayError {
+        if let Some(exceeded) = find_in_chain::<BodyLimitExceeded>(&err) {
+            return GatewayError::BodyTooLarge {
+                limit: exceeded.limit,
+            };
+        }
+        if err.is_connect() {
+            pool.eject(target, now);
+            self.metrics.upstream_error(&pool.name, "connect");
+            tracing::warn!(upstream = %pool.name, address = %target.authority, "upstream connect failed; ejected");
+            return GatewayError::UpstreamConnect {
+                upstream: pool.name.clone(),
+            };
+        }
+        if find_in_chain::<ClientBodyError>(&err).is_some() {
+            return GatewayError::ClientBody;
+        }
+        self.metrics.upstream_error(&pool.name, "protocol");
+        tracing::warn!(upstream = %pool.name, error = %err, "upstream exchange failed");
+        GatewayError::UpstreamProtocol {
+            upstream: pool.name.clone(),
+        }
+    }
+}
+
+/// Copies bytes both ways between an upgraded client and upstream connection until either closes.
+async fn splice_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    match tokio::try_join!(client, upstream) {
+        Ok((c, u)) => {
+            let mut c = TokioIo::new(c);
+            let mut u = TokioIo::new(u);
+            if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                tracing::debug!(error = %e, "upgraded connection ended with an error");
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "upgrade did not complete"),
+    }
+}
+
+fn problem(err: &GatewayError) -> Response<ResponseBody> {
+    err.to_problem().into_response().map(ResponseBody::full)
+}
+
+fn auth_error(err: AuthError) -> GatewayError {
+    match err {
+        AuthError::Unavailable => GatewayError::Unavailable {
+            reason: "identity verification is unavailable",
+            retry_after: std::time::Duration::from_secs(5),
+        },
+        AuthError::AccountInactive(state) => {
+            GatewayError::Forbidden(format!("the account is {state}"))
+        }
+        other => GatewayError::Unauthenticated(other.to_string()),
+    }
+}
+
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    request_host_parts(req.uri(), req.headers())
+}
+
+fn request_host_parts(uri: &Uri, headers: &http::HeaderMap) -> Option<String> {
+    uri.authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+}
+
+fn upstream_uri(authority: &http::uri::Authority, original: &Uri) -> Result<Uri, GatewayError> {
+    let path = original
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded".into()))
+}

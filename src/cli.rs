@@ -1,0 +1,129 @@
+//! Command-line interface: subcommands, their arguments, and exit codes
+//! (0 success, 1 runtime failure, 2 bad configuration or usage).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use computegate_gateway::config::Config;
+
+/// Exit code for invalid configuration or arguments.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Computegate: know-your-customer gateway for GPU / training-compute APIs.
+#[derive(Debug, Parser)]
+#[command(name = "computegate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway from a configuration file.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run gateway + simulated compute API + embedded store in one process, with next steps.
+    Demo(crate::demo::DemoArgs),
+    /// Run the simulated training-compute API alone.
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        addr: SocketAddr,
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 3600.0)]
+        speedup: f64,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file (with COMPUTEGATE_* overrides applied) and exit.
+    Check {
+        /// TOML configuration file.
+        file: PathBuf,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => match load_config(&file) {
+            Ok(config) => {
+                println!(
+                    "{}: ok ({} upstreams, {} routes)",
+                    file.display(),
+                    config.upstreams.len(),
+                    config.routes.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Serve { config } => {
+            let config = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            crate::telemetry::init(&config.log);
+            run_async(config.server.worker_threads, crate::serve::run(config))
+        }
+        Command::Demo(args) => {
+            crate::telemetry::init(&Default::default());
+            run_async(0, crate::demo::run(args))
+        }
+        Command::Sim { addr, speedup } => {
+            crate::telemetry::init(&Default::default());
+            run_async(0, crate::serve::run_sim(addr, speedup))
+        }
+    }
+}
+
+/// Loads and validates a configuration file, printing a precise error on failure.
+pub fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path, std::env::vars()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// Builds the runtime and runs `fut`, mapping its error to exit code 1 (or 2 for config errors).
+fn run_async(
+    worker_threads: usize,
+    fut: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if worker_threads > 0 {
+        builder.worker_threads(worker_threads);
+    }
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<crate::serve::StartupConfigError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

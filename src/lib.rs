@@ -1,0 +1,10 @@
+//! Computegate: a know-your-customer gateway in front of GPU / training-compute APIs.
+//!
+//! The root crate is the binary's library: the command line ([`cli`]), process start-up
+//! ([`serve`], [`demo`]), logging ([`telemetry`]) and the simulated compute API ([`sim`]).
+
+pub mod cli;
+pub mod demo;
+pub mod serve;
+pub mod sim;
+pub mod telemetry;

@@ -1,0 +1,132 @@
+//! Running the gateway: bind listeners, wire the data plane, serve until a termination signal,
+//! drain, and reload the TLS certificate on SIGHUP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use computegate_gateway::admin::Admin;
+use computegate_gateway::config::Config;
+use computegate_gateway::proxy::Gateway;
+use computegate_gateway::server::{self, ServeSettings};
+use computegate_gateway::tls::ReloadableCert;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// A configuration problem found only at start (e.g. unreadable TLS key): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupConfigError(pub String);
+
+/// Addresses the running gateway listens on (after binding port 0, the real ports).
+#[derive(Debug, Clone, Copy)]
+pub struct BoundAddrs {
+    /// Public listener.
+    pub public: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+}
+
+/// Runs the gateway until SIGTERM/SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running = start(&config, stop_rx).await?;
+    println!(
+        "computegate listening: public={} admin={}",
+        running.addrs.public, running.addrs.admin
+    );
+    server::termination_signal().await;
+    let _ = stop_tx.send(true);
+    running.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A started gateway.
+pub struct Running {
+    /// Where it listens.
+    pub addrs: BoundAddrs,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until both listeners have drained.
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Binds and starts the listeners; they stop when `stop` turns true.
+pub async fn start(config: &Config, stop: watch::Receiver<bool>) -> anyhow::Result<Running> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut registry = Registry::default();
+    let gateway = Gateway::new(config, &mut registry, None, None).map_err(StartupConfigError)?;
+    let gateway = Arc::new(gateway);
+    let registry = Arc::new(registry);
+
+    let tls = match &config.server.tls {
+        Some(t) => {
+            let cert = Arc::new(
+                ReloadableCert::load(&t.cert, &t.key)
+                    .map_err(|e| StartupConfigError(format!("server.tls: {e}")))?,
+            );
+            let server_config = cert
+                .server_config()
+                .map_err(|e| StartupConfigError(format!("server.tls: {e}")))?;
+            tokio::spawn(reload_on_sighup(cert));
+            Some(TlsAcceptor::from(server_config))
+        }
+        None => None,
+    };
+
+    let public = TcpListener::bind(config.server.public_addr)
+        .await
+        .with_context(|| format!("cannot listen on server.public_addr {}", config.server.public_addr))?;
+    let admin_listener = TcpListener::bind(config.server.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on server.admin_addr {}", config.server.admin_addr))?;
+    let addrs = BoundAddrs {
+        public: public.local_addr()?,
+        admin: admin_listener.local_addr()?,
+    };
+    let settings = ServeSettings::from(&config.server);
+    let admin = Arc::new(Admin::new(registry, gateway.clone(), Vec::new(), None, stop.clone()));
+    let tasks = vec![
+        tokio::spawn(server::serve(public, gateway, tls, settings.clone(), stop.clone())),
+        tokio::spawn(server::serve(admin_listener, admin, None, settings, stop)),
+    ];
+    tracing::info!(public = %addrs.public, admin = %addrs.admin, "gateway started");
+    Ok(Running { addrs, tasks })
+}
+
+/// Reloads the TLS certificate whenever SIGHUP arrives; a bad file keeps the old certificate.
+async fn reload_on_sighup(cert: Arc<ReloadableCert>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; certificate reload disabled");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match cert.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+        }
+    }
+}
+
+/// Runs the simulator alone until SIGTERM/SIGINT.
+pub async fn run_sim(addr: SocketAddr, speedup: f64) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    println!("computegate simulator listening: http://{bound}");
+    let config = crate::sim::SimConfig { speedup };
+    crate::sim::serve(listener, config, server::termination_signal())
+        .await
+        .context("simulator failed")
+}

@@ -1,0 +1,212 @@
+//! The simulator's HTTP surface: shared state, the router, and the catalog and job handlers.
+//! Streaming, transfer and diagnostic endpoints live in their own modules.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde::Serialize;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::clock::{SimClock, SimTime};
+use super::error::SimError;
+use super::jobs::{Job, Status, progress};
+use super::spec::{self, DatasetSpec, ModelSpec};
+use super::store::{CancelError, JobTable};
+use super::{console, datasets, diagnostics, logs};
+
+/// State shared by all requests.
+#[derive(Debug)]
+pub(crate) struct Sim {
+    pub(crate) clock: SimClock,
+    jobs: Mutex<JobTable>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A job as served by the API, at one instant.
+#[derive(Debug, Serialize)]
+struct JobView {
+    id: Uuid,
+    gpu_type: &'static str,
+    gpu_count: u32,
+    max_duration_hours: f64,
+    run_id: String,
+    parent_run_id: Option<String>,
+    model: Option<ModelSpec>,
+    dataset: Option<DatasetSpec>,
+    status: Status,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    /// Simulated accelerator-seconds consumed so far.
+    accelerator_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<String>,
+}
+
+/// Builds the simulator's router.
+pub(crate) fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/v1/ping", get(diagnostics::ping))
+        .route("/v1/gpus", get(gpus))
+        .route("/v1/jobs", post(create_job).get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job).delete(cancel_job))
+        .route("/v1/jobs/{id}/logs", get(logs::stream))
+        .route("/v1/jobs/{id}/attach", any(console::attach))
+        .route(
+            "/v1/datasets",
+            post(datasets::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/datasets/synthetic", get(datasets::synthetic))
+        .route("/v1/slow", get(diagnostics::slow))
+        .route("/v1/echo", any(diagnostics::echo))
+        .route("/v1/echo/{*rest}", any(diagnostics::echo))
+        .fallback(diagnostics::not_found)
+        .method_not_allowed_fallback(diagnostics::method_not_allowed)
+        .with_state(sim)
+}
+
+// === impl Sim ===
+
+impl Sim {
+    /// State for a simulator on `clock` that stops streaming once `shutdown` turns true.
+    pub(crate) fn new(clock: SimClock, shutdown: watch::Receiver<bool>) -> Self {
+        Sim {
+            clock,
+            jobs: Mutex::new(JobTable::default()),
+            shutdown,
+        }
+    }
+
+    /// The job table. Critical sections are short and never span an `.await`.
+    pub(crate) fn jobs(&self) -> MutexGuard<'_, JobTable> {
+        // A panic while holding the lock cannot leave the table half-updated (each operation
+        // mutates one map entry last), so a poisoned lock is still consistent.
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A receiver that turns true when the simulator shuts down.
+    pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Looks up job `id` (as given in a path) and renders `f` of it, under the lock.
+    pub(crate) fn with_job<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&Job, SimTime) -> T,
+    ) -> Result<T, SimError> {
+        let uuid = parse_id(id)?;
+        let now = self.clock.now();
+        let table = self.jobs();
+        let job = table.get(&uuid).ok_or_else(|| not_found(id))?;
+        Ok(f(job, now))
+    }
+
+    fn view(&self, job: &Job, now: SimTime) -> JobView {
+        let state = progress(job, now);
+        let stamp = |t: SimTime| self.clock.timestamp(t);
+        JobView {
+            id: job.id,
+            gpu_type: job.spec.gpu.id,
+            gpu_count: job.spec.gpu_count,
+            max_duration_hours: job.spec.max_duration_hours,
+            run_id: job.spec.run_id.clone(),
+            parent_run_id: job.spec.parent_run_id.clone(),
+            model: job.spec.model.clone(),
+            dataset: job.spec.dataset.clone(),
+            status: state.status,
+            created_at: stamp(job.submitted_at),
+            started_at: state.started_at.map(stamp),
+            finished_at: state.finished_at.map(stamp),
+            accelerator_seconds: (state.accelerator_seconds * 1000.0).round() / 1000.0,
+            failure_reason: state.failure_reason,
+        }
+    }
+}
+
+/// The job id in a path, or the 404 it earns.
+pub(crate) fn parse_id(id: &str) -> Result<Uuid, SimError> {
+    Uuid::try_parse(id).map_err(|_| not_found(id))
+}
+
+fn not_found(id: &str) -> SimError {
+    SimError::JobNotFound(id.to_owned())
+}
+
+/// The `{id}` path segment, or the 404 a malformed one earns.
+pub(crate) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, SimError> {
+    path.map(|Path(id)| id)
+        .map_err(|rejection| SimError::JobNotFound(rejection.body_text()))
+}
+
+async fn gpus(State(sim): State<Arc<Sim>>) -> Response {
+    let now = sim.clock.now();
+    let catalog = sim.jobs().availability(now);
+    Json(catalog).into_response()
+}
+
+async fn create_job(
+    State(sim): State<Arc<Sim>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, SimError> {
+    let body = body.map_err(|rejection| SimError::Body {
+        status: rejection.status(),
+        detail: rejection.body_text(),
+    })?;
+    let spec = spec::parse(&body)?;
+    let id = Uuid::now_v7();
+    let now = sim.clock.now();
+    let view = {
+        let mut table = sim.jobs();
+        let job = table.submit(id, spec, now)?;
+        sim.view(job, now)
+    };
+    tracing::debug!(job = %id, gpu_type = view.gpu_type, gpu_count = view.gpu_count, "job submitted");
+    let location = [(header::LOCATION, format!("/v1/jobs/{id}"))];
+    Ok((StatusCode::CREATED, location, Json(view)).into_response())
+}
+
+async fn list_jobs(State(sim): State<Arc<Sim>>) -> Response {
+    let now = sim.clock.now();
+    let views: Vec<JobView> = {
+        let table = sim.jobs();
+        table.iter().map(|job| sim.view(job, now)).collect()
+    };
+    Json(views).into_response()
+}
+
+async fn get_job(
+    State(sim): State<Arc<Sim>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, SimError> {
+    let id = path_id(path)?;
+    let view = sim.with_job(&id, |job, now| sim.view(job, now))?;
+    Ok(Json(view).into_response())
+}
+
+async fn cancel_job(
+    State(sim): State<Arc<Sim>>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, SimError> {
+    let id = path_id(path)?;
+    let uuid = parse_id(&id)?;
+    let now = sim.clock.now();
+    let view = {
+        let mut table = sim.jobs();
+        match table.cancel(&uuid, now) {
+            Ok(job) => sim.view(job, now),
+            Err(CancelError::NotFound) => return Err(not_found(&id)),
+            Err(CancelError::Ended(ended)) => return Err(SimError::JobEnded { id, ended }),
+        }
+    };
+    tracing::debug!(job = %uuid, "job cancelled");
+    Ok(Json(view).into_response())
+}
