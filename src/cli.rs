@@ -119,7 +119,9 @@ fn run_async(
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<crate::serve::StartupConfigError>().is_some() {
+            if e.downcast_ref::<crate::serve::StartupConfigError>()
+                .is_some()
+            {
                 ExitCode::from(EXIT_CONFIG)
             } else {
                 ExitCode::FAILURE

@@ -3,6 +3,7 @@
 //! The root crate is the binary's library: the command line ([`cli`]), process start-up
 //! ([`serve`], [`demo`]), logging ([`telemetry`]) and the simulated compute API ([`sim`]).
 
+pub mod api;
 pub mod cli;
 pub mod demo;
 pub mod serve;

@@ -85,18 +85,40 @@ pub async fn start(config: &Config, stop: watch::Receiver<bool>) -> anyhow::Resu
 
     let public = TcpListener::bind(config.server.public_addr)
         .await
-        .with_context(|| format!("cannot listen on server.public_addr {}", config.server.public_addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on server.public_addr {}",
+                config.server.public_addr
+            )
+        })?;
     let admin_listener = TcpListener::bind(config.server.admin_addr)
         .await
-        .with_context(|| format!("cannot listen on server.admin_addr {}", config.server.admin_addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on server.admin_addr {}",
+                config.server.admin_addr
+            )
+        })?;
     let addrs = BoundAddrs {
         public: public.local_addr()?,
         admin: admin_listener.local_addr()?,
     };
     let settings = ServeSettings::from(&config.server);
-    let admin = Arc::new(Admin::new(registry, gateway.clone(), Vec::new(), None, stop.clone()));
+    let admin = Arc::new(Admin::new(
+        registry,
+        gateway.clone(),
+        Vec::new(),
+        None,
+        stop.clone(),
+    ));
     let tasks = vec![
-        tokio::spawn(server::serve(public, gateway, tls, settings.clone(), stop.clone())),
+        tokio::spawn(server::serve(
+            public,
+            gateway,
+            tls,
+            settings.clone(),
+            stop.clone(),
+        )),
         tokio::spawn(server::serve(admin_listener, admin, None, settings, stop)),
     ];
     tracing::info!(public = %addrs.public, admin = %addrs.admin, "gateway started");
@@ -113,7 +135,9 @@ async fn reload_on_sighup(cert: Arc<ReloadableCert>) {
     while hup.recv().await.is_some() {
         match cert.reload() {
             Ok(()) => tracing::info!("TLS certificate reloaded"),
-            Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
+            }
         }
     }
 }

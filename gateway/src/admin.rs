@@ -18,7 +18,8 @@ use crate::proxy::{ConnFacts, ControlPlane, Gateway};
 use crate::server::Handler;
 
 /// Content type of the metrics endpoint.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A dependency `/readyz` must reach (a store, Redis).
 pub trait ReadinessCheck: Send + Sync + 'static {
@@ -61,7 +62,9 @@ impl Admin {
         let path = req.uri().path();
         match (req.method(), path) {
             (&Method::GET, "/metrics") => self.metrics(),
-            (&Method::GET, "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "alive"})),
+            (&Method::GET, "/healthz") => {
+                json(StatusCode::OK, serde_json::json!({"status": "alive"}))
+            }
             (&Method::GET, "/readyz") => self.readiness().await,
             _ => match &self.staff {
                 Some(staff) if staff.prefixes().iter().any(|p| path.starts_with(p)) => {
@@ -88,7 +91,10 @@ impl Admin {
         let mut out = String::with_capacity(16 * 1024);
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "metrics encoding failed");
-            return json(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({"status": "error"}));
+            return json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"status": "error"}),
+            );
         }
         let mut resp = Response::new(ResponseBody::full(out));
         resp.headers_mut().insert(
@@ -127,12 +133,19 @@ impl Admin {
         } else {
             (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
         };
-        json(status, serde_json::json!({"status": word, "checks": checks}))
+        json(
+            status,
+            serde_json::json!({"status": word, "checks": checks}),
+        )
     }
 }
 
 impl Handler for Admin {
-    async fn call(self: Arc<Self>, req: Request<Incoming>, conn: ConnFacts) -> Response<ResponseBody> {
+    async fn call(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: ConnFacts,
+    ) -> Response<ResponseBody> {
         self.answer(req, conn).await
     }
 }

@@ -103,9 +103,9 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     let text = value
         .to_str()
         .map_err(|_| AuthError::Invalid("authorization header is not ASCII"))?;
-    let (scheme, rest) = text
-        .split_once(' ')
-        .ok_or(AuthError::Invalid("authorization header is not `Bearer <credential>`"))?;
+    let (scheme, rest) = text.split_once(' ').ok_or(AuthError::Invalid(
+        "authorization header is not `Bearer <credential>`",
+    ))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Invalid("only the Bearer scheme is accepted"));
     }
@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(bearer(&h), Ok("tok"));
         h.insert("authorization", HeaderValue::from_static("Bearer"));
         assert!(bearer(&h).is_err());
-        h.insert("authorization", HeaderValue::from_bytes(b"Bearer \xff").unwrap());
+        h.insert(
+            "authorization",
+            HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
+        );
         assert!(bearer(&h).is_err());
     }
 }

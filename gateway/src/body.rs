@@ -93,7 +93,9 @@ impl Body for UpstreamBody {
                     None => Poll::Ready(None),
                 }
             }
-            Self::Buffered(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
+            Self::Buffered(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
         }
     }
 

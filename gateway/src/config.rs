@@ -349,8 +349,9 @@ impl Config {
                 return Err(invalid(key("addresses"), "needs at least one address"));
             }
             for (i, addr) in up.addresses.iter().enumerate() {
-                parse_upstream_address(addr)
-                    .map_err(|reason| invalid(format!("upstreams.{name}.addresses[{i}]"), &reason))?;
+                parse_upstream_address(addr).map_err(|reason| {
+                    invalid(format!("upstreams.{name}.addresses[{i}]"), &reason)
+                })?;
             }
             if up.connect_timeout.is_zero() {
                 return Err(invalid(key("connect_timeout"), "must be > 0"));
@@ -395,7 +396,10 @@ impl Config {
                     ));
                 }
                 (RouteClass::Public | RouteClass::Authenticated, Some(_)) => {
-                    return Err(invalid(key("profile"), "only job_submit routes take a profile"));
+                    return Err(invalid(
+                        key("profile"),
+                        "only job_submit routes take a profile",
+                    ));
                 }
                 _ => {}
             }
@@ -413,11 +417,17 @@ impl Config {
         if let Some(url) = &self.redis.url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
-            return Err(invalid("redis.url".into(), "must start with redis:// or rediss://"));
+            return Err(invalid(
+                "redis.url".into(),
+                "must start with redis:// or rediss://",
+            ));
         }
         let a = &self.auth;
         if a.access_token_ttl < Duration::from_secs(10) {
-            return Err(invalid("auth.access_token_ttl".into(), "must be at least 10s"));
+            return Err(invalid(
+                "auth.access_token_ttl".into(),
+                "must be at least 10s",
+            ));
         }
         if a.argon2_memory_kib < 8 * a.argon2_parallelism.max(1) || a.argon2_iterations == 0 {
             return Err(invalid(

@@ -154,7 +154,10 @@ impl GatewayError {
                 "Forbidden",
                 detail.clone(),
             ),
-            Unavailable { reason, retry_after } => Problem::new(
+            Unavailable {
+                reason,
+                retry_after,
+            } => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Service unavailable",

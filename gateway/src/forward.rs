@@ -65,9 +65,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> HopInfo {
         headers.remove(header::CONNECTION);
     }
     if let Some(te) = headers.remove(header::TE) {
-        info.te_trailers = te
-            .to_str()
-            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+        info.te_trailers = te.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     }
     if wants_upgrade {
         info.upgrade = upgrade;
@@ -125,7 +126,10 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientFacts) {
     let ip = client.ip.to_string();
     let host = headers.get(header::HOST).cloned();
 
-    let xff = match headers.get(&X_FORWARDED_FOR).filter(|_| client.trust_forwarded) {
+    let xff = match headers
+        .get(&X_FORWARDED_FOR)
+        .filter(|_| client.trust_forwarded)
+    {
         Some(prev) => {
             let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
             v.extend_from_slice(prev.as_bytes());

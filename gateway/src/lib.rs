@@ -22,6 +22,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod conn_io;
+pub mod credentials;
 pub mod error;
 pub mod forward;
 pub mod metrics;

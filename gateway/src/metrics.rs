@@ -27,7 +27,9 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// Route label of the gateway's own control-plane endpoints on the public listener.
 pub const CONTROL_ROUTE: &str = "control";
 
-const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"];
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
+];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -189,7 +191,8 @@ mod tests {
         let mut registry = Registry::default();
         let m = GatewayMetrics::register(&mut registry, &[Arc::from("jobs")]);
         m.route(0).observe(&Method::POST, 201, 0.002);
-        m.route(9).observe(&Method::from_bytes(b"BREW").unwrap(), 404, 0.0);
+        m.route(9)
+            .observe(&Method::from_bytes(b"BREW").unwrap(), 404, 0.0);
         m.upstream_error("sim", "connect");
         let mut out = String::new();
         encode(&mut out, &registry).unwrap();
@@ -199,8 +202,12 @@ mod tests {
         assert!(out.contains(
             "computegate_http_requests_total{route=\"unmatched\",method=\"OTHER\",status_class=\"4xx\"} 1"
         ));
-        assert!(out.contains("computegate_upstream_errors_total{upstream=\"sim\",kind=\"connect\"} 1"));
-        assert!(out.contains("computegate_http_request_duration_seconds_bucket{le=\"0.0025\",route=\"jobs\"} 1"));
+        assert!(
+            out.contains("computegate_upstream_errors_total{upstream=\"sim\",kind=\"connect\"} 1")
+        );
+        assert!(out.contains(
+            "computegate_http_request_duration_seconds_bucket{le=\"0.0025\",route=\"jobs\"} 1"
+        ));
         assert!(out.contains("computegate_build_info{version="));
         assert!(out.contains("computegate_http_in_flight 0"));
     }

@@ -118,10 +118,15 @@ mod tests {
 
     #[test]
     fn renders_rfc9457_members_and_headers() {
-        let resp = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", "slow down")
-            .with("limit", 10)
-            .retry_after(Duration::from_millis(1500))
-            .into_response();
+        let resp = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            "slow down",
+        )
+        .with("limit", 10)
+        .retry_after(Duration::from_millis(1500))
+        .into_response();
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "2");

@@ -167,7 +167,14 @@ impl Gateway {
             .contains_key(header::UPGRADE)
             .then(|| hyper::upgrade::on(&mut req));
         let resp = self
-            .forward(req, route, client, principal.as_ref(), request_id, client_upgrade)
+            .forward(
+                req,
+                route,
+                client,
+                principal.as_ref(),
+                request_id,
+                client_upgrade,
+            )
             .await;
         match resp {
             Ok(resp) => (resp, metrics),
@@ -175,7 +182,11 @@ impl Gateway {
         }
     }
 
-    async fn authenticate(&self, req: &Request<Incoming>, ip: IpAddr) -> Result<Principal, AuthError> {
+    async fn authenticate(
+        &self,
+        req: &Request<Incoming>,
+        ip: IpAddr,
+    ) -> Result<Principal, AuthError> {
         let Some(auth) = &self.authenticator else {
             return Err(AuthError::Unavailable);
         };
@@ -341,14 +352,12 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
 }
 
 fn request_host_parts(uri: &Uri, headers: &http::HeaderMap) -> Option<String> {
-    uri.authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
+    uri.authority().map(|a| a.as_str().to_string()).or_else(|| {
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+    })
 }
 
 fn upstream_uri(authority: &http::uri::Authority, original: &Uri) -> Result<Uri, GatewayError> {

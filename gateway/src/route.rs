@@ -93,7 +93,11 @@ impl RouteTable {
 
 fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_end_matches('/');
-    if trimmed.is_empty() { "/".into() } else { trimmed.into() }
+    if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.into()
+    }
 }
 
 /// True when `path` equals `prefix` or continues it at a `/` boundary.
@@ -122,10 +126,16 @@ fn strip_port(host: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn route(name: &str, host: Option<&str>, prefix: &str, methods: Option<&[&str]>) -> RouteConfig {
+    fn route(
+        name: &str,
+        host: Option<&str>,
+        prefix: &str,
+        methods: Option<&[&str]>,
+    ) -> RouteConfig {
         let text = format!(
             "name = \"{name}\"\npath_prefix = \"{prefix}\"\nupstream = \"u\"\n{}{}",
-            host.map(|h| format!("host = \"{h}\"\n")).unwrap_or_default(),
+            host.map(|h| format!("host = \"{h}\"\n"))
+                .unwrap_or_default(),
             methods
                 .map(|m| format!("methods = {m:?}\n"))
                 .unwrap_or_default(),

@@ -39,7 +39,11 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 impl Handler for Gateway {
-    async fn call(self: Arc<Self>, req: Request<Incoming>, conn: ConnFacts) -> Response<ResponseBody> {
+    async fn call(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: ConnFacts,
+    ) -> Response<ResponseBody> {
         self.handle(req, conn).await
     }
 }
@@ -221,8 +225,8 @@ fn http_builder(settings: &ServeSettings) -> auto::Builder<TokioExecutor> {
 
 /// The raw HTTP/1.1 408 answer written after hyper abandons a slow request head.
 fn timeout_response() -> Vec<u8> {
-    let body = serde_json::to_vec(&GatewayError::HeaderTimeout.to_problem().to_json())
-        .unwrap_or_default();
+    let body =
+        serde_json::to_vec(&GatewayError::HeaderTimeout.to_problem().to_json()).unwrap_or_default();
     let mut out = format!(
         "HTTP/1.1 408 Request Timeout\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         crate::problem::PROBLEM_CONTENT_TYPE,

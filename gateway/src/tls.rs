@@ -106,8 +106,8 @@ fn load_certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey,
         reason,
     };
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| key_err(e.to_string()))?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| key_err(e.to_string()))?;
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| key_err(e.to_string()))?;
     let certified = CertifiedKey::new(certs, signing);
     certified
         .keys_match()

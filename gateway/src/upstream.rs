@@ -108,7 +108,9 @@ impl UpstreamPool {
     /// Records that `target` failed to connect at `now`; it sits out `eject_for`.
     pub fn eject(&self, target: &Target, now: Instant) {
         let until = self.millis(now) + self.eject_for.as_millis() as u64;
-        target.ejected_until_ms.store(until.max(1), Ordering::Relaxed);
+        target
+            .ejected_until_ms
+            .store(until.max(1), Ordering::Relaxed);
     }
 
     /// Records that `target` answered; it is healthy again.
@@ -146,12 +148,16 @@ mod tests {
         assert_eq!(picks, vec![Some(1), Some(2), Some(3)]);
 
         p.eject(&p.targets[1], t0);
-        let picks: Vec<_> = (0..4).map(|_| p.pick(t0).authority.port_u16().unwrap()).collect();
+        let picks: Vec<_> = (0..4)
+            .map(|_| p.pick(t0).authority.port_u16().unwrap())
+            .collect();
         assert!(!picks.contains(&2), "{picks:?}");
 
         let later = t0 + Duration::from_secs(11);
         assert!(!p.is_ejected(&p.targets[1], later));
-        let picks: Vec<_> = (0..3).map(|_| p.pick(later).authority.port_u16().unwrap()).collect();
+        let picks: Vec<_> = (0..3)
+            .map(|_| p.pick(later).authority.port_u16().unwrap())
+            .collect();
         assert!(picks.contains(&2), "{picks:?}");
     }
 
@@ -161,7 +167,10 @@ mod tests {
         let t0 = p.epoch;
         p.eject(&p.targets[0], t0 + Duration::from_secs(5));
         p.eject(&p.targets[1], t0);
-        assert_eq!(p.pick(t0 + Duration::from_secs(1)).authority.port_u16(), Some(2));
+        assert_eq!(
+            p.pick(t0 + Duration::from_secs(1)).authority.port_u16(),
+            Some(2)
+        );
         p.mark_healthy(&p.targets[0]);
         assert!(!p.is_ejected(&p.targets[0], t0));
     }

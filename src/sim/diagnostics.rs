@@ -128,7 +128,9 @@ fn version_name(version: Version) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
+    use axum::body::{Body, Bytes};
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
 
     async fn json(response: Response) -> serde_json::Value {
         let body = response
@@ -176,6 +178,26 @@ mod tests {
         assert_eq!(v["headers"]["x-test"][0], "yes");
         assert_eq!(v["body_bytes"], 5);
         assert_eq!(v["version"], "HTTP/1.1");
+    }
+
+    #[tokio::test]
+    async fn echo_reports_trailers() {
+        let mut fields = HeaderMap::new();
+        fields.append("x-checksum", HeaderValue::from_static("abc"));
+        let frames = futures_util::stream::iter([
+            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(b"abc"))),
+            Ok(Frame::data(Bytes::from_static(b"de"))),
+            Ok(Frame::trailers(fields)),
+        ]);
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/echo")
+            .body(Body::new(StreamBody::new(frames)))
+            .expect("request");
+        let v = json(echo(request).await.expect("ok")).await;
+        assert_eq!(v["body_bytes"], 5);
+        assert_eq!(v["trailers"]["x-checksum"][0], "abc");
+        assert_eq!(v["query"], serde_json::Value::Null);
     }
 
     #[tokio::test]

@@ -81,7 +81,10 @@ fn bad_socket_addr_names_the_key() {
 #[test]
 fn route_to_missing_upstream_is_named() {
     let text = MINIMAL.replace("upstream = \"sim\"", "upstream = \"nope\"");
-    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    let err = Config::from_toml(&text, no_env())
+        .unwrap()
+        .validate()
+        .unwrap_err();
     assert_eq!(invalid_key(err), "routes[0].upstream");
 }
 
@@ -93,20 +96,29 @@ fn upstream_address_forms() {
     assert!(parse_upstream_address("127.0.0.1").is_err());
     assert!(parse_upstream_address("not an address").is_err());
     let text = MINIMAL.replace("127.0.0.1:8081", "nohost");
-    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    let err = Config::from_toml(&text, no_env())
+        .unwrap()
+        .validate()
+        .unwrap_err();
     assert_eq!(invalid_key(err), "upstreams.sim.addresses[0]");
 }
 
 #[test]
 fn job_submit_needs_known_profile() {
     let text = MINIMAL.replace("class = \"public\"", "class = \"job_submit\"");
-    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    let err = Config::from_toml(&text, no_env())
+        .unwrap()
+        .validate()
+        .unwrap_err();
     assert_eq!(invalid_key(err), "routes[0].profile");
     let text = MINIMAL.replace(
         "class = \"public\"",
         "class = \"job_submit\"\nprofile = \"pbs\"",
     );
-    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    let err = Config::from_toml(&text, no_env())
+        .unwrap()
+        .validate()
+        .unwrap_err();
     assert_eq!(invalid_key(err), "routes[0].profile");
 }
 
@@ -115,7 +127,10 @@ fn duplicate_route_names_rejected() {
     let text = format!(
         "{MINIMAL}\n[[routes]]\nname = \"ping\"\npath_prefix = \"/x\"\nupstream = \"sim\"\n"
     );
-    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    let err = Config::from_toml(&text, no_env())
+        .unwrap()
+        .validate()
+        .unwrap_err();
     assert_eq!(invalid_key(err), "routes[1].name");
 }
 
@@ -143,7 +158,10 @@ fn env_overrides_nested_keys_and_arrays() {
 #[test]
 fn env_override_errors_name_the_variable() {
     let err = Config::from_toml(MINIMAL, env(&[("COMPUTEGATE_ROUTES__7__NAME", "x")])).unwrap_err();
-    assert!(err.to_string().contains("COMPUTEGATE_ROUTES__7__NAME"), "{err}");
+    assert!(
+        err.to_string().contains("COMPUTEGATE_ROUTES__7__NAME"),
+        "{err}"
+    );
     let err = Config::from_toml(MINIMAL, env(&[("COMPUTEGATE_SERVER__PUBLIC_ADDR", "nope")]))
         .unwrap_err();
     assert_eq!(invalid_key(err), "server.public_addr");
@@ -158,6 +176,9 @@ fn syntax_error_is_reported() {
 #[test]
 fn database_url_scheme_checked() {
     let text = format!("{MINIMAL}\n[database]\nurl = \"mysql://x\"\n");
-    let err = Config::from_toml(&text, no_env()).unwrap().validate().unwrap_err();
+    let err = Config::from_toml(&text, no_env())
+        .unwrap()
+        .validate()
+        .unwrap_err();
     assert_eq!(invalid_key(err), "database.url");
 }

@@ -88,7 +88,10 @@ fn untrusted_forwarding_headers_are_replaced() {
 
 #[test]
 fn trusted_forwarding_headers_are_appended() {
-    let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("forwarded", "for=10.0.0.1")]);
+    let mut h = map(&[
+        ("x-forwarded-for", "10.0.0.1"),
+        ("forwarded", "for=10.0.0.1"),
+    ]);
     prepare_request_headers(&mut h, &facts(true));
     assert_eq!(h["x-forwarded-for"], "10.0.0.1, 192.0.2.7");
     assert_eq!(h["forwarded"], "for=10.0.0.1, for=192.0.2.7;proto=http");
@@ -130,7 +133,11 @@ fn request_id_kept_when_sane_else_generated() {
 
 #[test]
 fn response_hop_by_hop_removed() {
-    let mut h = map(&[("connection", "close"), ("keep-alive", "x"), ("content-type", "a/b")]);
+    let mut h = map(&[
+        ("connection", "close"),
+        ("keep-alive", "x"),
+        ("content-type", "a/b"),
+    ]);
     prepare_response_headers(&mut h, false);
     assert!(!h.contains_key("connection"));
     assert!(!h.contains_key("keep-alive"));

@@ -1,0 +1,670 @@
+//! Bearer-credential verification on the data plane: access JWTs (EdDSA, verified locally against
+//! published keys) and API keys (verified once by the identity directory, then cached), followed by
+//! a check of the principal's *current* status and tier.
+//!
+//! Three bounded caches keep the hot path off the store and off argon2: verified tokens (keyed by
+//! the SHA-256 digest of the token, expiring at `exp`), verified API keys (same keying), and
+//! principals (customer id → status, tier, organization). Change notices ([`CredentialNotice`])
+//! evict entries at once; a principal entry is also re-read after `principal_ttl` so a lost notice
+//! cannot keep a suspended account alive for long.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{
+    AuthError, AuthMethod, AuthOutcome, Authenticator, BoxFuture, IdentityHeaders, Principal,
+};
+
+/// Most entries any one cache holds; past it, expired entries go, then everything.
+const CACHE_CAPACITY: usize = 100_000;
+/// How long a rejected API key digest is remembered, so guessing costs no argon2 per try.
+const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// Least time between two key-set reloads triggered by unknown `kid`s.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Account status as the directory reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccountStatus {
+    /// May use the service.
+    Active,
+    /// Temporarily barred.
+    Suspended,
+    /// Closed for good.
+    Closed,
+}
+
+/// A customer as the directory knows it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRecord {
+    /// Customer id.
+    pub customer_id: String,
+    /// Tier in force.
+    pub tier: String,
+    /// Status in force.
+    pub status: AccountStatus,
+    /// Organization id.
+    pub organization_id: Option<String>,
+}
+
+/// What a verified API key grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyGrant {
+    /// Key id (public part of the key).
+    pub key_id: String,
+    /// Owner.
+    pub customer_id: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires_at: Option<u64>,
+}
+
+/// Why the directory could not help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// The credential is not valid (unknown, wrong secret, revoked, expired).
+    #[error("credential rejected")]
+    Rejected,
+    /// The store could not be reached.
+    #[error("directory unavailable")]
+    Unavailable,
+}
+
+/// The port to wherever identities live (implemented by the root crate with the store).
+pub trait IdentityDirectory: Send + Sync + 'static {
+    /// The customer's current record; `None` when unknown.
+    fn principal(
+        &self,
+        customer_id: String,
+    ) -> BoxFuture<Result<Option<PrincipalRecord>, DirectoryError>>;
+    /// Verifies a full API key (slow: argon2) and records its use from `ip`.
+    fn verify_api_key(
+        &self,
+        key: String,
+        ip: IpAddr,
+    ) -> BoxFuture<Result<ApiKeyGrant, DirectoryError>>;
+    /// Public keys that may verify access tokens, by `kid`.
+    fn verification_keys(&self) -> BoxFuture<Result<Vec<(String, DecodingKey)>, DirectoryError>>;
+    /// Access-token ids revoked before their expiry (logout), with their `exp`.
+    fn revoked_token_ids(&self) -> BoxFuture<Result<Vec<(String, u64)>, DirectoryError>>;
+}
+
+/// A change that invalidates cached credentials (from this replica or, via Redis, another).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CredentialNotice {
+    /// An API key was revoked.
+    KeyRevoked {
+        /// Key id.
+        key_id: String,
+    },
+    /// A customer's status or tier changed.
+    CustomerChanged {
+        /// Customer id.
+        customer_id: String,
+    },
+    /// An access token was revoked before expiry.
+    TokenRevoked {
+        /// Token id (`jti`).
+        jti: String,
+        /// Its `exp`.
+        exp: u64,
+    },
+    /// Signing keys were added or removed.
+    SigningKeysChanged,
+    /// Notices may have been missed (reconnect): drop every cache.
+    Resync,
+}
+
+/// Settings of token validation.
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+    /// Clock-skew leeway.
+    pub leeway: Duration,
+    /// Longest a principal entry is served without re-reading the store.
+    pub principal_ttl: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+struct AccessClaims {
+    sub: String,
+    exp: u64,
+    nbf: u64,
+    #[serde(default)]
+    jti: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct TokenEntry {
+    customer_id: Arc<str>,
+    exp: u64,
+    jti: Option<Arc<str>>,
+}
+
+#[derive(Debug, Clone)]
+struct KeyEntry {
+    key_id: Arc<str>,
+    customer_id: Arc<str>,
+    expires_at: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct PrincipalEntry {
+    record: Arc<PrincipalRecord>,
+    headers: IdentityHeaders,
+    fetched: Instant,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    method: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    result: &'static str,
+}
+
+type Digest32 = [u8; 32];
+
+/// Verifies bearer credentials; see the module docs.
+pub struct CredentialVerifier {
+    me: Weak<CredentialVerifier>,
+    directory: Arc<dyn IdentityDirectory>,
+    validation: Validation,
+    principal_ttl: Duration,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    last_key_reload: Mutex<Option<Instant>>,
+    tokens: RwLock<HashMap<Digest32, TokenEntry>>,
+    api_keys: RwLock<HashMap<Digest32, KeyEntry>>,
+    rejected_keys: RwLock<HashMap<Digest32, Instant>>,
+    principals: RwLock<HashMap<Arc<str>, PrincipalEntry>>,
+    revoked_jti: RwLock<HashMap<Arc<str>, u64>>,
+    attempts: Family<AttemptLabels, Counter>,
+    cache: Family<CacheLabels, Counter>,
+    clock: fn() -> u64,
+}
+
+// === impl CredentialVerifier ===
+
+impl CredentialVerifier {
+    /// Builds a verifier and registers its metrics. Call [`CredentialVerifier::resync`] once at
+    /// start to load keys and revocations.
+    pub fn new(
+        settings: VerifierSettings,
+        directory: Arc<dyn IdentityDirectory>,
+        registry: &mut Registry,
+    ) -> Arc<Self> {
+        Self::with_clock(settings, directory, registry, unix_now)
+    }
+
+    /// As [`CredentialVerifier::new`] with an explicit clock (seconds since the Unix epoch).
+    pub fn with_clock(
+        settings: VerifierSettings,
+        directory: Arc<dyn IdentityDirectory>,
+        registry: &mut Registry,
+        clock: fn() -> u64,
+    ) -> Arc<Self> {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        validation.set_audience(&[settings.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "aud", "iss"]);
+        // Time checks are ours, against the injected clock (time is an input, also in tests).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = settings.leeway.as_secs();
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        let cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "computegate_auth_attempts",
+            "Data-plane authentications by method (jwt, api_key, none) and result",
+            attempts.clone(),
+        );
+        registry.register(
+            "computegate_auth_cache",
+            "Credential cache lookups by cache (token, api_key, principal) and result (hit, miss)",
+            cache.clone(),
+        );
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            directory,
+            validation,
+            principal_ttl: settings.principal_ttl,
+            keys: RwLock::new(HashMap::new()),
+            last_key_reload: Mutex::new(None),
+            tokens: RwLock::new(HashMap::new()),
+            api_keys: RwLock::new(HashMap::new()),
+            rejected_keys: RwLock::new(HashMap::new()),
+            principals: RwLock::new(HashMap::new()),
+            revoked_jti: RwLock::new(HashMap::new()),
+            attempts,
+            cache,
+            clock,
+        })
+    }
+
+    /// Drops every cache and reloads verification keys and token revocations from the directory.
+    pub async fn resync(&self) -> Result<(), DirectoryError> {
+        write(&self.tokens).clear();
+        write(&self.api_keys).clear();
+        write(&self.rejected_keys).clear();
+        write(&self.principals).clear();
+        self.reload_keys().await?;
+        let revoked = self.directory.revoked_token_ids().await?;
+        let now = (self.clock)();
+        let mut map = write(&self.revoked_jti);
+        map.clear();
+        for (jti, exp) in revoked.into_iter().filter(|(_, exp)| *exp + 300 > now) {
+            map.insert(Arc::from(jti), exp);
+        }
+        Ok(())
+    }
+
+    /// Applies a change notice to the caches at once.
+    pub fn apply(&self, notice: &CredentialNotice) {
+        match notice {
+            CredentialNotice::KeyRevoked { key_id } => {
+                write(&self.api_keys).retain(|_, e| &*e.key_id != key_id);
+            }
+            CredentialNotice::CustomerChanged { customer_id } => {
+                write(&self.principals).remove(customer_id.as_str());
+            }
+            CredentialNotice::TokenRevoked { jti, exp } => {
+                let now = (self.clock)();
+                let mut map = write(&self.revoked_jti);
+                map.retain(|_, e| *e + 300 > now);
+                map.insert(Arc::from(jti.as_str()), *exp);
+            }
+            CredentialNotice::SigningKeysChanged => {
+                *lock(&self.last_key_reload) = None;
+                // Reloaded lazily on the next unknown kid; removed keys must stop verifying now.
+                write(&self.tokens).clear();
+                write(&self.keys).clear();
+            }
+            CredentialNotice::Resync => {
+                write(&self.tokens).clear();
+                write(&self.api_keys).clear();
+                write(&self.principals).clear();
+                *lock(&self.last_key_reload) = None;
+            }
+        }
+    }
+
+    fn count(&self, method: &'static str, result: &'static str) {
+        self.attempts
+            .get_or_create(&AttemptLabels { method, result })
+            .inc();
+    }
+
+    fn count_cache(&self, cache: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.cache
+            .get_or_create(&CacheLabels { cache, result })
+            .inc();
+    }
+
+    /// Token → customer id from memory, or what is missing.
+    fn token_from_memory(&self, token: &str, digest: &Digest32) -> Lookup<Arc<str>> {
+        let now = (self.clock)();
+        if let Some(entry) = read(&self.tokens).get(digest).cloned() {
+            if entry.exp + self.validation.leeway <= now {
+                return Lookup::Done(Err(AuthError::Invalid("token expired")));
+            }
+            self.count_cache("token", true);
+            return Lookup::Done(self.check_jti(entry));
+        }
+        self.count_cache("token", false);
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(h) => h,
+            Err(_) => return Lookup::Done(Err(AuthError::Invalid("malformed token"))),
+        };
+        if header.alg != Algorithm::EdDSA {
+            return Lookup::Done(Err(AuthError::Invalid("token algorithm not accepted")));
+        }
+        let Some(kid) = header.kid else {
+            return Lookup::Done(Err(AuthError::Invalid("token has no key id")));
+        };
+        let verified = {
+            let keys = read(&self.keys);
+            let Some(key) = keys.get(&kid) else {
+                return Lookup::NeedKeys;
+            };
+            jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+        };
+        match verified {
+            Ok(data) => {
+                let leeway = self.validation.leeway;
+                if data.claims.exp + leeway <= now {
+                    return Lookup::Done(Err(AuthError::Invalid("token expired")));
+                }
+                if data.claims.nbf > now + leeway {
+                    return Lookup::Done(Err(AuthError::Invalid("token not yet valid")));
+                }
+                let entry = TokenEntry {
+                    customer_id: Arc::from(data.claims.sub),
+                    exp: data.claims.exp,
+                    jti: data.claims.jti.map(Arc::from),
+                };
+                insert_bounded(&self.tokens, *digest, entry.clone(), |e| e.exp > now);
+                Lookup::Done(self.check_jti(entry))
+            }
+            Err(e) => Lookup::Done(Err(AuthError::Invalid(jwt_reason(&e)))),
+        }
+    }
+
+    fn check_jti(&self, entry: TokenEntry) -> Result<Arc<str>, AuthError> {
+        if let Some(jti) = &entry.jti {
+            let revoked = read(&self.revoked_jti);
+            if !revoked.is_empty() && revoked.contains_key(jti) {
+                return Err(AuthError::Invalid("token revoked"));
+            }
+        }
+        Ok(entry.customer_id)
+    }
+
+    fn key_from_memory(&self, digest: &Digest32) -> Option<Result<Arc<str>, AuthError>> {
+        let now = (self.clock)();
+        if let Some(entry) = read(&self.api_keys).get(digest) {
+            self.count_cache("api_key", true);
+            if entry.expires_at.is_some_and(|exp| exp <= now) {
+                return Some(Err(AuthError::Invalid("API key expired")));
+            }
+            return Some(Ok(entry.customer_id.clone()));
+        }
+        self.count_cache("api_key", false);
+        if let Some(at) = read(&self.rejected_keys).get(digest)
+            && at.elapsed() < NEGATIVE_TTL
+        {
+            return Some(Err(AuthError::Invalid("unknown API key")));
+        }
+        None
+    }
+
+    fn principal_from_memory(&self, customer_id: &str) -> Option<Result<Principal, AuthError>> {
+        let entry = read(&self.principals).get(customer_id).cloned();
+        match entry {
+            Some(e) if e.fetched.elapsed() < self.principal_ttl => {
+                self.count_cache("principal", true);
+                Some(principal_of(&e))
+            }
+            _ => {
+                self.count_cache("principal", false);
+                None
+            }
+        }
+    }
+
+    async fn reload_keys(&self) -> Result<(), DirectoryError> {
+        let keys = self.directory.verification_keys().await?;
+        *write(&self.keys) = keys.into_iter().collect();
+        *lock(&self.last_key_reload) = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn slow_path(
+        self: Arc<Self>,
+        credential: String,
+        ip: IpAddr,
+        method: AuthMethod,
+    ) -> Result<Principal, AuthError> {
+        let digest = digest(&credential);
+        let customer_id = match method {
+            AuthMethod::Jwt => match self.token_from_memory(&credential, &digest) {
+                Lookup::Done(r) => r?,
+                Lookup::NeedKeys => {
+                    let recently = lock(&self.last_key_reload)
+                        .is_some_and(|at| at.elapsed() < KEY_RELOAD_INTERVAL);
+                    if !recently {
+                        self.reload_keys()
+                            .await
+                            .map_err(|_| AuthError::Unavailable)?;
+                    }
+                    match self.token_from_memory(&credential, &digest) {
+                        Lookup::Done(r) => r?,
+                        Lookup::NeedKeys => return Err(AuthError::Invalid("unknown signing key")),
+                    }
+                }
+            },
+            _ => match self.key_from_memory(&digest) {
+                Some(r) => r?,
+                None => match self.directory.verify_api_key(credential, ip).await {
+                    Ok(grant) => {
+                        let now = (self.clock)();
+                        if grant.expires_at.is_some_and(|e| e <= now) {
+                            return Err(AuthError::Invalid("API key expired"));
+                        }
+                        let customer_id: Arc<str> = Arc::from(grant.customer_id);
+                        let entry = KeyEntry {
+                            key_id: Arc::from(grant.key_id),
+                            customer_id: customer_id.clone(),
+                            expires_at: grant.expires_at,
+                        };
+                        insert_bounded(&self.api_keys, digest, entry, |e| {
+                            e.expires_at.is_none_or(|x| x > now)
+                        });
+                        customer_id
+                    }
+                    Err(DirectoryError::Rejected) => {
+                        insert_bounded(&self.rejected_keys, digest, Instant::now(), |at| {
+                            at.elapsed() < NEGATIVE_TTL
+                        });
+                        return Err(AuthError::Invalid("unknown API key"));
+                    }
+                    Err(DirectoryError::Unavailable) => return Err(AuthError::Unavailable),
+                },
+            },
+        };
+        if let Some(r) = self.principal_from_memory(&customer_id) {
+            return r;
+        }
+        let record = self
+            .directory
+            .principal(customer_id.to_string())
+            .await
+            .map_err(|_| AuthError::Unavailable)?
+            .ok_or(AuthError::Invalid("unknown account"))?;
+        let headers = IdentityHeaders::new(
+            &record.customer_id,
+            &record.tier,
+            record.organization_id.as_deref(),
+        )
+        .ok_or(AuthError::Invalid(
+            "account identifiers are not header-safe",
+        ))?;
+        let entry = PrincipalEntry {
+            record: Arc::new(record),
+            headers,
+            fetched: Instant::now(),
+        };
+        let result = principal_of(&entry);
+        let ttl = self.principal_ttl;
+        insert_bounded(&self.principals, customer_id, entry, |e| {
+            e.fetched.elapsed() < ttl
+        });
+        result
+    }
+
+    fn finish(
+        &self,
+        method: AuthMethod,
+        result: Result<Principal, AuthError>,
+    ) -> Result<Principal, AuthError> {
+        let m = method_label(method);
+        let r = match &result {
+            Ok(_) => "ok",
+            Err(AuthError::Missing) => "missing",
+            Err(AuthError::Invalid(_)) => "invalid",
+            Err(AuthError::AccountInactive(_)) => "inactive",
+            Err(AuthError::Unavailable) => "unavailable",
+        };
+        self.count(m, r);
+        result.map(|mut p| {
+            p.method = method;
+            p
+        })
+    }
+}
+
+enum Lookup<T> {
+    Done(Result<T, AuthError>),
+    NeedKeys,
+}
+
+impl Authenticator for CredentialVerifier {
+    fn authenticate(&self, bearer: &str, client_ip: IpAddr) -> AuthOutcome {
+        let method = match classify(bearer) {
+            Ok(m) => m,
+            Err(e) => {
+                self.count("none", "invalid");
+                return AuthOutcome::Ready(Err(e));
+            }
+        };
+        let digest = digest(bearer);
+        let customer = match method {
+            AuthMethod::Jwt => match self.token_from_memory(bearer, &digest) {
+                Lookup::Done(r) => Some(r),
+                Lookup::NeedKeys => None,
+            },
+            _ => self.key_from_memory(&digest),
+        };
+        match customer {
+            Some(Err(e)) => return AuthOutcome::Ready(self.finish(method, Err(e))),
+            Some(Ok(customer_id)) => {
+                if let Some(r) = self.principal_from_memory(&customer_id) {
+                    return AuthOutcome::Ready(self.finish(method, r));
+                }
+            }
+            None => {}
+        }
+        let Some(me) = self.me.upgrade() else {
+            return AuthOutcome::Ready(Err(AuthError::Unavailable));
+        };
+        let credential = bearer.to_string();
+        AuthOutcome::Pending(Box::pin(async move {
+            let result = me.clone().slow_path(credential, client_ip, method).await;
+            me.finish(method, result)
+        }))
+    }
+}
+
+/// Tells API keys (`cg_<id>_<secret>`) from JWTs (three base64url parts) without parsing further.
+fn classify(bearer: &str) -> Result<AuthMethod, AuthError> {
+    if let Some(rest) = bearer.strip_prefix("cg_") {
+        let well_formed = rest.len() <= 200
+            && rest.split_once('_').is_some_and(|(id, secret)| {
+                !id.is_empty() && !secret.is_empty() && rest.bytes().all(is_base64url_byte)
+            });
+        return if well_formed {
+            Ok(AuthMethod::ApiKey)
+        } else {
+            Err(AuthError::Invalid("malformed API key"))
+        };
+    }
+    let parts = bearer.split('.').count();
+    if parts == 3 && bearer.bytes().all(|b| b == b'.' || is_base64url_byte(b)) {
+        Ok(AuthMethod::Jwt)
+    } else {
+        Err(AuthError::Invalid(
+            "credential is neither an access token nor an API key",
+        ))
+    }
+}
+
+fn is_base64url_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn principal_of(entry: &PrincipalEntry) -> Result<Principal, AuthError> {
+    match entry.record.status {
+        AccountStatus::Active => Ok(Principal {
+            customer_id: Arc::from(entry.record.customer_id.as_str()),
+            tier: Arc::from(entry.record.tier.as_str()),
+            organization_id: entry.record.organization_id.as_deref().map(Arc::from),
+            method: AuthMethod::Jwt,
+            headers: entry.headers.clone(),
+        }),
+        AccountStatus::Suspended => Err(AuthError::AccountInactive("suspended")),
+        AccountStatus::Closed => Err(AuthError::AccountInactive("closed")),
+    }
+}
+
+fn method_label(method: AuthMethod) -> &'static str {
+    match method {
+        AuthMethod::Jwt => "jwt",
+        _ => "api_key",
+    }
+}
+
+fn jwt_reason(err: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind::*;
+    match err.kind() {
+        ExpiredSignature => "token expired",
+        ImmatureSignature => "token not yet valid",
+        InvalidAudience => "token audience not accepted",
+        InvalidIssuer => "token issuer not accepted",
+        InvalidSignature => "token signature invalid",
+        InvalidAlgorithm => "token algorithm not accepted",
+        MissingRequiredClaim(_) => "token lacks a required claim",
+        _ => "malformed token",
+    }
+}
+
+fn digest(text: &str) -> Digest32 {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Inserts into a bounded map: at capacity, drops entries `keep` rejects, then all if still full.
+fn insert_bounded<K: std::hash::Hash + Eq, V>(
+    map: &RwLock<HashMap<K, V>>,
+    key: K,
+    value: V,
+    keep: impl Fn(&V) -> bool,
+) {
+    let mut m = write(map);
+    if m.len() >= CACHE_CAPACITY {
+        m.retain(|_, v| keep(v));
+        if m.len() >= CACHE_CAPACITY {
+            m.clear();
+        }
+    }
+    m.insert(key, value);
+}
+
+// Poisoning only follows a panic while holding the lock; the maps stay structurally valid, so
+// serving from them is still correct.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

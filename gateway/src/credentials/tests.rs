@@ -1,0 +1,311 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{EncodingKey, Header, encode};
+
+use super::*;
+
+const NOW: u64 = 1_800_000_000;
+const SEED: [u8; 32] = [7; 32];
+const PKCS8_ED25519_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+fn clock() -> u64 {
+    NOW
+}
+
+fn encoding_key() -> EncodingKey {
+    let mut der = PKCS8_ED25519_PREFIX.to_vec();
+    der.extend_from_slice(&SEED);
+    EncodingKey::from_ed_der(&der)
+}
+
+fn decoding_key() -> DecodingKey {
+    let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key();
+    DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(public.as_bytes())).unwrap()
+}
+
+fn token_with(alg: Algorithm, kid: Option<&str>, claims: serde_json::Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_string);
+    match alg {
+        Algorithm::EdDSA => encode(&header, &claims, &encoding_key()).unwrap(),
+        _ => encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(b"public-key-bytes"),
+        )
+        .unwrap(),
+    }
+}
+
+fn claims(sub: &str, exp: u64) -> serde_json::Value {
+    serde_json::json!({"iss": "cg", "aud": "api", "sub": sub, "iat": NOW - 10, "nbf": NOW - 10,
+        "exp": exp, "jti": format!("jti-{sub}-{exp}"), "tier": "unverified", "status": "active"})
+}
+
+fn good_token(sub: &str) -> String {
+    token_with(Algorithm::EdDSA, Some("k1"), claims(sub, NOW + 600))
+}
+
+#[derive(Default)]
+struct FakeDirectory {
+    records: Mutex<HashMap<String, PrincipalRecord>>,
+    keys: Mutex<HashMap<String, ApiKeyGrant>>,
+    principal_calls: AtomicUsize,
+    key_calls: AtomicUsize,
+}
+
+impl FakeDirectory {
+    fn put(&self, id: &str, tier: &str, status: AccountStatus) {
+        self.records.lock().unwrap().insert(
+            id.into(),
+            PrincipalRecord {
+                customer_id: id.into(),
+                tier: tier.into(),
+                status,
+                organization_id: None,
+            },
+        );
+    }
+}
+
+impl IdentityDirectory for FakeDirectory {
+    fn principal(&self, id: String) -> BoxFuture<Result<Option<PrincipalRecord>, DirectoryError>> {
+        self.principal_calls.fetch_add(1, Ordering::SeqCst);
+        let r = self.records.lock().unwrap().get(&id).cloned();
+        Box::pin(async move { Ok(r) })
+    }
+    fn verify_api_key(
+        &self,
+        key: String,
+        _ip: IpAddr,
+    ) -> BoxFuture<Result<ApiKeyGrant, DirectoryError>> {
+        self.key_calls.fetch_add(1, Ordering::SeqCst);
+        let r = self
+            .keys
+            .lock()
+            .unwrap()
+            .get(&key)
+            .cloned()
+            .ok_or(DirectoryError::Rejected);
+        Box::pin(async move { r })
+    }
+    fn verification_keys(&self) -> BoxFuture<Result<Vec<(String, DecodingKey)>, DirectoryError>> {
+        Box::pin(async { Ok(vec![("k1".to_string(), decoding_key())]) })
+    }
+    fn revoked_token_ids(&self) -> BoxFuture<Result<Vec<(String, u64)>, DirectoryError>> {
+        Box::pin(async { Ok(vec![]) })
+    }
+}
+
+async fn verifier() -> (Arc<CredentialVerifier>, Arc<FakeDirectory>) {
+    let dir = Arc::new(FakeDirectory::default());
+    let settings = VerifierSettings {
+        issuer: "cg".into(),
+        audience: "api".into(),
+        leeway: Duration::from_secs(5),
+        principal_ttl: Duration::from_secs(60),
+    };
+    let v = CredentialVerifier::with_clock(settings, dir.clone(), &mut Registry::default(), clock);
+    v.resync().await.unwrap();
+    (v, dir)
+}
+
+async fn run(v: &CredentialVerifier, cred: &str) -> (Result<Principal, AuthError>, bool) {
+    match v.authenticate(cred, "127.0.0.1".parse().unwrap()) {
+        AuthOutcome::Ready(r) => (r, true),
+        AuthOutcome::Pending(f) => (f.await, false),
+    }
+}
+
+#[tokio::test]
+async fn valid_token_uses_current_tier_and_is_served_from_memory_next_time() {
+    let (v, dir) = verifier().await;
+    dir.put("c1", "identity_verified", AccountStatus::Active);
+    let tok = good_token("c1");
+    let (first, ready) = run(&v, &tok).await;
+    let p = first.unwrap();
+    assert!(!ready, "first use needs the directory");
+    assert_eq!(
+        &*p.tier, "identity_verified",
+        "tier comes from the directory, not the token"
+    );
+    assert_eq!(p.method, AuthMethod::Jwt);
+    let (second, ready) = run(&v, &tok).await;
+    assert!(ready, "second use is answered from memory");
+    assert_eq!(second.unwrap(), p);
+    assert_eq!(dir.principal_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_invalid_not_errors() {
+    let (v, dir) = verifier().await;
+    dir.put("c1", "unverified", AccountStatus::Active);
+    let mut wrong_aud = claims("c1", NOW + 600);
+    wrong_aud["aud"] = "other".into();
+    let mut wrong_iss = claims("c1", NOW + 600);
+    wrong_iss["iss"] = "evil".into();
+    let mut immature = claims("c1", NOW + 600);
+    immature["nbf"] = (NOW + 120).into();
+    let none_alg = {
+        let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
+        let c = URL_SAFE_NO_PAD.encode(claims("c1", NOW + 600).to_string());
+        format!("{h}.{c}.")
+    };
+    let cases = [
+        (
+            "expired",
+            token_with(Algorithm::EdDSA, Some("k1"), claims("c1", NOW - 60)),
+        ),
+        (
+            "wrong aud",
+            token_with(Algorithm::EdDSA, Some("k1"), wrong_aud),
+        ),
+        (
+            "wrong iss",
+            token_with(Algorithm::EdDSA, Some("k1"), wrong_iss),
+        ),
+        (
+            "not yet valid",
+            token_with(Algorithm::EdDSA, Some("k1"), immature),
+        ),
+        (
+            "hs256",
+            token_with(Algorithm::HS256, Some("k1"), claims("c1", NOW + 600)),
+        ),
+        (
+            "unknown kid",
+            token_with(Algorithm::EdDSA, Some("k9"), claims("c1", NOW + 600)),
+        ),
+        (
+            "no kid",
+            token_with(Algorithm::EdDSA, None, claims("c1", NOW + 600)),
+        ),
+        ("none alg", none_alg),
+        ("garbage", "a.b.c".to_string()),
+        ("not a credential", "hello world".to_string()),
+        ("bad api key", "cg_x".to_string()),
+        ("sql", "cg_abc_' OR 1=1 --".to_string()),
+    ];
+    for (name, tok) in cases {
+        let (r, _) = run(&v, &tok).await;
+        assert!(matches!(r, Err(AuthError::Invalid(_))), "{name}: {r:?}");
+    }
+    // Flip a signature character well inside (the last one carries padding bits).
+    let mut tampered = good_token("c1").into_bytes();
+    let i = tampered.len() - 10;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert!(matches!(
+        run(&v, &tampered).await.0,
+        Err(AuthError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn suspension_takes_effect_on_notice() {
+    let (v, dir) = verifier().await;
+    dir.put("c1", "unverified", AccountStatus::Active);
+    let tok = good_token("c1");
+    assert!(run(&v, &tok).await.0.is_ok());
+    dir.put("c1", "unverified", AccountStatus::Suspended);
+    assert!(run(&v, &tok).await.0.is_ok(), "cached until told");
+    v.apply(&CredentialNotice::CustomerChanged {
+        customer_id: "c1".into(),
+    });
+    assert_eq!(
+        run(&v, &tok).await.0,
+        Err(AuthError::AccountInactive("suspended"))
+    );
+}
+
+#[tokio::test]
+async fn tier_change_takes_effect_on_notice() {
+    let (v, dir) = verifier().await;
+    dir.put("c1", "unverified", AccountStatus::Active);
+    let tok = good_token("c1");
+    assert_eq!(&*run(&v, &tok).await.0.unwrap().tier, "unverified");
+    dir.put("c1", "organization_verified", AccountStatus::Active);
+    v.apply(&CredentialNotice::CustomerChanged {
+        customer_id: "c1".into(),
+    });
+    assert_eq!(
+        &*run(&v, &tok).await.0.unwrap().tier,
+        "organization_verified"
+    );
+}
+
+#[tokio::test]
+async fn revoked_token_refused() {
+    let (v, dir) = verifier().await;
+    dir.put("c1", "unverified", AccountStatus::Active);
+    let tok = good_token("c1");
+    assert!(run(&v, &tok).await.0.is_ok());
+    v.apply(&CredentialNotice::TokenRevoked {
+        jti: format!("jti-c1-{}", NOW + 600),
+        exp: NOW + 600,
+    });
+    assert_eq!(
+        run(&v, &tok).await.0,
+        Err(AuthError::Invalid("token revoked"))
+    );
+}
+
+#[tokio::test]
+async fn api_keys_cached_after_one_verification_and_dropped_on_revocation() {
+    let (v, dir) = verifier().await;
+    dir.put("c2", "unverified", AccountStatus::Active);
+    let key = "cg_abcdefghijklmnop_c2VjcmV0LXNlY3JldC1zZWNyZXQ";
+    dir.keys.lock().unwrap().insert(
+        key.into(),
+        ApiKeyGrant {
+            key_id: "abcdefghijklmnop".into(),
+            customer_id: "c2".into(),
+            expires_at: None,
+        },
+    );
+    let (r, ready) = run(&v, key).await;
+    assert_eq!(r.unwrap().method, AuthMethod::ApiKey);
+    assert!(!ready);
+    let (r, ready) = run(&v, key).await;
+    assert!(r.is_ok() && ready);
+    assert_eq!(dir.key_calls.load(Ordering::SeqCst), 1);
+
+    dir.keys.lock().unwrap().clear();
+    v.apply(&CredentialNotice::KeyRevoked {
+        key_id: "abcdefghijklmnop".into(),
+    });
+    assert!(matches!(run(&v, key).await.0, Err(AuthError::Invalid(_))));
+    // A rejected key is remembered briefly: guessing again costs no directory call.
+    assert!(matches!(run(&v, key).await.0, Err(AuthError::Invalid(_))));
+    assert_eq!(dir.key_calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn expired_api_key_refused() {
+    let (v, dir) = verifier().await;
+    dir.put("c3", "unverified", AccountStatus::Active);
+    let key = "cg_qrstuvwxyzabcdef_c2VjcmV0";
+    dir.keys.lock().unwrap().insert(
+        key.into(),
+        ApiKeyGrant {
+            key_id: "qrstuvwxyzabcdef".into(),
+            customer_id: "c3".into(),
+            expires_at: Some(NOW - 1),
+        },
+    );
+    assert_eq!(
+        run(&v, key).await.0,
+        Err(AuthError::Invalid("API key expired"))
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn classify_never_panics(s in "\\PC{0,300}") {
+        let _ = classify(&s);
+    }
+}

@@ -1,0 +1,137 @@
+//! The control-plane APIs' error type and its single mapping to RFC 9457 problem documents.
+//!
+//! Handlers return [`ApiError`]; nothing else in the APIs builds an error response. Internal
+//! failures are logged here once and answered with a generic 500 or 503 body.
+
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use computegate_gateway::problem::Problem;
+use http::StatusCode;
+
+/// Why an API request failed, named for what happened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The request body or parameters are invalid; each entry is `(field, problem)`.
+    #[error("invalid request")]
+    Invalid(Vec<(String, String)>),
+    /// The body is not the JSON the endpoint takes.
+    #[error("malformed JSON body: {0}")]
+    MalformedBody(String),
+    /// Credentials missing or wrong (login), or an invalid bearer token.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    /// Authenticated but not allowed.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// The thing does not exist (or is not the caller's to see).
+    #[error("not found")]
+    NotFound,
+    /// A unique value is taken.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// Too many attempts; retry later.
+    #[error("throttled")]
+    Throttled(Duration),
+    /// A dependency (store, Redis) is unreachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; the detail is logged, never shown.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// An invalid-request error for one field.
+    pub fn field(field: &str, problem: &str) -> Self {
+        Self::Invalid(vec![(field.to_string(), problem.to_string())])
+    }
+
+    /// The problem document for this error.
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            Self::Invalid(fields) => {
+                let errors: Vec<serde_json::Value> = fields
+                    .iter()
+                    .map(|(f, p)| serde_json::json!({"field": f, "detail": p}))
+                    .collect();
+                let detail = fields
+                    .iter()
+                    .map(|(f, p)| format!("{f}: {p}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-request",
+                    "Invalid request",
+                    detail,
+                )
+                .with("errors", errors)
+            }
+            Self::MalformedBody(why) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed request body",
+                why.clone(),
+            ),
+            Self::Unauthenticated(why) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Unauthenticated",
+                *why,
+            )
+            .www_authenticate("Bearer error=\"invalid_token\""),
+            Self::Forbidden(why) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", *why)
+            }
+            Self::NotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "no such resource",
+            ),
+            Self::Conflict(why) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", *why),
+            Self::Throttled(after) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "Too many attempts",
+                "too many failed attempts; retry later",
+            )
+            .retry_after(*after),
+            Self::Unavailable(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "a dependency is unavailable; retry later",
+            )
+            .retry_after(Duration::from_secs(5)),
+            Self::Internal(_) => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "an unexpected error occurred",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "control-plane request failed")
+            }
+            Self::Unavailable(detail) => tracing::warn!(error = %detail, "dependency unavailable"),
+            _ => tracing::debug!(error = %self, "control-plane request refused"),
+        }
+        let (parts, body) = self.to_problem().into_response().into_parts();
+        Response::from_parts(parts, axum::body::Body::from(body))
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        Self::MalformedBody(rejection.body_text())
+    }
+}
