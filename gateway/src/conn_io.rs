@@ -1,4 +1,5 @@
-//! A transparent connection wrapper that knows whether a request head is partly received.
+//! A transparent connection wrapper that knows whether a request head is partly received, and
+//! replays bytes read ahead to sniff the protocol.
 //!
 //! hyper closes a connection silently when the header-read timeout fires, and that timer also
 //! covers idle keep-alive time. The gateway answers a *slow* client with 408 but closes an idle
@@ -11,12 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Wraps an IO object, recording whether a request head is in progress.
 #[derive(Debug)]
 pub struct HeadWatch<S> {
     inner: S,
+    prefix: Bytes,
     partial: Arc<AtomicBool>,
 }
 
@@ -24,11 +27,13 @@ pub struct HeadWatch<S> {
 
 impl<S> HeadWatch<S> {
     /// Wraps `inner`; the flag is shared with whoever must decide after the connection ends.
-    pub fn new(inner: S) -> (Self, Arc<AtomicBool>) {
-        let partial = Arc::new(AtomicBool::new(false));
+    /// `prefix` holds bytes already read from `inner` (protocol sniffing); they are read first.
+    pub fn new(inner: S, prefix: Bytes) -> (Self, Arc<AtomicBool>) {
+        let partial = Arc::new(AtomicBool::new(!prefix.is_empty()));
         (
             Self {
                 inner,
+                prefix,
                 partial: partial.clone(),
             },
             partial,
@@ -43,6 +48,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadWatch<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {

@@ -126,20 +126,10 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientFacts) {
     let ip = client.ip.to_string();
     let host = headers.get(header::HOST).cloned();
 
-    let xff = match headers
-        .get(&X_FORWARDED_FOR)
-        .filter(|_| client.trust_forwarded)
-    {
-        Some(prev) => {
-            let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
-            v.extend_from_slice(prev.as_bytes());
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ip.as_bytes());
-            HeaderValue::from_bytes(&v).ok()
-        }
-        None => None,
+    let xff = match joined(headers, &X_FORWARDED_FOR).filter(|_| client.trust_forwarded) {
+        Some(prev) => header_value(&format!("{prev}, {ip}")),
+        None => header_value(&ip),
     };
-    let xff = xff.unwrap_or_else(|| header_value(&ip));
     headers.insert(&X_FORWARDED_FOR, xff);
 
     if !(client.trust_forwarded && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -162,14 +152,28 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientFacts) {
         element.extend(h.chars().filter(|c| *c != '"' && *c != '\\'));
         element.push('"');
     }
-    let forwarded = match headers.get(&FORWARDED).filter(|_| client.trust_forwarded) {
-        Some(prev) => match prev.to_str() {
-            Ok(prev) => format!("{prev}, {element}"),
-            Err(_) => element,
-        },
+    let forwarded = match joined(headers, &FORWARDED).filter(|_| client.trust_forwarded) {
+        Some(prev) => format!("{prev}, {element}"),
         None => element,
     };
     headers.insert(&FORWARDED, header_value(&forwarded));
+}
+
+/// All field lines of a list header joined with `, ` (RFC 9110 §5.3); `None` when absent or
+/// not visible ASCII.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut out: Option<String> = None;
+    for value in headers.get_all(name) {
+        let text = value.to_str().ok()?;
+        match &mut out {
+            Some(s) => {
+                s.push_str(", ");
+                s.push_str(text);
+            }
+            None => out = Some(text.to_string()),
+        }
+    }
+    out
 }
 
 /// The request id to use: the client's when it is sane, else a new UUIDv7.

@@ -138,10 +138,7 @@ impl Gateway {
             }
         }
         let host = request_host(&req);
-        let Some(route) = self
-            .routes
-            .find(host.as_deref(), req.uri().path(), req.method())
-        else {
+        let Some(route) = self.routes.find(host, req.uri().path(), req.method()) else {
             return (problem(&GatewayError::NoRoute), self.metrics.unmatched());
         };
         let metrics = self.metrics.route(route.index);
@@ -228,13 +225,17 @@ impl Gateway {
         let target = pool.pick(now);
 
         let (mut parts, body) = req.into_parts();
-        let host = request_host_parts(&parts.uri, &parts.headers);
-        let hop = forward::prepare_request_headers(&mut parts.headers, &client);
+        // HTTP/2 carries the host in `:authority`; HTTP/1.1 upstreams need `Host`, and the
+        // forwarding headers are derived from it, so it goes in first.
         if !parts.headers.contains_key(header::HOST)
-            && let Some(h) = host.and_then(|h| HeaderValue::from_str(&h).ok())
+            && let Some(h) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         {
             parts.headers.insert(header::HOST, h);
         }
+        let hop = forward::prepare_request_headers(&mut parts.headers, &client);
         parts.headers.insert(&X_REQUEST_ID, request_id.clone());
         if let Some(p) = principal {
             p.headers.apply(&mut parts.headers);
@@ -347,16 +348,12 @@ fn content_length(req: &Request<Incoming>) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn request_host(req: &Request<Incoming>) -> Option<String> {
-    request_host_parts(req.uri(), req.headers())
-}
-
-fn request_host_parts(uri: &Uri, headers: &http::HeaderMap) -> Option<String> {
-    uri.authority().map(|a| a.as_str().to_string()).or_else(|| {
-        headers
+/// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
     })
 }
 

@@ -8,16 +8,18 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -69,6 +71,18 @@ impl From<&ServerConfig> for ServeSettings {
     }
 }
 
+/// The HTTP/2 connection preface (RFC 9113 §3.4) that prior-knowledge clients send first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A connection's handle on the listener's drain signal.
+type Watcher = watch::Receiver<()>;
+
+/// Connection builders for each protocol, shared by every connection of a listener.
+struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
 /// Serves `handler` on `listener` until `shutdown` turns true, then drains for at most
 /// `settings.shutdown_grace`.
 pub async fn serve<H: Handler>(
@@ -78,8 +92,9 @@ pub async fn serve<H: Handler>(
     settings: ServeSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(http_builder(&settings));
-    let graceful = GracefulShutdown::new();
+    let protocols = Arc::new(Protocols::new(&settings));
+    // Every connection holds a receiver; shutdown signals it and waits until all are dropped.
+    let (drain_tx, drain_rx) = watch::channel(());
     let stopped = async move {
         // The guard `wait_for` yields is not `Send`; drop it inside this future.
         let _ = shutdown.wait_for(|stop| *stop).await;
@@ -101,23 +116,18 @@ pub async fn serve<H: Handler>(
                 };
                 let _ = stream.set_nodelay(true);
                 let conn = ConnFacts { ip: peer.ip(), tls: tls.is_some() };
-                let watcher = graceful.watcher();
+                let watcher = drain_rx.clone();
                 let handler = handler.clone();
-                let builder = builder.clone();
-                let settings = settings.clone();
+                let protocols = protocols.clone();
+                let timeout = settings.header_read_timeout;
                 match &tls {
                     None => {
-                        tokio::spawn(async move {
-                            serve_plain(stream, conn, handler, &builder, watcher).await;
-                        });
+                        tokio::spawn(serve_plain(stream, conn, handler, protocols, watcher, timeout));
                     }
                     Some(acceptor) => {
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
-                            let handshake = tokio::time::timeout(
-                                settings.header_read_timeout,
-                                acceptor.accept(stream),
-                            );
+                            let handshake = tokio::time::timeout(timeout, acceptor.accept(stream));
                             let stream = match handshake.await {
                                 Ok(Ok(s)) => s,
                                 Ok(Err(e)) => {
@@ -129,11 +139,10 @@ pub async fn serve<H: Handler>(
                                     return;
                                 }
                             };
-                            let svc = service(handler, conn);
-                            let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                                .into_owned();
-                            if let Err(e) = watcher.watch(conn).await {
+                            // Over TLS the protocol is what ALPN chose; no sniffing needed.
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let io = TokioIo::new(stream);
+                            if let Err(e) = serve_io(io, h2, handler, conn, &protocols, watcher).await {
                                 tracing::debug!(error = %e, "connection ended with an error");
                             }
                         });
@@ -143,40 +152,93 @@ pub async fn serve<H: Handler>(
         }
     }
     drop(listener);
-    let open = graceful.count();
+    drop(drain_rx);
+    let open = drain_tx.receiver_count();
     tracing::info!(open_connections = open, "listener closed; draining");
+    let _ = drain_tx.send(());
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = drain_tx.closed() => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(settings.shutdown_grace) => {
             tracing::warn!("shutdown grace elapsed; closing remaining connections");
         }
     }
 }
 
-/// Plain TCP: keeps a duplicate of the socket so a 408 can be written after hyper gives up on a
-/// slow request head (hyper closes such connections without an answer).
+/// What the first bytes of a plain connection said.
+enum Sniffed {
+    /// Nothing arrived in time, or the client closed: drop quietly.
+    Silent,
+    /// Part of a request arrived, then the client stalled: answer 408.
+    Stalled,
+    /// The protocol is known; these bytes were read and must be replayed.
+    Ready { prefix: Bytes, h2: bool },
+}
+
+/// Reads until the bytes tell HTTP/2 prior knowledge from HTTP/1.x, within `timeout`.
+async fn sniff(stream: &mut TcpStream, timeout: Duration) -> Sniffed {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = BytesMut::with_capacity(H2_PREFACE.len());
+    loop {
+        let mut chunk = [0u8; 24];
+        let want = H2_PREFACE.len() - buf.len();
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk[..want])).await {
+            Ok(Ok(0)) | Ok(Err(_)) if buf.is_empty() => return Sniffed::Silent,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                // Closed mid-preface: let HTTP/1 parsing produce its own error.
+                return Sniffed::Ready {
+                    prefix: buf.freeze(),
+                    h2: false,
+                };
+            }
+            Ok(Ok(n)) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if !H2_PREFACE.starts_with(&buf) {
+                    return Sniffed::Ready {
+                        prefix: buf.freeze(),
+                        h2: false,
+                    };
+                }
+                if buf.len() == H2_PREFACE.len() {
+                    return Sniffed::Ready {
+                        prefix: buf.freeze(),
+                        h2: true,
+                    };
+                }
+            }
+            Err(_) if buf.is_empty() => return Sniffed::Silent,
+            Err(_) => return Sniffed::Stalled,
+        }
+    }
+}
+
+/// Plain TCP: sniffs the protocol under the header timeout, then serves. Keeps a duplicate of
+/// the socket so a 408 can be written after hyper gives up on a slow request head (hyper closes
+/// such connections without an answer).
 async fn serve_plain<H: Handler>(
-    stream: TcpStream,
+    mut stream: TcpStream,
     conn: ConnFacts,
     handler: Arc<H>,
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    protocols: Arc<Protocols>,
+    watcher: Watcher,
+    timeout: Duration,
 ) {
+    let (prefix, h2) = match sniff(&mut stream, timeout).await {
+        Sniffed::Silent => return,
+        Sniffed::Stalled => {
+            let _ = stream.write_all(&timeout_response()).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Sniffed::Ready { prefix, h2 } => (prefix, h2),
+    };
     let spare = stream
         .as_fd()
         .try_clone_to_owned()
         .ok()
         .map(std::net::TcpStream::from);
-    let (io, partial) = HeadWatch::new(stream);
-    let svc = service(handler, conn);
-    let served = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), svc)
-        .into_owned();
-    if let Err(e) = watcher.watch(served).await {
-        let timed_out = e
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_timeout);
-        if timed_out
+    let (io, partial) = HeadWatch::new(stream, prefix);
+    if let Err(e) = serve_io(TokioIo::new(io), h2, handler, conn, &protocols, watcher).await {
+        if e.is_timeout()
             && partial.load(Ordering::Relaxed)
             && let Some(mut spare) = spare
         {
@@ -185,6 +247,69 @@ async fn serve_plain<H: Handler>(
         }
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// Serves one connection with the chosen protocol, tracked for graceful shutdown.
+async fn serve_io<I, H>(
+    io: I,
+    h2: bool,
+    handler: Arc<H>,
+    conn: ConnFacts,
+    protocols: &Protocols,
+    watcher: Watcher,
+) -> Result<(), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    H: Handler,
+{
+    let svc = service(handler, conn);
+    if h2 {
+        drive(protocols.http2.serve_connection(io, svc), watcher).await
+    } else {
+        drive(
+            protocols.http1.serve_connection(io, svc).with_upgrades(),
+            watcher,
+        )
+        .await
+    }
+}
+
+/// A served connection that can be asked to finish its in-flight requests and close.
+trait Drainable: Future<Output = Result<(), hyper::Error>> {
+    fn start_drain(self: Pin<&mut Self>);
+}
+
+impl<I, S> Drainable for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = ResponseBody>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn start_drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S> Drainable for http2::Connection<I, S, TokioExecutor>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = ResponseBody>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn start_drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs `conn` to completion; when the drain signal comes, asks it to finish and close.
+async fn drive<C: Drainable>(conn: C, mut drain: Watcher) -> Result<(), hyper::Error> {
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => return res,
+        _ = drain.changed() => conn.as_mut().start_drain(),
+    }
+    conn.await
 }
 
 fn service<H: Handler>(
@@ -204,33 +329,38 @@ fn service<H: Handler>(
     })
 }
 
-fn http_builder(settings: &ServeSettings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper answers heads beyond its buffer with a bare 431; leave room above our own limit so
-    // the gateway's problem document is what clients normally see.
-    let buf = (settings.max_header_bytes as usize * 2).max(16 * 1024);
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(buf)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(settings.max_header_bytes.min(u64::from(u32::MAX)) as u32)
-        .keep_alive_interval(Some(Duration::from_secs(30)));
-    builder
+// === impl Protocols ===
+
+impl Protocols {
+    fn new(settings: &ServeSettings) -> Self {
+        let mut http1 = http1::Builder::new();
+        // hyper answers heads beyond its buffer with a bare 431; leave room above our own limit
+        // so the gateway's problem document is what clients normally see.
+        let buf = (settings.max_header_bytes as usize * 2).max(16 * 1024);
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .max_buf_size(buf)
+            .keep_alive(true);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(settings.max_header_bytes.min(u64::from(u32::MAX)) as u32)
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        Self { http1, http2 }
+    }
 }
 
-/// The raw HTTP/1.1 408 answer written after hyper abandons a slow request head.
+/// The raw HTTP/1.1 408 answer written when a client stalls in its request head.
 fn timeout_response() -> Vec<u8> {
     let body =
         serde_json::to_vec(&GatewayError::HeaderTimeout.to_problem().to_json()).unwrap_or_default();
+    let request_id = crate::forward::request_id(&http::HeaderMap::new());
     let mut out = format!(
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: {}\r\ncontent-length: {}\r\nx-request-id: {}\r\nconnection: close\r\n\r\n",
         crate::problem::PROBLEM_CONTENT_TYPE,
-        body.len()
+        body.len(),
+        request_id.to_str().unwrap_or("unknown"),
     )
     .into_bytes();
     out.extend_from_slice(&body);

@@ -1,0 +1,174 @@
+//! API keys: create, list, verify, revoke, expire.
+
+use std::net::IpAddr;
+
+use computegate_kyc::access_log::{AccessAction, AccessOutcome};
+use computegate_kyc::accounts::{Actor, CustomerKind};
+use computegate_kyc::api_keys::{KeyError, KeyState, NewApiKey, parse_api_key};
+use time::Duration;
+use uuid::Uuid;
+
+use crate::support::{Ctx, hasher, t0};
+
+const HASH: &str =
+    "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+fn new_key(name: &str) -> NewApiKey {
+    NewApiKey {
+        name: name.into(),
+        expires_at: None,
+        scopes: vec!["jobs:submit".into(), "jobs:read".into()],
+    }
+}
+
+async fn create_verify_revoke(ctx: Ctx) {
+    let s = &ctx.store;
+    let h = hasher();
+    let ip: IpAddr = "198.51.100.20".parse().unwrap();
+    let owner = s
+        .create_customer("keys@example.com", HASH, CustomerKind::Individual, t0())
+        .await
+        .unwrap();
+    let other = s
+        .create_customer("other@example.com", HASH, CustomerKind::Individual, t0())
+        .await
+        .unwrap();
+    let actor = Actor::customer(owner.id, Some(ip));
+    let name = "CI 'runner'; -- 東京";
+    let created = s
+        .create_api_key(&h, owner.id, new_key(name), &actor, t0())
+        .await
+        .unwrap();
+    let parsed = parse_api_key(&created.key).unwrap();
+    assert_eq!(parsed.key_id, created.id);
+    assert!(!format!("{created:?}").contains(parsed.secret));
+
+    let listed = s.list_api_keys(owner.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, created.id);
+    assert_eq!(listed[0].name, name);
+    assert_eq!(listed[0].scopes, ["jobs:submit", "jobs:read"]);
+    assert_eq!(listed[0].state(t0()), KeyState::Active);
+    assert!(s.list_api_keys(other.id).await.unwrap().is_empty());
+
+    let principal = s
+        .verify_api_key(&h, &created.key, Some(ip), t0())
+        .await
+        .unwrap();
+    assert_eq!(principal.customer_id, owner.id);
+    assert_eq!(principal.key_id, created.id);
+    assert_eq!(principal.scopes, ["jobs:submit", "jobs:read"]);
+
+    // Wrong secret and unknown id give the same answer.
+    let wrong_secret = format!("cg_{}_{}", created.id, "A".repeat(43));
+    let unknown_id = format!("cg_{}_{}", "Z".repeat(16), &created.key[20..]);
+    for bad in [&wrong_secret, &unknown_id] {
+        let err = s.verify_api_key(&h, bad, Some(ip), t0()).await.unwrap_err();
+        assert!(matches!(err, KeyError::Invalid), "{err:?}");
+    }
+    let err = s
+        .verify_api_key(&h, "cg_nope", Some(ip), t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::Malformed));
+
+    // Only the owner may revoke.
+    let err = s
+        .revoke_api_key(
+            other.id,
+            &created.id,
+            &Actor::customer(other.id, None),
+            t0(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::NotFound));
+    let err = s
+        .revoke_api_key(owner.id, "ZZZZZZZZZZZZZZZZ", &actor, t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::NotFound));
+    s.revoke_api_key(owner.id, &created.id, &actor, t0())
+        .await
+        .unwrap();
+    s.revoke_api_key(owner.id, &created.id, &actor, t0())
+        .await
+        .unwrap();
+
+    let err = s
+        .verify_api_key(&h, &created.key, Some(ip), t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::Revoked), "{err:?}");
+    // A revoked key with a wrong secret is still just Invalid.
+    let err = s
+        .verify_api_key(&h, &wrong_secret, Some(ip), t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::Invalid));
+
+    let state = s.api_key_state(&created.id).await.unwrap().unwrap();
+    assert_eq!(state.state(t0()), KeyState::Revoked);
+    assert!(s.api_key_state("ZZZZZZZZZZZZZZZZ").await.unwrap().is_none());
+    assert!(s.api_key_state("bad id").await.unwrap().is_none());
+
+    // Access log: create, 1 success + 3 failures of use, revoke (twice).
+    let log = s
+        .access_log_for_subject(&format!("api_key:{}", created.id), 20)
+        .await
+        .unwrap();
+    let count = |action, outcome| {
+        log.iter()
+            .filter(|r| r.event.action == action && r.event.outcome == outcome)
+            .count()
+    };
+    assert_eq!(count(AccessAction::ApiKeyCreate, AccessOutcome::Success), 1);
+    assert_eq!(count(AccessAction::ApiKeyUse, AccessOutcome::Success), 1);
+    assert_eq!(count(AccessAction::ApiKeyUse, AccessOutcome::Failure), 3);
+    assert_eq!(count(AccessAction::ApiKeyRevoke, AccessOutcome::Success), 2);
+    assert!(log.iter().all(|r| r.event.client_ip == Some(ip)));
+}
+
+async fn expiry_and_limits(ctx: Ctx) {
+    let s = &ctx.store;
+    let h = hasher();
+    let owner = s
+        .create_customer("exp@example.com", HASH, CustomerKind::Individual, t0())
+        .await
+        .unwrap();
+    let actor = Actor::customer(owner.id, None);
+    let expiring = NewApiKey {
+        expires_at: Some(t0() + Duration::hours(1)),
+        ..new_key("short-lived")
+    };
+    let created = s
+        .create_api_key(&h, owner.id, expiring, &actor, t0())
+        .await
+        .unwrap();
+    let p = s
+        .verify_api_key(&h, &created.key, None, t0() + Duration::minutes(59))
+        .await
+        .unwrap();
+    assert_eq!(p.expires_at, Some(t0() + Duration::hours(1)));
+    let err = s
+        .verify_api_key(&h, &created.key, None, t0() + Duration::hours(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::Expired), "{err:?}");
+
+    let past = NewApiKey {
+        expires_at: Some(t0()),
+        ..new_key("dead on arrival")
+    };
+    assert!(matches!(
+        s.create_api_key(&h, owner.id, past, &actor, t0()).await,
+        Err(KeyError::ExpiryInPast)
+    ));
+    assert!(matches!(
+        s.create_api_key(&h, Uuid::now_v7(), new_key("ghost"), &actor, t0())
+            .await,
+        Err(KeyError::CustomerNotFound)
+    ));
+}
+
+crate::store_suite!(create_verify_revoke, expiry_and_limits);
