@@ -38,6 +38,22 @@ enum Command {
         #[arg(long, default_value_t = 3600.0)]
         speedup: f64,
     },
+    /// Apply database migrations.
+    Migrate {
+        /// Where the store is.
+        #[command(flatten)]
+        target: crate::operator::StoreTarget,
+    },
+    /// Staff users.
+    Staff {
+        #[command(subcommand)]
+        command: crate::operator::StaffCommand,
+    },
+    /// Token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: crate::operator::KeysCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -83,6 +99,18 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => {
             crate::telemetry::init(&Default::default());
             run_async(0, crate::demo::run(args))
+        }
+        Command::Migrate { target } => {
+            crate::telemetry::init(&Default::default());
+            run_async(1, crate::operator::migrate(target))
+        }
+        Command::Staff { command } => {
+            crate::telemetry::init(&Default::default());
+            run_async(1, crate::operator::staff(command))
+        }
+        Command::Keys { command } => {
+            crate::telemetry::init(&Default::default());
+            run_async(1, crate::operator::keys(command))
         }
         Command::Sim { addr, speedup } => {
             crate::telemetry::init(&Default::default());

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use computegate_gateway::config::Config;
+use computegate_kyc::accounts::{AccountError, Actor, CustomerKind, StaffRole};
+use time::OffsetDateTime;
 use tokio::net::TcpListener;
+
+use crate::identity::Identity;
 use tokio::sync::watch;
 
 /// Arguments of `computegate demo`.
@@ -88,13 +92,45 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     ));
 
     let config = demo_config(&args, sim_addr)?;
-    let running = crate::serve::start(&config, stop_rx).await?;
+    let master = crate::identity::master_key_from_data_dir(&args.data_dir)?;
+    let running = crate::serve::start(&config, master, stop_rx).await?;
+    seed(&running.identity).await?;
     print_next_steps(running.addrs.public, running.addrs.admin, sim_addr);
 
     computegate_gateway::server::termination_signal().await;
     let _ = stop_tx.send(true);
     running.wait().await;
     let _ = sim.await;
+    Ok(())
+}
+
+/// Demo staff admin (printed; local demo only).
+pub const DEMO_STAFF: (&str, &str) = ("admin@demo.computegate.dev", "demo-admin-password");
+/// Demo customer (printed; local demo only).
+pub const DEMO_CUSTOMER: (&str, &str) = ("customer@demo.computegate.dev", "demo-customer-password");
+
+/// Creates the demo staff admin and customer unless they exist.
+async fn seed(identity: &Identity) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let actor = Actor::system("demo");
+    let hash = identity.hasher.hash_async(DEMO_STAFF.1.into()).await?;
+    match identity
+        .store
+        .create_staff(DEMO_STAFF.0, StaffRole::Admin, &hash, &actor, now)
+        .await
+    {
+        Ok(_) | Err(AccountError::EmailTaken) => {}
+        Err(e) => return Err(anyhow::anyhow!("cannot seed the demo staff user: {e}")),
+    }
+    let hash = identity.hasher.hash_async(DEMO_CUSTOMER.1.into()).await?;
+    match identity
+        .store
+        .create_customer(DEMO_CUSTOMER.0, &hash, CustomerKind::Individual, now)
+        .await
+    {
+        Ok(_) | Err(AccountError::EmailTaken) => {}
+        Err(e) => return Err(anyhow::anyhow!("cannot seed the demo customer: {e}")),
+    }
     Ok(())
 }
 
@@ -106,14 +142,34 @@ Computegate demo is running.
   admin (metrics)    http://{admin}
   compute simulator  http://{sim}   (simulated training-compute API behind the gateway)
 
+Seeded (local demo only):
+  customer  {customer} / {customer_pw}
+  staff     {staff} / {staff_pw}   (admin listener: POST /staff/v1/auth/token)
+
 Try:
   curl -i http://{public}/v1/ping                 # public route, proxied to the simulator
   curl -s http://{public}/v1/gpus                 # public GPU catalog
   curl -i http://{public}/v1/jobs                 # authenticated route: 401 without a credential
-  curl -s http://{admin}/metrics | grep computegate_http_requests
+
+  # sign up, get a token, make an authenticated call
+  curl -s -X POST http://{public}/computegate/v1/auth/signup -H 'content-type: application/json' \
+       -d '{{"email":"you@example.com","password":"a long passphrase","kind":"individual"}}'
+  TOKEN=$(curl -s -X POST http://{public}/computegate/v1/auth/token -H 'content-type: application/json' \
+       -d '{{"email":"you@example.com","password":"a long passphrase"}}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+  curl -s http://{public}/computegate/v1/me -H "authorization: Bearer $TOKEN"
+  curl -s http://{public}/v1/jobs -H "authorization: Bearer $TOKEN"      # proxied with verified identity headers
+  curl -s -X POST http://{public}/computegate/v1/keys -H "authorization: Bearer $TOKEN" \
+       -H 'content-type: application/json' -d '{{"name":"laptop"}}'      # an API key (shown once)
+
+  curl -s http://{public}/.well-known/jwks.json
+  curl -s http://{admin}/metrics | grep computegate_
   curl -s http://{admin}/readyz
 
 Stop with Ctrl-C.
-"#
+"#,
+        customer = DEMO_CUSTOMER.0,
+        customer_pw = DEMO_CUSTOMER.1,
+        staff = DEMO_STAFF.0,
+        staff_pw = DEMO_STAFF.1,
     );
 }

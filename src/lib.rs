@@ -6,6 +6,8 @@
 pub mod api;
 pub mod cli;
 pub mod demo;
+pub mod identity;
+pub mod operator;
 pub mod serve;
 pub mod sim;
 pub mod telemetry;

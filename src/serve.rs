@@ -10,6 +10,10 @@ use computegate_gateway::config::Config;
 use computegate_gateway::proxy::Gateway;
 use computegate_gateway::server::{self, ServeSettings};
 use computegate_gateway::tls::ReloadableCert;
+use computegate_kyc::crypto::MasterKey;
+
+use crate::api::{self, RouterPlane};
+use crate::identity::Identity;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,8 +35,9 @@ pub struct BoundAddrs {
 
 /// Runs the gateway until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let master = crate::identity::master_key_from_env(|k| std::env::var(k).ok())?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let running = start(&config, stop_rx).await?;
+    let running = start(&config, master, stop_rx).await?;
     println!(
         "computegate listening: public={} admin={}",
         running.addrs.public, running.addrs.admin
@@ -48,6 +53,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 pub struct Running {
     /// Where it listens.
     pub addrs: BoundAddrs,
+    /// The identity service (the demo seeds accounts through it).
+    pub identity: Arc<Identity>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -61,10 +68,23 @@ impl Running {
 }
 
 /// Binds and starts the listeners; they stop when `stop` turns true.
-pub async fn start(config: &Config, stop: watch::Receiver<bool>) -> anyhow::Result<Running> {
+pub async fn start(
+    config: &Config,
+    master: MasterKey,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Running> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut registry = Registry::default();
-    let gateway = Gateway::new(config, &mut registry, None, None).map_err(StartupConfigError)?;
+    let identity = Identity::open(config, master, &mut registry).await?;
+    let customer_api = RouterPlane::new(api::customer::PREFIXES, api::customer::router(identity.clone()));
+    let staff_api = RouterPlane::new(api::staff::PREFIXES, api::staff::router(identity.clone()));
+    let gateway = Gateway::new(
+        config,
+        &mut registry,
+        Some(identity.verifier.clone()),
+        Some(customer_api),
+    )
+    .map_err(StartupConfigError)?;
     let gateway = Arc::new(gateway);
     let registry = Arc::new(registry);
 
@@ -107,8 +127,8 @@ pub async fn start(config: &Config, stop: watch::Receiver<bool>) -> anyhow::Resu
     let admin = Arc::new(Admin::new(
         registry,
         gateway.clone(),
-        Vec::new(),
-        None,
+        identity.readiness_checks(),
+        Some(staff_api),
         stop.clone(),
     ));
     let tasks = vec![
@@ -122,7 +142,11 @@ pub async fn start(config: &Config, stop: watch::Receiver<bool>) -> anyhow::Resu
         tokio::spawn(server::serve(admin_listener, admin, None, settings, stop)),
     ];
     tracing::info!(public = %addrs.public, admin = %addrs.admin, "gateway started");
-    Ok(Running { addrs, tasks })
+    Ok(Running {
+        addrs,
+        identity,
+        tasks,
+    })
 }
 
 /// Reloads the TLS certificate whenever SIGHUP arrives; a bad file keeps the old certificate.

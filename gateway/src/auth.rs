@@ -48,6 +48,8 @@ pub struct IdentityHeaders {
     pub tier: HeaderValue,
     /// `X-Computegate-Organization`.
     pub organization: Option<HeaderValue>,
+    /// `X-Computegate-Identity`: a short-lived JWT upstreams can verify with the JWKS.
+    pub identity_token: Option<HeaderValue>,
 }
 
 /// Why a credential was refused. The text is shown to the client, so it never echoes the credential.
@@ -128,6 +130,7 @@ impl IdentityHeaders {
                 Some(o) => Some(HeaderValue::from_str(o).ok()?),
                 None => None,
             },
+            identity_token: None,
         })
     }
 
@@ -137,6 +140,9 @@ impl IdentityHeaders {
         headers.insert(&header_names::TIER, self.tier.clone());
         if let Some(org) = &self.organization {
             headers.insert(&header_names::ORGANIZATION, org.clone());
+        }
+        if let Some(token) = &self.identity_token {
+            headers.insert(&header_names::IDENTITY, token.clone());
         }
     }
 }

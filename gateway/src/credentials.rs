@@ -97,6 +97,13 @@ pub trait IdentityDirectory: Send + Sync + 'static {
     fn verification_keys(&self) -> BoxFuture<Result<Vec<(String, DecodingKey)>, DirectoryError>>;
     /// Access-token ids revoked before their expiry (logout), with their `exp`.
     fn revoked_token_ids(&self) -> BoxFuture<Result<Vec<(String, u64)>, DirectoryError>>;
+    /// A signed identity token for upstreams, valid at least `valid_for`, when the deployment
+    /// forwards one (`auth.forward_identity_token`); `None` otherwise. Called once per
+    /// principal-cache fill, never per request.
+    fn identity_token(&self, record: &PrincipalRecord, valid_for: Duration) -> Option<String> {
+        let _ = (record, valid_for);
+        None
+    }
 }
 
 /// A change that invalidates cached credentials (from this replica or, via Redis, another).

@@ -238,6 +238,8 @@ impl Gateway {
         let hop = forward::prepare_request_headers(&mut parts.headers, &client);
         parts.headers.insert(&X_REQUEST_ID, request_id.clone());
         if let Some(p) = principal {
+            // The caller's secret stays here; upstreams get the verified identity instead.
+            parts.headers.remove(header::AUTHORIZATION);
             p.headers.apply(&mut parts.headers);
         }
         parts.uri = upstream_uri(&target.authority, &parts.uri)?;

@@ -7,6 +7,7 @@
 //! - [`crypto`]: the master key and AES-256-GCM sealing of secrets at rest.
 //! - [`tokens`]: Ed25519 signing keys, access JWTs and the JWKS.
 //! - [`refresh`]: rotating refresh tokens with reuse detection.
+//! - [`revocation`]: access tokens revoked before expiry (logout); the store's liveness probe.
 //! - [`api_keys`]: customer API keys (`cg_<id>_<secret>`).
 //! - [`login`]: password authentication with the enumeration and rehash rules applied.
 //! - [`cluster`]: notices between replicas and login throttling (Redis or in process).
@@ -22,6 +23,7 @@ pub mod crypto;
 pub mod login;
 pub mod password;
 pub mod refresh;
+pub mod revocation;
 pub mod store;
 pub mod tokens;
 

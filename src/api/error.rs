@@ -116,6 +116,16 @@ impl ApiError {
     }
 }
 
+/// Wraps an unexpected failure (logged once, answered with a generic 500).
+pub fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// Wraps a dependency failure (logged once, answered 503 with `Retry-After`).
+pub fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Unavailable(e.to_string())
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {

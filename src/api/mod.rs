@@ -2,7 +2,9 @@
 //! gateway's [`ControlPlane`] port: the customer API on the public listener (`/computegate/v1/…`,
 //! `/.well-known/jwks.json`) and the staff API on the admin listener (`/staff/v1/…`).
 
+pub mod customer;
 pub mod error;
+pub mod staff;
 
 use std::sync::Arc;
 

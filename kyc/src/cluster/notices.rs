@@ -57,6 +57,13 @@ pub enum Notice {
         /// The family.
         family_id: Uuid,
     },
+    /// An access token was revoked before its expiry (logout): refuse it everywhere.
+    AccessTokenRevoked {
+        /// The token's `jti`.
+        jti: String,
+        /// The token's `exp` (Unix seconds); the revocation matters only until then.
+        exp: i64,
+    },
     /// The signing key was rotated: reload the keyring.
     SigningKeyRotated {
         /// The new active kid.

@@ -1,0 +1,10 @@
+-- Access tokens revoked before their expiry (logout). Kept until `expires_at`; every replica
+-- loads the live ones at start and hears of new ones through cluster notices.
+CREATE TABLE revoked_access_tokens (
+    jti         TEXT PRIMARY KEY NOT NULL,
+    subject     TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    revoked_at  TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX revoked_access_tokens_expiry ON revoked_access_tokens (expires_at);

@@ -1,0 +1,201 @@
+//! The gateway's identity ports implemented with the store: principals, API-key verification,
+//! verification keys and revoked tokens for the credential verifier's cache misses, plus the
+//! readiness checks of the store and Redis.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use computegate_gateway::admin::ReadinessCheck;
+use computegate_gateway::auth::BoxFuture;
+use computegate_gateway::credentials::{
+    AccountStatus, ApiKeyGrant, DirectoryError, IdentityDirectory, PrincipalRecord,
+};
+use computegate_kyc::Store;
+use computegate_kyc::accounts::CustomerStatus;
+use computegate_kyc::api_keys::KeyError;
+use computegate_kyc::crypto::MasterKey;
+use computegate_kyc::password::Hasher;
+use computegate_kyc::tokens::AccessClaims;
+use jsonwebtoken::DecodingKey;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{SharedKeyring, UPSTREAM_AUDIENCE};
+
+/// [`IdentityDirectory`] over the store.
+pub struct StoreDirectory {
+    store: Store,
+    hasher: Hasher,
+    master: MasterKey,
+    /// Keyring and issuer for upstream identity tokens, when they are forwarded.
+    signer: Option<(SharedKeyring, String)>,
+}
+
+impl StoreDirectory {
+    /// A directory reading `store`; with `signer`, it also signs upstream identity tokens.
+    pub fn new(
+        store: Store,
+        hasher: Hasher,
+        master: MasterKey,
+        signer: Option<(SharedKeyring, String)>,
+    ) -> Self {
+        Self {
+            store,
+            hasher,
+            master,
+            signer,
+        }
+    }
+}
+
+impl IdentityDirectory for StoreDirectory {
+    fn principal(
+        &self,
+        customer_id: String,
+    ) -> BoxFuture<Result<Option<PrincipalRecord>, DirectoryError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let Ok(id) = Uuid::parse_str(&customer_id) else {
+                return Ok(None);
+            };
+            let customer = store.customer_by_id(id).await.map_err(|e| {
+                tracing::warn!(error = %e, "principal lookup failed");
+                DirectoryError::Unavailable
+            })?;
+            Ok(customer.map(|c| PrincipalRecord {
+                customer_id: c.id.to_string(),
+                tier: c.tier.as_str().to_string(),
+                status: match c.status {
+                    CustomerStatus::Active => AccountStatus::Active,
+                    CustomerStatus::Suspended => AccountStatus::Suspended,
+                    _ => AccountStatus::Closed,
+                },
+                organization_id: c.organization_id.map(|o| o.to_string()),
+            }))
+        })
+    }
+
+    fn verify_api_key(&self, key: String, ip: IpAddr) -> BoxFuture<Result<ApiKeyGrant, DirectoryError>> {
+        let store = self.store.clone();
+        let hasher = self.hasher.clone();
+        Box::pin(async move {
+            match store
+                .verify_api_key(&hasher, &key, Some(ip), OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(p) => Ok(ApiKeyGrant {
+                    key_id: p.key_id,
+                    customer_id: p.customer_id.to_string(),
+                    expires_at: p.expires_at.map(|t| t.unix_timestamp().max(0) as u64),
+                }),
+                Err(
+                    KeyError::Malformed
+                    | KeyError::Invalid
+                    | KeyError::Revoked
+                    | KeyError::Expired
+                    | KeyError::NotFound
+                    | KeyError::CustomerNotFound,
+                ) => Err(DirectoryError::Rejected),
+                Err(e) => {
+                    tracing::warn!(error = %e, "API key verification failed");
+                    Err(DirectoryError::Unavailable)
+                }
+            }
+        })
+    }
+
+    fn verification_keys(&self) -> BoxFuture<Result<Vec<(String, DecodingKey)>, DirectoryError>> {
+        let store = self.store.clone();
+        let master = self.master.clone();
+        Box::pin(async move {
+            let keyring = store
+                .load_keyring(&master, OffsetDateTime::now_utc())
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "cannot load verification keys");
+                    DirectoryError::Unavailable
+                })?;
+            keyring.decoding_keys().map_err(|e| {
+                tracing::error!(error = %e, "stored verification keys are unusable");
+                DirectoryError::Unavailable
+            })
+        })
+    }
+
+    fn identity_token(&self, record: &PrincipalRecord, valid_for: Duration) -> Option<String> {
+        let (keyring, issuer) = self.signer.as_ref()?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = AccessClaims {
+            iss: issuer.clone(),
+            aud: UPSTREAM_AUDIENCE.to_string(),
+            sub: record.customer_id.clone(),
+            tier: record.tier.clone(),
+            status: "active".into(),
+            iat: now,
+            nbf: now,
+            exp: now + valid_for.as_secs() as i64,
+            jti: Uuid::new_v4().to_string(),
+            org: record.organization_id.clone(),
+            role: None,
+        };
+        let keyring = keyring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match keyring.sign_access(&claims) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign an upstream identity token");
+                None
+            }
+        }
+    }
+
+    fn revoked_token_ids(&self) -> BoxFuture<Result<Vec<(String, u64)>, DirectoryError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let rows = store
+                .revoked_access_tokens(OffsetDateTime::now_utc())
+                .await
+                .map_err(|_| DirectoryError::Unavailable)?;
+            Ok(rows
+                .into_iter()
+                .map(|(jti, exp)| (jti, exp.max(0) as u64))
+                .collect())
+        })
+    }
+}
+
+/// `/readyz` check of the database.
+pub(super) struct StoreCheck(pub(super) Store);
+
+impl ReadinessCheck for StoreCheck {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    fn check(&self) -> BoxFuture<Result<(), String>> {
+        let store = self.0.clone();
+        Box::pin(async move { store.ping().await.map_err(|_| "unreachable".to_string()) })
+    }
+}
+
+/// `/readyz` check of Redis.
+pub(super) struct RedisCheck(pub(super) redis::aio::ConnectionManager);
+
+impl ReadinessCheck for RedisCheck {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn check(&self) -> BoxFuture<Result<(), String>> {
+        let mut conn = self.0.clone();
+        Box::pin(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(|_| ())
+                .map_err(|_| "unreachable".to_string())
+        })
+    }
+}

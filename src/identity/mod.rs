@@ -1,0 +1,311 @@
+//! The identity service of one process: the store, password hashing, signing keys, the login
+//! throttle, cluster notices and the data-plane credential verifier, built from configuration.
+//!
+//! Changes that invalidate credentials (key revocation, logout, suspension, tier change) are
+//! applied to this replica's caches first and then published, so they take effect here at once
+//! and on other replicas as soon as the notice arrives.
+
+mod directory;
+mod notices;
+mod staff;
+
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use computegate_gateway::config::{AuthConfig, Config};
+use computegate_gateway::credentials::{CredentialVerifier, VerifierSettings};
+use computegate_kyc::Store;
+use computegate_kyc::accounts::{Actor, Customer};
+use computegate_kyc::cluster::{LoginThrottle, Notice, Notices, ThrottleLimits};
+use computegate_kyc::crypto::MasterKey;
+use computegate_kyc::password::{Hasher, PasswordParams};
+use computegate_kyc::tokens::{AccessClaims, Keyring};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use time::OffsetDateTime;
+
+pub use self::directory::StoreDirectory;
+pub use self::staff::StaffClaims;
+
+/// Everything the control plane and the data plane need to know who is calling.
+pub struct Identity {
+    /// System of record.
+    pub store: Store,
+    /// argon2id with the configured parameters.
+    pub hasher: Hasher,
+    /// Failed-login throttle (Redis or in process).
+    pub throttle: LoginThrottle,
+    /// Data-plane credential verifier and its caches.
+    pub verifier: Arc<CredentialVerifier>,
+    /// Token settings.
+    pub auth: AuthConfig,
+    master: MasterKey,
+    keyring: SharedKeyring,
+    notices: Notices,
+    redis: Option<redis::aio::ConnectionManager>,
+    logins: Family<LoginLabels, Counter>,
+}
+
+/// The signing keyring, shared with the directory (which signs upstream identity tokens).
+pub(crate) type SharedKeyring = Arc<RwLock<Arc<Keyring>>>;
+
+/// Audience of the identity tokens forwarded to upstreams.
+pub const UPSTREAM_AUDIENCE: &str = "computegate-upstream";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoginLabels {
+    kind: &'static str,
+    result: &'static str,
+}
+
+/// Issued tokens in the RFC 6749 response shape.
+#[derive(Debug, serde::Serialize)]
+pub struct TokenResponse {
+    /// Signed access JWT.
+    pub access_token: String,
+    /// Opaque refresh token.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u64,
+}
+
+// === impl Identity ===
+
+impl Identity {
+    /// Opens the store (migrating it), loads signing keys (creating the first one), connects to
+    /// Redis when configured and starts the notice listener.
+    pub async fn open(
+        config: &Config,
+        master: MasterKey,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Arc<Identity>> {
+        let url = config.database_url();
+        if url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("cannot create data_dir {}", config.data_dir.display())
+            })?;
+        }
+        let store = Store::connect(&url)
+            .await
+            .context("cannot open the database (database.url)")?;
+        store.migrate().await.context("database migration failed")?;
+        let now = OffsetDateTime::now_utc();
+        store
+            .ensure_signing_key(&master, &Actor::system("startup"), now)
+            .await
+            .context("cannot create or read the signing key (is COMPUTEGATE_MASTER_KEY the one the store was created with?)")?;
+        let keyring = store
+            .load_keyring(&master, now)
+            .await
+            .context("cannot load signing keys")?;
+        let a = &config.auth;
+        let hasher = Hasher::new(PasswordParams {
+            memory_kib: a.argon2_memory_kib,
+            iterations: a.argon2_iterations,
+            parallelism: a.argon2_parallelism,
+        })
+        .context("auth.argon2_* parameters are not usable")?;
+        let limits = ThrottleLimits {
+            per_account: a.login_max_failures_per_account,
+            per_ip: a.login_max_failures_per_ip,
+            window: a.login_window,
+        };
+        let prefix = &config.redis.key_prefix;
+        let (notices, throttle, redis) = match &config.redis.url {
+            Some(url) => {
+                let client = computegate_kyc::cluster::redis_client(url)
+                    .context("redis.url is not a valid Redis URL")?;
+                let notices = Notices::redis(client.clone(), prefix)
+                    .await
+                    .context("cannot subscribe to Redis notices (redis.url)")?;
+                let throttle = LoginThrottle::redis(client.clone(), prefix, limits)
+                    .await
+                    .context("cannot connect to Redis (redis.url)")?;
+                let manager = client
+                    .get_connection_manager()
+                    .await
+                    .context("cannot connect to Redis (redis.url)")?;
+                (notices, throttle, Some(manager))
+            }
+            None => (
+                Notices::in_process(),
+                LoginThrottle::in_process(limits),
+                None,
+            ),
+        };
+        let settings = VerifierSettings {
+            issuer: a.issuer.clone(),
+            audience: a.audience.clone(),
+            leeway: a.leeway,
+            principal_ttl: a.principal_cache_ttl,
+        };
+        let keyring: SharedKeyring = Arc::new(RwLock::new(Arc::new(keyring)));
+        let signer = a
+            .forward_identity_token
+            .then(|| (keyring.clone(), a.issuer.clone()));
+        let directory = Arc::new(StoreDirectory::new(
+            store.clone(),
+            hasher.clone(),
+            master.clone(),
+            signer,
+        ));
+        let verifier = CredentialVerifier::new(settings, directory, registry);
+        verifier
+            .resync()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load credentials from the store: {e}"))?;
+        let logins = Family::<LoginLabels, Counter>::default();
+        registry.register(
+            "computegate_logins",
+            "Password logins by kind (customer, staff) and result (ok, invalid, throttled, inactive, error)",
+            logins.clone(),
+        );
+        let identity = Arc::new(Identity {
+            store,
+            hasher,
+            throttle,
+            verifier,
+            auth: config.auth.clone(),
+            master,
+            keyring,
+            notices,
+            redis,
+            logins,
+        });
+        notices::spawn_listener(&identity);
+        Ok(identity)
+    }
+
+    /// The current signing keyring.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keyring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Re-reads signing keys from the store (after a rotation anywhere in the cluster).
+    pub async fn reload_keyring(&self) -> anyhow::Result<()> {
+        let keyring = self
+            .store
+            .load_keyring(&self.master, OffsetDateTime::now_utc())
+            .await?;
+        *self
+            .keyring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keyring);
+        Ok(())
+    }
+
+    /// Applies `notice` to this replica's caches now, then tells the other replicas.
+    pub async fn announce(&self, notice: Notice) {
+        if let Some(local) = notices::to_credential_notice(&notice) {
+            self.verifier.apply(&local);
+        }
+        if let Err(e) = self.notices.publish(&notice).await {
+            // The change is committed and in force here; other replicas re-check their caches
+            // within `auth.principal_cache_ttl` (and fully on their next reconnect resync).
+            tracing::warn!(error = %e, "could not publish a credential notice to other replicas");
+        }
+    }
+
+    /// Issues an access token and a refresh token for `customer`.
+    pub async fn issue_customer_tokens(
+        &self,
+        customer: &Customer,
+        now: OffsetDateTime,
+    ) -> Result<TokenResponse, crate::api::error::ApiError> {
+        let ttl = self.auth.access_token_ttl;
+        let claims = AccessClaims::for_customer(
+            customer,
+            &self.auth.issuer,
+            &self.auth.audience,
+            now,
+            span(ttl),
+        );
+        let access = self.sign(&claims)?;
+        let refresh = self
+            .store
+            .issue_refresh(
+                computegate_kyc::accounts::Subject::Customer(customer.id),
+                now,
+                span(self.auth.refresh_token_ttl),
+            )
+            .await
+            .map_err(crate::api::error::internal)?;
+        Ok(TokenResponse {
+            access_token: access,
+            refresh_token: refresh.token,
+            token_type: "Bearer",
+            expires_in: ttl.as_secs(),
+        })
+    }
+
+    /// Signs claims with the active key.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, crate::api::error::ApiError> {
+        self.keyring()
+            .sign_access(claims)
+            .map_err(crate::api::error::internal)
+    }
+
+    /// Counts a login attempt.
+    pub fn count_login(&self, kind: &'static str, result: &'static str) {
+        self.logins.get_or_create(&LoginLabels { kind, result }).inc();
+    }
+
+    /// Readiness checks for `/readyz`: the store, and Redis when configured.
+    pub fn readiness_checks(self: &Arc<Self>) -> Vec<Arc<dyn computegate_gateway::admin::ReadinessCheck>> {
+        let mut checks: Vec<Arc<dyn computegate_gateway::admin::ReadinessCheck>> =
+            vec![Arc::new(directory::StoreCheck(self.store.clone()))];
+        if let Some(redis) = &self.redis {
+            checks.push(Arc::new(directory::RedisCheck(redis.clone())));
+        }
+        checks
+    }
+}
+
+/// Reads the master key from `COMPUTEGATE_MASTER_KEY`.
+pub fn master_key_from_env(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<MasterKey> {
+    let value = env("COMPUTEGATE_MASTER_KEY").ok_or_else(|| {
+        crate::serve::StartupConfigError(
+            "COMPUTEGATE_MASTER_KEY is not set: it must hold 32 random bytes in base64 \
+             (generate one with `head -c 32 /dev/urandom | base64`)"
+                .into(),
+        )
+    })?;
+    MasterKey::from_base64(value.trim()).map_err(|e| {
+        crate::serve::StartupConfigError(format!("COMPUTEGATE_MASTER_KEY: {e}")).into()
+    })
+}
+
+/// The master key of an embedded (data-dir) store: `data_dir/master.key`, created on first use
+/// with owner-only permissions. For the demo and local tools; production sets the environment.
+pub fn master_key_from_data_dir(data_dir: &std::path::Path) -> anyhow::Result<MasterKey> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("master.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return MasterKey::from_base64(text.trim())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let key = MasterKey::generate().map_err(|e| anyhow::anyhow!("cannot generate a key: {e}"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(key.to_base64().as_bytes())?;
+    Ok(key)
+}
+
+/// A configured duration as the store's time span (saturating; configured values are small).
+pub(crate) fn span(d: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}

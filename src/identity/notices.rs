@@ -1,0 +1,78 @@
+//! Listens for cluster notices (Redis pub/sub, or in process on a single node) and applies them
+//! to this replica's credential caches and keyring.
+
+use std::sync::{Arc, Weak};
+
+use computegate_gateway::credentials::CredentialNotice;
+use computegate_kyc::cluster::Notice;
+
+use super::Identity;
+
+/// Maps a kyc notice to the gateway's cache notice (`None` for ones the caches ignore).
+pub(super) fn to_credential_notice(notice: &Notice) -> Option<CredentialNotice> {
+    Some(match notice {
+        Notice::KeyRevoked { key_id } => CredentialNotice::KeyRevoked {
+            key_id: key_id.clone(),
+        },
+        Notice::CustomerChanged { customer_id } => CredentialNotice::CustomerChanged {
+            customer_id: customer_id.to_string(),
+        },
+        Notice::AccessTokenRevoked { jti, exp } => CredentialNotice::TokenRevoked {
+            jti: jti.clone(),
+            exp: (*exp).max(0) as u64,
+        },
+        Notice::SigningKeyRotated { .. } => CredentialNotice::SigningKeysChanged,
+        Notice::Resync => CredentialNotice::Resync,
+        _ => return None,
+    })
+}
+
+/// How often signing keys are re-read even without a notice (a rotation by the CLI on a single
+/// node has no notice channel to the running process).
+const KEYRING_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Starts the tasks that apply notices and refresh the keyring until the identity service is
+/// dropped.
+pub(super) fn spawn_listener(identity: &Arc<Identity>) {
+    let mut subscription = identity.notices.subscribe();
+    let weak: Weak<Identity> = Arc::downgrade(identity);
+    let refresh = weak.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEYRING_REFRESH);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(identity) = refresh.upgrade() else { break };
+            if let Err(e) = identity.reload_keyring().await {
+                tracing::warn!(error = %e, "periodic keyring reload failed");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(notice) = subscription.recv().await {
+            let Some(identity) = weak.upgrade() else { break };
+            match &notice {
+                Notice::Resync => {
+                    // Reconnected or lagged: anything may have changed meanwhile.
+                    if let Err(e) = identity.verifier.resync().await {
+                        tracing::warn!(error = %e, "credential resync failed; caches were cleared");
+                    }
+                    if let Err(e) = identity.reload_keyring().await {
+                        tracing::warn!(error = %e, "keyring reload failed");
+                    }
+                }
+                Notice::SigningKeyRotated { .. } => {
+                    identity.verifier.apply(&CredentialNotice::SigningKeysChanged);
+                    if let Err(e) = identity.reload_keyring().await {
+                        tracing::warn!(error = %e, "keyring reload failed");
+                    }
+                }
+                other => {
+                    if let Some(n) = to_credential_notice(other) {
+                        identity.verifier.apply(&n);
+                    }
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,71 @@
+//! Staff bearer tokens on the admin listener: EdDSA JWTs with the staff audience, checked against
+//! the current keyring and the staff user's current record on every call (staff traffic is small;
+//! a disabled user or changed role takes effect at once).
+
+use computegate_kyc::accounts::StaffUser;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Identity;
+use crate::api::error::ApiError;
+
+/// The claims the staff API relies on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StaffClaims {
+    /// `staff:<uuid>` or a bare uuid.
+    pub sub: String,
+    /// Token id.
+    pub jti: String,
+    /// Expiry (Unix seconds).
+    pub exp: i64,
+}
+
+// === impl Identity ===
+
+impl Identity {
+    /// Verifies a staff bearer token and returns the staff user as stored now.
+    pub async fn authenticate_staff(&self, bearer: &str) -> Result<StaffUser, ApiError> {
+        let claims = self.decode(bearer, &self.auth.staff_audience)?;
+        let id = claims.sub.strip_prefix("staff:").unwrap_or(&claims.sub);
+        let id = Uuid::parse_str(id).map_err(|_| ApiError::Unauthenticated("not a staff token"))?;
+        let staff = self
+            .store
+            .staff_by_id(id)
+            .await
+            .map_err(crate::api::error::unavailable)?
+            .ok_or(ApiError::Unauthenticated("unknown staff user"))?;
+        if staff.disabled_at.is_some() {
+            return Err(ApiError::Forbidden("the staff user is disabled"));
+        }
+        Ok(staff)
+    }
+
+    /// Verifies signature, issuer, audience and times of an access token against the keyring.
+    pub fn decode(&self, token: &str, audience: &str) -> Result<StaffClaims, ApiError> {
+        let invalid = || ApiError::Unauthenticated("the token is not valid");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid());
+        }
+        let kid = header.kid.ok_or_else(|| invalid())?;
+        let keys = self.keyring().decoding_keys().map_err(crate::api::error::internal)?;
+        let key = keys
+            .iter()
+            .find(|(k, _)| *k == kid)
+            .map(|(_, key)| key)
+            .ok_or_else(|| invalid())?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[self.auth.issuer.as_str()]);
+        validation.set_audience(&[audience]);
+        validation.leeway = self.auth.leeway.as_secs();
+        validation.set_required_spec_claims(&["exp", "nbf", "sub", "aud", "iss"]);
+        let data = jsonwebtoken::decode::<StaffClaims>(token, key, &validation)
+            .map_err(|_| invalid())?;
+        if data.claims.exp < OffsetDateTime::now_utc().unix_timestamp() - validation.leeway as i64 {
+            return Err(invalid());
+        }
+        Ok(data.claims)
+    }
+}

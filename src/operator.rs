@@ -1,0 +1,173 @@
+//! Operator commands that work on the store directly: `migrate`, `staff create`, `keys rotate`.
+//! Each takes `--config FILE` (the store and Redis of a deployment; master key from
+//! `COMPUTEGATE_MASTER_KEY`) or `--data-dir DIR` (the demo's embedded store and key file).
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use computegate_gateway::config::Config;
+use computegate_kyc::Store;
+use computegate_kyc::accounts::{Actor, StaffRole};
+use computegate_kyc::cluster::{Notice, Notices};
+use computegate_kyc::crypto::MasterKey;
+use computegate_kyc::password::{Hasher, PasswordParams, check_policy};
+use time::OffsetDateTime;
+
+use crate::serve::StartupConfigError;
+
+/// Where the store is: a deployment's config file or an embedded data directory.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct StoreTarget {
+    /// Configuration file of the deployment.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory of the embedded store (the demo's).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Operator subcommands on the store.
+#[derive(Debug, clap::Subcommand)]
+pub enum StaffCommand {
+    /// Create a staff user.
+    Create {
+        /// Email of the staff user.
+        #[arg(long)]
+        email: String,
+        /// Role: reviewer, senior_reviewer, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Where the store is.
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+}
+
+/// Signing-key subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Add a new active signing key; old keys keep verifying until their tokens expire.
+    Rotate {
+        /// Where the store is.
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+}
+
+// === impl StoreTarget ===
+
+impl StoreTarget {
+    /// The configuration and master key this target names.
+    pub fn resolve(&self) -> anyhow::Result<(Config, MasterKey)> {
+        match (&self.config, &self.data_dir) {
+            (Some(path), _) => {
+                let config = Config::load(path, std::env::vars())
+                    .map_err(|e| StartupConfigError(e.to_string()))?;
+                let master = crate::identity::master_key_from_env(|k| std::env::var(k).ok())?;
+                Ok((config, master))
+            }
+            (None, Some(dir)) => {
+                let mut config = Config::default();
+                config.data_dir = dir.clone();
+                let master = crate::identity::master_key_from_data_dir(dir)?;
+                Ok((config, master))
+            }
+            (None, None) => Err(StartupConfigError("give --config FILE or --data-dir DIR".into()).into()),
+        }
+    }
+
+    async fn open(&self) -> anyhow::Result<(Config, MasterKey, Store)> {
+        let (config, master) = self.resolve()?;
+        let url = config.database_url();
+        if url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir)?;
+        }
+        let store = Store::connect(&url).await.context("cannot open the database")?;
+        Ok((config, master, store))
+    }
+}
+
+/// `computegate migrate`.
+pub async fn migrate(target: StoreTarget) -> anyhow::Result<()> {
+    let (_, _, store) = target.open().await?;
+    store.migrate().await.context("migration failed")?;
+    println!("database schema is up to date ({:?})", store.schema_state().await?);
+    Ok(())
+}
+
+/// `computegate staff …`.
+pub async fn staff(command: StaffCommand) -> anyhow::Result<()> {
+    let StaffCommand::Create {
+        email,
+        role,
+        password_stdin,
+        target,
+    } = command;
+    let role: StaffRole = role.parse().map_err(|_| {
+        StartupConfigError(format!(
+            "--role `{role}` is not one of reviewer, senior_reviewer, auditor, admin"
+        ))
+    })?;
+    let (password, generated) = if password_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the password from standard input")?;
+        (text.trim_end_matches(['\r', '\n']).to_string(), false)
+    } else {
+        (generate_password(), true)
+    };
+    check_policy(&password).map_err(|e| StartupConfigError(format!("password: {e}")))?;
+    let (config, _, store) = target.open().await?;
+    store.migrate().await.context("migration failed")?;
+    let a = &config.auth;
+    let hasher = Hasher::new(PasswordParams {
+        memory_kib: a.argon2_memory_kib,
+        iterations: a.argon2_iterations,
+        parallelism: a.argon2_parallelism,
+    })?;
+    let hash = hasher.hash_async(password.clone()).await?;
+    let staff = store
+        .create_staff(&email, role, &hash, &Actor::system("cli"), OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the staff user: {e}"))?;
+    println!("staff user {} created ({}, id {})", staff.email, role.as_str(), staff.id);
+    if generated {
+        println!("password (shown once): {password}");
+    }
+    Ok(())
+}
+
+/// `computegate keys …`.
+pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    let KeysCommand::Rotate { target } = command;
+    let (config, master, store) = target.open().await?;
+    store.migrate().await.context("migration failed")?;
+    let verify_for = crate::identity::span(config.auth.access_token_ttl + config.auth.leeway);
+    let kid = store
+        .rotate_signing_key(&master, &Actor::system("cli"), OffsetDateTime::now_utc(), verify_for)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot rotate the signing key: {e}"))?;
+    println!("new signing key {kid} is active; previous keys keep verifying until their tokens expire");
+    if let Some(url) = &config.redis.url {
+        let client = computegate_kyc::cluster::redis_client(url)?;
+        let notices = Notices::redis(client, &config.redis.key_prefix).await?;
+        notices.publish(&Notice::SigningKeyRotated { kid }).await?;
+        println!("replicas notified through Redis");
+    } else {
+        println!("running gateways pick the new key up within a minute");
+    }
+    Ok(())
+}
+
+/// A random password for a new staff user (about 120 bits).
+fn generate_password() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}-{}", &a[..10], &b[..10], &a[20..30])
+}
