@@ -1,0 +1,325 @@
+//! The policy engine: versioned policy data (tiers, route rules, country groups, the accelerator
+//! table, FLOP thresholds) and the pure decisions taken over it.
+//!
+//! Every number that regulators or operators may change lives in a TOML policy file — the
+//! shipped default is `deploy/policy/default.toml` — never in code. Each rule carries its
+//! `source` and `status` so consoles and reports can show where it comes from.
+//!
+//! Loading is two steps over plain inputs: [`Policy::from_toml`] parses and validates a document
+//! (every error names its key path, such as `tiers[2].max_flop_per_run`); [`Policy::load`] reads
+//! a file first. [`PolicyHandle`] holds the policy in force and swaps it atomically on reload; a
+//! bad file is rejected and the old policy stays.
+//!
+//! Decisions ([`authorize_route`], [`authorize_jurisdiction`], the `required_tier_for_*`
+//! lookups) are functions of the policy and plain request facts. The FLOP estimate and the
+//! admission evaluator live in [`crate::metering`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod decide;
+mod handle;
+mod model;
+mod serde_util;
+mod validate;
+
+pub use decide::{
+    Denial, DenialRule, JurisdictionStanding, authorize_jurisdiction, authorize_route,
+};
+pub use handle::{PolicyHandle, PolicyMetrics, ReloadResult};
+pub use model::{
+    Accelerator, Action, Condition, CountryGroup, FrontierRule, JurisdictionRules,
+    MissingTimeLimit, PeakFlops, PolicyDate, Precision, RateLimitSpec, RuleStatus, Scope,
+    Threshold, Tier, UnknownAccelerator,
+};
+pub(crate) use serde_util::short_duration;
+
+use crate::config::RouteClass;
+use model::PolicyDoc;
+
+/// A validated policy. Construct it with [`Policy::from_toml`] or [`Policy::load`]; it cannot be
+/// changed afterwards, so its invariants (unique names, ordered caps, sorted thresholds, a
+/// default-precision peak for every accelerator) hold for its whole life.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    doc: PolicyDoc,
+    /// Lower-cased accelerator type keys and aliases → index into `doc.accelerators`.
+    accelerator_index: HashMap<String, usize>,
+}
+
+/// A policy that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The document is not TOML; the message carries line and column.
+    #[error("policy is not valid TOML: {0}")]
+    Syntax(String),
+    /// A key has a wrong type or value.
+    #[error("policy key `{key}`: {reason}")]
+    Invalid {
+        /// Path of the key, e.g. `tiers[2].max_flop_per_run`.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+// === impl Policy ===
+
+impl Policy {
+    /// Reads and validates the policy file at `path`.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parses and validates a policy document.
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| PolicyError::Syntax(e.to_string().trim().to_string()))?;
+        let mut doc: PolicyDoc = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| PolicyError::Invalid {
+                key: serde_util::display_path(e.path()),
+                reason: e.inner().message().trim().to_string(),
+            })?;
+        validate::normalize(&mut doc);
+        validate::validate(&doc)?;
+        let accelerator_index = validate::accelerator_index(&doc)?;
+        Ok(Self {
+            doc,
+            accelerator_index,
+        })
+    }
+
+    /// Policy version (`"2026.1"`).
+    pub fn version(&self) -> &str {
+        &self.doc.version
+    }
+
+    /// Date from which this policy applies.
+    pub fn effective_from(&self) -> PolicyDate {
+        self.doc.effective_from
+    }
+
+    /// Free-text description.
+    pub fn description(&self) -> &str {
+        &self.doc.description
+    }
+
+    /// Utilization assumed for hardware estimates (0–1). Default 0.4.
+    pub fn utilization_default(&self) -> f64 {
+        self.doc.utilization_default
+    }
+
+    /// Utilization assumed for language-model training (0–1). Default 0.3.
+    pub fn utilization_language_models(&self) -> f64 {
+        self.doc.utilization_language_models
+    }
+
+    /// Whether a declared dataset kind counts as language-model training (default kinds:
+    /// `text`, `code`).
+    pub fn is_language_model_kind(&self, kind: &str) -> bool {
+        self.doc
+            .language_model_dataset_kinds
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(kind))
+    }
+
+    /// Precision used when a job declares none, and the floor of every estimate. Default bf16.
+    pub fn default_precision(&self) -> Precision {
+        self.doc.default_precision
+    }
+
+    /// What to do when a job's accelerator type is missing or unknown.
+    pub fn unknown_accelerator(&self) -> UnknownAccelerator {
+        self.doc.unknown_accelerator
+    }
+
+    /// What to do when a job states no time limit.
+    pub fn missing_time_limit(&self) -> MissingTimeLimit {
+        self.doc.missing_time_limit
+    }
+
+    /// Longest job accepted, and the duration assumed under `assume_max`. Default 14 days.
+    pub fn max_job_duration(&self) -> Duration {
+        self.doc.max_job_duration
+    }
+
+    /// Ratio between declared (6·N·D) and hardware estimates above which a job is flagged.
+    /// Default 10.
+    pub fn declared_gap_factor(&self) -> f64 {
+        self.doc.declared_gap_factor
+    }
+
+    /// Action taken on a flagged declared/hardware gap. Default `review`.
+    pub fn declared_gap_action(&self) -> Action {
+        self.doc.declared_gap_action
+    }
+
+    /// Tiers, lowest first.
+    pub fn tiers(&self) -> &[Tier] {
+        &self.doc.tiers
+    }
+
+    /// The tier named `name`.
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.doc.tiers.iter().find(|t| t.name == name)
+    }
+
+    /// Position of tier `name`, 0 = lowest.
+    pub fn tier_rank(&self, name: &str) -> Option<usize> {
+        self.doc.tiers.iter().position(|t| t.name == name)
+    }
+
+    /// Named country groups.
+    pub fn country_groups(&self) -> &BTreeMap<String, CountryGroup> {
+        &self.doc.country_groups
+    }
+
+    /// The country group named `name`.
+    pub fn country_group(&self, name: &str) -> Option<&CountryGroup> {
+        self.doc.country_groups.get(name)
+    }
+
+    /// Jurisdiction rules.
+    pub fn jurisdiction(&self) -> &JurisdictionRules {
+        &self.doc.jurisdiction
+    }
+
+    /// Version of the accelerator table, recorded with every estimate.
+    pub fn table_version(&self) -> &str {
+        &self.doc.table_version
+    }
+
+    /// The accelerator table.
+    pub fn accelerators(&self) -> &[Accelerator] {
+        &self.doc.accelerators
+    }
+
+    /// The accelerator whose type key or alias is `name` (case-insensitive).
+    pub fn accelerator(&self, name: &str) -> Option<&Accelerator> {
+        let i = self
+            .accelerator_index
+            .get(&name.trim().to_ascii_lowercase())?;
+        self.doc.accelerators.get(*i)
+    }
+
+    /// The accelerator with the largest dense peak at `precision`, and that peak.
+    pub fn largest_accelerator(&self, precision: Precision) -> Option<(&Accelerator, f64)> {
+        self.doc
+            .accelerators
+            .iter()
+            .filter_map(|a| a.peak_flops.get(precision).map(|p| (a, p)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// Thresholds, sorted by FLOP ascending (including revoked ones, which never fire).
+    pub fn thresholds(&self) -> &[Threshold] {
+        &self.doc.thresholds
+    }
+
+    /// The lowest tier that may call `route` (of `class`) with `method`.
+    pub fn required_tier_for_route(
+        &self,
+        route: &str,
+        class: RouteClass,
+        method: &http::Method,
+    ) -> Option<&Tier> {
+        self.doc
+            .tiers
+            .iter()
+            .find(|t| decide::tier_allows_route(t, route, class, method).is_ok())
+    }
+
+    /// The lowest tier whose caps allow a job of `accelerators` bringing its run lineage to
+    /// `run_flop` in total.
+    pub fn required_tier_for_job(&self, accelerators: u64, run_flop: f64) -> Option<&Tier> {
+        self.required_tier_for(&crate::metering::CapNeeds {
+            accelerators,
+            run_flop,
+            customer_window_flop: 0.0,
+            concurrent_jobs: 1,
+        })
+    }
+
+    /// The lowest tier whose caps all allow `needs`.
+    pub(crate) fn required_tier_for(&self, needs: &crate::metering::CapNeeds) -> Option<&Tier> {
+        self.doc
+            .tiers
+            .iter()
+            .find(|t| t.caps().first_exceeded(needs).is_none())
+    }
+}
+
+impl fmt::Display for Policy {
+    /// A short human summary, as printed by `computegate policy check`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.doc;
+        writeln!(
+            f,
+            "policy {} (effective {}), accelerator table {}",
+            d.version, d.effective_from, d.table_version
+        )?;
+        writeln!(f, "tiers (lowest first):")?;
+        for t in &d.tiers {
+            writeln!(
+                f,
+                "  {:<24} accelerators/job {:>8}  FLOP/run {:>9}  FLOP/{} {:>9}  jobs {:>5}",
+                t.name,
+                cap_u64(t.max_accelerators_per_job),
+                cap_f64(t.max_flop_per_run),
+                short_duration(t.window),
+                cap_f64(t.max_flop_per_customer_window),
+                cap_u64(t.max_concurrent_jobs),
+            )?;
+        }
+        writeln!(f, "thresholds:")?;
+        for th in &d.thresholds {
+            let scopes: Vec<&str> = th.scopes.iter().map(|s| s.as_str()).collect();
+            let actions: Vec<&str> = th.actions.iter().map(|a| a.as_str()).collect();
+            writeln!(
+                f,
+                "  {:>9.0e} {:<32} {} → {} [{}]{}",
+                th.flop,
+                th.label,
+                scopes.join("+"),
+                actions.join("+"),
+                th.status.as_str(),
+                if th.is_active() { "" } else { " (not applied)" },
+            )?;
+        }
+        let accels: Vec<&str> = d.accelerators.iter().map(|a| a.type_key.as_str()).collect();
+        writeln!(f, "accelerators: {}", accels.join(", "))?;
+        let groups: Vec<String> = d
+            .country_groups
+            .iter()
+            .map(|(name, g)| format!("{name} ({})", g.countries.len()))
+            .collect();
+        write!(f, "country groups: {}", groups.join(", "))
+    }
+}
+
+fn cap_u64(v: Option<u64>) -> String {
+    v.map_or_else(|| "none".into(), |n| n.to_string())
+}
+
+fn cap_f64(v: Option<f64>) -> String {
+    v.map_or_else(|| "none".into(), |n| format!("{n:.0e}"))
+}
+
+#[cfg(test)]
+mod tests;
