@@ -54,10 +54,35 @@ enum Command {
         #[command(subcommand)]
         command: crate::operator::KeysCommand,
     },
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Print the FLOP estimate and its basis for a job specification, without running anything.
+    Estimate {
+        /// Job-spec profile: generic, slurm or kubernetes.
+        #[arg(long)]
+        profile: String,
+        /// Policy file (default: the shipped default policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The job specification (JSON).
+        file: PathBuf,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file and print its summary.
+    Check {
+        /// Policy TOML file.
+        file: PathBuf,
     },
 }
 
@@ -88,6 +113,23 @@ pub fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => match computegate_gateway::policy::Policy::load(&file) {
+            Ok(policy) => {
+                println!("{}: ok\n{policy}", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Estimate {
+            profile,
+            policy,
+            file,
+        } => estimate(&profile, policy.as_deref(), &file),
         Command::Serve { config } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
@@ -154,6 +196,50 @@ fn run_async(
             } else {
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+/// `computegate estimate`: the estimate and its basis for a job spec.
+fn estimate(profile: &str, policy: Option<&std::path::Path>, file: &std::path::Path) -> ExitCode {
+    use computegate_gateway::metering::{EstimateReport, Profile, estimate_file};
+    use computegate_gateway::policy::Policy;
+    let Some(profile) = Profile::parse(profile) else {
+        eprintln!("error: --profile `{profile}` is not one of generic, slurm, kubernetes");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let policy = match policy {
+        Some(path) => Policy::load(path).map_err(|e| format!("{}: {e}", path.display())),
+        None => Policy::from_toml(crate::policy_file::DEFAULT_POLICY).map_err(|e| e.to_string()),
+    };
+    let policy = match policy {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: policy {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match estimate_file(profile, &bytes, &policy) {
+        Ok((spec, estimate)) => {
+            println!(
+                "{}",
+                EstimateReport {
+                    spec: &spec,
+                    estimate: &estimate
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

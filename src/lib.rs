@@ -8,6 +8,7 @@ pub mod cli;
 pub mod demo;
 pub mod identity;
 pub mod operator;
+pub mod policy_file;
 pub mod serve;
 pub mod sim;
 pub mod telemetry;

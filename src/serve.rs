@@ -76,19 +76,29 @@ pub async fn start(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut registry = Registry::default();
     let identity = Identity::open(config, master, &mut registry).await?;
-    let customer_api = RouterPlane::new(api::customer::PREFIXES, api::customer::router(identity.clone()));
+    let customer_api = RouterPlane::new(
+        api::customer::PREFIXES,
+        api::customer::router(identity.clone()),
+    );
     let staff_api = RouterPlane::new(api::staff::PREFIXES, api::staff::router(identity.clone()));
+    let (policy, policy_metrics) =
+        crate::policy_file::load(config.policy.file.as_deref(), &mut registry)?;
     let gateway = Gateway::new(
         config,
         &mut registry,
         Some(identity.verifier.clone()),
         Some(customer_api),
     )
-    .map_err(StartupConfigError)?;
+    .map_err(StartupConfigError)?
+    .with_policy(policy.clone());
+    let policy_reload = config.policy.file.clone().map(|path| {
+        crate::policy_file::spawn_watcher(policy.clone(), path.clone(), policy_metrics.clone());
+        (policy.clone(), path, policy_metrics.clone())
+    });
     let gateway = Arc::new(gateway);
     let registry = Arc::new(registry);
 
-    let tls = match &config.server.tls {
+    let (tls, cert) = match &config.server.tls {
         Some(t) => {
             let cert = Arc::new(
                 ReloadableCert::load(&t.cert, &t.key)
@@ -97,11 +107,11 @@ pub async fn start(
             let server_config = cert
                 .server_config()
                 .map_err(|e| StartupConfigError(format!("server.tls: {e}")))?;
-            tokio::spawn(reload_on_sighup(cert));
-            Some(TlsAcceptor::from(server_config))
+            (Some(TlsAcceptor::from(server_config)), Some(cert))
         }
-        None => None,
+        None => (None, None),
     };
+    tokio::spawn(reload_on_sighup(cert, policy_reload));
 
     let public = TcpListener::bind(config.server.public_addr)
         .await
@@ -149,19 +159,32 @@ pub async fn start(
     })
 }
 
-/// Reloads the TLS certificate whenever SIGHUP arrives; a bad file keeps the old certificate.
-async fn reload_on_sighup(cert: Arc<ReloadableCert>) {
+/// What SIGHUP reloads: the policy file with its handle and metrics.
+type PolicyReload = (
+    Arc<computegate_gateway::policy::PolicyHandle>,
+    std::path::PathBuf,
+    Arc<computegate_gateway::policy::PolicyMetrics>,
+);
+
+/// Reloads the TLS certificate and the policy file whenever SIGHUP arrives; a bad file keeps the
+/// old one in force.
+async fn reload_on_sighup(cert: Option<Arc<ReloadableCert>>, policy: Option<PolicyReload>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; certificate reload disabled");
+        tracing::warn!("cannot listen for SIGHUP; reload on signal disabled");
         return;
     };
     while hup.recv().await.is_some() {
-        match cert.reload() {
-            Ok(()) => tracing::info!("TLS certificate reloaded"),
-            Err(e) => {
-                tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
+        if let Some(cert) = &cert {
+            match cert.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one")
+                }
             }
+        }
+        if let Some((handle, path, metrics)) = &policy {
+            crate::policy_file::reload(handle, path, metrics);
         }
     }
 }

@@ -28,6 +28,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "database",
     "redis",
     "auth",
+    "policy",
     "log",
 ];
 
@@ -57,6 +58,9 @@ pub struct Config {
     /// Token issuing and verification.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// The access and metering policy.
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -225,6 +229,16 @@ pub struct AuthConfig {
     /// change notice arrives (bounds staleness if a notice is lost). Default 60 s.
     #[serde(with = "human_duration")]
     pub principal_cache_ttl: Duration,
+}
+
+/// Where the policy (tiers, accelerator table, thresholds) comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct PolicyConfig {
+    /// Policy TOML file, reloaded on SIGHUP and when it changes; default: the shipped
+    /// `deploy/policy/default.toml`, built into the binary.
+    pub file: Option<PathBuf>,
 }
 
 /// Log output.
@@ -422,6 +436,14 @@ impl Config {
                 "must start with redis:// or rediss://",
             ));
         }
+        if let Some(file) = &self.policy.file
+            && !file.is_file()
+        {
+            return Err(ConfigError::Invalid {
+                key: "policy.file".into(),
+                reason: format!("file {} does not exist", file.display()),
+            });
+        }
         let a = &self.auth;
         if a.access_token_ttl < Duration::from_secs(10) {
             return Err(invalid(
@@ -460,6 +482,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             auth: AuthConfig::default(),
+            policy: PolicyConfig::default(),
             log: LogConfig::default(),
         }
     }

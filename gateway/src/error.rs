@@ -65,6 +65,12 @@ pub enum GatewayError {
     /// The principal may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The caller's tier may not do this (policy).
+    #[error("denied by policy: {}", .0.detail)]
+    TierDenied(crate::policy::Denial),
+    /// The caller exceeded its tier's request rate.
+    #[error("rate limited")]
+    RateLimited(crate::ratelimit::Decision),
     /// A dependency the request needs is down (fail closed).
     #[error("service unavailable: {reason}")]
     Unavailable {
@@ -164,6 +170,28 @@ impl GatewayError {
                 *reason,
             )
             .retry_after(*retry_after),
+            TierDenied(denial) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "tier-denied",
+                "Not allowed for this verification tier",
+                denial.detail.clone(),
+            )
+            .with("rule", denial.rule.as_str())
+            .with("tier", denial.tier.clone())
+            .with("required_tier", denial.required_tier.clone()),
+            RateLimited(decision) => {
+                let mut p = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    "Too many requests",
+                    "this account's request rate for its tier is exceeded",
+                )
+                .retry_after(std::time::Duration::from_secs(decision.retry_after_secs()));
+                for (name, value) in decision.headers() {
+                    p = p.header(name.clone(), value);
+                }
+                p
+            }
             ShuttingDown => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting-down",

@@ -23,6 +23,7 @@ pub mod body;
 pub mod config;
 pub mod conn_io;
 pub mod credentials;
+pub mod enforce;
 pub mod error;
 pub mod forward;
 pub mod metering;

@@ -26,6 +26,7 @@ pub struct Problem {
     extensions: Map<String, Value>,
     retry_after: Option<Duration>,
     www_authenticate: Option<&'static str>,
+    headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
 // === impl Problem ===
@@ -46,6 +47,7 @@ impl Problem {
             extensions: Map::new(),
             retry_after: None,
             www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
@@ -64,6 +66,12 @@ impl Problem {
     /// Sets `WWW-Authenticate` (401 answers).
     pub fn www_authenticate(mut self, value: &'static str) -> Self {
         self.www_authenticate = Some(value);
+        self
+    }
+
+    /// Adds a response header (e.g. `RateLimit-*`).
+    pub fn header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -107,6 +115,9 @@ impl Problem {
         }
         if let Some(value) = self.www_authenticate {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        }
+        for (name, value) in self.headers {
+            headers.insert(name, value);
         }
         resp
     }

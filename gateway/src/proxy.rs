@@ -16,9 +16,11 @@ use hyper_util::rt::TokioIo;
 use crate::auth::{AuthError, AuthOutcome, Authenticator, Principal, bearer};
 use crate::body::{BodyLimitExceeded, ClientBodyError, ResponseBody, UpstreamBody, find_in_chain};
 use crate::config::{Config, RouteClass};
+use crate::enforce::{Enforcer, Refusal};
 use crate::error::GatewayError;
 use crate::forward::{self, ClientFacts, X_REQUEST_ID};
 use crate::metrics::{GatewayMetrics, RouteMetrics};
+use crate::policy::PolicyHandle;
 use crate::route::{Route, RouteTable};
 use crate::upstream::UpstreamPool;
 
@@ -43,6 +45,7 @@ pub struct Gateway {
     trust_forwarded: bool,
     authenticator: Option<Arc<dyn Authenticator>>,
     control: Option<Arc<dyn ControlPlane>>,
+    enforcer: Option<Enforcer>,
 }
 
 /// What the gateway knows about the connection a request came on.
@@ -92,7 +95,14 @@ impl Gateway {
             trust_forwarded: config.server.trust_forwarded_headers,
             authenticator,
             control,
+            enforcer: None,
         })
+    }
+
+    /// Enforces the tier policy (routes, methods, rate limits) on authenticated routes.
+    pub fn with_policy(mut self, policy: Arc<PolicyHandle>) -> Self {
+        self.enforcer = Some(Enforcer::new(policy));
+        self
     }
 
     /// The upstream pools (for readiness probes).
@@ -149,6 +159,16 @@ impl Gateway {
                 Err(e) => return (problem(&auth_error(e)), metrics),
             },
         };
+        let mut rate = None;
+        if let (Some(enforcer), Some(p)) = (&self.enforcer, &principal) {
+            match enforcer.check(p, route, req.method(), Instant::now()) {
+                Ok(decision) => rate = decision,
+                Err(Refusal::Denied(d)) => return (problem(&GatewayError::TierDenied(d)), metrics),
+                Err(Refusal::RateLimited(d)) => {
+                    return (problem(&GatewayError::RateLimited(d)), metrics);
+                }
+            }
+        }
         if let Some(len) = content_length(&req)
             && len > route.max_body
         {
@@ -174,7 +194,14 @@ impl Gateway {
             )
             .await;
         match resp {
-            Ok(resp) => (resp, metrics),
+            Ok(mut resp) => {
+                if let Some(decision) = rate {
+                    for (name, value) in decision.headers() {
+                        resp.headers_mut().insert(name.clone(), value);
+                    }
+                }
+                (resp, metrics)
+            }
             Err(e) => (problem(&e), metrics),
         }
     }
