@@ -3,6 +3,7 @@
 //! - [`store`]: the system of record over SQLite or PostgreSQL, with embedded migrations.
 //! - [`accounts`]: customers, organizations and staff users.
 //! - [`access_log`]: who did what from which IP, for every login, key use and admin action.
+//! - [`audit`]: the tamper-evident audit chain (hash-linked records, verify, export).
 //! - [`password`]: argon2id hashing and the password policy.
 //! - [`crypto`]: the master key and AES-256-GCM sealing of secrets at rest.
 //! - [`tokens`]: Ed25519 signing keys, access JWTs and the JWKS.
@@ -11,6 +12,12 @@
 //! - [`api_keys`]: customer API keys (`cg_<id>_<secret>`).
 //! - [`login`]: password authentication with the enumeration and rehash rules applied.
 //! - [`cluster`]: notices between replicas and login throttling (Redis or in process).
+//! - [`ledger`]: the compute ledger: runs and lineage, atomic admission against budgets and
+//!   thresholds, usage events, linked account groups, review holds and training-run reports.
+//! - [`verification`]: KYC/KYB applications, their state machine, encrypted documents, IDV
+//!   webhooks, risk scores and staff review.
+//! - [`screening`]: denied-party lists (CSL, OFAC SDN, OpenSanctions): parsing, name
+//!   normalization, the candidate index and the explainable match score.
 //!
 //! Decisions are plain functions over values with the time passed in; the [`Store`] methods
 //! do the I/O around them.
@@ -18,13 +25,17 @@
 pub mod access_log;
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod cluster;
 pub mod crypto;
+pub mod ledger;
 pub mod login;
 pub mod password;
 pub mod refresh;
 pub mod revocation;
+pub mod screening;
 pub mod store;
 pub mod tokens;
+pub mod verification;
 
 pub use store::{Store, StoreError};

@@ -1,0 +1,444 @@
+//! Admission throughput and latency of `Store::admit` on SQLite (a temporary file) and
+//! PostgreSQL (`COMPUTEGATE_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
+//! a database is created for the run and dropped after it, and the backend is skipped with a
+//! message when the server does not answer).
+//!
+//! For each backend and each concurrency (8 and 32 tasks by default), every task admits jobs
+//! for its own customers back to back for a fixed time (`COMPUTEGATE_BENCH_SECONDS`, default 5)
+//! after a one-second warm-up; the bench prints decisions per second and latency percentiles,
+//! the same for the audit-chain append alone (`Store::record_audit`, the serialization point
+//! every admission passes through), and a markdown snippet for BENCHMARKS.md. Then criterion
+//! measures one uncontended admission on SQLite.
+//!
+//!     cargo bench -p computegate-kyc --bench admission
+//!
+//! Environment: `COMPUTEGATE_BENCH_SECONDS`, `COMPUTEGATE_BENCH_CONCURRENCY` (comma-separated,
+//! default `8,32`), `COMPUTEGATE_TEST_DATABASE_URL`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use computegate_kyc::Store;
+use computegate_kyc::accounts::{Actor, CustomerKind};
+use computegate_kyc::audit::AuditEntry;
+use computegate_kyc::ledger::{
+    AdmissionRequest, LedgerLimits, ThresholdAction, ThresholdPolicy, ThresholdRule,
+    ThresholdScope, Verdict,
+};
+use criterion::Criterion;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Customers per task: each task cycles through its own, so tasks never share budget rows.
+const CUSTOMERS_PER_TASK: usize = 4;
+
+/// Runs per customer: after the first round every job hits an existing run and budget rows.
+const RUNS_PER_CUSTOMER: usize = 4;
+
+const PLACEHOLDER_HASH: &str =
+    "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+/// One measured configuration.
+struct Measured {
+    backend: &'static str,
+    what: &'static str,
+    tasks: usize,
+    ops: usize,
+    seconds: f64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
+}
+
+/// What a task does once per iteration.
+#[derive(Clone, Copy)]
+enum Op {
+    Admit,
+    AuditAppend,
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let seconds = env_number("COMPUTEGATE_BENCH_SECONDS", 5);
+    let concurrency: Vec<usize> = std::env::var("COMPUTEGATE_BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "8,32".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let mut results = Vec::new();
+    let mut versions = Vec::new();
+    runtime.block_on(async {
+        let (store, path) = sqlite_store().await;
+        versions.push(sqlite_version(&path).await);
+        results.extend(measure_all(&store, "SQLite", &concurrency, seconds).await);
+        store.close().await;
+        remove_sqlite(&path);
+        match postgres_store().await {
+            Some((store, admin, name)) => {
+                versions.push(postgres_version(&admin).await);
+                results.extend(measure_all(&store, "PostgreSQL", &concurrency, seconds).await);
+                store.close().await;
+                drop_database(&admin, &name).await;
+            }
+            None => println!(
+                "PostgreSQL: skipped (no server at COMPUTEGATE_TEST_DATABASE_URL or {DEFAULT_PG_URL})"
+            ),
+        }
+    });
+    print_markdown(&results, &versions, seconds);
+    criterion_single_admission(&runtime);
+}
+
+/// Admissions and bare audit appends at each concurrency.
+async fn measure_all(
+    store: &Store,
+    backend: &'static str,
+    concurrency: &[usize],
+    seconds: u64,
+) -> Vec<Measured> {
+    let max_tasks = concurrency.iter().copied().max().unwrap_or(8);
+    let customers = create_customers(store, max_tasks * CUSTOMERS_PER_TASK).await;
+    let mut out = Vec::new();
+    for &tasks in concurrency {
+        for (op, what) in [
+            (Op::Admit, "admission"),
+            (Op::AuditAppend, "audit append only"),
+        ] {
+            run_load(store, &customers, tasks, op, Duration::from_secs(1)).await;
+            let m = run_load(store, &customers, tasks, op, Duration::from_secs(seconds)).await;
+            let m = Measured { backend, what, ..m };
+            println!(
+                "{:<10} {:<18} tasks={:<3} {:>8.0}/s  p50={:>6} us  p99={:>6} us  max={:>7} us  ({} ops)",
+                m.backend,
+                m.what,
+                m.tasks,
+                m.ops as f64 / m.seconds,
+                m.p50_us,
+                m.p99_us,
+                m.max_us,
+                m.ops
+            );
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// `tasks` tasks run `op` back to back for `duration`; returns counts and latencies.
+async fn run_load(
+    store: &Store,
+    customers: &[Uuid],
+    tasks: usize,
+    op: Op,
+    duration: Duration,
+) -> Measured {
+    let stop = Arc::new(AtomicBool::new(false));
+    let policy = Arc::new(policy());
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let mine: Vec<Uuid> =
+            customers[t * CUSTOMERS_PER_TASK..(t + 1) * CUSTOMERS_PER_TASK].to_vec();
+        let (store, stop, policy) = (store.clone(), stop.clone(), policy.clone());
+        handles.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let customer = mine[n % mine.len()];
+                let begin = Instant::now();
+                match op {
+                    Op::Admit => {
+                        let req = request(customer, n, policy.clone());
+                        let d = store.admit(&req).await.expect("admit");
+                        assert_eq!(d.verdict, Verdict::Admitted);
+                    }
+                    Op::AuditAppend => {
+                        let entry = AuditEntry::new(
+                            OffsetDateTime::now_utc(),
+                            &Actor::system("bench"),
+                            "bench.audit.appended",
+                            format!("customer:{customer}"),
+                        );
+                        store.record_audit(&entry).await.expect("append");
+                    }
+                }
+                latencies.push(u64::try_from(begin.elapsed().as_micros()).unwrap_or(u64::MAX));
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for h in handles {
+        latencies.extend(h.await.expect("task"));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Measured {
+        backend: "",
+        what: "",
+        tasks,
+        ops: latencies.len(),
+        seconds,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        max_us: latencies.last().copied().unwrap_or(0),
+    }
+}
+
+/// A job of a few H100-hours on one of the customer's runs, under the shipped thresholds and
+/// caps large enough never to deny.
+fn request(customer_id: Uuid, n: usize, thresholds: Arc<ThresholdPolicy>) -> AdmissionRequest {
+    AdmissionRequest {
+        customer_id,
+        organization_id: None,
+        run_id: format!("run-{}", (n / CUSTOMERS_PER_TASK) % RUNS_PER_CUSTOMER),
+        parent_run_id: None,
+        estimate_flop: 1e18,
+        hardware_flop: Some(1e18),
+        declared_flop: None,
+        basis: "hardware:h100:bf16:u0.4".into(),
+        table_version: "2025-06".into(),
+        accelerators: 8,
+        accelerator_type: Some("h100".into()),
+        bio_sequence: false,
+        limits: LedgerLimits {
+            max_flop_per_run: Some(1e30),
+            max_flop_per_customer_window: Some(1e30),
+            window: Duration::from_secs(30 * 86_400),
+            max_concurrent_jobs: None,
+        },
+        thresholds,
+        identity_snapshot: None,
+        route: "/v1/jobs".into(),
+        request_id: Uuid::new_v4().to_string(),
+        client_ip: None,
+        now: OffsetDateTime::now_utc(),
+    }
+}
+
+/// The shipped thresholds (DESIGN §4) per run lineage and per linked group.
+fn policy() -> ThresholdPolicy {
+    let rule = |label: &str, flop, scope, action, bio| ThresholdRule {
+        label: label.into(),
+        flop,
+        scope,
+        action,
+        bio_sequence_only: bio,
+        report_due_days: 15,
+    };
+    let mut rules = vec![rule(
+        "bio_1e23",
+        1e23,
+        ThresholdScope::Run,
+        ThresholdAction::Review,
+        true,
+    )];
+    for scope in [ThresholdScope::Run, ThresholdScope::Group] {
+        rules.push(rule(
+            "gpai_1e23",
+            1e23,
+            scope,
+            ThresholdAction::Notify,
+            false,
+        ));
+        rules.push(rule(
+            "eu_art51_1e25",
+            1e25,
+            scope,
+            ThresholdAction::Report,
+            false,
+        ));
+        rules.push(rule("us_1e26", 1e26, scope, ThresholdAction::Review, false));
+    }
+    ThresholdPolicy {
+        rules,
+        window: Duration::from_secs(365 * 86_400),
+    }
+}
+
+async fn create_customers(store: &Store, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        let email = format!("{}@bench.example", Uuid::new_v4().simple());
+        let c = store
+            .create_customer(
+                &email,
+                PLACEHOLDER_HASH,
+                CustomerKind::Organization,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .expect("create customer");
+        ids.push(c.id);
+    }
+    ids
+}
+
+async fn sqlite_store() -> (Store, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("cg-bench-{}.db", Uuid::new_v4().simple()));
+    let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .expect("open sqlite");
+    store.migrate().await.expect("migrate sqlite");
+    (store, path)
+}
+
+fn remove_sqlite(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// A fresh database on the server, or `None` when it does not answer.
+async fn postgres_store() -> Option<(Store, String, String)> {
+    let admin =
+        std::env::var("COMPUTEGATE_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
+    let options = PgConnectOptions::from_str(&admin).ok()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(options)
+        .await
+        .ok()?;
+    let name = format!("cg_bench_{}", Uuid::new_v4().simple());
+    // The name is generated from a UUID above, never input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .ok()?;
+    pool.close().await;
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin.as_str(), String::new()), |(b, q)| {
+            (b, format!("?{q}"))
+        });
+    let host = base.rsplit_once('/').map_or(base, |(h, _)| h);
+    let store = Store::connect(&format!("{host}/{name}{query}"))
+        .await
+        .ok()?;
+    store.migrate().await.expect("migrate postgres");
+    Some((store, admin, name))
+}
+
+async fn drop_database(admin: &str, name: &str) {
+    if let Ok(pool) = sqlx::PgPool::connect(admin).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
+        pool.close().await;
+    }
+}
+
+/// `SQLite 3.x` for the file at `path`.
+async fn sqlite_version(path: &std::path::Path) -> String {
+    match sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await {
+        Ok(pool) => {
+            let v: Result<String, _> = sqlx::query_scalar("SELECT sqlite_version()")
+                .fetch_one(&pool)
+                .await;
+            pool.close().await;
+            v.map(|v| format!("SQLite {v} (WAL, synchronous=FULL)"))
+                .unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// `PostgreSQL 15.x` through the admin URL.
+async fn postgres_version(admin: &str) -> String {
+    match sqlx::PgPool::connect(admin).await {
+        Ok(pool) => {
+            let v: Result<String, _> = sqlx::query_scalar("SHOW server_version")
+                .fetch_one(&pool)
+                .await;
+            pool.close().await;
+            v.map(|v| format!("PostgreSQL {v} (default settings, fsync on)"))
+                .unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    }
+}
+
+fn print_markdown(results: &[Measured], versions: &[String], seconds: u64) {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    println!("\n### Job admission (`Store::admit`)\n");
+    println!(
+        "Command: `cargo bench -p computegate-kyc --bench admission` ({seconds} s per row after 1 s warm-up)."
+    );
+    println!(
+        "Machine: {cpus} cores ({cpu}); {}; client and server on the same machine.",
+        versions.join(", ")
+    );
+    println!(
+        "Each task admits jobs back to back for its own {CUSTOMERS_PER_TASK} customers (no shared budget rows); every"
+    );
+    println!(
+        "admission writes its job row, updates its budget rows and appends its audit record in one transaction.\n"
+    );
+    println!("| backend | operation | tasks | decisions/s | p50 | p99 | max |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for m in results {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms |",
+            m.backend,
+            m.what,
+            m.tasks,
+            m.ops as f64 / m.seconds,
+            m.p50_us as f64 / 1000.0,
+            m.p99_us as f64 / 1000.0,
+            m.max_us as f64 / 1000.0
+        );
+    }
+    println!();
+}
+
+/// Criterion: one uncontended admission on SQLite.
+fn criterion_single_admission(runtime: &tokio::runtime::Runtime) {
+    let mut c = Criterion::default().configure_from_args();
+    let (store, path) = runtime.block_on(sqlite_store());
+    let customer = runtime.block_on(create_customers(&store, 1))[0];
+    let policy = Arc::new(policy());
+    let mut n = 0usize;
+    c.bench_function("admission/sqlite/uncontended", |b| {
+        b.iter(|| {
+            n += 1;
+            let req = request(customer, n, policy.clone());
+            runtime.block_on(store.admit(&req)).expect("admit")
+        })
+    });
+    runtime.block_on(store.close());
+    remove_sqlite(&path);
+    c.final_summary();
+}
+
+fn env_number(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

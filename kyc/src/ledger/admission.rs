@@ -1,0 +1,457 @@
+//! `Store::admit` (one transaction: resolve the run, lock the budget rows, read the totals,
+//! decide, write the job, crossings, hold or reports and the audit record) and
+//! `Store::resolve_job_review`.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::decision::{self, Proposal, Snapshot};
+use super::sql::{BudgetKeys, JobRow, LedgerTx, NewJob, NewReport, NewReview, RunRow, WindowQuery};
+use super::{
+    AdmissionDecision, AdmissionRequest, Crossing, Denial, DenialReason, LedgerError,
+    MAX_RUN_ID_LEN, RunRef, ThresholdAction, Totals, Verdict, audit, valid_flop, window_start,
+};
+use crate::accounts::Actor;
+use crate::audit::ChainTx;
+use crate::store::{DbTime, Store, in_transaction};
+
+/// Longest accepted free-text field (basis, table version, route, request id, reason).
+const MAX_TEXT_LEN: usize = 1000;
+
+// === impl Store ===
+
+impl Store {
+    /// Admits, holds or denies one job in a single transaction (see the module docs of
+    /// [`crate::ledger`] for the locking and what counts where). The decision, its job row,
+    /// crossings, review hold or reports and the audit record are committed before this
+    /// returns; on any error nothing is recorded and nothing is reserved (fail closed).
+    pub async fn admit(&self, req: &AdmissionRequest) -> Result<AdmissionDecision, LedgerError> {
+        validate(req)?;
+        let job_id = Uuid::now_v7();
+        let decision = in_transaction!(self, |tx| admit_in(&mut tx, req, job_id).await?);
+        Ok(decision)
+    }
+}
+
+/// The admission transaction body, generic over the backend: read under the locks, decide,
+/// write, audit last.
+async fn admit_in<T: LedgerTx + ChainTx>(
+    tx: &mut T,
+    req: &AdmissionRequest,
+    job_id: Uuid,
+) -> Result<AdmissionDecision, LedgerError> {
+    let now = DbTime::new(req.now);
+    let run = resolve_run(tx, req, now).await?;
+    let keys = BudgetKeys {
+        lineage: run.lineage_root,
+        customer: req.customer_id,
+        organization: req.organization_id,
+    };
+    let since = (
+        window_start(req.now, req.limits.window),
+        window_start(req.now, req.thresholds.window),
+    );
+    let snapshot = lock_and_read(tx, keys, since).await?;
+    let evaluation = decision::evaluate(
+        &req.limits,
+        &req.thresholds,
+        req.bio_sequence,
+        &snapshot,
+        req.estimate_flop,
+    );
+    let (verdict, approved_review) = settle(tx, req, &evaluation.proposal, job_id, now).await?;
+    let admitted = verdict == Verdict::Admitted;
+    let totals_after = if admitted {
+        Totals {
+            open_jobs: snapshot.totals.open_jobs + 1,
+            ..evaluation.totals_if_admitted
+        }
+    } else {
+        snapshot.totals
+    };
+    let mut decision = AdmissionDecision {
+        job_id,
+        run,
+        verdict,
+        remaining_flop: decision::remaining_flop(&req.limits, &totals_after),
+        totals_after,
+        crossings: evaluation.crossings,
+        report_ids: Vec::new(),
+        approved_review,
+    };
+    decision.report_ids = record_decision(tx, req, keys, &decision, now).await?;
+    audit::record(tx, &audit::admission(req, &decision)).await?;
+    Ok(decision)
+}
+
+/// Writes the job row, the reservation, the crossings and the review hold or report. Returns
+/// the reports created.
+async fn record_decision<T: LedgerTx>(
+    tx: &mut T,
+    req: &AdmissionRequest,
+    keys: BudgetKeys,
+    d: &AdmissionDecision,
+    now: DbTime,
+) -> Result<Vec<Uuid>, LedgerError> {
+    let job = job_row(req, d.job_id, d.run);
+    let after_review = d.approved_review.is_some();
+    tx.insert_job(&new_job(
+        req,
+        &job,
+        d.run.run,
+        &d.verdict,
+        after_review,
+        now,
+    ))
+    .await?;
+    for c in &d.crossings {
+        tx.insert_crossing(d.job_id, "admission", c, now).await?;
+    }
+    match d.verdict {
+        Verdict::Admitted => {
+            tx.add_to_budgets(keys, 0.0, req.estimate_flop).await?;
+            let snapshot = req.identity_snapshot.as_ref();
+            let lineage = d.totals_after.lineage_flop;
+            write_report(tx, &job, &d.crossings, snapshot, lineage, req.now).await
+        }
+        Verdict::HeldForReview { review_id } => {
+            hold(tx, req, &job, review_id, &d.crossings, now).await?;
+            Ok(Vec::new())
+        }
+        Verdict::Denied(_) => Ok(Vec::new()),
+    }
+}
+
+/// The job's run row, created on first sight with its lineage root: a declared parent's root,
+/// the parent itself (registered as a root run) when the parent is new, or the run itself.
+async fn resolve_run<T: LedgerTx>(
+    tx: &mut T,
+    req: &AdmissionRequest,
+    now: DbTime,
+) -> Result<RunRef, LedgerError> {
+    let customer = req.customer_id;
+    let parent = req.parent_run_id.as_deref().filter(|p| *p != req.run_id);
+    let rows = tx.find_runs(customer, &req.run_id, parent).await?;
+    if let Some(r) = rows.iter().find(|r| r.run_id == req.run_id) {
+        return Ok(RunRef {
+            run: r.id,
+            lineage_root: r.lineage_root,
+        });
+    }
+    let root = match parent {
+        None => None,
+        Some(p) => match rows.iter().find(|r| r.run_id == p) {
+            Some(r) => Some(r.lineage_root),
+            None => Some(
+                ensure_run(tx, customer, p, None, None, now)
+                    .await?
+                    .lineage_root,
+            ),
+        },
+    };
+    let run = ensure_run(tx, customer, &req.run_id, parent, root, now).await?;
+    Ok(RunRef {
+        run: run.id,
+        lineage_root: run.lineage_root,
+    })
+}
+
+/// Inserts a run unless it exists (a concurrent admission may have just created it) and
+/// returns the stored row.
+async fn ensure_run<T: LedgerTx>(
+    tx: &mut T,
+    customer: Uuid,
+    run_id: &str,
+    parent: Option<&str>,
+    root: Option<Uuid>,
+    now: DbTime,
+) -> Result<RunRow, LedgerError> {
+    let id = Uuid::now_v7();
+    let row = RunRow {
+        id,
+        run_id: run_id.to_owned(),
+        lineage_root: root.unwrap_or(id),
+    };
+    match tx.insert_run(&row, customer, parent, now).await {
+        Ok(()) => {}
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            return Err(LedgerError::UnknownCustomer);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let stored = tx.find_runs(customer, run_id, None).await?;
+    stored
+        .into_iter()
+        .find(|r| r.run_id == run_id)
+        .ok_or(LedgerError::Store(crate::StoreError::CorruptRow {
+            column: "ledger_runs.run_id",
+        }))
+}
+
+/// Locks the budget rows (creating missing ones) and reads the totals under the locks.
+/// `since` is the start of the cap window and of the threshold window.
+pub(super) async fn lock_and_read<T: LedgerTx>(
+    tx: &mut T,
+    keys: BudgetKeys,
+    since: (OffsetDateTime, OffsetDateTime),
+) -> Result<Snapshot, LedgerError> {
+    let expected = 2 + usize::from(keys.organization.is_some());
+    let mut rows = tx.lock_budgets(keys).await?;
+    if rows.len() < expected {
+        tx.ensure_budgets(keys).await?;
+        rows = tx.lock_budgets(keys).await?;
+    }
+    let group = tx.lock_group_of(keys.customer).await?;
+    let w = tx
+        .window_totals(WindowQuery {
+            customer: keys.customer,
+            organization: keys.organization,
+            group,
+            cap_since: DbTime::new(since.0),
+            threshold_since: DbTime::new(since.1),
+        })
+        .await?;
+    let lineage_flop = rows
+        .iter()
+        .find(|r| r.scope == "lineage")
+        .map_or(0.0, |r| r.used_flop + r.reserved_flop);
+    Ok(Snapshot {
+        lineage_root: keys.lineage,
+        customer_id: keys.customer,
+        organization_id: keys.organization,
+        group_id: group,
+        totals: Totals {
+            lineage_flop,
+            customer_window_flop: w.customer_window,
+            customer_flop: w.customer_total,
+            organization_flop: keys.organization.map(|_| w.organization_total),
+            group_flop: if group.is_some() {
+                w.group_total
+            } else {
+                w.customer_total
+            },
+            open_jobs: u64::try_from(w.open_jobs).unwrap_or(0),
+        },
+    })
+}
+
+/// Turns the proposal into a verdict: a `review` proposal is admitted when a matching
+/// approval is waiting (and consumes it), otherwise held.
+async fn settle<T: LedgerTx>(
+    tx: &mut T,
+    req: &AdmissionRequest,
+    proposal: &Proposal,
+    job_id: Uuid,
+    now: DbTime,
+) -> Result<(Verdict, Option<Uuid>), LedgerError> {
+    Ok(match proposal {
+        Proposal::Admit => (Verdict::Admitted, None),
+        Proposal::Deny(denial) => (Verdict::Denied(denial.clone()), None),
+        Proposal::Review => {
+            let approval = tx
+                .consume_approval(req.customer_id, &req.run_id, req.estimate_flop, job_id, now)
+                .await?;
+            match approval {
+                Some(id) => (Verdict::Admitted, Some(id)),
+                None => (
+                    Verdict::HeldForReview {
+                        review_id: Uuid::now_v7(),
+                    },
+                    None,
+                ),
+            }
+        }
+    })
+}
+
+/// Records the review hold for the `review` crossings.
+async fn hold<T: LedgerTx>(
+    tx: &mut T,
+    req: &AdmissionRequest,
+    job: &JobRow,
+    review_id: Uuid,
+    crossings: &[Crossing],
+    now: DbTime,
+) -> Result<(), LedgerError> {
+    let held: Vec<Crossing> = crossings
+        .iter()
+        .filter(|c| c.action == ThresholdAction::Review)
+        .cloned()
+        .collect();
+    tx.insert_review(&NewReview {
+        id: review_id,
+        job_id: job.id,
+        customer_id: req.customer_id,
+        run_id: &req.run_id,
+        estimate_flop: req.estimate_flop,
+        crossings: &held,
+        created_at: now,
+    })
+    .await?;
+    Ok(())
+}
+
+/// Writes one report for the crossings that call for one (`report` and above), due at the
+/// earliest of their due dates. Returns its id, or nothing when no crossing calls for one.
+pub(super) async fn write_report<T: LedgerTx>(
+    tx: &mut T,
+    job: &JobRow,
+    crossings: &[Crossing],
+    identity_snapshot: Option<&serde_json::Value>,
+    cumulative_flop: f64,
+    now: OffsetDateTime,
+) -> Result<Vec<Uuid>, LedgerError> {
+    let reportable: Vec<Crossing> = crossings
+        .iter()
+        .filter(|c| c.action >= ThresholdAction::Report)
+        .cloned()
+        .collect();
+    if reportable.is_empty() {
+        return Ok(Vec::new());
+    }
+    let id = Uuid::now_v7();
+    tx.insert_report(&NewReport {
+        id,
+        job,
+        crossings: &reportable,
+        identity_snapshot,
+        cumulative_flop,
+        created_at: DbTime::new(now),
+        due_at: DbTime::new(now + super::reads::due_after(&reportable)),
+    })
+    .await?;
+    Ok(vec![id])
+}
+
+/// The job as a row (for reports written in the same transaction).
+fn job_row(req: &AdmissionRequest, id: Uuid, run: RunRef) -> JobRow {
+    JobRow {
+        id,
+        customer_id: req.customer_id,
+        organization_id: req.organization_id,
+        run_id: req.run_id.clone(),
+        lineage_root: run.lineage_root,
+        status: String::new(),
+        estimate_flop: req.estimate_flop,
+        hardware_flop: req.hardware_flop,
+        declared_flop: req.declared_flop,
+        basis: req.basis.clone(),
+        table_version: req.table_version.clone(),
+        accelerators: i64::from(req.accelerators),
+        accelerator_type: req.accelerator_type.clone(),
+        bio_sequence: req.bio_sequence,
+        reserved_flop: 0.0,
+        used_flop: 0.0,
+        accelerator_seconds: 0.0,
+    }
+}
+
+/// The job row to insert for `verdict`.
+fn new_job<'a>(
+    req: &'a AdmissionRequest,
+    job: &'a JobRow,
+    run: Uuid,
+    verdict: &Verdict,
+    after_review: bool,
+    now: DbTime,
+) -> NewJob<'a> {
+    let (status, decision, reserved) = match verdict {
+        Verdict::Admitted if after_review => {
+            ("reserved", "admitted_after_review", req.estimate_flop)
+        }
+        Verdict::Admitted => ("reserved", "admitted", req.estimate_flop),
+        Verdict::HeldForReview { .. } => ("held_for_review", "held_for_review", 0.0),
+        Verdict::Denied(d) => ("denied", denial_code(d), 0.0),
+    };
+    NewJob {
+        id: job.id,
+        customer_id: req.customer_id,
+        organization_id: req.organization_id,
+        run,
+        lineage_root: job.lineage_root,
+        status,
+        decision,
+        request_id: &req.request_id,
+        route: &req.route,
+        estimate_flop: req.estimate_flop,
+        hardware_flop: req.hardware_flop,
+        declared_flop: req.declared_flop,
+        basis: &req.basis,
+        table_version: &req.table_version,
+        accelerators: job.accelerators,
+        accelerator_type: req.accelerator_type.as_deref(),
+        bio_sequence: req.bio_sequence,
+        reserved_flop: reserved,
+        decided_at: now,
+    }
+}
+
+fn denial_code(d: &Denial) -> &'static str {
+    match d.reason {
+        DenialReason::RunCap => "denied_run_cap",
+        DenialReason::CustomerWindowCap => "denied_customer_window_cap",
+        DenialReason::ConcurrentJobs { .. } => "denied_concurrent_jobs",
+        DenialReason::Threshold => "denied_threshold",
+    }
+}
+
+/// Rejects malformed requests before any I/O.
+fn validate(req: &AdmissionRequest) -> Result<(), LedgerError> {
+    check_run_id(&req.run_id, "run_id")?;
+    if let Some(parent) = &req.parent_run_id {
+        check_run_id(parent, "parent_run_id")?;
+    }
+    let flops = [
+        Some(req.estimate_flop),
+        req.hardware_flop,
+        req.declared_flop,
+    ];
+    if !flops.into_iter().flatten().all(valid_flop) {
+        return Err(LedgerError::Invalid("estimate_flop"));
+    }
+    let caps = [
+        req.limits.max_flop_per_run,
+        req.limits.max_flop_per_customer_window,
+    ];
+    if !caps.into_iter().flatten().all(valid_flop) {
+        return Err(LedgerError::Invalid("limits"));
+    }
+    if !req
+        .thresholds
+        .rules
+        .iter()
+        .all(|r| valid_flop(r.flop) && r.flop > 0.0)
+    {
+        return Err(LedgerError::Invalid("thresholds"));
+    }
+    check_text(&req.basis, "basis")?;
+    check_text(&req.table_version, "table_version")?;
+    check_text(&req.route, "route")?;
+    check_text(&req.request_id, "request_id")
+}
+
+fn check_run_id(id: &str, field: &'static str) -> Result<(), LedgerError> {
+    let ok = !id.is_empty() && id.len() <= MAX_RUN_ID_LEN && !id.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(LedgerError::Invalid(field))
+    }
+}
+
+pub(super) fn check_text(text: &str, field: &'static str) -> Result<(), LedgerError> {
+    if text.len() <= MAX_TEXT_LEN {
+        Ok(())
+    } else {
+        Err(LedgerError::Invalid(field))
+    }
+}
+
+/// Staff (`staff:<uuid>`) or the system (`system:<label>`) only.
+pub(super) fn require_staff(actor: &Actor) -> Result<(), LedgerError> {
+    if actor.name.starts_with("staff:") || actor.name.starts_with("system:") {
+        Ok(())
+    } else {
+        Err(LedgerError::NotStaff)
+    }
+}

@@ -1,0 +1,154 @@
+//! The ledger's audit records: what each decision, usage event, report and group change
+//! writes to the chain ([`crate::audit`]), in the same transaction as the change, last.
+//!
+//! Every ledger transaction calls [`record`] exactly once with all its entries, so the chain
+//! append is one place to change. Details carry ids and numbers, never the identity snapshot.
+
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{AdmissionDecision, AdmissionRequest, Crossing, UsageEvent, UsageKind, UsageRecorded};
+use crate::accounts::Actor;
+use crate::audit::{self, AuditEntry, ChainTx};
+use crate::store::StoreError;
+
+/// Appends `entries` to the audit chain inside the caller's transaction. Call it last.
+pub(super) async fn record<T: ChainTx>(
+    tx: &mut T,
+    entries: &[AuditEntry],
+) -> Result<(), StoreError> {
+    for entry in entries {
+        audit::append(tx, entry).await?;
+    }
+    Ok(())
+}
+
+/// The admission decision, plus one `ledger.report.created` per report.
+pub(super) fn admission(req: &AdmissionRequest, d: &AdmissionDecision) -> Vec<AuditEntry> {
+    let actor = Actor::customer(req.customer_id, req.client_ip);
+    let action = match d.verdict {
+        super::Verdict::Admitted => "ledger.job.admitted",
+        super::Verdict::HeldForReview { .. } => "ledger.job.held",
+        super::Verdict::Denied(_) => "ledger.job.denied",
+    };
+    let detail = json!({
+        "customer_id": req.customer_id,
+        "organization_id": req.organization_id,
+        "run_id": req.run_id,
+        "parent_run_id": req.parent_run_id,
+        "lineage_root": d.run.lineage_root,
+        "estimate_flop": req.estimate_flop,
+        "hardware_flop": req.hardware_flop,
+        "declared_flop": req.declared_flop,
+        "basis": req.basis,
+        "table_version": req.table_version,
+        "accelerators": req.accelerators,
+        "accelerator_type": req.accelerator_type,
+        "bio_sequence": req.bio_sequence,
+        "route": req.route,
+        "request_id": req.request_id,
+        "verdict": d.verdict,
+        "approved_review": d.approved_review,
+        "crossings": labels(&d.crossings),
+        "report_ids": d.report_ids,
+        "totals_after": d.totals_after,
+    });
+    let mut entries =
+        vec![AuditEntry::new(req.now, &actor, action, job_subject(d.job_id)).with_detail(detail)];
+    entries.extend(
+        d.report_ids
+            .iter()
+            .map(|id| report_created(req.now, &actor, *id, d.job_id, &d.crossings)),
+    );
+    entries
+}
+
+/// A usage event applied, plus one `ledger.report.created` per report.
+pub(super) fn usage(event: &UsageEvent, r: &UsageRecorded) -> Vec<AuditEntry> {
+    let actor = Actor::system("meter");
+    let (kind, seconds) = match event.kind {
+        UsageKind::Started => ("started", None),
+        UsageKind::Heartbeat {
+            accelerator_seconds_total,
+        } => ("heartbeat", Some(accelerator_seconds_total)),
+        UsageKind::Finished {
+            accelerator_seconds_total,
+        } => ("finished", Some(accelerator_seconds_total)),
+    };
+    let detail = json!({
+        "event_id": event.event_id,
+        "kind": kind,
+        "accelerator_seconds_total": seconds,
+        "flop_per_accelerator_second": event.flop_per_accelerator_second,
+        "status": r.status,
+        "used_flop": r.used_flop,
+        "reserved_flop": r.reserved_flop,
+        "overrun_flop": r.overrun_flop,
+        "crossings": labels(&r.crossings),
+        "report_ids": r.report_ids,
+    });
+    let mut entries = vec![
+        AuditEntry::new(
+            event.at,
+            &actor,
+            "ledger.usage.recorded",
+            job_subject(r.job_id),
+        )
+        .with_detail(detail),
+    ];
+    entries.extend(
+        r.report_ids
+            .iter()
+            .map(|id| report_created(event.at, &actor, *id, r.job_id, &r.crossings)),
+    );
+    entries
+}
+
+/// A staff action on a ledger object (review, report, group).
+pub(super) fn staff_action(
+    at: OffsetDateTime,
+    actor: &Actor,
+    action: &'static str,
+    subject: String,
+    detail: serde_json::Value,
+) -> AuditEntry {
+    AuditEntry::new(at, actor, action, subject).with_detail(detail)
+}
+
+/// `job:<uuid>`.
+pub(super) fn job_subject(id: Uuid) -> String {
+    format!("job:{id}")
+}
+
+fn report_created(
+    at: OffsetDateTime,
+    actor: &Actor,
+    report: Uuid,
+    job: Uuid,
+    crossings: &[Crossing],
+) -> AuditEntry {
+    AuditEntry::new(
+        at,
+        actor,
+        "ledger.report.created",
+        format!("report:{report}"),
+    )
+    .with_detail(json!({ "job_id": job, "crossings": labels(crossings) }))
+}
+
+fn labels(crossings: &[Crossing]) -> Vec<serde_json::Value> {
+    crossings
+        .iter()
+        .map(|c| {
+            json!({
+                "label": c.label,
+                "scope": c.scope,
+                "scope_id": c.scope_id,
+                "action": c.action,
+                "threshold_flop": c.threshold_flop,
+                "projected_flop": c.projected_flop,
+            })
+        })
+        .collect()
+}

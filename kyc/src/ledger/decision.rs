@@ -1,0 +1,211 @@
+//! The pure admission rules: caps, threshold crossings and the proposed verdict, over a
+//! [`Snapshot`] of totals read under the budget locks. No I/O and no clock: rolling windows are
+//! applied when the snapshot is read.
+//!
+//! Precedence: a cap or `block` threshold denies; otherwise a `review` crossing holds; otherwise
+//! the job is admitted, with its `notify` and `report` crossings recorded. A crossing is
+//! `previous < threshold <= projected`, so each threshold fires once per total that passes it;
+//! a `block` threshold refuses any job whose projected total reaches it.
+
+use uuid::Uuid;
+
+use super::{
+    Crossing, Denial, DenialReason, LedgerLimits, ThresholdAction, ThresholdPolicy, ThresholdRule,
+    ThresholdScope, Totals,
+};
+
+/// Totals read under the budget locks, before the job, with the ids of each scope.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    /// Root run of the job's lineage.
+    pub lineage_root: Uuid,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The customer's organization, if any.
+    pub organization_id: Option<Uuid>,
+    /// The customer's linked group, if linked.
+    pub group_id: Option<Uuid>,
+    /// The totals.
+    pub totals: Totals,
+}
+
+/// What the rules propose, before any review approval is looked up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Proposal {
+    /// Reserve and forward.
+    Admit,
+    /// Hold for a compliance decision (a `review` threshold is crossed).
+    Review,
+    /// Refuse.
+    Deny(Denial),
+}
+
+/// The result of [`evaluate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The proposed verdict.
+    pub proposal: Proposal,
+    /// Every threshold the job would cross, in rule order.
+    pub crossings: Vec<Crossing>,
+    /// Totals if the job is admitted.
+    pub totals_if_admitted: Totals,
+}
+
+/// Applies caps and thresholds to a job of `estimate` FLOP.
+pub fn evaluate(
+    limits: &LedgerLimits,
+    policy: &ThresholdPolicy,
+    bio_sequence: bool,
+    snapshot: &Snapshot,
+    estimate: f64,
+) -> Evaluation {
+    let crossings = crossings(&policy.rules, bio_sequence, snapshot, estimate);
+    let denial = cap_denial(limits, &snapshot.totals, estimate)
+        .or_else(|| block_denial(&policy.rules, bio_sequence, snapshot, estimate));
+    let proposal = match denial {
+        Some(denial) => Proposal::Deny(denial),
+        None if crossings
+            .iter()
+            .any(|c| c.action == ThresholdAction::Review) =>
+        {
+            Proposal::Review
+        }
+        None => Proposal::Admit,
+    };
+    Evaluation {
+        proposal,
+        crossings,
+        totals_if_admitted: add(&snapshot.totals, estimate),
+    }
+}
+
+/// Thresholds crossed when measured usage grows the job's charge by `growth` FLOP (no caps:
+/// the job is already running).
+pub fn usage_crossings(
+    rules: &[ThresholdRule],
+    bio_sequence: bool,
+    snapshot: &Snapshot,
+    growth: f64,
+) -> Vec<Crossing> {
+    if growth > 0.0 {
+        crossings(rules, bio_sequence, snapshot, growth)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The tightest remaining FLOP cap for `totals`, never negative; `None` without FLOP caps.
+pub(crate) fn remaining_flop(limits: &LedgerLimits, totals: &Totals) -> Option<f64> {
+    let run = limits.max_flop_per_run.map(|cap| cap - totals.lineage_flop);
+    let window = limits
+        .max_flop_per_customer_window
+        .map(|cap| cap - totals.customer_window_flop);
+    let tightest = match (run, window) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    tightest.map(|r| r.max(0.0))
+}
+
+/// `totals` with `flop` added to every FLOP total.
+pub(crate) fn add(totals: &Totals, flop: f64) -> Totals {
+    Totals {
+        lineage_flop: totals.lineage_flop + flop,
+        customer_window_flop: totals.customer_window_flop + flop,
+        customer_flop: totals.customer_flop + flop,
+        organization_flop: totals.organization_flop.map(|t| t + flop),
+        group_flop: totals.group_flop + flop,
+        open_jobs: totals.open_jobs,
+    }
+}
+
+/// The first cap the job would pass: concurrency, then the run cap, then the customer window.
+fn cap_denial(limits: &LedgerLimits, totals: &Totals, estimate: f64) -> Option<Denial> {
+    let cap = |reason, limit_flop| Denial {
+        reason,
+        limit_flop,
+        threshold_label: None,
+        scope: None,
+    };
+    if let Some(limit) = limits.max_concurrent_jobs {
+        if totals.open_jobs >= u64::from(limit) {
+            return Some(cap(DenialReason::ConcurrentJobs { limit }, None));
+        }
+    }
+    if let Some(max) = limits.max_flop_per_run {
+        if totals.lineage_flop + estimate > max {
+            return Some(cap(DenialReason::RunCap, Some(max)));
+        }
+    }
+    if let Some(max) = limits.max_flop_per_customer_window {
+        if totals.customer_window_flop + estimate > max {
+            return Some(cap(DenialReason::CustomerWindowCap, Some(max)));
+        }
+    }
+    None
+}
+
+/// The lowest `block` threshold the projected total would reach.
+fn block_denial(
+    rules: &[ThresholdRule],
+    bio_sequence: bool,
+    snapshot: &Snapshot,
+    estimate: f64,
+) -> Option<Denial> {
+    applicable(rules, bio_sequence)
+        .filter(|r| r.action == ThresholdAction::Block)
+        .filter(|r| {
+            scope_total(r.scope, snapshot).is_some_and(|(_, total)| total + estimate >= r.flop)
+        })
+        .min_by(|a, b| a.flop.total_cmp(&b.flop))
+        .map(|r| Denial {
+            reason: DenialReason::Threshold,
+            limit_flop: Some(r.flop),
+            threshold_label: Some(r.label.clone()),
+            scope: Some(r.scope),
+        })
+}
+
+/// Every applicable rule with `previous < flop <= previous + growth`.
+fn crossings(
+    rules: &[ThresholdRule],
+    bio_sequence: bool,
+    snapshot: &Snapshot,
+    growth: f64,
+) -> Vec<Crossing> {
+    applicable(rules, bio_sequence)
+        .filter_map(|r| {
+            let (scope_id, previous) = scope_total(r.scope, snapshot)?;
+            let projected = previous + growth;
+            (previous < r.flop && r.flop <= projected).then(|| Crossing {
+                label: r.label.clone(),
+                threshold_flop: r.flop,
+                scope: r.scope,
+                scope_id,
+                action: r.action,
+                previous_flop: previous,
+                projected_flop: projected,
+                report_due_days: r.report_due_days,
+            })
+        })
+        .collect()
+}
+
+/// Rules that apply to this job: biological-sequence rules only for runs declaring such data.
+fn applicable(rules: &[ThresholdRule], bio_sequence: bool) -> impl Iterator<Item = &ThresholdRule> {
+    rules
+        .iter()
+        .filter(move |r| bio_sequence || !r.bio_sequence_only)
+}
+
+/// The id and current total a scope refers to; `None` for an organization scope of a customer
+/// without one. An unlinked customer is its own group.
+fn scope_total(scope: ThresholdScope, s: &Snapshot) -> Option<(Uuid, f64)> {
+    let t = &s.totals;
+    match scope {
+        ThresholdScope::Run => Some((s.lineage_root, t.lineage_flop)),
+        ThresholdScope::Customer => Some((s.customer_id, t.customer_flop)),
+        ThresholdScope::Organization => s.organization_id.zip(t.organization_flop),
+        ThresholdScope::Group => Some((s.group_id.unwrap_or(s.customer_id), t.group_flop)),
+    }
+}

@@ -1,0 +1,578 @@
+//! The compute ledger: training runs and their lineage, admission against budgets and
+//! thresholds, measured usage, linked account groups, review holds and training-run reports.
+//!
+//! # What counts where
+//! - **Run lineage** (lifetime): a run id is namespaced per customer; a run that names a
+//!   `parent_run_id` joins its parent's lineage, fixed when the run is first seen. The per-run
+//!   cap ([`LedgerLimits::max_flop_per_run`]) and [`ThresholdScope::Run`] thresholds apply to the
+//!   lineage's cumulative FLOP, so neither splitting a run into jobs nor fine-tuning evades them.
+//! - **Customer window**: [`LedgerLimits::max_flop_per_customer_window`] applies to the FLOP of
+//!   the customer's jobs decided within the rolling [`LedgerLimits::window`].
+//! - **Customer, organization, linked group** thresholds apply to the rolling total over
+//!   [`ThresholdPolicy::window`]; a customer who is linked to nobody is a group of one.
+//! - A job's charge is `used + reserved`: its estimate at admission, replaced by measured usage
+//!   as events arrive, grown past the estimate when the job overruns, and cut to the measured
+//!   amount when it finishes. Rolling windows count a job at its decision time.
+//!
+//! # Atomicity
+//! [`Store::admit`](crate::Store::admit) is one transaction on either backend: it locks the
+//! budget rows of the lineage, customer, organization and group (PostgreSQL `SELECT … FOR
+//! UPDATE`, always in the order non-group rows by `(scope, id)`, then the group row; SQLite's
+//! `BEGIN IMMEDIATE` serializes writers), reads the totals, decides with the pure
+//! [`evaluate`], and writes the job, its crossings, review hold or reports and the audit
+//! record before committing. Replicas sharing one PostgreSQL therefore never admit past a cap.
+//!
+//! # Modules
+//! `decision` holds the pure rules; `sql` the queries (one text for both backends); the
+//! `admission`, `usage`, `groups`, `reads` and `export` modules add `impl Store` blocks.
+
+mod admission;
+mod audit;
+mod decision;
+mod export;
+mod groups;
+mod reads;
+mod review;
+mod sql;
+mod usage;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::accounts::UnknownName;
+use crate::store::StoreError;
+
+pub use self::decision::{Evaluation, Proposal, Snapshot, evaluate, usage_crossings};
+pub use self::export::{ExportFormat, ExportKind, quarter_due_date};
+pub use self::groups::{AttributeHash, GroupMember, LinkAttribute, LinkOutcome, LinkedGroup};
+pub use self::reads::{
+    ReportFilter, ReportStatus, ReportsDue, RunFilter, RunSummary, TrainingRunReport,
+};
+
+/// Longest accepted run id, in bytes.
+pub const MAX_RUN_ID_LEN: usize = 200;
+
+/// Longest accepted usage event id, in bytes.
+pub const MAX_EVENT_ID_LEN: usize = 200;
+
+/// Largest page the list operations return.
+pub const MAX_PAGE: u32 = 1000;
+
+/// How close (relative) a resubmitted estimate must be to an approved one to use the approval.
+pub const APPROVAL_TOLERANCE: f64 = 0.01;
+
+/// Tier caps for one admission, as plain data (the root converts the gateway's policy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerLimits {
+    /// Most FLOP a run lineage may accumulate (used + reserved); `None`: no cap.
+    pub max_flop_per_run: Option<f64>,
+    /// Most FLOP a customer may have charged within [`LedgerLimits::window`]; `None`: no cap.
+    pub max_flop_per_customer_window: Option<f64>,
+    /// The rolling window of the customer cap.
+    pub window: Duration,
+    /// Most jobs a customer may have reserved or running at once; `None`: no cap.
+    pub max_concurrent_jobs: Option<u32>,
+}
+
+/// Which cumulative total a threshold watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdScope {
+    /// The run lineage (a run and its fine-tunes), lifetime.
+    Run,
+    /// The customer, over [`ThresholdPolicy::window`].
+    Customer,
+    /// The customer's organization, over [`ThresholdPolicy::window`].
+    Organization,
+    /// The customer's linked group (the customer alone when unlinked), over the window.
+    Group,
+}
+
+/// What crossing a threshold does. Graded: each action includes the ones before it (`review`
+/// and `report` both produce a report record once the job runs).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdAction {
+    /// Event and metric only.
+    Notify,
+    /// A training-run report with a due date.
+    Report,
+    /// Hold the job until a compliance officer approves it.
+    Review,
+    /// Refuse any job whose projected total would reach the threshold.
+    Block,
+}
+
+/// One threshold, as plain data.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ThresholdRule {
+    /// Stable label, e.g. `eu_ai_act_art51` (shown in reports and metrics).
+    pub label: String,
+    /// Cumulative FLOP at which it fires.
+    pub flop: f64,
+    /// Which total it watches.
+    pub scope: ThresholdScope,
+    /// What crossing it does.
+    pub action: ThresholdAction,
+    /// Only for runs declaring biological-sequence data.
+    pub bio_sequence_only: bool,
+    /// Days from crossing to the report's due date (15 by default in the shipped policy).
+    pub report_due_days: u32,
+}
+
+/// The thresholds in force and the rolling window of the customer, organization and group
+/// totals they watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdPolicy {
+    /// The rules, in any order.
+    pub rules: Vec<ThresholdRule>,
+    /// Rolling window for non-run scopes.
+    pub window: Duration,
+}
+
+/// One job submission to admit.
+#[derive(Debug, Clone)]
+pub struct AdmissionRequest {
+    /// The submitting customer.
+    pub customer_id: Uuid,
+    /// The customer's organization, if any.
+    pub organization_id: Option<Uuid>,
+    /// The run id (namespaced per customer), 1..=[`MAX_RUN_ID_LEN`] bytes.
+    pub run_id: String,
+    /// The run this one fine-tunes, if declared.
+    pub parent_run_id: Option<String>,
+    /// The FLOP reserved: the estimate the gateway chose (hardware or declared).
+    pub estimate_flop: f64,
+    /// accelerators × peak × time × utilization, when computed.
+    pub hardware_flop: Option<f64>,
+    /// 6 · parameters · tokens, when declared.
+    pub declared_flop: Option<f64>,
+    /// How the estimate was made, e.g. `hardware:h100:bf16:u0.4`.
+    pub basis: String,
+    /// Version of the accelerator table used.
+    pub table_version: String,
+    /// Accelerators requested.
+    pub accelerators: u32,
+    /// Accelerator type, when known.
+    pub accelerator_type: Option<String>,
+    /// The run declares biological-sequence data.
+    pub bio_sequence: bool,
+    /// The customer's tier caps.
+    pub limits: LedgerLimits,
+    /// Thresholds in force.
+    pub thresholds: Arc<ThresholdPolicy>,
+    /// What a report needs about the customer (name, jurisdiction, verification); stored only
+    /// on reports this admission creates. The caller decides its content (it may be sealed).
+    pub identity_snapshot: Option<serde_json::Value>,
+    /// Route template the job came through.
+    pub route: String,
+    /// Request id, for correlating with access logs.
+    pub request_id: String,
+    /// The client's address, for the audit record.
+    pub client_ip: Option<IpAddr>,
+    /// Decision time.
+    pub now: OffsetDateTime,
+}
+
+/// The outcome of [`Store::admit`](crate::Store::admit), committed before it is returned.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AdmissionDecision {
+    /// The job row recorded for this decision (also for holds and denials).
+    pub job_id: Uuid,
+    /// The run row and its lineage root.
+    pub run: RunRef,
+    /// Admitted, held or denied.
+    pub verdict: Verdict,
+    /// Totals after the decision (unchanged unless admitted).
+    pub totals_after: Totals,
+    /// Tightest remaining cap after the decision; `None` when no FLOP cap applies.
+    pub remaining_flop: Option<f64>,
+    /// Thresholds this job crosses (recorded whatever the verdict).
+    pub crossings: Vec<Crossing>,
+    /// Reports created (admitted jobs crossing `report` or `review` thresholds).
+    pub report_ids: Vec<Uuid>,
+    /// The approved review this admission consumed, if any.
+    pub approved_review: Option<Uuid>,
+}
+
+/// A run row and the root of its lineage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RunRef {
+    /// The run row id.
+    pub run: Uuid,
+    /// The root run's row id (equal to `run` for a root).
+    pub lineage_root: Uuid,
+}
+
+/// Admission verdict.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Reserved; forward the job.
+    Admitted,
+    /// Held until staff resolve the review; resubmit after approval.
+    HeldForReview {
+        /// The review to resolve.
+        review_id: Uuid,
+    },
+    /// Refused.
+    Denied(Denial),
+}
+
+/// Why a job was refused.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Denial {
+    /// The rule that refused it.
+    pub reason: DenialReason,
+    /// The FLOP limit it would pass (cap or blocking threshold).
+    pub limit_flop: Option<f64>,
+    /// The blocking threshold's label.
+    pub threshold_label: Option<String>,
+    /// The blocking threshold's scope.
+    pub scope: Option<ThresholdScope>,
+}
+
+/// The rule behind a denial (bounded, usable as a metric label via [`DenialReason::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DenialReason {
+    /// The lineage total would pass the per-run cap.
+    RunCap,
+    /// The customer's rolling-window total would pass the customer cap.
+    CustomerWindowCap,
+    /// The customer already has the most concurrent jobs allowed.
+    ConcurrentJobs {
+        /// The limit.
+        limit: u32,
+    },
+    /// A `block` threshold would be reached.
+    Threshold,
+}
+
+/// Cumulative totals around a decision.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Totals {
+    /// Lineage, lifetime.
+    pub lineage_flop: f64,
+    /// Customer within [`LedgerLimits::window`].
+    pub customer_window_flop: f64,
+    /// Customer within [`ThresholdPolicy::window`].
+    pub customer_flop: f64,
+    /// Organization within [`ThresholdPolicy::window`], when the customer has one.
+    pub organization_flop: Option<f64>,
+    /// Linked group (or the customer alone) within [`ThresholdPolicy::window`].
+    pub group_flop: f64,
+    /// The customer's reserved or running jobs.
+    pub open_jobs: u64,
+}
+
+/// A threshold crossed: `previous < threshold_flop <= projected`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Crossing {
+    /// The rule's label.
+    pub label: String,
+    /// The rule's FLOP.
+    pub threshold_flop: f64,
+    /// The rule's scope.
+    pub scope: ThresholdScope,
+    /// Lineage root, customer, organization or group id.
+    pub scope_id: Uuid,
+    /// The rule's action.
+    pub action: ThresholdAction,
+    /// Total before.
+    pub previous_flop: f64,
+    /// Total after.
+    pub projected_flop: f64,
+    /// Days until a report for it is due (from the rule).
+    pub report_due_days: u32,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Admitted; estimate reserved.
+    Reserved,
+    /// Started; usage arriving.
+    Running,
+    /// Finished; remainder released.
+    Finished,
+    /// Waiting for a review decision (nothing reserved).
+    HeldForReview,
+    /// Refused (nothing reserved).
+    Denied,
+}
+
+/// A usage event from the compute platform (its signature already checked by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEvent {
+    /// The sender's id for the event; replays carry the same id.
+    pub event_id: String,
+    /// The job it reports on.
+    pub job_id: Uuid,
+    /// What happened.
+    pub kind: UsageKind,
+    /// When it happened.
+    pub at: OffsetDateTime,
+    /// FLOP one accelerator delivers per second (peak × utilization), computed by the caller.
+    pub flop_per_accelerator_second: f64,
+}
+
+/// What a usage event reports. Counters are cumulative for the job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UsageKind {
+    /// The job started.
+    Started,
+    /// Accelerator-seconds so far.
+    Heartbeat {
+        /// Cumulative accelerator-seconds.
+        accelerator_seconds_total: f64,
+    },
+    /// The job ended; the rest of the reservation is released.
+    Finished {
+        /// Final cumulative accelerator-seconds.
+        accelerator_seconds_total: f64,
+    },
+}
+
+/// What [`Store::record_usage`](crate::Store::record_usage) did, committed before returning.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UsageOutcome {
+    /// The event id was seen before; nothing changed. Acknowledge it.
+    Duplicate,
+    /// The event was applied.
+    Recorded(UsageRecorded),
+}
+
+/// An applied usage event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecorded {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its status now.
+    pub status: JobStatus,
+    /// Measured FLOP so far.
+    pub used_flop: f64,
+    /// Still reserved.
+    pub reserved_flop: f64,
+    /// How far the charge now exceeds the admitted estimate (0 when within it).
+    pub overrun_flop: f64,
+    /// Thresholds the growth crossed.
+    pub crossings: Vec<Crossing>,
+    /// Reports created for them (identity snapshot still to attach, see
+    /// [`Store::attach_report_identity`](crate::Store::attach_report_identity)).
+    pub report_ids: Vec<Uuid>,
+}
+
+/// A staff decision on a held job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewResolution {
+    /// Let the same job be resubmitted and admitted.
+    Approve,
+    /// Keep it refused.
+    Deny,
+}
+
+/// Where a review stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    /// Waiting for staff.
+    Pending,
+    /// Approved; the next matching submission is admitted.
+    Approved,
+    /// Denied.
+    Denied,
+}
+
+/// A review hold.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobReview {
+    /// Review id.
+    pub id: Uuid,
+    /// The held job.
+    pub job_id: Uuid,
+    /// Its customer.
+    pub customer_id: Uuid,
+    /// Its run id.
+    pub run_id: String,
+    /// Its estimate.
+    pub estimate_flop: f64,
+    /// The `review` crossings that held it.
+    pub crossings: Vec<Crossing>,
+    /// Status.
+    pub status: ReviewStatus,
+    /// When the job was held.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When staff decided.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+    /// Who decided (`staff:<uuid>`).
+    pub decided_by: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// The job that used the approval.
+    pub consumed_by: Option<Uuid>,
+}
+
+/// Why a ledger operation failed. Client faults first, then the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The request is malformed (the message names the field; no data echoed).
+    #[error("invalid ledger request: {0}")]
+    Invalid(&'static str),
+    /// No customer with that id.
+    #[error("customer not found")]
+    UnknownCustomer,
+    /// A usage event names a job the ledger does not know.
+    #[error("unknown job")]
+    UnknownJob,
+    /// A cumulative counter went down.
+    #[error("accelerator-seconds counter decreased from {previous} to {reported}")]
+    CounterDecreased {
+        /// The stored total.
+        previous: f64,
+        /// The reported total.
+        reported: f64,
+    },
+    /// Usage for a job that is not reserved or running (finished, held or denied).
+    #[error("job is {status:?}, not open for usage")]
+    JobNotOpen {
+        /// Its status.
+        status: JobStatus,
+    },
+    /// No review with that id.
+    #[error("review not found")]
+    ReviewNotFound,
+    /// The review was already approved or denied.
+    #[error("review already resolved")]
+    ReviewAlreadyResolved,
+    /// No report with that id.
+    #[error("report not found")]
+    ReportNotFound,
+    /// The report was already filed.
+    #[error("report already filed")]
+    ReportAlreadyFiled,
+    /// Only staff (or the system) may take this action.
+    #[error("only staff may do this")]
+    NotStaff,
+    /// Writing an export failed.
+    #[error("writing the export failed")]
+    Export(#[source] std::io::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+crate::store::from_sqlx!(LedgerError);
+
+// === impl ThresholdScope, ThresholdAction, JobStatus, ReviewStatus ===
+
+/// `as_str` / `FromStr` / `Display` for the string-backed enums stored in the database.
+macro_rules! stored_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The stored and serialized name (bounded: usable as a metric label).
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s { $($text => Ok($ty::$variant),)+ _ => Err(UnknownName) }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_enum!(ThresholdScope {
+    Run => "run",
+    Customer => "customer",
+    Organization => "organization",
+    Group => "group",
+});
+stored_enum!(ThresholdAction {
+    Notify => "notify",
+    Report => "report",
+    Review => "review",
+    Block => "block",
+});
+stored_enum!(JobStatus {
+    Reserved => "reserved",
+    Running => "running",
+    Finished => "finished",
+    HeldForReview => "held_for_review",
+    Denied => "denied",
+});
+stored_enum!(ReviewStatus {
+    Pending => "pending",
+    Approved => "approved",
+    Denied => "denied",
+});
+
+// === impl DenialReason ===
+
+impl DenialReason {
+    /// Bounded name for metrics and problem details.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenialReason::RunCap => "run_cap",
+            DenialReason::CustomerWindowCap => "customer_window_cap",
+            DenialReason::ConcurrentJobs { .. } => "concurrent_jobs",
+            DenialReason::Threshold => "threshold",
+        }
+    }
+}
+
+// === impl Verdict ===
+
+impl Verdict {
+    /// Bounded name for metrics: `admitted`, `held_for_review` or `denied`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Admitted => "admitted",
+            Verdict::HeldForReview { .. } => "held_for_review",
+            Verdict::Denied(_) => "denied",
+        }
+    }
+}
+
+/// `std::time::Duration` as a `time::Duration`, saturating (windows of centuries are fine).
+fn window(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+/// `now - window`, never before the Unix epoch (no job is older, and stored text timestamps
+/// only sort correctly for four-digit years).
+fn window_start(now: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    now.checked_sub(window(d))
+        .filter(|t| *t > OffsetDateTime::UNIX_EPOCH)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A FLOP amount the ledger accepts: finite and not negative.
+fn valid_flop(x: f64) -> bool {
+    x.is_finite() && x >= 0.0
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+//! Review holds: `Store::resolve_job_review` (staff approve or deny a held job; an approval
+//! is consumed by the next admission of the same job) and `Store::list_job_reviews`.
+
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::admission::{check_text, require_staff};
+use super::{Crossing, JobReview, LedgerError, ReviewResolution, ReviewStatus, audit};
+use crate::accounts::{Actor, parse_column};
+use crate::store::{DbTime, Store, in_transaction, on_pool};
+
+#[derive(sqlx::FromRow)]
+struct ReviewRow {
+    id: Uuid,
+    job_id: Uuid,
+    customer_id: Uuid,
+    run_id: String,
+    estimate_flop: f64,
+    thresholds: Json<Vec<Crossing>>,
+    status: String,
+    created_at: OffsetDateTime,
+    decided_at: Option<OffsetDateTime>,
+    decided_by: Option<String>,
+    reason: Option<String>,
+    consumed_by: Option<Uuid>,
+}
+
+/// The review columns in [`ReviewRow`] order.
+macro_rules! review_columns {
+    () => {
+        "id, job_id, customer_id, run_id, estimate_flop, thresholds, status, created_at, \
+         decided_at, decided_by, reason, consumed_by"
+    };
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Approves or denies a held job. An approval lets the next submission of the same
+    /// customer, run id and estimate (within [`super::APPROVAL_TOLERANCE`]) be admitted once.
+    /// Only staff or the system may resolve ([`LedgerError::NotStaff`]).
+    pub async fn resolve_job_review(
+        &self,
+        review_id: Uuid,
+        resolution: ReviewResolution,
+        actor: &Actor,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<JobReview, LedgerError> {
+        require_staff(actor)?;
+        check_text(reason, "reason")?;
+        let status = match resolution {
+            ReviewResolution::Approve => ReviewStatus::Approved,
+            ReviewResolution::Deny => ReviewStatus::Denied,
+        };
+        const UPDATE: &str = concat!(
+            "UPDATE ledger_reviews SET status = $1, decided_at = $2, decided_by = $3, reason = $4 \
+             WHERE id = $5 AND status = 'pending' RETURNING ",
+            review_columns!()
+        );
+        let row: ReviewRow = in_transaction!(self, |tx| {
+            let row: Option<ReviewRow> = sqlx::query_as(UPDATE)
+                .bind(status.as_str())
+                .bind(DbTime::new(now))
+                .bind(&actor.name)
+                .bind(reason)
+                .bind(review_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                let exists: Option<Uuid> =
+                    sqlx::query_scalar("SELECT id FROM ledger_reviews WHERE id = $1")
+                        .bind(review_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                return Err(match exists {
+                    Some(_) => LedgerError::ReviewAlreadyResolved,
+                    None => LedgerError::ReviewNotFound,
+                });
+            };
+            let action = match resolution {
+                ReviewResolution::Approve => "ledger.review.approved",
+                ReviewResolution::Deny => "ledger.review.denied",
+            };
+            let detail = serde_json::json!({
+                "job_id": row.job_id,
+                "customer_id": row.customer_id,
+                "run_id": row.run_id,
+                "estimate_flop": row.estimate_flop,
+                "reason": reason,
+            });
+            let entry =
+                audit::staff_action(now, actor, action, format!("review:{review_id}"), detail);
+            audit::record(&mut tx, &[entry]).await?;
+            row
+        });
+        Ok(row.into_review()?)
+    }
+
+    /// Review holds, newest first: all, or only those with `status`; at most
+    /// [`super::MAX_PAGE`].
+    pub async fn list_job_reviews(
+        &self,
+        status: Option<ReviewStatus>,
+        limit: u32,
+    ) -> Result<Vec<JobReview>, LedgerError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            review_columns!(),
+            " FROM ledger_reviews WHERE ($1 IS NULL OR status = $1) \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let limit = i64::from(limit.min(super::MAX_PAGE));
+        let rows: Vec<ReviewRow> = on_pool!(self, |pool| {
+            sqlx::query_as(SQL)
+                .bind(status.map(ReviewStatus::as_str))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(ReviewRow::into_review)
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+// === impl ReviewRow ===
+
+impl ReviewRow {
+    fn into_review(self) -> Result<JobReview, crate::StoreError> {
+        Ok(JobReview {
+            id: self.id,
+            job_id: self.job_id,
+            customer_id: self.customer_id,
+            run_id: self.run_id,
+            estimate_flop: self.estimate_flop,
+            crossings: self.thresholds.0,
+            status: parse_column(&self.status, "ledger_reviews.status")?,
+            created_at: self.created_at,
+            decided_at: self.decided_at,
+            decided_by: self.decided_by,
+            reason: self.reason,
+            consumed_by: self.consumed_by,
+        })
+    }
+}

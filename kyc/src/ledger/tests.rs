@@ -1,0 +1,245 @@
+//! Unit tests of the pure admission rules.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::*;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn limits(run: Option<f64>, window: Option<f64>, jobs: Option<u32>) -> LedgerLimits {
+    LedgerLimits {
+        max_flop_per_run: run,
+        max_flop_per_customer_window: window,
+        window: DAY * 30,
+        max_concurrent_jobs: jobs,
+    }
+}
+
+fn rule(label: &str, flop: f64, scope: ThresholdScope, action: ThresholdAction) -> ThresholdRule {
+    ThresholdRule {
+        label: label.into(),
+        flop,
+        scope,
+        action,
+        bio_sequence_only: false,
+        report_due_days: 15,
+    }
+}
+
+fn policy(rules: Vec<ThresholdRule>) -> ThresholdPolicy {
+    ThresholdPolicy {
+        rules,
+        window: DAY * 365,
+    }
+}
+
+fn snapshot(lineage: f64, customer: f64, group: f64, open_jobs: u64) -> Snapshot {
+    Snapshot {
+        lineage_root: Uuid::from_u128(1),
+        customer_id: Uuid::from_u128(2),
+        organization_id: None,
+        group_id: Some(Uuid::from_u128(3)),
+        totals: Totals {
+            lineage_flop: lineage,
+            customer_window_flop: customer,
+            customer_flop: customer,
+            organization_flop: None,
+            group_flop: group,
+            open_jobs,
+        },
+    }
+}
+
+#[test]
+fn caps_deny_in_order_concurrency_run_window() {
+    let none = policy(vec![]);
+    let s = snapshot(90.0, 500.0, 500.0, 2);
+    let e = evaluate(
+        &limits(Some(100.0), Some(1000.0), Some(2)),
+        &none,
+        false,
+        &s,
+        1.0,
+    );
+    assert!(matches!(
+        e.proposal,
+        Proposal::Deny(Denial {
+            reason: DenialReason::ConcurrentJobs { limit: 2 },
+            ..
+        })
+    ));
+    let e = evaluate(
+        &limits(Some(100.0), Some(1000.0), Some(3)),
+        &none,
+        false,
+        &s,
+        11.0,
+    );
+    let Proposal::Deny(d) = e.proposal else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        (d.reason, d.limit_flop),
+        (DenialReason::RunCap, Some(100.0))
+    );
+    // Exactly at the cap is allowed.
+    let e = evaluate(
+        &limits(Some(100.0), Some(1000.0), None),
+        &none,
+        false,
+        &s,
+        10.0,
+    );
+    assert_eq!(e.proposal, Proposal::Admit);
+    let e = evaluate(&limits(None, Some(505.0), None), &none, false, &s, 10.0);
+    let Proposal::Deny(d) = e.proposal else {
+        panic!("{e:?}")
+    };
+    assert_eq!(d.reason, DenialReason::CustomerWindowCap);
+    assert_eq!(e.totals_if_admitted.lineage_flop, 100.0);
+}
+
+#[test]
+fn remaining_is_the_tightest_cap() {
+    let t = snapshot(40.0, 900.0, 0.0, 0).totals;
+    assert_eq!(
+        decision::remaining_flop(&limits(Some(100.0), Some(1000.0), None), &t),
+        Some(60.0)
+    );
+    assert_eq!(
+        decision::remaining_flop(&limits(Some(100.0), Some(950.0), None), &t),
+        Some(50.0)
+    );
+    assert_eq!(
+        decision::remaining_flop(&limits(None, None, Some(1)), &t),
+        None
+    );
+    assert_eq!(
+        decision::remaining_flop(&limits(Some(10.0), None, None), &t),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn crossing_is_previous_below_threshold_at_or_below_projected() {
+    let p = policy(vec![
+        rule("t25", 1e25, ThresholdScope::Run, ThresholdAction::Report),
+        rule("t26", 1e26, ThresholdScope::Run, ThresholdAction::Review),
+    ]);
+    let l = limits(None, None, None);
+    let e = evaluate(&l, &p, false, &snapshot(9e24, 0.0, 0.0, 0), 1e24);
+    assert_eq!(e.crossings.len(), 1);
+    assert_eq!(e.crossings[0].label, "t25");
+    assert_eq!(e.crossings[0].projected_flop, 1e25);
+    assert_eq!(e.proposal, Proposal::Admit);
+    // Already past: no second crossing.
+    let e = evaluate(&l, &p, false, &snapshot(1e25, 0.0, 0.0, 0), 1e24);
+    assert!(e.crossings.is_empty());
+    // One job crossing both: review wins over report.
+    let e = evaluate(&l, &p, false, &snapshot(0.0, 0.0, 0.0, 0), 2e26);
+    assert_eq!(e.crossings.len(), 2);
+    assert_eq!(e.proposal, Proposal::Review);
+}
+
+#[test]
+fn bio_rules_apply_only_to_bio_runs_and_block_beats_review() {
+    let mut bio = rule("bio23", 1e23, ThresholdScope::Run, ThresholdAction::Review);
+    bio.bio_sequence_only = true;
+    let p = policy(vec![
+        bio,
+        rule("grp", 5e23, ThresholdScope::Group, ThresholdAction::Block),
+    ]);
+    let l = limits(None, None, None);
+    let s = snapshot(0.0, 0.0, 2e23, 0);
+    assert_eq!(evaluate(&l, &p, false, &s, 2e23).proposal, Proposal::Admit);
+    assert_eq!(evaluate(&l, &p, true, &s, 2e23).proposal, Proposal::Review);
+    // The group total reaches the block threshold: denied although a review would also fire.
+    let Proposal::Deny(d) = evaluate(&l, &p, true, &s, 3e23).proposal else {
+        panic!()
+    };
+    assert_eq!(d.reason, DenialReason::Threshold);
+    assert_eq!(d.threshold_label.as_deref(), Some("grp"));
+    assert_eq!(d.scope, Some(ThresholdScope::Group));
+}
+
+#[test]
+fn unlinked_customer_is_its_own_group_and_org_scope_needs_an_org() {
+    let p = policy(vec![
+        rule("g", 10.0, ThresholdScope::Group, ThresholdAction::Notify),
+        rule(
+            "o",
+            10.0,
+            ThresholdScope::Organization,
+            ThresholdAction::Notify,
+        ),
+    ]);
+    let mut s = snapshot(0.0, 5.0, 5.0, 0);
+    s.group_id = None;
+    let e = evaluate(&limits(None, None, None), &p, false, &s, 5.0);
+    assert_eq!(e.crossings.len(), 1);
+    assert_eq!(e.crossings[0].scope_id, s.customer_id);
+}
+
+#[test]
+fn usage_growth_rechecks_thresholds() {
+    let rules = vec![rule(
+        "t",
+        100.0,
+        ThresholdScope::Customer,
+        ThresholdAction::Report,
+    )];
+    let s = snapshot(0.0, 90.0, 90.0, 0);
+    assert!(usage_crossings(&rules, false, &s, 0.0).is_empty());
+    assert!(usage_crossings(&rules, false, &s, -5.0).is_empty());
+    assert_eq!(usage_crossings(&rules, false, &s, 10.0).len(), 1);
+}
+
+#[test]
+fn stored_names_round_trip() {
+    for s in [
+        JobStatus::Reserved,
+        JobStatus::Running,
+        JobStatus::Finished,
+        JobStatus::HeldForReview,
+        JobStatus::Denied,
+    ] {
+        assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), s);
+        assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+    }
+    for a in [
+        ThresholdAction::Notify,
+        ThresholdAction::Report,
+        ThresholdAction::Review,
+        ThresholdAction::Block,
+    ] {
+        assert_eq!(a.as_str().parse::<ThresholdAction>().unwrap(), a);
+    }
+    assert!(ThresholdAction::Block > ThresholdAction::Review);
+    assert!(ThresholdAction::Review > ThresholdAction::Report);
+}
+
+proptest! {
+    /// Whatever the totals and estimate, an admitted job never leaves a FLOP cap exceeded, and
+    /// no block threshold is reached.
+    #[test]
+    fn admitted_jobs_respect_caps_and_blocks(
+        lineage in 0.0f64..2e3,
+        customer in 0.0f64..2e3,
+        estimate in 0.0f64..1e3,
+        run_cap in 1.0f64..2e3,
+        window_cap in 1.0f64..3e3,
+        block in 1.0f64..3e3,
+    ) {
+        let p = policy(vec![rule("b", block, ThresholdScope::Customer, ThresholdAction::Block)]);
+        let l = limits(Some(run_cap), Some(window_cap), None);
+        let e = evaluate(&l, &p, false, &snapshot(lineage, customer, customer, 0), estimate);
+        if e.proposal == Proposal::Admit {
+            prop_assert!(lineage + estimate <= run_cap);
+            prop_assert!(customer + estimate <= window_cap);
+            prop_assert!(customer + estimate < block);
+        }
+    }
+}

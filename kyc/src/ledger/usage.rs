@@ -1,0 +1,339 @@
+//! `Store::record_usage`: measured usage replaces a job's reservation, an overrun grows the
+//! job's charge past its estimate and re-checks the thresholds, and `finished` releases the
+//! rest — each event in one transaction with its audit record, idempotent by event id.
+//!
+//! Concurrent deliveries of one event serialize on the lineage budget row; the duplicate check
+//! runs after that lock, so exactly one applies and the others report
+//! [`UsageOutcome::Duplicate`].
+
+use super::decision;
+use super::sql::{BudgetKeys, JobRow, JobUsage, LedgerTx, NewUsageEvent};
+use super::{
+    JobStatus, LedgerError, MAX_EVENT_ID_LEN, ThresholdPolicy, UsageEvent, UsageKind, UsageOutcome,
+    UsageRecorded, audit, valid_flop, window_start,
+};
+use crate::accounts::parse_column;
+use crate::audit::ChainTx;
+use crate::store::{DbTime, Store, in_transaction};
+
+/// A job's measured state after an event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Applied {
+    status: JobStatus,
+    used_flop: f64,
+    reserved_flop: f64,
+    accelerator_seconds: f64,
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Applies one usage event (see the module docs). `thresholds` are the thresholds in force,
+    /// re-checked when measured usage grows the job past its estimate. Errors change nothing:
+    /// [`LedgerError::UnknownJob`], [`LedgerError::CounterDecreased`],
+    /// [`LedgerError::JobNotOpen`], [`LedgerError::Invalid`].
+    pub async fn record_usage(
+        &self,
+        event: &UsageEvent,
+        thresholds: &ThresholdPolicy,
+    ) -> Result<UsageOutcome, LedgerError> {
+        validate(event)?;
+        let outcome = in_transaction!(self, |tx| usage_in(&mut tx, event, thresholds).await?);
+        Ok(outcome)
+    }
+}
+
+/// The usage transaction body, generic over the backend.
+async fn usage_in<T: LedgerTx + ChainTx>(
+    tx: &mut T,
+    event: &UsageEvent,
+    policy: &ThresholdPolicy,
+) -> Result<UsageOutcome, LedgerError> {
+    let Some(job) = tx.job(event.job_id, false).await? else {
+        return Err(LedgerError::UnknownJob);
+    };
+    let keys = BudgetKeys {
+        lineage: job.lineage_root,
+        customer: job.customer_id,
+        organization: job.organization_id,
+    };
+    let since = window_start(event.at, policy.window);
+    let snapshot = super::admission::lock_and_read(tx, keys, (since, since)).await?;
+    if tx.usage_event_exists(&event.event_id).await? {
+        return Ok(UsageOutcome::Duplicate);
+    }
+    // Re-read under the locks: another event for this job may have committed meanwhile.
+    let job = tx
+        .job(event.job_id, true)
+        .await?
+        .ok_or(LedgerError::UnknownJob)?;
+    let status: JobStatus = parse_column(&job.status, "ledger_jobs.status")?;
+    let applied = apply(&job, status, event)?;
+    let before = job.used_flop + job.reserved_flop;
+    let growth = applied.used_flop + applied.reserved_flop - before;
+    let crossings = decision::usage_crossings(&policy.rules, job.bio_sequence, &snapshot, growth);
+    let at = DbTime::new(event.at);
+    write_usage(tx, event, &job, &applied, at).await?;
+    tx.add_to_budgets(
+        keys,
+        applied.used_flop - job.used_flop,
+        applied.reserved_flop - job.reserved_flop,
+    )
+    .await?;
+    for c in &crossings {
+        tx.insert_crossing(job.id, "usage", c, at).await?;
+    }
+    let cumulative = snapshot.totals.lineage_flop + growth;
+    let report_ids =
+        super::admission::write_report(tx, &job, &crossings, None, cumulative, event.at).await?;
+    let recorded = UsageRecorded {
+        job_id: job.id,
+        status: applied.status,
+        used_flop: applied.used_flop,
+        reserved_flop: applied.reserved_flop,
+        overrun_flop: (applied.used_flop + applied.reserved_flop - job.estimate_flop).max(0.0),
+        crossings,
+        report_ids,
+    };
+    audit::record(tx, &audit::usage(event, &recorded)).await?;
+    Ok(UsageOutcome::Recorded(recorded))
+}
+
+/// Records the event and writes the job's new measured state.
+async fn write_usage<T: LedgerTx>(
+    tx: &mut T,
+    event: &UsageEvent,
+    job: &JobRow,
+    applied: &Applied,
+    at: DbTime,
+) -> Result<(), LedgerError> {
+    let (kind, seconds) = match event.kind {
+        UsageKind::Started => ("started", None),
+        UsageKind::Heartbeat {
+            accelerator_seconds_total,
+        } => ("heartbeat", Some(accelerator_seconds_total)),
+        UsageKind::Finished {
+            accelerator_seconds_total,
+        } => ("finished", Some(accelerator_seconds_total)),
+    };
+    let inserted = tx
+        .insert_usage_event(&NewUsageEvent {
+            event_id: &event.event_id,
+            job_id: job.id,
+            kind,
+            at,
+            accelerator_seconds_total: seconds,
+            flop_per_accelerator_second: event.flop_per_accelerator_second,
+            used_flop_after: applied.used_flop,
+        })
+        .await?;
+    if !inserted {
+        // Checked under the lineage lock above; reaching this means the lock discipline broke.
+        return Err(LedgerError::Store(crate::StoreError::CorruptRow {
+            column: "ledger_usage_events.event_id",
+        }));
+    }
+    tx.update_job_usage(&JobUsage {
+        id: job.id,
+        status: applied.status.as_str(),
+        used_flop: applied.used_flop,
+        reserved_flop: applied.reserved_flop,
+        accelerator_seconds: applied.accelerator_seconds,
+        at,
+        started: true,
+        finished: applied.status == JobStatus::Finished,
+    })
+    .await?;
+    Ok(())
+}
+
+/// The job's state after `event`: used = accelerator-seconds × FLOP per accelerator-second;
+/// reserved = what is left of the estimate (nothing once finished). Pure.
+fn apply(job: &JobRow, status: JobStatus, event: &UsageEvent) -> Result<Applied, LedgerError> {
+    if !matches!(status, JobStatus::Reserved | JobStatus::Running) {
+        return Err(LedgerError::JobNotOpen { status });
+    }
+    let (seconds, finished) = match event.kind {
+        UsageKind::Started => (None, false),
+        UsageKind::Heartbeat {
+            accelerator_seconds_total,
+        } => (Some(accelerator_seconds_total), false),
+        UsageKind::Finished {
+            accelerator_seconds_total,
+        } => (Some(accelerator_seconds_total), true),
+    };
+    let seconds = seconds.unwrap_or(job.accelerator_seconds);
+    if seconds < job.accelerator_seconds {
+        return Err(LedgerError::CounterDecreased {
+            previous: job.accelerator_seconds,
+            reported: seconds,
+        });
+    }
+    let used_flop = if matches!(event.kind, UsageKind::Started) {
+        job.used_flop
+    } else {
+        seconds * event.flop_per_accelerator_second
+    };
+    let reserved_flop = if finished {
+        0.0
+    } else {
+        (job.estimate_flop - used_flop).max(0.0)
+    };
+    Ok(Applied {
+        status: if finished {
+            JobStatus::Finished
+        } else {
+            JobStatus::Running
+        },
+        used_flop,
+        reserved_flop,
+        accelerator_seconds: seconds,
+    })
+}
+
+fn validate(event: &UsageEvent) -> Result<(), LedgerError> {
+    let id = &event.event_id;
+    if id.is_empty() || id.len() > MAX_EVENT_ID_LEN || id.chars().any(char::is_control) {
+        return Err(LedgerError::Invalid("event_id"));
+    }
+    if !valid_flop(event.flop_per_accelerator_second) {
+        return Err(LedgerError::Invalid("flop_per_accelerator_second"));
+    }
+    let seconds = match event.kind {
+        UsageKind::Started => 0.0,
+        UsageKind::Heartbeat {
+            accelerator_seconds_total,
+        }
+        | UsageKind::Finished {
+            accelerator_seconds_total,
+        } => accelerator_seconds_total,
+    };
+    if !valid_flop(seconds) || !valid_flop(seconds * event.flop_per_accelerator_second) {
+        return Err(LedgerError::Invalid("accelerator_seconds_total"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    fn job(estimate: f64, used: f64, reserved: f64, seconds: f64) -> JobRow {
+        JobRow {
+            id: Uuid::nil(),
+            customer_id: Uuid::nil(),
+            organization_id: None,
+            run_id: "r".into(),
+            lineage_root: Uuid::nil(),
+            status: "running".into(),
+            estimate_flop: estimate,
+            hardware_flop: None,
+            declared_flop: None,
+            basis: "b".into(),
+            table_version: "t".into(),
+            accelerators: 1,
+            accelerator_type: None,
+            bio_sequence: false,
+            reserved_flop: reserved,
+            used_flop: used,
+            accelerator_seconds: seconds,
+        }
+    }
+
+    fn event(kind: UsageKind) -> UsageEvent {
+        UsageEvent {
+            event_id: "e".into(),
+            job_id: Uuid::nil(),
+            kind,
+            at: datetime!(2030-01-01 1:00 UTC),
+            flop_per_accelerator_second: 10.0,
+        }
+    }
+
+    #[test]
+    fn measured_usage_replaces_the_reservation() {
+        let j = job(1000.0, 0.0, 1000.0, 0.0);
+        let a = apply(
+            &j,
+            JobStatus::Reserved,
+            &event(UsageKind::Heartbeat {
+                accelerator_seconds_total: 30.0,
+            }),
+        )
+        .unwrap();
+        assert_eq!((a.used_flop, a.reserved_flop), (300.0, 700.0));
+        assert_eq!(a.status, JobStatus::Running);
+        // Past the estimate: nothing reserved, the charge is what was used.
+        let a = apply(
+            &j,
+            JobStatus::Running,
+            &event(UsageKind::Heartbeat {
+                accelerator_seconds_total: 150.0,
+            }),
+        )
+        .unwrap();
+        assert_eq!((a.used_flop, a.reserved_flop), (1500.0, 0.0));
+        // Finishing releases the remainder.
+        let a = apply(
+            &j,
+            JobStatus::Running,
+            &event(UsageKind::Finished {
+                accelerator_seconds_total: 20.0,
+            }),
+        )
+        .unwrap();
+        assert_eq!((a.used_flop, a.reserved_flop), (200.0, 0.0));
+        assert_eq!(a.status, JobStatus::Finished);
+    }
+
+    #[test]
+    fn counters_never_go_down_and_closed_jobs_take_nothing() {
+        let j = job(1000.0, 300.0, 700.0, 30.0);
+        let down = apply(
+            &j,
+            JobStatus::Running,
+            &event(UsageKind::Heartbeat {
+                accelerator_seconds_total: 29.0,
+            }),
+        );
+        assert!(matches!(down, Err(LedgerError::CounterDecreased { .. })));
+        for s in [
+            JobStatus::Finished,
+            JobStatus::Denied,
+            JobStatus::HeldForReview,
+        ] {
+            let r = apply(&j, s, &event(UsageKind::Started));
+            assert!(matches!(r, Err(LedgerError::JobNotOpen { .. })));
+        }
+        // Started keeps the counters.
+        let a = apply(&j, JobStatus::Reserved, &event(UsageKind::Started)).unwrap();
+        assert_eq!(
+            (a.used_flop, a.reserved_flop, a.accelerator_seconds),
+            (300.0, 700.0, 30.0)
+        );
+    }
+
+    #[test]
+    fn bad_events_are_refused() {
+        let mut e = event(UsageKind::Heartbeat {
+            accelerator_seconds_total: f64::NAN,
+        });
+        assert!(validate(&e).is_err());
+        e.kind = UsageKind::Finished {
+            accelerator_seconds_total: -1.0,
+        };
+        assert!(validate(&e).is_err());
+        e.kind = UsageKind::Started;
+        e.event_id = String::new();
+        assert!(validate(&e).is_err());
+        e.event_id = "x".repeat(MAX_EVENT_ID_LEN + 1);
+        assert!(validate(&e).is_err());
+        e.event_id = "ok".into();
+        e.flop_per_accelerator_second = f64::INFINITY;
+        assert!(validate(&e).is_err());
+        e.flop_per_accelerator_second = 1e15;
+        assert!(validate(&e).is_ok());
+    }
+}

@@ -1,0 +1,477 @@
+//! The in-memory candidate index and [`ScreeningIndex::screen`].
+//!
+//! Layout (all flat vectors, so a million entries build in seconds and stay compact):
+//! a vocabulary of normalized tokens; every entry name (weak aliases flagged) as a run of
+//! token ids; per token the sorted list of names that contain it (postings); and a deletion
+//! neighbourhood — for each token of four or more letters, a hash of the token and of each
+//! one-letter deletion of it — so a query token finds vocabulary tokens one edit away
+//! (insertion, deletion, substitution or transposition) with a handful of binary searches.
+//!
+//! A query keeps the names that share at least two of its tokens (exactly or one edit away);
+//! a one-token query keeps the names with that token, shortest names first. Tokens so common
+//! that their postings exceed [`FREQUENT_POSTINGS`] do not enumerate candidates: they are
+//! checked by binary search against the candidates the rarer tokens produced. At most
+//! [`MAX_SCORED`] candidates are scored, those sharing the most tokens first.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use uuid::Uuid;
+
+use super::normalize::normalize_name;
+use super::score::{PreparedSubject, ScoredMatch, ScoringConfig, score_name};
+use super::{ListEntry, ScreeningResult, ScreeningSubject};
+
+/// Postings longer than this are checked by lookup instead of enumerated.
+const FREQUENT_POSTINGS: usize = 20_000;
+
+/// Most candidate names scored for one query.
+const MAX_SCORED: usize = 4_000;
+
+/// Query tokens considered (a name longer than this is truncated).
+const MAX_QUERY_TOKENS: usize = 32;
+
+/// Shortest vocabulary token given a deletion neighbourhood; shortest query token looked up
+/// one edit away.
+const MIN_FUZZY_VOCAB: usize = 4;
+const MIN_FUZZY_QUERY: usize = 3;
+
+/// A denied-party list ready to screen against. Immutable once built; share it behind an
+/// `Arc` and swap it when a new list version is imported.
+pub struct ScreeningIndex {
+    list_version: Uuid,
+    config: ScoringConfig,
+    entries: Vec<ListEntry>,
+    names: Vec<NameRef>,
+    /// `name_tokens[name_starts[n]..name_starts[n + 1]]` are the token ids of name `n`.
+    name_starts: Vec<u32>,
+    name_tokens: Vec<u32>,
+    vocab: Vec<Box<str>>,
+    vocab_ids: FxHashMap<Box<str>, u32>,
+    /// `postings[posting_starts[t]..posting_starts[t + 1]]`: sorted names containing token `t`.
+    posting_starts: Vec<u32>,
+    postings: Vec<u32>,
+    /// `(hash32(variant) << 32) | token id`, sorted.
+    deletes: Vec<u64>,
+}
+
+/// Sizes of a built index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexStats {
+    /// List entries.
+    pub entries: usize,
+    /// Indexed names, including weak aliases.
+    pub names: usize,
+    /// Distinct normalized tokens.
+    pub tokens: usize,
+    /// Deletion-neighbourhood keys.
+    pub deletion_keys: usize,
+}
+
+/// Which entry name an indexed name is.
+#[derive(Debug, Clone, Copy)]
+struct NameRef {
+    entry: u32,
+    idx: u16,
+    weak: bool,
+}
+
+/// A fast non-cryptographic hasher for integer and short-string keys (the index is built from
+/// list data, not from requests, so hash flooding is not a concern; results never depend on
+/// iteration order).
+#[derive(Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// One query token and the vocabulary tokens it reaches.
+struct Group {
+    tokens: Vec<u32>,
+    size: usize,
+}
+
+// === impl ScreeningIndex ===
+
+impl ScreeningIndex {
+    /// Builds the index for `entries` of list version `list_version`. Names that normalize to
+    /// nothing are skipped; an entry may then be unreachable, which only happens for names
+    /// made of punctuation.
+    pub fn build(list_version: Uuid, entries: Vec<ListEntry>, config: ScoringConfig) -> Self {
+        let mut index = ScreeningIndex {
+            list_version,
+            config,
+            entries: Vec::new(),
+            names: Vec::new(),
+            name_starts: vec![0],
+            name_tokens: Vec::new(),
+            vocab: Vec::new(),
+            vocab_ids: FxHashMap::default(),
+            posting_starts: Vec::new(),
+            postings: Vec::new(),
+            deletes: Vec::new(),
+        };
+        for (e, entry) in entries.iter().enumerate() {
+            index.add_names(e, entry);
+        }
+        index.entries = entries;
+        index.build_postings();
+        index.build_deletes();
+        index
+    }
+
+    /// The list version this index was built from.
+    pub fn list_version(&self) -> Uuid {
+        self.list_version
+    }
+
+    /// The scoring configuration in use.
+    pub fn config(&self) -> &ScoringConfig {
+        &self.config
+    }
+
+    /// Replaces the scoring configuration (thresholds and weights are policy data).
+    pub fn set_config(&mut self, config: ScoringConfig) {
+        self.config = config;
+    }
+
+    /// The entries, in list order.
+    pub fn entries(&self) -> &[ListEntry] {
+        &self.entries
+    }
+
+    /// Sizes, for logs and the benchmark.
+    pub fn stats(&self) -> IndexStats {
+        IndexStats {
+            entries: self.entries.len(),
+            names: self.names.len(),
+            tokens: self.vocab.len(),
+            deletion_keys: self.deletes.len(),
+        }
+    }
+
+    /// Screens one subject: candidates from the index, each scored, the best one explained.
+    /// Pure and deterministic: the same index and subject give the same result.
+    pub fn screen(&self, subject: &ScreeningSubject) -> ScreeningResult {
+        let prepared = PreparedSubject::new(subject);
+        let mut best: Option<(ScoredMatch, u32)> = None;
+        for name in self.candidates(&prepared.tokens) {
+            let NameRef { entry, idx, weak } = self.names[name as usize];
+            let tokens = self.name_token_strs(name);
+            let Some(scored) = score_name(
+                &self.config,
+                &prepared,
+                &self.entries[entry as usize],
+                &tokens,
+                usize::from(idx),
+                weak,
+            ) else {
+                continue;
+            };
+            let better = best.as_ref().is_none_or(|(b, b_entry)| {
+                scored.score > b.score || scored.score == b.score && entry < *b_entry
+            });
+            if better {
+                best = Some((scored, entry));
+            }
+        }
+        let score = best.as_ref().map_or(0.0, |(b, _)| b.score);
+        ScreeningResult {
+            list_version: self.list_version,
+            score,
+            decision: self.config.decide(score),
+            best: best.map(|(b, _)| b.explanation),
+        }
+    }
+
+    fn add_names(&mut self, e: usize, entry: &ListEntry) {
+        let Ok(entry_id) = u32::try_from(e) else {
+            return;
+        };
+        let mut seen: Vec<Vec<String>> = Vec::new();
+        let strong = entry.names.iter().map(|n| (n, false));
+        let weak = entry.weak_aliases.iter().map(|n| (n, true));
+        let mut counts = [0u16; 2];
+        for (name, is_weak) in strong.chain(weak) {
+            let idx = counts[usize::from(is_weak)];
+            counts[usize::from(is_weak)] = idx.saturating_add(1);
+            let normalized = normalize_name(name, entry.kind);
+            if normalized.is_empty() || seen.iter().any(|s| s == normalized.tokens()) {
+                continue;
+            }
+            for token in normalized.tokens() {
+                let id = self.intern(token);
+                self.name_tokens.push(id);
+            }
+            seen.push(normalized.tokens().to_vec());
+            self.names.push(NameRef {
+                entry: entry_id,
+                idx,
+                weak: is_weak,
+            });
+            self.name_starts.push(self.name_tokens.len() as u32);
+        }
+    }
+
+    fn intern(&mut self, token: &str) -> u32 {
+        if let Some(&id) = self.vocab_ids.get(token) {
+            return id;
+        }
+        let id = self.vocab.len() as u32;
+        self.vocab.push(token.into());
+        self.vocab_ids.insert(token.into(), id);
+        id
+    }
+
+    /// Counting sort of (token, name) pairs: names are visited in order, so every postings
+    /// list comes out sorted.
+    fn build_postings(&mut self) {
+        let mut counts = vec![0u32; self.vocab.len() + 1];
+        for &t in &self.name_tokens {
+            counts[t as usize + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let mut next = counts.clone();
+        let mut postings = vec![0u32; self.name_tokens.len()];
+        for name in 0..self.names.len() {
+            let (start, end) = (self.name_starts[name], self.name_starts[name + 1]);
+            for &t in &self.name_tokens[start as usize..end as usize] {
+                let slot = &mut next[t as usize];
+                postings[*slot as usize] = name as u32;
+                *slot += 1;
+            }
+        }
+        self.posting_starts = counts;
+        self.postings = postings;
+    }
+
+    fn build_deletes(&mut self) {
+        let mut deletes = Vec::new();
+        let mut buf = Vec::new();
+        for (id, token) in self.vocab.iter().enumerate() {
+            let bytes = token.as_bytes();
+            if bytes.len() < MIN_FUZZY_VOCAB {
+                continue;
+            }
+            deletes.push(delete_key(hash32(bytes), id as u32));
+            for skip in 0..bytes.len() {
+                deletion(bytes, skip, &mut buf);
+                deletes.push(delete_key(hash32(&buf), id as u32));
+            }
+        }
+        deletes.sort_unstable();
+        deletes.dedup();
+        self.deletes = deletes;
+    }
+
+    fn postings_of(&self, token: u32) -> &[u32] {
+        let start = self.posting_starts[token as usize] as usize;
+        let end = self.posting_starts[token as usize + 1] as usize;
+        &self.postings[start..end]
+    }
+
+    fn name_token_strs(&self, name: u32) -> Vec<&str> {
+        let start = self.name_starts[name as usize] as usize;
+        let end = self.name_starts[name as usize + 1] as usize;
+        self.name_tokens[start..end]
+            .iter()
+            .map(|&t| &*self.vocab[t as usize])
+            .collect()
+    }
+
+    /// Vocabulary tokens equal to `q` or one edit away from it.
+    fn reach(&self, q: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        if let Some(&id) = self.vocab_ids.get(q) {
+            out.push(id);
+        }
+        let bytes = q.as_bytes();
+        if bytes.len() < MIN_FUZZY_QUERY {
+            return out;
+        }
+        let mut keys = vec![hash32(bytes)];
+        let mut buf = Vec::new();
+        for skip in 0..bytes.len() {
+            deletion(bytes, skip, &mut buf);
+            keys.push(hash32(&buf));
+            // The query has an extra letter and the shorter token is too short to have a
+            // neighbourhood of its own.
+            if let Some(&id) = std::str::from_utf8(&buf)
+                .ok()
+                .and_then(|s| self.vocab_ids.get(s))
+            {
+                out.push(id);
+            }
+        }
+        for key in keys {
+            let lo = self
+                .deletes
+                .partition_point(|&d| (d >> 32) < u64::from(key));
+            for &d in self.deletes[lo..]
+                .iter()
+                .take_while(|&&d| (d >> 32) == u64::from(key))
+            {
+                let id = (d & u64::from(u32::MAX)) as u32;
+                let token = &*self.vocab[id as usize];
+                if token.len().abs_diff(q.len()) <= 1 && strsim::osa_distance(token, q) <= 1 {
+                    out.push(id);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Candidate names for the query tokens, best-connected first, at most [`MAX_SCORED`].
+    fn candidates(&self, query: &[String]) -> Vec<u32> {
+        let groups: Vec<Group> = query
+            .iter()
+            .take(MAX_QUERY_TOKENS)
+            .map(|q| {
+                let tokens = self.reach(q);
+                let size = tokens.iter().map(|&t| self.postings_of(t).len()).sum();
+                Group { tokens, size }
+            })
+            .filter(|g| g.size > 0)
+            .collect();
+        if groups.is_empty() {
+            return Vec::new();
+        }
+        if query.len() == 1 {
+            return self.single_token_candidates(&groups[0]);
+        }
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        order.sort_by_key(|&g| (groups[g].size, g));
+        let mut masks: FxHashMap<u32, u32> = FxHashMap::default();
+        for (rank, &g) in order.iter().enumerate() {
+            let bit = 1u32 << g;
+            if rank == 0 || groups[g].size <= FREQUENT_POSTINGS {
+                for &t in &groups[g].tokens {
+                    for &name in self.postings_of(t) {
+                        *masks.entry(name).or_default() |= bit;
+                    }
+                }
+            } else {
+                for (name, mask) in masks.iter_mut() {
+                    let contains = groups[g]
+                        .tokens
+                        .iter()
+                        .any(|&t| self.postings_of(t).binary_search(name).is_ok());
+                    if contains {
+                        *mask |= bit;
+                    }
+                }
+            }
+        }
+        let mut ranked: Vec<(u32, u32)> = masks
+            .into_iter()
+            .filter(|(_, mask)| mask.count_ones() >= 2)
+            .map(|(name, mask)| (mask.count_ones(), name))
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranked.truncate(MAX_SCORED);
+        ranked.into_iter().map(|(_, name)| name).collect()
+    }
+
+    /// A one-token query can only be a review; it looks at the shortest names first, since
+    /// those are the ones it can resemble.
+    fn single_token_candidates(&self, group: &Group) -> Vec<u32> {
+        let mut names: Vec<(u32, u32)> = group
+            .tokens
+            .iter()
+            .flat_map(|&t| self.postings_of(t).iter().copied())
+            .map(|name| {
+                let len = self.name_starts[name as usize + 1] - self.name_starts[name as usize];
+                (len, name)
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.truncate(MAX_SCORED);
+        names.into_iter().map(|(_, name)| name).collect()
+    }
+}
+
+impl std::fmt::Debug for ScreeningIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScreeningIndex")
+            .field("list_version", &self.list_version)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// `bytes` without the byte at `skip`, into `buf`.
+fn deletion(bytes: &[u8], skip: usize, buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&bytes[..skip]);
+    buf.extend_from_slice(&bytes[skip + 1..]);
+}
+
+fn delete_key(hash: u32, token: u32) -> u64 {
+    (u64::from(hash) << 32) | u64::from(token)
+}
+
+/// FNV-1a, 32 bits: collisions only add candidates that the edit-distance check removes.
+fn hash32(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+// === impl FxHasher ===
+
+impl FxHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+#[cfg(test)]
+mod tests;

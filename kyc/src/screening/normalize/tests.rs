@@ -1,0 +1,130 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn person(raw: &str) -> Vec<String> {
+    normalize_name(raw, EntryKind::Person).tokens().to_vec()
+}
+
+fn org(raw: &str) -> Vec<String> {
+    normalize_name(raw, EntryKind::Organization)
+        .tokens()
+        .to_vec()
+}
+
+#[test]
+fn case_punctuation_and_order() {
+    let expected = vec!["ivan".to_owned(), "petrov".to_owned()];
+    assert_eq!(person("Ivan PETROV"), expected);
+    assert_eq!(person("PETROV, Ivan"), expected);
+    assert_eq!(person("  petrov   ivan  ivan "), expected);
+    assert_eq!(person("Mr. Ivan Petrov"), expected);
+}
+
+#[test]
+fn diacritics_and_transliteration() {
+    assert_eq!(person("José Müller"), ["jose", "muller"]);
+    assert_eq!(person("Владимир Путин"), ["putin", "vladimir"]);
+    assert_eq!(person("Ελένη Παπαδοπούλου").len(), 2);
+    assert_eq!(person("Straße"), ["strasse"]);
+    // Combining sequences compose under NFKC first.
+    assert_eq!(person("Jose\u{301} Mu\u{308}ller"), ["jose", "muller"]);
+    // Full-width and mathematical letters are plain letters after NFKC.
+    assert_eq!(person("ＩＶＡＮ 𝐏𝐞𝐭𝐫𝐨𝐯"), ["ivan", "petrov"]);
+    // CJK transliterates to one token per syllable.
+    assert!(!person("习近平").is_empty());
+    // Arabic and Hebrew give Latin letters too.
+    assert!(person("محمد").iter().all(|t| t.is_ascii()));
+}
+
+#[test]
+fn homoglyphs_fold_inside_latin_names() {
+    // Cyrillic а, о, р, е, с inside otherwise Latin words.
+    assert_eq!(
+        person("Vl\u{0430}dimir P\u{043e}\u{0440}ov"),
+        ["popov", "vladimir"]
+    );
+    assert_eq!(person("\u{0421}\u{0435}rgei Ivanov"), ["cergei", "ivanov"]);
+    // Greek omicron and alpha.
+    assert_eq!(person("B\u{03bf}ris K\u{03b1}rlov"), ["boris", "karlov"]);
+    // A word wholly in lookalikes next to a Latin word reads as Latin.
+    assert_eq!(
+        person("Ivan \u{0420}\u{043e}\u{0440}\u{043e}"),
+        ["ivan", "popo"]
+    );
+    // A genuinely Cyrillic name is transliterated, not folded: р is r, с is s.
+    assert_eq!(person("Сергей Петров"), ["petrov", "sergei"]);
+}
+
+#[test]
+fn digits_inside_letters() {
+    assert_eq!(person("B0ris Iv1n"), ["boris", "ivln"]);
+    // At the edge of a token, or between digits, they stay digits.
+    assert_eq!(person("Vessel 101 Star1"), ["101", "star1", "vessel"]);
+}
+
+#[test]
+fn apostrophes_and_initials() {
+    assert_eq!(person("O'Brien"), ["obrien"]);
+    assert_eq!(person("O’Brien"), ["obrien"]);
+    assert_eq!(org("Acme S.A."), ["acme"]);
+    assert_eq!(org("U.S.A. Trading Co."), ["trading", "usa"]);
+    assert_eq!(person("John R.Smith"), ["john", "r", "smith"]);
+}
+
+#[test]
+fn legal_forms_dropped_for_organizations_only() {
+    assert_eq!(org("Korvalis Shipping LLC"), ["korvalis", "shipping"]);
+    assert_eq!(
+        org("KORVALIS SHIPPING COMPANY LIMITED"),
+        ["korvalis", "shipping"]
+    );
+    assert_eq!(org("ООО Корвалис"), ["korvalis"]);
+    assert_eq!(org("Veltra Sp. z o.o."), ["veltra"]);
+    assert_eq!(org("Bank of the Nation"), ["bank", "nation"]);
+    // Nothing left after dropping: keep everything.
+    assert_eq!(org("Company Limited"), ["company", "limited"]);
+    // A person's name keeps tokens that happen to be legal forms.
+    assert_eq!(person("Sa Co"), ["co", "sa"]);
+}
+
+#[test]
+fn ids() {
+    assert_eq!(normalize_id("A-123 456"), "A123456");
+    assert_eq!(normalize_id(" ab.12/34 "), "AB1234");
+    assert_eq!(normalize_id("Ｘ９９"), "X99");
+    assert_eq!(normalize_id(&"9".repeat(500)).len(), MAX_ID_CHARS);
+}
+
+#[test]
+fn empty_and_symbols() {
+    assert!(normalize_name("", EntryKind::Person).is_empty());
+    assert!(normalize_name(" -- ,; ", EntryKind::Organization).is_empty());
+    assert_eq!(normalize_name("a b", EntryKind::Person).joined(), "a b");
+}
+
+proptest! {
+    #[test]
+    fn never_panics_and_yields_ascii_tokens(raw in any::<String>()) {
+        for kind in [EntryKind::Person, EntryKind::Organization, EntryKind::Other] {
+            let n = normalize_name(&raw, kind);
+            for t in n.tokens() {
+                prop_assert!(!t.is_empty());
+                prop_assert!(t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            }
+            prop_assert!(n.tokens().windows(2).all(|w| w[0] < w[1]));
+        }
+        let _ = normalize_id(&raw);
+    }
+
+    #[test]
+    fn token_order_does_not_matter(words in proptest::collection::vec("[A-Za-z]{2,8}", 1..5)) {
+        let forward = words.join(" ");
+        let mut rev = words.clone();
+        rev.reverse();
+        prop_assert_eq!(
+            normalize_name(&forward, EntryKind::Person),
+            normalize_name(&rev.join(" "), EntryKind::Person)
+        );
+    }
+}

@@ -1,0 +1,550 @@
+//! The explainable score of one subject against one list entry.
+//!
+//! `score = min(caps, clamp(Σ feature weights, 0, 1))` where the features are:
+//!
+//! - **name** (best over the entry's names): `jaro_winkler_weight` × Jaro-Winkler of the two
+//!   sorted-token strings, plus the rest × a token-set similarity — tokens are paired one to
+//!   one, a pair counting when its Jaro-Winkler is at least `token_match_min` or when both
+//!   tokens have 4+ letters and are one edit apart; the similarity blends the share of the
+//!   query's tokens matched (weight `query_coverage_weight`) with the share of the listed
+//!   name's tokens matched, each pair counted by its similarity. Weighting the query side
+//!   keeps a listed patronymic or second surname that the applicant left out from sinking a
+//!   match.
+//! - **date of birth**: same day / same month / same year add; a year apart or the same year
+//!   with another month or day subtracts a little; two or more years apart subtracts a lot.
+//! - **country**: a shared country adds, disjoint non-empty sets subtract.
+//! - **identifier number**: the same normalized number adds strongly.
+//!
+//! Caps (each recorded as a `rule_*` feature): fewer than two matched tokens (a single-token
+//! query, a surname-only match) stays below the hit threshold; a weak alias stays below review
+//! unless the date of birth, country or an identifier corroborates it, and below hit even
+//! then; a kind mismatch (person against vessel or organization) stays below review.
+
+use serde::{Deserialize, Serialize};
+
+use super::normalize::{normalize_id, normalize_name};
+use super::{
+    Decision, EntryKind, Feature, ListEntry, MatchExplanation, PartialDate, ScreeningSubject,
+    country_code,
+};
+
+/// How far below a threshold a capped score is set.
+const CAP_MARGIN: f64 = 0.01;
+
+/// Identifier numbers shorter than this (after normalization) never match: too many
+/// collisions.
+const MIN_ID_LEN: usize = 4;
+
+/// Tokens this long or longer may match at one edit of distance regardless of Jaro-Winkler.
+const MIN_EDIT_TOKEN_LEN: usize = 4;
+
+/// Where the decision bands start.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Score at or above which a person reviews the match. Default 0.80.
+    pub review: f64,
+    /// Score at or above which the match is a hit. Default 0.92.
+    pub hit: f64,
+}
+
+/// Every weight of the score; policy data, not code. [`ScoringConfig::default`] holds the
+/// values the benchmark was measured with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScoringConfig {
+    /// Decision thresholds.
+    pub thresholds: Thresholds,
+    /// Share of the name score taken by Jaro-Winkler on the sorted-token string (the rest is
+    /// the token-set similarity). Default 0.35.
+    pub jaro_winkler_weight: f64,
+    /// Per-token Jaro-Winkler at or above which two tokens count as matched. Default 0.90.
+    pub token_match_min: f64,
+    /// Share of the token-set similarity taken by the query's coverage (the rest is the
+    /// listed name's coverage). Default 0.60.
+    pub query_coverage_weight: f64,
+    /// Added for the same full date of birth. Default +0.08.
+    pub dob_exact: f64,
+    /// Added for the same year and month. Default +0.06.
+    pub dob_month: f64,
+    /// Added for the same year (one side knows only the year). Default +0.04.
+    pub dob_year: f64,
+    /// Added for a year apart, or the same year with another month or day. Default −0.05.
+    pub dob_near: f64,
+    /// Added for dates two or more years apart. Default −0.25.
+    pub dob_conflict: f64,
+    /// Added when subject and entry share a country. Default +0.04.
+    pub country_match: f64,
+    /// Added when both have countries and share none. Default −0.04.
+    pub country_conflict: f64,
+    /// Added when an identifier number matches. Default +0.15.
+    pub id_match: f64,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScoringConfigError {
+    /// Thresholds must satisfy `0 < review ≤ hit ≤ 1`.
+    #[error(
+        "screening thresholds must satisfy 0 < review <= hit <= 1 (review {review}, hit {hit})"
+    )]
+    Thresholds {
+        /// The review threshold given.
+        review: f64,
+        /// The hit threshold given.
+        hit: f64,
+    },
+    /// A weight is not finite or outside its range.
+    #[error("screening weight {0} is out of range")]
+    Weight(&'static str),
+}
+
+/// A subject's score against one entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredMatch {
+    /// The capped, clamped score.
+    pub score: f64,
+    /// Which name matched and every contribution.
+    pub explanation: MatchExplanation,
+}
+
+/// A subject prepared once for scoring against many entries.
+#[derive(Debug, Clone)]
+pub(crate) struct PreparedSubject {
+    pub(crate) kind: EntryKind,
+    pub(crate) tokens: Vec<String>,
+    pub(crate) joined: String,
+    pub(crate) date_of_birth: Option<PartialDate>,
+    pub(crate) countries: Vec<&'static str>,
+    pub(crate) ids: Vec<String>,
+}
+
+/// How a query name compares with one list name.
+#[derive(Debug, Clone)]
+pub(crate) struct NameComparison {
+    pub(crate) jaro_winkler: f64,
+    pub(crate) token_set: f64,
+    /// Matched pairs whose tokens both have two or more letters.
+    pub(crate) matched: usize,
+    pub(crate) pairs: Vec<(usize, usize, f64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum DobRelation {
+    Conflict,
+    Near,
+    Year,
+    Month,
+    Exact,
+}
+
+// === impl ScoringConfig ===
+
+impl Default for ScoringConfig {
+    fn default() -> ScoringConfig {
+        ScoringConfig {
+            thresholds: Thresholds::default(),
+            jaro_winkler_weight: 0.35,
+            token_match_min: 0.90,
+            query_coverage_weight: 0.60,
+            dob_exact: 0.08,
+            dob_month: 0.06,
+            dob_year: 0.04,
+            dob_near: -0.05,
+            dob_conflict: -0.25,
+            country_match: 0.04,
+            country_conflict: -0.04,
+            id_match: 0.15,
+        }
+    }
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            review: 0.80,
+            hit: 0.92,
+        }
+    }
+}
+
+impl ScoringConfig {
+    /// Checks ranges: thresholds `0 < review ≤ hit ≤ 1`, shares and per-token minimum in
+    /// `[0, 1]`, corroborations in `[0, 1]`, contradictions in `[−1, 0]`.
+    pub fn validate(&self) -> Result<(), ScoringConfigError> {
+        let Thresholds { review, hit } = self.thresholds;
+        if !(review > 0.0 && review <= hit && hit <= 1.0) {
+            return Err(ScoringConfigError::Thresholds { review, hit });
+        }
+        let unit = [
+            ("jaro_winkler_weight", self.jaro_winkler_weight),
+            ("token_match_min", self.token_match_min),
+            ("query_coverage_weight", self.query_coverage_weight),
+            ("dob_exact", self.dob_exact),
+            ("dob_month", self.dob_month),
+            ("dob_year", self.dob_year),
+            ("country_match", self.country_match),
+            ("id_match", self.id_match),
+        ];
+        let negative = [
+            ("dob_near", self.dob_near),
+            ("dob_conflict", self.dob_conflict),
+            ("country_conflict", self.country_conflict),
+        ];
+        for (name, w) in unit {
+            if !(0.0..=1.0).contains(&w) {
+                return Err(ScoringConfigError::Weight(name));
+            }
+        }
+        for (name, w) in negative {
+            if !(-1.0..=0.0).contains(&w) {
+                return Err(ScoringConfigError::Weight(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The decision band of a score.
+    pub fn decide(&self, score: f64) -> Decision {
+        if score >= self.thresholds.hit {
+            Decision::Hit
+        } else if score >= self.thresholds.review {
+            Decision::Review
+        } else {
+            Decision::Clear
+        }
+    }
+}
+
+/// Scores `subject` against one entry (the best of its names). `None` when no name of the
+/// entry shares anything with the subject's name. The index calls the same code for each
+/// candidate; this entry point serves tests and one-off checks.
+pub fn score_entry(
+    config: &ScoringConfig,
+    subject: &ScreeningSubject,
+    entry: &ListEntry,
+) -> Option<ScoredMatch> {
+    let prepared = PreparedSubject::new(subject);
+    let names: Vec<(usize, bool, Vec<String>)> = entry
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i, false, n))
+        .chain(
+            entry
+                .weak_aliases
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (i, true, n)),
+        )
+        .map(|(i, weak, n)| (i, weak, normalize_name(n, entry.kind).tokens().to_vec()))
+        .collect();
+    let mut best: Option<ScoredMatch> = None;
+    for (idx, weak, tokens) in &names {
+        let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let Some(scored) = score_name(config, &prepared, entry, &refs, *idx, *weak) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|b| scored.score > b.score) {
+            best = Some(scored);
+        }
+    }
+    best
+}
+
+// === impl PreparedSubject ===
+
+impl PreparedSubject {
+    pub(crate) fn new(subject: &ScreeningSubject) -> PreparedSubject {
+        let name = normalize_name(&subject.full_name, subject.kind);
+        let mut countries: Vec<&'static str> = subject
+            .countries
+            .iter()
+            .filter_map(|c| country_code(c))
+            .collect();
+        countries.sort_unstable();
+        countries.dedup();
+        let ids = subject
+            .id_numbers
+            .iter()
+            .map(|i| normalize_id(i))
+            .filter(|i| i.len() >= MIN_ID_LEN)
+            .collect();
+        PreparedSubject {
+            kind: subject.kind,
+            joined: name.joined(),
+            tokens: name.tokens().to_vec(),
+            date_of_birth: subject.date_of_birth,
+            countries,
+            ids,
+        }
+    }
+}
+
+/// Scores the subject against one name of `entry` (strong name `idx`, or weak alias `idx`).
+/// `None` when the names share no token.
+pub(crate) fn score_name(
+    config: &ScoringConfig,
+    subject: &PreparedSubject,
+    entry: &ListEntry,
+    name_tokens: &[&str],
+    idx: usize,
+    weak: bool,
+) -> Option<ScoredMatch> {
+    let query: Vec<&str> = subject.tokens.iter().map(String::as_str).collect();
+    let cmp = compare_names(&query, &subject.joined, name_tokens, config);
+    if cmp.pairs.is_empty() {
+        return None;
+    }
+    let matched_name = if weak {
+        entry.weak_aliases.get(idx)
+    } else {
+        entry.names.get(idx)
+    }
+    .cloned()
+    .unwrap_or_default();
+    let mut features = name_features(config, &query, name_tokens, &cmp);
+    let corroborated = corroboration(config, subject, entry, &mut features);
+    let raw: f64 = features.iter().map(|f| f.weight).sum();
+    let mut score = raw.clamp(0.0, 1.0);
+    let t = config.thresholds;
+    let below = |threshold: f64| (threshold - CAP_MARGIN).max(0.0);
+    let mut cap = |score: &mut f64, limit: f64, name: &str, note: String| {
+        if *score > limit {
+            features.push(Feature {
+                name: name.to_owned(),
+                value: 1.0,
+                weight: limit - *score,
+                note,
+            });
+            *score = limit;
+        }
+    };
+    if !subject.kind.compatible(entry.kind) {
+        let note = format!(
+            "a {} cannot match a listed {}",
+            subject.kind.as_str(),
+            entry.kind.as_str()
+        );
+        cap(&mut score, below(t.review), "rule_kind_mismatch", note);
+    }
+    if weak {
+        let (limit, note) = if corroborated {
+            (below(t.hit), "weak alias: corroborated, at most a review")
+        } else {
+            (
+                below(t.review),
+                "weak alias without corroboration: never a match alone",
+            )
+        };
+        cap(&mut score, limit, "weak_alias", note.to_owned());
+    }
+    if cmp.matched < 2 {
+        let note = format!(
+            "{} token(s) matched: a single-token or surname-only match is never a hit",
+            cmp.matched
+        );
+        cap(&mut score, below(t.hit), "rule_single_token", note);
+    }
+    Some(ScoredMatch {
+        score,
+        explanation: MatchExplanation {
+            entry_key: entry.key.clone(),
+            matched_name,
+            features,
+        },
+    })
+}
+
+/// Jaro-Winkler on the sorted-token strings and the one-to-one token pairing.
+pub(crate) fn compare_names(
+    query: &[&str],
+    query_joined: &str,
+    name: &[&str],
+    config: &ScoringConfig,
+) -> NameComparison {
+    let mut candidates: Vec<(usize, usize, f64)> = Vec::new();
+    for (i, q) in query.iter().enumerate() {
+        for (j, n) in name.iter().enumerate() {
+            let sim = token_similarity(q, n);
+            let close = q.len() >= MIN_EDIT_TOKEN_LEN
+                && n.len() >= MIN_EDIT_TOKEN_LEN
+                && q.len().abs_diff(n.len()) <= 1
+                && strsim::osa_distance(q, n) <= 1;
+            if sim >= config.token_match_min || close {
+                candidates.push((i, j, sim));
+            }
+        }
+    }
+    // Best pairs first; ties broken by position so the pairing is deterministic.
+    candidates.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+    let mut used_q = vec![false; query.len()];
+    let mut used_n = vec![false; name.len()];
+    let mut pairs = Vec::new();
+    for (i, j, sim) in candidates {
+        if !used_q[i] && !used_n[j] {
+            used_q[i] = true;
+            used_n[j] = true;
+            pairs.push((i, j, sim));
+        }
+    }
+    let sum: f64 = pairs.iter().map(|p| p.2).sum();
+    let token_set = if query.is_empty() || name.is_empty() {
+        0.0
+    } else {
+        let w = config.query_coverage_weight;
+        sum * (w / query.len() as f64 + (1.0 - w) / name.len() as f64)
+    };
+    let matched = pairs
+        .iter()
+        .filter(|(i, j, _)| query[*i].len() >= 2 && name[*j].len() >= 2)
+        .count();
+    let jaro_winkler = strsim::jaro_winkler(query_joined, &name.join(" "));
+    NameComparison {
+        jaro_winkler,
+        token_set,
+        matched,
+        pairs,
+    }
+}
+
+fn token_similarity(a: &str, b: &str) -> f64 {
+    if a == b {
+        1.0
+    } else {
+        strsim::jaro_winkler(a, b)
+    }
+}
+
+fn name_features(
+    config: &ScoringConfig,
+    query: &[&str],
+    name: &[&str],
+    cmp: &NameComparison,
+) -> Vec<Feature> {
+    let pairs: Vec<String> = cmp
+        .pairs
+        .iter()
+        .map(|&(i, j, sim)| format!("{}~{} {:.2}", query[i], name[j], sim))
+        .collect();
+    vec![
+        Feature {
+            name: "name_jaro_winkler".into(),
+            value: cmp.jaro_winkler,
+            weight: config.jaro_winkler_weight * cmp.jaro_winkler,
+            note: format!("\"{}\" vs \"{}\"", query.join(" "), name.join(" ")),
+        },
+        Feature {
+            name: "name_token_set".into(),
+            value: cmp.token_set,
+            weight: (1.0 - config.jaro_winkler_weight) * cmp.token_set,
+            note: format!(
+                "{} of {} query tokens matched ({})",
+                cmp.pairs.len(),
+                query.len(),
+                pairs.join(", ")
+            ),
+        },
+    ]
+}
+
+/// Adds the date-of-birth, country and identifier features; true when any of them agrees.
+fn corroboration(
+    config: &ScoringConfig,
+    subject: &PreparedSubject,
+    entry: &ListEntry,
+    features: &mut Vec<Feature>,
+) -> bool {
+    let mut agrees = false;
+    if let Some(dob) = subject.date_of_birth
+        && let Some((relation, listed)) = entry
+            .dates_of_birth
+            .iter()
+            .map(|d| (relate(dob, *d), *d))
+            .max_by_key(|(r, d)| (*r, std::cmp::Reverse(*d)))
+    {
+        let (value, weight, word) = match relation {
+            DobRelation::Exact => (1.0, config.dob_exact, "same date"),
+            DobRelation::Month => (0.75, config.dob_month, "same month"),
+            DobRelation::Year => (0.5, config.dob_year, "same year"),
+            DobRelation::Near => (-0.25, config.dob_near, "close but different"),
+            DobRelation::Conflict => (-1.0, config.dob_conflict, "conflicting"),
+        };
+        agrees |= relation >= DobRelation::Year;
+        features.push(Feature {
+            name: "date_of_birth".into(),
+            value,
+            weight,
+            note: format!("{dob} vs listed {listed}: {word}"),
+        });
+    }
+    if !subject.countries.is_empty() && !entry.countries.is_empty() {
+        let shared: Vec<&str> = subject
+            .countries
+            .iter()
+            .copied()
+            .filter(|c| entry.countries.iter().any(|e| e == c))
+            .collect();
+        let (value, weight, note) = if shared.is_empty() {
+            (
+                -1.0,
+                config.country_conflict,
+                format!(
+                    "{} vs listed {}: no country in common",
+                    subject.countries.join(","),
+                    entry.countries.join(",")
+                ),
+            )
+        } else {
+            agrees = true;
+            (
+                1.0,
+                config.country_match,
+                format!("shared {}", shared.join(",")),
+            )
+        };
+        features.push(Feature {
+            name: "country".into(),
+            value,
+            weight,
+            note,
+        });
+    }
+    if !subject.ids.is_empty()
+        && let Some(id) = entry
+            .id_numbers
+            .iter()
+            .find(|listed| subject.ids.contains(&normalize_id(listed)))
+    {
+        agrees = true;
+        features.push(Feature {
+            name: "id_number".into(),
+            value: 1.0,
+            weight: config.id_match,
+            note: format!("identifier {id} matches"),
+        });
+    }
+    agrees
+}
+
+fn relate(a: PartialDate, b: PartialDate) -> DobRelation {
+    let years = a.get_year().abs_diff(b.get_year());
+    if years == 1 {
+        return DobRelation::Near;
+    }
+    if years > 1 {
+        return DobRelation::Conflict;
+    }
+    match (a.get_month(), b.get_month()) {
+        (Some(am), Some(bm)) if am != bm => DobRelation::Near,
+        (Some(_), Some(_)) => match (a.get_day(), b.get_day()) {
+            (Some(ad), Some(bd)) if ad == bd => DobRelation::Exact,
+            (Some(_), Some(_)) => DobRelation::Near,
+            _ => DobRelation::Month,
+        },
+        _ => DobRelation::Year,
+    }
+}
+
+#[cfg(test)]
+mod tests;
