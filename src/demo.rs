@@ -59,6 +59,14 @@ upstream = "sim"
 class = "public"
 
 [[routes]]
+name = "sim-jobs-submit"
+path_prefix = "/v1/jobs"
+methods = ["POST"]
+upstream = "sim"
+class = "job_submit"
+profile = "generic"
+
+[[routes]]
 name = "sim-api"
 path_prefix = "/v1"
 upstream = "sim"

@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod demo;
 pub mod identity;
+pub mod ledger_port;
 pub mod operator;
 pub mod policy_file;
 pub mod serve;

@@ -90,7 +90,8 @@ pub async fn start(
         Some(customer_api),
     )
     .map_err(StartupConfigError)?
-    .with_policy(policy.clone());
+    .with_policy(policy.clone())
+    .with_ledger(crate::ledger_port::StoreLedger::new(identity.store.clone()));
     let policy_reload = config.policy.file.clone().map(|path| {
         crate::policy_file::spawn_watcher(policy.clone(), path.clone(), policy_metrics.clone());
         (policy.clone(), path, policy_metrics.clone())

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod config;

@@ -13,14 +13,17 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use crate::admission::{Admitted, ComputeLedger, admit_job};
 use crate::auth::{AuthError, AuthOutcome, Authenticator, Principal, bearer};
 use crate::body::{BodyLimitExceeded, ClientBodyError, ResponseBody, UpstreamBody, find_in_chain};
 use crate::config::{Config, RouteClass};
 use crate::enforce::{Enforcer, Refusal};
 use crate::error::GatewayError;
 use crate::forward::{self, ClientFacts, X_REQUEST_ID};
+use crate::metering::Profile;
 use crate::metrics::{GatewayMetrics, RouteMetrics};
 use crate::policy::PolicyHandle;
+use crate::problem::Problem;
 use crate::route::{Route, RouteTable};
 use crate::upstream::UpstreamPool;
 
@@ -46,6 +49,7 @@ pub struct Gateway {
     authenticator: Option<Arc<dyn Authenticator>>,
     control: Option<Arc<dyn ControlPlane>>,
     enforcer: Option<Enforcer>,
+    ledger: Option<Arc<dyn ComputeLedger>>,
 }
 
 /// What the gateway knows about the connection a request came on.
@@ -96,7 +100,14 @@ impl Gateway {
             authenticator,
             control,
             enforcer: None,
+            ledger: None,
         })
+    }
+
+    /// Admits jobs on `job_submit` routes through `ledger`.
+    pub fn with_ledger(mut self, ledger: Arc<dyn ComputeLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// Enforces the tier policy (routes, methods, rate limits) on authenticated routes.
@@ -183,9 +194,30 @@ impl Gateway {
             .headers()
             .contains_key(header::UPGRADE)
             .then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, incoming) = req.into_parts();
+        let mut response_headers = Vec::new();
+        let body = match (route.class, &principal) {
+            (RouteClass::JobSubmit, Some(p)) => {
+                match self
+                    .meter_job(route, p, client, request_id, &parts.headers, incoming)
+                    .await
+                {
+                    Ok(admitted) => {
+                        for (name, value) in admitted.upstream_headers {
+                            parts.headers.insert(name, value);
+                        }
+                        response_headers = admitted.response_headers;
+                        UpstreamBody::Buffered(http_body_util::Full::new(admitted.body))
+                    }
+                    Err(p) => return (p.into_response().map(ResponseBody::full), metrics),
+                }
+            }
+            _ => UpstreamBody::streaming(incoming, route.max_body),
+        };
         let resp = self
             .forward(
-                req,
+                parts,
+                body,
                 route,
                 client,
                 principal.as_ref(),
@@ -200,10 +232,55 @@ impl Gateway {
                         resp.headers_mut().insert(name.clone(), value);
                     }
                 }
+                for (name, value) in response_headers {
+                    resp.headers_mut().insert(name, value);
+                }
                 (resp, metrics)
             }
             Err(e) => (problem(&e), metrics),
         }
+    }
+
+    /// Meters and admits a job submission (see [`crate::admission`]).
+    async fn meter_job(
+        &self,
+        route: &Route,
+        principal: &Principal,
+        client: ClientFacts,
+        request_id: &HeaderValue,
+        headers: &http::HeaderMap,
+        body: Incoming,
+    ) -> Result<Admitted, Problem> {
+        let unavailable = || {
+            GatewayError::Unavailable {
+                reason: "job admission is not configured",
+                retry_after: std::time::Duration::from_secs(5),
+            }
+            .to_problem()
+        };
+        let (Some(ledger), Some(enforcer)) = (&self.ledger, &self.enforcer) else {
+            return Err(unavailable());
+        };
+        let profile = route
+            .profile
+            .as_deref()
+            .and_then(Profile::parse)
+            .ok_or_else(unavailable)?;
+        let admission = (
+            principal.clone(),
+            route.name.clone(),
+            request_id.to_str().unwrap_or_default().to_string(),
+            client.ip,
+        );
+        admit_job(
+            ledger.as_ref(),
+            enforcer.policy().current(),
+            profile,
+            body,
+            headers,
+            admission,
+        )
+        .await
     }
 
     async fn authenticate(
@@ -238,9 +315,11 @@ impl Gateway {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)] // one call site; the pieces are all distinct
     async fn forward(
         &self,
-        req: Request<Incoming>,
+        mut parts: http::request::Parts,
+        body: UpstreamBody,
         route: &Route,
         client: ClientFacts,
         principal: Option<&Principal>,
@@ -251,7 +330,6 @@ impl Gateway {
         let now = Instant::now();
         let target = pool.pick(now);
 
-        let (mut parts, body) = req.into_parts();
         // HTTP/2 carries the host in `:authority`; HTTP/1.1 upstreams need `Host`, and the
         // forwarding headers are derived from it, so it goes in first.
         if !parts.headers.contains_key(header::HOST)
@@ -272,7 +350,6 @@ impl Gateway {
         parts.uri = upstream_uri(&target.authority, &parts.uri)?;
         parts.version = Version::HTTP_11;
         let upgrading = hop.upgrade.is_some();
-        let body = UpstreamBody::streaming(body, route.max_body);
         let up_req = Request::from_parts(parts, body);
 
         let sent = tokio::time::timeout(pool.response_timeout, pool.client.request(up_req)).await;

@@ -1,0 +1,245 @@
+//! Job admission on `job_submit` routes: read the job body (capped), parse it with the route's
+//! profile, estimate its FLOP under the policy in force, and ask the compute ledger — one atomic
+//! step in the store — whether it may run. Only an admitted job is forwarded, with the body
+//! unchanged.
+//!
+//! The ledger is a port ([`ComputeLedger`]) the root crate implements with the SQL store. When the
+//! ledger cannot be reached the job is refused with 503 (fail closed): nothing is admitted that is
+//! not recorded.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::auth::{BoxFuture, Principal};
+use crate::metering::{Estimate, JobSpec, Profile, SpecLimits, estimate, parse_job_spec};
+use crate::policy::Policy;
+use crate::problem::Problem;
+
+/// Largest job-specification body read for metering, whatever the route's `max_body`.
+pub const JOB_BODY_CAP: u64 = 1024 * 1024;
+
+/// `X-Computegate-Run`: the run id, from the client (request) and as admitted (response).
+pub static RUN_HEADER: HeaderName = HeaderName::from_static("x-computegate-run");
+/// `X-Computegate-Estimate-Flop` on admitted responses.
+pub static ESTIMATE_HEADER: HeaderName = HeaderName::from_static("x-computegate-estimate-flop");
+/// `X-Computegate-Remaining-Flop` on admitted responses.
+pub static REMAINING_HEADER: HeaderName = HeaderName::from_static("x-computegate-remaining-flop");
+/// `X-Computegate-Job`: the ledger's job id, forwarded upstream so usage events can name it.
+pub static JOB_HEADER: HeaderName = HeaderName::from_static("x-computegate-job");
+
+/// A job the gateway asks the ledger to admit.
+#[derive(Debug, Clone)]
+pub struct JobAdmission {
+    /// Who submits it.
+    pub principal: Principal,
+    /// Route name.
+    pub route: Arc<str>,
+    /// Request id.
+    pub request_id: String,
+    /// Client address.
+    pub client_ip: IpAddr,
+    /// The parsed job.
+    pub spec: JobSpec,
+    /// Its estimate.
+    pub estimate: Estimate,
+    /// The policy the estimate was made under.
+    pub policy: Arc<Policy>,
+}
+
+/// The ledger's answer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AdmissionOutcome {
+    /// Reserved and recorded; forward the job.
+    Admitted {
+        /// Ledger job id.
+        job_id: String,
+        /// Run id as recorded.
+        run_id: String,
+        /// Tightest remaining budget after this job, FLOP.
+        remaining_flop: Option<f64>,
+    },
+    /// Held until a compliance officer decides.
+    Held {
+        /// Review id to quote.
+        review_id: String,
+        /// Why.
+        detail: String,
+    },
+    /// Refused.
+    Denied {
+        /// Why, safe to show.
+        detail: String,
+        /// The limit that refused, FLOP.
+        limit_flop: Option<f64>,
+        /// The threshold label, when a threshold refused.
+        threshold: Option<String>,
+        /// The lowest tier whose caps would allow the job.
+        required_tier: Option<String>,
+    },
+}
+
+/// The ledger could not be asked.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("compute ledger unavailable")]
+pub struct LedgerUnavailable;
+
+/// The port to the compute ledger.
+pub trait ComputeLedger: Send + Sync + 'static {
+    /// Reserves the job's estimate against every budget scope and records the decision.
+    fn admit(&self, job: JobAdmission) -> BoxFuture<Result<AdmissionOutcome, LedgerUnavailable>>;
+}
+
+/// A job that may be forwarded.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The body to forward, unchanged.
+    pub body: Bytes,
+    /// Headers for the upstream request.
+    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Headers for the client's response.
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Reads, meters and admits one job submission; `Err` is the problem to answer with.
+pub async fn admit_job(
+    ledger: &dyn ComputeLedger,
+    policy: Arc<Policy>,
+    profile: Profile,
+    body: Incoming,
+    headers: &HeaderMap,
+    admission: (Principal, Arc<str>, String, IpAddr),
+) -> Result<Admitted, Problem> {
+    let bytes = match Limited::new(body, JOB_BODY_CAP as usize).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+                format!("job specifications are limited to {JOB_BODY_CAP} bytes"),
+            )
+            .with("limit_bytes", JOB_BODY_CAP));
+        }
+        Err(_) => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "client-body",
+                "Bad request body",
+                "the request body ended early or was malformed",
+            ));
+        }
+    };
+    let run_header = headers.get(&RUN_HEADER).and_then(|v| v.to_str().ok());
+    let spec = parse_job_spec(
+        profile,
+        &bytes,
+        run_header,
+        &SpecLimits::from_policy(&policy),
+    )
+    .map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-job-spec",
+            "Invalid job specification",
+            e.to_string(),
+        )
+        .with("profile", profile.as_str())
+    })?;
+    let estimate = estimate(&spec, &policy).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "job-not-estimable",
+            "The job's compute cannot be estimated",
+            e.to_string(),
+        )
+    })?;
+    let estimated = estimate.admitted_flop();
+    let (principal, route, request_id, client_ip) = admission;
+    let job = JobAdmission {
+        principal,
+        route,
+        request_id,
+        client_ip,
+        spec,
+        estimate,
+        policy,
+    };
+    let outcome = ledger.admit(job).await.map_err(|_| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger-unavailable",
+            "Service unavailable",
+            "jobs cannot be admitted while the compute ledger is unreachable",
+        )
+        .retry_after(std::time::Duration::from_secs(5))
+    })?;
+    match outcome {
+        AdmissionOutcome::Admitted {
+            job_id,
+            run_id,
+            remaining_flop,
+        } => {
+            let mut response_headers = vec![(ESTIMATE_HEADER.clone(), flop_value(estimated))];
+            if let Ok(run) = HeaderValue::from_str(&run_id) {
+                response_headers.push((RUN_HEADER.clone(), run));
+            }
+            if let Some(remaining) = remaining_flop {
+                response_headers.push((REMAINING_HEADER.clone(), flop_value(remaining)));
+            }
+            let mut upstream_headers = Vec::new();
+            if let Ok(job) = HeaderValue::from_str(&job_id) {
+                upstream_headers.push((JOB_HEADER.clone(), job));
+            }
+            Ok(Admitted {
+                body: bytes,
+                upstream_headers,
+                response_headers,
+            })
+        }
+        AdmissionOutcome::Held { review_id, detail } => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "job-held-for-review",
+            "Job held for compliance review",
+            detail,
+        )
+        .with("review_id", review_id)
+        .with("estimated_flop", estimated)),
+        AdmissionOutcome::Denied {
+            detail,
+            limit_flop,
+            threshold,
+            required_tier,
+        } => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "job-denied",
+            "Job not admitted",
+            detail,
+        )
+        .with("estimated_flop", estimated)
+        .with("limit_flop", limit_flop)
+        .with("threshold", threshold)
+        .with("required_tier", required_tier)),
+    }
+}
+
+/// A FLOP count as a header value in exponent form (`3.2826e23`).
+fn flop_value(flop: f64) -> HeaderValue {
+    HeaderValue::from_str(&format!("{flop:.4e}")).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_header_is_exponent_form() {
+        assert_eq!(flop_value(3.2826e23), "3.2826e23");
+        assert_eq!(flop_value(1e19), "1.0000e19");
+    }
+}
