@@ -59,6 +59,14 @@ impl Admin {
     }
 
     async fn answer(&self, req: Request<Incoming>, conn: ConnFacts) -> Response<ResponseBody> {
+        let request_id = crate::forward::request_id(req.headers());
+        let mut resp = self.route(req, conn).await;
+        resp.headers_mut()
+            .insert(&crate::forward::X_REQUEST_ID, request_id);
+        resp
+    }
+
+    async fn route(&self, req: Request<Incoming>, conn: ConnFacts) -> Response<ResponseBody> {
         let path = req.uri().path();
         match (req.method(), path) {
             (&Method::GET, "/metrics") => self.metrics(),

@@ -486,7 +486,7 @@ impl CredentialVerifier {
             .await
             .map_err(|_| AuthError::Unavailable)?
             .ok_or(AuthError::Invalid("unknown account"))?;
-        let headers = IdentityHeaders::new(
+        let mut headers = IdentityHeaders::new(
             &record.customer_id,
             &record.tier,
             record.organization_id.as_deref(),
@@ -494,6 +494,11 @@ impl CredentialVerifier {
         .ok_or(AuthError::Invalid(
             "account identifiers are not header-safe",
         ))?;
+        // Signed once per cache fill; the token must outlive the cache entry that carries it.
+        headers.identity_token = self
+            .directory
+            .identity_token(&record, self.principal_ttl + Duration::from_secs(60))
+            .and_then(|t| http::HeaderValue::from_str(&t).ok());
         let entry = PrincipalEntry {
             record: Arc::new(record),
             headers,

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use computegate_gateway::auth::{AuthError, AuthOutcome, Authenticator, Principal, bearer};
+use computegate_gateway::auth::{AuthError, AuthMethod, AuthOutcome, Authenticator, Principal, bearer};
 use computegate_kyc::accounts::{AccountError, Actor, CustomerKind, CustomerStatus, Subject};
 use computegate_kyc::api_keys::{KeyError, NewApiKey};
 use computegate_kyc::cluster::Notice;
@@ -67,8 +67,8 @@ struct CreateKeyRequest {
     scopes: Vec<String>,
 }
 
-/// The customer API router.
-pub fn router(identity: Arc<Identity>) -> Router {
+/// The customer API router, with the verification (KYC) routes of `kyc`.
+pub fn router(identity: Arc<Identity>, kyc: Arc<crate::verification::Verification>) -> Router {
     Router::new()
         .route("/computegate/v1/auth/signup", post(signup))
         .route("/computegate/v1/auth/token", post(token))
@@ -80,6 +80,8 @@ pub fn router(identity: Arc<Identity>) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(|| async { ApiError::NotFound })
         .with_state(identity)
+        .merge(super::applications::router(kyc.clone()))
+        .merge(super::webhooks::router(kyc))
 }
 
 async fn signup(
@@ -93,7 +95,10 @@ async fn signup(
         "individual" => Some(CustomerKind::Individual),
         "organization" => Some(CustomerKind::Organization),
         _ => {
-            errors.push(("kind".into(), "must be `individual` or `organization`".into()));
+            errors.push((
+                "kind".into(),
+                "must be `individual` or `organization`".into(),
+            ));
             None
         }
     };
@@ -106,19 +111,26 @@ async fn signup(
     let Some(kind) = kind.filter(|_| errors.is_empty()) else {
         return Err(ApiError::Invalid(errors));
     };
-    let hash = id
-        .hasher
-        .hash_async(req.password)
-        .await
-        .map_err(internal)?;
+    let hash = id.hasher.hash_async(req.password).await.map_err(internal)?;
     let now = OffsetDateTime::now_utc();
     let customer = match id.store.create_customer(&req.email, &hash, kind, now).await {
         Ok(c) => c,
-        Err(AccountError::EmailTaken) => return Err(ApiError::Conflict("the email is already registered")),
-        Err(AccountError::InvalidEmail) => return Err(ApiError::field("email", "is not a valid address")),
+        Err(AccountError::EmailTaken) => {
+            return Err(ApiError::Conflict("the email is already registered"));
+        }
+        Err(AccountError::InvalidEmail) => {
+            return Err(ApiError::field("email", "is not a valid address"));
+        }
         Err(e) => return Err(unavailable(e)),
     };
-    record(&id, computegate_kyc::access_log::AccessAction::Signup, Subject::Customer(customer.id), client, now).await;
+    record(
+        &id,
+        computegate_kyc::access_log::AccessAction::Signup,
+        Subject::Customer(customer.id),
+        client,
+        now,
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"customer_id": customer.id})),
@@ -138,7 +150,11 @@ async fn token(
         password: &req.password,
         client_ip: client.0.ip,
     };
-    let customer = match id.store.login_customer(&id.hasher, &id.throttle, attempt, now).await {
+    let customer = match id
+        .store
+        .login_customer(&id.hasher, &id.throttle, attempt, now)
+        .await
+    {
         Ok(c) => c,
         Err(e) => return Err(login_error(&id, "customer", e)),
     };
@@ -155,9 +171,14 @@ pub(crate) fn login_error(id: &Identity, kind: &'static str, e: LoginError) -> A
             ApiError::Unauthenticated("the email or password is wrong"),
         ),
         LoginError::Throttled { retry_after } => ("throttled", ApiError::Throttled(retry_after)),
-        LoginError::AccountSuspended => ("inactive", ApiError::Forbidden("the account is suspended")),
+        LoginError::AccountSuspended => {
+            ("inactive", ApiError::Forbidden("the account is suspended"))
+        }
         LoginError::AccountClosed => ("inactive", ApiError::Forbidden("the account is closed")),
-        LoginError::StaffDisabled => ("inactive", ApiError::Forbidden("the staff user is disabled")),
+        LoginError::StaffDisabled => (
+            "inactive",
+            ApiError::Forbidden("the staff user is disabled"),
+        ),
         LoginError::ThrottleUnavailable(e) => ("error", unavailable(e)),
         other => ("error", unavailable(other)),
     };
@@ -175,9 +196,19 @@ async fn refresh(
     let grant = match id.store.rotate_refresh(&req.refresh_token, now).await {
         Ok(g) => g,
         Err(RefreshError::Reused { family_id, subject }) => {
-            record(&id, computegate_kyc::access_log::AccessAction::RefreshReuse, subject, client, now).await;
-            id.announce(Notice::RefreshFamilyRevoked { family_id }).await;
-            return Err(ApiError::Unauthenticated("the refresh token was already used; its session is revoked"));
+            record(
+                &id,
+                computegate_kyc::access_log::AccessAction::RefreshReuse,
+                subject,
+                client,
+                now,
+            )
+            .await;
+            id.announce(Notice::RefreshFamilyRevoked { family_id })
+                .await;
+            return Err(ApiError::Unauthenticated(
+                "the refresh token was already used; its session is revoked",
+            ));
         }
         Err(RefreshError::Invalid | RefreshError::Expired | RefreshError::Revoked) => {
             return Err(ApiError::Unauthenticated("the refresh token is not valid"));
@@ -185,7 +216,9 @@ async fn refresh(
         Err(e) => return Err(unavailable(e)),
     };
     let Subject::Customer(customer_id) = grant.subject else {
-        return Err(ApiError::Unauthenticated("the refresh token is not a customer's"));
+        return Err(ApiError::Unauthenticated(
+            "the refresh token is not a customer's",
+        ));
     };
     let customer = id
         .store
@@ -219,8 +252,9 @@ async fn logout(
     headers: HeaderMap,
     body: Option<Json<LogoutRequest>>,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&id, &headers, client).await?;
-    let token = bearer(&headers).map_err(|_| ApiError::Unauthenticated("a bearer token is required"))?;
+    let principal = require_session(authenticate(&id, &headers, client).await?)?;
+    let token =
+        bearer(&headers).map_err(|_| ApiError::Unauthenticated("a bearer token is required"))?;
     let now = OffsetDateTime::now_utc();
     let subject = Subject::Customer(parse_id(&principal)?);
     if let Ok(claims) = id.decode(token, &id.auth.audience) {
@@ -228,14 +262,30 @@ async fn logout(
             .revoke_access_token(&claims.jti, subject, claims.exp, now)
             .await
             .map_err(unavailable)?;
-        id.announce(Notice::AccessTokenRevoked { jti: claims.jti, exp: claims.exp }).await;
+        id.announce(Notice::AccessTokenRevoked {
+            jti: claims.jti,
+            exp: claims.exp,
+        })
+        .await;
     }
-    if let Some(Json(LogoutRequest { refresh_token: Some(rt) })) = body
+    if let Some(Json(LogoutRequest {
+        refresh_token: Some(rt),
+    })) = body
         && let Ok(Some(family)) = id.store.revoke_refresh_family(&rt, now).await
     {
-        id.announce(Notice::RefreshFamilyRevoked { family_id: family.family_id }).await;
+        id.announce(Notice::RefreshFamilyRevoked {
+            family_id: family.family_id,
+        })
+        .await;
     }
-    record(&id, computegate_kyc::access_log::AccessAction::Logout, subject, client, now).await;
+    record(
+        &id,
+        computegate_kyc::access_log::AccessAction::Logout,
+        subject,
+        client,
+        now,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -269,7 +319,7 @@ async fn create_key(
     headers: HeaderMap,
     body: Body<CreateKeyRequest>,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&id, &headers, client).await?;
+    let principal = require_session(authenticate(&id, &headers, client).await?)?;
     let Json(req) = body?;
     let customer_id = parse_id(&principal)?;
     let now = OffsetDateTime::now_utc();
@@ -326,7 +376,7 @@ async fn revoke_key(
     headers: HeaderMap,
     Path(key_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(&id, &headers, client).await?;
+    let principal = require_session(authenticate(&id, &headers, client).await?)?;
     let customer_id = parse_id(&principal)?;
     let actor = Actor::customer(customer_id, Some(client.0.ip));
     id.store
@@ -346,13 +396,29 @@ async fn jwks(State(id): State<Arc<Identity>>) -> Response {
 }
 
 /// Authenticates the caller with the same verifier (and caches) as the data plane.
-async fn authenticate(id: &Identity, headers: &HeaderMap, client: Client) -> Result<Principal, ApiError> {
+pub(crate) async fn authenticate(
+    id: &Identity,
+    headers: &HeaderMap,
+    client: Client,
+) -> Result<Principal, ApiError> {
     let cred = bearer(headers).map_err(auth_error)?;
     let outcome = match id.verifier.authenticate(cred, client.0.ip) {
         AuthOutcome::Ready(r) => r,
         AuthOutcome::Pending(f) => f.await,
     };
     outcome.map_err(auth_error)
+}
+
+/// Key management and logout need a signed-in session (an access token), never an API key: a
+/// leaked key must not be able to mint keys that outlive its own revocation.
+fn require_session(p: Principal) -> Result<Principal, ApiError> {
+    if p.method == AuthMethod::Jwt {
+        Ok(p)
+    } else {
+        Err(ApiError::Forbidden(
+            "this needs an access token from /computegate/v1/auth/token, not an API key",
+        ))
+    }
 }
 
 fn auth_error(e: AuthError) -> ApiError {
@@ -369,21 +435,27 @@ fn key_error(e: KeyError) -> ApiError {
     match e {
         KeyError::NotFound => ApiError::NotFound,
         KeyError::InvalidName => ApiError::field("name", "must be 1–100 characters"),
-        KeyError::InvalidScope => ApiError::field("scopes", "contains an unknown or malformed scope"),
+        KeyError::InvalidScope => {
+            ApiError::field("scopes", "contains an unknown or malformed scope")
+        }
         KeyError::ExpiryInPast => ApiError::field("expires_at", "must be in the future"),
-        KeyError::TooManyKeys => ApiError::Conflict("the account has the maximum number of active keys"),
+        KeyError::TooManyKeys => {
+            ApiError::Conflict("the account has the maximum number of active keys")
+        }
         other => unavailable(other),
     }
 }
 
-fn parse_id(p: &Principal) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_id(p: &Principal) -> Result<Uuid, ApiError> {
     Uuid::parse_str(&p.customer_id).map_err(|_| ApiError::Unauthenticated("unknown account"))
 }
 
-fn no_store(body: impl IntoResponse) -> Response {
+pub(crate) fn no_store(body: impl IntoResponse) -> Response {
     let mut resp = body.into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     resp
 }
 

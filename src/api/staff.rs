@@ -28,12 +28,13 @@ struct PasswordGrant {
     password: String,
 }
 
-/// The staff API router.
-pub fn router(identity: Arc<Identity>) -> Router {
+/// The staff API router, with the review routes of `kyc`.
+pub fn router(identity: Arc<Identity>, kyc: Arc<crate::verification::Verification>) -> Router {
     Router::new()
         .route("/staff/v1/auth/token", post(token))
         .fallback(|| async { ApiError::NotFound })
         .with_state(identity)
+        .merge(super::review::router(kyc))
 }
 
 async fn token(
@@ -48,24 +49,37 @@ async fn token(
         password: &req.password,
         client_ip: client.0.ip,
     };
-    let staff = match id.store.login_staff(&id.hasher, &id.throttle, attempt, now).await {
+    let staff = match id
+        .store
+        .login_staff(&id.hasher, &id.throttle, attempt, now)
+        .await
+    {
         Ok(s) => s,
         Err(e) => return Err(super::customer::login_error(&id, "staff", e)),
     };
     id.count_login("staff", "ok");
     let ttl = id.auth.access_token_ttl;
-    let claims = AccessClaims::for_staff(&staff, &id.auth.issuer, &id.auth.staff_audience, now, crate::identity::span(ttl));
+    let claims = AccessClaims::for_staff(
+        &staff,
+        &id.auth.issuer,
+        &id.auth.staff_audience,
+        now,
+        crate::identity::span(ttl),
+    );
     let access = id.sign(&claims)?;
     let refresh = id
         .store
-        .issue_refresh(Subject::Staff(staff.id), now, crate::identity::span(id.auth.refresh_token_ttl))
+        .issue_refresh(
+            Subject::Staff(staff.id),
+            now,
+            crate::identity::span(id.auth.refresh_token_ttl),
+        )
         .await
         .map_err(internal)?;
-    Ok(Json(TokenResponse {
+    Ok(super::customer::no_store(Json(TokenResponse {
         access_token: access,
         refresh_token: refresh.token,
         token_type: "Bearer",
         expires_in: ttl.as_secs(),
-    })
-    .into_response())
+    })))
 }

@@ -49,20 +49,23 @@ impl Identity {
         if header.alg != Algorithm::EdDSA {
             return Err(invalid());
         }
-        let kid = header.kid.ok_or_else(|| invalid())?;
-        let keys = self.keyring().decoding_keys().map_err(crate::api::error::internal)?;
+        let kid = header.kid.ok_or_else(invalid)?;
+        let keys = self
+            .keyring()
+            .decoding_keys()
+            .map_err(crate::api::error::internal)?;
         let key = keys
             .iter()
             .find(|(k, _)| *k == kid)
             .map(|(_, key)| key)
-            .ok_or_else(|| invalid())?;
+            .ok_or_else(invalid)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[self.auth.issuer.as_str()]);
         validation.set_audience(&[audience]);
         validation.leeway = self.auth.leeway.as_secs();
         validation.set_required_spec_claims(&["exp", "nbf", "sub", "aud", "iss"]);
-        let data = jsonwebtoken::decode::<StaffClaims>(token, key, &validation)
-            .map_err(|_| invalid())?;
+        let data =
+            jsonwebtoken::decode::<StaffClaims>(token, key, &validation).map_err(|_| invalid())?;
         if data.claims.exp < OffsetDateTime::now_utc().unix_timestamp() - validation.leeway as i64 {
             return Err(invalid());
         }

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod cluster;
+pub(crate) mod identity;
 pub(crate) mod prometheus;
 pub(crate) mod raw;
 pub(crate) mod upstream;
@@ -377,6 +379,25 @@ pub(crate) fn sim_everything(sim: SocketAddr, server_extra: &str, route_extra: &
 /// Runs `computegate ARGS` to completion (no inherited `COMPUTEGATE_*` variable, `env` added).
 pub(crate) fn run_cli(args: &[&OsStr], env: &[(&str, &str)]) -> std::process::Output {
     command(args, env).output().expect("run computegate")
+}
+
+/// Runs `computegate ARGS` to completion with `input` on its standard input.
+pub(crate) fn run_cli_with_stdin(
+    args: &[&OsStr],
+    env: &[(&str, &str)],
+    input: &[u8],
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command(args, env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn computegate");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(input).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("wait for computegate")
 }
 
 /// `computegate ARGS` with stdin closed, no inherited `COMPUTEGATE_*` variable and `env` added.
