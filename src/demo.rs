@@ -90,18 +90,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on --sim-addr {}", args.sim_addr))?;
     let sim_addr = sim_listener.local_addr()?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut sim_stop = stop_rx.clone();
-    let sim = tokio::spawn(crate::sim::serve(
-        sim_listener,
-        crate::sim::SimConfig::default(),
-        async move {
-            let _ = sim_stop.wait_for(|s| *s).await;
-        },
-    ));
-
     let config = demo_config(&args, sim_addr)?;
     let master = crate::identity::master_key_from_data_dir(&args.data_dir)?;
-    let running = crate::serve::start(&config, master, stop_rx).await?;
+    // The simulator signs usage events for the jobs the gateway admits with a per-run secret.
+    let usage_secret = uuid::Uuid::new_v4().simple().to_string();
+    let secrets = computegate_kyc::verification::webhooks::WebhookSecrets {
+        current: computegate_kyc::verification::webhooks::WebhookSecret::new(usage_secret.clone()),
+        previous: None,
+    };
+    let running = crate::serve::start(&config, master, Some(secrets), stop_rx.clone()).await?;
+    let usage_url = format!("http://{}/computegate/v1/meter/usage", running.addrs.public);
+    let sim_config = crate::sim::SimConfig {
+        usage: Some(crate::sim::UsageReporting {
+            url: usage_url.parse().context("usage URL")?,
+            secret: usage_secret,
+            interval: std::time::Duration::from_secs(1),
+        }),
+        ..crate::sim::SimConfig::default()
+    };
+    let mut sim_stop = stop_rx;
+    let sim = tokio::spawn(crate::sim::serve(sim_listener, sim_config, async move {
+        let _ = sim_stop.wait_for(|s| *s).await;
+    }));
     seed(&running.identity).await?;
     print_next_steps(running.addrs.public, running.addrs.admin, sim_addr);
 

@@ -139,8 +139,16 @@ impl ComputeLedger for StoreLedger {
     }
 }
 
-/// The policy's thresholds as ledger rules: one rule per scope and action; revoked ones never fire.
+/// The policy's thresholds as ledger rules over `window`.
 fn thresholds(policy: &Policy, window: std::time::Duration) -> ThresholdPolicy {
+    ThresholdPolicy {
+        rules: threshold_rules(policy),
+        window,
+    }
+}
+
+/// The policy's thresholds as ledger rules: one rule per scope and action; revoked ones never fire.
+pub fn threshold_rules(policy: &Policy) -> Vec<ThresholdRule> {
     let mut rules = Vec::new();
     for t in policy.thresholds() {
         if t.status == RuleStatus::Revoked {
@@ -169,7 +177,7 @@ fn thresholds(policy: &Policy, window: std::time::Duration) -> ThresholdPolicy {
             }
         }
     }
-    ThresholdPolicy { rules, window }
+    rules
 }
 
 fn denied(

@@ -36,7 +36,14 @@ impl Sim {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(serve(listener, SimConfig { speedup }, shutdown));
+        let task = tokio::spawn(serve(
+            listener,
+            SimConfig {
+                speedup,
+                usage: None,
+            },
+            shutdown,
+        ));
         Sim {
             addr,
             client: Client::new(),

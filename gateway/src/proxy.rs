@@ -194,8 +194,9 @@ impl Gateway {
             .headers()
             .contains_key(header::UPGRADE)
             .then(|| hyper::upgrade::on(&mut req));
-        let (mut parts, incoming) = req.into_parts();
+        let (parts, incoming) = req.into_parts();
         let mut response_headers = Vec::new();
+        let mut upstream_headers = Vec::new();
         let body = match (route.class, &principal) {
             (RouteClass::JobSubmit, Some(p)) => {
                 match self
@@ -203,9 +204,7 @@ impl Gateway {
                     .await
                 {
                     Ok(admitted) => {
-                        for (name, value) in admitted.upstream_headers {
-                            parts.headers.insert(name, value);
-                        }
+                        upstream_headers = admitted.upstream_headers;
                         response_headers = admitted.response_headers;
                         UpstreamBody::Buffered(http_body_util::Full::new(admitted.body))
                     }
@@ -218,6 +217,7 @@ impl Gateway {
             .forward(
                 parts,
                 body,
+                upstream_headers,
                 route,
                 client,
                 principal.as_ref(),
@@ -320,6 +320,7 @@ impl Gateway {
         &self,
         mut parts: http::request::Parts,
         body: UpstreamBody,
+        gateway_headers: Vec<(http::HeaderName, HeaderValue)>,
         route: &Route,
         client: ClientFacts,
         principal: Option<&Principal>,
@@ -346,6 +347,10 @@ impl Gateway {
             // The caller's secret stays here; upstreams get the verified identity instead.
             parts.headers.remove(header::AUTHORIZATION);
             p.headers.apply(&mut parts.headers);
+        }
+        // Set by the gateway (after client-sent `X-Computegate-*` headers were removed).
+        for (name, value) in gateway_headers {
+            parts.headers.insert(name, value);
         }
         parts.uri = upstream_uri(&target.authority, &parts.uri)?;
         parts.version = Version::HTTP_11;

@@ -2,9 +2,13 @@
 //! gateway's [`ControlPlane`] port: the customer API on the public listener (`/computegate/v1/…`,
 //! `/.well-known/jwks.json`) and the staff API on the admin listener (`/staff/v1/…`).
 
+pub mod applications;
 pub mod customer;
 pub mod error;
+pub mod review;
 pub mod staff;
+pub mod usage;
+pub mod webhooks;
 
 use std::sync::Arc;
 

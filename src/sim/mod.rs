@@ -39,6 +39,9 @@ mod logs;
 mod routes;
 mod spec;
 mod store;
+mod usage;
+
+pub use self::usage::UsageReporting;
 
 use std::future::Future;
 use std::io;
@@ -60,11 +63,16 @@ pub struct SimConfig {
     /// Simulated seconds that pass per real second (default 3600.0: one hour per second).
     /// Must be finite, positive and at most 3.2e9.
     pub speedup: f64,
+    /// Where to send signed usage events for jobs the gateway admitted; none = don't.
+    pub usage: Option<UsageReporting>,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { speedup: 3600.0 }
+        SimConfig {
+            speedup: 3600.0,
+            usage: None,
+        }
     }
 }
 
@@ -88,7 +96,7 @@ pub async fn serve(
         ));
     }
     let (stop_streams, stopping) = watch::channel(false);
-    let sim = Arc::new(Sim::new(SimClock::start(speedup), stopping));
+    let sim = Arc::new(Sim::new(SimClock::start(speedup), stopping, config.usage));
     let app = routes::router(sim);
     let signal = async move {
         shutdown.await;
@@ -123,9 +131,16 @@ mod tests {
     async fn bad_speedups_are_refused_before_serving() {
         for speedup in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e10] {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let err = serve(listener, SimConfig { speedup }, std::future::ready(()))
-                .await
-                .expect_err("invalid speedup");
+            let err = serve(
+                listener,
+                SimConfig {
+                    speedup,
+                    usage: None,
+                },
+                std::future::ready(()),
+            )
+            .await
+            .expect_err("invalid speedup");
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{speedup}");
         }
     }

@@ -28,6 +28,7 @@ pub(crate) struct Sim {
     pub(crate) clock: SimClock,
     jobs: Mutex<JobTable>,
     shutdown: watch::Receiver<bool>,
+    usage: Option<Arc<super::usage::UsageReporting>>,
 }
 
 /// A job as served by the API, at one instant.
@@ -77,11 +78,16 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
 
 impl Sim {
     /// State for a simulator on `clock` that stops streaming once `shutdown` turns true.
-    pub(crate) fn new(clock: SimClock, shutdown: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        clock: SimClock,
+        shutdown: watch::Receiver<bool>,
+        usage: Option<super::usage::UsageReporting>,
+    ) -> Self {
         Sim {
             clock,
             jobs: Mutex::new(JobTable::default()),
             shutdown,
+            usage: usage.map(Arc::new),
         }
     }
 
@@ -155,6 +161,7 @@ async fn gpus(State(sim): State<Arc<Sim>>) -> Response {
 
 async fn create_job(
     State(sim): State<Arc<Sim>>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, SimError> {
     let body = body.map_err(|rejection| SimError::Body {
@@ -170,6 +177,14 @@ async fn create_job(
         sim.view(job, now)
     };
     tracing::debug!(job = %id, gpu_type = view.gpu_type, gpu_count = view.gpu_count, "job submitted");
+    // A job admitted by the gateway carries its ledger id: report its usage back.
+    let ledger_job = headers
+        .get("x-computegate-job")
+        .and_then(|v| v.to_str().ok());
+    if let (Some(reporting), Some(ledger_job)) = (&sim.usage, ledger_job) {
+        let task = super::usage::report(sim.clone(), id, ledger_job.to_string(), reporting.clone());
+        tokio::spawn(task);
+    }
     let location = [(header::LOCATION, format!("/v1/jobs/{id}"))];
     Ok((StatusCode::CREATED, location, Json(view)).into_response())
 }

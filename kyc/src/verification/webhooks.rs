@@ -245,8 +245,10 @@ pub fn verify_signature(
     }
 }
 
-/// `t=…,v1=…` (Stripe) or several such groups separated by spaces (Persona).
-fn verify_timestamped(
+/// Verifies a `t=<unix>,v1=<hex HMAC-SHA256(secret, "t.body")>` header (Stripe/Persona style,
+/// also the gateway's own usage events): any `v1` matching any secret, within `tolerance`.
+/// Several groups separated by spaces are accepted (Persona).
+pub fn verify_timestamped(
     header: &str,
     body: &[u8],
     secrets: &WebhookSecrets,
