@@ -16,7 +16,7 @@
 //! and prints a markdown snippet with the numbers. `SCREENING_BENCH_ENTRIES` overrides the list
 //! size and `SCREENING_BENCH_SKIP_IMPORT=1` skips step 5 (both for quick local runs).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
@@ -69,8 +69,8 @@ fn main() {
 
     let mut rng = Rng::new(7);
     let (recall, recall_dob, mut latencies) = evaluate_recall(&index, &mut rng);
-    let (fp, fp_lat) = evaluate_false_positives(&index, &mut rng);
-    latencies.extend(fp_lat);
+    let (fp, lat) = evaluate_false_positives(&index, &mut rng);
+    latencies.extend(lat);
     latencies.sort_unstable();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     let (p50, p99, max) = (pct(0.50), pct(0.99), latencies[latencies.len() - 1]);
@@ -169,13 +169,18 @@ fn found(e: &ListEntry, r: &computegate_kyc::screening::ScreeningResult) -> Opti
     same.then_some(r.decision)
 }
 
-/// Common first × last names; those that are in fact listed (same normalized name) are
-/// excluded from the set.
+/// Common first names with one or two common surnames, excluding every name that is in fact
+/// listed: those whose tokens all occur in one listed person's name (the listed name itself,
+/// or it with a middle name or second surname the query leaves out — a match a screening
+/// must raise). What remains shares at most some tokens with any listed name.
 fn evaluate_false_positives(index: &ScreeningIndex, rng: &mut Rng) -> (FpReport, Vec<Duration>) {
+    let listed = ListedTokens::new(index.entries());
     let mut report = FpReport::default();
     let mut latencies = Vec::new();
     let mut seen = HashSet::new();
-    while report.screened < FP_NAMES {
+    let mut attempts = 0;
+    while report.screened < FP_NAMES && attempts < FP_NAMES * 50 {
+        attempts += 1;
         let first = FIRST_NAMES[rng.below(FIRST_NAMES.len())];
         let last = COMMON_SURNAMES[rng.below(COMMON_SURNAMES.len())];
         let name = if rng.below(4) == 0 {
@@ -187,18 +192,14 @@ fn evaluate_false_positives(index: &ScreeningIndex, rng: &mut Rng) -> (FpReport,
         if !seen.insert(name.clone()) {
             continue;
         }
+        if listed.contains_all(&name) {
+            report.excluded += 1;
+            continue;
+        }
         let mut subject = ScreeningSubject::person(&name);
         let started = Instant::now();
         let r = index.screen(&subject);
         latencies.push(started.elapsed());
-        let listed = r.best.as_ref().is_some_and(|b| {
-            normalize_name(&b.matched_name, EntryKind::Person)
-                == normalize_name(&name, EntryKind::Person)
-        });
-        if listed {
-            report.excluded += 1;
-            continue;
-        }
         report.screened += 1;
         report.review += usize::from(r.decision >= Decision::Review);
         report.hit += usize::from(r.decision == Decision::Hit);
@@ -212,6 +213,46 @@ fn evaluate_false_positives(index: &ScreeningIndex, rng: &mut Rng) -> (FpReport,
         report.hit_dob += usize::from(r.decision == Decision::Hit);
     }
     (report, latencies)
+}
+
+/// Exact normalized tokens of every listed person name, to tell listed names apart.
+struct ListedTokens {
+    postings: HashMap<String, Vec<u32>>,
+}
+
+impl ListedTokens {
+    fn new(entries: &[ListEntry]) -> ListedTokens {
+        let mut postings: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut id = 0u32;
+        for e in entries.iter().filter(|e| e.kind == EntryKind::Person) {
+            for name in &e.names {
+                for t in normalize_name(name, EntryKind::Person).tokens() {
+                    postings.entry(t.clone()).or_default().push(id);
+                }
+                id += 1;
+            }
+        }
+        ListedTokens { postings }
+    }
+
+    /// Whether one listed name contains every token of `name`.
+    fn contains_all(&self, name: &str) -> bool {
+        let normalized = normalize_name(name, EntryKind::Person);
+        let mut lists: Vec<&Vec<u32>> = Vec::new();
+        for t in normalized.tokens() {
+            match self.postings.get(t) {
+                Some(p) => lists.push(p),
+                None => return false,
+            }
+        }
+        lists.sort_by_key(|p| p.len());
+        let Some((first, rest)) = lists.split_first() else {
+            return false;
+        };
+        first
+            .iter()
+            .any(|id| rest.iter().all(|p| p.binary_search(id).is_ok()))
+    }
 }
 
 #[derive(Default)]
@@ -353,9 +394,10 @@ fn print_report(
         pct(all.1.hit, all.1.total)
     );
     println!(
-        "\nFalse positives on {} unlisted common names (first × last from common-name tables; {} \
-         generated names that are in fact listed were excluded): review or hit {:.2} % (hit {:.2} %); \
-         with a random date of birth {:.2} % (hit {:.2} %).",
+        "\nFalse positives on {} unlisted common names (a common first name with one or two common \
+         surnames; {} generated names whose tokens all occur in one listed person's name were \
+         excluded as listed): decision ≥ review {:.2} % (hit {:.2} %) by name only; {:.2} % \
+         (hit {:.2} %) with a random date of birth.",
         fp.screened,
         fp.excluded,
         pct(fp.review, fp.screened),

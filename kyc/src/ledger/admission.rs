@@ -5,8 +5,9 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::decision::{self, Proposal, Snapshot};
-use super::sql::{BudgetKeys, JobRow, LedgerTx, NewJob, NewReport, NewReview, RunRow, WindowQuery};
+use super::budgets::{self, Windows};
+use super::decision::{self, Proposal};
+use super::sql::{BudgetKeys, JobRow, LedgerTx, NewJob, NewReport, NewReview};
 use super::{
     AdmissionDecision, AdmissionRequest, Crossing, Denial, DenialReason, LedgerError,
     MAX_RUN_ID_LEN, RunRef, ThresholdAction, Totals, Verdict, audit, valid_flop, window_start,
@@ -25,33 +26,42 @@ impl Store {
     /// [`crate::ledger`] for the locking and what counts where). The decision, its job row,
     /// crossings, review hold or reports and the audit record are committed before this
     /// returns; on any error nothing is recorded and nothing is reserved (fail closed).
+    ///
+    /// A linked-group change that commits while the admission waits for its locks makes it
+    /// start over (at most three times, then [`LedgerError::Contended`]).
     pub async fn admit(&self, req: &AdmissionRequest) -> Result<AdmissionDecision, LedgerError> {
         validate(req)?;
         let job_id = Uuid::now_v7();
-        let decision = in_transaction!(self, |tx| admit_in(&mut tx, req, job_id).await?);
-        Ok(decision)
+        for _ in 0..super::MAX_ATTEMPTS {
+            let attempt = in_transaction!(self, |tx| admit_in(&mut tx, req, job_id).await?);
+            if let Some(decision) = attempt {
+                return Ok(decision);
+            }
+        }
+        Err(LedgerError::Contended)
     }
 }
 
-/// The admission transaction body, generic over the backend: read under the locks, decide,
-/// write, audit last.
+/// The admission transaction body, generic over the backend: lock and read, decide, write,
+/// audit last. `None`: a group change raced the locks; start over.
 async fn admit_in<T: LedgerTx + ChainTx>(
     tx: &mut T,
     req: &AdmissionRequest,
     job_id: Uuid,
-) -> Result<AdmissionDecision, LedgerError> {
+) -> Result<Option<AdmissionDecision>, LedgerError> {
     let now = DbTime::new(req.now);
-    let run = resolve_run(tx, req, now).await?;
+    let since = Windows {
+        cap: window_start(req.now, req.limits.window),
+        threshold: window_start(req.now, req.thresholds.window),
+    };
+    let Some((run, snapshot)) = budgets::lock_for_admission(tx, req, since).await? else {
+        return Ok(None);
+    };
     let keys = BudgetKeys {
         lineage: run.lineage_root,
         customer: req.customer_id,
         organization: req.organization_id,
     };
-    let since = (
-        window_start(req.now, req.limits.window),
-        window_start(req.now, req.thresholds.window),
-    );
-    let snapshot = lock_and_read(tx, keys, since).await?;
     let evaluation = decision::evaluate(
         &req.limits,
         &req.thresholds,
@@ -81,7 +91,7 @@ async fn admit_in<T: LedgerTx + ChainTx>(
     };
     decision.report_ids = record_decision(tx, req, keys, &decision, now).await?;
     audit::record(tx, &audit::admission(req, &decision)).await?;
-    Ok(decision)
+    Ok(Some(decision))
 }
 
 /// Writes the job row, the reservation, the crossings and the review hold or report. Returns
@@ -120,119 +130,6 @@ async fn record_decision<T: LedgerTx>(
         }
         Verdict::Denied(_) => Ok(Vec::new()),
     }
-}
-
-/// The job's run row, created on first sight with its lineage root: a declared parent's root,
-/// the parent itself (registered as a root run) when the parent is new, or the run itself.
-async fn resolve_run<T: LedgerTx>(
-    tx: &mut T,
-    req: &AdmissionRequest,
-    now: DbTime,
-) -> Result<RunRef, LedgerError> {
-    let customer = req.customer_id;
-    let parent = req.parent_run_id.as_deref().filter(|p| *p != req.run_id);
-    let rows = tx.find_runs(customer, &req.run_id, parent).await?;
-    if let Some(r) = rows.iter().find(|r| r.run_id == req.run_id) {
-        return Ok(RunRef {
-            run: r.id,
-            lineage_root: r.lineage_root,
-        });
-    }
-    let root = match parent {
-        None => None,
-        Some(p) => match rows.iter().find(|r| r.run_id == p) {
-            Some(r) => Some(r.lineage_root),
-            None => Some(
-                ensure_run(tx, customer, p, None, None, now)
-                    .await?
-                    .lineage_root,
-            ),
-        },
-    };
-    let run = ensure_run(tx, customer, &req.run_id, parent, root, now).await?;
-    Ok(RunRef {
-        run: run.id,
-        lineage_root: run.lineage_root,
-    })
-}
-
-/// Inserts a run unless it exists (a concurrent admission may have just created it) and
-/// returns the stored row.
-async fn ensure_run<T: LedgerTx>(
-    tx: &mut T,
-    customer: Uuid,
-    run_id: &str,
-    parent: Option<&str>,
-    root: Option<Uuid>,
-    now: DbTime,
-) -> Result<RunRow, LedgerError> {
-    let id = Uuid::now_v7();
-    let row = RunRow {
-        id,
-        run_id: run_id.to_owned(),
-        lineage_root: root.unwrap_or(id),
-    };
-    match tx.insert_run(&row, customer, parent, now).await {
-        Ok(()) => {}
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-            return Err(LedgerError::UnknownCustomer);
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let stored = tx.find_runs(customer, run_id, None).await?;
-    stored
-        .into_iter()
-        .find(|r| r.run_id == run_id)
-        .ok_or(LedgerError::Store(crate::StoreError::CorruptRow {
-            column: "ledger_runs.run_id",
-        }))
-}
-
-/// Locks the budget rows (creating missing ones) and reads the totals under the locks.
-/// `since` is the start of the cap window and of the threshold window.
-pub(super) async fn lock_and_read<T: LedgerTx>(
-    tx: &mut T,
-    keys: BudgetKeys,
-    since: (OffsetDateTime, OffsetDateTime),
-) -> Result<Snapshot, LedgerError> {
-    let expected = 2 + usize::from(keys.organization.is_some());
-    let mut rows = tx.lock_budgets(keys).await?;
-    if rows.len() < expected {
-        tx.ensure_budgets(keys).await?;
-        rows = tx.lock_budgets(keys).await?;
-    }
-    let group = tx.lock_group_of(keys.customer).await?;
-    let w = tx
-        .window_totals(WindowQuery {
-            customer: keys.customer,
-            organization: keys.organization,
-            group,
-            cap_since: DbTime::new(since.0),
-            threshold_since: DbTime::new(since.1),
-        })
-        .await?;
-    let lineage_flop = rows
-        .iter()
-        .find(|r| r.scope == "lineage")
-        .map_or(0.0, |r| r.used_flop + r.reserved_flop);
-    Ok(Snapshot {
-        lineage_root: keys.lineage,
-        customer_id: keys.customer,
-        organization_id: keys.organization,
-        group_id: group,
-        totals: Totals {
-            lineage_flop,
-            customer_window_flop: w.customer_window,
-            customer_flop: w.customer_total,
-            organization_flop: keys.organization.map(|_| w.organization_total),
-            group_flop: if group.is_some() {
-                w.group_total
-            } else {
-                w.customer_total
-            },
-            open_jobs: u64::try_from(w.open_jobs).unwrap_or(0),
-        },
-    })
 }
 
 /// Turns the proposal into a verdict: a `review` proposal is admitted when a matching

@@ -127,20 +127,20 @@ fn cap_denial(limits: &LedgerLimits, totals: &Totals, estimate: f64) -> Option<D
         threshold_label: None,
         scope: None,
     };
-    if let Some(limit) = limits.max_concurrent_jobs {
-        if totals.open_jobs >= u64::from(limit) {
-            return Some(cap(DenialReason::ConcurrentJobs { limit }, None));
-        }
+    if let Some(limit) = limits.max_concurrent_jobs
+        && totals.open_jobs >= u64::from(limit)
+    {
+        return Some(cap(DenialReason::ConcurrentJobs { limit }, None));
     }
-    if let Some(max) = limits.max_flop_per_run {
-        if totals.lineage_flop + estimate > max {
-            return Some(cap(DenialReason::RunCap, Some(max)));
-        }
+    if let Some(max) = limits.max_flop_per_run
+        && totals.lineage_flop + estimate > max
+    {
+        return Some(cap(DenialReason::RunCap, Some(max)));
     }
-    if let Some(max) = limits.max_flop_per_customer_window {
-        if totals.customer_window_flop + estimate > max {
-            return Some(cap(DenialReason::CustomerWindowCap, Some(max)));
-        }
+    if let Some(max) = limits.max_flop_per_customer_window
+        && totals.customer_window_flop + estimate > max
+    {
+        return Some(cap(DenialReason::CustomerWindowCap, Some(max)));
     }
     None
 }

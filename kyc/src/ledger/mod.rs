@@ -16,21 +16,29 @@
 //!
 //! # Atomicity
 //! [`Store::admit`](crate::Store::admit) is one transaction on either backend: it locks the
-//! budget rows of the lineage, customer, organization and group (PostgreSQL `SELECT … FOR
-//! UPDATE`, always in the order non-group rows by `(scope, id)`, then the group row; SQLite's
-//! `BEGIN IMMEDIATE` serializes writers), reads the totals, decides with the pure
-//! [`evaluate`], and writes the job, its crossings, review hold or reports and the audit
-//! record before committing. Replicas sharing one PostgreSQL therefore never admit past a cap.
+//! budget rows of the customer, group, lineage and organization in one statement (PostgreSQL
+//! `SELECT … FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` serializes writers), reads the totals,
+//! decides with the pure [`evaluate`], and writes the job, its crossings, review hold or
+//! reports and the audit record before committing. Replicas sharing one PostgreSQL therefore
+//! never admit past a cap. Every ledger transaction takes budget locks in `(scope, scope_id)`
+//! order (group merges lock a sentinel, the moving customers, then the groups), so lock waits
+//! never form a cycle; the audit chain's head lock is taken last.
+//!
+//! FLOP are IEEE doubles (the totals reach 1e26): sums are exact for integers below 2^53 and
+//! otherwise carry a relative rounding error near 1e-16 per addition.
 //!
 //! # Modules
-//! `decision` holds the pure rules; `sql` the queries (one text for both backends); the
-//! `admission`, `usage`, `groups`, `reads` and `export` modules add `impl Store` blocks.
+//! `decision` holds the pure rules; `sql` the queries (one text for both backends); `budgets`
+//! finds and locks a job's rows; the `admission`, `review`, `usage`, `groups`, `reads` and
+//! `export` modules add `impl Store` blocks; `audit` builds the chain records.
 
 mod admission;
 mod audit;
+mod budgets;
 mod decision;
 mod export;
 mod groups;
+mod membership;
 mod reads;
 mod review;
 mod sql;
@@ -54,6 +62,8 @@ pub use self::groups::{AttributeHash, GroupMember, LinkAttribute, LinkOutcome, L
 pub use self::reads::{
     ReportFilter, ReportStatus, ReportsDue, RunFilter, RunSummary, TrainingRunReport,
 };
+pub use self::review::{JobReview, ReviewResolution, ReviewStatus};
+pub use self::usage::{UsageEvent, UsageKind, UsageOutcome, UsageRecorded};
 
 /// Longest accepted run id, in bytes.
 pub const MAX_RUN_ID_LEN: usize = 200;
@@ -63,6 +73,10 @@ pub const MAX_EVENT_ID_LEN: usize = 200;
 
 /// Largest page the list operations return.
 pub const MAX_PAGE: u32 = 1000;
+
+/// How many times an admission or usage event starts over when a linked-group change races
+/// its locks.
+const MAX_ATTEMPTS: usize = 3;
 
 /// How close (relative) a resubmitted estimate must be to an approved one to use the approval.
 pub const APPROVAL_TOLERANCE: f64 = 0.01;
@@ -312,119 +326,6 @@ pub enum JobStatus {
     Denied,
 }
 
-/// A usage event from the compute platform (its signature already checked by the caller).
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageEvent {
-    /// The sender's id for the event; replays carry the same id.
-    pub event_id: String,
-    /// The job it reports on.
-    pub job_id: Uuid,
-    /// What happened.
-    pub kind: UsageKind,
-    /// When it happened.
-    pub at: OffsetDateTime,
-    /// FLOP one accelerator delivers per second (peak × utilization), computed by the caller.
-    pub flop_per_accelerator_second: f64,
-}
-
-/// What a usage event reports. Counters are cumulative for the job.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum UsageKind {
-    /// The job started.
-    Started,
-    /// Accelerator-seconds so far.
-    Heartbeat {
-        /// Cumulative accelerator-seconds.
-        accelerator_seconds_total: f64,
-    },
-    /// The job ended; the rest of the reservation is released.
-    Finished {
-        /// Final cumulative accelerator-seconds.
-        accelerator_seconds_total: f64,
-    },
-}
-
-/// What [`Store::record_usage`](crate::Store::record_usage) did, committed before returning.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UsageOutcome {
-    /// The event id was seen before; nothing changed. Acknowledge it.
-    Duplicate,
-    /// The event was applied.
-    Recorded(UsageRecorded),
-}
-
-/// An applied usage event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageRecorded {
-    /// The job.
-    pub job_id: Uuid,
-    /// Its status now.
-    pub status: JobStatus,
-    /// Measured FLOP so far.
-    pub used_flop: f64,
-    /// Still reserved.
-    pub reserved_flop: f64,
-    /// How far the charge now exceeds the admitted estimate (0 when within it).
-    pub overrun_flop: f64,
-    /// Thresholds the growth crossed.
-    pub crossings: Vec<Crossing>,
-    /// Reports created for them (identity snapshot still to attach, see
-    /// [`Store::attach_report_identity`](crate::Store::attach_report_identity)).
-    pub report_ids: Vec<Uuid>,
-}
-
-/// A staff decision on a held job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReviewResolution {
-    /// Let the same job be resubmitted and admitted.
-    Approve,
-    /// Keep it refused.
-    Deny,
-}
-
-/// Where a review stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewStatus {
-    /// Waiting for staff.
-    Pending,
-    /// Approved; the next matching submission is admitted.
-    Approved,
-    /// Denied.
-    Denied,
-}
-
-/// A review hold.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct JobReview {
-    /// Review id.
-    pub id: Uuid,
-    /// The held job.
-    pub job_id: Uuid,
-    /// Its customer.
-    pub customer_id: Uuid,
-    /// Its run id.
-    pub run_id: String,
-    /// Its estimate.
-    pub estimate_flop: f64,
-    /// The `review` crossings that held it.
-    pub crossings: Vec<Crossing>,
-    /// Status.
-    pub status: ReviewStatus,
-    /// When the job was held.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    /// When staff decided.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub decided_at: Option<OffsetDateTime>,
-    /// Who decided (`staff:<uuid>`).
-    pub decided_by: Option<String>,
-    /// Why.
-    pub reason: Option<String>,
-    /// The job that used the approval.
-    pub consumed_by: Option<Uuid>,
-}
-
 /// Why a ledger operation failed. Client faults first, then the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -464,6 +365,9 @@ pub enum LedgerError {
     /// The report was already filed.
     #[error("report already filed")]
     ReportAlreadyFiled,
+    /// Linked groups kept changing while the operation waited for its locks; retry later.
+    #[error("linked accounts changed concurrently; retry")]
+    Contended,
     /// Only staff (or the system) may take this action.
     #[error("only staff may do this")]
     NotStaff,

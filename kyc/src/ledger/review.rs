@@ -6,9 +6,61 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::admission::{check_text, require_staff};
-use super::{Crossing, JobReview, LedgerError, ReviewResolution, ReviewStatus, audit};
+use super::{Crossing, LedgerError, audit};
 use crate::accounts::{Actor, parse_column};
 use crate::store::{DbTime, Store, in_transaction, on_pool};
+
+/// A staff decision on a held job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewResolution {
+    /// Let the same job be resubmitted and admitted.
+    Approve,
+    /// Keep it refused.
+    Deny,
+}
+
+/// Where a review stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    /// Waiting for staff.
+    Pending,
+    /// Approved; the next matching submission is admitted.
+    Approved,
+    /// Denied.
+    Denied,
+}
+
+/// A review hold.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobReview {
+    /// Review id.
+    pub id: Uuid,
+    /// The held job.
+    pub job_id: Uuid,
+    /// Its customer.
+    pub customer_id: Uuid,
+    /// Its run id.
+    pub run_id: String,
+    /// Its estimate.
+    pub estimate_flop: f64,
+    /// The `review` crossings that held it.
+    pub crossings: Vec<Crossing>,
+    /// Status.
+    pub status: ReviewStatus,
+    /// When the job was held.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When staff decided.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
+    /// Who decided (`staff:<uuid>`).
+    pub decided_by: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// The job that used the approval.
+    pub consumed_by: Option<Uuid>,
+}
 
 #[derive(sqlx::FromRow)]
 struct ReviewRow {

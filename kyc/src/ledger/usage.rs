@@ -6,15 +6,78 @@
 //! runs after that lock, so exactly one applies and the others report
 //! [`UsageOutcome::Duplicate`].
 
-use super::decision;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
 use super::sql::{BudgetKeys, JobRow, JobUsage, LedgerTx, NewUsageEvent};
 use super::{
-    JobStatus, LedgerError, MAX_EVENT_ID_LEN, ThresholdPolicy, UsageEvent, UsageKind, UsageOutcome,
-    UsageRecorded, audit, valid_flop, window_start,
+    Crossing, JobStatus, LedgerError, MAX_EVENT_ID_LEN, ThresholdPolicy, audit, budgets, decision,
+    valid_flop, window_start,
 };
 use crate::accounts::parse_column;
 use crate::audit::ChainTx;
 use crate::store::{DbTime, Store, in_transaction};
+
+/// A usage event from the compute platform (its signature already checked by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageEvent {
+    /// The sender's id for the event; replays carry the same id.
+    pub event_id: String,
+    /// The job it reports on.
+    pub job_id: Uuid,
+    /// What happened.
+    pub kind: UsageKind,
+    /// When it happened.
+    pub at: OffsetDateTime,
+    /// FLOP one accelerator delivers per second (peak × utilization), computed by the caller.
+    pub flop_per_accelerator_second: f64,
+}
+
+/// What a usage event reports. Counters are cumulative for the job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UsageKind {
+    /// The job started.
+    Started,
+    /// Accelerator-seconds so far.
+    Heartbeat {
+        /// Cumulative accelerator-seconds.
+        accelerator_seconds_total: f64,
+    },
+    /// The job ended; the rest of the reservation is released.
+    Finished {
+        /// Final cumulative accelerator-seconds.
+        accelerator_seconds_total: f64,
+    },
+}
+
+/// What [`Store::record_usage`](crate::Store::record_usage) did, committed before returning.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UsageOutcome {
+    /// The event id was seen before; nothing changed. Acknowledge it.
+    Duplicate,
+    /// The event was applied.
+    Recorded(UsageRecorded),
+}
+
+/// An applied usage event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecorded {
+    /// The job.
+    pub job_id: Uuid,
+    /// Its status now.
+    pub status: JobStatus,
+    /// Measured FLOP so far.
+    pub used_flop: f64,
+    /// Still reserved.
+    pub reserved_flop: f64,
+    /// How far the charge now exceeds the admitted estimate (0 when within it).
+    pub overrun_flop: f64,
+    /// Thresholds the growth crossed.
+    pub crossings: Vec<Crossing>,
+    /// Reports created for them (identity snapshot still to attach, see
+    /// [`Store::attach_report_identity`](crate::Store::attach_report_identity)).
+    pub report_ids: Vec<Uuid>,
+}
 
 /// A job's measured state after an event.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,17 +101,23 @@ impl Store {
         thresholds: &ThresholdPolicy,
     ) -> Result<UsageOutcome, LedgerError> {
         validate(event)?;
-        let outcome = in_transaction!(self, |tx| usage_in(&mut tx, event, thresholds).await?);
-        Ok(outcome)
+        for _ in 0..super::MAX_ATTEMPTS {
+            let attempt = in_transaction!(self, |tx| usage_in(&mut tx, event, thresholds).await?);
+            if let Some(outcome) = attempt {
+                return Ok(outcome);
+            }
+        }
+        Err(LedgerError::Contended)
     }
 }
 
-/// The usage transaction body, generic over the backend.
+/// The usage transaction body, generic over the backend. `None`: a group change raced the
+/// locks; start over.
 async fn usage_in<T: LedgerTx + ChainTx>(
     tx: &mut T,
     event: &UsageEvent,
     policy: &ThresholdPolicy,
-) -> Result<UsageOutcome, LedgerError> {
+) -> Result<Option<UsageOutcome>, LedgerError> {
     let Some(job) = tx.job(event.job_id, false).await? else {
         return Err(LedgerError::UnknownJob);
     };
@@ -58,9 +127,11 @@ async fn usage_in<T: LedgerTx + ChainTx>(
         organization: job.organization_id,
     };
     let since = window_start(event.at, policy.window);
-    let snapshot = super::admission::lock_and_read(tx, keys, (since, since)).await?;
+    let Some(snapshot) = budgets::lock_for_job(tx, &job, since).await? else {
+        return Ok(None);
+    };
     if tx.usage_event_exists(&event.event_id).await? {
-        return Ok(UsageOutcome::Duplicate);
+        return Ok(Some(UsageOutcome::Duplicate));
     }
     // Re-read under the locks: another event for this job may have committed meanwhile.
     let job = tx
@@ -96,7 +167,7 @@ async fn usage_in<T: LedgerTx + ChainTx>(
         report_ids,
     };
     audit::record(tx, &audit::usage(event, &recorded)).await?;
-    Ok(UsageOutcome::Recorded(recorded))
+    Ok(Some(UsageOutcome::Recorded(recorded)))
 }
 
 /// Records the event and writes the job's new measured state.
@@ -218,7 +289,6 @@ fn validate(event: &UsageEvent) -> Result<(), LedgerError> {
 mod tests {
     use super::*;
     use time::macros::datetime;
-    use uuid::Uuid;
 
     fn job(estimate: f64, used: f64, reserved: f64, seconds: f64) -> JobRow {
         JobRow {

@@ -11,7 +11,9 @@
 //! a one-token query keeps the names with that token, shortest names first. Tokens so common
 //! that their postings exceed [`FREQUENT_POSTINGS`] do not enumerate candidates: they are
 //! checked by binary search against the candidates the rarer tokens produced. At most
-//! [`MAX_SCORED`] candidates are scored, those sharing the most tokens first.
+//! [`MAX_SCORED`] candidates are considered, those whose shared tokens are rarest first; each is
+//! skipped when even a perfect match on the tokens it shares could not beat the best score so
+//! far, scored as a number otherwise, and only the winner is explained.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -19,14 +21,17 @@ use std::hash::{BuildHasherDefault, Hasher};
 use uuid::Uuid;
 
 use super::normalize::normalize_name;
-use super::score::{PreparedSubject, ScoredMatch, ScoringConfig, score_name};
+use super::score::{self, PreparedSubject, ScoredMatch, ScoringConfig, score_name, upper_bound};
 use super::{ListEntry, ScreeningResult, ScreeningSubject};
 
 /// Postings longer than this are checked by lookup instead of enumerated.
-const FREQUENT_POSTINGS: usize = 20_000;
+const FREQUENT_POSTINGS: usize = 5_000;
 
-/// Most candidate names scored for one query.
-const MAX_SCORED: usize = 4_000;
+/// Most candidate names scored for one query (those sharing the rarest tokens first).
+const MAX_SCORED: usize = 1_500;
+
+/// Most candidate names scored for a one-token query (which can only be a review).
+const MAX_SCORED_SINGLE: usize = 1_000;
 
 /// Query tokens considered (a name longer than this is truncated).
 const MAX_QUERY_TOKENS: usize = 32;
@@ -155,34 +160,66 @@ impl ScreeningIndex {
     /// Pure and deterministic: the same index and subject give the same result.
     pub fn screen(&self, subject: &ScreeningSubject) -> ScreeningResult {
         let prepared = PreparedSubject::new(subject);
-        let mut best: Option<(ScoredMatch, u32)> = None;
+        // Numbers only for every candidate, skipping those that cannot beat the best so far;
+        // then the explanation for the winner.
+        let mut best: Option<(f64, u32, u32)> = None;
         for name in self.candidates(&prepared.tokens) {
-            let NameRef { entry, idx, weak } = self.names[name as usize];
-            let tokens = self.name_token_strs(name);
-            let Some(scored) = score_name(
-                &self.config,
-                &prepared,
-                &self.entries[entry as usize],
-                &tokens,
-                usize::from(idx),
-                weak,
-            ) else {
+            let NameRef { entry, weak, .. } = self.names[name as usize];
+            if let Some((score, _, best_name)) = best {
+                let kind = self.entries[entry as usize].kind;
+                let bound = upper_bound(&self.config, &prepared, kind, self.name_len(name), weak);
+                // Name ids follow entry order, so a tie only wins with a smaller id.
+                if bound < score || bound == score && name > best_name {
+                    continue;
+                }
+            }
+            let floor = best.map_or(0.0, |(score, _, _)| score);
+            let Some(scored) = self.score(&prepared, name, false, floor) else {
                 continue;
             };
-            let better = best.as_ref().is_none_or(|(b, b_entry)| {
-                scored.score > b.score || scored.score == b.score && entry < *b_entry
+            let better = best.is_none_or(|(score, b_entry, b_name)| {
+                scored.score > score || scored.score == score && (entry, name) < (b_entry, b_name)
             });
             if better {
-                best = Some((scored, entry));
+                best = Some((scored.score, entry, name));
             }
         }
-        let score = best.as_ref().map_or(0.0, |(b, _)| b.score);
+        let explained = best.and_then(|(_, _, name)| self.score(&prepared, name, true, 0.0));
+        let score = explained.as_ref().map_or(0.0, |m| m.score);
         ScreeningResult {
             list_version: self.list_version,
             score,
             decision: self.config.decide(score),
-            best: best.map(|(b, _)| b.explanation),
+            best: explained.map(|m| m.explanation),
         }
+    }
+
+    fn score(
+        &self,
+        subject: &PreparedSubject,
+        name: u32,
+        explain: bool,
+        floor: f64,
+    ) -> Option<ScoredMatch> {
+        let NameRef { entry, idx, weak } = self.names[name as usize];
+        let tokens = self.name_token_strs(name);
+        let name = score::NameRef {
+            tokens: &tokens,
+            idx: usize::from(idx),
+            weak,
+        };
+        score_name(
+            &self.config,
+            subject,
+            &self.entries[entry as usize],
+            name,
+            explain,
+            floor,
+        )
+    }
+
+    fn name_len(&self, name: u32) -> usize {
+        (self.name_starts[name as usize + 1] - self.name_starts[name as usize]) as usize
     }
 
     fn add_names(&mut self, e: usize, entry: &ListEntry) {
@@ -326,7 +363,8 @@ impl ScreeningIndex {
         out
     }
 
-    /// Candidate names for the query tokens, best-connected first, at most [`MAX_SCORED`].
+    /// Candidate names for the query tokens, rarest shared tokens first, at most
+    /// [`MAX_SCORED`].
     fn candidates(&self, query: &[String]) -> Vec<u32> {
         let groups: Vec<Group> = query
             .iter()
@@ -367,12 +405,26 @@ impl ScreeningIndex {
                 }
             }
         }
-        let mut ranked: Vec<(u32, u32)> = masks
+        // Rank by the information the shared tokens carry (inverse document frequency), so
+        // a name reached through a rare token and a common one comes before the many names
+        // that share only common tokens with the query.
+        let total = self.names.len().max(1) as f64;
+        let weights: Vec<f64> = groups
+            .iter()
+            .map(|g| (total / (1 + g.size) as f64).ln().max(0.0))
+            .collect();
+        let mut ranked: Vec<(f64, u32)> = masks
             .into_iter()
             .filter(|(_, mask)| mask.count_ones() >= 2)
-            .map(|(name, mask)| (mask.count_ones(), name))
+            .map(|(name, mask)| {
+                let weight: f64 = (0..groups.len())
+                    .filter(|g| mask & (1 << g) != 0)
+                    .map(|g| weights[g])
+                    .sum();
+                (weight, name)
+            })
             .collect();
-        ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranked.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         ranked.truncate(MAX_SCORED);
         ranked.into_iter().map(|(_, name)| name).collect()
     }
@@ -380,18 +432,15 @@ impl ScreeningIndex {
     /// A one-token query can only be a review; it looks at the shortest names first, since
     /// those are the ones it can resemble.
     fn single_token_candidates(&self, group: &Group) -> Vec<u32> {
-        let mut names: Vec<(u32, u32)> = group
+        let mut names: Vec<(usize, u32)> = group
             .tokens
             .iter()
             .flat_map(|&t| self.postings_of(t).iter().copied())
-            .map(|name| {
-                let len = self.name_starts[name as usize + 1] - self.name_starts[name as usize];
-                (len, name)
-            })
+            .map(|name| (self.name_len(name), name))
             .collect();
         names.sort_unstable();
         names.dedup();
-        names.truncate(MAX_SCORED);
+        names.truncate(MAX_SCORED_SINGLE);
         names.into_iter().map(|(_, name)| name).collect()
     }
 }

@@ -5,7 +5,7 @@
 //! - **name** (best over the entry's names): `jaro_winkler_weight` × Jaro-Winkler of the two
 //!   sorted-token strings, plus the rest × a token-set similarity — tokens are paired one to
 //!   one, a pair counting when its Jaro-Winkler is at least `token_match_min` or when both
-//!   tokens have 4+ letters and are one edit apart; the similarity blends the share of the
+//!   tokens have `edit_match_min_len`+ letters and are one edit apart; the similarity blends the share of the
 //!   query's tokens matched (weight `query_coverage_weight`) with the share of the listed
 //!   name's tokens matched, each pair counted by its similarity. Weighting the query side
 //!   keeps a listed patronymic or second surname that the applicant left out from sinking a
@@ -35,9 +35,6 @@ const CAP_MARGIN: f64 = 0.01;
 /// collisions.
 const MIN_ID_LEN: usize = 4;
 
-/// Tokens this long or longer may match at one edit of distance regardless of Jaro-Winkler.
-const MIN_EDIT_TOKEN_LEN: usize = 4;
-
 /// Where the decision bands start.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
@@ -59,6 +56,10 @@ pub struct ScoringConfig {
     pub jaro_winkler_weight: f64,
     /// Per-token Jaro-Winkler at or above which two tokens count as matched. Default 0.90.
     pub token_match_min: f64,
+    /// Shortest tokens (in letters) that count as matched when one edit apart even below
+    /// `token_match_min` (Jaro-Winkler punishes a typo near the start of a short token).
+    /// Default 5.
+    pub edit_match_min_len: usize,
     /// Share of the token-set similarity taken by the query's coverage (the rest is the
     /// listed name's coverage). Default 0.60.
     pub query_coverage_weight: f64,
@@ -119,6 +120,16 @@ pub(crate) struct PreparedSubject {
     pub(crate) ids: Vec<String>,
 }
 
+/// One name of an entry as the scorer sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NameRef<'a> {
+    /// Its normalized tokens.
+    pub(crate) tokens: &'a [&'a str],
+    /// Index into the entry's names, or weak aliases when `weak`.
+    pub(crate) idx: usize,
+    pub(crate) weak: bool,
+}
+
 /// How a query name compares with one list name.
 #[derive(Debug, Clone)]
 pub(crate) struct NameComparison {
@@ -146,6 +157,7 @@ impl Default for ScoringConfig {
             thresholds: Thresholds::default(),
             jaro_winkler_weight: 0.35,
             token_match_min: 0.90,
+            edit_match_min_len: 5,
             query_coverage_weight: 0.60,
             dob_exact: 0.08,
             dob_month: 0.06,
@@ -242,7 +254,12 @@ pub fn score_entry(
     let mut best: Option<ScoredMatch> = None;
     for (idx, weak, tokens) in &names {
         let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
-        let Some(scored) = score_name(config, &prepared, entry, &refs, *idx, *weak) else {
+        let name = NameRef {
+            tokens: &refs,
+            idx: *idx,
+            weak: *weak,
+        };
+        let Some(scored) = score_name(config, &prepared, entry, name, true, 0.0) else {
             continue;
         };
         if best.as_ref().is_none_or(|b| scored.score > b.score) {
@@ -255,6 +272,22 @@ pub fn score_entry(
 // === impl PreparedSubject ===
 
 impl PreparedSubject {
+    /// The most corroboration can add for this subject: only what it brings (a date of
+    /// birth, countries, identifiers) can agree.
+    pub(crate) fn max_bonus(&self, config: &ScoringConfig) -> f64 {
+        let mut bonus = 0.0;
+        if self.date_of_birth.is_some() {
+            bonus += config.dob_exact.max(config.dob_month).max(config.dob_year);
+        }
+        if !self.countries.is_empty() {
+            bonus += config.country_match;
+        }
+        if !self.ids.is_empty() {
+            bonus += config.id_match;
+        }
+        bonus
+    }
+
     pub(crate) fn new(subject: &ScreeningSubject) -> PreparedSubject {
         let name = normalize_name(&subject.full_name, subject.kind);
         let mut countries: Vec<&'static str> = subject
@@ -282,53 +315,37 @@ impl PreparedSubject {
 }
 
 /// Scores the subject against one name of `entry` (strong name `idx`, or weak alias `idx`).
-/// `None` when the names share no token.
+/// `None` when the names share no token, or when the token pairing already shows that the
+/// score cannot reach `floor` (the best score the caller has so far; 0 to always score).
+/// With `explain`, the result carries every feature; without, only the score (the index
+/// scores thousands of candidates and explains one).
 pub(crate) fn score_name(
     config: &ScoringConfig,
     subject: &PreparedSubject,
     entry: &ListEntry,
-    name_tokens: &[&str],
-    idx: usize,
-    weak: bool,
+    name: NameRef<'_>,
+    explain: bool,
+    floor: f64,
 ) -> Option<ScoredMatch> {
     let query: Vec<&str> = subject.tokens.iter().map(String::as_str).collect();
-    let cmp = compare_names(&query, &subject.joined, name_tokens, config);
-    if cmp.pairs.is_empty() {
-        return None;
-    }
-    let matched_name = if weak {
-        entry.weak_aliases.get(idx)
-    } else {
-        entry.names.get(idx)
-    }
-    .cloned()
-    .unwrap_or_default();
-    let mut features = name_features(config, &query, name_tokens, &cmp);
-    let corroborated = corroboration(config, subject, entry, &mut features);
-    let raw: f64 = features.iter().map(|f| f.weight).sum();
-    let mut score = raw.clamp(0.0, 1.0);
+    let name_floor = floor - subject.max_bonus(config);
+    let cmp = compare_names(&query, &subject.joined, name.tokens, config, name_floor)?;
+    let mut sheet = Sheet::new(explain);
+    name_features(config, &query, name.tokens, &cmp, &mut sheet);
+    let corroborated = corroboration(config, subject, entry, &mut sheet);
+    let mut score = sheet.sum.clamp(0.0, 1.0);
     let t = config.thresholds;
     let below = |threshold: f64| (threshold - CAP_MARGIN).max(0.0);
-    let mut cap = |score: &mut f64, limit: f64, name: &str, note: String| {
-        if *score > limit {
-            features.push(Feature {
-                name: name.to_owned(),
-                value: 1.0,
-                weight: limit - *score,
-                note,
-            });
-            *score = limit;
-        }
-    };
     if !subject.kind.compatible(entry.kind) {
-        let note = format!(
-            "a {} cannot match a listed {}",
-            subject.kind.as_str(),
-            entry.kind.as_str()
-        );
-        cap(&mut score, below(t.review), "rule_kind_mismatch", note);
+        sheet.cap(&mut score, below(t.review), "rule_kind_mismatch", || {
+            format!(
+                "a {} cannot match a listed {}",
+                subject.kind.as_str(),
+                entry.kind.as_str()
+            )
+        });
     }
-    if weak {
+    if name.weak {
         let (limit, note) = if corroborated {
             (below(t.hit), "weak alias: corroborated, at most a review")
         } else {
@@ -337,44 +354,88 @@ pub(crate) fn score_name(
                 "weak alias without corroboration: never a match alone",
             )
         };
-        cap(&mut score, limit, "weak_alias", note.to_owned());
+        sheet.cap(&mut score, limit, "weak_alias", || note.to_owned());
     }
     if cmp.matched < 2 {
-        let note = format!(
-            "{} token(s) matched: a single-token or surname-only match is never a hit",
-            cmp.matched
-        );
-        cap(&mut score, below(t.hit), "rule_single_token", note);
+        sheet.cap(&mut score, below(t.hit), "rule_single_token", || {
+            format!(
+                "{} token(s) matched: a single-token or surname-only match is never a hit",
+                cmp.matched
+            )
+        });
     }
+    let matched_name = if !explain {
+        String::new()
+    } else if name.weak {
+        entry
+            .weak_aliases
+            .get(name.idx)
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        entry.names.get(name.idx).cloned().unwrap_or_default()
+    };
     Some(ScoredMatch {
         score,
         explanation: MatchExplanation {
-            entry_key: entry.key.clone(),
+            entry_key: if explain {
+                entry.key.clone()
+            } else {
+                String::new()
+            },
             matched_name,
-            features,
+            features: sheet.features,
         },
     })
 }
 
-/// Jaro-Winkler on the sorted-token strings and the one-to-one token pairing.
+/// The most any `name_len`-token name of a `kind` entry can score against the subject: every
+/// token paired perfectly, every corroboration the subject can offer agreeing, and the caps
+/// that are certain to apply. The index skips candidates whose bound is below the best score so far;
+/// it prunes names much longer than the query once a good match is known.
+pub(crate) fn upper_bound(
+    config: &ScoringConfig,
+    subject: &PreparedSubject,
+    kind: EntryKind,
+    name_len: usize,
+    weak: bool,
+) -> f64 {
+    let q = subject.tokens.len();
+    let pairs = q.min(name_len) as f64;
+    let w = config.query_coverage_weight;
+    let token_set = (pairs * (w / q.max(1) as f64 + (1.0 - w) / name_len.max(1) as f64)).min(1.0);
+    let name = config.jaro_winkler_weight + (1.0 - config.jaro_winkler_weight) * token_set;
+    let mut bound = (name + subject.max_bonus(config)).min(1.0);
+    if q < 2 || name_len < 2 || weak {
+        bound = bound.min((config.thresholds.hit - CAP_MARGIN).max(0.0));
+    }
+    if !subject.kind.compatible(kind) {
+        bound = bound.min((config.thresholds.review - CAP_MARGIN).max(0.0));
+    }
+    bound
+}
+
+/// The one-to-one token pairing and then Jaro-Winkler on the sorted-token strings; `None`
+/// when no token pairs, or when the pairing bounds the name score (before corroboration)
+/// below `floor` (the string comparison, the costly part, is then skipped).
 pub(crate) fn compare_names(
     query: &[&str],
     query_joined: &str,
     name: &[&str],
     config: &ScoringConfig,
-) -> NameComparison {
+    floor: f64,
+) -> Option<NameComparison> {
     let mut candidates: Vec<(usize, usize, f64)> = Vec::new();
     for (i, q) in query.iter().enumerate() {
         for (j, n) in name.iter().enumerate() {
             let sim = token_similarity(q, n);
-            let close = q.len() >= MIN_EDIT_TOKEN_LEN
-                && n.len() >= MIN_EDIT_TOKEN_LEN
-                && q.len().abs_diff(n.len()) <= 1
-                && strsim::osa_distance(q, n) <= 1;
-            if sim >= config.token_match_min || close {
+            if sim >= config.token_match_min || one_edit_apart(q, n, sim, config) {
                 candidates.push((i, j, sim));
             }
         }
+    }
+    if candidates.is_empty() {
+        return None;
     }
     // Best pairs first; ties broken by position so the pairing is deterministic.
     candidates.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
@@ -389,30 +450,146 @@ pub(crate) fn compare_names(
         }
     }
     let sum: f64 = pairs.iter().map(|p| p.2).sum();
-    let token_set = if query.is_empty() || name.is_empty() {
-        0.0
-    } else {
-        let w = config.query_coverage_weight;
-        sum * (w / query.len() as f64 + (1.0 - w) / name.len() as f64)
-    };
+    let w = config.query_coverage_weight;
+    let token_set = sum * (w / query.len() as f64 + (1.0 - w) / name.len() as f64);
     let matched = pairs
         .iter()
         .filter(|(i, j, _)| query[*i].len() >= 2 && name[*j].len() >= 2)
         .count();
-    let jaro_winkler = strsim::jaro_winkler(query_joined, &name.join(" "));
-    NameComparison {
+    // Jaro-Winkler is at most 1.
+    let best_case = config.jaro_winkler_weight + (1.0 - config.jaro_winkler_weight) * token_set;
+    if best_case < floor {
+        return None;
+    }
+    let jaro_winkler = jaro_winkler(query_joined, &name.join(" "));
+    Some(NameComparison {
         jaro_winkler,
         token_set,
         matched,
         pairs,
-    }
+    })
 }
 
 fn token_similarity(a: &str, b: &str) -> f64 {
-    if a == b {
-        1.0
-    } else {
-        strsim::jaro_winkler(a, b)
+    if a == b { 1.0 } else { jaro_winkler(a, b) }
+}
+
+/// Longest strings compared without allocating.
+const STACK_JW: usize = 128;
+
+/// Jaro-Winkler, the same value as `strsim::jaro_winkler`, without its per-call allocation for
+/// the short ASCII strings normalization produces (the index calls this thousands of times
+/// per query).
+pub(crate) fn jaro_winkler(a: &str, b: &str) -> f64 {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() > STACK_JW || b.len() > STACK_JW || !a.is_ascii() || !b.is_ascii() {
+        return strsim::jaro_winkler(
+            std::str::from_utf8(a).unwrap_or_default(),
+            std::str::from_utf8(b).unwrap_or_default(),
+        );
+    }
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let range = (a.len().max(b.len()) / 2).saturating_sub(1);
+    let mut a_flags = [false; STACK_JW];
+    let mut b_flags = [false; STACK_JW];
+    let mut matches = 0usize;
+    for (i, &ca) in a.iter().enumerate() {
+        let lo = i.saturating_sub(range);
+        let hi = b.len().min(i + range + 1);
+        for j in lo..hi {
+            if !b_flags[j] && b[j] == ca {
+                a_flags[i] = true;
+                b_flags[j] = true;
+                matches += 1;
+                break;
+            }
+        }
+    }
+    if matches == 0 {
+        return 0.0;
+    }
+    let mut transpositions = 0usize;
+    let mut j = 0usize;
+    for (i, &ca) in a.iter().enumerate() {
+        if !a_flags[i] {
+            continue;
+        }
+        while !b_flags[j] {
+            j += 1;
+        }
+        if ca != b[j] {
+            transpositions += 1;
+        }
+        j += 1;
+    }
+    let m = matches as f64;
+    let jaro =
+        (m / a.len() as f64 + m / b.len() as f64 + (m - (transpositions / 2) as f64) / m) / 3.0;
+    if jaro <= 0.7 {
+        return jaro;
+    }
+    let prefix = a.iter().zip(b).take(4).take_while(|(x, y)| x == y).count();
+    jaro + 0.1 * prefix as f64 * (1.0 - jaro)
+}
+
+/// Whether two long-enough tokens are one edit (insertion, deletion, substitution or
+/// transposition) apart. Such a pair always has Jaro-Winkler above 0.8, so lower values skip
+/// the edit-distance computation.
+fn one_edit_apart(a: &str, b: &str, jaro_winkler: f64, config: &ScoringConfig) -> bool {
+    let min = config.edit_match_min_len;
+    a.len() >= min
+        && b.len() >= min
+        && a.len().abs_diff(b.len()) <= 1
+        && jaro_winkler >= 0.8
+        && strsim::osa_distance(a, b) <= 1
+}
+
+/// Collects feature weights, and the features themselves when explaining.
+struct Sheet {
+    explain: bool,
+    sum: f64,
+    features: Vec<Feature>,
+}
+
+impl Sheet {
+    fn new(explain: bool) -> Sheet {
+        Sheet {
+            explain,
+            sum: 0.0,
+            features: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, name: &str, value: f64, weight: f64, note: impl FnOnce() -> String) {
+        self.sum += weight;
+        if self.explain {
+            self.features.push(Feature {
+                name: name.to_owned(),
+                value,
+                weight,
+                note: note(),
+            });
+        }
+    }
+
+    /// Lowers `score` to `limit` if above it, recording the rule.
+    fn cap(&mut self, score: &mut f64, limit: f64, name: &str, note: impl FnOnce() -> String) {
+        if *score > limit {
+            if self.explain {
+                self.features.push(Feature {
+                    name: name.to_owned(),
+                    value: 1.0,
+                    weight: limit - *score,
+                    note: note(),
+                });
+            }
+            *score = limit;
+        }
     }
 }
 
@@ -421,31 +598,32 @@ fn name_features(
     query: &[&str],
     name: &[&str],
     cmp: &NameComparison,
-) -> Vec<Feature> {
-    let pairs: Vec<String> = cmp
-        .pairs
-        .iter()
-        .map(|&(i, j, sim)| format!("{}~{} {:.2}", query[i], name[j], sim))
-        .collect();
-    vec![
-        Feature {
-            name: "name_jaro_winkler".into(),
-            value: cmp.jaro_winkler,
-            weight: config.jaro_winkler_weight * cmp.jaro_winkler,
-            note: format!("\"{}\" vs \"{}\"", query.join(" "), name.join(" ")),
-        },
-        Feature {
-            name: "name_token_set".into(),
-            value: cmp.token_set,
-            weight: (1.0 - config.jaro_winkler_weight) * cmp.token_set,
-            note: format!(
+    sheet: &mut Sheet,
+) {
+    sheet.add(
+        "name_jaro_winkler",
+        cmp.jaro_winkler,
+        config.jaro_winkler_weight * cmp.jaro_winkler,
+        || format!("\"{}\" vs \"{}\"", query.join(" "), name.join(" ")),
+    );
+    sheet.add(
+        "name_token_set",
+        cmp.token_set,
+        (1.0 - config.jaro_winkler_weight) * cmp.token_set,
+        || {
+            let pairs: Vec<String> = cmp
+                .pairs
+                .iter()
+                .map(|&(i, j, sim)| format!("{}~{} {:.2}", query[i], name[j], sim))
+                .collect();
+            format!(
                 "{} of {} query tokens matched ({})",
                 cmp.pairs.len(),
                 query.len(),
                 pairs.join(", ")
-            ),
+            )
         },
-    ]
+    );
 }
 
 /// Adds the date-of-birth, country and identifier features; true when any of them agrees.
@@ -453,7 +631,7 @@ fn corroboration(
     config: &ScoringConfig,
     subject: &PreparedSubject,
     entry: &ListEntry,
-    features: &mut Vec<Feature>,
+    sheet: &mut Sheet,
 ) -> bool {
     let mut agrees = false;
     if let Some(dob) = subject.date_of_birth
@@ -471,44 +649,29 @@ fn corroboration(
             DobRelation::Conflict => (-1.0, config.dob_conflict, "conflicting"),
         };
         agrees |= relation >= DobRelation::Year;
-        features.push(Feature {
-            name: "date_of_birth".into(),
-            value,
-            weight,
-            note: format!("{dob} vs listed {listed}: {word}"),
+        sheet.add("date_of_birth", value, weight, || {
+            format!("{dob} vs listed {listed}: {word}")
         });
     }
     if !subject.countries.is_empty() && !entry.countries.is_empty() {
-        let shared: Vec<&str> = subject
+        let shared = subject
             .countries
             .iter()
-            .copied()
-            .filter(|c| entry.countries.iter().any(|e| e == c))
-            .collect();
-        let (value, weight, note) = if shared.is_empty() {
-            (
-                -1.0,
-                config.country_conflict,
+            .filter(|c| entry.countries.iter().any(|e| e == *c));
+        if shared.clone().next().is_none() {
+            sheet.add("country", -1.0, config.country_conflict, || {
                 format!(
                     "{} vs listed {}: no country in common",
                     subject.countries.join(","),
                     entry.countries.join(",")
-                ),
-            )
+                )
+            });
         } else {
             agrees = true;
-            (
-                1.0,
-                config.country_match,
-                format!("shared {}", shared.join(",")),
-            )
-        };
-        features.push(Feature {
-            name: "country".into(),
-            value,
-            weight,
-            note,
-        });
+            sheet.add("country", 1.0, config.country_match, || {
+                format!("shared {}", shared.copied().collect::<Vec<_>>().join(","))
+            });
+        }
     }
     if !subject.ids.is_empty()
         && let Some(id) = entry
@@ -517,11 +680,8 @@ fn corroboration(
             .find(|listed| subject.ids.contains(&normalize_id(listed)))
     {
         agrees = true;
-        features.push(Feature {
-            name: "id_number".into(),
-            value: 1.0,
-            weight: config.id_match,
-            note: format!("identifier {id} matches"),
+        sheet.add("id_number", 1.0, config.id_match, || {
+            format!("identifier {id} matches")
         });
     }
     agrees

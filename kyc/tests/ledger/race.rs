@@ -127,7 +127,50 @@ async fn group_block_threshold_holds_across_linked_accounts(ctx: Ctx) {
     assert_eq!(admitted_count, 99);
 }
 
+async fn admissions_racing_a_merge_never_fail_and_then_see_one_group(ctx: Ctx) {
+    let s = &ctx.store;
+    let (a, c) = (customer(s).await, customer(s).await);
+    let card = AttributeHash::of(b"card-merging");
+    s.link_by_attribute(a, LinkAttribute::PaymentFingerprint, &card, t0())
+        .await
+        .unwrap();
+    let replica = second_replica(&ctx).await;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let store = if i % 2 == 0 {
+            s.clone()
+        } else {
+            replica.clone()
+        };
+        let who = if i % 2 == 0 { a } else { c };
+        tasks.push(tokio::spawn(async move {
+            if i == 50 {
+                // The merge lands in the middle of the admissions.
+                store
+                    .link_by_attribute(c, LinkAttribute::PaymentFingerprint, &card, t0())
+                    .await
+                    .expect("link");
+            }
+            store
+                .admit(&job(who, &format!("m{i}"), 10.0))
+                .await
+                .expect("admit")
+                .verdict
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), Verdict::Admitted);
+    }
+    replica.close().await;
+    let group = s.group_of(a).await.unwrap().expect("linked");
+    assert_eq!(group.members.len(), 2);
+    let d = admitted(s, &job(c, "probe", 0.0)).await;
+    assert_eq!(d.totals_after.group_flop, 1000.0);
+    assert_eq!(d.totals_after.customer_flop, 500.0);
+}
+
 crate::store_suite!(
+    admissions_racing_a_merge_never_fail_and_then_see_one_group,
     customer_window_cap_is_never_passed,
     lineage_cap_is_never_passed,
     group_block_threshold_holds_across_linked_accounts,

@@ -202,9 +202,23 @@ fn config_validation() {
 #[test]
 fn token_pairing_tolerates_one_edit() {
     let c = ScoringConfig::default();
-    let cmp = compare_names(&["smyth", "john"], "john smyth", &["john", "smith"], &c);
+    let cmp = compare_names(
+        &["smyth", "john"],
+        "john smyth",
+        &["john", "smith"],
+        &c,
+        0.0,
+    )
+    .unwrap();
     assert_eq!(cmp.matched, 2, "{cmp:?}");
-    let cmp = compare_names(&["jane", "smith"], "jane smith", &["john", "smith"], &c);
+    let cmp = compare_names(
+        &["jane", "smith"],
+        "jane smith",
+        &["john", "smith"],
+        &c,
+        0.0,
+    )
+    .unwrap();
     assert_eq!(cmp.matched, 1, "{cmp:?}");
     // An omitted middle name costs less than an unmatched query token.
     let full = compare_names(
@@ -212,7 +226,9 @@ fn token_pairing_tolerates_one_edit() {
         "ivan zorvath",
         &["ivan", "petrovich", "zorvath"],
         &c,
-    );
+        0.0,
+    )
+    .unwrap();
     assert!(
         (full.token_set - (0.6 + 0.4 * 2.0 / 3.0)).abs() < 1e-9,
         "{full:?}"
@@ -222,6 +238,67 @@ fn token_pairing_tolerates_one_edit() {
         "ivan petrovich zorvath",
         &["ivan", "zorvath"],
         &c,
+        0.0,
+    )
+    .unwrap();
+    // A floor above what the pairing allows skips the comparison.
+    assert!(
+        compare_names(
+            &["jane", "smith"],
+            "jane smith",
+            &["john", "smith"],
+            &c,
+            0.99
+        )
+        .is_none()
     );
     assert!(extra.token_set < full.token_set);
+}
+
+#[test]
+fn jaro_winkler_agrees_with_strsim() {
+    let words = [
+        "",
+        "a",
+        "ab",
+        "martha",
+        "marhta",
+        "dixon",
+        "dicksonx",
+        "jellyfish",
+        "smellyfish",
+        "ivan zorvath",
+        "ivan petrovich zorvath",
+        "putin vladimir",
+        "vladimir vladimirovich putin",
+        "aaaa",
+        "aaab",
+        "abcdefghijklmnop",
+        "ponmlkjihgfedcba",
+    ];
+    for a in words {
+        for b in words {
+            let ours = jaro_winkler(a, b);
+            let theirs = strsim::jaro_winkler(a, b);
+            assert!(
+                (ours - theirs).abs() < 1e-12,
+                "{a:?} {b:?}: {ours} vs {theirs}"
+            );
+        }
+    }
+    let long = "x".repeat(300);
+    assert_eq!(
+        jaro_winkler(&long, &long),
+        strsim::jaro_winkler(&long, &long)
+    );
+    assert_eq!(jaro_winkler("é", "e"), strsim::jaro_winkler("é", "e"));
+}
+
+proptest::proptest! {
+    #[test]
+    fn jaro_winkler_matches_strsim_on_ascii(a in "[a-e ]{0,40}", b in "[a-e ]{0,40}") {
+        let ours = jaro_winkler(&a, &b);
+        let theirs = strsim::jaro_winkler(&a, &b);
+        proptest::prop_assert!((ours - theirs).abs() < 1e-12, "{} vs {}", ours, theirs);
+    }
 }
