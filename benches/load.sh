@@ -35,6 +35,8 @@
 #   LOAD_BIN [target/release/computegate]
 #   LOAD_CLIENT_CPU [0]  LOAD_SERVER_CPU [1]
 #   LOAD_INSTALL [1]            0: never apt-get install missing tools (wrk, nginx, haproxy, curl)
+#   LOAD_QUIET_WAIT [30]        before each run, wait up to this many seconds for the machine to be
+#                               quiet (other processes < 20 % of a core over 1 s); 0: don't wait
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,15 +59,16 @@ BIN=${LOAD_BIN:-$ROOT/target/release/computegate}
 CLIENT_CPU=${LOAD_CLIENT_CPU:-0}
 SERVER_CPU=${LOAD_SERVER_CPU:-1}
 INSTALL=${LOAD_INSTALL:-1}
+QUIET_WAIT=${LOAD_QUIET_WAIT:-30}
 WRK_LUA="$ROOT/benches/load/wrk.lua"
 
-for v in DURATION WARMUP ROUNDS CONNS CLIENT_CPU SERVER_CPU; do
+for v in DURATION WARMUP ROUNDS CONNS CLIENT_CPU SERVER_CPU QUIET_WAIT; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "load.sh: $v must be a whole number, got '${!v}'" >&2; exit 2; }
 done
 ((DURATION >= 1 && ROUNDS >= 1 && CONNS >= 1)) || { echo "load.sh: duration, rounds and connections must be >= 1" >&2; exit 2; }
 
 COMMAND_LINE=""
-for v in LOAD_DURATION LOAD_WARMUP LOAD_ROUNDS LOAD_CONNECTIONS LOAD_TARGETS LOAD_WORKLOADS LOAD_AUTH LOAD_BUILD LOAD_BIN LOAD_CLIENT_CPU LOAD_SERVER_CPU LOAD_INSTALL; do
+for v in LOAD_DURATION LOAD_WARMUP LOAD_ROUNDS LOAD_CONNECTIONS LOAD_TARGETS LOAD_WORKLOADS LOAD_AUTH LOAD_BUILD LOAD_BIN LOAD_CLIENT_CPU LOAD_SERVER_CPU LOAD_INSTALL LOAD_QUIET_WAIT; do
   if [[ -n "${!v:-}" ]]; then
     COMMAND_LINE+="$v=$(printf '%q' "${!v}") "
   fi
@@ -187,6 +190,48 @@ cpu_ticks() { # utime+stime in clock ticks of PID and its direct children (nginx
     total=$((total + f[11] + f[12])) # fields 14 (utime) and 15 (stime)
   done
   echo "$total"
+}
+
+busy_ticks() { # user+nice+system+irq+softirq ticks of all CPUs (/proc/stat)
+  # Processes' stime partly includes softirq time and partly not: the difference from the sum of
+  # our processes is a few % of a core on an idle machine; a compile beside the run shows as ~100 %.
+  local _cpu user nice system _idle _iowait irq softirq _rest
+  read -r _cpu user nice system _idle _iowait irq softirq _rest </proc/stat
+  echo $((user + nice + system + irq + softirq))
+}
+
+CH_TICKS=0
+children_ticks() { # sets CH_TICKS: user+system ticks of this shell's reaped children (wrk, curl…)
+  # `times` must run in this shell, not in a $(…) subshell, which has its own children.
+  local line
+  times >"$TMP/times"
+  line=$(sed -n 2p "$TMP/times") # e.g. "0m1.230s 0m0.450s"
+  CH_TICKS=0
+  if [[ "$line" =~ ^([0-9]+)m([0-9.]+)s\ ([0-9]+)m([0-9.]+)s$ ]]; then
+    CH_TICKS=$(awk -v m1="${BASH_REMATCH[1]}" -v s1="${BASH_REMATCH[2]}" -v m2="${BASH_REMATCH[3]}" \
+      -v s2="${BASH_REMATCH[4]}" -v hz="$CLK_TCK" 'BEGIN { printf "%d", ((m1 + m2) * 60 + s1 + s2) * hz + 0.5 }')
+  fi
+}
+
+# wait_quiet: between runs our own servers idle, so CPU busy on the machine is someone else's.
+# Waits (bounded by QUIET_WAIT seconds) until a 1 s sample shows < 20 % of one core busy.
+QUIET_WAITED=0
+wait_quiet() {
+  ((QUIET_WAIT > 0)) || return 0
+  local start=$SECONDS b0 b1 pct
+  while :; do
+    b0=$(busy_ticks)
+    sleep 1
+    b1=$(busy_ticks)
+    pct=$(((b1 - b0) * 100 / CLK_TCK))
+    ((pct < 20)) && return 0
+    if ((SECONDS - start >= QUIET_WAIT)); then
+      say "machine still busy (${pct}% of a core used by others) after ${QUIET_WAIT}s; measuring anyway"
+      return 0
+    fi
+    if ((SECONDS - start < 2)); then say "waiting for other work on the machine to stop (${pct}% of a core busy)"; fi
+    QUIET_WAITED=$((QUIET_WAITED + 1))
+  done
 }
 
 # run_wrk URL WORKLOAD CONNECTIONS SECONDS [extra wrk args...] → sets R_* variables
@@ -520,12 +565,16 @@ for ((round = 1; round <= ROUNDS; round++)); do
         args=(-H "Authorization: Bearer $tok")
       fi
       url="${URL[$t]}$path"
+      wait_quiet
       if ((WARMUP > 0)); then
         run_wrk "$url" "$w" "$c" "$WARMUP" "${args[@]}" >/dev/null || true
       fi
       p0=0
       [[ -n "${PID[$t]}" ]] && p0=$(cpu_ticks "${PID[$t]}")
       s0=$(cpu_ticks "$SIM_PID")
+      b0=$(busy_ticks)
+      children_ticks
+      c0=$CH_TICKS
       if ! run_wrk "$url" "$w" "$c" "$DURATION" "${args[@]}"; then
         say "run $run_no/$TOTAL_RUNS: round $round $w $t: wrk failed"
         printf '%s\t%s\t%s\tFAILED\n' "$round" "$w" "$t" >>"$RESULTS"
@@ -534,12 +583,18 @@ for ((round = 1; round <= ROUNDS; round++)); do
       p1=0
       [[ -n "${PID[$t]}" ]] && p1=$(cpu_ticks "${PID[$t]}")
       s1=$(cpu_ticks "$SIM_PID")
+      b1=$(busy_ticks)
+      children_ticks
+      c1=$CH_TICKS
+      # CPU used on the machine by anything but wrk, the upstream and the proxy, in % of one core
+      other=$(awk -v b="$((b1 - b0))" -v own="$((p1 - p0 + s1 - s0 + c1 - c0))" -v hz="$CLK_TCK" -v d="$R_duration_us" \
+        'BEGIN { o = (b - own) * 100 / (hz * d / 1e6); printf "%.0f", (o < 0 ? 0 : o) }')
       rps=$(awk -v r="$R_requests" -v d="$R_duration_us" 'BEGIN { printf "%.0f", r / (d / 1e6) }')
       pcpu="-"
       [[ -n "${PID[$t]}" ]] && pcpu=$(awk -v t="$((p1 - p0))" -v hz="$CLK_TCK" -v r="$R_requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / (r > 0 ? r : 1) }')
       scpu=$(awk -v t="$((s1 - s0))" -v hz="$CLK_TCK" -v r="$R_requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / (r > 0 ? r : 1) }')
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$w" "$t" "$rps" "$R_p50_us" "$R_p99_us" "$pcpu" "$scpu" "$R_errors" "$R_requests" >>"$RESULTS"
-      say "run $run_no/$TOTAL_RUNS: round $round $w $t: $rps req/s, p50 ${R_p50_us}µs, p99 ${R_p99_us}µs, proxy CPU ${pcpu}µs/req, upstream CPU ${scpu}µs/req, errors $R_errors"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$w" "$t" "$rps" "$R_p50_us" "$R_p99_us" "$pcpu" "$scpu" "$R_errors" "$R_requests" "$other" >>"$RESULTS"
+      say "run $run_no/$TOTAL_RUNS: round $round $w $t: $rps req/s, p50 ${R_p50_us}µs, p99 ${R_p99_us}µs, proxy CPU ${pcpu}µs/req, upstream CPU ${scpu}µs/req, errors $R_errors, other CPU ${other}%"
     done
   done
 done
@@ -550,7 +605,9 @@ done
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
 dirty=""
-[[ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ]] && dirty=" + uncommitted changes"
+# (the benchmark's own files and BENCHMARKS.md do not change the binary)
+[[ -n "$(git status --porcelain --untracked-files=no -- . ':!benches/load.sh' ':!benches/load' ':!BENCHMARKS.md' 2>/dev/null | head -n 1)" ]] &&
+  dirty=" + uncommitted changes"
 ver_wrk=$(wrk --version 2>&1 | head -n 1 | awk '{print $2}' || true)
 ver_nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///' || true)
 ver_haproxy=$(haproxy -v 2>/dev/null | head -n 1 | awk '{print $3}' || true)
@@ -561,6 +618,9 @@ echo "- command: \`$COMMAND_LINE\`"
 echo "- machine: \`nproc\` = $NCPU, CPU: $cpu_model, kernel $(uname -r)"
 echo "- load average (1/5/15 min) at start: $LOADAVG_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every number)"
 echo "- versions: computegate $rev$dirty (release build), nginx ${ver_nginx:-n/a}, HAProxy ${ver_haproxy:-n/a}, wrk ${ver_wrk:-n/a}"
+if ((QUIET_WAIT > 0)); then
+  echo "- before each run the script waited for the machine to be quiet (< 20 % of a core busy, at most ${QUIET_WAIT}s): ${QUIET_WAITED}s waited in all"
+fi
 echo "- method: wrk (1 thread) pinned to CPU $CLIENT_CPU; simulator upstream and the proxy under test pinned to CPU $SERVER_CPU;" \
   "$ROUNDS interleaved rounds (order rotated), ${DURATION}s per run after ${WARMUP}s warmup;" \
   "get = GET /v1/ping with $CONNS connections, post = POST 1 KiB JSON to /v1/echo with $CONNS connections," \
@@ -588,6 +648,8 @@ $4 == "FAILED" { failed[$2 SUBSEP $3]++; next }
   rps[k] = rps[k] " " $4; p50[k] = p50[k] " " $5; p99[k] = p99[k] " " $6
   if ($7 != "-") pc[k] = pc[k] " " $7
   uc[k] = uc[k] " " $8; err[k] += $9; runs[k]++
+  if ($11 + 0 > maxother + 0) maxother = $11 + 0
+  other = other " " $11
 }
 END {
   nt = split(order, T, " "); nw = split(workloads, W, " ")
@@ -606,6 +668,8 @@ END {
       printf "| %s | %s | %.0f | %.0f | %.0f | %s | %.1f | %s | %s |\n", W[w], T[i], r, median(p50[k]), median(p99[k]), cpu, median(uc[k]), ratio, es
     }
   }
+  print ""
+  printf "CPU used by other processes during the measured runs (%% of one core, ~5 %% is accounting noise; median %s, max %d).%s\n", median(other), maxother, (maxother > 20 ? " **Some runs were disturbed by other work on the machine: compare rounds in the per-run table.**" : "")
   # added latency on one connection
   d = "unloaded" SUBSEP "direct"
   if (d in runs) {
@@ -627,9 +691,9 @@ END {
 echo
 echo "<details><summary>Every run</summary>"
 echo
-echo "| round | workload | target | req/s | p50 µs | p99 µs | proxy CPU µs/req | upstream CPU µs/req | errors | requests |"
-echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
-awk -F'\t' '$4 == "FAILED" { printf "| %s | %s | %s | wrk failed | | | | | | |\n", $1, $2, $3; next }
-  { printf "| %s | %s | %s | %s | %.0f | %.0f | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$RESULTS"
+echo "| round | workload | target | req/s | p50 µs | p99 µs | proxy CPU µs/req | upstream CPU µs/req | errors | requests | other CPU % |"
+echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+awk -F'\t' '$4 == "FAILED" { printf "| %s | %s | %s | wrk failed | | | | | | | |\n", $1, $2, $3; next }
+  { printf "| %s | %s | %s | %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$RESULTS"
 echo
 echo "</details>"

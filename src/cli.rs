@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::operator::KeysCommand,
     },
+    /// Compliance reports.
+    Report {
+        #[command(subcommand)]
+        command: crate::operator::ReportCommand,
+    },
     /// Policy tools.
     Policy {
         #[command(subcommand)]
@@ -74,6 +79,16 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Denied-party screening lists.
+    Screening {
+        #[command(subcommand)]
+        command: crate::screening_cli::ScreeningCommand,
+    },
+    /// The tamper-evident audit chain.
+    Audit {
+        #[command(subcommand)]
+        command: crate::screening_cli::AuditCommand,
     },
 }
 
@@ -142,6 +157,10 @@ pub fn main() -> ExitCode {
             crate::telemetry::init(&Default::default());
             run_async(0, crate::demo::run(args))
         }
+        Command::Report { command } => {
+            crate::telemetry::init(&Default::default());
+            run_async(1, crate::operator::report(command))
+        }
         Command::Migrate { target } => {
             crate::telemetry::init(&Default::default());
             run_async(1, crate::operator::migrate(target))
@@ -153,6 +172,14 @@ pub fn main() -> ExitCode {
         Command::Keys { command } => {
             crate::telemetry::init(&Default::default());
             run_async(1, crate::operator::keys(command))
+        }
+        Command::Screening { command } => {
+            crate::telemetry::init(&Default::default());
+            run_async(0, crate::screening_cli::screening(command))
+        }
+        Command::Audit { command } => {
+            crate::telemetry::init(&Default::default());
+            run_async(1, crate::screening_cli::audit(command))
         }
         Command::Sim { addr, speedup } => {
             crate::telemetry::init(&Default::default());

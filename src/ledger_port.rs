@@ -13,6 +13,8 @@ use computegate_gateway::admission::{
 use computegate_gateway::auth::BoxFuture;
 use computegate_gateway::policy::{Action, Policy, RuleStatus, Scope};
 use computegate_kyc::Store;
+
+use crate::ledger_metrics::LedgerMetrics;
 use computegate_kyc::ledger::{
     AdmissionRequest, DenialReason, LedgerError, LedgerLimits, ThresholdAction, ThresholdPolicy,
     ThresholdRule, ThresholdScope, Verdict,
@@ -23,24 +25,57 @@ use uuid::Uuid;
 /// [`ComputeLedger`] over the store.
 pub struct StoreLedger {
     store: Store,
+    metrics: Arc<LedgerMetrics>,
 }
 
 impl StoreLedger {
     /// A ledger writing to `store`.
-    pub fn new(store: Store) -> Arc<Self> {
-        Arc::new(Self { store })
+    pub fn new(store: Store, metrics: Arc<LedgerMetrics>) -> Arc<Self> {
+        Arc::new(Self { store, metrics })
     }
 }
 
 impl ComputeLedger for StoreLedger {
     fn admit(&self, job: JobAdmission) -> BoxFuture<Result<AdmissionOutcome, LedgerUnavailable>> {
         let store = self.store.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
+            let outcome = admit(&store, &metrics, &job).await;
+            let (decision, reason) = match &outcome {
+                Ok(AdmissionOutcome::Admitted { .. }) => ("admitted", "within_limits"),
+                Ok(AdmissionOutcome::Held { .. }) => ("held", "threshold_review"),
+                Ok(AdmissionOutcome::Denied {
+                    threshold: Some(_), ..
+                }) => ("denied", "threshold"),
+                Ok(AdmissionOutcome::Denied {
+                    limit_flop: Some(_),
+                    ..
+                }) => ("denied", "flop_cap"),
+                Ok(_) => ("denied", "tier_limit"),
+                Err(_) => ("unavailable", "store"),
+            };
+            metrics.admission(decision, reason);
+            if decision == "admitted" {
+                metrics.admitted(&job.principal.tier, job.estimate.admitted_flop());
+            }
+            outcome
+        })
+    }
+}
+
+/// Admission of one metered job: stateless caps here, the rest in the ledger's transaction.
+async fn admit(
+    store: &Store,
+    metrics: &LedgerMetrics,
+    job: &JobAdmission,
+) -> Result<AdmissionOutcome, LedgerUnavailable> {
+    {
+        {
             let policy = job.policy.clone();
             let Some(tier) = policy.tier(&job.principal.tier) else {
                 return Ok(denied(
                     &policy,
-                    &job,
+                    job,
                     "the account's tier is not in the policy",
                     None,
                 ));
@@ -52,10 +87,10 @@ impl ComputeLedger for StoreLedger {
                     "{} accelerators requested; tier `{}` allows {max} per job",
                     job.spec.accelerators, tier.name
                 );
-                return Ok(denied(&policy, &job, &detail, None));
+                return Ok(denied(&policy, job, &detail, None));
             }
             let Ok(customer_id) = Uuid::parse_str(&job.principal.customer_id) else {
-                return Ok(denied(&policy, &job, "unknown account", None));
+                return Ok(denied(&policy, job, "unknown account", None));
             };
             let request = AdmissionRequest {
                 customer_id,
@@ -99,12 +134,13 @@ impl ComputeLedger for StoreLedger {
             };
             let decision = match store.admit(&request).await {
                 Ok(d) => d,
-                Err(LedgerError::Invalid(why)) => return Ok(denied(&policy, &job, why, None)),
+                Err(LedgerError::Invalid(why)) => return Ok(denied(&policy, job, why, None)),
                 Err(e) => {
                     tracing::warn!(error = %e, "job admission failed; refusing (fail closed)");
                     return Err(LedgerUnavailable);
                 }
             };
+            metrics.crossed(&decision.crossings);
             Ok(match decision.verdict {
                 Verdict::Admitted => AdmissionOutcome::Admitted {
                     job_id: decision.job_id.to_string(),
@@ -132,10 +168,10 @@ impl ComputeLedger for StoreLedger {
                         }
                         _ => "the job would cross a threshold whose action is to block".into(),
                     };
-                    denied_with(&policy, &job, &detail, d.limit_flop, d.threshold_label)
+                    denied_with(&policy, job, &detail, d.limit_flop, d.threshold_label)
                 }
             })
-        })
+        }
     }
 }
 

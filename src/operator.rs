@@ -77,7 +77,9 @@ impl StoreTarget {
                 let master = crate::identity::master_key_from_data_dir(dir)?;
                 Ok((config, master))
             }
-            (None, None) => Err(StartupConfigError("give --config FILE or --data-dir DIR".into()).into()),
+            (None, None) => {
+                Err(StartupConfigError("give --config FILE or --data-dir DIR".into()).into())
+            }
         }
     }
 
@@ -87,7 +89,9 @@ impl StoreTarget {
         if url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir)?;
         }
-        let store = Store::connect(&url).await.context("cannot open the database")?;
+        let store = Store::connect(&url)
+            .await
+            .context("cannot open the database")?;
         Ok((config, master, store))
     }
 }
@@ -96,7 +100,10 @@ impl StoreTarget {
 pub async fn migrate(target: StoreTarget) -> anyhow::Result<()> {
     let (_, _, store) = target.open().await?;
     store.migrate().await.context("migration failed")?;
-    println!("database schema is up to date ({:?})", store.schema_state().await?);
+    println!(
+        "database schema is up to date ({:?})",
+        store.schema_state().await?
+    );
     Ok(())
 }
 
@@ -133,10 +140,21 @@ pub async fn staff(command: StaffCommand) -> anyhow::Result<()> {
     })?;
     let hash = hasher.hash_async(password.clone()).await?;
     let staff = store
-        .create_staff(&email, role, &hash, &Actor::system("cli"), OffsetDateTime::now_utc())
+        .create_staff(
+            &email,
+            role,
+            &hash,
+            &Actor::system("cli"),
+            OffsetDateTime::now_utc(),
+        )
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the staff user: {e}"))?;
-    println!("staff user {} created ({}, id {})", staff.email, role.as_str(), staff.id);
+    println!(
+        "staff user {} created ({}, id {})",
+        staff.email,
+        role.as_str(),
+        staff.id
+    );
     if generated {
         println!("password (shown once): {password}");
     }
@@ -150,10 +168,17 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     store.migrate().await.context("migration failed")?;
     let verify_for = crate::identity::span(config.auth.access_token_ttl + config.auth.leeway);
     let kid = store
-        .rotate_signing_key(&master, &Actor::system("cli"), OffsetDateTime::now_utc(), verify_for)
+        .rotate_signing_key(
+            &master,
+            &Actor::system("cli"),
+            OffsetDateTime::now_utc(),
+            verify_for,
+        )
         .await
         .map_err(|e| anyhow::anyhow!("cannot rotate the signing key: {e}"))?;
-    println!("new signing key {kid} is active; previous keys keep verifying until their tokens expire");
+    println!(
+        "new signing key {kid} is active; previous keys keep verifying until their tokens expire"
+    );
     if let Some(url) = &config.redis.url {
         let client = computegate_kyc::cluster::redis_client(url)?;
         let notices = Notices::redis(client, &config.redis.key_prefix).await?;
@@ -170,4 +195,102 @@ fn generate_password() -> String {
     let a = uuid::Uuid::new_v4().simple().to_string();
     let b = uuid::Uuid::new_v4().simple().to_string();
     format!("{}-{}-{}", &a[..10], &b[..10], &a[20..30])
+}
+
+/// Report subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ReportCommand {
+    /// Export compliance reports as JSON or CSV to standard output (or `--output FILE`).
+    Export {
+        /// `training-runs` (threshold reports), `quarterly` (bundle with due dates) or
+        /// `eu-art52` (one customer's evidence pack; needs `--customer`).
+        #[arg(long)]
+        kind: String,
+        /// Start date, `YYYY-MM-DD` or RFC 3339.
+        #[arg(long)]
+        since: String,
+        /// `json` or `csv`.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Customer id for `eu-art52`.
+        #[arg(long)]
+        customer: Option<uuid::Uuid>,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Where the store is.
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+}
+
+/// `computegate report …`.
+pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
+    use computegate_kyc::ledger::{ExportFormat, ExportKind};
+    let ReportCommand::Export {
+        kind,
+        since,
+        format,
+        customer,
+        output,
+        target,
+    } = command;
+    let kind = match (kind.as_str(), customer) {
+        ("training-runs", _) => ExportKind::TrainingRuns,
+        ("quarterly", _) => ExportKind::Quarterly,
+        ("eu-art52", Some(customer_id)) => ExportKind::EuArt52 { customer_id },
+        ("eu-art52", None) => {
+            return Err(StartupConfigError("--kind eu-art52 needs --customer ID".into()).into());
+        }
+        (other, _) => {
+            return Err(StartupConfigError(format!(
+                "--kind `{other}` is not one of training-runs, quarterly, eu-art52"
+            ))
+            .into());
+        }
+    };
+    let format = match format.as_str() {
+        "json" => ExportFormat::Json,
+        "csv" => ExportFormat::Csv,
+        other => {
+            return Err(
+                StartupConfigError(format!("--format `{other}` is not json or csv")).into(),
+            );
+        }
+    };
+    let since = parse_since(&since)?;
+    let (_, _, store) = target.open().await?;
+    store.migrate().await.context("migration failed")?;
+    let mut buffer: Vec<u8> = Vec::new();
+    let count = store
+        .export_reports(kind, since, format, &mut buffer)
+        .await
+        .map_err(|e| anyhow::anyhow!("export failed: {e}"))?;
+    match output {
+        Some(path) => {
+            std::fs::write(&path, &buffer)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("{count} records written to {}", path.display());
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&buffer)?;
+            eprintln!("{count} records");
+        }
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
+pub fn parse_since(text: &str) -> anyhow::Result<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(t);
+    }
+    let date = time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| StartupConfigError(format!("--since `{text}` is not YYYY-MM-DD or RFC 3339")))?;
+    Ok(date.midnight().assume_utc())
 }

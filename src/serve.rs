@@ -37,7 +37,8 @@ pub struct BoundAddrs {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let master = crate::identity::master_key_from_env(|k| std::env::var(k).ok())?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let running = start(&config, master, stop_rx).await?;
+    let usage_secrets = api::usage::secrets_from(|k| std::env::var(k).ok());
+    let running = start(&config, master, usage_secrets, stop_rx).await?;
     println!(
         "computegate listening: public={} admin={}",
         running.addrs.public, running.addrs.admin
@@ -71,18 +72,39 @@ impl Running {
 pub async fn start(
     config: &Config,
     master: MasterKey,
+    usage_secrets: Option<computegate_kyc::verification::webhooks::WebhookSecrets>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut registry = Registry::default();
-    let identity = Identity::open(config, master, &mut registry).await?;
-    let customer_api = RouterPlane::new(
-        api::customer::PREFIXES,
-        api::customer::router(identity.clone()),
-    );
-    let staff_api = RouterPlane::new(api::staff::PREFIXES, api::staff::router(identity.clone()));
+    let identity = Identity::open(config, master.clone(), &mut registry).await?;
     let (policy, policy_metrics) =
         crate::policy_file::load(config.policy.file.as_deref(), &mut registry)?;
+    // --- verification (KYC/KYB): service, background tasks, metrics -------------------------
+    let kyc = crate::verification::Verification::new(
+        identity.clone(),
+        master,
+        policy.clone(),
+        crate::verification::idv_secrets_from_env(|k| std::env::var(k).ok()),
+        &mut registry,
+    );
+    kyc.spawn_tasks(stop.clone());
+    // --- end verification ---------------------------------------------------------------------
+    let ledger_metrics = crate::ledger_metrics::LedgerMetrics::register(&mut registry);
+    let usage = api::usage::router(
+        identity.store.clone(),
+        policy.clone(),
+        usage_secrets,
+        ledger_metrics.clone(),
+    );
+    let customer_api = RouterPlane::new(
+        api::customer::PREFIXES,
+        api::customer::router(identity.clone(), kyc.clone()).merge(usage),
+    );
+    let staff_api = RouterPlane::new(
+        api::staff::PREFIXES,
+        api::staff::router(identity.clone(), kyc).merge(api::metering::router(identity.clone())),
+    );
     let gateway = Gateway::new(
         config,
         &mut registry,
@@ -91,7 +113,11 @@ pub async fn start(
     )
     .map_err(StartupConfigError)?
     .with_policy(policy.clone())
-    .with_ledger(crate::ledger_port::StoreLedger::new(identity.store.clone()));
+    .with_ledger(crate::ledger_port::StoreLedger::new(
+        identity.store.clone(),
+        ledger_metrics.clone(),
+    ));
+    ledger_metrics.spawn_refresh(identity.store.clone(), stop.clone());
     let policy_reload = config.policy.file.clone().map(|path| {
         crate::policy_file::spawn_watcher(policy.clone(), path.clone(), policy_metrics.clone());
         (policy.clone(), path, policy_metrics.clone())
@@ -197,7 +223,10 @@ pub async fn run_sim(addr: SocketAddr, speedup: f64) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     println!("computegate simulator listening: http://{bound}");
-    let config = crate::sim::SimConfig { speedup };
+    let config = crate::sim::SimConfig {
+        speedup,
+        usage: None,
+    };
     crate::sim::serve(listener, config, server::termination_signal())
         .await
         .context("simulator failed")

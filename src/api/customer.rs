@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use computegate_gateway::auth::{AuthError, AuthMethod, AuthOutcome, Authenticator, Principal, bearer};
+use computegate_gateway::auth::{
+    AuthError, AuthMethod, AuthOutcome, Authenticator, Principal, bearer,
+};
 use computegate_kyc::accounts::{AccountError, Actor, CustomerKind, CustomerStatus, Subject};
 use computegate_kyc::api_keys::{KeyError, NewApiKey};
 use computegate_kyc::cluster::Notice;

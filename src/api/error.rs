@@ -40,6 +40,21 @@ pub enum ApiError {
     /// A bug or an unexpected failure; the detail is logged, never shown.
     #[error("internal: {0}")]
     Internal(String),
+    /// A document (e.g. a KYC application) has bad fields, each with a stable code.
+    #[error("invalid document ({} field errors)", .0.len())]
+    InvalidFields(Vec<computegate_kyc::verification::FieldError>),
+    /// The request is valid but not in the resource's current state (a state-machine refusal).
+    #[error("invalid state: {0}")]
+    InvalidState(String),
+    /// The request body is over the endpoint's size limit.
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    /// The body's media type (or a sniffed file type) is not accepted.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    /// A webhook's signature is missing, stale or wrong, or its sender unknown.
+    #[error("bad signature: {0}")]
+    BadSignature(&'static str),
 }
 
 impl ApiError {
@@ -112,6 +127,49 @@ impl ApiError {
                 "Internal error",
                 "an unexpected error occurred",
             ),
+            Self::InvalidFields(fields) => {
+                let errors: Vec<serde_json::Value> = fields
+                    .iter()
+                    .map(|e| serde_json::json!({"field": e.field, "code": e.code, "detail": e.problem}))
+                    .collect();
+                let detail = fields
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.problem))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-request",
+                    "Invalid request",
+                    detail,
+                )
+                .with("errors", errors)
+            }
+            Self::InvalidState(why) => Problem::new(
+                StatusCode::CONFLICT,
+                "invalid-state",
+                "Not allowed in the current state",
+                why.clone(),
+            ),
+            Self::PayloadTooLarge(why) => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                why.clone(),
+            ),
+            Self::UnsupportedMediaType(why) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                why.clone(),
+            ),
+            Self::BadSignature(why) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "bad-signature",
+                "Bad signature",
+                *why,
+            )
+            .www_authenticate("Signature"),
         }
     }
 }

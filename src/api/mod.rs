@@ -5,6 +5,7 @@
 pub mod applications;
 pub mod customer;
 pub mod error;
+pub mod metering;
 pub mod review;
 pub mod staff;
 pub mod usage;

@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::{ApiError, unavailable};
+use crate::ledger_metrics::LedgerMetrics;
 
 /// Header carrying the event signature.
 pub const SIGNATURE_HEADER: &str = "x-computegate-signature";
@@ -36,6 +37,7 @@ pub struct UsageIntake {
     store: Store,
     policy: Arc<PolicyHandle>,
     secrets: Option<WebhookSecrets>,
+    metrics: Arc<LedgerMetrics>,
 }
 
 #[derive(Deserialize)]
@@ -63,11 +65,17 @@ pub fn secrets_from(env: impl Fn(&str) -> Option<String>) -> Option<WebhookSecre
 }
 
 /// The usage-event router (mounted under the customer API's `/computegate/` prefix).
-pub fn router(store: Store, policy: Arc<PolicyHandle>, secrets: Option<WebhookSecrets>) -> Router {
+pub fn router(
+    store: Store,
+    policy: Arc<PolicyHandle>,
+    secrets: Option<WebhookSecrets>,
+    metrics: Arc<LedgerMetrics>,
+) -> Router {
     let intake = Arc::new(UsageIntake {
         store,
         policy,
         secrets,
+        metrics,
     });
     Router::new()
         .route("/computegate/v1/meter/usage", post(record))
@@ -145,7 +153,10 @@ async fn record(
         Ok(UsageOutcome::Duplicate) => {
             Ok(Json(serde_json::json!({"status": "duplicate"})).into_response())
         }
-        Ok(_) => Ok(Json(serde_json::json!({"status": "recorded"})).into_response()),
+        Ok(UsageOutcome::Recorded(recorded)) => {
+            intake.metrics.crossed(&recorded.crossings);
+            Ok(Json(serde_json::json!({"status": "recorded"})).into_response())
+        }
         Err(LedgerError::UnknownJob) => Err(ApiError::NotFound),
         Err(LedgerError::CounterDecreased { .. }) => {
             Err(ApiError::Conflict("accelerator-seconds may not decrease"))

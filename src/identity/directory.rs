@@ -75,7 +75,11 @@ impl IdentityDirectory for StoreDirectory {
         })
     }
 
-    fn verify_api_key(&self, key: String, ip: IpAddr) -> BoxFuture<Result<ApiKeyGrant, DirectoryError>> {
+    fn verify_api_key(
+        &self,
+        key: String,
+        ip: IpAddr,
+    ) -> BoxFuture<Result<ApiKeyGrant, DirectoryError>> {
         let store = self.store.clone();
         let hasher = self.hasher.clone();
         Box::pin(async move {

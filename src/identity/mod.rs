@@ -85,9 +85,8 @@ impl Identity {
     ) -> anyhow::Result<Arc<Identity>> {
         let url = config.database_url();
         if url.starts_with("sqlite:") {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| {
-                format!("cannot create data_dir {}", config.data_dir.display())
-            })?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
         }
         let store = Store::connect(&url)
             .await
@@ -254,11 +253,15 @@ impl Identity {
 
     /// Counts a login attempt.
     pub fn count_login(&self, kind: &'static str, result: &'static str) {
-        self.logins.get_or_create(&LoginLabels { kind, result }).inc();
+        self.logins
+            .get_or_create(&LoginLabels { kind, result })
+            .inc();
     }
 
     /// Readiness checks for `/readyz`: the store, and Redis when configured.
-    pub fn readiness_checks(self: &Arc<Self>) -> Vec<Arc<dyn computegate_gateway::admin::ReadinessCheck>> {
+    pub fn readiness_checks(
+        self: &Arc<Self>,
+    ) -> Vec<Arc<dyn computegate_gateway::admin::ReadinessCheck>> {
         let mut checks: Vec<Arc<dyn computegate_gateway::admin::ReadinessCheck>> =
             vec![Arc::new(directory::StoreCheck(self.store.clone()))];
         if let Some(redis) = &self.redis {

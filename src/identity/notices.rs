@@ -42,7 +42,9 @@ pub(super) fn spawn_listener(identity: &Arc<Identity>) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            let Some(identity) = refresh.upgrade() else { break };
+            let Some(identity) = refresh.upgrade() else {
+                break;
+            };
             if let Err(e) = identity.reload_keyring().await {
                 tracing::warn!(error = %e, "periodic keyring reload failed");
             }
@@ -50,7 +52,9 @@ pub(super) fn spawn_listener(identity: &Arc<Identity>) {
     });
     tokio::spawn(async move {
         while let Some(notice) = subscription.recv().await {
-            let Some(identity) = weak.upgrade() else { break };
+            let Some(identity) = weak.upgrade() else {
+                break;
+            };
             match &notice {
                 Notice::Resync => {
                     // Reconnected or lagged: anything may have changed meanwhile.
@@ -62,7 +66,9 @@ pub(super) fn spawn_listener(identity: &Arc<Identity>) {
                     }
                 }
                 Notice::SigningKeyRotated { .. } => {
-                    identity.verifier.apply(&CredentialNotice::SigningKeysChanged);
+                    identity
+                        .verifier
+                        .apply(&CredentialNotice::SigningKeysChanged);
                     if let Err(e) = identity.reload_keyring().await {
                         tracing::warn!(error = %e, "keyring reload failed");
                     }

@@ -9,6 +9,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod identity;
+pub(crate) mod metering;
 pub(crate) mod prometheus;
 pub(crate) mod raw;
 pub(crate) mod upstream;
@@ -301,7 +302,13 @@ impl Gateway {
             OsStr::new("--config"),
             file.as_os_str(),
         ];
-        let (proc, line) = Proc::start(&args, env)
+        // `serve` needs a master key; each test has its own data dir, so a fixed one is enough
+        // unless the test brings its own.
+        let mut env = env.to_vec();
+        if !env.iter().any(|(k, _)| *k == "COMPUTEGATE_MASTER_KEY") {
+            env.push(("COMPUTEGATE_MASTER_KEY", TEST_MASTER_KEY));
+        }
+        let (proc, line) = Proc::start(&args, &env)
             .await
             .unwrap_or_else(|(_, why)| panic!("gateway {why}"));
         let (public, admin) = parse_banner(&line);
@@ -399,6 +406,9 @@ pub(crate) fn run_cli_with_stdin(
     drop(stdin);
     child.wait_with_output().expect("wait for computegate")
 }
+
+/// Master key for gateways whose test does not set one (32 zero bytes, base64).
+pub(crate) const TEST_MASTER_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 /// `computegate ARGS` with stdin closed, no inherited `COMPUTEGATE_*` variable and `env` added.
 fn command(args: &[&OsStr], env: &[(&str, &str)]) -> Command {

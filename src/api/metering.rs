@@ -1,0 +1,275 @@
+//! The staff API for compute metering on the admin listener: training runs, threshold reports
+//! (with due dates) and marking them filed, job reviews held by thresholds, and manual linking of
+//! accounts into groups. Reading needs any staff role; acting needs reviewer, senior reviewer or
+//! admin (auditors read only).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use computegate_gateway::auth::bearer;
+use computegate_kyc::accounts::{Actor, StaffRole, StaffUser};
+use computegate_kyc::ledger::{
+    LedgerError, ReportFilter, ReportStatus, ReviewResolution, ReviewStatus, RunFilter,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Client;
+use super::error::{ApiError, unavailable};
+use crate::identity::Identity;
+
+/// Largest page a list answers.
+const PAGE: u32 = 500;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    customer_id: Option<Uuid>,
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FiledBody {
+    reference: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewDecision {
+    action: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    customer_a: Uuid,
+    customer_b: Uuid,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlinkBody {
+    customer_id: Uuid,
+    reason: String,
+}
+
+/// The metering staff router.
+pub fn router(identity: Arc<Identity>) -> Router {
+    Router::new()
+        .route("/staff/v1/runs", get(runs))
+        .route("/staff/v1/reports", get(reports))
+        .route("/staff/v1/reports/{id}/filed", post(filed))
+        .route("/staff/v1/job-reviews", get(reviews))
+        .route("/staff/v1/job-reviews/{id}/decision", post(decide_review))
+        .route("/staff/v1/groups/link", post(link))
+        .route("/staff/v1/groups/unlink", post(unlink))
+        .with_state(identity)
+}
+
+async fn staff(
+    id: &Identity,
+    headers: &HeaderMap,
+    client: Client,
+    acting: bool,
+) -> Result<(StaffUser, Actor), ApiError> {
+    let token = bearer(headers)
+        .map_err(|_| ApiError::Unauthenticated("a staff bearer token is required"))?;
+    let user = id.authenticate_staff(token).await?;
+    if acting && user.role == StaffRole::Auditor {
+        return Err(ApiError::Forbidden("auditors have read-only access"));
+    }
+    let actor = Actor::staff(user.id, Some(client.0.ip));
+    Ok((user, actor))
+}
+
+fn limit(q: &ListQuery) -> u32 {
+    q.limit.unwrap_or(100).clamp(1, PAGE)
+}
+
+async fn runs(
+    State(id): State<Arc<Identity>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    staff(&id, &headers, client, false).await?;
+    let Query(q) = query.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+    let filter = RunFilter {
+        customer_id: q.customer_id,
+        since: None,
+        limit: limit(&q),
+    };
+    let runs = id.store.list_runs(&filter).await.map_err(ledger_error)?;
+    Ok(Json(serde_json::json!({"runs": runs})).into_response())
+}
+
+async fn reports(
+    State(id): State<Arc<Identity>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    staff(&id, &headers, client, false).await?;
+    let Query(q) = query.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("due") => Some(ReportStatus::Due),
+        Some("filed") => Some(ReportStatus::Filed),
+        Some(_) => return Err(ApiError::field("status", "must be `due` or `filed`")),
+    };
+    let filter = ReportFilter {
+        status,
+        due_before: None,
+        customer_id: q.customer_id,
+        limit: limit(&q),
+    };
+    let reports = id.store.list_reports(&filter).await.map_err(ledger_error)?;
+    Ok(Json(serde_json::json!({"reports": reports})).into_response())
+}
+
+async fn filed(
+    State(id): State<Arc<Identity>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    Path(report_id): Path<Uuid>,
+    body: Result<Json<FiledBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (_, actor) = staff(&id, &headers, client, true).await?;
+    let Json(body) = body?;
+    let report = id
+        .store
+        .mark_report_filed(
+            report_id,
+            &actor,
+            &body.reference,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(ledger_error)?;
+    Ok(Json(report).into_response())
+}
+
+async fn reviews(
+    State(id): State<Arc<Identity>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    staff(&id, &headers, client, false).await?;
+    let Query(q) = query.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("pending") => Some(ReviewStatus::Pending),
+        Some("approved") => Some(ReviewStatus::Approved),
+        Some("denied") => Some(ReviewStatus::Denied),
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "must be pending, approved or denied",
+            ));
+        }
+    };
+    let reviews = id
+        .store
+        .list_job_reviews(status, limit(&q))
+        .await
+        .map_err(ledger_error)?;
+    Ok(Json(serde_json::json!({"reviews": reviews})).into_response())
+}
+
+async fn decide_review(
+    State(id): State<Arc<Identity>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    Path(review_id): Path<Uuid>,
+    body: Result<Json<ReviewDecision>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (_, actor) = staff(&id, &headers, client, true).await?;
+    let Json(body) = body?;
+    let resolution = match body.action.as_str() {
+        "approve" => ReviewResolution::Approve,
+        "deny" => ReviewResolution::Deny,
+        _ => return Err(ApiError::field("action", "must be `approve` or `deny`")),
+    };
+    let review = id
+        .store
+        .resolve_job_review(
+            review_id,
+            resolution,
+            &actor,
+            &body.reason,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(ledger_error)?;
+    Ok(Json(review).into_response())
+}
+
+async fn link(
+    State(id): State<Arc<Identity>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    body: Result<Json<LinkBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (_, actor) = staff(&id, &headers, client, true).await?;
+    let Json(body) = body?;
+    let group = id
+        .store
+        .link_customers(
+            body.customer_a,
+            body.customer_b,
+            &body.reason,
+            &actor,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(ledger_error)?;
+    Ok(Json(group).into_response())
+}
+
+async fn unlink(
+    State(id): State<Arc<Identity>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    body: Result<Json<UnlinkBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (_, actor) = staff(&id, &headers, client, true).await?;
+    let Json(body) = body?;
+    let left = id
+        .store
+        .unlink_customer(
+            body.customer_id,
+            &body.reason,
+            &actor,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(ledger_error)?;
+    Ok(
+        Json(serde_json::json!({"customer_id": body.customer_id, "left_group": left}))
+            .into_response(),
+    )
+}
+
+fn ledger_error(e: LedgerError) -> ApiError {
+    match e {
+        LedgerError::ReviewNotFound | LedgerError::UnknownJob | LedgerError::UnknownCustomer => {
+            ApiError::NotFound
+        }
+        LedgerError::ReviewAlreadyResolved => ApiError::Conflict("the review is already resolved"),
+        LedgerError::ReportNotFound => ApiError::NotFound,
+        LedgerError::NotStaff => ApiError::Forbidden("staff only"),
+        LedgerError::Invalid(why) => ApiError::field("request", why),
+        other => unavailable(other),
+    }
+}

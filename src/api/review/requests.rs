@@ -1,0 +1,224 @@
+//! The staff API's request documents and query parameters, parsed into the store's terms with
+//! every problem reported at once.
+
+use computegate_kyc::accounts::Tier;
+use computegate_kyc::verification::{
+    ApplicationStatus, DecisionRequest, MAX_QUEUE_PAGE, QueueFilter, StaffDecision,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::api::error::ApiError;
+use crate::verification::Verification;
+
+/// Longest reason, in characters (the state machine's limit).
+const MAX_REASON_CHARS: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct QueueQuery {
+    pub(super) status: Option<String>,
+    pub(super) min_risk: Option<String>,
+    pub(super) country: Option<String>,
+    pub(super) older_than: Option<String>,
+    pub(super) limit: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DecisionBody {
+    pub(super) action: Option<String>,
+    pub(super) tier: Option<String>,
+    pub(super) reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReasonBody {
+    pub(super) reason: Option<String>,
+}
+
+/// The decision request, or every bad field at once.
+pub(super) fn decision_request(
+    kyc: &Verification,
+    body: &DecisionBody,
+) -> Result<DecisionRequest, ApiError> {
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let action = match body.action.as_deref() {
+        Some("approve") => match body.tier.as_deref() {
+            Some(name) => match Tier::new(name) {
+                Ok(tier) if kyc.tier_defined(name) && name != Tier::UNVERIFIED => {
+                    Some(StaffDecision::Approve { tier })
+                }
+                _ => {
+                    errors.push(("tier".into(), "not a tier of the policy in force".into()));
+                    None
+                }
+            },
+            None => {
+                errors.push(("tier".into(), "required to approve".into()));
+                None
+            }
+        },
+        Some("reject") => Some(StaffDecision::Reject),
+        Some("request_info") => Some(StaffDecision::RequestInfo),
+        Some(_) => {
+            errors.push((
+                "action".into(),
+                "one of approve, reject, request_info".into(),
+            ));
+            None
+        }
+        None => {
+            errors.push(("action".into(), "required".into()));
+            None
+        }
+    };
+    let reason = reason_of(body.reason.as_deref())
+        .map_err(|e| errors.push(e))
+        .ok();
+    match (action, reason) {
+        (Some(action), Some(reason)) if errors.is_empty() => {
+            let reverify_after = match &action {
+                StaffDecision::Approve { tier } => kyc.reverify_after(tier.as_str()),
+                _ => None,
+            };
+            Ok(DecisionRequest {
+                action,
+                reason,
+                reverify_after,
+            })
+        }
+        _ => Err(ApiError::Invalid(errors)),
+    }
+}
+
+/// A required reason of 1..=1000 characters.
+pub(super) fn reason_of(reason: Option<&str>) -> Result<String, (String, String)> {
+    let bad = |why: &str| ("reason".to_string(), why.to_string());
+    match reason {
+        None => Err(bad("required")),
+        Some(r) if r.trim().is_empty() => Err(bad("must not be blank")),
+        Some(r) if r.chars().count() > MAX_REASON_CHARS => Err(bad("at most 1000 characters")),
+        Some(r) => Ok(r.trim().to_owned()),
+    }
+}
+
+/// The queue filter from the query, or every bad parameter at once.
+pub(super) fn queue_filter(q: &QueueQuery, now: OffsetDateTime) -> Result<QueueFilter, ApiError> {
+    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut bad = |field: &str, why: &str| errors.push((field.into(), why.into()));
+    let status = q
+        .status
+        .as_deref()
+        .and_then(|s| match s.parse::<ApplicationStatus>() {
+            Ok(st) => Some(st),
+            Err(_) => {
+                bad("status", "not an application status");
+                None
+            }
+        });
+    let min_risk = q.min_risk.as_deref().and_then(|s| match s.parse::<u8>() {
+        Ok(n) if n <= 100 => Some(n),
+        _ => {
+            bad("min_risk", "an integer 0..=100");
+            None
+        }
+    });
+    let country = q.country.as_deref().and_then(|c| {
+        if computegate_kyc::verification::countries::is_country_code(c) {
+            Some(c.to_owned())
+        } else {
+            bad("country", "an ISO 3166-1 alpha-2 code in upper case");
+            None
+        }
+    });
+    let submitted_before = q.older_than.as_deref().and_then(|t| match parse_age(t) {
+        Some(age) => Some(now - age),
+        None => {
+            bad("older_than", "an age such as 90s, 30m, 12h or 7d");
+            None
+        }
+    });
+    let limit = q
+        .limit
+        .as_deref()
+        .map_or(Some(0), |s| match s.parse::<u32>() {
+            Ok(n) if (1..=MAX_QUEUE_PAGE).contains(&n) => Some(n),
+            _ => {
+                bad("limit", "an integer 1..=500");
+                None
+            }
+        });
+    match limit {
+        Some(limit) if errors.is_empty() => Ok(QueueFilter {
+            status,
+            min_risk,
+            submitted_before,
+            country,
+            limit,
+        }),
+        _ => Err(ApiError::Invalid(errors)),
+    }
+}
+
+/// `<n>` seconds or `<n>s|m|h|d`.
+fn parse_age(text: &str) -> Option<time::Duration> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let n: i64 = digits.parse().ok().filter(|n| *n >= 0)?;
+    let seconds = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(3600)?,
+        'd' => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(time::Duration::seconds(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse() {
+        assert_eq!(parse_age("90"), Some(time::Duration::seconds(90)));
+        assert_eq!(parse_age("30m"), Some(time::Duration::minutes(30)));
+        assert_eq!(parse_age("12h"), Some(time::Duration::hours(12)));
+        assert_eq!(parse_age("7d"), Some(time::Duration::days(7)));
+        assert_eq!(parse_age("7w"), None);
+        assert_eq!(parse_age("-1s"), None);
+        assert_eq!(parse_age(""), None);
+    }
+
+    #[test]
+    fn queue_filters_list_every_bad_parameter() {
+        let q = QueueQuery {
+            status: Some("nope".into()),
+            min_risk: Some("101".into()),
+            country: Some("de".into()),
+            older_than: Some("soon".into()),
+            limit: Some("0".into()),
+        };
+        let Err(ApiError::Invalid(errors)) = queue_filter(&q, OffsetDateTime::now_utc()) else {
+            panic!("expected invalid");
+        };
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["status", "min_risk", "country", "older_than", "limit"]
+        );
+    }
+
+    #[test]
+    fn reasons_are_required() {
+        assert!(reason_of(None).is_err());
+        assert!(reason_of(Some("  ")).is_err());
+        assert!(reason_of(Some(&"x".repeat(1001))).is_err());
+        assert_eq!(reason_of(Some(" ok ")).unwrap(), "ok");
+    }
+}

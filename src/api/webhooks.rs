@@ -1,0 +1,104 @@
+//! Identity-verification provider webhooks on the public listener:
+//! `POST /computegate/v1/kyc/webhooks/{provider}` for `stripe`, `persona` and `onfido`.
+//!
+//! No bearer token: the sender is authenticated by the provider's signature over the raw body
+//! (secrets from `COMPUTEGATE_IDV_<PROVIDER>_SECRET[_PREVIOUS]`). An unknown or unconfigured
+//! provider and a missing, stale or wrong signature all answer 401 and store nothing. A
+//! verified event is recorded on its application idempotently by event id: a replay answers
+//! 200 with `{"duplicate":true}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use computegate_kyc::verification::webhooks::{
+    DEFAULT_TOLERANCE, MAX_WEBHOOK_BODY, WebhookError, parse_event, verify_signature,
+};
+use computegate_kyc::verification::{IdvProvider, IdvRecorded};
+use time::OffsetDateTime;
+
+use super::applications::refused;
+use super::error::ApiError;
+use crate::verification::Verification;
+
+/// The webhook route (merged into the customer API; no fallback of its own).
+pub fn router(kyc: Arc<Verification>) -> Router {
+    Router::new()
+        .route(
+            "/computegate/v1/kyc/webhooks/{provider}",
+            post(receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+        )
+        .with_state(kyc)
+}
+
+async fn receive(
+    State(kyc): State<Arc<Verification>>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let provider: IdvProvider = provider
+        .parse()
+        .map_err(|_| ApiError::BadSignature("unknown webhook provider"))?;
+    let secrets = kyc
+        .secrets()
+        .get(provider)
+        .ok_or(ApiError::BadSignature("webhook provider not configured"))?;
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "webhook bodies are at most {MAX_WEBHOOK_BODY} bytes"
+            ))
+        } else {
+            ApiError::MalformedBody(r.body_text())
+        }
+    })?;
+    let header = headers
+        .get(provider.signature_header())
+        .and_then(|v| v.to_str().ok());
+    let now = OffsetDateTime::now_utc();
+    verify_signature(provider, header, &body, secrets, now, DEFAULT_TOLERANCE).map_err(|e| {
+        tracing::info!(provider = %provider, error = %e, "webhook refused");
+        webhook_refused(e)
+    })?;
+    let Some(event) = parse_event(provider, &body).map_err(webhook_refused)? else {
+        // A verified event type that carries no verification outcome: acknowledged, not stored.
+        return Ok(Json(serde_json::json!({"ignored": true})).into_response());
+    };
+    let recorded = kyc
+        .store()
+        .record_idv_event(&event, now)
+        .await
+        .map_err(refused)?;
+    let duplicate = recorded == IdvRecorded::Duplicate;
+    tracing::info!(provider = %provider, application = %event.application_id, duplicate, "IDV event received");
+    Ok(Json(serde_json::json!({
+        "duplicate": duplicate,
+        "application_id": event.application_id,
+        "outcome": event.outcome,
+    }))
+    .into_response())
+}
+
+fn webhook_refused(e: WebhookError) -> ApiError {
+    match e {
+        WebhookError::UnknownProvider => ApiError::BadSignature("unknown webhook provider"),
+        WebhookError::MissingSignature => ApiError::BadSignature("missing webhook signature"),
+        WebhookError::MalformedSignature => {
+            ApiError::BadSignature("malformed webhook signature header")
+        }
+        WebhookError::StaleTimestamp => {
+            ApiError::BadSignature("webhook timestamp outside the tolerance window")
+        }
+        WebhookError::BadSignature => ApiError::BadSignature("webhook signature does not match"),
+        WebhookError::MissingReference => {
+            ApiError::field("reference", "the event names no application reference")
+        }
+        other => ApiError::MalformedBody(other.to_string()),
+    }
+}

@@ -1,0 +1,319 @@
+//! Operator commands of verification: `screening import` (a denied-party list version, then a
+//! re-screen of every approved customer) and `audit verify` / `audit export`. Each takes
+//! `--config FILE` (master key from `COMPUTEGATE_MASTER_KEY`) or `--data-dir DIR`, like the
+//! other store commands.
+//!
+//! `screening import` re-screens in this process (it has the store and the master key): new
+//! hits suspend the customer pending review, with an audit record each. It ends with a
+//! `screening.rescreen.completed` audit record, from which running gateways pick up the new
+//! list and the suspensions within seconds; with Redis configured it also publishes the
+//! suspensions to every replica at once.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use computegate_kyc::Store;
+use computegate_kyc::accounts::Actor;
+use computegate_kyc::audit::{AuditEntry, ExportFormat};
+use computegate_kyc::cluster::{Notice, Notices};
+use computegate_kyc::screening::{ImportRequest, ListFormat, ListInput, ScoringConfig};
+use time::OffsetDateTime;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::operator::StoreTarget;
+use crate::serve::StartupConfigError;
+use crate::verification::{LoadedList, parse_since, rescreen_approved};
+
+/// `computegate screening …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ScreeningCommand {
+    /// Import a denied-party list as a new version, then re-screen every approved customer.
+    Import {
+        /// List format: csl, sdn or opensanctions.
+        #[arg(long)]
+        format: String,
+        /// SDN `alt.csv` (aliases), with `--format sdn`.
+        #[arg(long)]
+        alt: Option<PathBuf>,
+        /// SDN `add.csv` (addresses), with `--format sdn`.
+        #[arg(long)]
+        add: Option<PathBuf>,
+        /// A label for people (default: format, date and digest prefix).
+        #[arg(long)]
+        label: Option<String>,
+        /// The list file (CSL CSV/JSON, `sdn.csv`, OpenSanctions JSON lines).
+        file: PathBuf,
+        /// Where the store is.
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+}
+
+/// `computegate audit …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain; exit 1 with the first broken link.
+    Verify {
+        /// Where the store is.
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+    /// Export records from a time on, as JSON lines (re-verifiable) or CSV.
+    Export {
+        /// RFC 3339 time or YYYY-MM-DD (midnight UTC).
+        #[arg(long)]
+        since: String,
+        /// jsonl or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Where the store is.
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+}
+
+/// Runs `computegate screening …`.
+pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
+    let ScreeningCommand::Import {
+        format,
+        alt,
+        add,
+        label,
+        file,
+        target,
+    } = command;
+    let format = ListFormat::from_name(&format).ok_or_else(|| {
+        StartupConfigError(format!(
+            "--format `{format}` is not one of csl, sdn, opensanctions"
+        ))
+    })?;
+    if format != ListFormat::Sdn && (alt.is_some() || add.is_some()) {
+        return Err(StartupConfigError("--alt and --add go with --format sdn".into()).into());
+    }
+    let request = ImportRequest {
+        format,
+        main: input(&file)?,
+        aliases: alt.as_deref().map(input).transpose()?,
+        addresses: add.as_deref().map(input).transpose()?,
+        label,
+    };
+    let (config, master, store) = open(&target).await?;
+    store.migrate().await.context("migration failed")?;
+    let started = Instant::now();
+    let now = OffsetDateTime::now_utc();
+    let version = store
+        .import_screening_list(request, now)
+        .await
+        .with_context(|| format!("cannot import {}", file.display()))?;
+    let import_secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported list version {} ({}, {} entries, sha256 {}) in {import_secs:.2}s",
+        version.id, version.format, version.entry_count, version.sha256
+    );
+    let entry = AuditEntry::new(
+        now,
+        &Actor::system("cli"),
+        "screening.list.imported",
+        format!("screening_list:{}", version.id),
+    )
+    .with_detail(serde_json::json!({
+        "format": version.format,
+        "label": version.label,
+        "source_file": version.source_file,
+        "entries": version.entry_count,
+        "sha256": version.sha256,
+    }));
+    store
+        .record_audit(&entry)
+        .await
+        .context("cannot record the import")?;
+
+    let started = Instant::now();
+    let index = store
+        .load_screening_index(version.id, ScoringConfig::default())
+        .await
+        .context("cannot load the new list")?;
+    let list = LoadedList { version, index };
+    let report = rescreen_approved(&store, &master, &list, OffsetDateTime::now_utc())
+        .await
+        .context("re-screening approved customers failed")?;
+    println!(
+        "re-screened {} approved applications in {:.2}s: {} hits, {} customers suspended pending review",
+        report.screened,
+        started.elapsed().as_secs_f64(),
+        report.hits,
+        report.suspended.len()
+    );
+    for customer in &report.suspended {
+        println!("suspended customer {customer}");
+    }
+    if report.truncated {
+        eprintln!(
+            "warning: more approved applications than one queue page; the rest were not re-screened"
+        );
+    }
+    if let Some(url) = &config.redis.url
+        && !report.suspended.is_empty()
+    {
+        let client = computegate_kyc::cluster::redis_client(url)?;
+        let notices = Notices::redis(client, &config.redis.key_prefix).await?;
+        for customer_id in &report.suspended {
+            notices
+                .publish(&Notice::CustomerChanged {
+                    customer_id: *customer_id,
+                })
+                .await?;
+        }
+        println!("replicas notified through Redis");
+    }
+    Ok(())
+}
+
+/// Runs `computegate audit …`.
+pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify { target } => verify(&target).await,
+        AuditCommand::Export {
+            since,
+            format,
+            output,
+            target,
+        } => export(&target, &since, &format, output.as_deref()).await,
+    }
+}
+
+async fn verify(target: &StoreTarget) -> anyhow::Result<()> {
+    let (_, _, store) = open(target).await?;
+    store
+        .check_schema()
+        .await
+        .context("the store is not ready")?;
+    let result = store
+        .verify_audit_chain()
+        .await
+        .context("cannot read the audit chain")?;
+    match result.first_broken {
+        None => {
+            println!(
+                "chain intact, {} records (head seq {}, hash {})",
+                result.records, result.head.seq, result.head.hash
+            );
+            Ok(())
+        }
+        Some(broken) => {
+            let reason = serde_json::to_value(broken.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{:?}", broken.reason));
+            println!(
+                "chain broken at seq {}: {reason} ({} records verified before it)",
+                broken.seq, result.records
+            );
+            Err(anyhow::anyhow!(
+                "audit chain broken at seq {} ({reason})",
+                broken.seq
+            ))
+        }
+    }
+}
+
+async fn export(
+    target: &StoreTarget,
+    since: &str,
+    format: &str,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let since = parse_since(since).ok_or_else(|| {
+        StartupConfigError(format!(
+            "--since `{since}` is not an RFC 3339 time or a YYYY-MM-DD date"
+        ))
+    })?;
+    let format: ExportFormat = format
+        .parse()
+        .map_err(|_| StartupConfigError(format!("--format `{format}` is not one of jsonl, csv")))?;
+    let (_, _, store) = open(target).await?;
+    store
+        .check_schema()
+        .await
+        .context("the store is not ready")?;
+    let written = match output {
+        Some(path) => {
+            let mut file = tokio::fs::File::create(path)
+                .await
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let n = store.audit_export(since, format, &mut file).await?;
+            file.sync_all().await?;
+            println!("exported {n} records to {}", path.display());
+            n
+        }
+        None => {
+            let mut out = StdoutWriter(std::io::stdout());
+            let n = store.audit_export(since, format, &mut out).await?;
+            out.flush().await?;
+            n
+        }
+    };
+    tracing::info!(records = written, "audit export written");
+    Ok(())
+}
+
+/// The store of `target` with its configuration and master key.
+async fn open(
+    target: &StoreTarget,
+) -> anyhow::Result<(
+    computegate_gateway::config::Config,
+    computegate_kyc::crypto::MasterKey,
+    Store,
+)> {
+    let (config, master) = target.resolve()?;
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let store = Store::connect(&url)
+        .await
+        .context("cannot open the database")?;
+    Ok((config, master, store))
+}
+
+/// Standard output as an `AsyncWrite` (the CLI runs nothing else meanwhile, so the blocking
+/// writes hold up no other task).
+struct StdoutWriter(std::io::Stdout);
+
+impl tokio::io::AsyncWrite for StdoutWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(std::io::Write::write(&mut self.0, buf))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(std::io::Write::flush(&mut self.0))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+fn input(path: &Path) -> anyhow::Result<ListInput<std::fs::File>> {
+    let reader = std::fs::File::open(path)
+        .map_err(|e| StartupConfigError(format!("cannot open {}: {e}", path.display())))?;
+    let file_name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok(ListInput { file_name, reader })
+}

@@ -1,0 +1,304 @@
+//! Verification (KYC/KYB) in the running gateway: the [`Verification`] service that the customer,
+//! webhook and staff APIs share, the screening of submitted applications against the latest
+//! denied-party list, the re-screening of approved customers after a list import, and the
+//! background tasks (screening sweep, re-verification expiry, re-screen pick-up, metrics).
+//!
+//! The decisions live in `computegate_kyc::verification` and `computegate_kyc::screening`;
+//! this module only wires them to the process: the master key, the policy in force (jurisdiction
+//! groups and re-verification periods), the IDV webhook secrets from the environment, the
+//! metrics registry and the data plane's credential caches. Every change to a customer's status
+//! or tier made here is announced (`Notice::CustomerChanged`) so the data plane sees it at once.
+
+mod metrics;
+mod rescreen;
+mod screening;
+mod tasks;
+mod webhook_secrets;
+
+use std::sync::Arc;
+
+use computegate_gateway::policy::{Policy, PolicyHandle};
+use computegate_kyc::Store;
+use computegate_kyc::audit::AuditFilter;
+use computegate_kyc::cluster::Notice;
+use computegate_kyc::crypto::MasterKey;
+use computegate_kyc::screening::ScreeningError;
+use computegate_kyc::verification::{
+    ApplicationStatus, DocumentLimits, JurisdictionRules, ScreeningRecorded, VerificationError,
+};
+use prometheus_client::registry::Registry;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::identity::Identity;
+
+pub use self::metrics::KycMetrics;
+pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_approved};
+pub use self::screening::{LoadedList, ScreeningCache, screen_subjects, subjects_of};
+pub use self::webhook_secrets::{IdvSecrets, idv_secrets_from_env};
+
+/// The verification service of one gateway process.
+pub struct Verification {
+    identity: Arc<Identity>,
+    master: MasterKey,
+    policy: Arc<PolicyHandle>,
+    secrets: IdvSecrets,
+    limits: DocumentLimits,
+    lists: ScreeningCache,
+    metrics: KycMetrics,
+    stats_changed: tokio::sync::Notify,
+}
+
+/// Why screening an application could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScreeningRunError {
+    /// The application store refused or failed.
+    #[error(transparent)]
+    Verification(#[from] VerificationError),
+    /// The list store or index failed.
+    #[error(transparent)]
+    Screening(#[from] ScreeningError),
+    /// Changing the customer's status failed.
+    #[error(transparent)]
+    Account(#[from] computegate_kyc::accounts::AccountError),
+}
+
+// === impl Verification ===
+
+impl Verification {
+    /// Builds the service and registers its metrics. Start its background work with
+    /// [`Verification::spawn_tasks`].
+    pub fn new(
+        identity: Arc<Identity>,
+        master: MasterKey,
+        policy: Arc<PolicyHandle>,
+        secrets: IdvSecrets,
+        registry: &mut Registry,
+    ) -> Arc<Verification> {
+        tracing::info!(providers = ?secrets.configured(), "IDV webhook providers configured");
+        Arc::new(Verification {
+            identity,
+            master,
+            policy,
+            secrets,
+            limits: DocumentLimits::default(),
+            lists: ScreeningCache::default(),
+            metrics: KycMetrics::register(registry),
+            stats_changed: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Starts the background tasks; they end when `stop` turns true or the service is dropped.
+    pub fn spawn_tasks(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        tasks::spawn(self, stop);
+    }
+
+    /// The identity service (store, credential caches, notices).
+    pub fn identity(&self) -> &Arc<Identity> {
+        &self.identity
+    }
+
+    /// The system of record.
+    pub fn store(&self) -> &Store {
+        &self.identity.store
+    }
+
+    /// The key personal data is sealed with.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// IDV webhook secrets per provider.
+    pub fn secrets(&self) -> &IdvSecrets {
+        &self.secrets
+    }
+
+    /// Upload limits.
+    pub fn limits(&self) -> &DocumentLimits {
+        &self.limits
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &KycMetrics {
+        &self.metrics
+    }
+
+    /// The jurisdiction rules of the policy in force.
+    pub fn jurisdiction(&self) -> JurisdictionRules {
+        jurisdiction_rules(&self.policy.current())
+    }
+
+    /// Whether the policy in force defines tier `name`.
+    pub fn tier_defined(&self, name: &str) -> bool {
+        self.policy.current().tier(name).is_some()
+    }
+
+    /// The policy's re-verification period for tier `name` (`None`: never).
+    pub fn reverify_after(&self, name: &str) -> Option<time::Duration> {
+        self.policy
+            .current()
+            .tier(name)
+            .and_then(|t| t.reverify_every)
+            .map(crate::identity::span)
+    }
+
+    /// Tells the data plane (here and on other replicas) that a customer's status or tier
+    /// changed, and refreshes the application gauges soon.
+    pub async fn customer_changed(&self, customer_id: Uuid) {
+        self.identity
+            .announce(Notice::CustomerChanged { customer_id })
+            .await;
+        self.stats_changed();
+    }
+
+    /// Asks the metrics task to refresh the application gauges now.
+    pub fn stats_changed(&self) {
+        self.stats_changed.notify_one();
+    }
+
+    /// Screens a `submitted` application against the latest list version and records the
+    /// outcome (`pending_review`, or `rejected` for an embargoed jurisdiction). `Ok(None)` when
+    /// no list has been imported yet: the application stays `submitted` and the sweep retries.
+    pub async fn screen_submitted(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<ScreeningRecorded>, ScreeningRunError> {
+        let Some(list) = self.lists.current(self.store()).await? else {
+            return Ok(None);
+        };
+        let now = OffsetDateTime::now_utc();
+        let subjects = self
+            .store()
+            .begin_application_screening(&self.master, id, now)
+            .await?;
+        self.finish_screening(&list, id, &subjects, now)
+            .await
+            .map(Some)
+    }
+
+    /// Screens `subjects` of application `id` (already in `screening`) and records the result.
+    async fn finish_screening(
+        &self,
+        list: &LoadedList,
+        id: Uuid,
+        subjects: &[computegate_kyc::verification::ScreeningSubject],
+        now: OffsetDateTime,
+    ) -> Result<ScreeningRecorded, ScreeningRunError> {
+        let (summary, results) = screen_subjects(list, subjects);
+        for (role, result) in &results {
+            let subject_ref = screening::subject_ref(id, role);
+            if let Err(e) = self
+                .store()
+                .record_screening(&subject_ref, result, now)
+                .await
+            {
+                tracing::warn!(error = %e, application = %id, "could not record a party screening");
+            }
+        }
+        let hits = results
+            .iter()
+            .filter(|(_, r)| r.decision == computegate_kyc::screening::Decision::Hit)
+            .count();
+        self.metrics
+            .screening_hits(list.version.format, hits as u64);
+        let recorded = self
+            .store()
+            .record_application_screening(
+                &self.master,
+                id,
+                &summary,
+                None,
+                &self.jurisdiction(),
+                now,
+            )
+            .await?;
+        self.metrics.funnel("screened");
+        if recorded.status == ApplicationStatus::Rejected {
+            self.metrics.funnel("rejected");
+        }
+        self.stats_changed();
+        Ok(recorded)
+    }
+
+    /// The customer who owns application `id`, read from its `kyc.application.created` audit
+    /// record (the store offers no unaudited staff read of an application's owner).
+    pub async fn owner_of(&self, id: Uuid) -> Option<Uuid> {
+        let filter = AuditFilter {
+            subject: Some(format!("application:{id}")),
+            action: Some("kyc.application.created".into()),
+            limit: 1,
+            ..AuditFilter::default()
+        };
+        match self.store().audit_page(&filter).await {
+            Ok(records) => records
+                .first()
+                .and_then(|r| r.detail["customer_id"].as_str())
+                .and_then(|s| Uuid::parse_str(s).ok()),
+            Err(e) => {
+                tracing::warn!(error = %e, application = %id, "cannot read the application's owner");
+                None
+            }
+        }
+    }
+}
+
+/// Jurisdiction rules from policy: the countries of the `jurisdiction.deny_groups` are
+/// embargoed, those of `jurisdiction.review_groups` high-risk.
+pub fn jurisdiction_rules(policy: &Policy) -> JurisdictionRules {
+    let countries = |groups: &[String]| -> Vec<String> {
+        let mut out: Vec<String> = groups
+            .iter()
+            .filter_map(|g| policy.country_group(g))
+            .flat_map(|g| g.countries.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    let rules = policy.jurisdiction();
+    JurisdictionRules {
+        embargoed: countries(&rules.deny_groups),
+        high_risk: countries(&rules.review_groups),
+    }
+}
+
+/// A lower time bound as the audit filters take it: an RFC 3339 time, or a `YYYY-MM-DD` date
+/// meaning midnight UTC.
+pub fn parse_since(text: &str) -> Option<OffsetDateTime> {
+    let text = text.trim();
+    if let Ok(t) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return Some(t);
+    }
+    computegate_kyc::verification::payload::parse_date(text).map(|d| d.midnight().assume_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_time_or_a_date() {
+        assert_eq!(
+            parse_since("2030-01-02").unwrap(),
+            time::macros::datetime!(2030-01-02 0:00 UTC)
+        );
+        assert_eq!(
+            parse_since("2030-01-02T03:04:05+01:00").unwrap(),
+            time::macros::datetime!(2030-01-02 2:04:05 UTC)
+        );
+        assert!(parse_since("yesterday").is_none());
+        assert!(parse_since("2030-02-30").is_none());
+    }
+
+    #[test]
+    fn jurisdiction_groups_come_from_the_default_policy() {
+        let policy = Policy::from_toml(crate::policy_file::DEFAULT_POLICY).unwrap();
+        let rules = jurisdiction_rules(&policy);
+        assert!(rules.embargoed.contains(&"IR".to_string()));
+        assert!(rules.embargoed.contains(&"KP".to_string()));
+        assert!(rules.high_risk.contains(&"RU".to_string()));
+        assert!(!rules.high_risk.contains(&"DE".to_string()));
+        assert!(!rules.embargoed.contains(&"DE".to_string()));
+    }
+}
