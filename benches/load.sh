@@ -612,7 +612,7 @@ ver_wrk=$(wrk --version 2>&1 | head -n 1 | awk '{print $2}' || true)
 ver_nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///' || true)
 ver_haproxy=$(haproxy -v 2>/dev/null | head -n 1 | awk '{print $3}' || true)
 
-echo "## Load benchmark run, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "### Load benchmark run, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 echo "- command: \`$COMMAND_LINE\`"
 echo "- machine: \`nproc\` = $NCPU, CPU: $cpu_model, kernel $(uname -r)"
@@ -624,7 +624,7 @@ fi
 echo "- method: wrk (1 thread) pinned to CPU $CLIENT_CPU; simulator upstream and the proxy under test pinned to CPU $SERVER_CPU;" \
   "$ROUNDS interleaved rounds (order rotated), ${DURATION}s per run after ${WARMUP}s warmup;" \
   "get = GET /v1/ping with $CONNS connections, post = POST 1 KiB JSON to /v1/echo with $CONNS connections," \
-  "unloaded = GET /v1/ping over 1 connection. Medians over rounds. CPU µs/req = (utime+stime) of the proxy process ÷ requests."
+  "unloaded = GET /v1/ping over 1 connection. Medians over the quiet rounds (other CPU < 20 %), or over all rounds when none was quiet. CPU µs/req = (utime+stime) of the proxy process ÷ requests."
 for t in $TARGETS computegate-jwt computegate-apikey; do
   [[ -n "${NOTE[$t]:-}" ]] && echo "- **$t not measured**: ${NOTE[$t]}"
 done
@@ -643,29 +643,40 @@ function median(s,   a, n, i, j, x) {
   return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 $4 == "FAILED" { failed[$2 SUBSEP $3]++; next }
-{
-  k = $2 SUBSEP $3
-  rps[k] = rps[k] " " $4; p50[k] = p50[k] " " $5; p99[k] = p99[k] " " $6
-  if ($7 != "-") pc[k] = pc[k] " " $7
-  uc[k] = uc[k] " " $8; err[k] += $9; runs[k]++
-  if ($11 + 0 > maxother + 0) maxother = $11 + 0
-  other = other " " $11
-}
+{ rows[++nrows] = $0; k = $2 SUBSEP $3; all[k]++; if ($11 + 0 < 20) quiet[k]++ }
 END {
+  # Medians use only the quiet runs (other CPU < 20 % of a core) of a workload and target when
+  # there are any, else all of its runs; the "quiet runs" column says which.
+  for (i = 1; i <= nrows; i++) {
+    split(rows[i], f, "\t"); k = f[2] SUBSEP f[3]
+    if ((k in quiet) && f[11] + 0 >= 20) continue
+    rps[k] = rps[k] " " f[4]; p50[k] = p50[k] " " f[5]; p99[k] = p99[k] " " f[6]
+    if (f[7] != "-") pc[k] = pc[k] " " f[7]
+    uc[k] = uc[k] " " f[8]; err[k] += f[9]; runs[k]++
+  }
+  for (i = 1; i <= nrows; i++) {
+    split(rows[i], f, "\t")
+    if (f[11] + 0 > maxother + 0) maxother = f[11] + 0
+    other = other " " f[11]
+  }
+  report()
+}
+function report(   nt, nw, T, W, w, i, d, drps, k, r, ratio, cpu, e, es, q, dp50, dp99, a, b) {
   nt = split(order, T, " "); nw = split(workloads, W, " ")
-  print "| workload | target | req/s | p50 µs | p99 µs | proxy CPU µs/req | upstream CPU µs/req | req/s ÷ direct | errors |"
-  print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  print "| workload | target | req/s | p50 µs | p99 µs | proxy CPU µs/req | upstream CPU µs/req | req/s ÷ direct | errors | quiet runs |"
+  print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for (w = 1; w <= nw; w++) {
     d = W[w] SUBSEP "direct"; drps = (d in runs) ? median(rps[d]) : ""
     for (i = 1; i <= nt; i++) {
       k = W[w] SUBSEP T[i]
-      if (!(k in runs)) { if (k in failed) printf "| %s | %s | failed | | | | | | |\n", W[w], T[i]; continue }
+      if (!(k in runs)) { if (k in failed) printf "| %s | %s | failed | | | | | | | |\n", W[w], T[i]; continue }
+      q = sprintf("%d/%d", quiet[k] + 0, all[k])
       r = median(rps[k])
       ratio = (drps != "" && drps > 0) ? sprintf("%.2f", r / drps) : "n/a"
       cpu = (k in pc) ? sprintf("%.1f", median(pc[k])) : "—"
       e = err[k] + 0; es = (e > 0) ? sprintf("**%d**", e) : "0"
       if (k in failed) es = es " (+" failed[k] " failed runs)"
-      printf "| %s | %s | %.0f | %.0f | %.0f | %s | %.1f | %s | %s |\n", W[w], T[i], r, median(p50[k]), median(p99[k]), cpu, median(uc[k]), ratio, es
+      printf "| %s | %s | %.0f | %.0f | %.0f | %s | %.1f | %s | %s | %s |\n", W[w], T[i], r, median(p50[k]), median(p99[k]), cpu, median(uc[k]), ratio, es, q
     }
   }
   print ""
@@ -675,7 +686,7 @@ END {
   if (d in runs) {
     dp50 = median(p50[d]); dp99 = median(p99[d])
     print ""
-    print "Unloaded added latency (1 connection, GET /v1/ping; medians over rounds):"
+    print "Unloaded added latency (1 connection, GET /v1/ping; medians as above):"
     print ""
     print "| target | p50 µs | added p50 µs vs direct | p99 µs | added p99 µs vs direct |"
     print "|---|---:|---:|---:|---:|"

@@ -11,6 +11,7 @@ use computegate_gateway::admission::{
     AdmissionOutcome, ComputeLedger, JobAdmission, LedgerUnavailable,
 };
 use computegate_gateway::auth::BoxFuture;
+use computegate_gateway::metering::CapNeeds;
 use computegate_gateway::policy::{Action, Policy, RuleStatus, Scope};
 use computegate_kyc::Store;
 
@@ -168,7 +169,26 @@ async fn admit(
                         }
                         _ => "the job would cross a threshold whose action is to block".into(),
                     };
-                    denied_with(&policy, job, &detail, d.limit_flop, d.threshold_label)
+                    // The tier that would allow it, judged on the totals with this job added (a
+                    // denied job is not in `totals_after`).
+                    let t = &decision.totals_after;
+                    let estimate = job.estimate.admitted_flop();
+                    let needs = CapNeeds {
+                        accelerators: job.spec.accelerators,
+                        run_flop: t.lineage_flop + estimate,
+                        customer_window_flop: t.customer_window_flop + estimate,
+                        concurrent_jobs: t.open_jobs.unwrap_or(0) + 1,
+                    };
+                    let required_tier = policy
+                        .required_tier_for(&needs)
+                        .map(|t| t.name.clone())
+                        .filter(|t| t.as_str() != job.principal.tier.as_ref());
+                    AdmissionOutcome::Denied {
+                        detail,
+                        limit_flop: d.limit_flop,
+                        threshold: d.threshold_label,
+                        required_tier,
+                    }
                 }
             })
         }

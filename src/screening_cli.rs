@@ -151,11 +151,6 @@ pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
     for customer in &report.suspended {
         println!("suspended customer {customer}");
     }
-    if report.truncated {
-        eprintln!(
-            "warning: more approved applications than one queue page; the rest were not re-screened"
-        );
-    }
     if let Some(url) = &config.redis.url
         && !report.suspended.is_empty()
     {

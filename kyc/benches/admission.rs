@@ -40,6 +40,9 @@ const CUSTOMERS_PER_TASK: usize = 4;
 /// Runs per customer: after the first round every job hits an existing run and budget rows.
 const RUNS_PER_CUSTOMER: usize = 4;
 
+/// The tier's rolling window, also used for the thresholds.
+const WINDOW: Duration = Duration::from_secs(30 * 86_400);
+
 const PLACEHOLDER_HASH: &str =
     "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
 
@@ -73,6 +76,7 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
+    let load_before = load_average();
     let mut results = Vec::new();
     let mut versions = Vec::new();
     runtime.block_on(async {
@@ -93,7 +97,8 @@ fn main() {
             ),
         }
     });
-    print_markdown(&results, &versions, seconds);
+    let load = format!("{load_before} → {}", load_average());
+    print_markdown(&results, &versions, seconds, &load);
     criterion_single_admission(&runtime);
 }
 
@@ -216,7 +221,7 @@ fn request(customer_id: Uuid, n: usize, thresholds: Arc<ThresholdPolicy>) -> Adm
         limits: LedgerLimits {
             max_flop_per_run: Some(1e30),
             max_flop_per_customer_window: Some(1e30),
-            window: Duration::from_secs(30 * 86_400),
+            window: WINDOW,
             max_concurrent_jobs: None,
         },
         thresholds,
@@ -228,7 +233,8 @@ fn request(customer_id: Uuid, n: usize, thresholds: Arc<ThresholdPolicy>) -> Adm
     }
 }
 
-/// The shipped thresholds (DESIGN §4) per run lineage and per linked group.
+/// The shipped thresholds (DESIGN §4) per run lineage and per linked group, over the tier's
+/// 30-day window (as the binary wires them).
 fn policy() -> ThresholdPolicy {
     let rule = |label: &str, flop, scope, action, bio| ThresholdRule {
         label: label.into(),
@@ -264,7 +270,7 @@ fn policy() -> ThresholdPolicy {
     }
     ThresholdPolicy {
         rules,
-        window: Duration::from_secs(365 * 86_400),
+        window: WINDOW,
     }
 }
 
@@ -375,7 +381,15 @@ async fn postgres_version(admin: &str) -> String {
     }
 }
 
-fn print_markdown(results: &[Measured], versions: &[String], seconds: u64) {
+/// The 1-minute load average, to say how busy the machine was (benchmarks on a shared box).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn print_markdown(results: &[Measured], versions: &[String], seconds: u64, load: &str) {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -391,7 +405,8 @@ fn print_markdown(results: &[Measured], versions: &[String], seconds: u64) {
         "Command: `cargo bench -p computegate-kyc --bench admission` ({seconds} s per row after 1 s warm-up)."
     );
     println!(
-        "Machine: {cpus} cores ({cpu}); {}; client and server on the same machine.",
+        "Machine: {cpus} cores ({cpu}); {}; client and server on the same machine; \
+         1-minute load average {load} (start → end of the run).",
         versions.join(", ")
     );
     println!(

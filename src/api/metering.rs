@@ -267,6 +267,7 @@ fn ledger_error(e: LedgerError) -> ApiError {
             ApiError::NotFound
         }
         LedgerError::ReviewAlreadyResolved => ApiError::Conflict("the review is already resolved"),
+        LedgerError::ReportAlreadyFiled => ApiError::Conflict("the report is already filed"),
         LedgerError::ReportNotFound => ApiError::NotFound,
         LedgerError::NotStaff => ApiError::Forbidden("staff only"),
         LedgerError::Invalid(why) => ApiError::field("request", why),

@@ -37,8 +37,6 @@ pub struct RescreenReport {
     pub hits: u64,
     /// Customers suspended for a new hit.
     pub suspended: Vec<Uuid>,
-    /// Whether the approved set was larger than one queue page (the rest was not screened).
-    pub truncated: bool,
 }
 
 /// A new hit on one party.
@@ -56,22 +54,29 @@ pub async fn rescreen_approved(
     list: &LoadedList,
     now: OffsetDateTime,
 ) -> Result<RescreenReport, ScreeningRunError> {
-    let filter = QueueFilter {
+    let mut report = RescreenReport::default();
+    let mut filter = QueueFilter {
         status: Some(ApplicationStatus::Approved),
         limit: MAX_QUEUE_PAGE,
         ..QueueFilter::default()
     };
-    let approved = store.application_queue(&filter).await?;
-    let mut report = RescreenReport {
-        truncated: approved.len() >= MAX_QUEUE_PAGE as usize,
-        ..RescreenReport::default()
-    };
-    for item in &approved {
-        let new_hit = rescreen_one(store, master, list, item, now, &mut report).await?;
-        if let Some(hit) = new_hit
-            && suspend(store, list, item, &hit, now).await?
-        {
-            report.suspended.push(item.customer_id);
+    // Walk every approved application, page by page (keyset order: submitted_at, id).
+    loop {
+        let page = store.application_queue(&filter).await?;
+        for item in &page {
+            let new_hit = rescreen_one(store, master, list, item, now, &mut report).await?;
+            if let Some(hit) = new_hit
+                && suspend(store, list, item, &hit, now).await?
+            {
+                report.suspended.push(item.customer_id);
+            }
+        }
+        let last = page
+            .last()
+            .and_then(|i| i.submitted_at.map(|at| (at, i.id)));
+        match last {
+            Some(cursor) if page.len() >= MAX_QUEUE_PAGE as usize => filter.after = Some(cursor),
+            _ => break,
         }
     }
     let entry = AuditEntry::new(
@@ -85,7 +90,6 @@ pub async fn rescreen_approved(
         "screened": report.screened,
         "hits": report.hits,
         "suspended": report.suspended,
-        "incomplete": report.truncated,
     }));
     store
         .record_audit(&entry)

@@ -1,7 +1,7 @@
-//! Fixtures of the compute-metering black-box tests: test policies cut from the shipped default
-//! (its accelerator table and country groups kept, tiers and thresholds replaced), a gateway with
-//! `job_submit` routes in front of the simulator, customers, staff users, job bodies, signed
-//! usage events, and the demo process.
+//! Fixtures of the compute-metering black-box tests: a gateway with `job_submit` routes in front
+//! of the simulator ([`Meter`]), customers, staff users, signed usage events and FLOP arithmetic.
+//! Test policies and job bodies are in `policies`, the KYC approval path in `kyc`, the demo
+//! process in `demo`, export parsing in `exports`.
 //!
 //! Numbers: one H100 for one hour under the shipped table is `989.4e12 × 3600 × 0.4` FLOP
 //! ([`h100_flop`]); the tests size jobs and thresholds in multiples of it.
@@ -13,11 +13,9 @@
 //! /staff/v1/applications/{id}/decision`) is in [`Meter::approve_individual`].
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
@@ -27,7 +25,20 @@ use time::format_description::well_known::Rfc3339;
 
 use super::cluster::{PgDatabase, redis_prefix, redis_url};
 use super::identity::{IdGateway, Setup, login, master_key, new_account, unique_email};
-use super::{Gateway, Proc, Sim, TempDir, client, run_cli_with_stdin};
+use super::{Gateway, Sim, TempDir, client, run_cli_with_stdin};
+
+mod demo;
+mod exports;
+mod kyc;
+mod policies;
+
+// Each test binary uses a different subset of these.
+#[allow(unused_imports)]
+pub(crate) use self::{
+    demo::Demo,
+    exports::{csv_records, parse_csv},
+    policies::{default_policy, fine_tune, job, policy, threshold, tiers},
+};
 
 /// `COMPUTEGATE_USAGE_SECRET` of the test gateways.
 pub(crate) const USAGE_SECRET: &str = "usage-secret-of-the-metering-tests";
@@ -98,21 +109,6 @@ pub(crate) struct Admitted {
     pub(crate) body: Value,
 }
 
-/// `computegate demo` on free ports.
-#[derive(Debug)]
-pub(crate) struct Demo {
-    /// The process.
-    pub(crate) proc: Proc,
-    /// Public listener.
-    pub(crate) public: SocketAddr,
-    /// Admin listener.
-    pub(crate) admin: SocketAddr,
-    /// The simulator.
-    pub(crate) sim: SocketAddr,
-    /// Its data dir.
-    pub(crate) dir: TempDir,
-}
-
 // === numbers ===
 
 /// Hardware estimate of `gpus` H100 for `hours` at the general utilization, FLOP.
@@ -129,96 +125,6 @@ pub(crate) fn close(a: f64, b: f64, rel: f64) -> bool {
 #[track_caller]
 pub(crate) fn assert_flop(got: f64, want: f64, what: &str) {
     assert!(close(got, want, 1e-4), "{what}: {got:e} is not {want:e}");
-}
-
-// === policies ===
-
-/// The shipped default policy's text.
-pub(crate) fn default_policy() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/policy/default.toml");
-    std::fs::read_to_string(path).expect("read deploy/policy/default.toml")
-}
-
-/// The shipped policy with `version`, and its tiers and thresholds replaced by `tiers` and
-/// `thresholds` (TOML text); everything else (accelerator table, utilization, country groups)
-/// is kept.
-pub(crate) fn policy(version: &str, tiers: &str, thresholds: &str) -> String {
-    let text = default_policy();
-    let start = text.find("\n[[tiers]]").expect("default policy has tiers");
-    let end = text
-        .find("\n[country_groups.")
-        .expect("default policy has country groups");
-    let head: String = text[..start]
-        .lines()
-        .map(|l| {
-            if l.starts_with("version = ") {
-                format!("version = {version:?}")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    format!("{head}\n\n{tiers}\n{thresholds}\n{}", &text[end..])
-}
-
-/// The four tiers of the shipped policy (same names, order and methods) with no caps and a
-/// generous request rate, plus the extra `key = value` lines of `caps` (tier name → lines; a
-/// `rate_limit` line there replaces the generous one).
-pub(crate) fn tiers(caps: &[(&str, &str)]) -> String {
-    let names = [
-        "unverified",
-        "identity_verified",
-        "organization_verified",
-        "validated_end_user",
-    ];
-    let mut out = String::new();
-    for name in names {
-        let methods = if name == "unverified" {
-            "[\"GET\", \"HEAD\", \"OPTIONS\"]"
-        } else {
-            "[\"*\"]"
-        };
-        let extra: Vec<&str> = caps
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, lines)| *lines)
-            .collect();
-        let extra = extra.join("\n");
-        let rate = if extra.contains("rate_limit") {
-            ""
-        } else {
-            "rate_limit = { requests_per_second = 10000.0, burst = 10000 }\n"
-        };
-        out.push_str(&format!(
-            "[[tiers]]\nname = \"{name}\"\nallowed_routes = [\"*\"]\nallowed_methods = {methods}\n\
-             job_submit = true\nwindow = \"30d\"\n{rate}{extra}\n\n"
-        ));
-    }
-    out
-}
-
-/// One `[[thresholds]]` entry, in force.
-pub(crate) fn threshold(label: &str, flop: f64, scopes: &[&str], actions: &[&str]) -> String {
-    format!(
-        "[[thresholds]]\nlabel = \"{label}\"\nflop = {flop:e}\nscope = {scopes:?}\n\
-         action = {actions:?}\nreport_due_days = 14\n\
-         source = \"metering black-box tests\"\nstatus = \"in_force\"\n\n"
-    )
-}
-
-// === job bodies ===
-
-/// A `generic` job body (the simulator's `POST /v1/jobs`).
-pub(crate) fn job(gpu: &str, count: u32, hours: f64, run: &str) -> Value {
-    json!({"gpu_type": gpu, "gpu_count": count, "max_duration_hours": hours, "run_id": run})
-}
-
-/// A fine-tune of `parent`.
-pub(crate) fn fine_tune(gpu: &str, count: u32, hours: f64, run: &str, parent: &str) -> Value {
-    let mut body = job(gpu, count, hours, run);
-    body["parent_run_id"] = json!(parent);
-    body
 }
 
 // === usage events ===
@@ -496,11 +402,11 @@ impl Meter {
             .clone()
     }
 
-    /// The customer's runs (`GET /staff/v1/runs?customer_id=`).
+    /// The customer's runs (`GET /staff/v1/runs?customer_id=`, the largest page).
     pub(crate) async fn runs(&self, staff: &str, customer_id: &str) -> Vec<Value> {
         self.staff_list(
             staff,
-            &format!("/staff/v1/runs?customer_id={customer_id}"),
+            &format!("/staff/v1/runs?customer_id={customer_id}&limit=500"),
             "runs",
         )
         .await
@@ -536,93 +442,6 @@ impl Meter {
     /// `computegate ARGS --config <gateway config>` with the master key.
     pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         self.gw.cli(args)
-    }
-
-    /// Imports the fictional denied-party list of `tests/data/kyc/csl.csv` (once per gateway).
-    pub(crate) fn import_screening_list(&self) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/kyc/csl.csv");
-        let out = self.cli(&[
-            "screening",
-            "import",
-            "--format",
-            "csl",
-            path.to_str().expect("UTF-8 path"),
-        ]);
-        assert!(out.status.success(), "screening import: {out:?}");
-    }
-
-    /// Submits a complete `identity_verified` application for `c` with `payment_fingerprint`
-    /// and returns its id (asserting it reached `pending_review`).
-    pub(crate) async fn apply_individual(&self, c: &Cust, name: &str, fingerprint: &str) -> String {
-        let passport = format!("SE{}", &uuid::Uuid::new_v4().simple().to_string()[..7]);
-        let body = json!({
-            "kind": "individual",
-            "requested_tier": "identity_verified",
-            "individual": {
-                "legal_name": name,
-                "date_of_birth": "1986-04-12",
-                "nationality": "SE",
-                "address": {"line1": "2 Storgatan", "city": "Uppsala", "postal_code": "75320", "country": "SE"},
-                "id_document": {"type": "passport", "number": passport, "issuing_country": "SE"},
-                "phone": "+46 70 765 43 21"
-            },
-            "payment_fingerprint": fingerprint,
-            "intended_use": {
-                "category": "model_training",
-                "description": "Training small language models for research.",
-                "biological_sequence_data": false,
-                "model_export": false
-            },
-            "expected_peak_accelerators": 16,
-            "expected_total_flop": 1.0e21
-        });
-        let base = self.gw.url("/computegate/v1/kyc/applications");
-        let resp = self
-            .http
-            .post(&base)
-            .header("authorization", format!("Bearer {}", c.access))
-            .json(&body)
-            .send()
-            .await
-            .expect("send draft");
-        assert_eq!(resp.status(), 201, "create draft: {resp:?}");
-        let doc: Value = resp.json().await.expect("draft JSON");
-        let id = doc["id"].as_str().expect("application id").to_owned();
-        let resp = self
-            .http
-            .post(format!("{base}/{id}/submit"))
-            .header("authorization", format!("Bearer {}", c.access))
-            .send()
-            .await
-            .expect("send submit");
-        assert_eq!(resp.status(), 200, "submit application: {resp:?}");
-        let doc: Value = resp.json().await.expect("submit JSON");
-        assert_eq!(doc["status"], "pending_review", "{doc}");
-        id
-    }
-
-    /// Approves application `id` for `identity_verified` as reviewer `staff` (the real KYC
-    /// staff path), retrying while screening is still deferred (the list import reaches the
-    /// gateway within seconds).
-    pub(crate) async fn approve_individual(&self, staff: &str, id: &str) {
-        let path = format!("/staff/v1/applications/{id}/decision");
-        let body = json!({"action": "approve", "tier": "identity_verified",
-                          "reason": "IDV verified, screening clear (metering tests)"});
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let resp = self.staff_post(staff, &path, &body).await;
-            let status = resp.status();
-            let doc: Value = resp.json().await.unwrap_or(Value::Null);
-            if status == 200 {
-                assert_eq!(doc["status"], "approved", "{doc}");
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "approval of {id} kept failing: {status} {doc}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 }
 
@@ -743,114 +562,4 @@ pub(crate) fn sqlite_exec(db: &Path, sql: &str, params: &[&str]) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-// === impl Demo ===
-
-impl Demo {
-    /// Starts `computegate demo` with every listener on a free port and reads the addresses it
-    /// prints.
-    pub(crate) async fn start() -> Self {
-        let dir = TempDir::new("demo");
-        let data = dir.path().join("data");
-        let args = [
-            OsStr::new("demo"),
-            OsStr::new("--data-dir"),
-            data.as_os_str(),
-            OsStr::new("--public-addr"),
-            OsStr::new("127.0.0.1:0"),
-            OsStr::new("--admin-addr"),
-            OsStr::new("127.0.0.1:0"),
-            OsStr::new("--sim-addr"),
-            OsStr::new("127.0.0.1:0"),
-        ];
-        let mut proc = Proc::spawn(&args, &[]);
-        let stdout = proc.child.stdout.take().expect("piped stdout");
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let mut found: Vec<String> = Vec::new();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { break };
-                let trimmed = line.trim_start();
-                let addr = |prefix: &str| {
-                    trimmed.strip_prefix(prefix).map(|rest| {
-                        rest.trim()
-                            .trim_start_matches("http://")
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned()
-                    })
-                };
-                for prefix in ["gateway (public)", "admin (metrics)", "compute simulator"] {
-                    if let Some(a) = addr(prefix) {
-                        found.push(a);
-                    }
-                }
-                if found.len() == 3 {
-                    break;
-                }
-            }
-            let _ = tx.send(found);
-            for _ in lines {}
-        });
-        let found = match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(found)) if found.len() == 3 => found,
-            other => panic!(
-                "demo did not print its addresses ({other:?}):\n{}",
-                proc.stderr()
-            ),
-        };
-        let parse = |s: &str| s.parse().unwrap_or_else(|_| panic!("demo address {s:?}"));
-        Self {
-            public: parse(&found[0]),
-            admin: parse(&found[1]),
-            sim: parse(&found[2]),
-            proc,
-            dir,
-        }
-    }
-}
-
-// === exports ===
-
-/// Parses RFC 4180 CSV (quoted fields with `""` escapes and embedded commas or newlines).
-pub(crate) fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(ch) = chars.next() {
-        match (quoted, ch) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
-}
-
-/// CSV rows as maps from the header's column names.
-pub(crate) fn csv_records(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
-    let mut rows = parse_csv(text).into_iter();
-    let header = rows.next().unwrap_or_default();
-    rows.map(|r| header.iter().cloned().zip(r).collect())
-        .collect()
 }

@@ -257,7 +257,7 @@ impl Policy {
     }
 
     /// The lowest tier whose caps all allow `needs`.
-    pub(crate) fn required_tier_for(&self, needs: &crate::metering::CapNeeds) -> Option<&Tier> {
+    pub fn required_tier_for(&self, needs: &crate::metering::CapNeeds) -> Option<&Tier> {
         self.doc
             .tiers
             .iter()

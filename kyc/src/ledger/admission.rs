@@ -1,6 +1,6 @@
-//! `Store::admit` (one transaction: resolve the run, lock the budget rows, read the totals,
-//! decide, write the job, crossings, hold or reports and the audit record) and
-//! `Store::resolve_job_review`.
+//! `Store::admit`: one transaction that locks the job's budget rows and reads its totals
+//! ([`super::budgets`]), decides ([`super::decision`]), and writes the job, its crossings, its
+//! review hold or report, and the audit record — last, as the audit chain requires.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -53,6 +53,7 @@ async fn admit_in<T: LedgerTx + ChainTx>(
     let since = Windows {
         cap: window_start(req.now, req.limits.window),
         threshold: window_start(req.now, req.thresholds.window),
+        count_open_jobs: req.limits.max_concurrent_jobs.is_some(),
     };
     let Some((run, snapshot)) = budgets::lock_for_admission(tx, req, since).await? else {
         return Ok(None);
@@ -73,7 +74,7 @@ async fn admit_in<T: LedgerTx + ChainTx>(
     let admitted = verdict == Verdict::Admitted;
     let totals_after = if admitted {
         Totals {
-            open_jobs: snapshot.totals.open_jobs + 1,
+            open_jobs: snapshot.totals.open_jobs.map(|n| n + 1),
             ..evaluation.totals_if_admitted
         }
     } else {

@@ -17,11 +17,13 @@ use super::sql::{BudgetKeys, BudgetRow, JobRow, LedgerTx, LockQuery, RunRow, Win
 use super::{AdmissionRequest, LedgerError, RunRef, Totals};
 use crate::store::{DbTime, StoreError};
 
-/// Starts of the two rolling windows: the customer cap's and the thresholds'.
+/// What the snapshot reads: the starts of the two rolling windows (the customer cap's and the
+/// thresholds') and whether the open-job count is needed.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Windows {
     pub(super) cap: OffsetDateTime,
     pub(super) threshold: OffsetDateTime,
+    pub(super) count_open_jobs: bool,
 }
 
 /// Locks an admission's rows (creating the run and budget rows on first sight) and reads the
@@ -83,6 +85,7 @@ pub(super) async fn lock_for_job<T: LedgerTx>(
     let windows = Windows {
         cap: since,
         threshold: since,
+        count_open_jobs: false,
     };
     read_snapshot(tx, keys, &rows, windows).await
 }
@@ -102,11 +105,13 @@ async fn read_snapshot<T: LedgerTx>(
             group,
             cap_since: DbTime::new(since.cap),
             threshold_since: DbTime::new(since.threshold),
+            count_open_jobs: since.count_open_jobs,
         })
         .await?;
     if w.group_now != group {
         return Ok(None);
     }
+    let customer_flop = w.customer_total.unwrap_or(w.customer_window);
     let lineage_flop = rows
         .iter()
         .find(|r| r.scope == "lineage")
@@ -119,14 +124,16 @@ async fn read_snapshot<T: LedgerTx>(
         totals: Totals {
             lineage_flop,
             customer_window_flop: w.customer_window,
-            customer_flop: w.customer_total,
+            customer_flop,
             organization_flop: keys.organization.map(|_| w.organization_total),
             group_flop: if group.is_some() {
                 w.group_total
             } else {
-                w.customer_total
+                customer_flop
             },
-            open_jobs: u64::try_from(w.open_jobs).unwrap_or(0),
+            open_jobs: since
+                .count_open_jobs
+                .then(|| u64::try_from(w.open_jobs).unwrap_or(0)),
         },
     }))
 }

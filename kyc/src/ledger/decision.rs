@@ -128,7 +128,7 @@ fn cap_denial(limits: &LedgerLimits, totals: &Totals, estimate: f64) -> Option<D
         scope: None,
     };
     if let Some(limit) = limits.max_concurrent_jobs
-        && totals.open_jobs >= u64::from(limit)
+        && totals.open_jobs.unwrap_or(0) >= u64::from(limit)
     {
         return Some(cap(DenialReason::ConcurrentJobs { limit }, None));
     }

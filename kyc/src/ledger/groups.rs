@@ -7,10 +7,12 @@
 //! jobs at read time, so a merge only moves membership rows.
 //!
 //! Locking (PostgreSQL): every membership change first locks a sentinel budget row
-//! (`customer` scope, nil id), so changes are serialized among themselves; then the budget
-//! rows of every customer that moves, in id order; then the group rows, in id order — the same
-//! order admissions take (non-group rows, then the group row). An admission holds its customer
-//! row while it reads the customer's group, so it never sees a half-done merge.
+//! (`customer` scope, nil id — the first of all customer rows), so changes are serialized
+//! among themselves; then the budget rows of every customer that moves, in id order; then the
+//! group rows, in id order. That is the `(scope, scope_id)` order admissions lock in, so lock
+//! waits never form a cycle. A membership change always holds the moving customers' rows, and
+//! an admission re-reads its customer's group once it holds that row (starting over when it
+//! changed), so an admission never decides on a half-done merge.
 
 use std::fmt;
 
@@ -22,7 +24,6 @@ use super::admission::{check_text, require_staff};
 use super::membership::GroupTx;
 use super::{LedgerError, audit};
 use crate::accounts::Actor;
-use crate::audit::ChainTx;
 use crate::store::{DbTime, Store, in_transaction, on_pool};
 
 /// What two accounts share that links them.
@@ -154,7 +155,7 @@ impl Store {
                     let subject = format!("customer:{customer_id}");
                     let entry =
                         audit::staff_action(now, &actor, "ledger.group.linked", subject, detail);
-                    super::audit::record(&mut tx, &[entry]).await?;
+                    audit::record(&mut tx, &[entry]).await?;
                 }
                 moved
             }
@@ -197,7 +198,7 @@ impl Store {
             });
             let subject = format!("group:{group}");
             let entry = audit::staff_action(now, actor, "ledger.group.linked", subject, detail);
-            super::audit::record(&mut tx, &[entry]).await?;
+            audit::record(&mut tx, &[entry]).await?;
             group
         });
         self.group_members(group).await
@@ -239,7 +240,7 @@ impl Store {
             let detail = serde_json::json!({ "group_id": group, "reason": reason });
             let subject = format!("customer:{customer_id}");
             let entry = audit::staff_action(now, actor, "ledger.group.unlinked", subject, detail);
-            super::audit::record(&mut tx, &[entry]).await?;
+            audit::record(&mut tx, &[entry]).await?;
             group
         });
         Ok(left)
@@ -286,7 +287,7 @@ impl Store {
 /// Merges the groups of `customers` (a customer without a group is a group of one) into the
 /// largest of them, or a new group. Returns the group and the customers that moved. The caller
 /// holds the membership lock.
-async fn merge<T: GroupTx + ChainTx>(
+async fn merge<T: GroupTx>(
     tx: &mut T,
     customers: &[Uuid],
     via: &str,

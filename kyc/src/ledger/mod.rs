@@ -285,8 +285,8 @@ pub struct Totals {
     pub organization_flop: Option<f64>,
     /// Linked group (or the customer alone) within [`ThresholdPolicy::window`].
     pub group_flop: f64,
-    /// The customer's reserved or running jobs.
-    pub open_jobs: u64,
+    /// The customer's reserved or running jobs; counted only when a concurrency cap applies.
+    pub open_jobs: Option<u64>,
 }
 
 /// A threshold crossed: `previous < threshold_flop <= projected`.

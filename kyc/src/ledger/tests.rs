@@ -48,7 +48,7 @@ fn snapshot(lineage: f64, customer: f64, group: f64, open_jobs: u64) -> Snapshot
             customer_flop: customer,
             organization_flop: None,
             group_flop: group,
-            open_jobs,
+            open_jobs: Some(open_jobs),
         },
     }
 }

@@ -72,6 +72,9 @@ pub struct QueueFilter {
     pub country: Option<String>,
     /// Page size; 0 means 100, at most [`MAX_QUEUE_PAGE`].
     pub limit: u32,
+    /// Keyset cursor: only applications after this `(submitted_at, id)` in queue order (pass
+    /// the last item of the previous page to walk the whole queue).
+    pub after: Option<(OffsetDateTime, Uuid)>,
 }
 
 /// One queue line: clear columns only, nothing personal.
@@ -157,6 +160,7 @@ impl Store {
             app_select!(),
             "WHERE a.status = $1 AND ($2 IS NULL OR a.risk_score >= $2) \
              AND ($3 IS NULL OR a.submitted_at <= $3) AND ($4 IS NULL OR a.country = $4) \
+             AND ($6 IS NULL OR a.submitted_at > $6 OR (a.submitted_at = $6 AND a.id > $7)) \
              ORDER BY a.submitted_at, a.id LIMIT $5"
         );
         let status = filter.status.unwrap_or(ApplicationStatus::PendingReview);
@@ -170,6 +174,8 @@ impl Store {
             .bind(filter.submitted_before.map(DbTime::new))
             .bind(filter.country.as_deref())
             .bind(i64::from(limit))
+            .bind(filter.after.map(|(at, _)| DbTime::new(at)))
+            .bind(filter.after.map(|(_, id)| id))
             .fetch_all(pool)
             .await?);
         rows.into_iter()

@@ -80,7 +80,7 @@ async fn customer_window_cap_and_concurrency(ctx: Ctx) {
 
     req.estimate_flop = 400.0;
     let d = admitted(s, &req).await;
-    assert_eq!(d.totals_after.open_jobs, 2);
+    assert_eq!(d.totals_after.open_jobs, Some(2));
     assert_eq!(d.totals_after.customer_window_flop, 1000.0);
 
     // Two open jobs: a third is refused for concurrency whatever its size.

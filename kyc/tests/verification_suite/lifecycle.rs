@@ -74,6 +74,16 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
     let queue = s.application_queue(&QueueFilter::default()).await.unwrap();
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].country.as_deref(), Some("GB"));
+    // The keyset cursor continues after the last item seen: nothing follows the only one.
+    let cursor = (queue[0].submitted_at.unwrap(), queue[0].id);
+    let after = s
+        .application_queue(&QueueFilter {
+            after: Some(cursor),
+            ..QueueFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(after.is_empty(), "{after:?}");
     assert_eq!(queue[0].risk_score, Some(i64::from(recorded.risk.score)));
     let none = s
         .application_queue(&QueueFilter {

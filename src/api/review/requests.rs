@@ -157,6 +157,7 @@ pub(super) fn queue_filter(q: &QueueQuery, now: OffsetDateTime) -> Result<QueueF
             submitted_before,
             country,
             limit,
+            after: None,
         }),
         _ => Err(ApiError::Invalid(errors)),
     }

@@ -91,6 +91,7 @@ macro_rules! ledger_tx_for {
                     .bind(q.threshold_since)
                     .bind(q.organization)
                     .bind(q.group)
+                    .bind(q.count_open_jobs)
                     .fetch_one(&mut **self)
                     .await
             }

@@ -51,7 +51,8 @@ pub(super) struct BudgetRow {
 #[derive(Debug, sqlx::FromRow)]
 pub(super) struct WindowRow {
     pub(super) customer_window: f64,
-    pub(super) customer_total: f64,
+    /// `None` when both windows start together (then it equals `customer_window`).
+    pub(super) customer_total: Option<f64>,
     pub(super) organization_total: f64,
     pub(super) group_total: f64,
     pub(super) open_jobs: i64,
@@ -66,6 +67,8 @@ pub(super) struct WindowQuery {
     pub(super) group: Option<Uuid>,
     pub(super) cap_since: DbTime,
     pub(super) threshold_since: DbTime,
+    /// Whether to count the customer's open jobs (only a concurrency cap needs it).
+    pub(super) count_open_jobs: bool,
 }
 
 /// A job row as usage events and reports need it.
@@ -291,18 +294,22 @@ macro_rules! job_sql {
     };
 }
 
+/// Rolling-window totals. The second customer sum is skipped when both windows start at the
+/// same time, and the open-job count when `$6` is false (no concurrency cap): uncorrelated
+/// scalar subqueries are evaluated only when reached, on both backends.
 const WINDOW_TOTALS: &str = "SELECT \
      (SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
         WHERE customer_id = $1 AND decided_at > $2) AS customer_window, \
-     (SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
-        WHERE customer_id = $1 AND decided_at > $3) AS customer_total, \
+     CASE WHEN $2 = $3 THEN NULL ELSE \
+       (SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
+          WHERE customer_id = $1 AND decided_at > $3) END AS customer_total, \
      (SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
         WHERE organization_id = $4 AND decided_at > $3) AS organization_total, \
      (SELECT COALESCE(SUM(j.used_flop + j.reserved_flop), 0.0) FROM ledger_group_members m \
         JOIN ledger_jobs j ON j.customer_id = m.customer_id \
         WHERE m.group_id = $5 AND j.decided_at > $3) AS group_total, \
-     (SELECT COUNT(*) FROM ledger_jobs \
-        WHERE customer_id = $1 AND status IN ('reserved', 'running')) AS open_jobs, \
+     CASE WHEN $6 THEN (SELECT COUNT(*) FROM ledger_jobs \
+        WHERE customer_id = $1 AND status IN ('reserved', 'running')) ELSE 0 END AS open_jobs, \
      (SELECT group_id FROM ledger_group_members WHERE customer_id = $1) AS group_now";
 
 const ADD_TO_BUDGETS: &str = "UPDATE ledger_budgets \

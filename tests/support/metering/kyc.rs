@@ -1,0 +1,100 @@
+//! The real KYC path to a tier: a denied-party list imported, an individual application
+//! submitted, and a reviewer's approval through `POST /staff/v1/applications/{id}/decision`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Cust, Meter};
+
+// === impl Meter ===
+
+impl Meter {
+    /// Imports the fictional denied-party list of `tests/data/kyc/csl.csv` (once per gateway).
+    pub(crate) fn import_screening_list(&self) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/kyc/csl.csv");
+        let out = self.cli(&[
+            "screening",
+            "import",
+            "--format",
+            "csl",
+            path.to_str().expect("UTF-8 path"),
+        ]);
+        assert!(out.status.success(), "screening import: {out:?}");
+    }
+
+    /// Submits a complete `identity_verified` application for `c` with `payment_fingerprint`
+    /// and returns its id (asserting it reached `pending_review`).
+    pub(crate) async fn apply_individual(&self, c: &Cust, name: &str, fingerprint: &str) -> String {
+        let passport = format!("SE{}", &uuid::Uuid::new_v4().simple().to_string()[..7]);
+        let body = json!({
+            "kind": "individual",
+            "requested_tier": "identity_verified",
+            "individual": {
+                "legal_name": name,
+                "date_of_birth": "1986-04-12",
+                "nationality": "SE",
+                "address": {"line1": "2 Storgatan", "city": "Uppsala", "postal_code": "75320", "country": "SE"},
+                "id_document": {"type": "passport", "number": passport, "issuing_country": "SE"},
+                "phone": "+46 70 765 43 21"
+            },
+            "payment_fingerprint": fingerprint,
+            "intended_use": {
+                "category": "model_training",
+                "description": "Training small language models for research.",
+                "biological_sequence_data": false,
+                "model_export": false
+            },
+            "expected_peak_accelerators": 16,
+            "expected_total_flop": 1.0e21
+        });
+        let base = self.gw.url("/computegate/v1/kyc/applications");
+        let resp = self
+            .http
+            .post(&base)
+            .header("authorization", format!("Bearer {}", c.access))
+            .json(&body)
+            .send()
+            .await
+            .expect("send draft");
+        assert_eq!(resp.status(), 201, "create draft: {resp:?}");
+        let doc: Value = resp.json().await.expect("draft JSON");
+        let id = doc["id"].as_str().expect("application id").to_owned();
+        let resp = self
+            .http
+            .post(format!("{base}/{id}/submit"))
+            .header("authorization", format!("Bearer {}", c.access))
+            .send()
+            .await
+            .expect("send submit");
+        assert_eq!(resp.status(), 200, "submit application: {resp:?}");
+        let doc: Value = resp.json().await.expect("submit JSON");
+        assert_eq!(doc["status"], "pending_review", "{doc}");
+        id
+    }
+
+    /// Approves application `id` for `identity_verified` as reviewer `staff` (the real KYC
+    /// staff path), retrying while screening is still deferred (the list import reaches the
+    /// gateway within seconds).
+    pub(crate) async fn approve_individual(&self, staff: &str, id: &str) {
+        let path = format!("/staff/v1/applications/{id}/decision");
+        let body = json!({"action": "approve", "tier": "identity_verified",
+                          "reason": "IDV verified, screening clear (metering tests)"});
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let resp = self.staff_post(staff, &path, &body).await;
+            let status = resp.status();
+            let doc: Value = resp.json().await.unwrap_or(Value::Null);
+            if status == 200 {
+                assert_eq!(doc["status"], "approved", "{doc}");
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "approval of {id} kept failing: {status} {doc}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
