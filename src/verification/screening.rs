@@ -8,7 +8,6 @@ use computegate_kyc::screening::{
     Decision, EntryKind, ListVersion, PartialDate, ScoringConfig, ScreeningError, ScreeningIndex,
     ScreeningResult,
 };
-use computegate_kyc::verification::payload::{ApplicationPayload, Person};
 use computegate_kyc::verification::{
     PartyScreening, ScreeningDecision, ScreeningSubject, ScreeningSummary,
 };
@@ -106,65 +105,13 @@ pub fn screen_subjects(
     (summary, results)
 }
 
-/// The parties of an application to screen: the applicant, or the organization, its
-/// representative and every beneficial owner (the same parties the store hands out when
-/// screening starts).
-pub fn subjects_of(payload: &ApplicationPayload) -> Vec<ScreeningSubject> {
-    let mut out = Vec::new();
-    if let Some(p) = &payload.individual {
-        out.push(person("applicant".into(), p));
-    }
-    if let Some(o) = &payload.organization {
-        out.push(ScreeningSubject {
-            role: "organization".into(),
-            entity: "organization",
-            name: o.legal_name.clone().unwrap_or_default(),
-            date_of_birth: None,
-            countries: [
-                o.jurisdiction.clone(),
-                o.headquarters_country.clone(),
-                o.ultimate_parent_country.clone(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-            identifiers: o.registration_number.clone().into_iter().collect(),
-        });
-        if let Some(r) = &o.representative {
-            out.push(person("representative".into(), r));
-        }
-        for (i, owner) in o.beneficial_owners.iter().enumerate() {
-            out.push(person(format!("beneficial_owner[{i}]"), &owner.person));
-        }
-    }
-    out
-}
+/// The parties of an application to screen (the same parties the store hands out when screening
+/// starts).
+pub use computegate_kyc::verification::screening_subjects as subjects_of;
 
 /// `screening_results.subject_ref` of one party of an application.
 pub(super) fn subject_ref(application: Uuid, role: &str) -> String {
     format!("application:{application}:{role}")
-}
-
-fn person(role: String, p: &Person) -> ScreeningSubject {
-    ScreeningSubject {
-        role,
-        entity: "person",
-        name: p.legal_name.clone().unwrap_or_default(),
-        date_of_birth: p.date_of_birth.clone(),
-        countries: [
-            p.nationality.clone(),
-            p.address.as_ref().and_then(|a| a.country.clone()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
-        identifiers: p
-            .id_document
-            .as_ref()
-            .and_then(|d| d.number.clone())
-            .into_iter()
-            .collect(),
-    }
 }
 
 /// The engine's view of a party.
@@ -193,6 +140,8 @@ fn decision(d: Decision) -> ScreeningDecision {
 
 #[cfg(test)]
 mod tests {
+    use computegate_kyc::verification::payload::ApplicationPayload;
+
     use super::*;
     use computegate_kyc::screening::ListEntry;
 

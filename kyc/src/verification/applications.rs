@@ -462,8 +462,9 @@ pub(super) fn system() -> Actor {
     Actor::system("verification")
 }
 
-/// The parties to screen.
-fn screening_subjects(p: &ApplicationPayload) -> Vec<ScreeningSubject> {
+/// The parties of an application to screen: the applicant, or the organization, its
+/// representative and every beneficial owner.
+pub fn screening_subjects(p: &ApplicationPayload) -> Vec<ScreeningSubject> {
     let person = |role: String, person: &Person| ScreeningSubject {
         role,
         entity: "person",

@@ -42,7 +42,7 @@ use crate::accounts::{Actor, Tier};
 use crate::crypto::CryptoError;
 use crate::store::StoreError;
 
-pub use self::applications::ScreeningRecorded;
+pub use self::applications::{ScreeningRecorded, screening_subjects};
 pub use self::documents::{
     ContentType, DocumentError, DocumentLimits, DocumentMeta, DocumentType, DocumentUpload,
     StaffDocument,
