@@ -266,6 +266,12 @@ if [[ "$BUILD" == "1" ]]; then
   cargo build --release >&2 || die "cargo build --release failed"
 fi
 [[ -x "$BIN" ]] || die "$BIN not found (build it, or set LOAD_BIN)"
+# Revision of the binary under test, taken now: the tree may change while the benchmark runs.
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
+dirty=""
+# (the benchmark's own files and BENCHMARKS.md do not change the binary)
+[[ -n "$(git status --porcelain --untracked-files=no -- . ':!benches/load.sh' ':!benches/load' ':!BENCHMARKS.md' 2>/dev/null | head -n 1)" ]] &&
+  dirty=" + uncommitted changes"
 
 SIM_PORT=$(free_port)
 start_bg sim "$BIN" sim --addr "127.0.0.1:$SIM_PORT"
@@ -506,6 +512,7 @@ auth_setup() {
 # start everything
 # ---------------------------------------------------------------------------------------------
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+DATE_START=$(date -u '+%Y-%m-%d %H:%M')
 ACTIVE=()
 for t in $TARGETS; do
   if setup_target "$t"; then
@@ -603,16 +610,11 @@ done
 # report
 # ---------------------------------------------------------------------------------------------
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
-rev=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
-dirty=""
-# (the benchmark's own files and BENCHMARKS.md do not change the binary)
-[[ -n "$(git status --porcelain --untracked-files=no -- . ':!benches/load.sh' ':!benches/load' ':!BENCHMARKS.md' 2>/dev/null | head -n 1)" ]] &&
-  dirty=" + uncommitted changes"
 ver_wrk=$(wrk --version 2>&1 | head -n 1 | awk '{print $2}' || true)
 ver_nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///' || true)
 ver_haproxy=$(haproxy -v 2>/dev/null | head -n 1 | awk '{print $3}' || true)
 
-echo "### Load benchmark run, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "### Load benchmark run, $DATE_START – $(date -u '+%H:%M') UTC"
 echo
 echo "- command: \`$COMMAND_LINE\`"
 echo "- machine: \`nproc\` = $NCPU, CPU: $cpu_model, kernel $(uname -r)"
