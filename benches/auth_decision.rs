@@ -31,6 +31,7 @@ impl IdentityDirectory for MissOnlyDirectory {
                 tier: "identity_verified".into(),
                 status: AccountStatus::Active,
                 organization_id: None,
+                jurisdictions: vec!["DE".into()],
             }))
         })
     }

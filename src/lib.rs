@@ -11,6 +11,7 @@ pub mod ledger_metrics;
 pub mod ledger_port;
 pub mod operator;
 pub mod policy_file;
+pub mod ratelimit_redis;
 pub mod screening_cli;
 pub mod serve;
 pub mod sim;

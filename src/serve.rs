@@ -103,7 +103,11 @@ pub async fn start(
     );
     let staff_api = RouterPlane::new(
         api::staff::PREFIXES,
-        api::staff::router(identity.clone(), kyc).merge(api::metering::router(identity.clone())),
+        api::staff::router(identity.clone(), kyc).merge(api::metering::router(
+            identity.clone(),
+            policy.clone(),
+            ledger_metrics.clone(),
+        )),
     );
     let gateway = Gateway::new(
         config,
@@ -117,6 +121,9 @@ pub async fn start(
         identity.store.clone(),
         ledger_metrics.clone(),
     ));
+    let gateway = crate::ratelimit_redis::with_cluster_rate_limit(gateway, config, &mut registry)
+        .await
+        .context("cannot connect to Redis for rate limits (redis.url)")?;
     ledger_metrics.spawn_refresh(identity.store.clone(), stop.clone());
     let policy_reload = config.policy.file.clone().map(|path| {
         crate::policy_file::spawn_watcher(policy.clone(), path.clone(), policy_metrics.clone());

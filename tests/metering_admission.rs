@@ -492,3 +492,47 @@ async fn bad_job_bodies_get_a_clear_4xx_and_change_no_budget_on_postgres() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_job_the_upstream_refuses_releases_its_reservation() {
+    // `h100-pcie` is in the shipped accelerator table but not in the simulator's fleet: the
+    // gateway admits and forwards the job, the simulator refuses it (4xx) and it never runs, so
+    // no usage event will ever release its reservation. The refused job must not keep holding
+    // the trial's budget (and one of its two concurrent-job slots).
+    within(TEST_TIMEOUT, async {
+        let m = Meter::start(Backend::Sqlite, None).await;
+        let staff = m.staff("auditor").await;
+        let c = m.customer().await;
+        let resp = m.submit(&c, &job("h100-pcie", 1, 1.0, "refused")).await;
+        let status = resp.status();
+        assert!(
+            status.is_client_error(),
+            "the simulator should refuse a type it does not have: {resp:?}"
+        );
+        assert_eq!(
+            m.charged(&staff, &c.id).await,
+            0.0,
+            "a job the upstream refused still holds its reservation"
+        );
+        m.admit(&c, &job("h100", 1, 0.5, "ok-1")).await;
+        m.admit(&c, &job("h100", 1, 0.5, "ok-2")).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn declared_compute_far_above_the_hardware_estimate_is_held_for_review() {
+    // The shipped policy: `declared_gap_factor = 10.0`, `declared_gap_action = "review"`. A job
+    // declaring 6 × 7e9 × 1e12 = 4.2e22 FLOP on one H100-hour (1.4e18) is ~29 000× apart.
+    within(TEST_TIMEOUT, async {
+        let m = Meter::start(Backend::Sqlite, None).await;
+        let c = m.customer().await;
+        let mut body = job("h100", 1, 1.0, "gap");
+        body["model"] = json!({"parameters": 7e9});
+        body["dataset"] = json!({"tokens": 1e12});
+        let resp = m.submit(&c, &body).await;
+        let doc = expect_problem(resp, 409, "job-held-for-review").await;
+        assert!(doc["review_id"].as_str().is_some(), "{doc}");
+    })
+    .await;
+}

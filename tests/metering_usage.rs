@@ -338,3 +338,30 @@ async fn the_simulator_reports_usage_for_jobs_the_demo_gateway_admits() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_job_that_runs_exactly_its_time_limit_is_charged_its_estimate() {
+    // A language-model job (dataset kind `text`) is estimated at the policy's language-model
+    // utilization (0.3). Running exactly the hour it reserved, its measured usage must be the
+    // same FLOP, not an overrun: the meter has to use the job's own rate (type, precision,
+    // utilization), not the general utilization (0.4).
+    within(TEST_TIMEOUT, async {
+        let m = Meter::start(Backend::Sqlite, Some(&usage_policy())).await;
+        let staff = m.staff("auditor").await;
+        let c = m.customer().await;
+        let mut body = job("h100", 1, 1.0, "lm");
+        body["dataset"] = json!({"kind": "text"});
+        let (a, job_id) = m.admit_echo(&c, &body).await;
+        let estimate = support::metering::H100_BF16 * 3600.0 * 0.3;
+        assert_flop(a.estimate, estimate, "language-model estimate");
+        let done = usage_event("ev-lm-done", &job_id, "finished", Some(3600.0), "h100");
+        assert_eq!(m.usage_ok(&done).await, "recorded");
+        let run = run_of(&m, &staff, &c.id, "lm").await;
+        assert_flop(
+            num(&run["used_flop"]) + num(&run["reserved_flop"]),
+            estimate,
+            "an hour of the reserved hour",
+        );
+    })
+    .await;
+}

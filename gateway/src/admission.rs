@@ -49,6 +49,9 @@ pub struct JobAdmission {
     pub estimate: Estimate,
     /// The policy the estimate was made under.
     pub policy: Arc<Policy>,
+    /// The submitter is in a frontier-restricted jurisdiction group (the enforcer's standing):
+    /// no job may bring its run lineage or linked group to the policy's frontier FLOP.
+    pub frontier_restricted: bool,
 }
 
 /// The ledger's answer.
@@ -93,11 +96,19 @@ pub struct LedgerUnavailable;
 pub trait ComputeLedger: Send + Sync + 'static {
     /// Reserves the job's estimate against every budget scope and records the decision.
     fn admit(&self, job: JobAdmission) -> BoxFuture<Result<AdmissionOutcome, LedgerUnavailable>>;
+
+    /// Returns the reservation of an admitted job that will not run: forwarding failed or the
+    /// upstream did not accept it (`reason` says which, for the audit record). Best effort — the
+    /// implementation retries and logs; a release that still fails leaves the reservation
+    /// counted until it leaves the rolling windows (it can only over-count, never admit more).
+    fn release(&self, job_id: String, reason: String) -> BoxFuture<()>;
 }
 
 /// A job that may be forwarded.
 #[derive(Debug)]
 pub struct Admitted {
+    /// The ledger's job id, to release if the upstream does not take the job.
+    pub job_id: String,
     /// The body to forward, unchanged.
     pub body: Bytes,
     /// Headers for the upstream request.
@@ -113,7 +124,7 @@ pub async fn admit_job(
     profile: Profile,
     body: Incoming,
     headers: &HeaderMap,
-    admission: (Principal, Arc<str>, String, IpAddr),
+    admission: (Principal, Arc<str>, String, IpAddr, bool),
 ) -> Result<Admitted, Problem> {
     let bytes = match Limited::new(body, JOB_BODY_CAP as usize).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -160,7 +171,7 @@ pub async fn admit_job(
         )
     })?;
     let estimated = estimate.admitted_flop();
-    let (principal, route, request_id, client_ip) = admission;
+    let (principal, route, request_id, client_ip, frontier_restricted) = admission;
     let job = JobAdmission {
         principal,
         route,
@@ -169,6 +180,7 @@ pub async fn admit_job(
         spec,
         estimate,
         policy,
+        frontier_restricted,
     };
     let outcome = ledger.admit(job).await.map_err(|_| {
         Problem::new(
@@ -197,6 +209,7 @@ pub async fn admit_job(
                 upstream_headers.push((JOB_HEADER.clone(), job));
             }
             Ok(Admitted {
+                job_id,
                 body: bytes,
                 upstream_headers,
                 response_headers,

@@ -23,6 +23,10 @@ pub struct Principal {
     pub tier: Arc<str>,
     /// Organization id, when the customer belongs to one.
     pub organization_id: Option<Arc<str>>,
+    /// Where the customer is verified to be (ISO 3166-1 alpha-2 codes from its approved
+    /// application and its organization's: nationality, residence, headquarters, ultimate
+    /// parent, …), for jurisdiction rules; empty while nothing is verified.
+    pub jurisdictions: Arc<[String]>,
     /// How the caller proved who it is.
     pub method: AuthMethod,
     /// Pre-rendered identity header values (avoids re-encoding per request).
@@ -71,6 +75,11 @@ pub enum AuthError {
 }
 
 /// The outcome of an authentication attempt.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned by value once per request and never stored; boxing the common, \
+              from-memory answer would allocate on the hot path"
+)]
 pub enum AuthOutcome {
     /// Decided from memory.
     Ready(Result<Principal, AuthError>),

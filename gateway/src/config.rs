@@ -188,6 +188,11 @@ pub struct RedisConfig {
     /// Prefix of every key and channel, so several deployments can share a server.
     /// Default `computegate:`.
     pub key_prefix: String,
+    /// Replicas expected to share the rate limits (at least 1). Sizes the token batches each
+    /// replica leases so that all of them together hold at most half a tier's burst. More
+    /// replicas than this still stay within the documented bound, with a larger slack.
+    /// Default 2.
+    pub rate_limit_replicas: u32,
 }
 
 /// Token issuing and verification settings.
@@ -436,6 +441,12 @@ impl Config {
                 "must start with redis:// or rediss://",
             ));
         }
+        if self.redis.rate_limit_replicas == 0 {
+            return Err(invalid(
+                "redis.rate_limit_replicas".into(),
+                "must be at least 1",
+            ));
+        }
         if let Some(file) = &self.policy.file
             && !file.is_file()
         {
@@ -530,6 +541,7 @@ impl Default for RedisConfig {
         Self {
             url: None,
             key_prefix: "computegate:".into(),
+            rate_limit_replicas: 2,
         }
     }
 }

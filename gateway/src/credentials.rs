@@ -4,9 +4,9 @@
 //!
 //! Three bounded caches keep the hot path off the store and off argon2: verified tokens (keyed by
 //! the SHA-256 digest of the token, expiring at `exp`), verified API keys (same keying), and
-//! principals (customer id → status, tier, organization). Change notices ([`CredentialNotice`])
-//! evict entries at once; a principal entry is also re-read after `principal_ttl` so a lost notice
-//! cannot keep a suspended account alive for long.
+//! principals (customer id → status, tier, organization, verified jurisdictions). Change notices
+//! ([`CredentialNotice`]) evict entries at once; a principal entry is also re-read after
+//! `principal_ttl` so a lost notice cannot keep a suspended account alive for long.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -55,6 +55,9 @@ pub struct PrincipalRecord {
     pub status: AccountStatus,
     /// Organization id.
     pub organization_id: Option<String>,
+    /// ISO 3166-1 alpha-2 codes the customer is verified in (its latest approved application
+    /// and its organization's); empty when none is known.
+    pub jurisdictions: Vec<String>,
 }
 
 /// What a verified API key grants.
@@ -115,7 +118,7 @@ pub enum CredentialNotice {
         /// Key id.
         key_id: String,
     },
-    /// A customer's status or tier changed.
+    /// A customer's status, tier or verified jurisdictions changed.
     CustomerChanged {
         /// Customer id.
         customer_id: String,
@@ -172,6 +175,8 @@ struct KeyEntry {
 #[derive(Debug, Clone)]
 struct PrincipalEntry {
     record: Arc<PrincipalRecord>,
+    /// `record.jurisdictions`, shared so a cache hit copies no strings.
+    jurisdictions: Arc<[String]>,
     headers: IdentityHeaders,
     fetched: Instant,
 }
@@ -500,6 +505,7 @@ impl CredentialVerifier {
             .identity_token(&record, self.principal_ttl + Duration::from_secs(60))
             .and_then(|t| http::HeaderValue::from_str(&t).ok());
         let entry = PrincipalEntry {
+            jurisdictions: Arc::from(record.jurisdictions.as_slice()),
             record: Arc::new(record),
             headers,
             fetched: Instant::now(),
@@ -608,6 +614,7 @@ fn principal_of(entry: &PrincipalEntry) -> Result<Principal, AuthError> {
             customer_id: Arc::from(entry.record.customer_id.as_str()),
             tier: Arc::from(entry.record.tier.as_str()),
             organization_id: entry.record.organization_id.as_deref().map(Arc::from),
+            jurisdictions: entry.jurisdictions.clone(),
             method: AuthMethod::Jwt,
             headers: entry.headers.clone(),
         }),

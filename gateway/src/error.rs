@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::policy::DenialRule;
 use crate::problem::Problem;
 
 /// An error answered by the gateway itself instead of the upstream.
@@ -65,7 +66,7 @@ pub enum GatewayError {
     /// The principal may not do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
-    /// The caller's tier may not do this (policy).
+    /// The policy refuses the caller: its jurisdiction is denied, or its tier may not do this.
     #[error("denied by policy: {}", .0.detail)]
     TierDenied(crate::policy::Denial),
     /// The caller exceeded its tier's request rate.
@@ -170,15 +171,21 @@ impl GatewayError {
                 *reason,
             )
             .retry_after(*retry_after),
-            TierDenied(denial) => Problem::new(
-                StatusCode::FORBIDDEN,
-                "tier-denied",
-                "Not allowed for this verification tier",
-                denial.detail.clone(),
-            )
-            .with("rule", denial.rule.as_str())
-            .with("tier", denial.tier.clone())
-            .with("required_tier", denial.required_tier.clone()),
+            TierDenied(denial) => {
+                let (slug, title) = match denial.rule {
+                    DenialRule::DeniedJurisdiction => (
+                        "jurisdiction-denied",
+                        "Not available in the caller's jurisdiction",
+                    ),
+                    _ => ("tier-denied", "Not allowed for this verification tier"),
+                };
+                // The detail names only the country code that matched, never the others the
+                // account is verified in.
+                Problem::new(StatusCode::FORBIDDEN, slug, title, denial.detail.clone())
+                    .with("rule", denial.rule.as_str())
+                    .with("tier", denial.tier.clone())
+                    .with("required_tier", denial.required_tier.clone())
+            }
             RateLimited(decision) => {
                 let mut p = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,

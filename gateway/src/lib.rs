@@ -10,6 +10,8 @@
 //!   ─▶ request id ─▶ control-plane prefix? ──yes──▶ ControlPlane (sign-up, tokens, JWKS)
 //!   ─▶ route match: host + longest path prefix + method ──none──▶ 404
 //!   ─▶ class public | authenticated | job_submit ─▶ Authenticator (bearer JWT or API key) ─▶ 401/403
+//!   ─▶ Enforcer: principal's verified jurisdictions ─▶ 403 jurisdiction-denied;
+//!      tier allows route + method ─▶ 403 tier-denied; tier rate ─▶ 429
 //!   ─▶ body limit (Content-Length now, streamed count later) ─▶ 413
 //!   ─▶ forward: hop-by-hop removed, X-Forwarded-*/Forwarded set, identity headers added,
 //!      pick address round-robin (passive health) ─▶ 502 connect / 504 timeout

@@ -17,7 +17,7 @@ use crate::admission::{Admitted, ComputeLedger, admit_job};
 use crate::auth::{AuthError, AuthOutcome, Authenticator, Principal, bearer};
 use crate::body::{BodyLimitExceeded, ClientBodyError, ResponseBody, UpstreamBody, find_in_chain};
 use crate::config::{Config, RouteClass};
-use crate::enforce::{Enforcer, Refusal};
+use crate::enforce::{Cleared, Enforcer, Refusal};
 use crate::error::GatewayError;
 use crate::forward::{self, ClientFacts, X_REQUEST_ID};
 use crate::metering::Profile;
@@ -116,6 +116,21 @@ impl Gateway {
         self
     }
 
+    /// Counts tier rate limits cluster-wide through `leaser` (call after
+    /// [`Gateway::with_policy`]); see [`crate::ratelimit::cluster`].
+    pub fn with_token_leaser(
+        mut self,
+        leaser: Arc<dyn crate::ratelimit::TokenLeaser>,
+        replicas: u32,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Self {
+        let metrics = crate::ratelimit::cluster::LeaseMetrics::register(registry);
+        self.enforcer = self
+            .enforcer
+            .map(|e| e.with_leaser(leaser, replicas, metrics));
+        self
+    }
+
     /// The upstream pools (for readiness probes).
     pub fn pools(&self) -> &[UpstreamPool] {
         &self.pools
@@ -170,10 +185,10 @@ impl Gateway {
                 Err(e) => return (problem(&auth_error(e)), metrics),
             },
         };
-        let mut rate = None;
+        let mut cleared = Cleared::default();
         if let (Some(enforcer), Some(p)) = (&self.enforcer, &principal) {
-            match enforcer.check(p, route, req.method(), Instant::now()) {
-                Ok(decision) => rate = decision,
+            match enforcer.check(p, route, req.method(), Instant::now()).await {
+                Ok(c) => cleared = c,
                 Err(Refusal::Denied(d)) => return (problem(&GatewayError::TierDenied(d)), metrics),
                 Err(Refusal::RateLimited(d)) => {
                     return (problem(&GatewayError::RateLimited(d)), metrics);
@@ -197,13 +212,16 @@ impl Gateway {
         let (parts, incoming) = req.into_parts();
         let mut response_headers = Vec::new();
         let mut upstream_headers = Vec::new();
+        let mut admitted_job = None;
         let body = match (route.class, &principal) {
             (RouteClass::JobSubmit, Some(p)) => {
+                let caller = (p, cleared.standing.frontier_restricted);
                 match self
-                    .meter_job(route, p, client, request_id, &parts.headers, incoming)
+                    .meter_job(route, caller, client, request_id, &parts.headers, incoming)
                     .await
                 {
                     Ok(admitted) => {
+                        admitted_job = Some(admitted.job_id);
                         upstream_headers = admitted.upstream_headers;
                         response_headers = admitted.response_headers;
                         UpstreamBody::Buffered(http_body_util::Full::new(admitted.body))
@@ -225,9 +243,12 @@ impl Gateway {
                 client_upgrade,
             )
             .await;
+        if let (Some(job_id), Some(reason)) = (admitted_job, not_taken(&resp)) {
+            self.release_job(job_id, reason).await;
+        }
         match resp {
             Ok(mut resp) => {
-                if let Some(decision) = rate {
+                if let Some(decision) = cleared.rate {
                     for (name, value) in decision.headers() {
                         resp.headers_mut().insert(name.clone(), value);
                     }
@@ -241,11 +262,20 @@ impl Gateway {
         }
     }
 
-    /// Meters and admits a job submission (see [`crate::admission`]).
+    /// Returns the reservation of an admitted job the upstream did not take (see [`not_taken`]).
+    /// Awaited before answering, so a client that retries at once is judged without it.
+    async fn release_job(&self, job_id: String, reason: String) {
+        if let Some(ledger) = &self.ledger {
+            ledger.release(job_id, reason).await;
+        }
+    }
+
+    /// Meters and admits a job submission (see [`crate::admission`]) of `caller` (the principal
+    /// and whether jurisdiction rules restrict it to below the frontier FLOP).
     async fn meter_job(
         &self,
         route: &Route,
-        principal: &Principal,
+        (principal, frontier_restricted): (&Principal, bool),
         client: ClientFacts,
         request_id: &HeaderValue,
         headers: &http::HeaderMap,
@@ -271,6 +301,7 @@ impl Gateway {
             route.name.clone(),
             request_id.to_str().unwrap_or_default().to_string(),
             client.ip,
+            frontier_restricted,
         );
         admit_job(
             ledger.as_ref(),
@@ -479,4 +510,14 @@ fn upstream_uri(authority: &http::uri::Authority, original: &Uri) -> Result<Uri,
         .path_and_query(path)
         .build()
         .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded".into()))
+}
+
+/// Why the upstream did not take a forwarded job, if it did not: forwarding failed, or the answer
+/// is not 2xx (the platform refused it or could not queue it).
+fn not_taken(resp: &Result<Response<ResponseBody>, GatewayError>) -> Option<String> {
+    match resp {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("upstream answered {}", r.status().as_u16())),
+        Err(e) => Some(format!("forwarding failed: {e}")),
+    }
 }

@@ -8,24 +8,25 @@
 //! key, so idle keys are dropped first (losslessly); only when a shard is full of active keys is
 //! the key nearest to idle evicted, which can give that one key its burst back early.
 //!
-//! **Cluster-wide (several replicas sharing Redis)**, without a Redis round-trip per request:
+//! **Cluster-wide (several replicas sharing Redis)**, without a Redis round-trip per request
+//! ([`cluster::ClusterLimiter`] does the I/O around the pure [`LeasedBucket`]):
 //!
 //! ```text
 //!   request ─▶ LeasedBucket::take (local, no I/O) ─┬─ token ─▶ allow
-//!                                                  └─ empty ─▶ deny (429), or fail open per route
+//!                                                  └─ empty ─▶ wait for a lease, or deny (429)
 //!              tokens ≤ low water and no lease in flight ─▶ spawn TokenLeaser::lease(key, batch)
-//!   Redis (lead's Lua script): one GCRA bucket per key, rate r, burst b; `lease(n)` atomically
+//!   Redis (one Lua script): one GCRA bucket per key, rate r, burst b; `lease(n)` atomically
 //!   takes min(n, available) tokens and returns how many ─▶ LeasedBucket::on_lease(granted)
 //! ```
 //!
 //! Each replica spends only tokens Redis already granted it, so replicas together never exceed
 //! the global bucket by more than what they hold locally. Leased tokens expire after a TTL, so
-//! hoarded tokens cannot be spent later. Accuracy bound: a replica holds at most `batch +
-//! low_water` tokens, so over any window the admitted count differs from an exact global GCRA
-//! by at most `replicas × (batch + low_water)` (tokens leased but unspent: under-admission;
-//! tokens leased in the previous window and spent in this one: over-admission), and at most
-//! `2 × replicas × batch`. [`LeasedBucket::batch_for`] picks a batch that keeps
-//! `replicas × batch` at half the burst.
+//! hoarded tokens cannot be spent much later. Accuracy bound: a replica holds at most `batch +
+//! low_water` tokens (leased or in flight), so over any window of length `t` the cluster admits
+//! at most `b + r·t + replicas × (batch + low_water)` (tokens leased before the window and spent
+//! in it); tokens leased but left unspent only under-admit. [`LeasedBucket::batch_for`] picks a
+//! batch that keeps `replicas × batch` at half the burst, so with `low_water = batch / 2` the
+//! excess is at most `3/4 b` (at least one token per replica when the burst is tiny).
 //!
 //! Headers follow `draft-ietf-httpapi-ratelimit-headers-06`: `RateLimit-Limit`,
 //! `RateLimit-Remaining`, `RateLimit-Reset` (and `RateLimit-Policy`); 429 answers also carry
@@ -40,6 +41,9 @@ use http::{HeaderName, HeaderValue};
 
 use crate::auth::BoxFuture;
 use crate::policy::RateLimitSpec;
+
+pub mod cluster;
+mod lane;
 
 /// `RateLimit-Limit`.
 pub static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -131,11 +135,23 @@ pub enum LeaseError {
     Unavailable(String),
 }
 
+/// What the global bucket answered to a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lease {
+    /// Tokens taken, from 0 to the number asked.
+    pub granted: u64,
+    /// Tokens still available in the global bucket after the take.
+    pub available: u64,
+    /// When nothing was granted, how long until one token is available; zero otherwise.
+    pub retry_after: Duration,
+}
+
 /// Leases tokens for a key from the cluster-wide bucket (implemented over Redis by the root
-/// crate). Returns how many were granted, from 0 to `n`.
+/// crate).
 pub trait TokenLeaser: Send + Sync + 'static {
     /// Takes up to `n` tokens of `key`'s global bucket under `quota`.
-    fn lease(&self, key: Arc<str>, quota: Quota, n: u64) -> BoxFuture<Result<u64, LeaseError>>;
+    fn lease(&self, key: Arc<str>, quota: Quota, n: u64) -> BoxFuture<Result<Lease, LeaseError>>;
 }
 
 // === impl Quota ===
@@ -183,6 +199,20 @@ impl Quota {
         // Digits, ';', 'w' and '=' only: always a valid header value.
         HeaderValue::from_str(&format!("{};w={}", self.burst, ceil_secs(window)))
             .unwrap_or_else(|_| HeaderValue::from_static("0"))
+    }
+}
+
+// === impl Lease ===
+
+impl Lease {
+    /// `granted` tokens taken, `available` left, and (when none was granted) the wait until
+    /// the next one.
+    pub fn new(granted: u64, available: u64, retry_after: Duration) -> Self {
+        Self {
+            granted,
+            available,
+            retry_after,
+        }
     }
 }
 
@@ -389,6 +419,11 @@ impl LeasedBucket {
     /// Records a failed lease; the next [`LeasedBucket::take`] asks again.
     pub fn on_lease_failed(&mut self) {
         self.lease_in_flight = false;
+    }
+
+    /// Whether a lease was started and has not been recorded yet.
+    pub fn lease_in_flight(&self) -> bool {
+        self.lease_in_flight
     }
 
     /// Local tokens left at `now_ns`.

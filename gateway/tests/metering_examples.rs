@@ -1,14 +1,13 @@
 //! Estimates of job specs taken from the Slurm and Kubernetes public documentation (see
 //! `tests/data/README.md` for each file's source URL) under the shipped policy, and the
-//! admission decisions they lead to.
+//! tier caps they meet.
 
 use std::path::PathBuf;
 
 use computegate_gateway::metering::{
-    AdmissionInput, AdmissionVerdict, EstimateError, EstimateFileError, EstimateFlag,
-    EstimateReport, Profile, ReviewReason, Totals, estimate_file, evaluate,
+    EstimateError, EstimateFileError, EstimateFlag, EstimateReport, Profile, estimate_file,
 };
-use computegate_gateway::policy::Policy;
+use computegate_gateway::policy::{CapExceeded, CapNeeds, Policy};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -173,55 +172,42 @@ fn declarations_from_documented_examples() {
 }
 
 #[test]
-fn examples_through_admission() {
+fn examples_against_the_tier_caps() {
+    // What the gateway crate decides alone: which tier's caps a documented job fits, and what
+    // it hands the ledger (the cumulative decision is the ledger's, tested in the kyc crate and
+    // through the binary).
     let p = policy();
     // 16 H100 for 2 h is beyond the trial (8 accelerators) but fine for a verified individual.
     let (spec, e) =
         estimate_file(Profile::Slurm, &data("slurm/v0040_job_submit_gpu.json"), &p).unwrap();
-    match evaluate(&p, &AdmissionInput::new("unverified", &spec, &e)) {
-        AdmissionVerdict::Block(b) => {
-            assert_eq!(b.required_tier.as_deref(), Some("identity_verified"));
-            assert_eq!(b.limit_count, Some(8));
-        }
-        other => panic!("{other:?}"),
-    }
+    let needs = CapNeeds {
+        accelerators: spec.accelerators,
+        run_flop: e.admitted_flop(),
+        customer_window_flop: e.admitted_flop(),
+        concurrent_jobs: 1,
+    };
+    let trial = p.tier("unverified").unwrap().caps();
     assert_eq!(
-        evaluate(&p, &AdmissionInput::new("identity_verified", &spec, &e)).decision(),
-        "admit"
+        trial.first_exceeded(&needs),
+        Some(CapExceeded::AcceleratorsPerJob)
+    );
+    assert_eq!(
+        p.required_tier_for(&needs).map(|t| t.name.as_str()),
+        Some("identity_verified")
     );
 
-    // The Kubernetes training job declares 28× more than its hardware can do: held for review.
-    let (spec, e) = estimate_file(
+    // The Kubernetes training job declares 28× more than its hardware can do: flagged, and the
+    // declared figure is what thresholds are projected with.
+    let (_, e) = estimate_file(
         Profile::Kubernetes,
         &data("kubernetes/job_parallel_gpu_training.json"),
         &p,
     )
     .unwrap();
-    match evaluate(&p, &AdmissionInput::new("identity_verified", &spec, &e)) {
-        AdmissionVerdict::Review { reasons, .. } => {
-            assert_eq!(reasons, vec![ReviewReason::DeclaredGap])
-        }
-        other => panic!("{other:?}"),
-    }
-
-    // The heterogeneous B200 job, continuing a lineage already at 9.9998e24 (4.1e20 short of it), crosses 1e25.
-    let (spec, e) =
-        estimate_file(Profile::Slurm, &data("slurm/v0042_hetjob_submit.json"), &p).unwrap();
-    let mut input = AdmissionInput::new("validated_end_user", &spec, &e);
-    input.totals = Totals {
-        run: 9.9998e24,
-        customer: 9.9998e24,
-        organization: Some(9.9998e24),
-        group: Some(9.9998e24),
-    };
-    let v = evaluate(&p, &input);
-    assert_eq!(v.decision(), "admit");
-    let labels: Vec<&str> = v
-        .crossings()
-        .iter()
-        .map(|c| c.threshold_label.as_str())
-        .collect();
-    assert_eq!(labels, ["eu-ai-act-systemic-1e25"; 3]);
+    assert!(e.has_declared_gap(), "{:?}", e.flags);
+    let declared = e.declared_flop.unwrap();
+    assert!(declared > 10.0 * e.admitted_flop());
+    assert_eq!(e.projected_flop(), declared);
 }
 
 #[test]

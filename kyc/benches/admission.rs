@@ -217,6 +217,7 @@ fn request(customer_id: Uuid, n: usize, thresholds: Arc<ThresholdPolicy>) -> Adm
         table_version: "2025-06".into(),
         accelerators: 8,
         accelerator_type: Some("h100".into()),
+        flop_per_accelerator_second: Some(989.4e12 * 0.4),
         bio_sequence: false,
         limits: LedgerLimits {
             max_flop_per_run: Some(1e30),

@@ -9,6 +9,8 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, KeyInit as HmacKeyInit, Mac as _};
+use sha2::Sha256;
 
 /// Length of the master key in bytes (AES-256).
 pub const MASTER_KEY_LEN: usize = 32;
@@ -118,6 +120,19 @@ impl MasterKey {
             .map_err(|_| CryptoError::OpenFailed)
     }
 
+    /// A 32-byte subkey for one purpose, so the master key itself never keys anything but
+    /// AES-GCM: HKDF-Expand (RFC 5869 §2.3) with the master key as the pseudorandom key (it is
+    /// uniformly random already, so the extract step adds nothing) and `label` as the info,
+    /// one block: `HMAC-SHA256(master, label ‖ 0x01)`. Distinct labels give independent keys.
+    pub fn derive_subkey(&self, label: &[u8]) -> [u8; 32] {
+        // Cannot fail: HMAC accepts a key of any length.
+        let mut mac = <Hmac<Sha256> as HmacKeyInit>::new_from_slice(&self.bytes)
+            .expect("HMAC takes any key length");
+        mac.update(label);
+        mac.update(&[1]);
+        mac.finalize().into_bytes().into()
+    }
+
     fn from_bytes(bytes: [u8; MASTER_KEY_LEN]) -> MasterKey {
         let key = Key::<Aes256Gcm>::from(bytes);
         MasterKey {
@@ -191,6 +206,23 @@ mod tests {
         let key = MasterKey::generate().unwrap();
         assert_eq!(format!("{key:?}"), "MasterKey(..)");
         assert!(!format!("{key:?}").contains(&key.to_base64()));
+    }
+
+    #[test]
+    fn subkeys_follow_hkdf_expand_and_differ_by_label() {
+        // RFC 5869 appendix A.1 (test case 1): its PRK as the master key, its info; the first
+        // 32 bytes of its OKM.
+        let prk = hex::decode("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5")
+            .unwrap();
+        let key = MasterKey::from_bytes(prk.as_slice().try_into().unwrap());
+        let info = hex::decode("f0f1f2f3f4f5f6f7f8f9").unwrap();
+        assert_eq!(
+            hex::encode(key.derive_subkey(&info)),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+        );
+        assert_ne!(key.derive_subkey(b"a"), key.derive_subkey(b"b"));
+        let other = MasterKey::generate().unwrap();
+        assert_ne!(key.derive_subkey(b"a"), other.derive_subkey(b"a"));
     }
 
     #[test]

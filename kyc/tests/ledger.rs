@@ -12,5 +12,6 @@ mod ledger {
     mod groups;
     mod race;
     mod reports;
+    mod thresholds;
     mod usage;
 }

@@ -12,9 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use computegate_gateway::auth::bearer;
+use computegate_gateway::policy::{Policy, PolicyHandle};
 use computegate_kyc::accounts::{Actor, StaffRole, StaffUser};
 use computegate_kyc::ledger::{
     LedgerError, ReportFilter, ReportStatus, ReviewResolution, ReviewStatus, RunFilter,
+    ThresholdPolicy,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -23,6 +25,7 @@ use uuid::Uuid;
 use super::Client;
 use super::error::{ApiError, unavailable};
 use crate::identity::Identity;
+use crate::ledger_metrics::LedgerMetrics;
 
 /// Largest page a list answers.
 const PAGE: u32 = 500;
@@ -63,8 +66,20 @@ struct UnlinkBody {
     reason: String,
 }
 
+/// What a staff link needs besides the identity service: the policy, whose group thresholds a
+/// link re-checks at once, and the crossing counter.
+#[derive(Clone)]
+struct LinkContext {
+    policy: Arc<PolicyHandle>,
+    metrics: Arc<LedgerMetrics>,
+}
+
 /// The metering staff router.
-pub fn router(identity: Arc<Identity>) -> Router {
+pub fn router(
+    identity: Arc<Identity>,
+    policy: Arc<PolicyHandle>,
+    metrics: Arc<LedgerMetrics>,
+) -> Router {
     Router::new()
         .route("/staff/v1/runs", get(runs))
         .route("/staff/v1/reports", get(reports))
@@ -73,6 +88,7 @@ pub fn router(identity: Arc<Identity>) -> Router {
         .route("/staff/v1/job-reviews/{id}/decision", post(decide_review))
         .route("/staff/v1/groups/link", post(link))
         .route("/staff/v1/groups/unlink", post(unlink))
+        .layer(Extension(LinkContext { policy, metrics }))
         .with_state(identity)
 }
 
@@ -215,26 +231,47 @@ async fn decide_review(
     Ok(Json(review).into_response())
 }
 
+/// Links two accounts; the merged group's rolling total is re-checked against the policy's
+/// group thresholds at once. Answers the group with the crossings and report ids it fired.
 async fn link(
     State(id): State<Arc<Identity>>,
     Extension(client): Extension<Client>,
+    Extension(ctx): Extension<LinkContext>,
     headers: HeaderMap,
     body: Result<Json<LinkBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let (_, actor) = staff(&id, &headers, client, true).await?;
     let Json(body) = body?;
-    let group = id
+    let thresholds = group_thresholds(&ctx.policy.current());
+    let linked = id
         .store
         .link_customers(
             body.customer_a,
             body.customer_b,
             &body.reason,
             &actor,
+            &thresholds,
             OffsetDateTime::now_utc(),
         )
         .await
         .map_err(ledger_error)?;
-    Ok(Json(group).into_response())
+    ctx.metrics.crossed(&linked.check.crossings);
+    Ok(Json(linked).into_response())
+}
+
+/// The policy's thresholds over the longest tier window: a group's members may hold different
+/// tiers, and the widest rolling total is the one a split hides in.
+fn group_thresholds(policy: &Policy) -> ThresholdPolicy {
+    const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+    ThresholdPolicy {
+        rules: crate::ledger_port::threshold_rules(policy),
+        window: policy
+            .tiers()
+            .iter()
+            .map(|t| t.window)
+            .max()
+            .unwrap_or(DEFAULT_WINDOW),
+    }
 }
 
 async fn unlink(

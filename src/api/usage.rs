@@ -3,8 +3,10 @@
 //! Each event is signed like a webhook — header `X-Computegate-Signature: t=<unix>,v1=<hex
 //! HMAC-SHA256(secret, "t.body")>` with a 5-minute tolerance, secrets from
 //! `COMPUTEGATE_USAGE_SECRET` (and `COMPUTEGATE_USAGE_SECRET_PREVIOUS` during rotation) — and is
-//! idempotent by `event_id`. Measured accelerator-seconds become FLOP with the accelerator's peak
-//! and the policy's utilization, replace the job's reservation, and re-check thresholds. The
+//! idempotent by `event_id`. Measured accelerator-seconds become FLOP at the job's own rate (the
+//! peak × utilization its estimate used; another reported accelerator type is charged at no less
+//! than that type's peak × the policy's default utilization), replace the job's reservation, and
+//! re-check thresholds. The
 //! answer comes only after the event is committed, so a sender that got no answer retries.
 
 use std::sync::Arc;
@@ -143,6 +145,7 @@ async fn record(
         job_id: event.job_id,
         kind,
         at: event.at,
+        accelerator_type: accelerator.type_key.clone(),
         flop_per_accelerator_second: peak * policy.utilization_default(),
     };
     let thresholds = ThresholdPolicy {

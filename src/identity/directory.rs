@@ -1,6 +1,6 @@
-//! The gateway's identity ports implemented with the store: principals, API-key verification,
-//! verification keys and revoked tokens for the credential verifier's cache misses, plus the
-//! readiness checks of the store and Redis.
+//! The gateway's identity ports implemented with the store: principals (with the jurisdictions
+//! their approved applications name), API-key verification, verification keys and revoked tokens
+//! for the credential verifier's cache misses, plus the readiness checks of the store and Redis.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -54,6 +54,7 @@ impl IdentityDirectory for StoreDirectory {
         customer_id: String,
     ) -> BoxFuture<Result<Option<PrincipalRecord>, DirectoryError>> {
         let store = self.store.clone();
+        let master = self.master.clone();
         Box::pin(async move {
             let Ok(id) = Uuid::parse_str(&customer_id) else {
                 return Ok(None);
@@ -62,7 +63,19 @@ impl IdentityDirectory for StoreDirectory {
                 tracing::warn!(error = %e, "principal lookup failed");
                 DirectoryError::Unavailable
             })?;
-            Ok(customer.map(|c| PrincipalRecord {
+            let Some(c) = customer else {
+                return Ok(None);
+            };
+            // Fail closed: a principal whose verified location cannot be read is not served
+            // (jurisdiction rules could not be applied to it).
+            let jurisdictions = store
+                .verified_jurisdictions(&master, id)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "verified jurisdictions lookup failed");
+                    DirectoryError::Unavailable
+                })?;
+            Ok(Some(PrincipalRecord {
                 customer_id: c.id.to_string(),
                 tier: c.tier.as_str().to_string(),
                 status: match c.status {
@@ -71,6 +84,7 @@ impl IdentityDirectory for StoreDirectory {
                     _ => AccountStatus::Closed,
                 },
                 organization_id: c.organization_id.map(|o| o.to_string()),
+                jurisdictions,
             }))
         })
     }

@@ -174,6 +174,18 @@ fn syntax_error_is_reported() {
 }
 
 #[test]
+fn rate_limit_replicas_defaults_to_two_and_must_be_positive() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.redis.rate_limit_replicas, 2);
+    let text = format!("{MINIMAL}\n[redis]\nrate_limit_replicas = 0\n");
+    let err = Config::from_toml(&text, no_env())
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(invalid_key(err), "redis.rate_limit_replicas");
+}
+
+#[test]
 fn database_url_scheme_checked() {
     let text = format!("{MINIMAL}\n[database]\nurl = \"mysql://x\"\n");
     let err = Config::from_toml(&text, no_env())

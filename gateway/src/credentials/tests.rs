@@ -60,6 +60,10 @@ struct FakeDirectory {
 
 impl FakeDirectory {
     fn put(&self, id: &str, tier: &str, status: AccountStatus) {
+        self.put_in(id, tier, status, &[]);
+    }
+
+    fn put_in(&self, id: &str, tier: &str, status: AccountStatus, countries: &[&str]) {
         self.records.lock().unwrap().insert(
             id.into(),
             PrincipalRecord {
@@ -67,6 +71,7 @@ impl FakeDirectory {
                 tier: tier.into(),
                 status,
                 organization_id: None,
+                jurisdictions: countries.iter().map(|c| c.to_string()).collect(),
             },
         );
     }
@@ -236,6 +241,34 @@ async fn tier_change_takes_effect_on_notice() {
         &*run(&v, &tok).await.0.unwrap().tier,
         "organization_verified"
     );
+}
+
+#[tokio::test]
+async fn verified_jurisdictions_are_cached_and_refreshed_on_notice() {
+    let (v, dir) = verifier().await;
+    dir.put("c1", "unverified", AccountStatus::Active);
+    let tok = good_token("c1");
+    assert!(run(&v, &tok).await.0.unwrap().jurisdictions.is_empty());
+    dir.put_in(
+        "c1",
+        "identity_verified",
+        AccountStatus::Active,
+        &["SE", "FI"],
+    );
+    let (cached, ready) = run(&v, &tok).await;
+    assert!(
+        ready && cached.unwrap().jurisdictions.is_empty(),
+        "cached until told"
+    );
+    v.apply(&CredentialNotice::CustomerChanged {
+        customer_id: "c1".into(),
+    });
+    let p = run(&v, &tok).await.0.unwrap();
+    assert_eq!(&*p.jurisdictions, ["SE".to_string(), "FI".to_string()]);
+    assert_eq!(&*p.tier, "identity_verified");
+    let (again, ready) = run(&v, &tok).await;
+    assert!(ready);
+    assert_eq!(again.unwrap().jurisdictions, p.jurisdictions);
 }
 
 #[tokio::test]

@@ -1,41 +1,33 @@
-//! Compute metering on the data plane: job-spec extraction from request bodies, FLOP
-//! estimates, and the pure admission evaluator (tier caps and thresholds over cumulative
-//! totals).
+//! Compute metering on the data plane: job-spec extraction from request bodies and FLOP
+//! estimates. Nothing here does I/O and nothing here decides admission.
 //!
 //! ```text
 //! body (capped by the caller) ─▶ depth guard (64) ─▶ JSON ─▶ profile: generic | slurm | kubernetes
 //!   ─▶ JobSpec { accelerators, type, duration, run, parent, declared N and D, dataset kind }
 //!   ─▶ estimate(spec, policy): accelerators × dense peak (type, precision) × seconds × utilization
 //!        (+ declared 6·N·D beside it; gap > 10× flagged)
-//!   ─▶ ledger locks totals (run lineage, customer, organization, group) and calls
-//!      evaluate(policy, input) ─▶ Admit { crossings } | Review { crossings } | Block { reason }
+//!   ─▶ ComputeLedger port (crate::admission) ─▶ the store's ledger locks the totals (run lineage,
+//!      customer, organization, group) and decides caps and thresholds in one transaction
+//!      (computegate_kyc::ledger::evaluate — the one place the decision is made)
 //! ```
 //!
-//! Nothing here does I/O: the SQL ledger (outside this crate) calls [`evaluate`] inside its
-//! admission transaction with the totals it locked, and records the result.
-//!
-//! **Which estimate is admitted.** The reservation and every cap and threshold use the
-//! *hardware* estimate: it is the most compute the rented accelerators can deliver in the
-//! requested time, so it bounds what the job can do whatever the customer declares, and
-//! measured usage events later replace it. The declared 6·N·D estimate is recorded beside it;
-//! it never lowers anything, a gap beyond the policy's factor (10×) is flagged for review, and a
-//! declared total that reaches a threshold the run lineage has not yet crossed raises a
-//! `declared` crossing (early notice that a run *will* cross it).
+//! **Which estimate is admitted.** The reservation and every cap use the *hardware* estimate:
+//! it is the most compute the rented accelerators can deliver in the requested time, so it
+//! bounds what the job can do whatever the customer declares, and measured usage events later
+//! replace it. The declared 6·N·D estimate is recorded beside it and never lowers anything:
+//! thresholds are projected with the larger of the two ([`Estimate::projected_flop`]), so a run
+//! that declares it will cross a threshold fires it at submission, and a gap beyond the policy's
+//! factor (10×) holds the job for a compliance review.
 
 use std::fmt;
 use std::time::Duration;
 
-mod admission;
 mod estimate;
 mod generic;
 mod json;
 mod kubernetes;
 mod slurm;
 
-pub use admission::{
-    AdmissionInput, AdmissionVerdict, Block, BlockReason, CapNeeds, Crossing, CrossingBasis,
-    ReviewReason, TierCaps, Totals, crossings, evaluate,
-};
 pub use estimate::{Estimate, EstimateError, EstimateFlag, estimate};
 pub use json::{MAX_DEPTH, MAX_RUN_ID_LEN};
 pub use kubernetes::parse_quantity;

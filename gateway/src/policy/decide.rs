@@ -97,14 +97,20 @@ pub fn authorize_route(
 /// Checks the jurisdictions a party is located in (ISO 3166-1 alpha-2 codes, or ISO 3166-2
 /// subdivisions such as `UA-43`: nationality, address, headquarters, ultimate parent — the
 /// caller passes all it knows). Any code in a `deny_groups` group refuses.
-pub fn authorize_jurisdiction(
+///
+/// No codes (nothing verified yet) is no finding: the party is neither refused nor
+/// restricted here, and its tier's caps are what limit it.
+pub fn authorize_jurisdiction<S: AsRef<str>>(
     policy: &Policy,
-    countries: &[&str],
+    countries: &[S],
 ) -> Result<JurisdictionStanding, Denial> {
+    if countries.is_empty() {
+        return Ok(JurisdictionStanding::default());
+    }
     let rules = policy.jurisdiction();
     let in_group = |group: &str| -> Option<&str> {
         let g = policy.country_group(group)?;
-        countries.iter().copied().find(|c| g.contains(c))
+        countries.iter().map(AsRef::as_ref).find(|c| g.contains(c))
     };
     for group in &rules.deny_groups {
         if let Some(code) = in_group(group) {

@@ -19,12 +19,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod caps;
 mod decide;
 mod handle;
 mod model;
 mod serde_util;
 mod validate;
 
+pub use caps::{CapExceeded, CapNeeds, TierCaps};
 pub use decide::{
     Denial, DenialRule, JurisdictionStanding, authorize_jurisdiction, authorize_route,
 };
@@ -248,7 +250,7 @@ impl Policy {
     /// The lowest tier whose caps allow a job of `accelerators` bringing its run lineage to
     /// `run_flop` in total.
     pub fn required_tier_for_job(&self, accelerators: u64, run_flop: f64) -> Option<&Tier> {
-        self.required_tier_for(&crate::metering::CapNeeds {
+        self.required_tier_for(&CapNeeds {
             accelerators,
             run_flop,
             customer_window_flop: 0.0,
@@ -257,7 +259,7 @@ impl Policy {
     }
 
     /// The lowest tier whose caps all allow `needs`.
-    pub fn required_tier_for(&self, needs: &crate::metering::CapNeeds) -> Option<&Tier> {
+    pub fn required_tier_for(&self, needs: &CapNeeds) -> Option<&Tier> {
         self.doc
             .tiers
             .iter()

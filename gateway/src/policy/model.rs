@@ -405,9 +405,9 @@ impl Threshold {
 // === impl Tier ===
 
 impl Tier {
-    /// The tier's caps as plain data for the admission evaluator.
-    pub fn caps(&self) -> crate::metering::TierCaps {
-        crate::metering::TierCaps {
+    /// The tier's caps as plain data.
+    pub fn caps(&self) -> super::TierCaps {
+        super::TierCaps {
             max_accelerators_per_job: self.max_accelerators_per_job,
             max_flop_per_run: self.max_flop_per_run,
             max_flop_per_customer_window: self.max_flop_per_customer_window,

@@ -279,7 +279,7 @@ fn jurisdictions() {
     let mo = authorize_jurisdiction(&p, &["MO"]).unwrap();
     assert!(mo.review_groups.is_empty() && mo.frontier_restricted);
     assert_eq!(
-        authorize_jurisdiction(&p, &[]).unwrap(),
+        authorize_jurisdiction::<&str>(&p, &[]).unwrap(),
         JurisdictionStanding::default()
     );
 }

@@ -193,43 +193,8 @@ impl Store {
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Customer, AccountError> {
-        let detail = serde_json::json!({ "status": status.as_str(), "reason": reason });
-        let event = admin_event(
-            AccessAction::CustomerStatusChange,
-            Subject::Customer(id),
-            actor,
-            now,
-            Some(detail.to_string()),
-        );
-        const SQL: &str = concat!(
-            "UPDATE customers SET status = $1, updated_at = $2 WHERE id = $3 RETURNING ",
-            customer_columns!()
-        );
-        let row: CustomerRow = in_transaction!(self, |tx| {
-            let row: Option<CustomerRow> = sqlx::query_as(SQL)
-                .bind(status.as_str())
-                .bind(DbTime::new(now))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(row) = row else {
-                return Err(AccountError::CustomerNotFound);
-            };
-            if status != CustomerStatus::Active {
-                sqlx::query(
-                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE subject = $2 AND revoked_at IS NULL",
-                )
-                .bind(DbTime::new(now))
-                .bind(Subject::Customer(id).to_string())
-                .execute(&mut *tx)
-                .await?;
-            }
-            access_log::insert_query(Uuid::now_v7(), &event)
-                .execute(&mut *tx)
-                .await?;
-            row
-        });
-        Ok(row.into_customer()?)
+        self.change_customer(id, CustomerChange::Status(status), actor, reason, now)
+            .await
     }
 
     /// Changes a customer's tier and records the administrative action with `reason` in the
@@ -242,21 +207,54 @@ impl Store {
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<Customer, AccountError> {
-        let detail = serde_json::json!({ "tier": tier.as_str(), "reason": reason });
+        self.change_customer(id, CustomerChange::Tier(tier), actor, reason, now)
+            .await
+    }
+
+    /// One administrative change of a customer column with its access-log row (and, for a
+    /// status other than `active`, the refresh-token revocation) in one transaction.
+    async fn change_customer(
+        &self,
+        id: Uuid,
+        change: CustomerChange<'_>,
+        actor: &Actor,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Customer, AccountError> {
+        const STATUS_SQL: &str = concat!(
+            "UPDATE customers SET status = $1, updated_at = $2 WHERE id = $3 RETURNING ",
+            customer_columns!()
+        );
+        const TIER_SQL: &str = concat!(
+            "UPDATE customers SET tier = $1, updated_at = $2 WHERE id = $3 RETURNING ",
+            customer_columns!()
+        );
+        let (sql, value, action, detail) = match change {
+            CustomerChange::Status(status) => (
+                STATUS_SQL,
+                status.as_str(),
+                AccessAction::CustomerStatusChange,
+                serde_json::json!({ "status": status.as_str(), "reason": reason }),
+            ),
+            CustomerChange::Tier(tier) => (
+                TIER_SQL,
+                tier.as_str(),
+                AccessAction::CustomerTierChange,
+                serde_json::json!({ "tier": tier.as_str(), "reason": reason }),
+            ),
+        };
+        let revoke_sessions =
+            matches!(change, CustomerChange::Status(s) if s != CustomerStatus::Active);
         let event = admin_event(
-            AccessAction::CustomerTierChange,
+            action,
             Subject::Customer(id),
             actor,
             now,
             Some(detail.to_string()),
         );
-        const SQL: &str = concat!(
-            "UPDATE customers SET tier = $1, updated_at = $2 WHERE id = $3 RETURNING ",
-            customer_columns!()
-        );
         let row: CustomerRow = in_transaction!(self, |tx| {
-            let row: Option<CustomerRow> = sqlx::query_as(SQL)
-                .bind(tier.as_str())
+            let row: Option<CustomerRow> = sqlx::query_as(sql)
+                .bind(value)
                 .bind(DbTime::new(now))
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -264,6 +262,15 @@ impl Store {
             let Some(row) = row else {
                 return Err(AccountError::CustomerNotFound);
             };
+            if revoke_sessions {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE subject = $2 AND revoked_at IS NULL",
+                )
+                .bind(DbTime::new(now))
+                .bind(Subject::Customer(id).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
             access_log::insert_query(Uuid::now_v7(), &event)
                 .execute(&mut *tx)
                 .await?;
@@ -428,4 +435,11 @@ impl CustomerRow {
             updated_at: self.updated_at,
         })
     }
+}
+
+/// A customer column an administrator changes (see `Store::change_customer`).
+#[derive(Clone, Copy)]
+enum CustomerChange<'a> {
+    Status(CustomerStatus),
+    Tier(&'a Tier),
 }

@@ -12,11 +12,26 @@ use sqlx::{Postgres, Sqlite, Transaction};
 /// takes the head row's lock until the caller's transaction ends.
 const ADVANCE_HEAD: &str = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
 
+/// Stores the new record's hash in the head (SQLite: a statement of its own).
 const SET_HEAD_HASH: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
 
-const INSERT_RECORD: &str = "INSERT INTO audit_log \
-     (seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// Inserts the record; its hash is `$9`.
+macro_rules! insert_record_sql {
+    () => {
+        "INSERT INTO audit_log \
+         (seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    };
+}
+
+const INSERT_RECORD: &str = insert_record_sql!();
+
+/// PostgreSQL: the head hash and the record in one statement (a data-modifying CTE), saving a
+/// round trip while the head lock is held — every one of those is paid by every queued writer.
+const SET_HEAD_AND_INSERT_RECORD: &str = concat!(
+    "WITH head AS (UPDATE audit_head SET hash = $9 WHERE id = 1) ",
+    insert_record_sql!()
+);
 
 /// A write transaction of either backend that records can be appended in. Implemented for
 /// `sqlx::Transaction<'_, Sqlite>` and `sqlx::Transaction<'_, Postgres>` only, so an append can
@@ -51,9 +66,10 @@ pub(crate) async fn append<T: ChainTx>(
     tx.append_prepared(&prepared).await
 }
 
-/// One body for both backends, like `in_transaction!`.
+/// One body for both backends, like `in_transaction!`. `set_head`: the statement that stores
+/// the new head hash before `insert` runs, when `insert` does not do it itself.
 macro_rules! chain_tx_for {
-    ($db:ty) => {
+    ($db:ty, set_head = $set_head:expr, insert = $insert:expr) => {
         impl ChainTx for Transaction<'_, $db> {
             fn append_prepared<'a>(
                 &'a mut self,
@@ -66,11 +82,14 @@ macro_rules! chain_tx_for {
                         column: "audit_head.hash",
                     })?;
                     let hash = ChainHash(record_hash(&p.fields(seq, &prev_hash)));
-                    sqlx::query(SET_HEAD_HASH)
-                        .bind(hash.0.to_vec())
-                        .execute(&mut **self)
-                        .await?;
-                    sqlx::query(INSERT_RECORD)
+                    let set_head: Option<&str> = $set_head;
+                    if let Some(sql) = set_head {
+                        sqlx::query(sql)
+                            .bind(hash.0.to_vec())
+                            .execute(&mut **self)
+                            .await?;
+                    }
+                    sqlx::query($insert)
                         .bind(seq)
                         .bind(p.at)
                         .bind(&p.actor)
@@ -89,8 +108,16 @@ macro_rules! chain_tx_for {
     };
 }
 
-chain_tx_for!(Sqlite);
-chain_tx_for!(Postgres);
+chain_tx_for!(
+    Sqlite,
+    set_head = Some(SET_HEAD_HASH),
+    insert = INSERT_RECORD
+);
+chain_tx_for!(
+    Postgres,
+    set_head = None,
+    insert = SET_HEAD_AND_INSERT_RECORD
+);
 
 // === impl Store ===
 

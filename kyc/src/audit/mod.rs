@@ -50,21 +50,30 @@
 //! The one-row table `audit_head` holds the last `seq` and `hash`. An append starts with
 //! `UPDATE audit_head SET seq = seq + 1 … RETURNING seq, hash`: on PostgreSQL that takes the
 //! row lock, so appends from every process queue there and the chain stays one line; on SQLite
-//! the write transaction (`BEGIN IMMEDIATE`) already serializes writers. The lock is held until
-//! the caller commits, which is why callers **append last**: every statement after the append
-//! lengthens the time other writers wait, and taking other row locks after it invites
-//! deadlocks.
+//! the write transaction (`BEGIN IMMEDIATE`, after the store's in-process writer lock) already
+//! serializes writers. The record is then hashed here and written with the new head hash — on
+//! PostgreSQL in one statement (a data-modifying CTE), so the head lock is held for two round
+//! trips and the commit; SQLite takes two statements. The lock is held until the caller
+//! commits, which is why callers **append last**: every statement after the append lengthens
+//! the time other writers wait, and taking other row locks after it invites deadlocks.
 //!
 //! # Throughput and group commit
 //!
-//! With one head lock per transaction the chain admits one committing transaction at a time
-//! (on PostgreSQL roughly one commit round trip each). Where that becomes the ceiling of job
-//! admission, the planned remedy is group commit: admission transactions insert their record
-//! into an unchained `audit_pending` table (no shared lock, still in the same transaction as the
-//! decision), and one chainer per cluster (elected with a PostgreSQL advisory lock) moves
-//! pending rows into `audit_log` in batches, hashing hundreds per commit. Records are then
-//! durable at once and chained within the batching interval; `verify` reports pending rows
-//! separately. Not built yet: the per-transaction head lock is the current design.
+//! With one head lock per transaction the chain admits one committing transaction at a time:
+//! on PostgreSQL each holds the lock across its commit, so appends cannot share a WAL flush and
+//! the ceiling is one `fdatasync` plus two round trips per record (about 1.3–2.0 k appends/s on
+//! the 2-core benchmark machine, whose disk takes 0.6–1.1 ms per `fdatasync`; see
+//! BENCHMARKS.md). SQLite already group-commits admissions (see `crate::ledger`): one
+//! transaction, one head advance per record but one commit per batch.
+//!
+//! The planned remedy on PostgreSQL, where that ceiling bounds job admission, is group commit:
+//! admission transactions insert their record into an unchained `audit_pending` table (no
+//! shared lock, still in the same transaction as the decision), and one chainer per cluster
+//! (elected with a PostgreSQL advisory lock) moves pending rows into `audit_log` in batches,
+//! hashing hundreds per commit, in the order it reads them. Records are then durable at once
+//! and chained within the batching interval; `verify` reports pending rows separately, and a
+//! chainer drains leftovers at start-up. Not built yet: the per-transaction head lock is the
+//! current design.
 
 mod canonical;
 mod chain;

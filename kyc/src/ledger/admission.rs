@@ -1,20 +1,26 @@
 //! `Store::admit`: one transaction that locks the job's budget rows and reads its totals
 //! ([`super::budgets`]), decides ([`super::decision`]), and writes the job, its crossings, its
-//! review hold or report, and the audit record — last, as the audit chain requires.
+//! review hold or report, and the audit record — last, as the audit chain requires. On SQLite,
+//! admissions that queue for the writer share one transaction and one commit ([`batch`]).
+
+mod batch;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::budgets::{self, Windows};
-use super::decision::{self, Proposal};
+use super::decision::{self, JobFigures, Proposal};
 use super::sql::{BudgetKeys, JobRow, LedgerTx, NewJob, NewReport, NewReview};
 use super::{
-    AdmissionDecision, AdmissionRequest, Crossing, Denial, DenialReason, LedgerError,
-    MAX_RUN_ID_LEN, RunRef, ThresholdAction, Totals, Verdict, audit, valid_flop, window_start,
+    AdmissionDecision, AdmissionOptions, AdmissionRequest, Crossing, Denial, DenialReason,
+    LedgerError, MAX_RUN_ID_LEN, RunRef, ThresholdAction, Totals, Verdict, audit, valid_flop,
+    window_start,
 };
 use crate::accounts::Actor;
 use crate::audit::ChainTx;
-use crate::store::{DbTime, Store, in_transaction};
+use crate::store::{Backend, DbTime, Store, in_transaction};
+
+pub(crate) use self::batch::AdmissionQueue;
 
 /// Longest accepted free-text field (basis, table version, route, request id, reason).
 const MAX_TEXT_LEN: usize = 1000;
@@ -30,10 +36,24 @@ impl Store {
     /// A linked-group change that commits while the admission waits for its locks makes it
     /// start over (at most three times, then [`LedgerError::Contended`]).
     pub async fn admit(&self, req: &AdmissionRequest) -> Result<AdmissionDecision, LedgerError> {
-        validate(req)?;
+        self.admit_with(req, &AdmissionOptions::default()).await
+    }
+
+    /// [`Store::admit`] with a projection for the thresholds and/or a review hold the caller
+    /// asks for (see [`AdmissionOptions`]).
+    pub async fn admit_with(
+        &self,
+        req: &AdmissionRequest,
+        options: &AdmissionOptions,
+    ) -> Result<AdmissionDecision, LedgerError> {
+        validate(req, options)?;
         let job_id = Uuid::now_v7();
+        if let Backend::Sqlite(pool) = self.backend() {
+            return batch::admit(self, pool, req, options, job_id).await;
+        }
         for _ in 0..super::MAX_ATTEMPTS {
-            let attempt = in_transaction!(self, |tx| admit_in(&mut tx, req, job_id).await?);
+            let attempt =
+                in_transaction!(self, |tx| admit_in(&mut tx, req, options, job_id).await?);
             if let Some(decision) = attempt {
                 return Ok(decision);
             }
@@ -47,6 +67,7 @@ impl Store {
 async fn admit_in<T: LedgerTx + ChainTx>(
     tx: &mut T,
     req: &AdmissionRequest,
+    options: &AdmissionOptions,
     job_id: Uuid,
 ) -> Result<Option<AdmissionDecision>, LedgerError> {
     let now = DbTime::new(req.now);
@@ -55,21 +76,24 @@ async fn admit_in<T: LedgerTx + ChainTx>(
         threshold: window_start(req.now, req.thresholds.window),
         count_open_jobs: req.limits.max_concurrent_jobs.is_some(),
     };
-    let Some((run, snapshot)) = budgets::lock_for_admission(tx, req, since).await? else {
+    let Some((run, mut snapshot)) = budgets::lock_for_admission(tx, req, since).await? else {
         return Ok(None);
     };
+    let job = JobFigures {
+        estimate_flop: req.estimate_flop,
+        projected_flop: options.projected_flop.unwrap_or(req.estimate_flop),
+        bio_sequence: req.bio_sequence,
+        hold_for_review: options.hold_for_review.is_some(),
+    };
+    let growth = job.projected_flop.max(job.estimate_flop);
+    let reached = decision::reached(&req.thresholds.rules, req.bio_sequence, &snapshot, growth);
+    budgets::load_fired(tx, &mut snapshot, &reached).await?;
     let keys = BudgetKeys {
         lineage: run.lineage_root,
         customer: req.customer_id,
         organization: req.organization_id,
     };
-    let evaluation = decision::evaluate(
-        &req.limits,
-        &req.thresholds,
-        req.bio_sequence,
-        &snapshot,
-        req.estimate_flop,
-    );
+    let evaluation = decision::evaluate(&req.limits, &req.thresholds, &job, &snapshot);
     let (verdict, approved_review) = settle(tx, req, &evaluation.proposal, job_id, now).await?;
     let admitted = verdict == Verdict::Admitted;
     let totals_after = if admitted {
@@ -80,6 +104,7 @@ async fn admit_in<T: LedgerTx + ChainTx>(
     } else {
         snapshot.totals
     };
+    let hold_reason = options.hold_for_review.as_deref();
     let mut decision = AdmissionDecision {
         job_id,
         run,
@@ -90,7 +115,7 @@ async fn admit_in<T: LedgerTx + ChainTx>(
         report_ids: Vec::new(),
         approved_review,
     };
-    decision.report_ids = record_decision(tx, req, keys, &decision, now).await?;
+    decision.report_ids = record_decision(tx, req, keys, &decision, hold_reason, now).await?;
     audit::record(tx, &audit::admission(req, &decision)).await?;
     Ok(Some(decision))
 }
@@ -102,31 +127,29 @@ async fn record_decision<T: LedgerTx>(
     req: &AdmissionRequest,
     keys: BudgetKeys,
     d: &AdmissionDecision,
+    hold_reason: Option<&str>,
     now: DbTime,
 ) -> Result<Vec<Uuid>, LedgerError> {
     let job = job_row(req, d.job_id, d.run);
     let after_review = d.approved_review.is_some();
-    tx.insert_job(&new_job(
-        req,
-        &job,
-        d.run.run,
-        &d.verdict,
-        after_review,
-        now,
-    ))
-    .await?;
+    let row = new_job(req, &job, d.run.run, &d.verdict, after_review, now);
+    if d.verdict == Verdict::Admitted {
+        // Reserves `req.estimate_flop` (the row's `reserved_flop`) on the budget rows.
+        tx.insert_reserved_job(&row, keys).await?;
+    } else {
+        tx.insert_job(&row).await?;
+    }
     for c in &d.crossings {
         tx.insert_crossing(d.job_id, "admission", c, now).await?;
     }
     match d.verdict {
         Verdict::Admitted => {
-            tx.add_to_budgets(keys, 0.0, req.estimate_flop).await?;
             let snapshot = req.identity_snapshot.as_ref();
             let lineage = d.totals_after.lineage_flop;
             write_report(tx, &job, &d.crossings, snapshot, lineage, req.now).await
         }
         Verdict::HeldForReview { review_id } => {
-            hold(tx, req, &job, review_id, &d.crossings, now).await?;
+            hold(tx, req, &job, review_id, &d.crossings, hold_reason, now).await?;
             Ok(Vec::new())
         }
         Verdict::Denied(_) => Ok(Vec::new()),
@@ -169,6 +192,7 @@ async fn hold<T: LedgerTx>(
     job: &JobRow,
     review_id: Uuid,
     crossings: &[Crossing],
+    hold_reason: Option<&str>,
     now: DbTime,
 ) -> Result<(), LedgerError> {
     let held: Vec<Crossing> = crossings
@@ -183,6 +207,7 @@ async fn hold<T: LedgerTx>(
         run_id: &req.run_id,
         estimate_flop: req.estimate_flop,
         crossings: &held,
+        hold_reason,
         created_at: now,
     })
     .await?;
@@ -241,6 +266,7 @@ fn job_row(req: &AdmissionRequest, id: Uuid, run: RunRef) -> JobRow {
         reserved_flop: 0.0,
         used_flop: 0.0,
         accelerator_seconds: 0.0,
+        flop_per_accelerator_second: req.flop_per_accelerator_second,
     }
 }
 
@@ -280,6 +306,7 @@ fn new_job<'a>(
         accelerator_type: req.accelerator_type.as_deref(),
         bio_sequence: req.bio_sequence,
         reserved_flop: reserved,
+        flop_per_accelerator_second: req.flop_per_accelerator_second,
         decided_at: now,
     }
 }
@@ -294,7 +321,13 @@ fn denial_code(d: &Denial) -> &'static str {
 }
 
 /// Rejects malformed requests before any I/O.
-fn validate(req: &AdmissionRequest) -> Result<(), LedgerError> {
+fn validate(req: &AdmissionRequest, options: &AdmissionOptions) -> Result<(), LedgerError> {
+    if !options.projected_flop.is_none_or(valid_flop) {
+        return Err(LedgerError::Invalid("projected_flop"));
+    }
+    if let Some(reason) = &options.hold_for_review {
+        check_text(reason, "hold_for_review")?;
+    }
     check_run_id(&req.run_id, "run_id")?;
     if let Some(parent) = &req.parent_run_id {
         check_run_id(parent, "parent_run_id")?;
@@ -306,6 +339,9 @@ fn validate(req: &AdmissionRequest) -> Result<(), LedgerError> {
     ];
     if !flops.into_iter().flatten().all(valid_flop) {
         return Err(LedgerError::Invalid("estimate_flop"));
+    }
+    if !req.flop_per_accelerator_second.is_none_or(valid_flop) {
+        return Err(LedgerError::Invalid("flop_per_accelerator_second"));
     }
     let caps = [
         req.limits.max_flop_per_run,

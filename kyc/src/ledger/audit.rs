@@ -80,7 +80,8 @@ pub(super) fn usage(event: &UsageEvent, r: &UsageRecorded) -> Vec<AuditEntry> {
         "event_id": event.event_id,
         "kind": kind,
         "accelerator_seconds_total": seconds,
-        "flop_per_accelerator_second": event.flop_per_accelerator_second,
+        "accelerator_type": event.accelerator_type,
+        "flop_per_accelerator_second": r.flop_per_accelerator_second,
         "status": r.status,
         "used_flop": r.used_flop,
         "reserved_flop": r.reserved_flop,
@@ -103,6 +104,18 @@ pub(super) fn usage(event: &UsageEvent, r: &UsageRecorded) -> Vec<AuditEntry> {
             .map(|id| report_created(event.at, &actor, *id, r.job_id, &r.crossings)),
     );
     entries
+}
+
+/// A reservation released because the job never ran.
+pub(super) fn released(job: Uuid, reason: &str, flop: f64, at: OffsetDateTime) -> AuditEntry {
+    let detail = json!({ "reason": reason, "released_flop": flop });
+    AuditEntry::new(
+        at,
+        &Actor::system("gateway"),
+        "ledger.job.released",
+        job_subject(job),
+    )
+    .with_detail(detail)
 }
 
 /// A staff action on a ledger object (review, report, group).

@@ -135,7 +135,33 @@ async fn read_snapshot<T: LedgerTx>(
                 .count_open_jobs
                 .then(|| u64::try_from(w.open_jobs).unwrap_or(0)),
         },
+        fired: Vec::new(),
     }))
+}
+
+/// Fills [`Snapshot::fired`] when the job's projected totals reach any threshold (`reached`,
+/// from [`super::decision::reached`]); otherwise nothing fired matters and no query runs.
+pub(super) async fn load_fired<T: LedgerTx>(
+    tx: &mut T,
+    snapshot: &mut Snapshot,
+    reached: &[(Uuid, String)],
+) -> Result<(), LedgerError> {
+    if reached.is_empty() {
+        return Ok(());
+    }
+    let ids = [
+        Some(snapshot.lineage_root),
+        Some(snapshot.customer_id),
+        snapshot.organization_id,
+        snapshot.group_id,
+    ];
+    snapshot.fired = tx
+        .fired(ids)
+        .await?
+        .into_iter()
+        .filter(|f| reached.contains(f))
+        .collect();
+    Ok(())
 }
 
 /// The job's run row, created on first sight with its lineage root: a declared parent's root,

@@ -2,10 +2,18 @@
 //! [`Snapshot`] of totals read under the budget locks. No I/O and no clock: rolling windows are
 //! applied when the snapshot is read.
 //!
-//! Precedence: a cap or `block` threshold denies; otherwise a `review` crossing holds; otherwise
-//! the job is admitted, with its `notify` and `report` crossings recorded. A crossing is
-//! `previous < threshold <= projected`, so each threshold fires once per total that passes it;
-//! a `block` threshold refuses any job whose projected total reaches it.
+//! Precedence: a cap or `block` threshold denies; otherwise a `review` crossing (or a review the
+//! caller asks for) holds; otherwise the job is admitted, with its `notify` and `report`
+//! crossings recorded.
+//!
+//! A threshold *fires* for a scope (a lineage, customer, organization or group) the first time
+//! the scope's projected total reaches it: `threshold <= previous + job`, unless an admitted job
+//! already fired it for that scope. So a total that passes a threshold fires it once — also
+//! when it got there without crossing it in one job (two accounts linked after the fact, a
+//! lineage that shrank when a job finished early and grows again) — and a held or denied job
+//! leaves it unfired for the resubmission. A `block` threshold refuses any job whose projected
+//! total reaches it. Caps are checked with the reserved estimate; thresholds are projected with
+//! the larger of the estimate and the declared compute.
 
 use uuid::Uuid;
 
@@ -15,7 +23,7 @@ use super::{
 };
 
 /// Totals read under the budget locks, before the job, with the ids of each scope.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// Root run of the job's lineage.
     pub lineage_root: Uuid,
@@ -27,6 +35,24 @@ pub struct Snapshot {
     pub group_id: Option<Uuid>,
     /// The totals.
     pub totals: Totals,
+    /// `(scope id, label)` of thresholds admitted jobs already fired — needed only for the
+    /// rules [`reached`] lists.
+    pub fired: Vec<(Uuid, String)>,
+}
+
+/// The job as the rules see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JobFigures {
+    /// FLOP reserved and held against the caps.
+    pub estimate_flop: f64,
+    /// FLOP the thresholds are projected with (at least the estimate; e.g. a larger declared
+    /// 6·N·D figure).
+    pub projected_flop: f64,
+    /// The run declares biological-sequence data.
+    pub bio_sequence: bool,
+    /// The caller asks for a review hold whatever the thresholds say (e.g. the declared
+    /// estimate is far from the hardware one).
+    pub hold_for_review: bool,
 }
 
 /// What the rules propose, before any review approval is looked up.
@@ -51,35 +77,34 @@ pub struct Evaluation {
     pub totals_if_admitted: Totals,
 }
 
-/// Applies caps and thresholds to a job of `estimate` FLOP.
+/// Applies caps and thresholds to a job.
 pub fn evaluate(
     limits: &LedgerLimits,
     policy: &ThresholdPolicy,
-    bio_sequence: bool,
+    job: &JobFigures,
     snapshot: &Snapshot,
-    estimate: f64,
 ) -> Evaluation {
-    let crossings = crossings(&policy.rules, bio_sequence, snapshot, estimate);
-    let denial = cap_denial(limits, &snapshot.totals, estimate)
-        .or_else(|| block_denial(&policy.rules, bio_sequence, snapshot, estimate));
+    let projected = job.projected_flop.max(job.estimate_flop);
+    let crossings = fired_now(&policy.rules, job.bio_sequence, snapshot, projected);
+    let denial = cap_denial(limits, &snapshot.totals, job.estimate_flop)
+        .or_else(|| block_denial(&policy.rules, job.bio_sequence, snapshot, projected));
+    let review = job.hold_for_review
+        || crossings
+            .iter()
+            .any(|c| c.action == ThresholdAction::Review);
     let proposal = match denial {
         Some(denial) => Proposal::Deny(denial),
-        None if crossings
-            .iter()
-            .any(|c| c.action == ThresholdAction::Review) =>
-        {
-            Proposal::Review
-        }
+        None if review => Proposal::Review,
         None => Proposal::Admit,
     };
     Evaluation {
         proposal,
         crossings,
-        totals_if_admitted: add(&snapshot.totals, estimate),
+        totals_if_admitted: add(&snapshot.totals, job.estimate_flop),
     }
 }
 
-/// Thresholds crossed when measured usage grows the job's charge by `growth` FLOP (no caps:
+/// Thresholds that fire when measured usage grows the job's charge by `growth` FLOP (no caps:
 /// the job is already running).
 pub fn usage_crossings(
     rules: &[ThresholdRule],
@@ -88,10 +113,26 @@ pub fn usage_crossings(
     growth: f64,
 ) -> Vec<Crossing> {
     if growth > 0.0 {
-        crossings(rules, bio_sequence, snapshot, growth)
+        fired_now(rules, bio_sequence, snapshot, growth)
     } else {
         Vec::new()
     }
+}
+
+/// `(scope id, label)` of every applicable rule the projected total reaches: the thresholds
+/// whose fired state the store must look up before [`evaluate`].
+pub fn reached(
+    rules: &[ThresholdRule],
+    bio_sequence: bool,
+    snapshot: &Snapshot,
+    growth: f64,
+) -> Vec<(Uuid, String)> {
+    applicable(rules, bio_sequence)
+        .filter_map(|r| {
+            let (scope_id, previous) = scope_total(r.scope, snapshot)?;
+            (r.flop <= previous + growth).then(|| (scope_id, r.label.clone()))
+        })
+        .collect()
 }
 
 /// The tightest remaining FLOP cap for `totals`, never negative; `None` without FLOP caps.
@@ -166,18 +207,37 @@ fn block_denial(
         })
 }
 
-/// Every applicable rule with `previous < flop <= previous + growth`.
-fn crossings(
+/// Every applicable rule the projected total reaches that no admitted job fired yet for its
+/// scope, one crossing per `(label, scope id)` with the highest action of its rules (a policy
+/// may list one threshold once per action).
+fn fired_now(
     rules: &[ThresholdRule],
     bio_sequence: bool,
     snapshot: &Snapshot,
     growth: f64,
 ) -> Vec<Crossing> {
-    applicable(rules, bio_sequence)
-        .filter_map(|r| {
-            let (scope_id, previous) = scope_total(r.scope, snapshot)?;
-            let projected = previous + growth;
-            (previous < r.flop && r.flop <= projected).then(|| Crossing {
+    let mut out: Vec<Crossing> = Vec::new();
+    for r in applicable(rules, bio_sequence) {
+        let Some((scope_id, previous)) = scope_total(r.scope, snapshot) else {
+            continue;
+        };
+        let projected = previous + growth;
+        let fired = snapshot
+            .fired
+            .iter()
+            .any(|(id, label)| *id == scope_id && *label == r.label);
+        if r.flop > projected || fired {
+            continue;
+        }
+        let same = out
+            .iter_mut()
+            .find(|c| c.label == r.label && c.scope == r.scope && c.scope_id == scope_id);
+        match same {
+            Some(c) => {
+                c.action = c.action.max(r.action);
+                c.report_due_days = c.report_due_days.min(r.report_due_days);
+            }
+            None => out.push(Crossing {
                 label: r.label.clone(),
                 threshold_flop: r.flop,
                 scope: r.scope,
@@ -186,9 +246,10 @@ fn crossings(
                 previous_flop: previous,
                 projected_flop: projected,
                 report_due_days: r.report_due_days,
-            })
-        })
-        .collect()
+            }),
+        }
+    }
+    out
 }
 
 /// Rules that apply to this job: biological-sequence rules only for runs declaring such data.

@@ -1,10 +1,13 @@
 //! Linked account groups: customers that share a beneficial owner, payment fingerprint,
-//! verified ID document or organization are merged into one group automatically
-//! ([`Store::link_by_attribute`]); staff can link and unlink with a reason. Group thresholds
-//! watch the members' combined rolling total, so a run split across accounts is still seen.
+//! verified ID document or organization are merged into one group automatically when an
+//! application is approved ([`link_attributes`], called by the verification workflow in the
+//! approval's transaction; [`Store::link_by_attribute`] for one attribute); staff can link and
+//! unlink with a reason. Group thresholds watch the members' combined rolling total, so a run
+//! split across accounts is still seen; a staff link also re-checks them at once
+//! ([`super::link_thresholds`]).
 //!
-//! Attributes are stored only as SHA-256 hashes. Group totals are summed from the members'
-//! jobs at read time, so a merge only moves membership rows.
+//! Attributes are stored only as keyed hashes ([`super::attributes`]). Group totals are summed
+//! from the members' jobs at read time, so a merge only moves membership rows.
 //!
 //! Locking (PostgreSQL): every membership change first locks a sentinel budget row
 //! (`customer` scope, nil id — the first of all customer rows), so changes are serialized
@@ -12,18 +15,19 @@
 //! group rows, in id order. That is the `(scope, scope_id)` order admissions lock in, so lock
 //! waits never form a cycle. A membership change always holds the moving customers' rows, and
 //! an admission re-reads its customer's group once it holds that row (starting over when it
-//! changed), so an admission never decides on a half-done merge.
+//! changed), so an admission never decides on a half-done merge. The audit chain's head is
+//! locked after all of these (callers append the entries last).
 
-use std::fmt;
-
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::admission::{check_text, require_staff};
+use super::attributes::AttributeHash;
+use super::link_thresholds::{self, LinkCheck};
 use super::membership::GroupTx;
-use super::{LedgerError, audit};
+use super::{LedgerError, ThresholdPolicy, audit};
 use crate::accounts::Actor;
+use crate::audit::AuditEntry;
 use crate::store::{DbTime, Store, in_transaction, on_pool};
 
 /// What two accounts share that links them.
@@ -39,10 +43,6 @@ pub enum LinkAttribute {
     /// Membership of one organization (hash of the organization id).
     Organization,
 }
-
-/// SHA-256 of a normalized attribute value. Raw values never reach the store.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AttributeHash([u8; 32]);
 
 /// A group and its members.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -74,29 +74,15 @@ pub struct LinkOutcome {
     pub moved: Vec<Uuid>,
 }
 
-// === impl AttributeHash ===
-
-impl AttributeHash {
-    /// Hashes a normalized value (the caller normalizes: trimmed, case-folded, canonical form).
-    pub fn of(normalized_value: &[u8]) -> AttributeHash {
-        AttributeHash(Sha256::digest(normalized_value).into())
-    }
-
-    /// An existing SHA-256 digest.
-    pub fn from_bytes(digest: [u8; 32]) -> AttributeHash {
-        AttributeHash(digest)
-    }
-
-    /// The digest.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AttributeHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AttributeHash({})", hex::encode(&self.0[..4]))
-    }
+/// What [`Store::link_customers`] did: the merged group and the thresholds the link crossed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StaffLink {
+    /// The group afterwards.
+    #[serde(flatten)]
+    pub group: LinkedGroup,
+    /// Group thresholds re-checked at link time.
+    #[serde(flatten)]
+    pub check: LinkCheck,
 }
 
 // === impl LinkAttribute ===
@@ -118,7 +104,8 @@ impl LinkAttribute {
 impl Store {
     /// Records that `customer_id` has an attribute and links it with every other customer that
     /// has the same one (merging their groups), unless staff unlinked it (then the attribute is
-    /// only recorded). Idempotent.
+    /// only recorded). Idempotent. See [`link_attributes`] for linking inside another
+    /// operation's transaction.
     pub async fn link_by_attribute(
         &self,
         customer_id: Uuid,
@@ -126,39 +113,11 @@ impl Store {
         hash: &AttributeHash,
         now: OffsetDateTime,
     ) -> Result<LinkOutcome, LedgerError> {
-        let at = DbTime::new(now);
         let moved = in_transaction!(self, |tx| {
-            tx.lock_membership().await?;
-            match tx.insert_attribute(kind, hash, customer_id, at).await {
-                Ok(()) => {}
-                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                    return Err(LedgerError::UnknownCustomer);
-                }
-                Err(e) => return Err(e.into()),
-            }
-            let others = if tx.exempt(customer_id).await? {
-                Vec::new()
-            } else {
-                tx.sharing(kind, hash, customer_id).await?
-            };
-            if others.is_empty() {
-                Vec::new()
-            } else {
-                let mut all = others.clone();
-                all.push(customer_id);
-                let (group, moved) = merge(&mut tx, &all, kind.as_str(), at).await?;
-                if !moved.is_empty() {
-                    let detail = serde_json::json!({
-                        "group_id": group, "via": kind, "moved": moved, "matched": others,
-                    });
-                    let actor = Actor::system("linking");
-                    let subject = format!("customer:{customer_id}");
-                    let entry =
-                        audit::staff_action(now, &actor, "ledger.group.linked", subject, detail);
-                    audit::record(&mut tx, &[entry]).await?;
-                }
-                moved
-            }
+            let (moved, entries) =
+                link_attributes(&mut tx, customer_id, &[(kind, *hash)], now).await?;
+            audit::record(&mut tx, &entries).await?;
+            moved
         });
         Ok(LinkOutcome {
             group: self.group_of(customer_id).await?,
@@ -166,23 +125,30 @@ impl Store {
         })
     }
 
-    /// Staff: links two customers (merging their groups) and lifts any unlink exemption.
+    /// Staff: links two customers (merging their groups) and lifts any unlink exemption. The
+    /// merged group's rolling total is re-checked against the `group` thresholds of
+    /// `thresholds` at once (see [`super::link_thresholds`]); what fired is recorded in the
+    /// same transaction and returned.
     pub async fn link_customers(
         &self,
         customer_a: Uuid,
         customer_b: Uuid,
         reason: &str,
         actor: &Actor,
+        thresholds: &ThresholdPolicy,
         now: OffsetDateTime,
-    ) -> Result<LinkedGroup, LedgerError> {
+    ) -> Result<StaffLink, LedgerError> {
         require_staff(actor)?;
         check_text(reason, "reason")?;
         let at = DbTime::new(now);
-        let group = in_transaction!(self, |tx| {
+        let (group, check) = in_transaction!(self, |tx| {
             tx.lock_membership().await?;
             for c in [customer_a, customer_b] {
                 tx.set_exempt(c, None, at).await?;
             }
+            let since = link_thresholds::since(thresholds, now);
+            let before =
+                link_thresholds::parts_before(&mut tx, &[customer_a, customer_b], since).await?;
             let (group, moved) = match merge(&mut tx, &[customer_a, customer_b], "staff", at).await
             {
                 Err(LedgerError::Store(crate::StoreError::Database(sqlx::Error::Database(e))))
@@ -192,16 +158,36 @@ impl Store {
                 }
                 other => other?,
             };
+            let check =
+                link_thresholds::check_group(&mut tx, group, customer_a, before, thresholds, now)
+                    .await?;
             let detail = serde_json::json!({
                 "group_id": group, "customers": [customer_a, customer_b], "moved": moved,
-                "reason": reason,
+                "reason": reason, "crossings": check.crossings, "report_ids": check.report_ids,
+                "job_id": check.job_id,
             });
             let subject = format!("group:{group}");
-            let entry = audit::staff_action(now, actor, "ledger.group.linked", subject, detail);
-            audit::record(&mut tx, &[entry]).await?;
-            group
+            let mut entries = vec![audit::staff_action(
+                now,
+                actor,
+                "ledger.group.linked",
+                subject,
+                detail,
+            )];
+            entries.extend(check.report_ids.iter().map(|id| {
+                let detail = serde_json::json!({
+                    "job_id": check.job_id, "crossings": check.crossings, "phase": "link",
+                });
+                let subject = format!("report:{id}");
+                audit::staff_action(now, actor, "ledger.report.created", subject, detail)
+            }));
+            audit::record(&mut tx, &entries).await?;
+            (group, check)
         });
-        self.group_members(group).await
+        Ok(StaffLink {
+            group: self.group_members(group).await?,
+            check,
+        })
     }
 
     /// Staff: takes a customer out of its group and exempts it from automatic linking until
@@ -282,6 +268,63 @@ impl Store {
                 .collect(),
         })
     }
+}
+
+/// Records `attributes` of `customer_id` and links it with every other customer sharing one
+/// (merging groups), inside the caller's transaction: for approvals, in the transaction that
+/// approves. A customer staff unlinked only has its attributes recorded. Idempotent. Returns
+/// the customers whose group changed and one `ledger.group.linked` audit entry per attribute
+/// that moved someone, which the caller appends last (after every budget lock).
+pub(crate) async fn link_attributes<T: GroupTx>(
+    tx: &mut T,
+    customer_id: Uuid,
+    attributes: &[(LinkAttribute, AttributeHash)],
+    now: OffsetDateTime,
+) -> Result<(Vec<Uuid>, Vec<AuditEntry>), LedgerError> {
+    let at = DbTime::new(now);
+    tx.lock_membership().await?;
+    let mut all_moved = Vec::new();
+    let mut entries = Vec::new();
+    for (kind, hash) in attributes {
+        match tx.insert_attribute(*kind, hash, customer_id, at).await {
+            Ok(()) => {}
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                return Err(LedgerError::UnknownCustomer);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if tx.exempt(customer_id).await? {
+        return Ok((all_moved, entries));
+    }
+    for (kind, hash) in attributes {
+        let others = tx.sharing(*kind, hash, customer_id).await?;
+        if others.is_empty() {
+            continue;
+        }
+        let mut all = others.clone();
+        all.push(customer_id);
+        let (group, moved) = merge(tx, &all, kind.as_str(), at).await?;
+        if moved.is_empty() {
+            continue;
+        }
+        let detail = serde_json::json!({
+            "group_id": group, "via": kind, "moved": moved, "matched": others,
+        });
+        let subject = format!("customer:{customer_id}");
+        let actor = Actor::system("linking");
+        entries.push(audit::staff_action(
+            now,
+            &actor,
+            "ledger.group.linked",
+            subject,
+            detail,
+        ));
+        all_moved.extend(moved);
+    }
+    all_moved.sort();
+    all_moved.dedup();
+    Ok((all_moved, entries))
 }
 
 /// Merges the groups of `customers` (a customer without a group is a group of one) into the

@@ -6,11 +6,13 @@ use std::future::Future;
 use sqlx::{Postgres, Sqlite, Transaction};
 use uuid::Uuid;
 
-use super::groups::{AttributeHash, LinkAttribute};
+use super::attributes::AttributeHash;
+use super::groups::LinkAttribute;
 use crate::store::DbTime;
 
-/// Membership queries inside one write transaction, for both backends.
-pub(super) trait GroupTx: Send {
+/// Membership queries inside one write transaction, for both backends. Crate-visible so the
+/// verification workflow can link an approved customer inside its own transaction.
+pub(crate) trait GroupTx: Send {
     /// Serializes membership changes (PostgreSQL: locks the sentinel budget row).
     fn lock_membership(&mut self) -> impl Future<Output = sqlx::Result<()>> + Send;
     /// Creates (if missing) and locks a customer's budget row.
@@ -66,7 +68,35 @@ pub(super) trait GroupTx: Send {
     fn remove_member(&mut self, customer: Uuid) -> impl Future<Output = sqlx::Result<()>> + Send;
     /// Deletes an empty group and its budget row.
     fn delete_group(&mut self, id: Uuid) -> impl Future<Output = sqlx::Result<()>> + Send;
+    /// The charge (used + reserved) of the jobs decided after `since` of the customer's group,
+    /// or of the customer alone when it has none.
+    fn part_total(
+        &mut self,
+        customer: Uuid,
+        since: DbTime,
+    ) -> impl Future<Output = sqlx::Result<f64>> + Send;
+    /// The latest admitted job (reserved, running or finished) of a group's members decided
+    /// after `since`.
+    fn latest_group_job(
+        &mut self,
+        group: Uuid,
+        since: DbTime,
+    ) -> impl Future<Output = sqlx::Result<Option<Uuid>>> + Send;
 }
+
+/// See [`GroupTx::part_total`]: the customer's group members, or the customer alone.
+const PART_TOTAL: &str = "SELECT COALESCE(SUM(j.used_flop + j.reserved_flop), 0.0) \
+     FROM ledger_jobs j WHERE j.decided_at > $2 AND j.customer_id IN ( \
+       SELECT m2.customer_id FROM ledger_group_members m1 \
+       JOIN ledger_group_members m2 ON m2.group_id = m1.group_id WHERE m1.customer_id = $1 \
+       UNION SELECT $1)";
+
+/// See [`GroupTx::latest_group_job`].
+const LATEST_GROUP_JOB: &str = "SELECT j.id FROM ledger_group_members m \
+     JOIN ledger_jobs j ON j.customer_id = m.customer_id \
+     WHERE m.group_id = $1 AND j.decided_at > $2 \
+       AND j.status IN ('reserved', 'running', 'finished') \
+     ORDER BY j.decided_at DESC, j.id DESC LIMIT 1";
 
 /// One body per backend; `$lock` is the locking clause.
 macro_rules! group_tx_for {
@@ -243,6 +273,26 @@ macro_rules! group_tx_for {
                     .execute(&mut **self)
                     .await
                     .map(drop)
+            }
+
+            async fn part_total(&mut self, customer: Uuid, since: DbTime) -> sqlx::Result<f64> {
+                sqlx::query_scalar(PART_TOTAL)
+                    .bind(customer)
+                    .bind(since)
+                    .fetch_one(&mut **self)
+                    .await
+            }
+
+            async fn latest_group_job(
+                &mut self,
+                group: Uuid,
+                since: DbTime,
+            ) -> sqlx::Result<Option<Uuid>> {
+                sqlx::query_scalar(LATEST_GROUP_JOB)
+                    .bind(group)
+                    .bind(since)
+                    .fetch_optional(&mut **self)
+                    .await
             }
 
             async fn delete_group(&mut self, id: Uuid) -> sqlx::Result<()> {

@@ -11,8 +11,13 @@
 //! - **Customer, organization, linked group** thresholds apply to the rolling total over
 //!   [`ThresholdPolicy::window`]; a customer who is linked to nobody is a group of one.
 //! - A job's charge is `used + reserved`: its estimate at admission, replaced by measured usage
-//!   as events arrive, grown past the estimate when the job overruns, and cut to the measured
-//!   amount when it finishes. Rolling windows count a job at its decision time.
+//!   as events arrive, grown past the estimate when the job overruns, cut to the measured
+//!   amount when it finishes, and zero when it never ran
+//!   ([`Store::release_job`](crate::Store::release_job)). Rolling windows count a job at its
+//!   decision time.
+//! - A threshold fires for a scope the first time the scope's projected total reaches it, and
+//!   once only (see [`decision`](evaluate) for the exact rule): also when two accounts are
+//!   linked after both ran, and not again when a total dips and grows back.
 //!
 //! # Atomicity
 //! [`Store::admit`](crate::Store::admit) is one transaction on either backend: it locks the
@@ -22,7 +27,10 @@
 //! reports and the audit record before committing. Replicas sharing one PostgreSQL therefore
 //! never admit past a cap. Every ledger transaction takes budget locks in `(scope, scope_id)`
 //! order (group merges lock a sentinel, the moving customers, then the groups), so lock waits
-//! never form a cycle; the audit chain's head lock is taken last.
+//! never form a cycle; the audit chain's head lock is taken last. On SQLite, admissions that
+//! queue for the writer at the same time share one transaction and one commit, in queue order
+//! (group commit, `admission::batch`); a decision is returned only once that commit is
+//! durable, and a batch in which any admission fails is rolled back and decided one by one.
 //!
 //! FLOP are IEEE doubles (the totals reach 1e26): sums are exact for integers below 2^53 and
 //! otherwise carry a relative rounding error near 1e-16 per addition.
@@ -30,14 +38,18 @@
 //! # Modules
 //! `decision` holds the pure rules; `sql` the queries (one text for both backends); `budgets`
 //! finds and locks a job's rows; the `admission`, `review`, `usage`, `groups`, `reads` and
-//! `export` modules add `impl Store` blocks; `audit` builds the chain records.
+//! `export` modules add `impl Store` blocks; `audit` builds the chain records; `attributes`
+//! normalizes and hashes (keyed) linking attributes; `membership` holds the group queries and
+//! `link_thresholds` re-checks a group's thresholds when staff link it.
 
 mod admission;
+mod attributes;
 mod audit;
 mod budgets;
 mod decision;
 mod export;
 mod groups;
+mod link_thresholds;
 mod membership;
 mod reads;
 mod review;
@@ -56,9 +68,16 @@ use uuid::Uuid;
 use crate::accounts::UnknownName;
 use crate::store::StoreError;
 
-pub use self::decision::{Evaluation, Proposal, Snapshot, evaluate, usage_crossings};
+pub(crate) use self::admission::AdmissionQueue;
+pub use self::attributes::{AttributeHash, AttributeKey, LinkValue};
+pub use self::decision::{
+    Evaluation, JobFigures, Proposal, Snapshot, evaluate, reached, usage_crossings,
+};
 pub use self::export::{ExportFormat, ExportKind, quarter_due_date};
-pub use self::groups::{AttributeHash, GroupMember, LinkAttribute, LinkOutcome, LinkedGroup};
+pub(crate) use self::groups::link_attributes;
+pub use self::groups::{GroupMember, LinkAttribute, LinkOutcome, LinkedGroup, StaffLink};
+pub use self::link_thresholds::LinkCheck;
+pub(crate) use self::membership::GroupTx;
 pub use self::reads::{
     ReportFilter, ReportStatus, ReportsDue, RunFilter, RunSummary, TrainingRunReport,
 };
@@ -177,6 +196,10 @@ pub struct AdmissionRequest {
     pub accelerators: u32,
     /// Accelerator type, when known.
     pub accelerator_type: Option<String>,
+    /// FLOP one accelerator delivers per second in the estimate (peak at the job's precision ×
+    /// the job's utilization), when computed: measured accelerator-seconds are charged at it
+    /// (see [`UsageEvent::flop_per_accelerator_second`]).
+    pub flop_per_accelerator_second: Option<f64>,
     /// The run declares biological-sequence data.
     pub bio_sequence: bool,
     /// The customer's tier caps.
@@ -194,6 +217,20 @@ pub struct AdmissionRequest {
     pub client_ip: Option<IpAddr>,
     /// Decision time.
     pub now: OffsetDateTime,
+}
+
+/// What [`Store::admit_with`](crate::Store::admit_with) adds to a request;
+/// [`Store::admit`](crate::Store::admit) uses the default (none of it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdmissionOptions {
+    /// FLOP to project the thresholds with when larger than the estimate (e.g. the declared
+    /// 6·N·D compute): a projected crossing fires at submission. Caps and the reservation
+    /// still use [`AdmissionRequest::estimate_flop`].
+    pub projected_flop: Option<f64>,
+    /// Hold the job for review with this reason whatever the thresholds say (e.g. the declared
+    /// estimate differs from the hardware one by more than the policy's factor). An approval
+    /// is consumed like a threshold review's.
+    pub hold_for_review: Option<String>,
 }
 
 /// The outcome of [`Store::admit`](crate::Store::admit), committed before it is returned.
@@ -320,6 +357,8 @@ pub enum JobStatus {
     Running,
     /// Finished; remainder released.
     Finished,
+    /// Admitted but never ran (the upstream refused it); reservation released.
+    Released,
     /// Waiting for a review decision (nothing reserved).
     HeldForReview,
     /// Refused (nothing reserved).
@@ -424,6 +463,7 @@ stored_enum!(JobStatus {
     Reserved => "reserved",
     Running => "running",
     Finished => "finished",
+    Released => "released",
     HeldForReview => "held_for_review",
     Denied => "denied",
 });

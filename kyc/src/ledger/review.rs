@@ -46,6 +46,9 @@ pub struct JobReview {
     pub estimate_flop: f64,
     /// The `review` crossings that held it.
     pub crossings: Vec<Crossing>,
+    /// Why the caller asked for the hold, when it did (see
+    /// [`AdmissionOptions::hold_for_review`](super::AdmissionOptions::hold_for_review)).
+    pub hold_reason: Option<String>,
     /// Status.
     pub status: ReviewStatus,
     /// When the job was held.
@@ -70,6 +73,7 @@ struct ReviewRow {
     run_id: String,
     estimate_flop: f64,
     thresholds: Json<Vec<Crossing>>,
+    hold_reason: Option<String>,
     status: String,
     created_at: OffsetDateTime,
     decided_at: Option<OffsetDateTime>,
@@ -81,8 +85,8 @@ struct ReviewRow {
 /// The review columns in [`ReviewRow`] order.
 macro_rules! review_columns {
     () => {
-        "id, job_id, customer_id, run_id, estimate_flop, thresholds, status, created_at, \
-         decided_at, decided_by, reason, consumed_by"
+        "id, job_id, customer_id, run_id, estimate_flop, thresholds, hold_reason, status, \
+         created_at, decided_at, decided_by, reason, consumed_by"
     };
 }
 
@@ -189,6 +193,7 @@ impl ReviewRow {
             run_id: self.run_id,
             estimate_flop: self.estimate_flop,
             crossings: self.thresholds.0,
+            hold_reason: self.hold_reason,
             status: parse_column(&self.status, "ledger_reviews.status")?,
             created_at: self.created_at,
             decided_at: self.decided_at,

@@ -50,14 +50,35 @@ fn snapshot(lineage: f64, customer: f64, group: f64, open_jobs: u64) -> Snapshot
             group_flop: group,
             open_jobs: Some(open_jobs),
         },
+        fired: Vec::new(),
     }
+}
+
+/// A job of `estimate` FLOP, projected with the same figure.
+fn job(estimate: f64, bio_sequence: bool) -> JobFigures {
+    JobFigures {
+        estimate_flop: estimate,
+        projected_flop: estimate,
+        bio_sequence,
+        hold_for_review: false,
+    }
+}
+
+fn eval(
+    l: &LedgerLimits,
+    p: &ThresholdPolicy,
+    bio: bool,
+    s: &Snapshot,
+    estimate: f64,
+) -> Evaluation {
+    evaluate(l, p, &job(estimate, bio), s)
 }
 
 #[test]
 fn caps_deny_in_order_concurrency_run_window() {
     let none = policy(vec![]);
     let s = snapshot(90.0, 500.0, 500.0, 2);
-    let e = evaluate(
+    let e = eval(
         &limits(Some(100.0), Some(1000.0), Some(2)),
         &none,
         false,
@@ -71,7 +92,7 @@ fn caps_deny_in_order_concurrency_run_window() {
             ..
         })
     ));
-    let e = evaluate(
+    let e = eval(
         &limits(Some(100.0), Some(1000.0), Some(3)),
         &none,
         false,
@@ -86,7 +107,7 @@ fn caps_deny_in_order_concurrency_run_window() {
         (DenialReason::RunCap, Some(100.0))
     );
     // Exactly at the cap is allowed.
-    let e = evaluate(
+    let e = eval(
         &limits(Some(100.0), Some(1000.0), None),
         &none,
         false,
@@ -94,7 +115,7 @@ fn caps_deny_in_order_concurrency_run_window() {
         10.0,
     );
     assert_eq!(e.proposal, Proposal::Admit);
-    let e = evaluate(&limits(None, Some(505.0), None), &none, false, &s, 10.0);
+    let e = eval(&limits(None, Some(505.0), None), &none, false, &s, 10.0);
     let Proposal::Deny(d) = e.proposal else {
         panic!("{e:?}")
     };
@@ -124,24 +145,85 @@ fn remaining_is_the_tightest_cap() {
 }
 
 #[test]
-fn crossing_is_previous_below_threshold_at_or_below_projected() {
+fn a_threshold_fires_once_per_scope_when_first_reached() {
     let p = policy(vec![
         rule("t25", 1e25, ThresholdScope::Run, ThresholdAction::Report),
         rule("t26", 1e26, ThresholdScope::Run, ThresholdAction::Review),
     ]);
     let l = limits(None, None, None);
-    let e = evaluate(&l, &p, false, &snapshot(9e24, 0.0, 0.0, 0), 1e24);
+    let e = eval(&l, &p, false, &snapshot(9e24, 0.0, 0.0, 0), 1e24);
     assert_eq!(e.crossings.len(), 1);
     assert_eq!(e.crossings[0].label, "t25");
     assert_eq!(e.crossings[0].projected_flop, 1e25);
     assert_eq!(e.proposal, Proposal::Admit);
-    // Already past: no second crossing.
-    let e = evaluate(&l, &p, false, &snapshot(1e25, 0.0, 0.0, 0), 1e24);
-    assert!(e.crossings.is_empty());
+    // Already past and fired by an admitted job: nothing more.
+    let mut past = snapshot(1e25, 0.0, 0.0, 0);
+    past.fired = vec![(past.lineage_root, "t25".into())];
+    assert!(eval(&l, &p, false, &past, 1e24).crossings.is_empty());
+    // Past without having fired (e.g. accounts linked after the fact): fires now.
+    past.fired.clear();
+    let e = eval(&l, &p, false, &past, 1e24);
+    assert_eq!(e.crossings.len(), 1);
+    assert_eq!(e.crossings[0].previous_flop, 1e25);
+    // `reached` lists what the store must look up.
+    assert_eq!(
+        reached(&p.rules, false, &past, 1e24),
+        vec![(past.lineage_root, "t25".to_owned())]
+    );
     // One job crossing both: review wins over report.
-    let e = evaluate(&l, &p, false, &snapshot(0.0, 0.0, 0.0, 0), 2e26);
+    let e = eval(&l, &p, false, &snapshot(0.0, 0.0, 0.0, 0), 2e26);
     assert_eq!(e.crossings.len(), 2);
     assert_eq!(e.proposal, Proposal::Review);
+}
+
+#[test]
+fn one_threshold_listed_per_action_is_one_crossing_with_the_highest_action() {
+    let mut report = rule("t", 100.0, ThresholdScope::Run, ThresholdAction::Report);
+    report.report_due_days = 10;
+    let p = policy(vec![
+        rule("t", 100.0, ThresholdScope::Run, ThresholdAction::Notify),
+        report,
+        rule("t", 100.0, ThresholdScope::Group, ThresholdAction::Notify),
+    ]);
+    let e = eval(
+        &limits(None, None, None),
+        &p,
+        false,
+        &snapshot(0.0, 0.0, 0.0, 0),
+        100.0,
+    );
+    assert_eq!(e.crossings.len(), 2, "run and group are different scopes");
+    assert_eq!(e.crossings[0].action, ThresholdAction::Report);
+    assert_eq!(e.crossings[0].report_due_days, 10);
+    assert_eq!(e.crossings[1].scope, ThresholdScope::Group);
+}
+
+#[test]
+fn declared_compute_projects_thresholds_and_callers_can_ask_for_review() {
+    let p = policy(vec![rule(
+        "t",
+        1e25,
+        ThresholdScope::Run,
+        ThresholdAction::Report,
+    )]);
+    let l = limits(Some(1e24), None, None);
+    let s = snapshot(0.0, 0.0, 0.0, 0);
+    let mut j = job(1e23, false);
+    j.projected_flop = 2e25;
+    let e = evaluate(&l, &p, &j, &s);
+    // Caps see the reserved estimate; thresholds the projection.
+    assert_eq!(e.proposal, Proposal::Admit);
+    assert_eq!(e.crossings.len(), 1);
+    assert_eq!(e.crossings[0].projected_flop, 2e25);
+    assert_eq!(e.totals_if_admitted.lineage_flop, 1e23);
+    j.hold_for_review = true;
+    assert_eq!(evaluate(&l, &p, &j, &s).proposal, Proposal::Review);
+    // A denial still wins over a requested review.
+    j.estimate_flop = 2e24;
+    assert!(matches!(
+        evaluate(&l, &p, &j, &s).proposal,
+        Proposal::Deny(_)
+    ));
 }
 
 #[test]
@@ -154,10 +236,10 @@ fn bio_rules_apply_only_to_bio_runs_and_block_beats_review() {
     ]);
     let l = limits(None, None, None);
     let s = snapshot(0.0, 0.0, 2e23, 0);
-    assert_eq!(evaluate(&l, &p, false, &s, 2e23).proposal, Proposal::Admit);
-    assert_eq!(evaluate(&l, &p, true, &s, 2e23).proposal, Proposal::Review);
+    assert_eq!(eval(&l, &p, false, &s, 2e23).proposal, Proposal::Admit);
+    assert_eq!(eval(&l, &p, true, &s, 2e23).proposal, Proposal::Review);
     // The group total reaches the block threshold: denied although a review would also fire.
-    let Proposal::Deny(d) = evaluate(&l, &p, true, &s, 3e23).proposal else {
+    let Proposal::Deny(d) = eval(&l, &p, true, &s, 3e23).proposal else {
         panic!()
     };
     assert_eq!(d.reason, DenialReason::Threshold);
@@ -178,7 +260,7 @@ fn unlinked_customer_is_its_own_group_and_org_scope_needs_an_org() {
     ]);
     let mut s = snapshot(0.0, 5.0, 5.0, 0);
     s.group_id = None;
-    let e = evaluate(&limits(None, None, None), &p, false, &s, 5.0);
+    let e = eval(&limits(None, None, None), &p, false, &s, 5.0);
     assert_eq!(e.crossings.len(), 1);
     assert_eq!(e.crossings[0].scope_id, s.customer_id);
 }
@@ -235,7 +317,7 @@ proptest! {
     ) {
         let p = policy(vec![rule("b", block, ThresholdScope::Customer, ThresholdAction::Block)]);
         let l = limits(Some(run_cap), Some(window_cap), None);
-        let e = evaluate(&l, &p, false, &snapshot(lineage, customer, customer, 0), estimate);
+        let e = eval(&l, &p, false, &snapshot(lineage, customer, customer, 0), estimate);
         if e.proposal == Proposal::Admit {
             prop_assert!(lineage + estimate <= run_cap);
             prop_assert!(customer + estimate <= window_cap);

@@ -29,7 +29,11 @@ pub struct UsageEvent {
     pub kind: UsageKind,
     /// When it happened.
     pub at: OffsetDateTime,
-    /// FLOP one accelerator delivers per second (peak × utilization), computed by the caller.
+    /// Accelerator type the platform reports (the policy table's key, e.g. `h100`).
+    pub accelerator_type: String,
+    /// FLOP one accelerator of the reported type delivers per second at the policy's default
+    /// precision and utilization, computed by the caller. Used only when the job has no rate of
+    /// its own for that type (see [`charge_rate`]).
     pub flop_per_accelerator_second: f64,
 }
 
@@ -72,6 +76,8 @@ pub struct UsageRecorded {
     pub reserved_flop: f64,
     /// How far the charge now exceeds the admitted estimate (0 when within it).
     pub overrun_flop: f64,
+    /// FLOP per accelerator-second the measured usage was charged at.
+    pub flop_per_accelerator_second: f64,
     /// Thresholds the growth crossed.
     pub crossings: Vec<Crossing>,
     /// Reports created for them (identity snapshot still to attach, see
@@ -109,6 +115,69 @@ impl Store {
         }
         Err(LedgerError::Contended)
     }
+
+    /// Releases the reservation of an admitted job that never ran (the upstream refused it or
+    /// forwarding failed): status `released`, nothing charged, with its audit record.
+    /// Idempotent. A job that already reported usage settles through its usage events instead
+    /// ([`LedgerError::JobNotOpen`]).
+    pub async fn release_job(
+        &self,
+        job_id: Uuid,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), LedgerError> {
+        super::admission::check_text(reason, "reason")?;
+        for _ in 0..super::MAX_ATTEMPTS {
+            let done = in_transaction!(self, |tx| release_in(&mut tx, job_id, reason, now).await?);
+            if done {
+                return Ok(());
+            }
+        }
+        Err(LedgerError::Contended)
+    }
+}
+
+/// The release transaction body; `false`: a group change raced the locks, start over.
+async fn release_in<T: LedgerTx + ChainTx>(
+    tx: &mut T,
+    job_id: Uuid,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<bool, LedgerError> {
+    let Some(job) = tx.job(job_id, false).await? else {
+        return Err(LedgerError::UnknownJob);
+    };
+    if budgets::lock_for_job(tx, &job, now).await?.is_none() {
+        return Ok(false);
+    }
+    let job = tx.job(job_id, true).await?.ok_or(LedgerError::UnknownJob)?;
+    match parse_column::<JobStatus>(&job.status, "ledger_jobs.status")? {
+        JobStatus::Released => return Ok(true),
+        JobStatus::Reserved => {}
+        status => return Err(LedgerError::JobNotOpen { status }),
+    }
+    let at = DbTime::new(now);
+    tx.update_job_usage(&JobUsage {
+        id: job.id,
+        status: JobStatus::Released.as_str(),
+        used_flop: 0.0,
+        reserved_flop: 0.0,
+        accelerator_seconds: job.accelerator_seconds,
+        at,
+        started: false,
+        finished: true,
+    })
+    .await?;
+    let keys = BudgetKeys {
+        lineage: job.lineage_root,
+        customer: job.customer_id,
+        organization: job.organization_id,
+    };
+    tx.add_to_budgets(keys, -job.used_flop, -job.reserved_flop)
+        .await?;
+    let entry = audit::released(job.id, reason, job.reserved_flop, now);
+    audit::record(tx, &[entry]).await?;
+    Ok(true)
 }
 
 /// The usage transaction body, generic over the backend. `None`: a group change raced the
@@ -127,7 +196,7 @@ async fn usage_in<T: LedgerTx + ChainTx>(
         organization: job.organization_id,
     };
     let since = window_start(event.at, policy.window);
-    let Some(snapshot) = budgets::lock_for_job(tx, &job, since).await? else {
+    let Some(mut snapshot) = budgets::lock_for_job(tx, &job, since).await? else {
         return Ok(None);
     };
     if tx.usage_event_exists(&event.event_id).await? {
@@ -142,6 +211,10 @@ async fn usage_in<T: LedgerTx + ChainTx>(
     let applied = apply(&job, status, event)?;
     let before = job.used_flop + job.reserved_flop;
     let growth = applied.used_flop + applied.reserved_flop - before;
+    if growth > 0.0 {
+        let reached = decision::reached(&policy.rules, job.bio_sequence, &snapshot, growth);
+        budgets::load_fired(tx, &mut snapshot, &reached).await?;
+    }
     let crossings = decision::usage_crossings(&policy.rules, job.bio_sequence, &snapshot, growth);
     let at = DbTime::new(event.at);
     write_usage(tx, event, &job, &applied, at).await?;
@@ -163,6 +236,7 @@ async fn usage_in<T: LedgerTx + ChainTx>(
         used_flop: applied.used_flop,
         reserved_flop: applied.reserved_flop,
         overrun_flop: (applied.used_flop + applied.reserved_flop - job.estimate_flop).max(0.0),
+        flop_per_accelerator_second: charge_rate(&job, event),
         crossings,
         report_ids,
     };
@@ -194,7 +268,7 @@ async fn write_usage<T: LedgerTx>(
             kind,
             at,
             accelerator_seconds_total: seconds,
-            flop_per_accelerator_second: event.flop_per_accelerator_second,
+            flop_per_accelerator_second: charge_rate(job, event),
             used_flop_after: applied.used_flop,
         })
         .await?;
@@ -216,6 +290,21 @@ async fn write_usage<T: LedgerTx>(
     })
     .await?;
     Ok(())
+}
+
+/// The FLOP per accelerator-second measured usage is charged at: the job's own rate (its
+/// estimate's peak at the job's precision × the job's utilization) when the platform reports the
+/// accelerator type the job was admitted on, so a job that runs exactly its time limit is charged
+/// exactly its estimate; when it reports another type, or the job has no stored rate, never less
+/// than the reported type's rate at the policy defaults. Pure.
+fn charge_rate(job: &JobRow, event: &UsageEvent) -> f64 {
+    match job.flop_per_accelerator_second {
+        Some(own) if job.accelerator_type.as_deref() == Some(event.accelerator_type.as_str()) => {
+            own
+        }
+        Some(own) => own.max(event.flop_per_accelerator_second),
+        None => event.flop_per_accelerator_second,
+    }
 }
 
 /// The job's state after `event`: used = accelerator-seconds × FLOP per accelerator-second;
@@ -243,7 +332,7 @@ fn apply(job: &JobRow, status: JobStatus, event: &UsageEvent) -> Result<Applied,
     let used_flop = if matches!(event.kind, UsageKind::Started) {
         job.used_flop
     } else {
-        seconds * event.flop_per_accelerator_second
+        seconds * charge_rate(job, event)
     };
     let reserved_flop = if finished {
         0.0
@@ -309,6 +398,7 @@ mod tests {
             reserved_flop: reserved,
             used_flop: used,
             accelerator_seconds: seconds,
+            flop_per_accelerator_second: None,
         }
     }
 
@@ -318,8 +408,32 @@ mod tests {
             job_id: Uuid::nil(),
             kind,
             at: datetime!(2030-01-01 1:00 UTC),
+            accelerator_type: "h100".into(),
             flop_per_accelerator_second: 10.0,
         }
+    }
+
+    #[test]
+    fn usage_is_charged_at_the_jobs_own_rate_for_its_accelerator() {
+        let mut j = job(1000.0, 0.0, 1000.0, 0.0);
+        j.accelerator_type = Some("h100".into());
+        j.flop_per_accelerator_second = Some(7.5);
+        let beat = event(UsageKind::Heartbeat {
+            accelerator_seconds_total: 100.0,
+        });
+        assert_eq!(charge_rate(&j, &beat), 7.5, "own rate below the default");
+        let a = apply(&j, JobStatus::Running, &beat).unwrap();
+        assert_eq!(a.used_flop, 750.0);
+        // Another type reported: never below that type's default rate.
+        let mut other = beat.clone();
+        other.accelerator_type = "b200".into();
+        other.flop_per_accelerator_second = 20.0;
+        assert_eq!(charge_rate(&j, &other), 20.0);
+        other.flop_per_accelerator_second = 5.0;
+        assert_eq!(charge_rate(&j, &other), 7.5);
+        // A job without a stored rate (admitted before rates were kept): the event's.
+        j.flop_per_accelerator_second = None;
+        assert_eq!(charge_rate(&j, &beat), 10.0);
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod schema;
 mod timestamp;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -28,7 +29,8 @@ pub use self::timestamp::DbTime;
 
 /// How long a SQLite connection waits for another writer before giving up.
 ///
-/// Writers are serialized by SQLite; login bursts queue here instead of failing.
+/// Writers of this process queue on [`Store`]'s writer lock first (see `in_transaction!`), so
+/// this only covers other processes (the CLI) and writes outside a transaction.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Upper bound on pooled connections per backend. SQLite serializes writers anyway; PostgreSQL
@@ -42,6 +44,14 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// SQLite only: write transactions of this process take it before `BEGIN IMMEDIATE`, so
+    /// they queue in FIFO order here instead of polling in SQLite's busy handler (which sleeps
+    /// in growing steps and let waits reach seconds under load). Unused on PostgreSQL, where
+    /// row locks serialize only the writers that conflict.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite only: admissions waiting for `writer`, committed together (see
+    /// `crate::ledger` admission batching).
+    admissions: Arc<crate::ledger::AdmissionQueue>,
 }
 
 /// Which database the store talks to.
@@ -123,12 +133,15 @@ macro_rules! on_pool {
 /// the body returns early and drops the transaction, which rolls it back; a value the body
 /// returns (including a domain `Err` held as a value) is committed first.
 ///
-/// SQLite transactions start with `BEGIN IMMEDIATE`: taking the write lock up front makes
-/// concurrent writers queue on the busy timeout instead of failing when a read lock is upgraded.
+/// SQLite transactions first take the store's in-process writer lock (FIFO), then start with
+/// `BEGIN IMMEDIATE`: taking SQLite's write lock up front means a read lock is never upgraded
+/// (which fails instead of waiting), and other processes queue on the busy timeout. Never
+/// nest `in_transaction!` on SQLite: the inner one would wait for the outer one's lock.
 macro_rules! in_transaction {
     ($store:expr, |$tx:ident| $body:expr) => {
         match $store.backend() {
             $crate::store::Backend::Sqlite(pool) => {
+                let _writer = $store.sqlite_writer().lock().await;
                 let mut $tx = pool
                     .begin_with("BEGIN IMMEDIATE")
                     .await
@@ -202,7 +215,11 @@ impl Store {
                 scheme: url_scheme(url),
             });
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            admissions: Arc::default(),
+        })
     }
 
     /// Which backend this store talks to.
@@ -222,6 +239,16 @@ impl Store {
     /// The pools, for the query macros.
     pub(crate) fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// The in-process SQLite writer lock, for `in_transaction!`.
+    pub(crate) fn sqlite_writer(&self) -> &Arc<tokio::sync::Mutex<()>> {
+        &self.writer
+    }
+
+    /// Admissions waiting for the SQLite writer lock.
+    pub(crate) fn admission_queue(&self) -> &crate::ledger::AdmissionQueue {
+        &self.admissions
     }
 }
 

@@ -30,6 +30,8 @@ pub mod state;
 pub mod webhooks;
 
 mod applications;
+mod jurisdictions;
+mod linking;
 mod records;
 mod review;
 
@@ -232,6 +234,10 @@ pub enum VerificationError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Linking the approved customer with accounts sharing its attributes failed (the store
+    /// failures are [`VerificationError::Store`]).
+    #[error("linking the approved customer failed")]
+    Linking(#[source] crate::ledger::LedgerError),
 }
 
 crate::store::from_sqlx!(VerificationError);
@@ -243,7 +249,9 @@ impl VerificationError {
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,
-            VerificationError::Crypto(_) | VerificationError::Store(_)
+            VerificationError::Crypto(_)
+                | VerificationError::Store(_)
+                | VerificationError::Linking(_)
         )
     }
 }

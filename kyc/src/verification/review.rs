@@ -406,6 +406,18 @@ impl Store {
                     map.insert("customer_tier".into(), serde_json::json!(tier));
                     map.insert("previous_tier".into(), serde_json::json!(previous));
                 }
+                // Link the customer with accounts sharing an owner, card, document or
+                // organization, before the audit records below (it locks budget rows).
+                let sealed: Vec<u8> = sqlx::query_scalar(
+                    "SELECT payload_sealed FROM verification_applications WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let payload: super::ApplicationPayload =
+                    open_json(key, id, super::applications::PAYLOAD, &sealed)?;
+                let (customer, org) = (loaded.row.customer_id, loaded.row.organization_id);
+                super::linking::link_approved(&mut tx, key, customer, org, &payload, now).await?;
             }
             let status = t.next.status();
             let extra = Extra {

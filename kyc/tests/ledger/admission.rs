@@ -3,8 +3,8 @@
 
 use computegate_kyc::audit::AuditFilter;
 use computegate_kyc::ledger::{
-    AttributeHash, DenialReason, LedgerError, LinkAttribute, ReviewResolution, ReviewStatus,
-    RunFilter, ThresholdAction, ThresholdScope, Verdict,
+    DenialReason, LedgerError, LinkAttribute, ReviewResolution, ReviewStatus, RunFilter,
+    ThresholdAction, ThresholdScope, Verdict,
 };
 use time::Duration;
 use uuid::Uuid;
@@ -206,7 +206,7 @@ async fn a_split_across_linked_accounts_is_caught(ctx: Ctx) {
     assert!(d.crossings.iter().all(|x| x.threshold_flop < 1e26));
 
     // Same payment card: linked automatically.
-    let card = AttributeHash::of(b"card:4242-fingerprint");
+    let card = super::fixtures::hashed("card:4242-fingerprint");
     let out = s
         .link_by_attribute(a, LinkAttribute::PaymentFingerprint, &card, t0())
         .await

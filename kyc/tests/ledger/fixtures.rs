@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use computegate_kyc::Store;
 use computegate_kyc::accounts::{Actor, CustomerKind};
+use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::ledger::{
-    AdmissionDecision, AdmissionRequest, LedgerLimits, ThresholdAction, ThresholdPolicy,
-    ThresholdRule, ThresholdScope, UsageEvent, UsageKind, UsageOutcome, UsageRecorded, Verdict,
+    AdmissionDecision, AdmissionRequest, AttributeHash, AttributeKey, LedgerLimits, LinkValue,
+    ThresholdAction, ThresholdPolicy, ThresholdRule, ThresholdScope, UsageEvent, UsageKind,
+    UsageOutcome, UsageRecorded, Verdict,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -36,6 +38,13 @@ pub(super) async fn organization(store: &Store) -> Uuid {
         .await
         .expect("create organization")
         .id
+}
+
+/// A keyed attribute hash of `value` (as a payment fingerprint) under a fixed test key.
+pub(super) fn hashed(value: &str) -> AttributeHash {
+    let master = MasterKey::from_base64(&"A".repeat(43)).expect("test key");
+    let value = LinkValue::payment_fingerprint(value).expect("a non-empty value");
+    AttributeKey::derive(&master).hash(&value)
 }
 
 pub(super) fn staff() -> Actor {
@@ -125,6 +134,7 @@ pub(super) fn job(customer_id: Uuid, run_id: &str, estimate_flop: f64) -> Admiss
         table_version: "2025-06".into(),
         accelerators: 64,
         accelerator_type: Some("h100".into()),
+        flop_per_accelerator_second: None,
         bio_sequence: false,
         limits: no_limits(),
         thresholds: shipped_thresholds(),
@@ -157,6 +167,7 @@ pub(super) fn usage(
         job_id,
         kind,
         at,
+        accelerator_type: "h100".into(),
         flop_per_accelerator_second: 10.0,
     }
 }

@@ -2,11 +2,41 @@
 
 use computegate_kyc::accounts::Actor;
 use computegate_kyc::audit::AuditFilter;
-use computegate_kyc::ledger::{AttributeHash, LedgerError, LinkAttribute};
+use computegate_kyc::ledger::{
+    LedgerError, LinkAttribute, ReportFilter, ThresholdAction, ThresholdPolicy, ThresholdScope,
+    Verdict,
+};
 use uuid::Uuid;
 
-use super::fixtures::{customer, staff};
+use super::fixtures::{DAY, admit, customer, hashed, job, rule, staff};
 use crate::support::{Ctx, t0};
+
+/// Group thresholds for the link-time re-check: 2e19 notify + report, 5e19 review.
+fn group_rules() -> ThresholdPolicy {
+    ThresholdPolicy {
+        rules: vec![
+            rule(
+                "g2e19",
+                2e19,
+                ThresholdScope::Group,
+                ThresholdAction::Notify,
+            ),
+            rule(
+                "g2e19",
+                2e19,
+                ThresholdScope::Group,
+                ThresholdAction::Report,
+            ),
+            rule(
+                "g5e19",
+                5e19,
+                ThresholdScope::Group,
+                ThresholdAction::Review,
+            ),
+        ],
+        window: 30 * DAY,
+    }
+}
 
 async fn shared_attributes_link_and_merge_groups(ctx: Ctx) {
     let s = &ctx.store;
@@ -16,9 +46,9 @@ async fn shared_attributes_link_and_merge_groups(ctx: Ctx) {
         customer(s).await,
         customer(s).await,
     ];
-    let card = AttributeHash::of(b"card-1");
-    let owner = AttributeHash::of(b"owner:jane doe:1970-01-01");
-    let passport = AttributeHash::of(b"passport:FR:12AB34567");
+    let card = hashed("card-1");
+    let owner = hashed("owner:jane doe:1970-01-01");
+    let passport = hashed("passport:FR:12AB34567");
     let link = |c, kind, h| async move { s.link_by_attribute(c, kind, h, t0()).await.unwrap() };
 
     assert!(
@@ -72,7 +102,7 @@ async fn shared_attributes_link_and_merge_groups(ctx: Ctx) {
 async fn staff_unlink_exempts_and_link_restores(ctx: Ctx) {
     let s = &ctx.store;
     let (a, b, c) = (customer(s).await, customer(s).await, customer(s).await);
-    let card = AttributeHash::of(b"card-2");
+    let card = hashed("card-2");
     for x in [a, b, c] {
         s.link_by_attribute(x, LinkAttribute::PaymentFingerprint, &card, t0())
             .await
@@ -109,9 +139,11 @@ async fn staff_unlink_exempts_and_link_restores(ctx: Ctx) {
 
     // Staff link puts it back and lifts the exemption.
     let g = s
-        .link_customers(b, a, "same company", &officer, t0())
+        .link_customers(b, a, "same company", &officer, &group_rules(), t0())
         .await
         .unwrap();
+    assert!(g.check.crossings.is_empty(), "nobody ran anything");
+    let g = g.group;
     assert_eq!(g.id, group.id);
     assert_eq!(g.members.len(), 4);
     assert!(
@@ -135,21 +167,116 @@ async fn unknown_customers_are_refused(ctx: Ctx) {
     let a = customer(s).await;
     let ghost = Uuid::now_v7();
     let r = s
-        .link_by_attribute(
-            ghost,
-            LinkAttribute::IdDocument,
-            &AttributeHash::of(b"x"),
-            t0(),
-        )
+        .link_by_attribute(ghost, LinkAttribute::IdDocument, &hashed("x"), t0())
         .await;
     assert!(matches!(r, Err(LedgerError::UnknownCustomer)), "{r:?}");
-    let r = s.link_customers(a, ghost, "x", &staff(), t0()).await;
+    let r = s
+        .link_customers(a, ghost, "x", &staff(), &group_rules(), t0())
+        .await;
     assert!(matches!(r, Err(LedgerError::UnknownCustomer)), "{r:?}");
     assert!(s.group_of(a).await.unwrap().is_none());
+}
+
+/// A job of `customer` under the group rules.
+fn group_job(customer: Uuid, run: &str, flop: f64) -> computegate_kyc::ledger::AdmissionRequest {
+    let mut req = job(customer, run, flop);
+    req.thresholds = std::sync::Arc::new(group_rules());
+    req
+}
+
+async fn a_staff_link_rechecks_group_thresholds_at_once(ctx: Ctx) {
+    let s = &ctx.store;
+    let (a, b) = (customer(s).await, customer(s).await);
+    for (c, run) in [(a, "late-a"), (b, "late-b")] {
+        let d = admit(s, &group_job(c, run, 1.2e19)).await;
+        assert_eq!(d.verdict, Verdict::Admitted);
+        assert!(d.crossings.is_empty(), "each alone is below 2e19: {d:?}");
+    }
+    let link = s
+        .link_customers(
+            a,
+            b,
+            "shared owner found late",
+            &staff(),
+            &group_rules(),
+            t0(),
+        )
+        .await
+        .unwrap();
+    let c = &link.check.crossings;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].label, "g2e19");
+    assert_eq!(c[0].action, ThresholdAction::Report);
+    assert_eq!(
+        (c[0].scope, c[0].scope_id),
+        (ThresholdScope::Group, link.group.id)
+    );
+    assert_eq!((c[0].previous_flop, c[0].projected_flop), (1.2e19, 2.4e19));
+    assert_eq!(link.check.report_ids.len(), 1);
+    let reports = s
+        .list_reports(&ReportFilter {
+            status: None,
+            due_before: None,
+            customer_id: None,
+            limit: 0,
+        })
+        .await
+        .unwrap();
+    let report = reports
+        .iter()
+        .find(|r| r.id == link.check.report_ids[0])
+        .expect("the link's report is listed");
+    assert_eq!(Some(report.job_id), link.check.job_id);
+    assert_eq!(report.crossings[0].label, "g2e19");
+    assert_eq!(report.cumulative_flop, 2.4e19);
+    let created = s
+        .audit_page(&AuditFilter {
+            action: Some("ledger.report.created".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 1, "one report record, written with the link");
+
+    // Fired once: the group's next job does not fire it again.
+    let next = admit(s, &group_job(a, "late-a2", 1e18)).await;
+    assert_eq!(next.verdict, Verdict::Admitted);
+    assert!(next.crossings.is_empty(), "{next:?}");
+    // Linking again changes nothing and fires nothing.
+    let again = s
+        .link_customers(a, b, "again", &staff(), &group_rules(), t0())
+        .await
+        .unwrap();
+    assert!(again.check.crossings.is_empty() && again.check.report_ids.is_empty());
+}
+
+async fn a_link_leaves_review_thresholds_to_the_next_job(ctx: Ctx) {
+    let s = &ctx.store;
+    let (c, d) = (customer(s).await, customer(s).await);
+    admit(s, &group_job(c, "big-c", 3e19)).await;
+    admit(s, &group_job(d, "big-d", 3e19)).await;
+    // 6e19 together passes the 5e19 review threshold; each part alone was past 2e19 already.
+    let link = s
+        .link_customers(c, d, "same owner", &staff(), &group_rules(), t0())
+        .await
+        .unwrap();
+    assert!(link.check.crossings.is_empty(), "{:?}", link.check);
+    let next = admit(s, &group_job(c, "big-c2", 1e18)).await;
+    assert!(
+        matches!(next.verdict, Verdict::HeldForReview { .. }),
+        "the group's next job is held: {next:?}"
+    );
+    assert!(
+        next.crossings
+            .iter()
+            .any(|x| x.label == "g5e19" && x.scope_id == link.group.id)
+    );
 }
 
 crate::store_suite!(
     shared_attributes_link_and_merge_groups,
     staff_unlink_exempts_and_link_restores,
     unknown_customers_are_refused,
+    a_staff_link_rechecks_group_thresholds_at_once,
+    a_link_leaves_review_thresholds_to_the_next_job,
 );

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use computegate_kyc::Store;
 use computegate_kyc::ledger::{
-    AdmissionRequest, AttributeHash, DenialReason, LinkAttribute, ThresholdAction, ThresholdScope,
-    Verdict,
+    AdmissionRequest, DenialReason, LinkAttribute, ThresholdAction, ThresholdScope, Verdict,
 };
 use tokio::sync::Barrier;
 
@@ -100,7 +99,7 @@ async fn lineage_cap_is_never_passed(ctx: Ctx) {
 async fn group_block_threshold_holds_across_linked_accounts(ctx: Ctx) {
     let s = &ctx.store;
     let (a, b) = (customer(s).await, customer(s).await);
-    let card = AttributeHash::of(b"shared-card");
+    let card = super::fixtures::hashed("shared-card");
     for x in [a, b] {
         s.link_by_attribute(x, LinkAttribute::PaymentFingerprint, &card, t0())
             .await
@@ -130,7 +129,7 @@ async fn group_block_threshold_holds_across_linked_accounts(ctx: Ctx) {
 async fn admissions_racing_a_merge_never_fail_and_then_see_one_group(ctx: Ctx) {
     let s = &ctx.store;
     let (a, c) = (customer(s).await, customer(s).await);
-    let card = AttributeHash::of(b"card-merging");
+    let card = super::fixtures::hashed("card-merging");
     s.link_by_attribute(a, LinkAttribute::PaymentFingerprint, &card, t0())
         .await
         .unwrap();

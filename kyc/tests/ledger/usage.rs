@@ -218,7 +218,55 @@ async fn concurrent_deliveries_of_one_event_apply_once(ctx: Ctx) {
     assert_eq!(lineage_total(s, c, "run").await, 1000.0);
 }
 
+async fn a_job_that_never_ran_releases_its_reservation(ctx: Ctx) {
+    let s = &ctx.store;
+    let c = customer(s).await;
+    let mut req = job(c, "refused", 1000.0);
+    req.limits.max_flop_per_customer_window = Some(1000.0);
+    req.limits.max_concurrent_jobs = Some(1);
+    let d = admitted(s, &req).await;
+    s.release_job(d.job_id, "upstream answered 422", t0())
+        .await
+        .unwrap();
+    // Idempotent.
+    s.release_job(d.job_id, "again", t0()).await.unwrap();
+    assert_eq!(lineage_total(s, c, "refused").await, 0.0);
+    assert_eq!(s.open_reservations_count().await.unwrap(), 0);
+    // The budget and the concurrency slot are free again.
+    let d2 = admitted(s, &req).await;
+    assert_eq!(d2.totals_after.open_jobs, Some(1));
+    // A released job takes no usage; a started one cannot be released.
+    let late = usage(d.job_id, "late", UsageKind::Started, t0());
+    assert!(matches!(
+        s.record_usage(&late, &shipped_thresholds()).await,
+        Err(LedgerError::JobNotOpen {
+            status: JobStatus::Released
+        })
+    ));
+    recorded(s, &usage(d2.job_id, "go", UsageKind::Started, t0())).await;
+    assert!(matches!(
+        s.release_job(d2.job_id, "x", t0()).await,
+        Err(LedgerError::JobNotOpen {
+            status: JobStatus::Running
+        })
+    ));
+    assert!(matches!(
+        s.release_job(Uuid::now_v7(), "x", t0()).await,
+        Err(LedgerError::UnknownJob)
+    ));
+    let records = s
+        .audit_page(&AuditFilter {
+            action: Some("ledger.job.released".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].detail["released_flop"], 1000.0);
+}
+
 crate::store_suite!(
+    a_job_that_never_ran_releases_its_reservation,
     measured_usage_replaces_the_reservation_and_finish_releases,
     replays_unknown_jobs_and_bad_counters_change_nothing,
     an_overrun_extends_the_reservation_and_rechecks_thresholds,

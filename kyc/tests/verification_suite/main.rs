@@ -9,6 +9,8 @@ mod fixtures;
 
 mod documents;
 mod idv;
+mod jurisdictions;
 mod lifecycle;
+mod linking;
 mod random_ops;
 mod review;

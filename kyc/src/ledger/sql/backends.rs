@@ -9,9 +9,43 @@ use super::*;
 use crate::ledger::Crossing;
 use crate::store::DbTime;
 
-/// One body per backend; `$lock_*` are the locking clauses appended to locking reads.
+/// Binds `$1`..`$20` of [`INSERT_JOB`] (the same in [`INSERT_RESERVED_JOB`]).
+macro_rules! bind_job {
+    ($query:expr, $j:expr) => {
+        $query
+            .bind($j.id)
+            .bind($j.customer_id)
+            .bind($j.organization_id)
+            .bind($j.run)
+            .bind($j.lineage_root)
+            .bind($j.status)
+            .bind($j.decision)
+            .bind($j.request_id)
+            .bind($j.route)
+            .bind($j.estimate_flop)
+            .bind($j.hardware_flop)
+            .bind($j.declared_flop)
+            .bind($j.basis)
+            .bind($j.table_version)
+            .bind($j.accelerators)
+            .bind($j.accelerator_type)
+            .bind($j.bio_sequence)
+            .bind($j.reserved_flop)
+            .bind($j.decided_at)
+            .bind($j.flop_per_accelerator_second)
+    };
+}
+
+/// One body per backend; `$lock_*` are the locking clauses appended to locking reads, and
+/// `$cte` says whether the backend takes data-modifying CTEs (PostgreSQL), which merge two
+/// writes into one round trip.
 macro_rules! ledger_tx_for {
-    ($db:ty, lock_budgets = $lock_budgets:literal, lock_job = $lock_job:literal) => {
+    (
+        $db:ty,
+        lock_budgets = $lock_budgets:literal,
+        lock_job = $lock_job:literal,
+        cte = $cte:literal
+    ) => {
         impl LedgerTx for Transaction<'_, $db> {
             async fn find_runs(
                 &mut self,
@@ -84,6 +118,16 @@ macro_rules! ledger_tx_for {
                 Ok(())
             }
 
+            async fn fired(&mut self, ids: [Option<Uuid>; 4]) -> sqlx::Result<Vec<(Uuid, String)>> {
+                sqlx::query_as(FIRED)
+                    .bind(ids[0])
+                    .bind(ids[1])
+                    .bind(ids[2])
+                    .bind(ids[3])
+                    .fetch_all(&mut **self)
+                    .await
+            }
+
             async fn window_totals(&mut self, q: WindowQuery) -> sqlx::Result<WindowRow> {
                 sqlx::query_as(WINDOW_TOTALS)
                     .bind(q.customer)
@@ -136,29 +180,29 @@ macro_rules! ledger_tx_for {
             }
 
             async fn insert_job(&mut self, j: &NewJob<'_>) -> sqlx::Result<()> {
-                sqlx::query(INSERT_JOB)
-                    .bind(j.id)
-                    .bind(j.customer_id)
-                    .bind(j.organization_id)
-                    .bind(j.run)
-                    .bind(j.lineage_root)
-                    .bind(j.status)
-                    .bind(j.decision)
-                    .bind(j.request_id)
-                    .bind(j.route)
-                    .bind(j.estimate_flop)
-                    .bind(j.hardware_flop)
-                    .bind(j.declared_flop)
-                    .bind(j.basis)
-                    .bind(j.table_version)
-                    .bind(j.accelerators)
-                    .bind(j.accelerator_type)
-                    .bind(j.bio_sequence)
-                    .bind(j.reserved_flop)
-                    .bind(j.decided_at)
+                bind_job!(sqlx::query(INSERT_JOB), j)
                     .execute(&mut **self)
                     .await
                     .map(drop)
+            }
+
+            async fn insert_reserved_job(
+                &mut self,
+                j: &NewJob<'_>,
+                keys: BudgetKeys,
+            ) -> sqlx::Result<()> {
+                if $cte {
+                    bind_job!(sqlx::query(INSERT_RESERVED_JOB), j)
+                        .bind(keys.lineage)
+                        .bind(keys.customer)
+                        .bind(keys.organization)
+                        .execute(&mut **self)
+                        .await
+                        .map(drop)
+                } else {
+                    self.insert_job(j).await?;
+                    self.add_to_budgets(keys, 0.0, j.reserved_flop).await
+                }
             }
 
             async fn job(&mut self, id: Uuid, lock: bool) -> sqlx::Result<Option<JobRow>> {
@@ -270,6 +314,7 @@ macro_rules! ledger_tx_for {
                     .bind(r.run_id)
                     .bind(r.estimate_flop)
                     .bind(Json(r.crossings))
+                    .bind(r.hold_reason)
                     .bind(r.created_at)
                     .execute(&mut **self)
                     .await
@@ -279,9 +324,10 @@ macro_rules! ledger_tx_for {
     };
 }
 
-ledger_tx_for!(Sqlite, lock_budgets = "", lock_job = "");
+ledger_tx_for!(Sqlite, lock_budgets = "", lock_job = "", cte = false);
 ledger_tx_for!(
     Postgres,
     lock_budgets = " FOR UPDATE OF b",
-    lock_job = " FOR UPDATE OF j"
+    lock_job = " FOR UPDATE OF j",
+    cte = true
 );

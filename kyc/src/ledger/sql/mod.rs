@@ -91,6 +91,7 @@ pub(super) struct JobRow {
     pub(super) reserved_flop: f64,
     pub(super) used_flop: f64,
     pub(super) accelerator_seconds: f64,
+    pub(super) flop_per_accelerator_second: Option<f64>,
 }
 
 /// A job row to insert.
@@ -114,6 +115,7 @@ pub(super) struct NewJob<'a> {
     pub(super) accelerator_type: Option<&'a str>,
     pub(super) bio_sequence: bool,
     pub(super) reserved_flop: f64,
+    pub(super) flop_per_accelerator_second: Option<f64>,
     pub(super) decided_at: DbTime,
 }
 
@@ -163,6 +165,7 @@ pub(super) struct NewReview<'a> {
     pub(super) run_id: &'a str,
     pub(super) estimate_flop: f64,
     pub(super) crossings: &'a [Crossing],
+    pub(super) hold_reason: Option<&'a str>,
     pub(super) created_at: DbTime,
 }
 
@@ -196,6 +199,12 @@ pub(super) trait LedgerTx: Send {
     fn ensure_budgets(&mut self, keys: BudgetKeys)
     -> impl Future<Output = sqlx::Result<()>> + Send;
 
+    /// `(scope id, label)` of the thresholds admitted jobs already fired for these scopes.
+    fn fired(
+        &mut self,
+        scope_ids: [Option<Uuid>; 4],
+    ) -> impl Future<Output = sqlx::Result<Vec<(Uuid, String)>>> + Send;
+
     /// Rolling-window totals, the customer's open jobs and its group now.
     fn window_totals(
         &mut self,
@@ -222,6 +231,14 @@ pub(super) trait LedgerTx: Send {
 
     /// Inserts a job row.
     fn insert_job(&mut self, job: &NewJob<'_>) -> impl Future<Output = sqlx::Result<()>> + Send;
+
+    /// Inserts an admitted job row and adds its `reserved_flop` to the reserved totals of the
+    /// three non-group budget rows (one statement on PostgreSQL).
+    fn insert_reserved_job(
+        &mut self,
+        job: &NewJob<'_>,
+        keys: BudgetKeys,
+    ) -> impl Future<Output = sqlx::Result<()>> + Send;
 
     /// A job with its run id; locked (PostgreSQL) when `lock`.
     fn job(
@@ -289,7 +306,7 @@ macro_rules! job_sql {
         "SELECT j.id, j.customer_id, j.organization_id, r.run_id, j.lineage_root, j.status, \
          j.estimate_flop, j.hardware_flop, j.declared_flop, j.basis, j.table_version, \
          j.accelerators, j.accelerator_type, j.bio_sequence, j.reserved_flop, j.used_flop, \
-         j.accelerator_seconds \
+         j.accelerator_seconds, j.flop_per_accelerator_second \
          FROM ledger_jobs j JOIN ledger_runs r ON r.id = j.run WHERE j.id = $1"
     };
 }
@@ -324,12 +341,29 @@ const CONSUME_APPROVAL: &str = "UPDATE ledger_reviews SET consumed_by = $1, cons
         ORDER BY decided_at, id LIMIT 1) \
      RETURNING id";
 
-const INSERT_JOB: &str = "INSERT INTO ledger_jobs (id, customer_id, organization_id, run, \
-     lineage_root, status, decision, request_id, route, estimate_flop, hardware_flop, \
-     declared_flop, basis, table_version, accelerators, accelerator_type, bio_sequence, \
-     reserved_flop, used_flop, accelerator_seconds, decided_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     0.0, 0.0, $19)";
+/// Inserts a job; its `reserved_flop` is `$18`.
+macro_rules! insert_job_sql {
+    () => {
+        "INSERT INTO ledger_jobs (id, customer_id, organization_id, run, \
+         lineage_root, status, decision, request_id, route, estimate_flop, hardware_flop, \
+         declared_flop, basis, table_version, accelerators, accelerator_type, bio_sequence, \
+         reserved_flop, used_flop, accelerator_seconds, decided_at, flop_per_accelerator_second) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, 0.0, 0.0, $19, $20)"
+    };
+}
+
+const INSERT_JOB: &str = insert_job_sql!();
+
+/// PostgreSQL: [`INSERT_JOB`] and the reservation on the lineage (`$21`), customer (`$22`) and
+/// organization (`$23`) budget rows in one statement (a data-modifying CTE), one round trip
+/// less per admission. The rows are already locked by this transaction.
+const INSERT_RESERVED_JOB: &str = concat!(
+    "WITH reserve AS (UPDATE ledger_budgets SET reserved_flop = reserved_flop + $18 \
+     WHERE (scope = 'lineage' AND scope_id = $21) OR (scope = 'customer' AND scope_id = $22) \
+        OR (scope = 'organization' AND scope_id = $23)) ",
+    insert_job_sql!()
+);
 
 const UPDATE_JOB_USAGE: &str = "UPDATE ledger_jobs SET status = $1, used_flop = $2, \
      reserved_flop = $3, accelerator_seconds = $4, last_usage_at = $5, \
@@ -352,8 +386,14 @@ const INSERT_REPORT: &str = "INSERT INTO ledger_reports (id, job_id, customer_id
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
 const INSERT_REVIEW: &str = "INSERT INTO ledger_reviews (id, job_id, customer_id, run_id, \
-     estimate_flop, thresholds, status, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)";
+     estimate_flop, thresholds, hold_reason, status, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8)";
+
+/// Thresholds fired for up to four scopes: crossings recorded for jobs that were admitted.
+const FIRED: &str = "SELECT DISTINCT c.scope_id, c.label FROM ledger_crossings c \
+     JOIN ledger_jobs j ON j.id = c.job_id \
+     WHERE c.scope_id IN ($1, $2, $3, $4) \
+       AND j.status IN ('reserved', 'running', 'finished', 'released')";
 
 // After the SQL text macros, which `backends` expands.
 mod backends;
