@@ -164,11 +164,7 @@ async fn admit(
                         .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
                 },
                 thresholds: Arc::new(thresholds(&policy, tier.window, job.frontier_restricted)),
-                identity_snapshot: Some(serde_json::json!({
-                    "customer_id": job.principal.customer_id.as_ref(),
-                    "tier": job.principal.tier.as_ref(),
-                    "organization_id": job.principal.organization_id.as_deref(),
-                })),
+                identity_snapshot: Some(crate::report_identity::from_principal(&job.principal)),
                 route: job.route.to_string(),
                 request_id: job.request_id.clone(),
                 client_ip: Some(job.client_ip),

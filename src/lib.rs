@@ -12,6 +12,7 @@ pub mod ledger_port;
 pub mod operator;
 pub mod policy_file;
 pub mod ratelimit_redis;
+pub mod report_identity;
 pub mod screening_cli;
 pub mod serve;
 pub mod sim;

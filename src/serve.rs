@@ -93,6 +93,7 @@ pub async fn start(
     let ledger_metrics = crate::ledger_metrics::LedgerMetrics::register(&mut registry);
     let usage = api::usage::router(
         identity.store.clone(),
+        kyc.master().clone(),
         policy.clone(),
         usage_secrets,
         ledger_metrics.clone(),

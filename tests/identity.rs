@@ -411,3 +411,25 @@ async fn me_reports_the_account_state_and_requires_a_customer_token() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_wrong_method_on_a_control_plane_route_is_a_problem_document() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let gw = IdGateway::start(sim.addr, &Setup::default()).await;
+        let http = client();
+        let resp = http
+            .delete(gw.url("/computegate/v1/auth/token"))
+            .send()
+            .await
+            .unwrap();
+        let allow = resp
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(allow.as_deref(), Some("POST"), "the Allow header is kept");
+        let doc = expect_problem(resp, 405, "method-not-allowed").await;
+        assert!(doc["detail"].as_str().is_some(), "{doc}");
+    })
+    .await;
+}

@@ -203,6 +203,12 @@ async fn usage_events_are_verified_idempotent_and_replace_the_reservation(backen
     let due = m.reports(&staff, "due", &c.id).await;
     assert_eq!(due.len(), 1, "report of the overrun: {due:?}");
     assert_eq!(due[0]["run_id"], "overrun", "{}", due[0]);
+    // A report written by measured usage holds the same identity snapshot as one written at
+    // admission (attached after the usage commit).
+    let identity = &due[0]["identity_snapshot"];
+    assert_eq!(identity["customer_id"], c.id.as_str(), "{}", due[0]);
+    assert_eq!(identity["tier"], "unverified", "{}", due[0]);
+    assert!(identity["jurisdictions"].is_array(), "{}", due[0]);
     let (fourth, _) = m
         .admit_echo(&c, &job("h100", 1, 1.0, "after-overrun"))
         .await;

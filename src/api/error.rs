@@ -55,6 +55,12 @@ pub enum ApiError {
     /// A webhook's signature is missing, stale or wrong, or its sender unknown.
     #[error("bad signature: {0}")]
     BadSignature(&'static str),
+    /// The path exists but not with this method; `allow` lists the methods it takes.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// The router's `Allow` header value, when it gave one.
+        allow: Option<http::HeaderValue>,
+    },
 }
 
 impl ApiError {
@@ -105,6 +111,12 @@ impl ApiError {
                 "not-found",
                 "Not found",
                 "no such resource",
+            ),
+            Self::MethodNotAllowed { .. } => Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this resource does not take this method; see the Allow header",
             ),
             Self::Conflict(why) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", *why),
             Self::Throttled(after) => Problem::new(
@@ -193,7 +205,10 @@ impl IntoResponse for ApiError {
             Self::Unavailable(detail) => tracing::warn!(error = %detail, "dependency unavailable"),
             _ => tracing::debug!(error = %self, "control-plane request refused"),
         }
-        let (parts, body) = self.to_problem().into_response().into_parts();
+        let (mut parts, body) = self.to_problem().into_response().into_parts();
+        if let Self::MethodNotAllowed { allow: Some(allow) } = self {
+            parts.headers.insert(http::header::ALLOW, allow);
+        }
         Response::from_parts(parts, axum::body::Body::from(body))
     }
 }

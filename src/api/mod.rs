@@ -23,6 +23,13 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower_service::Service;
 
+/// Whether `resp` already carries a problem document.
+fn is_problem<B>(resp: &Response<B>) -> bool {
+    resp.headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+}
+
 /// An axum router served as a [`ControlPlane`] for a fixed set of path prefixes.
 pub struct RouterPlane {
     prefixes: &'static [&'static str],
@@ -59,6 +66,17 @@ impl ControlPlane for RouterPlane {
                 Ok(resp) => resp,
                 Err(never) => match never {},
             };
+            // axum answers a known path with another method by an empty 405 of its own; every
+            // error of these APIs is a problem document, so that one is replaced here.
+            let resp =
+                if resp.status() == http::StatusCode::METHOD_NOT_ALLOWED && !is_problem(&resp) {
+                    let allow = resp.headers().get(http::header::ALLOW).cloned();
+                    axum::response::IntoResponse::into_response(error::ApiError::MethodNotAllowed {
+                        allow,
+                    })
+                } else {
+                    resp
+                };
             resp.map(|body| ResponseBody::Boxed(body.map_err(Into::into).boxed_unsync()))
         })
     }

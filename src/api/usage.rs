@@ -20,6 +20,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use computegate_gateway::policy::PolicyHandle;
 use computegate_kyc::Store;
+use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::ledger::{LedgerError, ThresholdPolicy, UsageEvent, UsageKind, UsageOutcome};
 use computegate_kyc::verification::webhooks::{WebhookSecret, WebhookSecrets, verify_timestamped};
 use serde::Deserialize;
@@ -37,6 +38,7 @@ const TOLERANCE: Duration = Duration::from_secs(300);
 /// What the usage intake needs.
 pub struct UsageIntake {
     store: Store,
+    master: MasterKey,
     policy: Arc<PolicyHandle>,
     secrets: Option<WebhookSecrets>,
     metrics: Arc<LedgerMetrics>,
@@ -69,12 +71,14 @@ pub fn secrets_from(env: impl Fn(&str) -> Option<String>) -> Option<WebhookSecre
 /// The usage-event router (mounted under the customer API's `/computegate/` prefix).
 pub fn router(
     store: Store,
+    master: MasterKey,
     policy: Arc<PolicyHandle>,
     secrets: Option<WebhookSecrets>,
     metrics: Arc<LedgerMetrics>,
 ) -> Router {
     let intake = Arc::new(UsageIntake {
         store,
+        master,
         policy,
         secrets,
         metrics,
@@ -158,6 +162,16 @@ async fn record(
         }
         Ok(UsageOutcome::Recorded(recorded)) => {
             intake.metrics.crossed(&recorded.crossings);
+            if !recorded.report_ids.is_empty() {
+                let customer = recorded.customer_id;
+                crate::report_identity::attach(
+                    &intake.store,
+                    &intake.master,
+                    customer,
+                    &recorded.report_ids,
+                )
+                .await;
+            }
             Ok(Json(serde_json::json!({"status": "recorded"})).into_response())
         }
         Err(LedgerError::UnknownJob) => Err(ApiError::NotFound),

@@ -68,6 +68,8 @@ pub enum UsageOutcome {
 pub struct UsageRecorded {
     /// The job.
     pub job_id: Uuid,
+    /// The customer who runs it.
+    pub customer_id: Uuid,
     /// Its status now.
     pub status: JobStatus,
     /// Measured FLOP so far.
@@ -232,6 +234,7 @@ async fn usage_in<T: LedgerTx + ChainTx>(
         super::admission::write_report(tx, &job, &crossings, None, cumulative, event.at).await?;
     let recorded = UsageRecorded {
         job_id: job.id,
+        customer_id: job.customer_id,
         status: applied.status,
         used_flop: applied.used_flop,
         reserved_flop: applied.reserved_flop,
