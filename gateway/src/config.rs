@@ -167,6 +167,26 @@ pub struct RouteConfig {
     /// Largest request body; larger → 413. Default 1 GiB.
     #[serde(default = "default_max_body")]
     pub max_body: ByteSize,
+    /// What the tier rate limit does on this route while the cluster's rate-limit store
+    /// (Redis) is unreachable: `local` (default: the replica's own limit at the full tier
+    /// quota), `open` (no limit) or `closed` (503 with `Retry-After`). Without Redis it has no
+    /// effect.
+    #[serde(default)]
+    pub rate_limit_fallback: RateLimitFallback,
+}
+
+/// A route's rate limiting while the shared rate-limit store is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RateLimitFallback {
+    /// Each replica limits at the full tier quota (the cluster admits up to `replicas ×`).
+    #[default]
+    Local,
+    /// No limit (availability first).
+    Open,
+    /// Refuse with 503 until the store answers again (strictness first).
+    Closed,
 }
 
 /// The system-of-record database.

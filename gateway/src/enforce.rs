@@ -25,7 +25,7 @@ use crate::auth::Principal;
 use crate::policy::{
     Denial, JurisdictionStanding, PolicyHandle, authorize_jurisdiction, authorize_route,
 };
-use crate::ratelimit::cluster::{ClusterLimiter, LeaseMetrics};
+use crate::ratelimit::cluster::{Checked, ClusterLimiter, LeaseMetrics};
 use crate::ratelimit::{Decision, Quota, RateLimiter, TokenLeaser};
 use crate::route::Route;
 
@@ -39,6 +39,8 @@ pub enum Refusal {
     Denied(Denial),
     /// The customer sent too many requests.
     RateLimited(Decision),
+    /// The cluster's rate-limit store is unreachable and the route fails closed.
+    RateLimitStoreDown,
 }
 
 /// What a request that passed the checks carries on with.
@@ -124,7 +126,12 @@ impl Enforcer {
         let key = &principal.customer_id;
         let decision = match &self.limiter {
             Limiter::Local(l) => l.check(key, quota, now),
-            Limiter::Cluster(l) => l.check(key, quota, now).await,
+            Limiter::Cluster(l) => {
+                match l.check(key, quota, now, route.rate_limit_fallback).await {
+                    Checked::Decided(d) => d,
+                    Checked::StoreDown => return Err(Refusal::RateLimitStoreDown),
+                }
+            }
         };
         if decision.allowed {
             Ok(Cleared {

@@ -193,6 +193,13 @@ impl Gateway {
                 Err(Refusal::RateLimited(d)) => {
                     return (problem(&GatewayError::RateLimited(d)), metrics);
                 }
+                Err(Refusal::RateLimitStoreDown) => {
+                    let e = GatewayError::Unavailable {
+                        reason: "rate limits cannot be checked right now",
+                        retry_after: crate::ratelimit::cluster::PROBE_INTERVAL,
+                    };
+                    return (problem(&e), metrics);
+                }
             }
         }
         if let Some(len) = content_length(&req)

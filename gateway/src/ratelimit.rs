@@ -254,6 +254,18 @@ impl Gcra {
 // === impl Decision ===
 
 impl Decision {
+    /// An allowed request under `quota` that spent nothing (the limit is not being enforced,
+    /// e.g. a route failing open while the shared store is down): the full burst remains.
+    pub fn unlimited(quota: Quota) -> Self {
+        Self {
+            allowed: true,
+            limit: quota.burst,
+            remaining: quota.burst,
+            retry_after: Duration::ZERO,
+            reset: Duration::ZERO,
+        }
+    }
+
     /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (whole seconds, rounded up).
     pub fn headers(&self) -> [(&'static HeaderName, HeaderValue); 3] {
         [

@@ -29,6 +29,8 @@ pub struct Route {
     pub profile: Option<String>,
     /// Body limit in bytes.
     pub max_body: u64,
+    /// Rate limiting while the shared rate-limit store is down.
+    pub rate_limit_fallback: crate::config::RateLimitFallback,
 }
 
 /// All routes, ordered for matching.
@@ -62,6 +64,7 @@ impl RouteTable {
                 class: c.class,
                 profile: c.profile.clone(),
                 max_body: c.max_body.as_u64(),
+                rate_limit_fallback: c.rate_limit_fallback,
             })
             .collect();
         let mut order: Vec<usize> = (0..routes.len()).collect();

@@ -194,3 +194,15 @@ fn database_url_scheme_checked() {
         .unwrap_err();
     assert_eq!(invalid_key(err), "database.url");
 }
+
+#[test]
+fn routes_take_a_rate_limit_fallback() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.routes[0].rate_limit_fallback, RateLimitFallback::Local);
+    let closed = format!("{MINIMAL}rate_limit_fallback = \"closed\"\n");
+    let c = Config::from_toml(&closed, no_env()).unwrap();
+    assert_eq!(c.routes[0].rate_limit_fallback, RateLimitFallback::Closed);
+    let bad = format!("{MINIMAL}rate_limit_fallback = \"maybe\"\n");
+    let err = Config::from_toml(&bad, no_env()).unwrap_err();
+    assert!(err.to_string().contains("rate_limit_fallback"), "{err}");
+}

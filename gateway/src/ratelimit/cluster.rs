@@ -9,11 +9,13 @@
 //! global bucket still has tokens; a customer over its rate is denied from memory until the
 //! time Redis gave.
 //!
-//! **Redis down.** A lease that fails or times out puts the limiter in degraded mode: every key
-//! is then checked by the in-process GCRA at the full per-tier quota (so the cluster admits up
-//! to `replicas ×` the tier's rate; never a 5xx), a warning is logged once, and
-//! `computegate_ratelimit_degraded` is 1. While degraded, one request per [`PROBE_INTERVAL`]
-//! also starts a background lease; the first that succeeds ends degraded mode.
+//! **Redis down.** A lease that fails or times out puts the limiter in degraded mode, a warning
+//! is logged once, and `computegate_ratelimit_degraded` is 1. Each route then does what its
+//! [`RateLimitFallback`] says: `local` (default) checks every key with the in-process GCRA at
+//! the full per-tier quota (the cluster admits up to `replicas ×` the tier's rate), `open` lets
+//! requests through unlimited, `closed` refuses them ([`Checked::StoreDown`], a 503). While
+//! degraded, one request per [`PROBE_INTERVAL`] also starts a background lease; the first that
+//! succeeds ends degraded mode.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -30,6 +32,16 @@ use tokio::sync::Notify;
 
 use super::lane::{LaneState, Step};
 use super::{Decision, LeaseError, Quota, RateLimiter, TokenLeaser};
+pub use crate::config::RateLimitFallback;
+
+/// The cluster limiter's answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Allowed or denied, with the headers' figures.
+    Decided(Decision),
+    /// The store is unreachable and the route's fallback is `closed`.
+    StoreDown,
+}
 
 /// Longest a request waits for a lease before the limiter counts Redis as down.
 pub const LEASE_TIMEOUT: Duration = Duration::from_millis(250);
@@ -135,8 +147,15 @@ impl ClusterLimiter {
         }
     }
 
-    /// Checks one request for `key` under `quota` at `now`.
-    pub async fn check(&self, key: &str, quota: Quota, now: Instant) -> Decision {
+    /// Checks one request for `key` under `quota` at `now`; `fallback` applies while the store
+    /// is unreachable.
+    pub async fn check(
+        &self,
+        key: &str,
+        quota: Quota,
+        now: Instant,
+        fallback: RateLimitFallback,
+    ) -> Checked {
         let inner = &self.inner;
         let now_ns = inner.nanos(now);
         if inner.degraded.load(Ordering::Acquire) {
@@ -145,7 +164,7 @@ impl ClusterLimiter {
                 let n = super::LeasedBucket::batch_for(quota, inner.replicas);
                 spawn_lease(inner, &lane, quota, n);
             }
-            return inner.local.check(key, quota, now);
+            return inner.degraded_check(key, quota, now, fallback);
         }
         let lane = inner.lane(key, quota, now_ns);
         let leased = lane.leased.notified();
@@ -158,7 +177,7 @@ impl ClusterLimiter {
                 if let Some(n) = lease {
                     spawn_lease(inner, &lane, quota, n);
                 }
-                decision
+                Checked::Decided(decision)
             }
             Step::Wait { lease } => {
                 match lease {
@@ -169,7 +188,7 @@ impl ClusterLimiter {
                         let _ = tokio::time::timeout(LEASE_TIMEOUT, leased).await;
                     }
                 }
-                inner.after_wait(&lane, key, quota, now)
+                inner.after_wait(&lane, key, quota, now, fallback)
             }
         }
     }
@@ -230,7 +249,7 @@ impl Inner {
         lane.leased.notify_waiters();
     }
 
-    /// Decides a request that waited for a lease; the in-process GCRA decides if the lease
+    /// Decides a request that waited for a lease; the route's fallback decides if the lease
     /// failed meanwhile.
     fn after_wait(
         self: &Arc<Self>,
@@ -238,9 +257,10 @@ impl Inner {
         key: &str,
         quota: Quota,
         now: Instant,
-    ) -> Decision {
+        fallback: RateLimitFallback,
+    ) -> Checked {
         if self.degraded.load(Ordering::Acquire) {
-            return self.local.check(key, quota, now);
+            return self.degraded_check(key, quota, now, fallback);
         }
         let now_ns = self.nanos(tokio::time::Instant::now().into_std().max(now));
         let step = lock(&lane.state).after_wait(now_ns);
@@ -249,10 +269,25 @@ impl Inner {
                 if let Some(n) = lease {
                     spawn_lease(self, lane, quota, n);
                 }
-                decision
+                Checked::Decided(decision)
             }
             // `after_wait` never asks to wait again; should it, the local GCRA decides.
-            Step::Wait { .. } => self.local.check(key, quota, now),
+            Step::Wait { .. } => Checked::Decided(self.local.check(key, quota, now)),
+        }
+    }
+
+    /// One request while the store is unreachable, as the route's fallback says.
+    fn degraded_check(
+        &self,
+        key: &str,
+        quota: Quota,
+        now: Instant,
+        fallback: RateLimitFallback,
+    ) -> Checked {
+        match fallback {
+            RateLimitFallback::Open => Checked::Decided(Decision::unlimited(quota)),
+            RateLimitFallback::Closed => Checked::StoreDown,
+            _ => Checked::Decided(self.local.check(key, quota, now)),
         }
     }
 

@@ -6,6 +6,14 @@ use super::*;
 use crate::auth::BoxFuture;
 use crate::ratelimit::{Gcra, Lease};
 
+/// A check on a route with the default fallback (`local`), which always decides.
+async fn local(l: &ClusterLimiter, key: &str, q: Quota) -> Decision {
+    match l.check(key, q, now(), RateLimitFallback::Local).await {
+        Checked::Decided(d) => d,
+        Checked::StoreDown => panic!("the local fallback always decides"),
+    }
+}
+
 /// The shared bucket of the tests: the same GCRA per key as the Redis script, on tokio's
 /// (paused) clock.
 #[derive(Default)]
@@ -99,7 +107,7 @@ async fn two_replicas_admit_within_the_bound_of_one_global_bucket() {
     // Both replicas hammered, 1000 requests a second each, for 3 s.
     for _ in 0..3000 {
         for l in [&a, &b] {
-            if l.check("cust", q, now()).await.allowed {
+            if local(l, "cust", q).await.allowed {
                 admitted += 1;
             }
         }
@@ -131,7 +139,7 @@ async fn a_compliant_customer_is_never_denied() {
     // One request every 600 ms (under 2/s), alternating replicas, for a minute.
     for i in 0..100 {
         let l = if i % 2 == 0 { &a } else { &b };
-        let d = l.check("slow", q, now()).await;
+        let d = local(l, "slow", q).await;
         assert!(d.allowed, "request {i} denied: {d:?}");
         assert_eq!(d.limit, 4);
         settle().await;
@@ -147,7 +155,7 @@ async fn a_denial_carries_the_wait_and_is_answered_from_memory() {
     let q = Quota::new(1.0, 2).expect("quota");
     let mut denied = None;
     for _ in 0..5 {
-        let d = a.check("c", q, now()).await;
+        let d = local(&a, "c", q).await;
         settle().await;
         if !d.allowed {
             denied = Some(d);
@@ -160,11 +168,11 @@ async fn a_denial_carries_the_wait_and_is_answered_from_memory() {
     assert_eq!(d.retry_after_secs(), 1);
     let calls = fake.0.calls.load(Ordering::Relaxed);
     for _ in 0..50 {
-        assert!(!a.check("c", q, now()).await.allowed);
+        assert!(!local(&a, "c", q).await.allowed);
     }
     assert_eq!(fake.0.calls.load(Ordering::Relaxed), calls, "no store call");
     tokio::time::advance(Duration::from_secs(1)).await;
-    assert!(a.check("c", q, now()).await.allowed, "a token is back");
+    assert!(local(&a, "c", q).await.allowed, "a token is back");
 }
 
 #[tokio::test(start_paused = true)]
@@ -176,9 +184,9 @@ async fn store_down_falls_back_to_the_local_limit_and_recovers() {
     let q = Quota::new(1.0, 3).expect("quota");
     // The full per-tier quota applies locally: the burst, then denials with a wait.
     for i in 0..3 {
-        assert!(a.check("c", q, now()).await.allowed, "request {i}");
+        assert!(local(&a, "c", q).await.allowed, "request {i}");
     }
-    let d = a.check("c", q, now()).await;
+    let d = local(&a, "c", q).await;
     assert!(!d.allowed);
     assert_eq!(d.retry_after_secs(), 1);
     assert!(a.is_degraded());
@@ -191,7 +199,7 @@ async fn store_down_falls_back_to_the_local_limit_and_recovers() {
     // The store is back: a probe within PROBE_INTERVAL restores cluster mode.
     fake.0.down.store(false, Ordering::Relaxed);
     tokio::time::advance(PROBE_INTERVAL).await;
-    let _ = a.check("c", q, now()).await;
+    let _ = local(&a, "c", q).await;
     settle().await;
     assert!(!a.is_degraded());
     assert!(metrics(&registry).contains("computegate_ratelimit_degraded 0"));
@@ -205,11 +213,11 @@ async fn a_store_that_hangs_costs_one_timeout_then_the_local_limit_decides() {
     let a = limiter(&fake, 2, &mut registry);
     let q = Quota::new(10.0, 5).expect("quota");
     let before = tokio::time::Instant::now();
-    assert!(a.check("c", q, now()).await.allowed);
+    assert!(local(&a, "c", q).await.allowed);
     assert_eq!(tokio::time::Instant::now() - before, LEASE_TIMEOUT);
     assert!(a.is_degraded());
     let before = tokio::time::Instant::now();
-    assert!(a.check("c", q, now()).await.allowed);
+    assert!(local(&a, "c", q).await.allowed);
     assert_eq!(
         tokio::time::Instant::now(),
         before,
@@ -224,10 +232,50 @@ async fn a_quota_change_reaches_the_store_at_the_next_lease() {
     let a = limiter(&fake, 1, &mut registry);
     let old = Quota::new(100.0, 100).expect("quota");
     let new = Quota::new(1.0, 2).expect("quota");
-    assert!(a.check("c", old, now()).await.allowed);
+    assert!(local(&a, "c", old).await.allowed);
     settle().await;
-    let d = a.check("c", new, now()).await;
+    let d = local(&a, "c", new).await;
     assert_eq!(d.limit, 2, "headers follow the new quota at once");
     assert_eq!(lock(&fake.0.quotas).last(), Some(&new));
     assert_eq!(a.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn routes_choose_open_or_closed_while_the_store_is_down() {
+    let fake = Fake::default();
+    fake.0.down.store(true, Ordering::Relaxed);
+    let mut registry = Registry::default();
+    let a = limiter(&fake, 2, &mut registry);
+    let q = Quota::new(1.0, 2).expect("quota");
+    // The first request finds the store down (on a closed route: refused, not decided).
+    assert_eq!(
+        a.check("c", q, now(), RateLimitFallback::Closed).await,
+        Checked::StoreDown
+    );
+    assert!(a.is_degraded());
+    // Open: far past the burst, everything passes, and nothing is spent from the local limit.
+    for i in 0..10 {
+        match a.check("c", q, now(), RateLimitFallback::Open).await {
+            Checked::Decided(d) => {
+                assert!(d.allowed, "request {i}");
+                assert_eq!((d.limit, d.remaining), (2, 2));
+            }
+            Checked::StoreDown => panic!("an open route is never refused"),
+        }
+    }
+    assert!(local(&a, "c", q).await.allowed, "the local burst is intact");
+    // Closed stays closed while degraded; the store coming back reopens it.
+    assert_eq!(
+        a.check("c", q, now(), RateLimitFallback::Closed).await,
+        Checked::StoreDown
+    );
+    fake.0.down.store(false, Ordering::Relaxed);
+    tokio::time::advance(PROBE_INTERVAL).await;
+    let _ = a.check("c", q, now(), RateLimitFallback::Closed).await;
+    settle().await;
+    assert!(!a.is_degraded());
+    assert!(matches!(
+        a.check("c", q, now(), RateLimitFallback::Closed).await,
+        Checked::Decided(_)
+    ));
 }
