@@ -170,7 +170,14 @@ async fn settle<T: LedgerTx>(
         Proposal::Deny(denial) => (Verdict::Denied(denial.clone()), None),
         Proposal::Review => {
             let approval = tx
-                .consume_approval(req.customer_id, &req.run_id, req.estimate_flop, job_id, now)
+                .consume_approval(
+                    req.customer_id,
+                    &req.run_id,
+                    req.estimate_flop,
+                    job_id,
+                    now,
+                    DbTime::new(req.now - super::APPROVAL_VALIDITY),
+                )
                 .await?;
             match approval {
                 Some(id) => (Verdict::Admitted, Some(id)),

@@ -100,6 +100,10 @@ const MAX_ATTEMPTS: usize = 3;
 /// How close (relative) a resubmitted estimate must be to an approved one to use the approval.
 pub const APPROVAL_TOLERANCE: f64 = 0.01;
 
+/// How long a review approval can be used after it was given: a job approved but never
+/// resubmitted within it is held again (the circumstances the officer judged may have changed).
+pub const APPROVAL_VALIDITY: time::Duration = time::Duration::days(30);
+
 /// Tier caps for one admission, as plain data (the root converts the gateway's policy).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerLimits {

@@ -94,7 +94,8 @@ macro_rules! review_columns {
 
 impl Store {
     /// Approves or denies a held job. An approval lets the next submission of the same
-    /// customer, run id and estimate (within [`super::APPROVAL_TOLERANCE`]) be admitted once.
+    /// customer, run id and estimate (within [`super::APPROVAL_TOLERANCE`]) be admitted once,
+    /// within [`super::APPROVAL_VALIDITY`] of the decision.
     /// Only staff or the system may resolve ([`LedgerError::NotStaff`]).
     pub async fn resolve_job_review(
         &self,

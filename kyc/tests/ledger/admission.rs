@@ -256,6 +256,31 @@ async fn organization_scope_sums_members(ctx: Ctx) {
     }
 }
 
+async fn a_review_approval_lapses_after_its_validity(ctx: Ctx) {
+    let s = &ctx.store;
+    let c = customer(s).await;
+    let req = job(c, "frontier", 2e26);
+    let Verdict::HeldForReview { review_id } = admit(s, &req).await.verdict else {
+        panic!("a 2e26 job is held");
+    };
+    s.resolve_job_review(review_id, ReviewResolution::Approve, &staff(), "ok", t0())
+        .await
+        .unwrap();
+    // Resubmitted just after the approval's validity: held again, and the approval stays
+    // unconsumed (a new hold, a new decision).
+    let mut late = req.clone();
+    late.now = t0() + computegate_kyc::ledger::APPROVAL_VALIDITY + Duration::seconds(1);
+    assert!(matches!(
+        admit(s, &late).await.verdict,
+        Verdict::HeldForReview { .. }
+    ));
+    // Within it (the last second): admitted on the approval.
+    let mut in_time = req.clone();
+    in_time.now = t0() + computegate_kyc::ledger::APPROVAL_VALIDITY;
+    let d = admitted(s, &in_time).await;
+    assert_eq!(d.approved_review, Some(review_id));
+}
+
 async fn review_hold_approval_and_resubmission(ctx: Ctx) {
     let s = &ctx.store;
     let c = customer(s).await;
@@ -461,6 +486,7 @@ crate::store_suite!(
     a_split_across_linked_accounts_is_caught,
     organization_scope_sums_members,
     review_hold_approval_and_resubmission,
+    a_review_approval_lapses_after_its_validity,
     block_threshold_and_bio_rule,
     bad_requests_change_nothing,
     every_decision_is_audited_in_the_chain,

@@ -164,6 +164,7 @@ macro_rules! ledger_tx_for {
                 estimate: f64,
                 job: Uuid,
                 now: DbTime,
+                approved_since: DbTime,
             ) -> sqlx::Result<Option<Uuid>> {
                 // |estimate - approved| <= 1 % of approved.
                 let low = estimate / (1.0 + crate::ledger::APPROVAL_TOLERANCE);
@@ -175,6 +176,7 @@ macro_rules! ledger_tx_for {
                     .bind(run_id)
                     .bind(low)
                     .bind(high)
+                    .bind(approved_since)
                     .fetch_optional(&mut **self)
                     .await
             }

@@ -227,6 +227,7 @@ pub(super) trait LedgerTx: Send {
         estimate: f64,
         job: Uuid,
         now: DbTime,
+        approved_since: DbTime,
     ) -> impl Future<Output = sqlx::Result<Option<Uuid>>> + Send;
 
     /// Inserts a job row.
@@ -337,7 +338,7 @@ const ADD_TO_BUDGETS: &str = "UPDATE ledger_budgets \
 const CONSUME_APPROVAL: &str = "UPDATE ledger_reviews SET consumed_by = $1, consumed_at = $2 \
      WHERE id = (SELECT id FROM ledger_reviews \
         WHERE customer_id = $3 AND run_id = $4 AND status = 'approved' AND consumed_by IS NULL \
-          AND estimate_flop BETWEEN $5 AND $6 \
+          AND estimate_flop BETWEEN $5 AND $6 AND decided_at >= $7 \
         ORDER BY decided_at, id LIMIT 1) \
      RETURNING id";
 
