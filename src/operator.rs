@@ -235,29 +235,10 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
         output,
         target,
     } = command;
-    let kind = match (kind.as_str(), customer) {
-        ("training-runs", _) => ExportKind::TrainingRuns,
-        ("quarterly", _) => ExportKind::Quarterly,
-        ("eu-art52", Some(customer_id)) => ExportKind::EuArt52 { customer_id },
-        ("eu-art52", None) => {
-            return Err(StartupConfigError("--kind eu-art52 needs --customer ID".into()).into());
-        }
-        (other, _) => {
-            return Err(StartupConfigError(format!(
-                "--kind `{other}` is not one of training-runs, quarterly, eu-art52"
-            ))
-            .into());
-        }
-    };
-    let format = match format.as_str() {
-        "json" => ExportFormat::Json,
-        "csv" => ExportFormat::Csv,
-        other => {
-            return Err(
-                StartupConfigError(format!("--format `{other}` is not json or csv")).into(),
-            );
-        }
-    };
+    let kind = ExportKind::parse(&kind, customer)
+        .map_err(|why| StartupConfigError(format!("--kind: {why}")))?;
+    let format = ExportFormat::parse(&format)
+        .map_err(|why| StartupConfigError(format!("--format: {why}")))?;
     let since = parse_since(&since)?;
     let (_, _, store) = target.open().await?;
     store.migrate().await.context("migration failed")?;

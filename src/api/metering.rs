@@ -14,9 +14,10 @@ use axum::{Extension, Json, Router};
 use computegate_gateway::auth::bearer;
 use computegate_gateway::policy::{Policy, PolicyHandle};
 use computegate_kyc::accounts::{Actor, StaffRole, StaffUser};
+use computegate_kyc::audit::AuditEntry;
 use computegate_kyc::ledger::{
-    LedgerError, ReportFilter, ReportStatus, ReviewResolution, ReviewStatus, RunFilter,
-    ThresholdPolicy,
+    ExportFormat, ExportKind, LedgerError, ReportFilter, ReportStatus, ReviewResolution,
+    ReviewStatus, RunFilter, ThresholdPolicy,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -83,6 +84,7 @@ pub fn router(
     Router::new()
         .route("/staff/v1/runs", get(runs))
         .route("/staff/v1/reports", get(reports))
+        .route("/staff/v1/reports/export", get(export))
         .route("/staff/v1/reports/{id}/filed", post(filed))
         .route("/staff/v1/job-reviews", get(reviews))
         .route("/staff/v1/job-reviews/{id}/decision", post(decide_review))
@@ -151,6 +153,69 @@ async fn reports(
     };
     let reports = id.store.list_reports(&filter).await.map_err(ledger_error)?;
     Ok(Json(serde_json::json!({"reports": reports})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    kind: String,
+    since: String,
+    #[serde(default = "json_format")]
+    format: String,
+    customer_id: Option<Uuid>,
+}
+
+fn json_format() -> String {
+    "json".into()
+}
+
+/// `GET /staff/v1/reports/export?kind=training-runs|quarterly|eu-art52&since=YYYY-MM-DD
+/// [&format=json|csv][&customer_id=…]`: the same documents as `computegate report export`.
+/// Any staff role may export; each export is audited (who, what, since when, how many).
+async fn export(
+    State(id): State<Arc<Identity>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (_, actor) = staff(&id, &headers, client, false).await?;
+    let Query(q) = query.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+    let kind =
+        ExportKind::parse(&q.kind, q.customer_id).map_err(|why| ApiError::field("kind", &why))?;
+    let format = ExportFormat::parse(&q.format).map_err(|why| ApiError::field("format", &why))?;
+    let since = crate::operator::parse_since(&q.since)
+        .map_err(|_| ApiError::field("since", "must be YYYY-MM-DD or RFC 3339"))?;
+    let mut body: Vec<u8> = Vec::new();
+    let count = match id
+        .store
+        .export_reports(kind, since, format, &mut body)
+        .await
+    {
+        Ok(count) => count,
+        Err(LedgerError::ExportTooLarge { .. }) => {
+            return Err(ApiError::field(
+                "since",
+                "the export is too large; use a later date",
+            ));
+        }
+        Err(e) => return Err(ledger_error(e)),
+    };
+    let entry = AuditEntry::new(
+        OffsetDateTime::now_utc(),
+        &actor,
+        "ledger.reports.exported",
+        "ledger:reports",
+    )
+    .with_detail(serde_json::json!({
+        "kind": q.kind, "since": since.to_string(), "format": q.format,
+        "customer_id": q.customer_id, "records": count,
+    }));
+    id.store.record_audit(&entry).await.map_err(unavailable)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, format.media_type())],
+        body,
+    )
+        .into_response())
 }
 
 async fn filed(

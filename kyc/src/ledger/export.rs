@@ -17,7 +17,9 @@ use super::LedgerError;
 use super::reads::{ReportRow, TrainingRunReport, report_columns};
 use crate::store::{DbTime, Store, on_pool};
 
-/// Largest number of reports or jobs one export reads.
+/// Largest number of reports or jobs one export reads: an export is built in memory, and one
+/// that would be larger is refused whole ([`LedgerError::ExportTooLarge`]) rather than cut
+/// short, so a written export is always complete for its period.
 const MAX_EXPORT_ROWS: i64 = 100_000;
 
 /// What to export.
@@ -41,6 +43,45 @@ pub enum ExportFormat {
     Json,
     /// RFC 4180 CSV with a header row.
     Csv,
+}
+
+// === impl ExportKind, ExportFormat ===
+
+impl ExportKind {
+    /// The kind named `name` (`training-runs`, `quarterly`, `eu-art52`); `eu-art52` needs
+    /// `customer_id`. The error says what is wrong, for the CLI and the API alike.
+    pub fn parse(name: &str, customer_id: Option<Uuid>) -> Result<ExportKind, String> {
+        match (name, customer_id) {
+            ("training-runs", _) => Ok(ExportKind::TrainingRuns),
+            ("quarterly", _) => Ok(ExportKind::Quarterly),
+            ("eu-art52", Some(customer_id)) => Ok(ExportKind::EuArt52 { customer_id }),
+            ("eu-art52", None) => {
+                Err("kind `eu-art52` needs a customer id (CLI --customer, API customer_id)".into())
+            }
+            (other, _) => Err(format!(
+                "kind `{other}` is not one of training-runs, quarterly, eu-art52"
+            )),
+        }
+    }
+}
+
+impl ExportFormat {
+    /// The format named `name` (`json` or `csv`).
+    pub fn parse(name: &str) -> Result<ExportFormat, String> {
+        match name {
+            "json" => Ok(ExportFormat::Json),
+            "csv" => Ok(ExportFormat::Csv),
+            other => Err(format!("format `{other}` is not json or csv")),
+        }
+    }
+
+    /// The media type of an export in this format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "application/json",
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+        }
+    }
 }
 
 /// Per-run Art. 52 evidence.
@@ -144,10 +185,11 @@ impl Store {
         let rows: Vec<ReportRow> = on_pool!(self, |pool| {
             sqlx::query_as(SQL)
                 .bind(DbTime::new(since))
-                .bind(MAX_EXPORT_ROWS)
+                .bind(MAX_EXPORT_ROWS + 1)
                 .fetch_all(pool)
                 .await?
         });
+        within_export_limit(rows.len())?;
         Ok(rows.into_iter().map(ReportRow::into_report).collect())
     }
 
@@ -160,12 +202,23 @@ impl Store {
             sqlx::query_as(ART52_JOBS)
                 .bind(customer_id)
                 .bind(DbTime::new(since))
-                .bind(MAX_EXPORT_ROWS)
+                .bind(MAX_EXPORT_ROWS + 1)
                 .fetch_all(pool)
                 .await?
         });
+        within_export_limit(rows.len())?;
         Ok(art52_by_run(rows))
     }
+}
+
+/// Refuses an export that read more rows than one export may hold.
+fn within_export_limit(rows: usize) -> Result<(), LedgerError> {
+    if i64::try_from(rows).unwrap_or(i64::MAX) > MAX_EXPORT_ROWS {
+        return Err(LedgerError::ExportTooLarge {
+            limit: MAX_EXPORT_ROWS,
+        });
+    }
+    Ok(())
 }
 
 /// The due date of the quarterly bundle for the quarter holding `date`.
@@ -474,6 +527,43 @@ fn csv_field(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kinds_and_formats_parse_with_precise_errors() {
+        let id = Uuid::nil();
+        assert_eq!(
+            ExportKind::parse("quarterly", None),
+            Ok(ExportKind::Quarterly)
+        );
+        assert_eq!(
+            ExportKind::parse("eu-art52", Some(id)),
+            Ok(ExportKind::EuArt52 { customer_id: id })
+        );
+        assert!(
+            ExportKind::parse("eu-art52", None)
+                .unwrap_err()
+                .contains("customer")
+        );
+        assert!(
+            ExportKind::parse("yearly", None)
+                .unwrap_err()
+                .contains("`yearly`")
+        );
+        assert_eq!(ExportFormat::parse("csv"), Ok(ExportFormat::Csv));
+        assert!(ExportFormat::parse("xml").unwrap_err().contains("`xml`"));
+    }
+
+    #[test]
+    fn an_export_over_the_limit_is_refused_not_cut_short() {
+        let limit = usize::try_from(MAX_EXPORT_ROWS).unwrap();
+        assert!(within_export_limit(limit).is_ok());
+        assert!(matches!(
+            within_export_limit(limit + 1),
+            Err(LedgerError::ExportTooLarge {
+                limit: MAX_EXPORT_ROWS
+            })
+        ));
+    }
+
     use super::*;
     use time::macros::date;
 

@@ -417,6 +417,14 @@ pub enum LedgerError {
     /// Writing an export failed.
     #[error("writing the export failed")]
     Export(#[source] std::io::Error),
+    /// The export would hold more records than one export may; nothing was written.
+    #[error(
+        "the export would hold more than {limit} records; use a later --since (or one --customer)"
+    )]
+    ExportTooLarge {
+        /// Most records one export holds.
+        limit: i64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
