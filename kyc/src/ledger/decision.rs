@@ -229,27 +229,40 @@ fn fired_now(
         if r.flop > projected || fired {
             continue;
         }
-        let same = out
-            .iter_mut()
-            .find(|c| c.label == r.label && c.scope == r.scope && c.scope_id == scope_id);
-        match same {
-            Some(c) => {
-                c.action = c.action.max(r.action);
-                c.report_due_days = c.report_due_days.min(r.report_due_days);
-            }
-            None => out.push(Crossing {
-                label: r.label.clone(),
-                threshold_flop: r.flop,
-                scope: r.scope,
-                scope_id,
-                action: r.action,
-                previous_flop: previous,
-                projected_flop: projected,
-                report_due_days: r.report_due_days,
-            }),
-        }
+        merge_crossing(&mut out, r, scope_id, previous, projected);
     }
     out
+}
+
+/// Adds rule `r` firing for `scope_id` (total `previous` → `projected`) to `out`: one crossing
+/// per (label, scope, scope id), with the strongest action and the earliest report due of the
+/// label's rules (a policy lists one threshold once per action).
+pub(super) fn merge_crossing(
+    out: &mut Vec<Crossing>,
+    r: &ThresholdRule,
+    scope_id: Uuid,
+    previous: f64,
+    projected: f64,
+) {
+    let same = out
+        .iter_mut()
+        .find(|c| c.label == r.label && c.scope == r.scope && c.scope_id == scope_id);
+    match same {
+        Some(c) => {
+            c.action = c.action.max(r.action);
+            c.report_due_days = c.report_due_days.min(r.report_due_days);
+        }
+        None => out.push(Crossing {
+            label: r.label.clone(),
+            threshold_flop: r.flop,
+            scope: r.scope,
+            scope_id,
+            action: r.action,
+            previous_flop: previous,
+            projected_flop: projected,
+            report_due_days: r.report_due_days,
+        }),
+    }
 }
 
 /// Rules that apply to this job: biological-sequence rules only for runs declaring such data.

@@ -117,22 +117,8 @@ pub(super) fn link_crossings(
         if fired.iter().any(|(id, l)| *id == group && *l == r.label) {
             continue;
         }
-        match out.iter_mut().find(|c| c.label == r.label) {
-            Some(c) => {
-                c.action = c.action.max(r.action);
-                c.report_due_days = c.report_due_days.min(r.report_due_days);
-            }
-            None => out.push(Crossing {
-                label: r.label.clone(),
-                threshold_flop: r.flop,
-                scope: ThresholdScope::Group,
-                scope_id: group,
-                action: r.action,
-                previous_flop: before,
-                projected_flop: after,
-                report_due_days: r.report_due_days,
-            }),
-        }
+        // Every candidate is a group rule (`link_candidates`), so all merge per label.
+        super::decision::merge_crossing(&mut out, r, group, before, after);
     }
     // Labels whose strongest action needs a job to act on stay unfired for the next job.
     out.retain(|c| c.action <= ThresholdAction::Report);
