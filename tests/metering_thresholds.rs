@@ -281,19 +281,34 @@ async fn one_job_crossing_a_threshold_creates_a_report_staff_file_and_export(bac
     let doc = expect_problem(resp, 422, "invalid-request").await;
     assert!(doc.to_string().contains("customer"), "{doc}");
     let resp = m
-        .staff_get(&auditor, "/staff/v1/reports/export?kind=yearly&since=2026-01-01")
+        .staff_get(
+            &auditor,
+            "/staff/v1/reports/export?kind=yearly&since=2026-01-01",
+        )
         .await;
     expect_problem(resp, 422, "invalid-request").await;
     let out = m.cli(&["audit", "export", "--since", &since]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let audit = String::from_utf8(out.stdout).expect("UTF-8 audit export");
     let exports: Vec<Value> = audit
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|r| r["action"] == "ledger.reports.exported")
         .collect();
-    assert_eq!(exports.len(), 1, "one audited API export (refusals audit nothing)");
-    assert_eq!(exports[0]["detail"]["kind"], "training-runs", "{}", exports[0]);
+    assert_eq!(
+        exports.len(),
+        1,
+        "one audited API export (refusals audit nothing)"
+    );
+    assert_eq!(
+        exports[0]["detail"]["kind"], "training-runs",
+        "{}",
+        exports[0]
+    );
 }
 
 #[tokio::test]

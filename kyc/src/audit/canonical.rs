@@ -82,28 +82,40 @@ pub(crate) fn format_time(at: OffsetDateTime) -> String {
 /// The canonical JSON of a record without its hash. Keys, sorted: `action`, `actor`,
 /// `actor_ip`, `at`, `detail`, `prev_hash` (lowercase hex), `seq`, `subject`.
 pub(crate) fn record_json(r: &RecordFields<'_>) -> String {
-    let mut out = String::with_capacity(256 + r.detail.len());
-    out.push_str("{\"action\":");
-    write_str(r.action, &mut out);
-    out.push_str(",\"actor\":");
-    write_str(r.actor, &mut out);
-    out.push_str(",\"actor_ip\":");
-    match r.actor_ip {
-        Some(ip) => write_str(ip, &mut out),
-        None => out.push_str("null"),
-    }
-    out.push_str(",\"at\":");
-    write_str(&format_time(r.at), &mut out);
-    out.push_str(",\"detail\":");
-    out.push_str(r.detail);
-    out.push_str(",\"prev_hash\":\"");
+    let (before, after) = record_json_parts(r);
+    let mut out = String::with_capacity(before.len() + after.len() + 2 * HASH_LEN + 32);
+    out.push_str(&before);
     out.push_str(&hex::encode(r.prev_hash));
     out.push_str("\",\"seq\":");
     out.push_str(&r.seq.to_string());
-    out.push_str(",\"subject\":");
-    write_str(r.subject, &mut out);
-    out.push('}');
+    out.push_str(&after);
     out
+}
+
+/// [`record_json`] without the two values only the chain head knows: the text before the
+/// `prev_hash` hex digits (ending in `"prev_hash":"`) and the text after the `seq` digits
+/// (from `,"subject":`). The record is `before ‖ hex(prev_hash) ‖ "","seq":" ‖ seq ‖ after`;
+/// `r.seq` and `r.prev_hash` are ignored. PostgreSQL appends fill the gap on the server.
+pub(crate) fn record_json_parts(r: &RecordFields<'_>) -> (String, String) {
+    let mut before = String::with_capacity(192 + r.detail.len());
+    before.push_str("{\"action\":");
+    write_str(r.action, &mut before);
+    before.push_str(",\"actor\":");
+    write_str(r.actor, &mut before);
+    before.push_str(",\"actor_ip\":");
+    match r.actor_ip {
+        Some(ip) => write_str(ip, &mut before),
+        None => before.push_str("null"),
+    }
+    before.push_str(",\"at\":");
+    write_str(&format_time(r.at), &mut before);
+    before.push_str(",\"detail\":");
+    before.push_str(r.detail);
+    before.push_str(",\"prev_hash\":\"");
+    let mut after = String::from(",\"subject\":");
+    write_str(r.subject, &mut after);
+    after.push('}');
+    (before, after)
 }
 
 /// SHA-256(prev_hash ‖ canonical record JSON).

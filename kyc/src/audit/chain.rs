@@ -2,36 +2,42 @@
 
 use std::future::Future;
 
-use super::canonical::{RecordFields, record_hash, to_canonical};
-use super::{AuditEntry, AuditRecord, ChainHash, ChainHead, MAX_DETAIL_BYTES, is_valid_action};
+use super::canonical::{RecordFields, record_hash, record_json_parts, to_canonical};
+use super::{
+    AuditEntry, AuditRecord, ChainHash, ChainHead, GENESIS_HASH, MAX_DETAIL_BYTES, is_valid_action,
+};
 use crate::store::{DbTime, Store, StoreError, in_transaction, on_pool};
 use sha2::{Digest as _, Sha256};
 use sqlx::{Postgres, Sqlite, Transaction};
 
-/// Advances the head and returns the new `seq` with the previous hash. On PostgreSQL this
-/// takes the head row's lock until the caller's transaction ends.
+/// SQLite: advances the head and returns the new `seq` with the previous hash.
 const ADVANCE_HEAD: &str = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
 
-/// Stores the new record's hash in the head (SQLite: a statement of its own).
+/// SQLite: stores the new record's hash in the head.
 const SET_HEAD_HASH: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
 
-/// Inserts the record; its hash is `$9`.
-macro_rules! insert_record_sql {
-    () => {
-        "INSERT INTO audit_log \
-         (seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    };
-}
+/// SQLite: inserts the record.
+const INSERT_RECORD: &str = "INSERT INTO audit_log \
+     (seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-const INSERT_RECORD: &str = insert_record_sql!();
-
-/// PostgreSQL: the head hash and the record in one statement (a data-modifying CTE), saving a
-/// round trip while the head lock is held — every one of those is paid by every queued writer.
-const SET_HEAD_AND_INSERT_RECORD: &str = concat!(
-    "WITH head AS (UPDATE audit_head SET hash = $9 WHERE id = 1) ",
-    insert_record_sql!()
-);
+/// PostgreSQL: the whole append in one statement, so the head lock is held for one round trip
+/// and the commit (every round trip under it is paid by every queued writer). It locks the
+/// head (`FOR UPDATE` reads the newest version once the lock is granted), hashes the record
+/// with the server's `sha256` over the canonical text around the two values only the head
+/// knows — `$7` is the text up to `"prev_hash":"`, `$8` the text after `seq` (see
+/// `canonical::record_json_parts`) — advances the head and inserts the record. The caller
+/// recomputes the hash in Rust and fails the transaction on any difference.
+const APPEND_RECORD: &str = "WITH prev AS (SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE), \
+     next AS (SELECT seq + 1 AS seq, hash AS prev_hash, \
+        sha256(hash || $7 || convert_to(encode(hash, 'hex') || '\",\"seq\":' || (seq + 1)::text, \
+          'UTF8') || $8) AS hash \
+        FROM prev), \
+     head AS (UPDATE audit_head SET seq = next.seq, hash = next.hash FROM next \
+        WHERE audit_head.id = 1) \
+     INSERT INTO audit_log (seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash) \
+     SELECT next.seq, $1, $2, $3, $4, $5, $6, next.prev_hash, next.hash FROM next \
+     RETURNING seq, prev_hash, hash";
 
 /// A write transaction of either backend that records can be appended in. Implemented for
 /// `sqlx::Transaction<'_, Sqlite>` and `sqlx::Transaction<'_, Postgres>` only, so an append can
@@ -66,58 +72,63 @@ pub(crate) async fn append<T: ChainTx>(
     tx.append_prepared(&prepared).await
 }
 
-/// One body for both backends, like `in_transaction!`. `set_head`: the statement that stores
-/// the new head hash before `insert` runs, when `insert` does not do it itself.
-macro_rules! chain_tx_for {
-    ($db:ty, set_head = $set_head:expr, insert = $insert:expr) => {
-        impl ChainTx for Transaction<'_, $db> {
-            fn append_prepared<'a>(
-                &'a mut self,
-                p: &'a Prepared,
-            ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send + 'a {
-                async move {
-                    let (seq, prev): (i64, Vec<u8>) =
-                        sqlx::query_as(ADVANCE_HEAD).fetch_one(&mut **self).await?;
-                    let prev_hash = ChainHash::from_slice(&prev).ok_or(StoreError::CorruptRow {
-                        column: "audit_head.hash",
-                    })?;
-                    let hash = ChainHash(record_hash(&p.fields(seq, &prev_hash)));
-                    let set_head: Option<&str> = $set_head;
-                    if let Some(sql) = set_head {
-                        sqlx::query(sql)
-                            .bind(hash.0.to_vec())
-                            .execute(&mut **self)
-                            .await?;
-                    }
-                    sqlx::query($insert)
-                        .bind(seq)
-                        .bind(p.at)
-                        .bind(&p.actor)
-                        .bind(&p.actor_ip)
-                        .bind(p.action)
-                        .bind(&p.subject)
-                        .bind(&p.detail_text)
-                        .bind(prev_hash.0.to_vec())
-                        .bind(hash.0.to_vec())
-                        .execute(&mut **self)
-                        .await?;
-                    Ok(p.record(seq, prev_hash, hash))
-                }
-            }
-        }
-    };
+impl ChainTx for Transaction<'_, Sqlite> {
+    async fn append_prepared(&mut self, p: &Prepared) -> Result<AuditRecord, StoreError> {
+        let (seq, prev): (i64, Vec<u8>) =
+            sqlx::query_as(ADVANCE_HEAD).fetch_one(&mut **self).await?;
+        let prev_hash = ChainHash::from_slice(&prev).ok_or(StoreError::CorruptRow {
+            column: "audit_head.hash",
+        })?;
+        let hash = ChainHash(record_hash(&p.fields(seq, &prev_hash)));
+        sqlx::query(SET_HEAD_HASH)
+            .bind(hash.0.to_vec())
+            .execute(&mut **self)
+            .await?;
+        sqlx::query(INSERT_RECORD)
+            .bind(seq)
+            .bind(p.at)
+            .bind(&p.actor)
+            .bind(&p.actor_ip)
+            .bind(p.action)
+            .bind(&p.subject)
+            .bind(&p.detail_text)
+            .bind(prev_hash.0.to_vec())
+            .bind(hash.0.to_vec())
+            .execute(&mut **self)
+            .await?;
+        Ok(p.record(seq, prev_hash, hash))
+    }
 }
 
-chain_tx_for!(
-    Sqlite,
-    set_head = Some(SET_HEAD_HASH),
-    insert = INSERT_RECORD
-);
-chain_tx_for!(
-    Postgres,
-    set_head = None,
-    insert = SET_HEAD_AND_INSERT_RECORD
-);
+impl ChainTx for Transaction<'_, Postgres> {
+    async fn append_prepared(&mut self, p: &Prepared) -> Result<AuditRecord, StoreError> {
+        let (before, after) = record_json_parts(&p.fields(0, &ChainHash(GENESIS_HASH)));
+        let (seq, prev, stored): (i64, Vec<u8>, Vec<u8>) = sqlx::query_as(APPEND_RECORD)
+            .bind(p.at)
+            .bind(&p.actor)
+            .bind(&p.actor_ip)
+            .bind(p.action)
+            .bind(&p.subject)
+            .bind(&p.detail_text)
+            .bind(before.into_bytes())
+            .bind(after.into_bytes())
+            .fetch_one(&mut **self)
+            .await?;
+        let prev_hash = ChainHash::from_slice(&prev).ok_or(StoreError::CorruptRow {
+            column: "audit_head.hash",
+        })?;
+        let hash = ChainHash(record_hash(&p.fields(seq, &prev_hash)));
+        if stored != hash.0 {
+            // The server hashed other bytes than the canonical record (a changed
+            // `record_json` or a server-side text conversion): dropping the transaction
+            // rolls the record back rather than breaking the chain.
+            return Err(StoreError::CorruptRow {
+                column: "audit_log.hash",
+            });
+        }
+        Ok(p.record(seq, prev_hash, hash))
+    }
+}
 
 // === impl Store ===
 

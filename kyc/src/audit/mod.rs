@@ -47,21 +47,29 @@
 //!
 //! # Serializing writers
 //!
-//! The one-row table `audit_head` holds the last `seq` and `hash`. An append starts with
-//! `UPDATE audit_head SET seq = seq + 1 … RETURNING seq, hash`: on PostgreSQL that takes the
-//! row lock, so appends from every process queue there and the chain stays one line; on SQLite
-//! the write transaction (`BEGIN IMMEDIATE`, after the store's in-process writer lock) already
-//! serializes writers. The record is then hashed here and written with the new head hash — on
-//! PostgreSQL in one statement (a data-modifying CTE), so the head lock is held for two round
-//! trips and the commit; SQLite takes two statements. The lock is held until the caller
-//! commits, which is why callers **append last**: every statement after the append lengthens
-//! the time other writers wait, and taking other row locks after it invites deadlocks.
+//! The one-row table `audit_head` holds the last `seq` and `hash`. Every append advances it
+//! while holding its lock: on PostgreSQL the row lock, so appends from every process queue
+//! there and the chain stays one line; on SQLite the write transaction (`BEGIN IMMEDIATE`,
+//! after the store's in-process writer lock) already serializes writers.
+//!
+//! - SQLite: `UPDATE audit_head SET seq = seq + 1 … RETURNING seq, hash`, the record hashed
+//!   here, then the new head hash and the record (three statements, all in process).
+//! - PostgreSQL: one statement that locks the head (`SELECT … FOR UPDATE` in a CTE), hashes
+//!   the record with the server's `sha256()` (PostgreSQL 11 or newer) over the canonical text built here around the two
+//!   values only the head knows (`prev_hash` and `seq`), advances the head and inserts the
+//!   record. The hash is recomputed here from the returned `seq` and `prev_hash`; any
+//!   difference fails the append, so the server can never write a link this code would not
+//!   verify. The head lock is thus held for one round trip plus the commit.
+//!
+//! The lock is held until the caller commits, which is why callers **append last**: every
+//! statement after the append lengthens the time other writers wait, and taking other row
+//! locks after it invites deadlocks.
 //!
 //! # Throughput and group commit
 //!
 //! With one head lock per transaction the chain admits one committing transaction at a time:
 //! on PostgreSQL each holds the lock across its commit, so appends cannot share a WAL flush and
-//! the ceiling is one `fdatasync` plus two round trips per record (about 1.3–2.0 k appends/s on
+//! the ceiling is one `fdatasync` plus one round trip per record (about 1.5–2.0 k appends/s on
 //! the 2-core benchmark machine, whose disk takes 0.6–1.1 ms per `fdatasync`; see
 //! BENCHMARKS.md). SQLite already group-commits admissions (see `crate::ledger`): one
 //! transaction, one head advance per record but one commit per batch.

@@ -11,10 +11,11 @@
 //! decided again in a transaction of its own, so one caller's failure never becomes another's
 //! and a partly written admission is never committed.
 //!
-//! The batch runs in a task of its own: a caller that goes away can cancel neither its
-//! neighbours' decisions nor its own once the batch has started (as with a single
-//! transaction that was already committing); a queued admission whose caller went away before
-//! the batch started is skipped.
+//! A batch of other callers' admissions runs in a task of its own: a caller that goes away can
+//! cancel neither its neighbours' decisions nor its own once the batch has started (as with a
+//! single transaction that was already committing); a queued admission whose caller went away
+//! before the batch started is skipped. A caller that finds only its own admission queued
+//! decides it in place, in a transaction of its own, with no hand-off.
 //!
 //! PostgreSQL does not batch: admissions there run concurrently on separate connections and
 //! the server already shares `fsync`s between concurrent commits.
@@ -66,12 +67,19 @@ pub(super) async fn admit(
         reply,
     });
     let writer = store.sqlite_writer().clone().lock_owned().await;
-    let batch = queue.take();
-    if batch.is_empty() {
+    let mut batch = queue.take();
+    match batch.as_slice() {
         // An earlier batch decided this admission (and released the lock after replying).
-        drop(writer);
-    } else {
-        tokio::spawn(run(pool.clone(), batch, writer));
+        [] => drop(writer),
+        // Only this admission waits: decide it here, with a plain transaction's semantics
+        // (cancelled with its caller), saving the hand-off to a task.
+        [only] if only.job_id == job_id => {
+            let decision = decide_alone(pool, only).await;
+            drop(writer);
+            batch.clear();
+            return decision;
+        }
+        _ => drop(tokio::spawn(run(pool.clone(), batch, writer))),
     }
     decided.await.map_err(|_| {
         // The batch task panicked before replying.
@@ -127,7 +135,10 @@ async fn run(pool: SqlitePool, batch: Vec<Queued>, _writer: OwnedMutexGuard<()>)
 /// One transaction, one commit, no savepoints (each would cost two more statements per
 /// admission). `Err`: some admission failed or asked to start over, or the transaction itself
 /// failed; it is rolled back (dropped) and nothing of the batch is recorded.
-async fn decide_together(pool: &SqlitePool, batch: &[Queued]) -> Result<Vec<AdmissionDecision>, ()> {
+async fn decide_together(
+    pool: &SqlitePool,
+    batch: &[Queued],
+) -> Result<Vec<AdmissionDecision>, ()> {
     if batch.len() == 1 {
         // Nothing to share: `decide_alone` reports this admission's own error.
         return Err(());
@@ -158,4 +169,109 @@ async fn decide_alone(pool: &SqlitePool, q: &Queued) -> Result<AdmissionDecision
         }
     }
     Err(LedgerError::Contended)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::accounts::CustomerKind;
+    use crate::ledger::{LedgerLimits, ThresholdPolicy, Verdict};
+
+    const HASH: &str =
+        "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+    fn request(customer_id: Uuid, run: usize, flop: f64) -> AdmissionRequest {
+        let window = Duration::from_secs(86_400);
+        AdmissionRequest {
+            customer_id,
+            organization_id: None,
+            run_id: format!("run-{run}"),
+            parent_run_id: None,
+            estimate_flop: flop,
+            hardware_flop: None,
+            declared_flop: None,
+            basis: "test".into(),
+            table_version: "test".into(),
+            accelerators: 1,
+            accelerator_type: None,
+            flop_per_accelerator_second: None,
+            bio_sequence: false,
+            limits: LedgerLimits {
+                max_flop_per_run: None,
+                max_flop_per_customer_window: Some(35.0),
+                window,
+                max_concurrent_jobs: None,
+            },
+            thresholds: Arc::new(ThresholdPolicy {
+                rules: Vec::new(),
+                window,
+            }),
+            identity_snapshot: None,
+            route: "/v1/jobs".into(),
+            request_id: format!("req-{run}"),
+            client_ip: None,
+            now: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// Six admissions queued behind the writer lock form one batch; one of them names an
+    /// unknown customer, so the batch is rolled back and decided one by one: the cap still
+    /// counts every earlier admission exactly once and each caller gets its own outcome.
+    #[tokio::test]
+    async fn a_failing_admission_does_not_leak_into_its_batch() {
+        let path = std::env::temp_dir().join(format!("cg-batch-{}.db", Uuid::now_v7().simple()));
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("open");
+        store.migrate().await.expect("migrate");
+        let email = format!("{}@batch.example", Uuid::now_v7().simple());
+        let now = OffsetDateTime::now_utc();
+        let customer = store
+            .create_customer(&email, HASH, CustomerKind::Organization, now)
+            .await
+            .expect("customer")
+            .id;
+        let writer = store.sqlite_writer().clone().lock_owned().await;
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let who = if i == 2 { Uuid::now_v7() } else { customer };
+            let (racer, req) = (store.clone(), request(who, i, 10.0));
+            tasks.push(tokio::spawn(async move { racer.admit(&req).await }));
+            while store.admission_queue().lock().len() < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(writer);
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.expect("task"));
+        }
+        assert!(matches!(outcomes[2], Err(LedgerError::UnknownCustomer)));
+        let verdicts: Vec<bool> = [0, 1, 3, 4, 5]
+            .iter()
+            .map(|&i| match &outcomes[i] {
+                Ok(d) => d.verdict == Verdict::Admitted,
+                Err(e) => panic!("admission {i} failed: {e}"),
+            })
+            .collect();
+        // 35 FLOP of window cap, 10 FLOP each, decided in queue order.
+        assert_eq!(verdicts, [true, true, true, false, false]);
+        let verified = store.verify_audit_chain().await.expect("verify");
+        assert!(verified.first_broken.is_none());
+        assert_eq!(
+            verified.records, 5,
+            "one audit record per decision, none for the error"
+        );
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
