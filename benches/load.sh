@@ -629,7 +629,8 @@ done
 # ---------------------------------------------------------------------------------------------
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || echo unknown)
 ver_wrk=$(wrk --version 2>&1 | head -n 1 | awk '{print $2}' || true)
-ver_nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///' || true)
+ver_nginx=""
+command -v nginx >/dev/null && ver_nginx=$(nginx -v 2>&1 | sed 's/.*nginx\///' || true)
 ver_haproxy=$(haproxy -v 2>/dev/null | head -n 1 | awk '{print $3}' || true)
 
 echo "### Load benchmark run, $DATE_START – $(date -u '+%H:%M') UTC"
