@@ -133,7 +133,8 @@ macro_rules! on_pool {
 /// the body returns early and drops the transaction, which rolls it back; a value the body
 /// returns (including a domain `Err` held as a value) is committed first.
 ///
-/// SQLite transactions first take the store's in-process writer lock (FIFO), then start with
+/// SQLite transactions first take the store's in-process writer lock (FIFO, waiting at most the
+/// pool's acquire timeout), then start with
 /// `BEGIN IMMEDIATE`: taking SQLite's write lock up front means a read lock is never upgraded
 /// (which fails instead of waiting), and other processes queue on the busy timeout. Never
 /// nest `in_transaction!` on SQLite: the inner one would wait for the outer one's lock.
@@ -141,7 +142,7 @@ macro_rules! in_transaction {
     ($store:expr, |$tx:ident| $body:expr) => {
         match $store.backend() {
             $crate::store::Backend::Sqlite(pool) => {
-                let _writer = $store.sqlite_writer().lock().await;
+                let _writer = $store.sqlite_write_turn().await?;
                 let mut $tx = pool
                     .begin_with("BEGIN IMMEDIATE")
                     .await
@@ -241,9 +242,21 @@ impl Store {
         &self.backend
     }
 
-    /// The in-process SQLite writer lock, for `in_transaction!`.
+    /// The in-process SQLite writer lock (tests hold it to line admissions up behind it).
+    #[cfg(test)]
     pub(crate) fn sqlite_writer(&self) -> &Arc<tokio::sync::Mutex<()>> {
         &self.writer
+    }
+
+    /// Waits for this process's SQLite write turn, at most as long as for a pooled connection:
+    /// a writer stuck behind a long transaction fails like an exhausted pool
+    /// ([`sqlx::Error::PoolTimedOut`], an unavailable store) instead of waiting without bound.
+    pub(crate) async fn sqlite_write_turn(
+        &self,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>, StoreError> {
+        tokio::time::timeout(ACQUIRE_TIMEOUT, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::from(sqlx::Error::PoolTimedOut))
     }
 
     /// Admissions waiting for the SQLite writer lock.

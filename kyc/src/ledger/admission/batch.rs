@@ -66,7 +66,7 @@ pub(super) async fn admit(
         job_id,
         reply,
     });
-    let writer = store.sqlite_writer().clone().lock_owned().await;
+    let writer = store.sqlite_write_turn().await?;
     let mut batch = queue.take();
     match batch.as_slice() {
         // An earlier batch decided this admission (and released the lock after replying).
@@ -217,6 +217,59 @@ mod tests {
             client_ip: None,
             now: OffsetDateTime::now_utc(),
         }
+    }
+
+    /// A writer stuck behind the lock fails after the pool's acquire timeout as an unavailable
+    /// store (the caller answers 503), and the admission it queued is never decided. Real
+    /// time (10 s): a paused clock would also fire the pool's own timers while SQLite works.
+    #[tokio::test]
+    async fn a_writer_waits_for_its_turn_at_most_the_acquire_timeout() {
+        let path = std::env::temp_dir().join(format!("cg-turn-{}.db", Uuid::now_v7().simple()));
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("open");
+        store.migrate().await.expect("migrate");
+        let email = format!("{}@turn.example", Uuid::now_v7().simple());
+        let now = OffsetDateTime::now_utc();
+        let customer = store
+            .create_customer(&email, HASH, CustomerKind::Organization, now)
+            .await
+            .expect("customer")
+            .id;
+        let held = store.sqlite_writer().clone().lock_owned().await;
+        let waited = store.admit(&request(customer, 0, 10.0)).await;
+        assert!(
+            matches!(
+                waited,
+                Err(LedgerError::Store(StoreError::Database(
+                    sqlx::Error::PoolTimedOut
+                )))
+            ),
+            "{waited:?}"
+        );
+        drop(held);
+        // The next admission decides only itself: the timed-out one was skipped.
+        let next = store
+            .admit(&request(customer, 1, 10.0))
+            .await
+            .expect("admit");
+        let runs = store
+            .list_runs(&crate::ledger::RunFilter {
+                customer_id: Some(customer),
+                since: None,
+                limit: 10,
+            })
+            .await
+            .expect("runs");
+        assert_eq!(
+            runs.len(),
+            1,
+            "only the second admission was recorded: {runs:?}"
+        );
+        assert_eq!(runs[0].run_id, "run-1", "{runs:?}");
+        assert_eq!(next.verdict, crate::ledger::Verdict::Admitted);
+        drop(store);
+        let _ = std::fs::remove_file(&path);
     }
 
     /// Six admissions queued behind the writer lock form one batch; one of them names an
