@@ -519,12 +519,53 @@ fn upstream_uri(authority: &http::uri::Authority, original: &Uri) -> Result<Uri,
         .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded".into()))
 }
 
-/// Why the upstream did not take a forwarded job, if it did not: forwarding failed, or the answer
-/// is not 2xx (the platform refused it or could not queue it).
+/// Why the upstream certainly did not take a forwarded job, if it certainly did not: no
+/// connection could be made, or it refused the job (any 4xx, or 503). Any other outcome — a
+/// timeout, a broken exchange, another 5xx — may hide a job that runs, so its reservation
+/// stays (usage events settle it; otherwise it only over-counts until it leaves the windows).
 fn not_taken(resp: &Result<Response<ResponseBody>, GatewayError>) -> Option<String> {
     match resp {
-        Ok(r) if r.status().is_success() => None,
-        Ok(r) => Some(format!("upstream answered {}", r.status().as_u16())),
-        Err(e) => Some(format!("forwarding failed: {e}")),
+        Ok(r) if r.status().is_client_error() || r.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            Some(format!("upstream answered {}", r.status().as_u16()))
+        }
+        Ok(_) => None,
+        Err(e @ GatewayError::UpstreamConnect { .. }) => Some(format!("forwarding failed: {e}")),
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn answered(status: u16) -> Result<Response<ResponseBody>, GatewayError> {
+        let mut resp = Response::new(ResponseBody::empty());
+        *resp.status_mut() = StatusCode::from_u16(status).expect("status");
+        Ok(resp)
+    }
+
+    #[test]
+    fn only_a_certain_refusal_releases_a_job() {
+        for status in [400, 404, 409, 422, 429, 503] {
+            assert!(not_taken(&answered(status)).is_some(), "{status} refuses");
+        }
+        for status in [200, 201, 202, 302, 500, 502, 504] {
+            assert!(
+                not_taken(&answered(status)).is_none(),
+                "{status} may hide a job"
+            );
+        }
+        let upstream = "sim".to_string();
+        let refused = Err(GatewayError::UpstreamConnect {
+            upstream: upstream.clone(),
+        });
+        assert!(not_taken(&refused).is_some(), "never reached the upstream");
+        let late = Err(GatewayError::UpstreamTimeout {
+            upstream,
+            after: Duration::from_secs(60),
+        });
+        assert!(not_taken(&late).is_none(), "it may be running");
     }
 }

@@ -144,11 +144,13 @@ impl Verification {
     }
 
     /// Tells the data plane (here and on other replicas) that a customer's status or tier
-    /// changed, and refreshes the application gauges soon.
+    /// changed, and refreshes the application gauges soon. The other members of its
+    /// organization are told too: their principals carry the organization's verified
+    /// jurisdictions, which a KYB decision changes.
     pub async fn customer_changed(&self, customer_id: Uuid) {
-        self.identity
-            .announce(Notice::CustomerChanged { customer_id })
-            .await;
+        for notice in change_notices(self.store(), customer_id).await {
+            self.identity.announce(notice).await;
+        }
         self.stats_changed();
     }
 
@@ -273,6 +275,33 @@ pub fn parse_since(text: &str) -> Option<OffsetDateTime> {
     computegate_kyc::verification::payload::parse_date(text).map(|d| d.midnight().assume_utc())
 }
 
+/// The notices a change of `customer_id` needs: its own, and one per other member of its
+/// organization — or one resync of every cached principal when the organization is large
+/// or its members cannot be read (never a member left stale).
+async fn change_notices(store: &Store, customer_id: Uuid) -> Vec<Notice> {
+    /// Above this many members one resync is cheaper than a notice each.
+    const MAX_MEMBER_NOTICES: usize = 100;
+    let mut notices = vec![Notice::CustomerChanged { customer_id }];
+    let organization = match store.customer_by_id(customer_id).await {
+        Ok(Some(c)) => c.organization_id,
+        Ok(None) => None,
+        Err(_) => return vec![Notice::Resync],
+    };
+    let Some(organization) = organization else {
+        return notices;
+    };
+    match store.organization_members(organization).await {
+        Ok(members) if members.len() <= MAX_MEMBER_NOTICES => notices.extend(
+            members
+                .into_iter()
+                .filter(|m| m.id != customer_id)
+                .map(|m| Notice::CustomerChanged { customer_id: m.id }),
+        ),
+        _ => return vec![Notice::Resync],
+    }
+    notices
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +329,53 @@ mod tests {
         assert!(rules.high_risk.contains(&"RU".to_string()));
         assert!(!rules.high_risk.contains(&"DE".to_string()));
         assert!(!rules.embargoed.contains(&"DE".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_change_reaches_every_member_of_the_organization() {
+        use computegate_kyc::accounts::{Actor, CustomerKind};
+        let path = std::env::temp_dir().join(format!("cg-notices-{}.db", Uuid::now_v7().simple()));
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let hash =
+            "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        let mut ids = Vec::new();
+        for name in ["a", "b", "c"] {
+            let email = format!("{name}-{}@notices.example", Uuid::now_v7().simple());
+            let c = store
+                .create_customer(&email, hash, CustomerKind::Individual, now)
+                .await
+                .unwrap();
+            ids.push(c.id);
+        }
+        let actor = Actor::system("test");
+        let org = store
+            .create_organization("Acme AI", &actor, now)
+            .await
+            .unwrap();
+        for id in &ids[..2] {
+            store
+                .add_organization_member(org.id, *id, &actor, now)
+                .await
+                .unwrap();
+        }
+        let changed = |id| Notice::CustomerChanged { customer_id: id };
+        let mut member = change_notices(&store, ids[0]).await;
+        member.sort_by_key(|n| format!("{n:?}"));
+        let mut expected = vec![changed(ids[0]), changed(ids[1])];
+        expected.sort_by_key(|n| format!("{n:?}"));
+        assert_eq!(member, expected, "the other member is told too");
+        assert_eq!(change_notices(&store, ids[2]).await, vec![changed(ids[2])]);
+        let unknown = Uuid::now_v7();
+        assert_eq!(
+            change_notices(&store, unknown).await,
+            vec![changed(unknown)],
+            "an unknown customer: its own notice only"
+        );
+        drop(store);
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -180,14 +180,19 @@ impl ClusterLimiter {
                 Checked::Decided(decision)
             }
             Step::Wait { lease } => {
-                match lease {
-                    Some(n) => inner.run_lease(&lane, quota, n).await,
-                    None => {
-                        // The lease in flight records its own outcome within LEASE_TIMEOUT;
-                        // the bound only matters if its task is lost.
-                        let _ = tokio::time::timeout(LEASE_TIMEOUT, leased).await;
+                // The lease runs in a task of its own even when this request asked for it: a
+                // request dropped mid-wait (client gone) must not leave the lane's lease "in
+                // flight" forever, which would deny the customer on this replica from then on.
+                // The lease records its outcome and wakes us within LEASE_TIMEOUT; the bound
+                // here only matters if its task is lost.
+                let bound = match lease {
+                    Some(n) => {
+                        spawn_lease(inner, &lane, quota, n);
+                        LEASE_TIMEOUT * 2
                     }
-                }
+                    None => LEASE_TIMEOUT,
+                };
+                let _ = tokio::time::timeout(bound, leased).await;
                 inner.after_wait(&lane, key, quota, now, fallback)
             }
         }

@@ -112,14 +112,20 @@ impl LinkValue {
 
     /// A beneficial owner (or an individual applicant, who owns their own account): the name's
     /// sorted tokens (screening normalization, honorifics dropped) and the date of birth
-    /// (`YYYY-MM-DD`). `None` unless both are present.
+    /// (`YYYY-MM-DD`, a real calendar date). `None` unless both are present and valid: a
+    /// placeholder date (`0000-00-00`) must not make strangers with one name the same owner.
     pub fn beneficial_owner(legal_name: &str, date_of_birth: &str) -> Option<LinkValue> {
         let name = normalize_name(legal_name, EntryKind::Person).joined();
-        let dob = date_of_birth.trim();
-        let dob_ok = dob.len() == 10 && dob.chars().all(|c| c.is_ascii_digit() || c == '-');
-        if name.is_empty() || !dob_ok {
+        let dob = crate::verification::payload::parse_date(date_of_birth.trim())?;
+        if name.is_empty() {
             return None;
         }
+        let dob = format!(
+            "{:04}-{:02}-{:02}",
+            dob.year(),
+            u8::from(dob.month()),
+            dob.day()
+        );
         LinkValue::new(LinkAttribute::BeneficialOwner, format!("{name}|{dob}"))
     }
 
@@ -255,6 +261,12 @@ mod tests {
         assert!(LinkValue::beneficial_owner("", "1986-04-12").is_none());
         assert!(LinkValue::beneficial_owner("Astrid", "").is_none());
         assert!(LinkValue::beneficial_owner("Astrid", "12/04/1986").is_none());
+        for placeholder in ["0000-00-00", "----------", "1986-02-30", "1986-13-01"] {
+            assert!(
+                LinkValue::beneficial_owner("Astrid", placeholder).is_none(),
+                "{placeholder}"
+            );
+        }
         assert!(LinkValue::id_document("passport", "", "AB1").is_none());
         assert!(LinkValue::id_document("passport", "SE", " - ").is_none());
         assert!(LinkValue::organization_registration("GB", "").is_none());

@@ -49,11 +49,16 @@ pub enum ExportFormat {
 
 impl ExportKind {
     /// The kind named `name` (`training-runs`, `quarterly`, `eu-art52`); `eu-art52` needs
-    /// `customer_id`. The error says what is wrong, for the CLI and the API alike.
+    /// `customer_id` and only it takes one (the others cover every customer: a customer given
+    /// with them is refused rather than silently ignored). The error says what is wrong, for
+    /// the CLI and the API alike.
     pub fn parse(name: &str, customer_id: Option<Uuid>) -> Result<ExportKind, String> {
         match (name, customer_id) {
-            ("training-runs", _) => Ok(ExportKind::TrainingRuns),
-            ("quarterly", _) => Ok(ExportKind::Quarterly),
+            ("training-runs" | "quarterly", Some(_)) => Err(format!(
+                "kind `{name}` covers every customer; only `eu-art52` takes a customer"
+            )),
+            ("training-runs", None) => Ok(ExportKind::TrainingRuns),
+            ("quarterly", None) => Ok(ExportKind::Quarterly),
             ("eu-art52", Some(customer_id)) => Ok(ExportKind::EuArt52 { customer_id }),
             ("eu-art52", None) => {
                 Err("kind `eu-art52` needs a customer id (CLI --customer, API customer_id)".into())
@@ -547,6 +552,11 @@ mod tests {
             ExportKind::parse("yearly", None)
                 .unwrap_err()
                 .contains("`yearly`")
+        );
+        assert!(
+            ExportKind::parse("quarterly", Some(id))
+                .unwrap_err()
+                .contains("only `eu-art52`")
         );
         assert_eq!(ExportFormat::parse("csv"), Ok(ExportFormat::Csv));
         assert!(ExportFormat::parse("xml").unwrap_err().contains("`xml`"));

@@ -418,9 +418,7 @@ pub enum LedgerError {
     #[error("writing the export failed")]
     Export(#[source] std::io::Error),
     /// The export would hold more records than one export may; nothing was written.
-    #[error(
-        "the export would hold more than {limit} records; use a later --since (or one --customer)"
-    )]
+    #[error("the export would hold more than {limit} records; use a later --since")]
     ExportTooLarge {
         /// Most records one export holds.
         limit: i64,

@@ -121,7 +121,8 @@ impl Store {
     /// Releases the reservation of an admitted job that never ran (the upstream refused it or
     /// forwarding failed): status `released`, nothing charged, with its audit record.
     /// Idempotent. A job that already reported usage settles through its usage events instead
-    /// ([`LedgerError::JobNotOpen`]).
+    /// ([`LedgerError::JobNotOpen`]); a usage event for a released job reopens it (it ran after
+    /// all) and charges what it reports.
     pub async fn release_job(
         &self,
         job_id: Uuid,
@@ -313,7 +314,12 @@ fn charge_rate(job: &JobRow, event: &UsageEvent) -> f64 {
 /// The job's state after `event`: used = accelerator-seconds × FLOP per accelerator-second;
 /// reserved = what is left of the estimate (nothing once finished). Pure.
 fn apply(job: &JobRow, status: JobStatus, event: &UsageEvent) -> Result<Applied, LedgerError> {
-    if !matches!(status, JobStatus::Reserved | JobStatus::Running) {
+    // A released job reported as running did run after all (the gateway released it on an
+    // answer that looked like a refusal): its usage counts, and it is open again.
+    if !matches!(
+        status,
+        JobStatus::Reserved | JobStatus::Running | JobStatus::Released
+    ) {
         return Err(LedgerError::JobNotOpen { status });
     }
     let (seconds, finished) = match event.kind {
@@ -473,6 +479,22 @@ mod tests {
         .unwrap();
         assert_eq!((a.used_flop, a.reserved_flop), (200.0, 0.0));
         assert_eq!(a.status, JobStatus::Finished);
+    }
+
+    #[test]
+    fn a_released_job_that_reports_usage_is_open_again() {
+        // Released: nothing used, nothing reserved.
+        let j = job(1000.0, 0.0, 0.0, 0.0);
+        let a = apply(
+            &j,
+            JobStatus::Released,
+            &event(UsageKind::Heartbeat {
+                accelerator_seconds_total: 30.0,
+            }),
+        )
+        .unwrap();
+        assert_eq!((a.used_flop, a.reserved_flop), (300.0, 700.0));
+        assert_eq!(a.status, JobStatus::Running);
     }
 
     #[test]

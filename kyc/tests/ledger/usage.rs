@@ -235,14 +235,16 @@ async fn a_job_that_never_ran_releases_its_reservation(ctx: Ctx) {
     // The budget and the concurrency slot are free again.
     let d2 = admitted(s, &req).await;
     assert_eq!(d2.totals_after.open_jobs, Some(1));
-    // A released job takes no usage; a started one cannot be released.
-    let late = usage(d.job_id, "late", UsageKind::Started, t0());
-    assert!(matches!(
-        s.record_usage(&late, &shipped_thresholds()).await,
-        Err(LedgerError::JobNotOpen {
-            status: JobStatus::Released
-        })
-    ));
+    // A released job that reports usage ran after all: it is open again and charged (10 s at
+    // the fixture's 10 FLOP per accelerator-second, the rest of its estimate reserved again).
+    let late = UsageKind::Heartbeat {
+        accelerator_seconds_total: 10.0,
+    };
+    let reopened = recorded(s, &usage(d.job_id, "late", late, t0())).await;
+    assert_eq!(reopened.status, JobStatus::Running);
+    assert_eq!((reopened.used_flop, reopened.reserved_flop), (100.0, 900.0));
+    assert_eq!(lineage_total(s, c, "refused").await, 2000.0);
+    // A started job cannot be released.
     recorded(s, &usage(d2.job_id, "go", UsageKind::Started, t0())).await;
     assert!(matches!(
         s.release_job(d2.job_id, "x", t0()).await,

@@ -23,6 +23,7 @@ struct FakeStore {
     quotas: Mutex<Vec<Quota>>,
     down: AtomicBool,
     hang: AtomicBool,
+    slow: AtomicBool,
     calls: AtomicUsize,
 }
 
@@ -36,6 +37,9 @@ impl TokenLeaser for Fake {
             store.calls.fetch_add(1, Ordering::Relaxed);
             if store.hang.load(Ordering::Relaxed) {
                 std::future::pending::<()>().await;
+            }
+            if store.slow.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             if store.down.load(Ordering::Relaxed) {
                 return Err(LeaseError::Unavailable("connection refused".into()));
@@ -278,4 +282,26 @@ async fn routes_choose_open_or_closed_while_the_store_is_down() {
         a.check("c", q, now(), RateLimitFallback::Closed).await,
         Checked::Decided(_)
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_dropped_while_its_lease_is_in_flight_does_not_lock_the_customer_out() {
+    let fake = Fake::default();
+    fake.0.slow.store(true, Ordering::Relaxed);
+    let mut registry = Registry::default();
+    let a = limiter(&fake, 2, &mut registry);
+    let q = Quota::new(10.0, 20).expect("quota");
+    // The first request waits for the first lease (100 ms here); its client goes away at 10 ms.
+    let gone = tokio::time::timeout(Duration::from_millis(10), local(&a, "c", q)).await;
+    assert!(gone.is_err(), "the request was dropped mid-wait");
+    tokio::time::advance(Duration::from_millis(200)).await;
+    settle().await;
+    // The lease still landed: the customer's next requests are served from it.
+    for i in 0..3 {
+        assert!(
+            local(&a, "c", q).await.allowed,
+            "request {i} after the drop"
+        );
+    }
+    assert!(!a.is_degraded());
 }

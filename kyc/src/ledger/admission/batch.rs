@@ -66,20 +66,36 @@ pub(super) async fn admit(
         job_id,
         reply,
     });
-    let writer = store.sqlite_write_turn().await?;
-    let mut batch = queue.take();
-    match batch.as_slice() {
-        // An earlier batch decided this admission (and released the lock after replying).
-        [] => drop(writer),
-        // Only this admission waits: decide it here, with a plain transaction's semantics
-        // (cancelled with its caller), saving the hand-off to a task.
-        [only] if only.job_id == job_id => {
-            let decision = decide_alone(pool, only).await;
-            drop(writer);
-            batch.clear();
-            return decision;
+    // Until a batch holds this admission: take a write turn and decide what waits. Once a batch
+    // holds it, its decision will be committed, so the caller waits for it — never reports a
+    // failure for an admission that is recorded.
+    loop {
+        let writer = match store.sqlite_write_turn().await {
+            Ok(writer) => writer,
+            // Timed out while still queued: withdraw it, nothing is recorded. Already taken
+            // by a batch: that batch answers.
+            Err(e) if queue.remove(job_id) => return Err(e.into()),
+            Err(_) => break,
+        };
+        let mut batch = queue.take();
+        let mine = batch.iter().any(|q| q.job_id == job_id);
+        match batch.as_slice() {
+            // Only this admission waits: decide it here, with a plain transaction's semantics
+            // (cancelled with its caller), saving the hand-off to a task.
+            [only] if mine => {
+                let decision = decide_alone(pool, only).await;
+                drop(writer);
+                batch.clear();
+                return decision;
+            }
+            [] => drop(writer),
+            _ => drop(tokio::spawn(run(pool.clone(), batch, writer))),
         }
-        _ => drop(tokio::spawn(run(pool.clone(), batch, writer))),
+        // Decided by an earlier batch, or in the batch just started: wait for the answer.
+        // Still queued (more than one batch's worth waited ahead of it): take another turn.
+        if mine || !queue.contains(job_id) {
+            break;
+        }
     }
     decided.await.map_err(|_| {
         // The batch task panicked before replying.
@@ -92,6 +108,19 @@ pub(super) async fn admit(
 impl AdmissionQueue {
     fn push(&self, q: Queued) {
         self.lock().push(q);
+    }
+
+    /// Takes `job_id` out of the queue; whether it was still there (no batch holds it).
+    fn remove(&self, job_id: Uuid) -> bool {
+        let mut waiting = self.lock();
+        let before = waiting.len();
+        waiting.retain(|q| q.job_id != job_id);
+        waiting.len() != before
+    }
+
+    /// Whether `job_id` still waits in the queue.
+    fn contains(&self, job_id: Uuid) -> bool {
+        self.lock().iter().any(|q| q.job_id == job_id)
     }
 
     /// Up to [`MAX_BATCH`] admissions whose callers still wait, oldest first.

@@ -394,7 +394,7 @@ const INSERT_REVIEW: &str = "INSERT INTO ledger_reviews (id, job_id, customer_id
 const FIRED: &str = "SELECT DISTINCT c.scope_id, c.label FROM ledger_crossings c \
      JOIN ledger_jobs j ON j.id = c.job_id \
      WHERE c.scope_id IN ($1, $2, $3, $4) \
-       AND j.status IN ('reserved', 'running', 'finished', 'released')";
+       AND j.status IN ('reserved', 'running', 'finished')";
 
 // After the SQL text macros, which `backends` expands.
 mod backends;
