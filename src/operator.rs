@@ -262,16 +262,9 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time.
+/// `--since`: an RFC 3339 time or a `YYYY-MM-DD` date (midnight UTC), as the audit filters take it.
 pub fn parse_since(text: &str) -> anyhow::Result<OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
-        return Ok(t);
-    }
-    let date = time::Date::parse(
-        text,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|_| StartupConfigError(format!("--since `{text}` is not YYYY-MM-DD or RFC 3339")))?;
-    Ok(date.midnight().assume_utc())
+    crate::verification::parse_since(text).ok_or_else(|| {
+        StartupConfigError(format!("--since `{text}` is not YYYY-MM-DD or RFC 3339")).into()
+    })
 }

@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::operator::StoreTarget;
 use crate::serve::StartupConfigError;
-use crate::verification::{LoadedList, parse_since, rescreen_approved};
+use crate::verification::{LoadedList, rescreen_approved};
 
 /// `computegate screening …`.
 #[derive(Debug, clap::Subcommand)]
@@ -222,11 +222,7 @@ async fn export(
     format: &str,
     output: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let since = parse_since(since).ok_or_else(|| {
-        StartupConfigError(format!(
-            "--since `{since}` is not an RFC 3339 time or a YYYY-MM-DD date"
-        ))
-    })?;
+    let since = crate::operator::parse_since(since)?;
     let format: ExportFormat = format
         .parse()
         .map_err(|_| StartupConfigError(format!("--format `{format}` is not one of jsonl, csv")))?;

@@ -183,8 +183,8 @@ async fn export(
     let kind =
         ExportKind::parse(&q.kind, q.customer_id).map_err(|why| ApiError::field("kind", &why))?;
     let format = ExportFormat::parse(&q.format).map_err(|why| ApiError::field("format", &why))?;
-    let since = crate::operator::parse_since(&q.since)
-        .map_err(|_| ApiError::field("since", "must be YYYY-MM-DD or RFC 3339"))?;
+    let since = crate::verification::parse_since(&q.since)
+        .ok_or_else(|| ApiError::field("since", "must be YYYY-MM-DD or RFC 3339"))?;
     let mut body: Vec<u8> = Vec::new();
     let count = match id
         .store
