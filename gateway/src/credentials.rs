@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -175,6 +175,11 @@ struct KeyEntry {
 #[derive(Debug, Clone)]
 struct PrincipalEntry {
     record: Arc<PrincipalRecord>,
+    /// `record.customer_id`, `record.tier` and `record.organization_id`, shared so a cache hit
+    /// copies no strings.
+    customer_id: Arc<str>,
+    tier: Arc<str>,
+    organization_id: Option<Arc<str>>,
     /// `record.jurisdictions`, shared so a cache hit copies no strings.
     jurisdictions: Arc<[String]>,
     headers: IdentityHeaders,
@@ -195,6 +200,21 @@ struct CacheLabels {
 
 type Digest32 = [u8; 32];
 
+/// Methods of `computegate_auth_attempts`, in [`Handles`] index order.
+const ATTEMPT_METHODS: [&str; 3] = ["none", "jwt", "api_key"];
+/// Results of `computegate_auth_attempts`, in [`Handles`] index order.
+const ATTEMPT_RESULTS: [&str; 5] = ["ok", "missing", "invalid", "inactive", "unavailable"];
+/// Caches of `computegate_auth_cache`, in [`Handles`] index order.
+const CACHES: [&str; 3] = ["token", "api_key", "principal"];
+
+/// Counter handles of a family with a small fixed label set, each resolved on first use: the
+/// hot path then skips the family's label hashing and map lookup, and a series still appears
+/// only once it has been counted.
+struct Handles<L, const N: usize> {
+    family: Family<L, Counter>,
+    slots: [OnceLock<Counter>; N],
+}
+
 /// Verifies bearer credentials; see the module docs.
 pub struct CredentialVerifier {
     me: Weak<CredentialVerifier>,
@@ -208,8 +228,8 @@ pub struct CredentialVerifier {
     rejected_keys: RwLock<HashMap<Digest32, Instant>>,
     principals: RwLock<HashMap<Arc<str>, PrincipalEntry>>,
     revoked_jti: RwLock<HashMap<Arc<str>, u64>>,
-    attempts: Family<AttemptLabels, Counter>,
-    cache: Family<CacheLabels, Counter>,
+    attempts: Handles<AttemptLabels, 15>,
+    cache: Handles<CacheLabels, 6>,
     clock: fn() -> u64,
 }
 
@@ -265,8 +285,8 @@ impl CredentialVerifier {
             rejected_keys: RwLock::new(HashMap::new()),
             principals: RwLock::new(HashMap::new()),
             revoked_jti: RwLock::new(HashMap::new()),
-            attempts,
-            cache,
+            attempts: Handles::new(attempts),
+            cache: Handles::new(cache),
             clock,
         })
     }
@@ -318,17 +338,22 @@ impl CredentialVerifier {
         }
     }
 
-    fn count(&self, method: &'static str, result: &'static str) {
-        self.attempts
-            .get_or_create(&AttemptLabels { method, result })
-            .inc();
+    /// Counts an attempt; `method` indexes [`ATTEMPT_METHODS`], `result` [`ATTEMPT_RESULTS`].
+    fn count(&self, method: usize, result: usize) {
+        let i = method * ATTEMPT_RESULTS.len() + result;
+        self.attempts.inc(i, || AttemptLabels {
+            method: ATTEMPT_METHODS[method],
+            result: ATTEMPT_RESULTS[result],
+        });
     }
 
-    fn count_cache(&self, cache: &'static str, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.cache
-            .get_or_create(&CacheLabels { cache, result })
-            .inc();
+    /// Counts a lookup of cache `cache` (an index of [`CACHES`]).
+    fn count_cache(&self, cache: usize, hit: bool) {
+        let i = cache * 2 + usize::from(!hit);
+        self.cache.inc(i, || CacheLabels {
+            cache: CACHES[cache],
+            result: if hit { "hit" } else { "miss" },
+        });
     }
 
     /// Token → customer id from memory, or what is missing.
@@ -338,10 +363,10 @@ impl CredentialVerifier {
             if entry.exp + self.validation.leeway <= now {
                 return Lookup::Done(Err(AuthError::Invalid("token expired")));
             }
-            self.count_cache("token", true);
+            self.count_cache(0, true);
             return Lookup::Done(self.check_jti(entry));
         }
-        self.count_cache("token", false);
+        self.count_cache(0, false);
         let header = match jsonwebtoken::decode_header(token) {
             Ok(h) => h,
             Err(_) => return Lookup::Done(Err(AuthError::Invalid("malformed token"))),
@@ -393,13 +418,13 @@ impl CredentialVerifier {
     fn key_from_memory(&self, digest: &Digest32) -> Option<Result<Arc<str>, AuthError>> {
         let now = (self.clock)();
         if let Some(entry) = read(&self.api_keys).get(digest) {
-            self.count_cache("api_key", true);
+            self.count_cache(1, true);
             if entry.expires_at.is_some_and(|exp| exp <= now) {
                 return Some(Err(AuthError::Invalid("API key expired")));
             }
             return Some(Ok(entry.customer_id.clone()));
         }
-        self.count_cache("api_key", false);
+        self.count_cache(1, false);
         if let Some(at) = read(&self.rejected_keys).get(digest)
             && at.elapsed() < NEGATIVE_TTL
         {
@@ -409,14 +434,17 @@ impl CredentialVerifier {
     }
 
     fn principal_from_memory(&self, customer_id: &str) -> Option<Result<Principal, AuthError>> {
-        let entry = read(&self.principals).get(customer_id).cloned();
-        match entry {
-            Some(e) if e.fetched.elapsed() < self.principal_ttl => {
-                self.count_cache("principal", true);
-                Some(principal_of(&e))
+        let found = read(&self.principals)
+            .get(customer_id)
+            .filter(|e| e.fetched.elapsed() < self.principal_ttl)
+            .map(principal_of);
+        match found {
+            Some(p) => {
+                self.count_cache(2, true);
+                Some(p)
             }
             _ => {
-                self.count_cache("principal", false);
+                self.count_cache(2, false);
                 None
             }
         }
@@ -505,6 +533,9 @@ impl CredentialVerifier {
             .identity_token(&record, self.principal_ttl + Duration::from_secs(60))
             .and_then(|t| http::HeaderValue::from_str(&t).ok());
         let entry = PrincipalEntry {
+            customer_id: Arc::from(record.customer_id.as_str()),
+            tier: Arc::from(record.tier.as_str()),
+            organization_id: record.organization_id.as_deref().map(Arc::from),
             jurisdictions: Arc::from(record.jurisdictions.as_slice()),
             record: Arc::new(record),
             headers,
@@ -523,19 +554,43 @@ impl CredentialVerifier {
         method: AuthMethod,
         result: Result<Principal, AuthError>,
     ) -> Result<Principal, AuthError> {
-        let m = method_label(method);
+        let m = method_index(method);
+        // Indices of ATTEMPT_RESULTS.
         let r = match &result {
-            Ok(_) => "ok",
-            Err(AuthError::Missing) => "missing",
-            Err(AuthError::Invalid(_)) => "invalid",
-            Err(AuthError::AccountInactive(_)) => "inactive",
-            Err(AuthError::Unavailable) => "unavailable",
+            Ok(_) => 0,
+            Err(AuthError::Missing) => 1,
+            Err(AuthError::Invalid(_)) => 2,
+            Err(AuthError::AccountInactive(_)) => 3,
+            Err(AuthError::Unavailable) => 4,
         };
         self.count(m, r);
         result.map(|mut p| {
             p.method = method;
             p
         })
+    }
+}
+
+// === impl Handles ===
+
+impl<L, const N: usize> Handles<L, N>
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+{
+    fn new(family: Family<L, Counter>) -> Self {
+        Self {
+            family,
+            slots: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    /// Increments the counter in slot `i`, labelled `labels()` (called on first use only).
+    fn inc(&self, i: usize, labels: impl FnOnce() -> L) {
+        let Some(slot) = self.slots.get(i) else {
+            return;
+        };
+        slot.get_or_init(|| self.family.get_or_create(&labels()).clone())
+            .inc();
     }
 }
 
@@ -549,7 +604,7 @@ impl Authenticator for CredentialVerifier {
         let method = match classify(bearer) {
             Ok(m) => m,
             Err(e) => {
-                self.count("none", "invalid");
+                self.count(0, 2);
                 return AuthOutcome::Ready(Err(e));
             }
         };
@@ -611,9 +666,9 @@ fn is_base64url_byte(b: u8) -> bool {
 fn principal_of(entry: &PrincipalEntry) -> Result<Principal, AuthError> {
     match entry.record.status {
         AccountStatus::Active => Ok(Principal {
-            customer_id: Arc::from(entry.record.customer_id.as_str()),
-            tier: Arc::from(entry.record.tier.as_str()),
-            organization_id: entry.record.organization_id.as_deref().map(Arc::from),
+            customer_id: entry.customer_id.clone(),
+            tier: entry.tier.clone(),
+            organization_id: entry.organization_id.clone(),
             jurisdictions: entry.jurisdictions.clone(),
             method: AuthMethod::Jwt,
             headers: entry.headers.clone(),
@@ -623,10 +678,11 @@ fn principal_of(entry: &PrincipalEntry) -> Result<Principal, AuthError> {
     }
 }
 
-fn method_label(method: AuthMethod) -> &'static str {
+/// Index of `method` in [`ATTEMPT_METHODS`].
+fn method_index(method: AuthMethod) -> usize {
     match method {
-        AuthMethod::Jwt => "jwt",
-        _ => "api_key",
+        AuthMethod::Jwt => 1,
+        _ => 2,
     }
 }
 

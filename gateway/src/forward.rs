@@ -46,6 +46,11 @@ pub struct HopInfo {
 /// Removes hop-by-hop headers (standard ones and those named in `Connection`).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> HopInfo {
     let mut info = HopInfo::default();
+    // Common case: none of them is present. One pass over the (few) names is cheaper than
+    // hashing every hop-by-hop name for a `remove` that finds nothing.
+    if !headers.keys().any(is_hop_by_hop) {
+        return info;
+    }
     let mut wants_upgrade = false;
     let upgrade = headers.remove(header::UPGRADE);
     if headers.contains_key(header::CONNECTION) {
@@ -85,7 +90,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> HopInfo {
 pub fn prepare_request_headers(headers: &mut HeaderMap, client: &ClientFacts) -> HopInfo {
     let info = strip_hop_by_hop(headers);
     // `Expect: 100-continue` was answered by our server side when the body was first polled.
-    headers.remove(header::EXPECT);
+    if headers.contains_key(header::EXPECT) {
+        headers.remove(header::EXPECT);
+    }
     strip_identity_headers(headers);
     if let Some(upgrade) = &info.upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -123,12 +130,15 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) {
 }
 
 fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientFacts) {
-    let ip = client.ip.to_string();
+    // The client address is formatted once, on the stack; each header value is then built with
+    // a single allocation (the value's own buffer).
+    let mut ip_buf = IpText::new();
+    let ip = ip_buf.format(client.ip);
     let host = headers.get(header::HOST).cloned();
 
     let xff = match joined(headers, &X_FORWARDED_FOR).filter(|_| client.trust_forwarded) {
         Some(prev) => header_value(&format!("{prev}, {ip}")),
-        None => header_value(&ip),
+        None => header_value(ip),
     };
     headers.insert(&X_FORWARDED_FOR, xff);
 
@@ -142,21 +152,63 @@ fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientFacts) {
         };
     }
 
-    let for_node = match client.ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut element = format!("for={for_node};proto={}", client.proto);
-    if let Some(h) = host.as_ref().and_then(|h| h.to_str().ok()) {
-        element.push_str(";host=\"");
-        element.extend(h.chars().filter(|c| *c != '"' && *c != '\\'));
-        element.push('"');
+    let host_text = host.as_ref().and_then(|h| h.to_str().ok());
+    let prev = joined(headers, &FORWARDED).filter(|_| client.trust_forwarded);
+    let mut forwarded = String::with_capacity(
+        prev.as_ref().map_or(0, |p| p.len() + 2)
+            + ip.len()
+            + client.proto.len()
+            + host_text.map_or(0, |h| h.len() + 8)
+            + 16,
+    );
+    if let Some(prev) = &prev {
+        forwarded.push_str(prev);
+        forwarded.push_str(", ");
     }
-    let forwarded = match joined(headers, &FORWARDED).filter(|_| client.trust_forwarded) {
-        Some(prev) => format!("{prev}, {element}"),
-        None => element,
-    };
-    headers.insert(&FORWARDED, header_value(&forwarded));
+    forwarded.push_str("for=");
+    match client.ip {
+        IpAddr::V4(_) => forwarded.push_str(ip),
+        IpAddr::V6(_) => {
+            forwarded.push_str("\"[");
+            forwarded.push_str(ip);
+            forwarded.push_str("]\"");
+        }
+    }
+    forwarded.push_str(";proto=");
+    forwarded.push_str(client.proto);
+    if let Some(h) = host_text {
+        forwarded.push_str(";host=\"");
+        forwarded.extend(h.chars().filter(|c| *c != '"' && *c != '\\'));
+        forwarded.push('"');
+    }
+    headers.insert(&FORWARDED, owned_header_value(forwarded));
+}
+
+/// An IP address formatted without allocating (the longest IPv6 text is 45 bytes).
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+// === impl IpText ===
+
+impl IpText {
+    fn new() -> Self {
+        Self {
+            buf: [0; 48],
+            len: 0,
+        }
+    }
+
+    fn format(&mut self, ip: IpAddr) -> &str {
+        use std::io::Write;
+        let mut cursor = std::io::Cursor::new(&mut self.buf[..]);
+        // Cannot fail: every IP address's text fits in 48 bytes.
+        let _ = write!(cursor, "{ip}");
+        self.len = cursor.position() as usize;
+        // `Display` of an address writes ASCII only.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
 }
 
 /// All field lines of a list header joined with `, ` (RFC 9110 §5.3); `None` when absent or
@@ -176,7 +228,9 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     out
 }
 
-/// The request id to use: the client's when it is sane, else a new UUIDv7.
+/// The request id to use: the client's when it is sane, else a new UUIDv7. Its random bits come
+/// from `rand`'s thread-local CSPRNG (uuid's `fast-rng` feature), seeded from the OS once per
+/// thread rather than with a `getrandom` syscall per request.
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         let b = v.as_bytes();
@@ -192,6 +246,25 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// A header value from text built by this module (always visible ASCII).
 fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// As [`header_value`], taking ownership of the buffer instead of copying it.
+fn owned_header_value(text: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// Whether `name` is a header [`strip_hop_by_hop`] removes or inspects by itself (names listed
+/// in `Connection` are only looked at when `Connection` is present).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::UPGRADE
+        || name == header::TE
+        || name == header::TRANSFER_ENCODING
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
 }
 
 #[cfg(test)]

@@ -98,6 +98,21 @@ fn trusted_forwarding_headers_are_appended() {
 }
 
 #[test]
+fn ip_text_matches_display_up_to_the_longest_address() {
+    for ip in [
+        "192.0.2.7",
+        "255.255.255.255",
+        "::1",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "::ffff:255.255.255.255",
+        "1234:5678:9abc:def0:1234:5678:255.255.255.255",
+    ] {
+        let ip: IpAddr = ip.parse().unwrap();
+        assert_eq!(IpText::new().format(ip), ip.to_string());
+    }
+}
+
+#[test]
 fn ipv6_forwarded_is_quoted() {
     let mut h = HeaderMap::new();
     let f = ClientFacts {
