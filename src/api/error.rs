@@ -213,6 +213,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A query string that does not parse names itself as the invalid field (422), on every route.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Self::field("query", &rejection.body_text())
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
         Self::MalformedBody(rejection.body_text())

@@ -121,7 +121,7 @@ async fn runs(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     staff(&id, &headers, client, false).await?;
-    let Query(q) = query.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+    let Query(q) = query?;
     let filter = RunFilter {
         customer_id: q.customer_id,
         since: None,
@@ -138,7 +138,7 @@ async fn reports(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     staff(&id, &headers, client, false).await?;
-    let Query(q) = query.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+    let Query(q) = query?;
     let status = match q.status.as_deref() {
         None => None,
         Some("due") => Some(ReportStatus::Due),
@@ -179,7 +179,7 @@ async fn export(
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (_, actor) = staff(&id, &headers, client, false).await?;
-    let Query(q) = query.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+    let Query(q) = query?;
     let kind =
         ExportKind::parse(&q.kind, q.customer_id).map_err(|why| ApiError::field("kind", &why))?;
     let format = ExportFormat::parse(&q.format).map_err(|why| ApiError::field("format", &why))?;
@@ -247,7 +247,7 @@ async fn reviews(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     staff(&id, &headers, client, false).await?;
-    let Query(q) = query.map_err(|e| ApiError::MalformedBody(e.body_text()))?;
+    let Query(q) = query?;
     let status = match q.status.as_deref() {
         None => None,
         Some("pending") => Some(ReviewStatus::Pending),

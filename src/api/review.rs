@@ -15,7 +15,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Extension, Json, Router};
 use computegate_gateway::auth::bearer;
 use computegate_kyc::accounts::{StaffRole, StaffUser};
@@ -78,9 +78,18 @@ pub fn router(kyc: Arc<Verification>) -> Router {
             "/staff/v1/applications/{id}/screening-override",
             post(override_screening),
         )
-        .route("/staff/v1/customers/{id}/suspend", post(suspend))
-        .route("/staff/v1/customers/{id}/resume", post(resume))
-        .route("/staff/v1/customers/{id}/close", post(close))
+        .route(
+            "/staff/v1/customers/{id}/suspend",
+            customer_route(CustomerAction::Suspend),
+        )
+        .route(
+            "/staff/v1/customers/{id}/resume",
+            customer_route(CustomerAction::Resume),
+        )
+        .route(
+            "/staff/v1/customers/{id}/close",
+            customer_route(CustomerAction::Close),
+        )
         .route("/staff/v1/documents/{id}", get(download))
         .route("/staff/v1/audit", get(audit))
         .with_state(kyc)
@@ -93,7 +102,7 @@ async fn queue(
     query: Result<Query<QueueQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     staff(&kyc, &headers, client).await?;
-    let Query(q) = query.map_err(query_error)?;
+    let Query(q) = query?;
     let filter = queue_filter(&q, OffsetDateTime::now_utc())?;
     let items = kyc
         .store()
@@ -244,6 +253,19 @@ async fn override_screening(
     Ok(Json(serde_json::json!({"id": id, "screening_overridden": true})).into_response())
 }
 
+/// `POST` of one customer-level action: every one takes the same arguments.
+fn customer_route(action: CustomerAction) -> MethodRouter<Arc<Verification>> {
+    post(
+        move |s: State<Arc<Verification>>,
+              c: Extension<Client>,
+              h: HeaderMap,
+              p: Path<String>,
+              b: Result<Json<ReasonBody>, JsonRejection>| {
+            customer_action((s, c, h, p, b), action)
+        },
+    )
+}
+
 /// The arguments every customer-level action takes.
 type CustomerArgs = (
     State<Arc<Verification>>,
@@ -252,36 +274,6 @@ type CustomerArgs = (
     Path<String>,
     Result<Json<ReasonBody>, JsonRejection>,
 );
-
-async fn suspend(
-    s: State<Arc<Verification>>,
-    c: Extension<Client>,
-    h: HeaderMap,
-    p: Path<String>,
-    b: Result<Json<ReasonBody>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    customer_action((s, c, h, p, b), CustomerAction::Suspend).await
-}
-
-async fn resume(
-    s: State<Arc<Verification>>,
-    c: Extension<Client>,
-    h: HeaderMap,
-    p: Path<String>,
-    b: Result<Json<ReasonBody>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    customer_action((s, c, h, p, b), CustomerAction::Resume).await
-}
-
-async fn close(
-    s: State<Arc<Verification>>,
-    c: Extension<Client>,
-    h: HeaderMap,
-    p: Path<String>,
-    b: Result<Json<ReasonBody>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    customer_action((s, c, h, p, b), CustomerAction::Close).await
-}
 
 /// Suspends, resumes or closes a customer (`{"reason"}`) and tells the data plane at once.
 async fn customer_action(args: CustomerArgs, action: CustomerAction) -> Result<Response, ApiError> {
@@ -366,7 +358,7 @@ async fn audit(
             "the audit chain is for auditors and admins",
         ));
     }
-    let Query(q) = query.map_err(query_error)?;
+    let Query(q) = query?;
     let since = match q.since.as_deref() {
         Some(text) => Some(
             parse_since(text)
@@ -449,10 +441,6 @@ async fn staff(
 
 fn id_of(text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
-}
-
-fn query_error(rejection: QueryRejection) -> ApiError {
-    ApiError::field("query", &rejection.body_text())
 }
 
 fn private(body: impl IntoResponse) -> Response {
