@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::auth::AuthError;
 use crate::policy::DenialRule;
 use crate::problem::Problem;
 
@@ -60,12 +61,10 @@ pub enum GatewayError {
         /// Pool name.
         upstream: String,
     },
-    /// A credential is missing or not valid.
-    #[error("unauthenticated: {0}")]
-    Unauthenticated(String),
-    /// The principal may not do this.
-    #[error("forbidden: {0}")]
-    Forbidden(String),
+    /// The credential was refused (missing, not valid, inactive account, or the identity store
+    /// could not be asked); [`auth_problem`] answers it.
+    #[error(transparent)]
+    Auth(AuthError),
     /// The policy refuses the caller: its jurisdiction is denied, or its tier may not do this.
     #[error("denied by policy: {}", .0.detail)]
     TierDenied(crate::policy::Denial),
@@ -148,19 +147,7 @@ impl GatewayError {
                 "Bad gateway",
                 format!("upstream `{upstream}` failed the exchange"),
             ),
-            Unauthenticated(detail) => Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Unauthenticated",
-                detail.clone(),
-            )
-            .www_authenticate("Bearer error=\"invalid_token\""),
-            Forbidden(detail) => Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Forbidden",
-                detail.clone(),
-            ),
+            Auth(err) => auth_problem(err),
             Unavailable {
                 reason,
                 retry_after,
@@ -207,5 +194,34 @@ impl GatewayError {
             )
             .retry_after(Duration::from_secs(1)),
         }
+    }
+}
+
+/// The problem document for a refused credential: the one mapping of [`AuthError`] to HTTP, for
+/// the data plane and the control-plane APIs alike. A missing or bad credential is the client's
+/// fault (401 with `WWW-Authenticate`), an inactive account too (403), an identity store that
+/// cannot be asked is ours (503 with `Retry-After`; the request fails closed).
+pub fn auth_problem(err: &AuthError) -> Problem {
+    match err {
+        AuthError::Unavailable => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "identity verification is unavailable",
+        )
+        .retry_after(Duration::from_secs(5)),
+        AuthError::AccountInactive(state) => Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Forbidden",
+            format!("the account is {state}"),
+        ),
+        AuthError::Missing | AuthError::Invalid(_) => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Unauthenticated",
+            err.to_string(),
+        )
+        .www_authenticate("Bearer error=\"invalid_token\""),
     }
 }

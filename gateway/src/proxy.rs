@@ -182,7 +182,7 @@ impl Gateway {
             RouteClass::Public => None,
             _ => match self.authenticate(&req, client.ip).await {
                 Ok(p) => Some(p),
-                Err(e) => return (problem(&auth_error(e)), metrics),
+                Err(e) => return (problem(&GatewayError::Auth(e)), metrics),
             },
         };
         let mut cleared = Cleared::default();
@@ -475,19 +475,6 @@ async fn splice_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upg
 
 fn problem(err: &GatewayError) -> Response<ResponseBody> {
     err.to_problem().into_response().map(ResponseBody::full)
-}
-
-fn auth_error(err: AuthError) -> GatewayError {
-    match err {
-        AuthError::Unavailable => GatewayError::Unavailable {
-            reason: "identity verification is unavailable",
-            retry_after: std::time::Duration::from_secs(5),
-        },
-        AuthError::AccountInactive(state) => {
-            GatewayError::Forbidden(format!("the account is {state}"))
-        }
-        other => GatewayError::Unauthenticated(other.to_string()),
-    }
 }
 
 fn content_length(req: &Request<Incoming>) -> Option<u64> {
