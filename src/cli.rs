@@ -216,7 +216,7 @@ fn run_async(
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<crate::serve::StartupConfigError>()
+            if e.downcast_ref::<crate::startup::StartupConfigError>()
                 .is_some()
             {
                 ExitCode::from(EXIT_CONFIG)

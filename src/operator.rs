@@ -14,7 +14,7 @@ use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::password::{Hasher, PasswordParams, check_policy};
 use time::OffsetDateTime;
 
-use crate::serve::StartupConfigError;
+use crate::startup::StartupConfigError;
 
 /// Where the store is: a deployment's config file or an embedded data directory.
 #[derive(Debug, Clone, clap::Args)]

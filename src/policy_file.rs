@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use computegate_gateway::policy::{Policy, PolicyHandle, PolicyMetrics};
 use prometheus_client::registry::Registry;
 
-use crate::serve::StartupConfigError;
+use crate::startup::StartupConfigError;
 
 /// The shipped default policy (`deploy/policy/default.toml`).
 pub const DEFAULT_POLICY: &str = include_str!("../deploy/policy/default.toml");

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::operator::StoreTarget;
-use crate::serve::StartupConfigError;
+use crate::startup::StartupConfigError;
 use crate::verification::{LoadedList, rescreen_approved};
 
 /// `computegate screening …`.

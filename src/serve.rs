@@ -12,17 +12,13 @@ use computegate_gateway::server::{self, ServeSettings};
 use computegate_gateway::tls::ReloadableCert;
 use computegate_kyc::crypto::MasterKey;
 
-use crate::api::{self, RouterPlane};
+use crate::api;
 use crate::identity::Identity;
+use crate::startup::StartupConfigError;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-
-/// A configuration problem found only at start (e.g. unreadable TLS key): exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartupConfigError(pub String);
 
 /// Addresses the running gateway listens on (after binding port 0, the real ports).
 #[derive(Debug, Clone, Copy)]
@@ -91,25 +87,20 @@ pub async fn start(
     kyc.spawn_tasks(stop.clone());
     // --- end verification ---------------------------------------------------------------------
     let ledger_metrics = crate::ledger_metrics::LedgerMetrics::register(&mut registry);
-    let usage = api::usage::router(
+    let metering = crate::metering::Metering::new(
         identity.store.clone(),
         kyc.master().clone(),
         policy.clone(),
         usage_secrets,
         ledger_metrics.clone(),
     );
-    let customer_api = RouterPlane::new(
-        api::customer::PREFIXES,
-        api::customer::router(identity.clone(), kyc.clone()).merge(usage),
-    );
-    let staff_api = RouterPlane::new(
-        api::staff::PREFIXES,
-        api::staff::router(identity.clone(), kyc).merge(api::metering::router(
-            identity.clone(),
-            policy.clone(),
-            ledger_metrics.clone(),
-        )),
-    );
+    let state = api::ApiState {
+        identity: identity.clone(),
+        kyc,
+        metering,
+    };
+    let customer_api = api::customer_plane(state.clone());
+    let staff_api = api::staff_plane(state);
     let gateway = Gateway::new(
         config,
         &mut registry,

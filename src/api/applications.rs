@@ -10,26 +10,19 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
-use computegate_kyc::verification::{
-    ApplicationPayload, ApplicationStatus, CustomerCaller, DocumentType, DocumentUpload,
-    FieldError, ValidationMode,
-};
-use serde_json::{Map, Value};
+use axum::{Json, Router};
+use computegate_kyc::verification::{ApplicationPayload, DocumentType, DocumentUpload};
+use serde_json::Value;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use super::Client;
-use super::error::{ApiError, internal};
+use super::error::ApiError;
+use super::extract::{CustomerCaller, PathId, no_store};
+use super::state::ApiState;
 use crate::verification::Verification;
-
-mod refusals;
-
-pub(crate) use self::refusals::refused;
 
 /// Largest application document accepted, in bytes.
 const APPLICATION_BODY_LIMIT: usize = 256 * 1024;
@@ -38,8 +31,8 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 /// Longest `type` field of an upload.
 const MAX_TYPE_FIELD: usize = 64;
 
-/// The customer's verification routes (merged into the customer API; no fallback of its own).
-pub fn router(kyc: Arc<Verification>) -> Router {
+/// The customer's verification routes; uploads take up to `kyc`'s document size limit.
+pub(crate) fn routes(kyc: &Verification) -> Router<ApiState> {
     let upload_limit = kyc.limits().max_bytes + MULTIPART_OVERHEAD;
     Router::new()
         .route(
@@ -61,79 +54,57 @@ pub fn router(kyc: Arc<Verification>) -> Router {
                 .get(documents)
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
-        .with_state(kyc)
 }
 
 async fn create(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
+    caller: CustomerCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&kyc, &headers, client).await?;
     let payload = ApplicationPayload::from_json(&body.map_err(body_error)?)
         .map_err(ApiError::InvalidFields)?;
-    let now = OffsetDateTime::now_utc();
-    prevalidate(&kyc, &payload, now)?;
     let view = kyc
-        .store()
-        .create_draft(kyc.master(), &caller, &payload, now)
-        .await
-        .map_err(refused)?;
-    kyc.metrics().funnel("draft");
-    kyc.stats_changed();
+        .create_application(&caller.kyc(), &payload, OffsetDateTime::now_utc())
+        .await?;
     let location = format!("/computegate/v1/kyc/applications/{}", view.id);
-    Ok((
+    Ok(no_store((
         StatusCode::CREATED,
-        [
-            (header::LOCATION, location),
-            (header::CACHE_CONTROL, "no-store".into()),
-        ],
+        [(header::LOCATION, location)],
         Json(serde_json::json!({"id": view.id, "status": view.status})),
-    )
-        .into_response())
+    )))
 }
 
 async fn list(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
+    caller: CustomerCaller,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&kyc, &headers, client).await?;
     let apps = kyc
         .store()
-        .customer_applications(kyc.master(), &caller)
-        .await
-        .map_err(refused)?;
-    Ok(private(Json(serde_json::json!({ "applications": apps }))))
+        .customer_applications(kyc.master(), &caller.kyc())
+        .await?;
+    Ok(no_store(Json(serde_json::json!({ "applications": apps }))))
 }
 
 async fn read(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: CustomerCaller,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&kyc, &headers, client).await?;
     let view = kyc
         .store()
-        .get_application(kyc.master(), &caller, app_id(&id)?)
-        .await
-        .map_err(refused)?;
-    Ok(private(Json(view)))
+        .get_application(kyc.master(), &caller.kyc(), id)
+        .await?;
+    Ok(no_store(Json(view)))
 }
 
 /// JSON merge patch (RFC 7396) over the stored application, while it is a draft or waiting for
 /// more information.
 async fn patch(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: CustomerCaller,
+    PathId(id): PathId,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&kyc, &headers, client).await?;
-    let id = app_id(&id)?;
     let patch: Value = serde_json::from_slice(&body.map_err(body_error)?)
         .map_err(|e| ApiError::MalformedBody(format!("not JSON: {e}")))?;
     if !patch.is_object() {
@@ -141,98 +112,42 @@ async fn patch(
             "a JSON merge patch object is required".into(),
         ));
     }
-    let store = kyc.store();
-    let current = store
-        .get_application(kyc.master(), &caller, id)
-        .await
-        .map_err(refused)?;
-    let mut doc = serde_json::to_value(&current.payload).map_err(internal)?;
-    merge_patch(&mut doc, &patch);
-    let bytes = serde_json::to_vec(&doc).map_err(internal)?;
-    let payload = ApplicationPayload::from_json(&bytes).map_err(ApiError::InvalidFields)?;
-    prevalidate(&kyc, &payload, OffsetDateTime::now_utc())?;
-    let view = store
-        .update_draft(
-            kyc.master(),
-            &caller,
-            id,
-            &payload,
-            OffsetDateTime::now_utc(),
-        )
-        .await
-        .map_err(refused)?;
-    Ok(private(Json(view)))
+    let view = kyc
+        .patch_application(&caller.kyc(), id, &patch, OffsetDateTime::now_utc())
+        .await?;
+    Ok(no_store(Json(view)))
 }
 
-/// Hands the application in and screens it at once when a list is loaded (otherwise the
-/// background sweep does); the answer is the application as it stands afterwards.
+/// Hands the application in (screened at once when a list is loaded); the answer is the
+/// application as it stands afterwards.
 async fn submit(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: CustomerCaller,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&kyc, &headers, client).await?;
-    let id = app_id(&id)?;
-    let store = kyc.store();
-    let view = store
-        .submit_application(
-            kyc.master(),
-            &caller,
-            id,
-            &kyc.jurisdiction(),
-            OffsetDateTime::now_utc(),
-        )
-        .await
-        .map_err(refused)?;
-    kyc.metrics().funnel("submitted");
-    kyc.stats_changed();
-    match view.status {
-        ApplicationStatus::Rejected => kyc.metrics().funnel("rejected"),
-        ApplicationStatus::Submitted => match kyc.screen_submitted(id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                tracing::info!(application = %id, "no screening list imported yet; screening deferred")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, application = %id, "screening failed; the sweep retries")
-            }
-        },
-        _ => {}
-    }
-    let view = store
-        .get_application(kyc.master(), &caller, id)
-        .await
-        .map_err(refused)?;
-    Ok(private(Json(view)))
+    let view = kyc
+        .submit_application(&caller.kyc(), id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(no_store(Json(view)))
 }
 
 async fn documents(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: CustomerCaller,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&kyc, &headers, client).await?;
-    let docs = kyc
-        .store()
-        .list_documents(&caller, app_id(&id)?)
-        .await
-        .map_err(refused)?;
-    Ok(private(Json(serde_json::json!({ "documents": docs }))))
+    let docs = kyc.store().list_documents(&caller.kyc(), id).await?;
+    Ok(no_store(Json(serde_json::json!({ "documents": docs }))))
 }
 
 /// `multipart/form-data` with a `file` part (its `Content-Type` and file name are checked
 /// against the bytes) and a `type` field (`passport`, `compliance_plan`, …).
 async fn upload(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: CustomerCaller,
+    PathId(id): PathId,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&kyc, &headers, client).await?;
-    let id = app_id(&id)?;
     let mut multipart = multipart.map_err(|_| {
         ApiError::UnsupportedMediaType("a multipart/form-data body is required".into())
     })?;
@@ -295,43 +210,14 @@ async fn upload(
         .store()
         .add_document(
             kyc.master(),
-            &caller,
+            &caller.kyc(),
             id,
             &upload,
             kyc.limits(),
             OffsetDateTime::now_utc(),
         )
-        .await
-        .map_err(refused)?;
+        .await?;
     Ok((StatusCode::CREATED, Json(meta)).into_response())
-}
-
-/// The draft checks of the payload plus one the store cannot make: the requested tier must be
-/// a tier of the policy in force. Every problem at once.
-fn prevalidate(
-    kyc: &Verification,
-    payload: &ApplicationPayload,
-    now: OffsetDateTime,
-) -> Result<(), ApiError> {
-    let mut errors = payload.validate(ValidationMode::Draft, now.date());
-    if let Some(tier) = payload.requested_tier.as_deref()
-        && !kyc.tier_defined(tier)
-        && !errors.iter().any(|e| e.field == "requested_tier")
-    {
-        errors.insert(
-            0,
-            FieldError {
-                field: "requested_tier".into(),
-                code: "invalid",
-                problem: "not a tier of the policy in force".into(),
-            },
-        );
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidFields(errors))
-    }
 }
 
 /// Reads one multipart part, refusing it past `max` bytes.
@@ -350,54 +236,6 @@ async fn read_part(
         out.extend_from_slice(&chunk);
     }
     Ok(out)
-}
-
-/// The calling customer (bearer token or API key, as on the data plane).
-async fn caller(
-    kyc: &Verification,
-    headers: &HeaderMap,
-    client: Client,
-) -> Result<CustomerCaller, ApiError> {
-    let principal = super::customer::authenticate(kyc.identity(), headers, client).await?;
-    Ok(CustomerCaller {
-        customer_id: super::customer::parse_id(&principal)?,
-        client_ip: Some(client.0.ip),
-    })
-}
-
-/// An application id from the path; anything that is not a UUID is simply not found.
-fn app_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
-}
-
-/// RFC 7396: objects merge key by key, `null` removes, anything else replaces.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(changes) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    if let Value::Object(fields) = target {
-        for (key, value) in changes {
-            if value.is_null() {
-                fields.remove(key);
-            } else {
-                merge_patch(fields.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
-}
-
-/// A JSON answer with personal data: never cached.
-fn private(body: impl IntoResponse) -> Response {
-    let mut resp = body.into_response();
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    resp
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
@@ -419,19 +257,4 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_patch_follows_rfc_7396() {
-        let mut doc = serde_json::json!({"a": {"b": 1, "c": 2}, "d": [1], "e": "x"});
-        merge_patch(
-            &mut doc,
-            &serde_json::json!({"a": {"b": null, "z": 3}, "d": [2, 3], "e": null, "f": {"g": 1}}),
-        );
-        assert_eq!(
-            doc,
-            serde_json::json!({"a": {"c": 2, "z": 3}, "d": [2, 3], "f": {"g": 1}})
-        );
-    }
-}
+pub(crate) mod tests;

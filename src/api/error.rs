@@ -1,11 +1,18 @@
 //! The control-plane APIs' error type and its single mapping to RFC 9457 problem documents.
 //!
-//! Handlers return [`ApiError`]; nothing else in the APIs builds an error response. Internal
-//! failures are logged here once and answered with a generic 500 or 503 body.
+//! Handlers return [`ApiError`]; nothing else in the APIs builds an error response. The services'
+//! typed refusals become [`ApiError`]s in `refusals` (one `From` impl each); a refused bearer
+//! credential is answered by the gateway's own mapping ([`auth_problem`]), the same for the data
+//! plane, customers and staff. Internal failures are logged here once and answered with a
+//! generic 500 or 503 body.
+
+mod refusals;
 
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
+use computegate_gateway::auth::AuthError;
+use computegate_gateway::error::auth_problem;
 use computegate_gateway::problem::Problem;
 use http::StatusCode;
 
@@ -19,6 +26,9 @@ pub enum ApiError {
     /// The body is not the JSON the endpoint takes.
     #[error("malformed JSON body: {0}")]
     MalformedBody(String),
+    /// The bearer credential was refused (answered like the data plane answers it).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// Credentials missing or wrong (login), or an invalid bearer token.
     #[error("unauthenticated: {0}")]
     Unauthenticated(&'static str),
@@ -96,6 +106,7 @@ impl ApiError {
                 "Malformed request body",
                 why.clone(),
             ),
+            Self::Auth(e) => auth_problem(e),
             Self::Unauthenticated(why) => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -203,6 +214,9 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %detail, "control-plane request failed")
             }
             Self::Unavailable(detail) => tracing::warn!(error = %detail, "dependency unavailable"),
+            Self::Auth(AuthError::Unavailable) => {
+                tracing::warn!("identity verification unavailable")
+            }
             _ => tracing::debug!(error = %self, "control-plane request refused"),
         }
         let (mut parts, body) = self.to_problem().into_response().into_parts();
@@ -224,4 +238,19 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
         Self::MalformedBody(rejection.body_text())
     }
+}
+
+/// axum answers a known path with another method by an empty 405 of its own; every error of
+/// these APIs is a problem document, so that one is replaced (the `Allow` header is kept). A
+/// layer over the composed routers (`map_response`), so router tests see it too.
+pub(crate) async fn problem_for_bare_405(resp: Response) -> Response {
+    let is_problem = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED || is_problem {
+        return resp;
+    }
+    let allow = resp.headers().get(http::header::ALLOW).cloned();
+    ApiError::MethodNotAllowed { allow }.into_response()
 }

@@ -1,83 +1,75 @@
 //! The gateway's own HTTP APIs, built with axum and mounted into the data plane through the
-//! gateway's [`ControlPlane`] port: the customer API on the public listener (`/computegate/v1/…`,
-//! `/.well-known/jwks.json`) and the staff API on the admin listener (`/staff/v1/…`).
+//! gateway's `ControlPlane` port ([`RouterPlane`]): the customer API on the public listener
+//! (`/computegate/v1/…`, `/.well-known/jwks.json`) and the staff API on the admin listener
+//! (`/staff/v1/…`).
+//!
+//! Handlers only translate HTTP: the extractors of [`extract`] say who may call, one service
+//! method does the work ([`Identity`](crate::identity::Identity),
+//! [`Verification`](crate::verification::Verification), [`Metering`](crate::metering::Metering)),
+//! and [`error`] maps every refusal to a problem document. The routers are composed here and
+//! only here; no module below imports from this one.
 
 pub mod applications;
 pub mod customer;
 pub mod error;
+pub mod extract;
 pub mod metering;
+pub mod plane;
 pub mod review;
-pub mod staff;
+pub mod state;
+pub mod tokens;
 pub mod usage;
 pub mod webhooks;
+
+#[cfg(test)]
+mod test_support;
 
 use std::sync::Arc;
 
 use axum::Router;
-use computegate_gateway::auth::BoxFuture;
-use computegate_gateway::body::ResponseBody;
-use computegate_gateway::forward::ClientFacts;
-use computegate_gateway::proxy::ControlPlane;
-use http::{Request, Response};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use tower_service::Service;
+use axum::middleware::map_response;
 
-/// Whether `resp` already carries a problem document.
-fn is_problem<B>(resp: &Response<B>) -> bool {
-    resp.headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"))
+pub use self::plane::RouterPlane;
+pub use self::state::ApiState;
+
+/// Path prefixes the customer API owns on the public listener.
+pub const CUSTOMER_PREFIXES: &[&str] = &["/computegate/", "/.well-known/"];
+
+/// Path prefixes the staff API owns on the admin listener.
+pub const STAFF_PREFIXES: &[&str] = &["/staff/"];
+
+/// The customer API: sign-up, tokens, keys and JWKS; verification applications and documents;
+/// IDV webhooks; usage events from the compute platform.
+pub fn customer_router(state: ApiState) -> Router {
+    Router::new()
+        .merge(tokens::customer_routes())
+        .merge(customer::routes())
+        .merge(applications::routes(&state.kyc))
+        .merge(webhooks::routes())
+        .merge(usage::routes())
+        .fallback(|| async { error::ApiError::NotFound })
+        .layer(map_response(error::problem_for_bare_405))
+        .with_state(state)
 }
 
-/// An axum router served as a [`ControlPlane`] for a fixed set of path prefixes.
-pub struct RouterPlane {
-    prefixes: &'static [&'static str],
-    router: Router,
+/// The staff API: staff sign-in, the review queue and decisions, the audit chain, and the
+/// compute-metering records.
+pub fn staff_router(state: ApiState) -> Router {
+    Router::new()
+        .merge(tokens::staff_routes())
+        .merge(review::routes())
+        .merge(metering::routes())
+        .fallback(|| async { error::ApiError::NotFound })
+        .layer(map_response(error::problem_for_bare_405))
+        .with_state(state)
 }
 
-/// The connecting client as seen by the listener, for handlers (access log, throttling).
-#[derive(Debug, Clone, Copy)]
-pub struct Client(pub ClientFacts);
-
-// === impl RouterPlane ===
-
-impl RouterPlane {
-    /// Serves `router` for requests under `prefixes`.
-    pub fn new(prefixes: &'static [&'static str], router: Router) -> Arc<Self> {
-        Arc::new(Self { prefixes, router })
-    }
+/// The customer API as the public listener's control plane.
+pub fn customer_plane(state: ApiState) -> Arc<RouterPlane> {
+    RouterPlane::new(CUSTOMER_PREFIXES, customer_router(state))
 }
 
-impl ControlPlane for RouterPlane {
-    fn prefixes(&self) -> &[&'static str] {
-        self.prefixes
-    }
-
-    fn handle(
-        &self,
-        mut req: Request<Incoming>,
-        client: ClientFacts,
-    ) -> BoxFuture<Response<ResponseBody>> {
-        req.extensions_mut().insert(Client(client));
-        let mut router = self.router.clone();
-        Box::pin(async move {
-            let resp = match router.call(req).await {
-                Ok(resp) => resp,
-                Err(never) => match never {},
-            };
-            // axum answers a known path with another method by an empty 405 of its own; every
-            // error of these APIs is a problem document, so that one is replaced here.
-            let resp =
-                if resp.status() == http::StatusCode::METHOD_NOT_ALLOWED && !is_problem(&resp) {
-                    let allow = resp.headers().get(http::header::ALLOW).cloned();
-                    axum::response::IntoResponse::into_response(error::ApiError::MethodNotAllowed {
-                        allow,
-                    })
-                } else {
-                    resp
-                };
-            resp.map(|body| ResponseBody::Boxed(body.map_err(Into::into).boxed_unsync()))
-        })
-    }
+/// The staff API as the admin listener's control plane.
+pub fn staff_plane(state: ApiState) -> Arc<RouterPlane> {
+    RouterPlane::new(STAFF_PREFIXES, staff_router(state))
 }

@@ -11,26 +11,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use axum::{Extension, Json, Router};
-use computegate_gateway::auth::bearer;
-use computegate_kyc::accounts::{StaffRole, StaffUser};
-use computegate_kyc::audit::{AuditEntry, AuditFilter, MAX_AUDIT_PAGE};
-use computegate_kyc::verification::{
-    ApplicationStatus, StaffCaller, StaffDecision, TransitionError, VerificationError,
-};
+use axum::{Json, Router};
+use computegate_kyc::audit::{AuditFilter, MAX_AUDIT_PAGE};
 use serde::Deserialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use super::Client;
-use super::applications::refused;
-use super::error::{ApiError, unavailable};
-use crate::verification::{Verification, parse_since};
+use super::error::ApiError;
+use super::extract::{AuditReaders, JsonBody, PathId, QueryParams, StaffCaller, no_store};
+use super::state::ApiState;
+use crate::verification::{CustomerAction, Verification, parse_since};
 
 mod requests;
 
@@ -48,26 +41,8 @@ struct AuditQuery {
     limit: Option<u32>,
 }
 
-/// What a customer-level action does.
-#[derive(Debug, Clone, Copy)]
-enum CustomerAction {
-    Suspend,
-    Resume,
-    Close,
-}
-
-impl CustomerAction {
-    fn name(self) -> &'static str {
-        match self {
-            CustomerAction::Suspend => "suspend",
-            CustomerAction::Resume => "resume",
-            CustomerAction::Close => "close",
-        }
-    }
-}
-
-/// The staff review routes (merged into the staff API; no fallback of its own).
-pub fn router(kyc: Arc<Verification>) -> Router {
+/// The staff review routes.
+pub(crate) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/staff/v1/applications", get(queue))
         .route("/staff/v1/applications/{id}", get(detail))
@@ -92,132 +67,62 @@ pub fn router(kyc: Arc<Verification>) -> Router {
         )
         .route("/staff/v1/documents/{id}", get(download))
         .route("/staff/v1/audit", get(audit))
-        .with_state(kyc)
 }
 
 async fn queue(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    query: Result<Query<QueueQuery>, QueryRejection>,
+    _: StaffCaller,
+    QueryParams(q): QueryParams<QueueQuery>,
 ) -> Result<Response, ApiError> {
-    staff(&kyc, &headers, client).await?;
-    let Query(q) = query?;
     let filter = queue_filter(&q, OffsetDateTime::now_utc())?;
-    let items = kyc
-        .store()
-        .application_queue(&filter)
-        .await
-        .map_err(refused)?;
-    Ok(private(Json(
+    let items = kyc.store().application_queue(&filter).await?;
+    Ok(no_store(Json(
         serde_json::json!({ "count": items.len(), "applications": items }),
     )))
 }
 
 async fn detail(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: StaffCaller,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let (_, caller) = staff(&kyc, &headers, client).await?;
-    let id = id_of(&id)?;
     let view = kyc
-        .store()
-        .application_for_staff(kyc.master(), &caller, id, OffsetDateTime::now_utc())
-        .await;
-    let view = checked(&kyc, &caller, format!("application:{id}"), "view", view).await?;
-    Ok(private(Json(view)))
+        .case_file(&caller.kyc(), id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(no_store(Json(view)))
 }
 
 async fn claim(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: StaffCaller,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let (_, caller) = staff(&kyc, &headers, client).await?;
-    let id = id_of(&id)?;
-    let done = kyc
-        .store()
-        .claim_application(&caller, id, OffsetDateTime::now_utc())
-        .await;
-    checked(&kyc, &caller, format!("application:{id}"), "claim", done).await?;
-    Ok(Json(serde_json::json!({"id": id, "claimed_by": caller.staff_id})).into_response())
+    kyc.claim(&caller.kyc(), id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(Json(serde_json::json!({"id": id, "claimed_by": caller.user.id})).into_response())
 }
 
 async fn unclaim(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: StaffCaller,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let (_, caller) = staff(&kyc, &headers, client).await?;
-    let id = id_of(&id)?;
-    let done = kyc
-        .store()
-        .unclaim_application(&caller, id, OffsetDateTime::now_utc())
-        .await;
-    checked(&kyc, &caller, format!("application:{id}"), "unclaim", done).await?;
+    kyc.unclaim(&caller.kyc(), id, OffsetDateTime::now_utc())
+        .await?;
     Ok(Json(serde_json::json!({"id": id, "claimed_by": null})).into_response())
 }
 
 /// `{"action":"approve"|"reject"|"request_info","tier","reason"}`; every bad field at once.
 async fn decide(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Json<DecisionBody>, JsonRejection>,
+    caller: StaffCaller,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<DecisionBody>,
 ) -> Result<Response, ApiError> {
-    let (_, caller) = staff(&kyc, &headers, client).await?;
-    let id = id_of(&id)?;
-    let Json(body) = body?;
     let request = decision_request(&kyc, &body)?;
-    let approving = matches!(request.action, StaffDecision::Approve { .. });
     let outcome = kyc
-        .store()
-        .decide_application(
-            kyc.master(),
-            &caller,
-            id,
-            request,
-            OffsetDateTime::now_utc(),
-        )
-        .await;
-    let outcome = checked(
-        &kyc,
-        &caller,
-        format!("application:{id}"),
-        "decide",
-        outcome,
-    )
-    .await?;
-    match outcome.status {
-        ApplicationStatus::Approved => {
-            kyc.metrics().decision("approved");
-            kyc.metrics().funnel("approved");
-        }
-        ApplicationStatus::Rejected => {
-            kyc.metrics().decision("rejected");
-            kyc.metrics().funnel("rejected");
-        }
-        ApplicationStatus::NeedsInfo => kyc.metrics().decision("info_requested"),
-        _ if approving => kyc.metrics().decision("first_approval"),
-        _ => {}
-    }
-    kyc.stats_changed();
-    if outcome.granted_tier.is_some() {
-        match kyc.owner_of(id).await {
-            Some(customer_id) => kyc.customer_changed(customer_id).await,
-            // Unknown owner: drop every cached principal rather than serve a stale tier.
-            None => {
-                kyc.identity()
-                    .announce(computegate_kyc::cluster::Notice::Resync)
-                    .await
-            }
-        }
-    }
+        .decide(&caller.kyc(), id, request, OffsetDateTime::now_utc())
+        .await?;
     Ok(Json(serde_json::json!({
         "id": id,
         "status": outcome.status,
@@ -229,102 +134,47 @@ async fn decide(
 /// Rules a `review`/`hit` screening match a false positive (`{"reason"}`).
 async fn override_screening(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Result<Json<ReasonBody>, JsonRejection>,
+    caller: StaffCaller,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<ReasonBody>,
 ) -> Result<Response, ApiError> {
-    let (_, caller) = staff(&kyc, &headers, client).await?;
-    let id = id_of(&id)?;
-    let Json(body) = body?;
     let reason = reason_of(body.reason.as_deref()).map_err(|e| ApiError::Invalid(vec![e]))?;
-    let done = kyc
-        .store()
-        .override_application_screening(&caller, id, &reason, OffsetDateTime::now_utc())
-        .await;
-    checked(
-        &kyc,
-        &caller,
-        format!("application:{id}"),
-        "override_screening",
-        done,
-    )
-    .await?;
+    kyc.override_screening(&caller.kyc(), id, &reason, OffsetDateTime::now_utc())
+        .await?;
     Ok(Json(serde_json::json!({"id": id, "screening_overridden": true})).into_response())
 }
 
-/// `POST` of one customer-level action: every one takes the same arguments.
-fn customer_route(action: CustomerAction) -> MethodRouter<Arc<Verification>> {
+/// `POST {"reason"}`: suspends, resumes or closes a customer; the data plane hears at once.
+fn customer_route(action: CustomerAction) -> MethodRouter<ApiState> {
     post(
-        move |s: State<Arc<Verification>>,
-              c: Extension<Client>,
-              h: HeaderMap,
-              p: Path<String>,
-              b: Result<Json<ReasonBody>, JsonRejection>| {
-            customer_action((s, c, h, p, b), action)
+        move |State(kyc): State<Arc<Verification>>,
+              caller: StaffCaller,
+              PathId(customer_id): PathId,
+              JsonBody(body): JsonBody<ReasonBody>| async move {
+            let reason =
+                reason_of(body.reason.as_deref()).map_err(|e| ApiError::Invalid(vec![e]))?;
+            let now = OffsetDateTime::now_utc();
+            kyc.act_on_customer(&caller.kyc(), customer_id, action, &reason, now)
+                .await?;
+            let status = action.status();
+            Ok::<Response, ApiError>(
+                Json(serde_json::json!({"customer_id": customer_id, "status": status}))
+                    .into_response(),
+            )
         },
     )
-}
-
-/// The arguments every customer-level action takes.
-type CustomerArgs = (
-    State<Arc<Verification>>,
-    Extension<Client>,
-    HeaderMap,
-    Path<String>,
-    Result<Json<ReasonBody>, JsonRejection>,
-);
-
-/// Suspends, resumes or closes a customer (`{"reason"}`) and tells the data plane at once.
-async fn customer_action(args: CustomerArgs, action: CustomerAction) -> Result<Response, ApiError> {
-    let (State(kyc), Extension(client), headers, Path(id), body) = args;
-    let (_, caller) = staff(&kyc, &headers, client).await?;
-    let customer_id = id_of(&id)?;
-    let Json(body) = body?;
-    let reason = reason_of(body.reason.as_deref()).map_err(|e| ApiError::Invalid(vec![e]))?;
-    let now = OffsetDateTime::now_utc();
-    let store = kyc.store();
-    let (done, status) = match action {
-        CustomerAction::Suspend => (
-            store
-                .suspend_customer(&caller, customer_id, &reason, now)
-                .await,
-            "suspended",
-        ),
-        CustomerAction::Resume => (
-            store
-                .resume_customer(&caller, customer_id, &reason, now)
-                .await,
-            "active",
-        ),
-        CustomerAction::Close => (
-            store
-                .close_customer(&caller, customer_id, &reason, now)
-                .await,
-            "closed",
-        ),
-    };
-    let subject = format!("customer:{customer_id}");
-    checked(&kyc, &caller, subject, action.name(), done).await?;
-    kyc.customer_changed(customer_id).await;
-    Ok(Json(serde_json::json!({"customer_id": customer_id, "status": status})).into_response())
 }
 
 /// The document's bytes (decrypted), for roles allowed to download; the download is audited
 /// before the bytes leave.
 async fn download(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: StaffCaller,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let (_, caller) = staff(&kyc, &headers, client).await?;
-    let id = id_of(&id)?;
     let doc = kyc
-        .store()
-        .document_for_staff(kyc.master(), &caller, id, OffsetDateTime::now_utc())
-        .await;
-    let doc = checked(&kyc, &caller, format!("document:{id}"), "download", doc).await?;
+        .download(&caller.kyc(), id, OffsetDateTime::now_utc())
+        .await?;
     let content_type = doc.meta.content_type.as_str();
     let ext = content_type.rsplit('/').next().unwrap_or("bin");
     let disposition = format!("attachment; filename=\"{}.{ext}\"", doc.meta.id);
@@ -345,20 +195,13 @@ async fn download(
     Ok(resp)
 }
 
-/// A page of the audit chain (`since`, `subject`, `action`, `after_seq`, `limit`).
+/// A page of the audit chain (`since`, `subject`, `action`, `after_seq`, `limit`), for auditors
+/// and admins.
 async fn audit(
     State(kyc): State<Arc<Verification>>,
-    Extension(client): Extension<Client>,
-    headers: HeaderMap,
-    query: Result<Query<AuditQuery>, QueryRejection>,
+    _: StaffCaller<AuditReaders>,
+    QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let (user, _) = staff(&kyc, &headers, client).await?;
-    if !matches!(user.role, StaffRole::Auditor | StaffRole::Admin) {
-        return Err(ApiError::Forbidden(
-            "the audit chain is for auditors and admins",
-        ));
-    }
-    let Query(q) = query?;
     let since = match q.since.as_deref() {
         Some(text) => Some(
             parse_since(text)
@@ -373,79 +216,17 @@ async fn audit(
         after_seq: q.after_seq,
         limit: q.limit.unwrap_or(100).min(MAX_AUDIT_PAGE),
     };
-    let records = kyc.store().audit_page(&filter).await.map_err(unavailable)?;
+    let records = kyc
+        .store()
+        .audit_page(&filter)
+        .await
+        .map_err(super::error::unavailable)?;
     let next = records.last().map(|r| r.seq);
-    Ok(private(Json(serde_json::json!({
+    Ok(no_store(Json(serde_json::json!({
         "records": records,
         "next_after_seq": next,
     }))))
 }
 
-/// Maps a store refusal to its answer. A denial — a role that may not, a staff member tied to
-/// the applicant, the same reviewer approving twice — is also written to the audit chain
-/// (`kyc.staff_action.refused`): attempts beyond one's role matter to auditors.
-async fn checked<T>(
-    kyc: &Verification,
-    caller: &StaffCaller,
-    subject: String,
-    attempted: &'static str,
-    result: Result<T, VerificationError>,
-) -> Result<T, ApiError> {
-    let e = match result {
-        Ok(v) => return Ok(v),
-        Err(e) => e,
-    };
-    let denial = matches!(
-        e,
-        VerificationError::RoleNotPermitted
-            | VerificationError::Transition(
-                TransitionError::ConflictOfInterest
-                    | TransitionError::NotPermitted { .. }
-                    | TransitionError::DuplicateApprover
-            )
-    );
-    if denial {
-        let entry = AuditEntry::new(
-            OffsetDateTime::now_utc(),
-            &caller.actor(),
-            "kyc.staff_action.refused",
-            subject,
-        )
-        .with_detail(serde_json::json!({ "attempted": attempted, "why": e.to_string() }));
-        if let Err(err) = kyc.store().record_audit(&entry).await {
-            tracing::warn!(error = %err, "could not record a refused staff action");
-        }
-        tracing::info!(staff = %caller.staff_id, attempted, why = %e, "staff action refused");
-    }
-    Err(refused(e))
-}
-
-/// The calling staff user and their caller record.
-async fn staff(
-    kyc: &Verification,
-    headers: &HeaderMap,
-    client: Client,
-) -> Result<(StaffUser, StaffCaller), ApiError> {
-    let token = bearer(headers)
-        .map_err(|_| ApiError::Unauthenticated("a staff bearer token is required"))?;
-    let user = kyc.identity().authenticate_staff(token).await?;
-    let caller = StaffCaller {
-        staff_id: user.id,
-        // Staff accounts carry no organization ties in the store; conflict checks fall back to
-        // the staff member's email against the applicant's.
-        organization_ids: Vec::new(),
-        client_ip: Some(client.0.ip),
-    };
-    Ok((user, caller))
-}
-
-fn id_of(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
-}
-
-fn private(body: impl IntoResponse) -> Response {
-    let mut resp = body.into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
+#[cfg(test)]
+mod tests;

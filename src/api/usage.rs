@@ -6,7 +6,7 @@
 //! idempotent by `event_id`. Measured accelerator-seconds become FLOP at the job's own rate (the
 //! peak × utilization its estimate used; another reported accelerator type is charged at no less
 //! than that type's peak × the policy's default utilization), replace the job's reservation, and
-//! re-check thresholds. The
+//! re-check thresholds (the [`Metering`] service does that). The
 //! answer comes only after the event is committed, so a sender that got no answer retries.
 
 use std::sync::Arc;
@@ -18,31 +18,20 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use computegate_gateway::policy::PolicyHandle;
-use computegate_kyc::Store;
-use computegate_kyc::crypto::MasterKey;
-use computegate_kyc::ledger::{LedgerError, ThresholdPolicy, UsageEvent, UsageKind, UsageOutcome};
+use computegate_kyc::ledger::{LedgerError, UsageKind, UsageOutcome};
 use computegate_kyc::verification::webhooks::{WebhookSecret, WebhookSecrets, verify_timestamped};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::error::{ApiError, unavailable};
-use crate::ledger_metrics::LedgerMetrics;
+use super::error::ApiError;
+use super::state::ApiState;
+use crate::metering::{Metering, MeteringError, UsageReport};
 
 /// Header carrying the event signature.
 pub const SIGNATURE_HEADER: &str = "x-computegate-signature";
 /// How far an event's signing time may be from ours.
 const TOLERANCE: Duration = Duration::from_secs(300);
-
-/// What the usage intake needs.
-pub struct UsageIntake {
-    store: Store,
-    master: MasterKey,
-    policy: Arc<PolicyHandle>,
-    secrets: Option<WebhookSecrets>,
-    metrics: Arc<LedgerMetrics>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,32 +57,17 @@ pub fn secrets_from(env: impl Fn(&str) -> Option<String>) -> Option<WebhookSecre
     })
 }
 
-/// The usage-event router (mounted under the customer API's `/computegate/` prefix).
-pub fn router(
-    store: Store,
-    master: MasterKey,
-    policy: Arc<PolicyHandle>,
-    secrets: Option<WebhookSecrets>,
-    metrics: Arc<LedgerMetrics>,
-) -> Router {
-    let intake = Arc::new(UsageIntake {
-        store,
-        master,
-        policy,
-        secrets,
-        metrics,
-    });
-    Router::new()
-        .route("/computegate/v1/meter/usage", post(record))
-        .with_state(intake)
+/// The usage-event route (under the customer API's `/computegate/` prefix).
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new().route("/computegate/v1/meter/usage", post(record))
 }
 
 async fn record(
-    State(intake): State<Arc<UsageIntake>>,
+    State(metering): State<Arc<Metering>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(secrets) = &intake.secrets else {
+    let Some(secrets) = metering.usage_secrets() else {
         return Err(ApiError::Unavailable(
             "usage intake has no COMPUTEGATE_USAGE_SECRET".into(),
         ));
@@ -113,16 +87,6 @@ async fn record(
     .map_err(|_| ApiError::Unauthenticated("the event signature is not valid"))?;
     let event: EventBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
-    let policy = intake.policy.current();
-    let accelerator = policy
-        .accelerator(&event.accelerator_type)
-        .ok_or_else(|| ApiError::field("accelerator_type", "is not in the accelerator table"))?;
-    let peak = accelerator
-        .peak_flops
-        .get(policy.default_precision())
-        .ok_or_else(|| {
-            ApiError::field("accelerator_type", "has no peak for the default precision")
-        })?;
     let seconds = |field: &str| {
         event
             .accelerator_seconds
@@ -144,42 +108,23 @@ async fn record(
             ));
         }
     };
-    let usage = UsageEvent {
+    let report = UsageReport {
         event_id: event.event_id,
         job_id: event.job_id,
         kind,
         at: event.at,
-        accelerator_type: accelerator.type_key.clone(),
-        flop_per_accelerator_second: peak * policy.utilization_default(),
+        accelerator_type: event.accelerator_type,
     };
-    let thresholds = ThresholdPolicy {
-        rules: crate::ledger_port::threshold_rules(&policy),
-        window: Duration::from_secs(30 * 24 * 3600),
+    let status = match metering.record_usage(report).await {
+        Ok(UsageOutcome::Duplicate) => "duplicate",
+        Ok(UsageOutcome::Recorded(_)) => "recorded",
+        Err(MeteringError::Ledger(LedgerError::Invalid(why))) => {
+            return Err(ApiError::field("event", why));
+        }
+        Err(e) => return Err(e.into()),
     };
-    match intake.store.record_usage(&usage, &thresholds).await {
-        Ok(UsageOutcome::Duplicate) => {
-            Ok(Json(serde_json::json!({"status": "duplicate"})).into_response())
-        }
-        Ok(UsageOutcome::Recorded(recorded)) => {
-            intake.metrics.crossed(&recorded.crossings);
-            if !recorded.report_ids.is_empty() {
-                let customer = recorded.customer_id;
-                crate::report_identity::attach(
-                    &intake.store,
-                    &intake.master,
-                    customer,
-                    &recorded.report_ids,
-                )
-                .await;
-            }
-            Ok(Json(serde_json::json!({"status": "recorded"})).into_response())
-        }
-        Err(LedgerError::UnknownJob) => Err(ApiError::NotFound),
-        Err(LedgerError::CounterDecreased { .. }) => {
-            Err(ApiError::Conflict("accelerator-seconds may not decrease"))
-        }
-        Err(LedgerError::JobNotOpen { .. }) => Err(ApiError::Conflict("the job is not open")),
-        Err(LedgerError::Invalid(why)) => Err(ApiError::field("event", why)),
-        Err(e) => Err(unavailable(e)),
-    }
+    Ok(Json(serde_json::json!({ "status": status })).into_response())
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,23 +17,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use computegate_kyc::verification::webhooks::{
-    DEFAULT_TOLERANCE, MAX_WEBHOOK_BODY, WebhookError, parse_event, verify_signature,
+    DEFAULT_TOLERANCE, MAX_WEBHOOK_BODY, parse_event, verify_signature,
 };
 use computegate_kyc::verification::{IdvProvider, IdvRecorded};
 use time::OffsetDateTime;
 
-use super::applications::refused;
 use super::error::ApiError;
+use super::state::ApiState;
 use crate::verification::Verification;
 
-/// The webhook route (merged into the customer API; no fallback of its own).
-pub fn router(kyc: Arc<Verification>) -> Router {
-    Router::new()
-        .route(
-            "/computegate/v1/kyc/webhooks/{provider}",
-            post(receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
-        )
-        .with_state(kyc)
+/// The webhook route.
+pub(crate) fn routes() -> Router<ApiState> {
+    Router::new().route(
+        "/computegate/v1/kyc/webhooks/{provider}",
+        post(receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+    )
 }
 
 async fn receive(
@@ -64,17 +62,13 @@ async fn receive(
     let now = OffsetDateTime::now_utc();
     verify_signature(provider, header, &body, secrets, now, DEFAULT_TOLERANCE).map_err(|e| {
         tracing::info!(provider = %provider, error = %e, "webhook refused");
-        webhook_refused(e)
+        ApiError::from(e)
     })?;
-    let Some(event) = parse_event(provider, &body).map_err(webhook_refused)? else {
+    let Some(event) = parse_event(provider, &body)? else {
         // A verified event type that carries no verification outcome: acknowledged, not stored.
         return Ok(Json(serde_json::json!({"ignored": true})).into_response());
     };
-    let recorded = kyc
-        .store()
-        .record_idv_event(&event, now)
-        .await
-        .map_err(refused)?;
+    let recorded = kyc.store().record_idv_event(&event, now).await?;
     let duplicate = recorded == IdvRecorded::Duplicate;
     tracing::info!(provider = %provider, application = %event.application_id, duplicate, "IDV event received");
     Ok(Json(serde_json::json!({
@@ -85,20 +79,5 @@ async fn receive(
     .into_response())
 }
 
-fn webhook_refused(e: WebhookError) -> ApiError {
-    match e {
-        WebhookError::UnknownProvider => ApiError::BadSignature("unknown webhook provider"),
-        WebhookError::MissingSignature => ApiError::BadSignature("missing webhook signature"),
-        WebhookError::MalformedSignature => {
-            ApiError::BadSignature("malformed webhook signature header")
-        }
-        WebhookError::StaleTimestamp => {
-            ApiError::BadSignature("webhook timestamp outside the tolerance window")
-        }
-        WebhookError::BadSignature => ApiError::BadSignature("webhook signature does not match"),
-        WebhookError::MissingReference => {
-            ApiError::field("reference", "the event names no application reference")
-        }
-        other => ApiError::MalformedBody(other.to_string()),
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -5,8 +5,11 @@
 //! applied to this replica's caches first and then published, so they take effect here at once
 //! and on other replicas as soon as the notice arrives.
 
+mod api_keys;
 mod directory;
+mod error;
 mod notices;
+mod sessions;
 mod staff;
 
 use std::sync::{Arc, RwLock};
@@ -15,7 +18,7 @@ use anyhow::Context;
 use computegate_gateway::config::{AuthConfig, Config};
 use computegate_gateway::credentials::{CredentialVerifier, VerifierSettings};
 use computegate_kyc::Store;
-use computegate_kyc::accounts::{Actor, Customer};
+use computegate_kyc::accounts::Actor;
 use computegate_kyc::cluster::{LoginThrottle, Notice, Notices, ThrottleLimits};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::password::{Hasher, PasswordParams};
@@ -27,6 +30,8 @@ use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
 
 pub use self::directory::StoreDirectory;
+pub use self::error::IdentityError;
+pub use self::sessions::SignUp;
 pub use self::staff::StaffClaims;
 
 /// Everything the control plane and the data plane need to know who is calling.
@@ -58,6 +63,28 @@ pub const UPSTREAM_AUDIENCE: &str = "computegate-upstream";
 struct LoginLabels {
     kind: &'static str,
     result: &'static str,
+}
+
+/// Whose password grant: a customer's (customer API audience) or a staff user's (staff API
+/// audience).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    /// A customer on the public listener.
+    Customer,
+    /// A staff user on the admin listener.
+    Staff,
+}
+
+// === impl AccountKind ===
+
+impl AccountKind {
+    /// The `kind` label of the login counter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Customer => "customer",
+            AccountKind::Staff => "staff",
+        }
+    }
 }
 
 /// Issued tokens in the RFC 6749 response shape.
@@ -212,47 +239,16 @@ impl Identity {
         }
     }
 
-    /// Issues an access token and a refresh token for `customer`.
-    pub async fn issue_customer_tokens(
-        &self,
-        customer: &Customer,
-        now: OffsetDateTime,
-    ) -> Result<TokenResponse, crate::api::error::ApiError> {
-        let ttl = self.auth.access_token_ttl;
-        let claims = AccessClaims::for_customer(
-            customer,
-            &self.auth.issuer,
-            &self.auth.audience,
-            now,
-            span(ttl),
-        );
-        let access = self.sign(&claims)?;
-        let refresh = self
-            .store
-            .issue_refresh(
-                computegate_kyc::accounts::Subject::Customer(customer.id),
-                now,
-                span(self.auth.refresh_token_ttl),
-            )
-            .await
-            .map_err(crate::api::error::internal)?;
-        Ok(TokenResponse {
-            access_token: access,
-            refresh_token: refresh.token,
-            token_type: "Bearer",
-            expires_in: ttl.as_secs(),
-        })
-    }
-
     /// Signs claims with the active key.
-    pub fn sign(&self, claims: &AccessClaims) -> Result<String, crate::api::error::ApiError> {
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, IdentityError> {
         self.keyring()
             .sign_access(claims)
-            .map_err(crate::api::error::internal)
+            .map_err(|e| IdentityError::Internal(e.to_string()))
     }
 
     /// Counts a login attempt.
-    pub fn count_login(&self, kind: &'static str, result: &'static str) {
+    fn count_login(&self, kind: AccountKind, result: &'static str) {
+        let kind = kind.as_str();
         self.logins
             .get_or_create(&LoginLabels { kind, result })
             .inc();
@@ -274,14 +270,14 @@ impl Identity {
 /// Reads the master key from `COMPUTEGATE_MASTER_KEY`.
 pub fn master_key_from_env(env: impl Fn(&str) -> Option<String>) -> anyhow::Result<MasterKey> {
     let value = env("COMPUTEGATE_MASTER_KEY").ok_or_else(|| {
-        crate::serve::StartupConfigError(
+        crate::startup::StartupConfigError(
             "COMPUTEGATE_MASTER_KEY is not set: it must hold 32 random bytes in base64 \
              (generate one with `head -c 32 /dev/urandom | base64`)"
                 .into(),
         )
     })?;
     MasterKey::from_base64(value.trim()).map_err(|e| {
-        crate::serve::StartupConfigError(format!("COMPUTEGATE_MASTER_KEY: {e}")).into()
+        crate::startup::StartupConfigError(format!("COMPUTEGATE_MASTER_KEY: {e}")).into()
     })
 }
 

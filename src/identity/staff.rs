@@ -2,6 +2,7 @@
 //! the current keyring and the staff user's current record on every call (staff traffic is small;
 //! a disabled user or changed role takes effect at once).
 
+use computegate_gateway::auth::AuthError;
 use computegate_kyc::accounts::StaffUser;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
@@ -9,7 +10,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Identity;
-use crate::api::error::ApiError;
 
 /// The claims the staff API relies on.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,35 +25,40 @@ pub struct StaffClaims {
 // === impl Identity ===
 
 impl Identity {
-    /// Verifies a staff bearer token and returns the staff user as stored now.
-    pub async fn authenticate_staff(&self, bearer: &str) -> Result<StaffUser, ApiError> {
+    /// Verifies a staff bearer token and returns the staff user as stored now. The refusals
+    /// are the data plane's [`AuthError`]s, so one mapping answers customers and staff alike.
+    pub async fn authenticate_staff(&self, bearer: &str) -> Result<StaffUser, AuthError> {
         let claims = self.decode(bearer, &self.auth.staff_audience)?;
         let id = claims.sub.strip_prefix("staff:").unwrap_or(&claims.sub);
-        let id = Uuid::parse_str(id).map_err(|_| ApiError::Unauthenticated("not a staff token"))?;
+        let id = Uuid::parse_str(id).map_err(|_| AuthError::Invalid("not a staff token"))?;
         let staff = self
             .store
             .staff_by_id(id)
             .await
-            .map_err(crate::api::error::unavailable)?
-            .ok_or(ApiError::Unauthenticated("unknown staff user"))?;
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot read the staff user");
+                AuthError::Unavailable
+            })?
+            .ok_or(AuthError::Invalid("unknown staff user"))?;
         if staff.disabled_at.is_some() {
-            return Err(ApiError::Forbidden("the staff user is disabled"));
+            return Err(AuthError::AccountInactive("disabled"));
         }
         Ok(staff)
     }
 
     /// Verifies signature, issuer, audience and times of an access token against the keyring.
-    pub fn decode(&self, token: &str, audience: &str) -> Result<StaffClaims, ApiError> {
-        let invalid = || ApiError::Unauthenticated("the token is not valid");
+    pub fn decode(&self, token: &str, audience: &str) -> Result<StaffClaims, AuthError> {
+        let invalid = || AuthError::Invalid("the token is not valid");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != Algorithm::EdDSA {
             return Err(invalid());
         }
         let kid = header.kid.ok_or_else(invalid)?;
-        let keys = self
-            .keyring()
-            .decoding_keys()
-            .map_err(crate::api::error::internal)?;
+        let keys = self.keyring().decoding_keys().map_err(|e| {
+            // Our own key material failed to load: fail closed, and say so once in the log.
+            tracing::error!(error = %e, "cannot read the verification keys");
+            AuthError::Unavailable
+        })?;
         let key = keys
             .iter()
             .find(|(k, _)| *k == kid)

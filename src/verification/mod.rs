@@ -9,8 +9,10 @@
 //! metrics registry and the data plane's credential caches. Every change to a customer's status
 //! or tier made here is announced (`Notice::CustomerChanged`) so the data plane sees it at once.
 
+mod applications;
 mod metrics;
 mod rescreen;
+mod review;
 mod screening;
 mod tasks;
 mod webhook_secrets;
@@ -34,6 +36,7 @@ use crate::identity::Identity;
 
 pub use self::metrics::KycMetrics;
 pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_approved};
+pub use self::review::CustomerAction;
 pub use self::screening::{LoadedList, ScreeningCache, screen_subjects, subjects_of};
 pub use self::webhook_secrets::{IdvSecrets, idv_secrets_from_env};
 

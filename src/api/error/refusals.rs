@@ -1,0 +1,239 @@
+//! What the services' refusals answer: one `From` impl per service error (identity, verification,
+//! webhooks, ledger, metering), so that a handler's `?` is its whole error handling.
+
+use computegate_kyc::api_keys::KeyError;
+use computegate_kyc::ledger::LedgerError;
+use computegate_kyc::login::LoginError;
+use computegate_kyc::verification::webhooks::WebhookError;
+use computegate_kyc::verification::{
+    DocumentError, FieldError, TransitionError, VerificationError,
+};
+
+use super::{ApiError, internal, unavailable};
+use crate::identity::IdentityError;
+use crate::metering::MeteringError;
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::Auth(e) => ApiError::Auth(e),
+            IdentityError::InvalidSignUp(fields) => ApiError::Invalid(fields),
+            IdentityError::EmailTaken => ApiError::Conflict("the email is already registered"),
+            IdentityError::Login(e) => login_refused(e),
+            IdentityError::RefreshInvalid => {
+                ApiError::Unauthenticated("the refresh token is not valid")
+            }
+            IdentityError::RefreshReused => ApiError::Unauthenticated(
+                "the refresh token was already used; its session is revoked",
+            ),
+            IdentityError::NotACustomerSession => {
+                ApiError::Unauthenticated("the refresh token is not a customer's")
+            }
+            IdentityError::AccountGone => ApiError::Unauthenticated("the account no longer exists"),
+            IdentityError::AccountInactive => ApiError::Forbidden("the account is not active"),
+            IdentityError::Key(e) => key_refused(e),
+            IdentityError::Unavailable(e) => unavailable(e),
+            other => internal(other),
+        }
+    }
+}
+
+fn login_refused(e: LoginError) -> ApiError {
+    match e {
+        LoginError::InvalidCredentials => {
+            ApiError::Unauthenticated("the email or password is wrong")
+        }
+        LoginError::Throttled { retry_after } => ApiError::Throttled(retry_after),
+        LoginError::AccountSuspended => ApiError::Forbidden("the account is suspended"),
+        LoginError::AccountClosed => ApiError::Forbidden("the account is closed"),
+        LoginError::StaffDisabled => ApiError::Forbidden("the staff user is disabled"),
+        other => unavailable(other),
+    }
+}
+
+fn key_refused(e: KeyError) -> ApiError {
+    match e {
+        KeyError::NotFound => ApiError::NotFound,
+        KeyError::InvalidName => ApiError::field("name", "must be 1–100 characters"),
+        KeyError::InvalidScope => {
+            ApiError::field("scopes", "contains an unknown or malformed scope")
+        }
+        KeyError::ExpiryInPast => ApiError::field("expires_at", "must be in the future"),
+        KeyError::TooManyKeys => {
+            ApiError::Conflict("the account has the maximum number of active keys")
+        }
+        other => unavailable(other),
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::UnknownProvider => ApiError::BadSignature("unknown webhook provider"),
+            WebhookError::MissingSignature => ApiError::BadSignature("missing webhook signature"),
+            WebhookError::MalformedSignature => {
+                ApiError::BadSignature("malformed webhook signature header")
+            }
+            WebhookError::StaleTimestamp => {
+                ApiError::BadSignature("webhook timestamp outside the tolerance window")
+            }
+            WebhookError::BadSignature => {
+                ApiError::BadSignature("webhook signature does not match")
+            }
+            WebhookError::MissingReference => {
+                ApiError::field("reference", "the event names no application reference")
+            }
+            other => ApiError::MalformedBody(other.to_string()),
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::ReviewNotFound
+            | LedgerError::UnknownJob
+            | LedgerError::UnknownCustomer
+            | LedgerError::ReportNotFound => ApiError::NotFound,
+            LedgerError::ReviewAlreadyResolved => {
+                ApiError::Conflict("the review is already resolved")
+            }
+            LedgerError::ReportAlreadyFiled => ApiError::Conflict("the report is already filed"),
+            LedgerError::NotStaff => ApiError::Forbidden("staff only"),
+            LedgerError::ExportTooLarge { .. } => {
+                ApiError::field("since", "the export is too large; use a later date")
+            }
+            LedgerError::CounterDecreased { .. } => {
+                ApiError::Conflict("accelerator-seconds may not decrease")
+            }
+            LedgerError::JobNotOpen { .. } => ApiError::Conflict("the job is not open"),
+            LedgerError::Invalid(why) => ApiError::field("request", why),
+            other => unavailable(other),
+        }
+    }
+}
+
+impl From<MeteringError> for ApiError {
+    fn from(e: MeteringError) -> Self {
+        match e {
+            MeteringError::Ledger(e) => e.into(),
+            MeteringError::UnknownAccelerator => {
+                ApiError::field("accelerator_type", "is not in the accelerator table")
+            }
+            MeteringError::NoPeak => {
+                ApiError::field("accelerator_type", "has no peak for the default precision")
+            }
+            other => unavailable(other),
+        }
+    }
+}
+
+impl From<VerificationError> for ApiError {
+    fn from(e: VerificationError) -> Self {
+        verification_refused(e)
+    }
+}
+
+/// What a refused verification operation answers.
+fn verification_refused(e: VerificationError) -> ApiError {
+    match e {
+        VerificationError::Invalid(errors) => ApiError::InvalidFields(errors),
+        VerificationError::NotFound => ApiError::NotFound,
+        VerificationError::Transition(t) => transition_refused(t),
+        VerificationError::ApplicationInProgress => {
+            ApiError::Conflict("an application is already in progress")
+        }
+        VerificationError::NotEditable(status) => ApiError::InvalidState(format!(
+            "the application cannot be edited while it is {status}"
+        )),
+        VerificationError::StaffUnknown => {
+            ApiError::Forbidden("the staff user is unknown or disabled")
+        }
+        VerificationError::RoleNotPermitted => {
+            ApiError::Forbidden("your staff role does not allow this")
+        }
+        VerificationError::ClaimedByOther => {
+            ApiError::Conflict("the application is claimed by another reviewer")
+        }
+        VerificationError::ConcurrentUpdate => {
+            ApiError::Conflict("the application was changed concurrently; retry")
+        }
+        VerificationError::Document(d) => document_refused(d),
+        VerificationError::Store(e) => unavailable(e),
+        other => internal(other),
+    }
+}
+
+fn transition_refused(t: TransitionError) -> ApiError {
+    let field = |field: &str, code: &'static str, problem: String| {
+        ApiError::InvalidFields(vec![FieldError {
+            field: field.into(),
+            code,
+            problem,
+        }])
+    };
+    match t {
+        TransitionError::NotPermitted { .. } => {
+            ApiError::Forbidden("your role or account may not do this")
+        }
+        TransitionError::ConflictOfInterest => {
+            ApiError::Forbidden("you are tied to the applicant and may not act on this application")
+        }
+        TransitionError::DuplicateApprover => ApiError::Forbidden(
+            "you already approved this application; a second, different senior reviewer must approve",
+        ),
+        TransitionError::TierNotAllowed(tier) => field(
+            "tier",
+            "not_allowed",
+            format!("tier {tier} cannot be granted to this application"),
+        ),
+        TransitionError::ReasonRequired => field("reason", "missing", t.to_string()),
+        other => ApiError::InvalidState(other.to_string()),
+    }
+}
+
+fn document_refused(d: DocumentError) -> ApiError {
+    match d {
+        DocumentError::TooLarge { .. } => ApiError::PayloadTooLarge(d.to_string()),
+        DocumentError::UnsupportedType => ApiError::UnsupportedMediaType(d.to_string()),
+        DocumentError::Empty | DocumentError::LyingContentType { .. } => {
+            ApiError::field("file", &d.to_string())
+        }
+        DocumentError::TooMany => {
+            ApiError::Conflict("the application holds the maximum number of documents")
+        }
+        DocumentError::ApplicationClosed => {
+            ApiError::Conflict("documents can only be added while the application is open")
+        }
+        other => ApiError::field("file", &other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_to_client_errors() {
+        let status = |e: VerificationError| ApiError::from(e).to_problem().status().as_u16();
+        assert_eq!(status(VerificationError::NotFound), 404);
+        assert_eq!(status(VerificationError::RoleNotPermitted), 403);
+        assert_eq!(status(VerificationError::ApplicationInProgress), 409);
+        assert_eq!(status(TransitionError::ConflictOfInterest.into()), 403);
+        assert_eq!(status(TransitionError::DuplicateApprover.into()), 403);
+        assert_eq!(status(TransitionError::ScreeningNotCleared.into()), 409);
+        assert_eq!(status(TransitionError::ReasonRequired.into()), 422);
+        assert_eq!(status(DocumentError::UnsupportedType.into()), 415);
+        assert_eq!(status(DocumentError::TooLarge { max: 1 }.into()), 413);
+        assert_eq!(
+            status(
+                DocumentError::LyingContentType {
+                    declared: "application/pdf".into(),
+                    actual: "image/png"
+                }
+                .into()
+            ),
+            422
+        );
+    }
+}
