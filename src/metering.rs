@@ -10,7 +10,7 @@ use std::time::Duration;
 use computegate_gateway::policy::{Policy, PolicyHandle};
 use computegate_kyc::Store;
 use computegate_kyc::accounts::Actor;
-use computegate_kyc::audit::AuditEntry;
+use computegate_kyc::audit::{AuditAction, AuditEntry};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::ledger::{
     ExportFormat, ExportKind, LedgerError, StaffLink, ThresholdPolicy, UsageEvent, UsageKind,
@@ -130,7 +130,7 @@ impl Metering {
         let entry = AuditEntry::new(
             OffsetDateTime::now_utc(),
             actor,
-            "ledger.reports.exported",
+            AuditAction::ReportsExported,
             "ledger:reports",
         )
         .with_detail(serde_json::json!({

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use computegate_kyc::Store;
 use computegate_kyc::accounts::Actor;
-use computegate_kyc::audit::{AuditEntry, ExportFormat};
+use computegate_kyc::audit::{AuditAction, AuditEntry, ExportFormat};
 use computegate_kyc::cluster::{Notice, Notices};
 use computegate_kyc::screening::{ImportRequest, ListFormat, ListInput, ScoringConfig};
 use time::OffsetDateTime;
@@ -117,7 +117,7 @@ pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
     let entry = AuditEntry::new(
         now,
         &Actor::system("cli"),
-        "screening.list.imported",
+        AuditAction::ScreeningListImported,
         format!("screening_list:{}", version.id),
     )
     .with_detail(serde_json::json!({

@@ -241,6 +241,11 @@ async fn documents_are_checked_by_magic_bytes_size_and_owner() {
             .await;
         let doc = expect_problem(resp, 422, "invalid-request").await;
         assert_eq!(fields(&doc), ["type"], "{doc}");
+        // The refusal lists every document type the store accepts (from `DocumentType::ALL`).
+        let detail = doc["errors"][0]["detail"].as_str().unwrap_or_default();
+        for t in computegate_kyc::verification::DocumentType::ALL {
+            assert!(detail.contains(t.as_str()), "{t} missing from {detail:?}");
+        }
 
         // Accepted: metadata back, never the bytes.
         kyc.upload_ok(&c, &id, "proof_of_address", "bill.png", "image/png", &png)

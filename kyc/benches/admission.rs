@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use computegate_kyc::Store;
 use computegate_kyc::accounts::{Actor, CustomerKind};
-use computegate_kyc::audit::AuditEntry;
+use computegate_kyc::audit::{AuditAction, AuditEntry};
 use computegate_kyc::ledger::{
     AdmissionRequest, LedgerLimits, ThresholdAction, ThresholdPolicy, ThresholdRule,
     ThresholdScope, Verdict,
@@ -169,7 +169,7 @@ async fn run_load(
                         let entry = AuditEntry::new(
                             OffsetDateTime::now_utc(),
                             &Actor::system("bench"),
-                            "bench.audit.appended",
+                            AuditAction::UsageRecorded,
                             format!("customer:{customer}"),
                         );
                         store.record_audit(&entry).await.expect("append");

@@ -108,77 +108,24 @@ struct AccessRow {
 
 // === impl AccessAction, AccessOutcome ===
 
-impl AccessAction {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessAction::Signup => "signup",
-            AccessAction::Login => "login",
-            AccessAction::TokenRefresh => "token_refresh",
-            AccessAction::Logout => "logout",
-            AccessAction::RefreshReuse => "refresh_reuse",
-            AccessAction::ApiKeyUse => "api_key_use",
-            AccessAction::ApiKeyCreate => "api_key_create",
-            AccessAction::ApiKeyRevoke => "api_key_revoke",
-            AccessAction::CustomerStatusChange => "customer_status_change",
-            AccessAction::CustomerTierChange => "customer_tier_change",
-            AccessAction::OrganizationMemberAdd => "organization_member_add",
-            AccessAction::OrganizationCreate => "organization_create",
-            AccessAction::StaffCreate => "staff_create",
-            AccessAction::PasswordChange => "password_change",
-            AccessAction::SigningKeyRotate => "signing_key_rotate",
-        }
-    }
-
-    const ALL: [AccessAction; 15] = [
-        AccessAction::Signup,
-        AccessAction::Login,
-        AccessAction::TokenRefresh,
-        AccessAction::Logout,
-        AccessAction::RefreshReuse,
-        AccessAction::ApiKeyUse,
-        AccessAction::ApiKeyCreate,
-        AccessAction::ApiKeyRevoke,
-        AccessAction::CustomerStatusChange,
-        AccessAction::CustomerTierChange,
-        AccessAction::OrganizationMemberAdd,
-        AccessAction::OrganizationCreate,
-        AccessAction::StaffCreate,
-        AccessAction::PasswordChange,
-        AccessAction::SigningKeyRotate,
-    ];
-}
-
-impl std::str::FromStr for AccessAction {
-    type Err = crate::accounts::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        AccessAction::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or(crate::accounts::UnknownName)
-    }
-}
-
-impl AccessOutcome {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessOutcome::Success => "success",
-            AccessOutcome::Failure => "failure",
-        }
-    }
-}
-
-impl std::str::FromStr for AccessOutcome {
-    type Err = crate::accounts::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "success" => Ok(AccessOutcome::Success),
-            "failure" => Ok(AccessOutcome::Failure),
-            _ => Err(crate::accounts::UnknownName),
-        }
-    }
-}
+crate::names::stored_enum!(AccessAction {
+    Signup => "signup",
+    Login => "login",
+    TokenRefresh => "token_refresh",
+    Logout => "logout",
+    RefreshReuse => "refresh_reuse",
+    ApiKeyUse => "api_key_use",
+    ApiKeyCreate => "api_key_create",
+    ApiKeyRevoke => "api_key_revoke",
+    CustomerStatusChange => "customer_status_change",
+    CustomerTierChange => "customer_tier_change",
+    OrganizationMemberAdd => "organization_member_add",
+    OrganizationCreate => "organization_create",
+    StaffCreate => "staff_create",
+    PasswordChange => "password_change",
+    SigningKeyRotate => "signing_key_rotate",
+});
+crate::names::stored_enum!(AccessOutcome { Success => "success", Failure => "failure" });
 
 // === impl AccessEvent ===
 

@@ -1,5 +1,6 @@
 //! Computegate control plane: identities and credentials.
 //!
+//! - [`names`]: the one enum ↔ stored-text mapping (`stored_enum!`).
 //! - [`store`]: the system of record over SQLite or PostgreSQL, with embedded migrations.
 //! - [`accounts`]: customers, organizations and staff users.
 //! - [`access_log`]: who did what from which IP, for every login, key use and admin action.
@@ -30,6 +31,7 @@ pub mod cluster;
 pub mod crypto;
 pub mod ledger;
 pub mod login;
+pub mod names;
 pub mod password;
 pub mod refresh;
 pub mod revocation;

@@ -182,7 +182,9 @@ async fn upload(
     let doc_type = match doc_type.as_deref().map(str::parse::<DocumentType>) {
         Some(Ok(t)) => Some(t),
         Some(Err(_)) => {
-            errors.push(("type".into(), "not a document type (passport, national_id, driving_licence, proof_of_address, registration_certificate, ownership_register, compliance_plan, other)".into()));
+            // Listed from `DocumentType::ALL`, so the message cannot drift from the types.
+            let names = DocumentType::ALL.map(DocumentType::as_str).join(", ");
+            errors.push(("type".into(), format!("not a document type ({names})")));
             None
         }
         None => {

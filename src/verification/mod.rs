@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use computegate_gateway::policy::{Policy, PolicyHandle};
 use computegate_kyc::Store;
-use computegate_kyc::audit::AuditFilter;
+use computegate_kyc::audit::{AuditAction, AuditFilter};
 use computegate_kyc::cluster::Notice;
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::screening::ScreeningError;
@@ -231,7 +231,7 @@ impl Verification {
     pub async fn owner_of(&self, id: Uuid) -> Option<Uuid> {
         let filter = AuditFilter {
             subject: Some(format!("application:{id}")),
-            action: Some("kyc.application.created".into()),
+            action: Some(AuditAction::ApplicationCreated.as_str().into()),
             limit: 1,
             ..AuditFilter::default()
         };

@@ -10,7 +10,7 @@
 
 use computegate_kyc::Store;
 use computegate_kyc::accounts::{Actor, CustomerStatus};
-use computegate_kyc::audit::AuditEntry;
+use computegate_kyc::audit::{AuditAction, AuditEntry};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::screening::{Decision, ScreeningResult};
 use computegate_kyc::verification::{
@@ -23,10 +23,10 @@ use super::ScreeningRunError;
 use super::screening::{LoadedList, subject_ref, subjects_of};
 
 /// Audit action of a finished re-screen (subject `screening_list:<version id>`).
-pub const RESCREEN_ACTION: &str = "screening.rescreen.completed";
+pub const RESCREEN_ACTION: AuditAction = AuditAction::RescreenCompleted;
 
 /// Audit action of a suspension for a new hit (subject `customer:<id>`).
-const SUSPENDED_ACTION: &str = "kyc.rescreen.suspended";
+const SUSPENDED_ACTION: AuditAction = AuditAction::RescreenSuspended;
 
 /// What a re-screen did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -5,7 +5,7 @@
 //! one's role matter to auditors. Decisions are counted in the funnel, and every change of a
 //! customer's status or tier is announced to the data plane here.
 
-use computegate_kyc::audit::AuditEntry;
+use computegate_kyc::audit::{AuditAction, AuditEntry};
 use computegate_kyc::cluster::Notice;
 use computegate_kyc::verification::{
     ApplicationStatus, DecisionOutcome, DecisionRequest, StaffApplicationView, StaffCaller,
@@ -219,7 +219,7 @@ impl Verification {
             let entry = AuditEntry::new(
                 OffsetDateTime::now_utc(),
                 &caller.actor(),
-                "kyc.staff_action.refused",
+                AuditAction::StaffActionRefused,
                 subject,
             )
             .with_detail(serde_json::json!({ "attempted": attempted, "why": e.to_string() }));

@@ -202,7 +202,7 @@ async fn pick_up_rescreens(kyc: &Verification, cursor: &tokio::sync::Mutex<Optio
         },
     };
     let filter = AuditFilter {
-        action: Some(RESCREEN_ACTION.into()),
+        action: Some(RESCREEN_ACTION.as_str().into()),
         after_seq: Some(after),
         limit: 100,
         ..AuditFilter::default()

@@ -16,7 +16,10 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::names::stored_enum;
 use crate::store::StoreError;
+
+pub use crate::names::UnknownName;
 
 /// Longest accepted email address (RFC 5321 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
@@ -208,39 +211,9 @@ pub fn normalize_email(raw: &str) -> String {
 
 // === impl CustomerKind, CustomerStatus, StaffRole ===
 
-/// `as_str` / `FromStr` for the string-backed enums stored in the database.
-macro_rules! string_enum {
-    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            /// The stored and serialized name.
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $text),+ }
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = UnknownName;
-            fn from_str(s: &str) -> Result<Self, UnknownName> {
-                match s { $($text => Ok($ty::$variant),)+ _ => Err(UnknownName) }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-/// A name that matches no variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown name")]
-pub struct UnknownName;
-
-string_enum!(CustomerKind { Individual => "individual", Organization => "organization" });
-string_enum!(CustomerStatus { Active => "active", Suspended => "suspended", Closed => "closed" });
-string_enum!(StaffRole {
+stored_enum!(CustomerKind { Individual => "individual", Organization => "organization" });
+stored_enum!(CustomerStatus { Active => "active", Suspended => "suspended", Closed => "closed" });
+stored_enum!(StaffRole {
     Reviewer => "reviewer",
     SeniorReviewer => "senior_reviewer",
     Auditor => "auditor",

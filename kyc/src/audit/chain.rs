@@ -4,7 +4,8 @@ use std::future::Future;
 
 use super::canonical::{RecordFields, record_hash, record_json_parts, to_canonical};
 use super::{
-    AuditEntry, AuditRecord, ChainHash, ChainHead, GENESIS_HASH, MAX_DETAIL_BYTES, is_valid_action,
+    AuditAction, AuditEntry, AuditRecord, ChainHash, ChainHead, GENESIS_HASH, MAX_DETAIL_BYTES,
+    is_valid_action,
 };
 use crate::store::{DbTime, Store, StoreError, in_transaction, on_pool};
 use sha2::{Digest as _, Sha256};
@@ -56,7 +57,7 @@ pub(crate) struct Prepared {
     at: DbTime,
     actor: String,
     actor_ip: Option<String>,
-    action: &'static str,
+    action: AuditAction,
     subject: String,
     detail_text: String,
     detail: serde_json::Value,
@@ -89,7 +90,7 @@ impl ChainTx for Transaction<'_, Sqlite> {
             .bind(p.at)
             .bind(&p.actor)
             .bind(&p.actor_ip)
-            .bind(p.action)
+            .bind(p.action.as_str())
             .bind(&p.subject)
             .bind(&p.detail_text)
             .bind(prev_hash.0.to_vec())
@@ -107,7 +108,7 @@ impl ChainTx for Transaction<'_, Postgres> {
             .bind(p.at)
             .bind(&p.actor)
             .bind(&p.actor_ip)
-            .bind(p.action)
+            .bind(p.action.as_str())
             .bind(&p.subject)
             .bind(&p.detail_text)
             .bind(before.into_bytes())
@@ -191,7 +192,7 @@ impl Prepared {
             at: self.at.get(),
             actor: &self.actor,
             actor_ip: self.actor_ip.as_deref(),
-            action: self.action,
+            action: self.action.as_str(),
             subject: &self.subject,
             detail: &self.detail_text,
             prev_hash: &prev_hash.0,
@@ -204,7 +205,7 @@ impl Prepared {
             at: self.at.get(),
             actor: self.actor.clone(),
             actor_ip: self.actor_ip.as_deref().and_then(|ip| ip.parse().ok()),
-            action: self.action.to_owned(),
+            action: self.action.as_str().to_owned(),
             subject: self.subject.clone(),
             detail: self.detail.clone(),
             prev_hash,
@@ -225,7 +226,7 @@ mod tests {
         let entry = AuditEntry::new(
             datetime!(2030-01-01 0:00 UTC),
             &Actor::system("test"),
-            "test.big",
+            AuditAction::ReportsExported,
             "s",
         )
         .with_detail(serde_json::json!({ "blob": big }));

@@ -1,15 +1,13 @@
 //! Reading the chain for people: filtered pages for the staff API and full exports (JSON lines
 //! or CSV) for the CLI and auditors.
 
-use std::str::FromStr;
-
 use time::OffsetDateTime;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use super::canonical::{RecordFields, format_time, record_json};
 use super::verify::{PAGE, RawRow};
 use super::{AuditError, AuditRecord, ChainHash};
-use crate::accounts::{UnknownName, parse_column};
+use crate::accounts::parse_column;
 use crate::store::{DbTime, Store, StoreError, on_pool};
 
 /// Largest page [`Store::audit_page`] returns.
@@ -49,16 +47,7 @@ const CSV_HEADER: &str = "seq,at,actor,actor_ip,action,subject,detail,prev_hash,
 
 // === impl ExportFormat ===
 
-impl FromStr for ExportFormat {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<ExportFormat, UnknownName> {
-        match s {
-            "jsonl" => Ok(ExportFormat::Jsonl),
-            "csv" => Ok(ExportFormat::Csv),
-            _ => Err(UnknownName),
-        }
-    }
-}
+crate::names::stored_enum!(ExportFormat { Jsonl => "jsonl", Csv => "csv" });
 
 // === impl Store ===
 

@@ -83,6 +83,7 @@
 //! chainer drains leftovers at start-up. Not built yet: the per-transaction head lock is the
 //! current design.
 
+mod action;
 mod canonical;
 mod chain;
 mod export;
@@ -96,6 +97,7 @@ use time::OffsetDateTime;
 use crate::accounts::Actor;
 use crate::store::StoreError;
 
+pub use self::action::AuditAction;
 pub(crate) use self::chain::{ChainTx, append};
 pub use self::export::{AuditFilter, ExportFormat, MAX_AUDIT_PAGE};
 pub use self::verify::{AuditVerification, BrokenLink, BrokenReason};
@@ -109,9 +111,9 @@ pub const GENESIS_HASH: [u8; HASH_LEN] = [0; HASH_LEN];
 /// Canonical `detail` longer than this is replaced by a digest of it (see [`AuditEntry`]).
 pub const MAX_DETAIL_BYTES: usize = 16 * 1024;
 
-/// One record to append. `action` is a code constant such as `"kyc.application.submitted"`,
-/// `"auth.login"` or `"key.created"` — `<area>.<noun>.<past-tense verb>`, lowercase, so staff
-/// can filter on it; anything variable goes into `detail`.
+/// One record to append. `action` is an [`AuditAction`], stored as
+/// `<area>.<noun>.<past-tense verb>` (`kyc.application.submitted`), so staff can filter on it;
+/// anything variable goes into `detail`.
 ///
 /// `detail` must never hold secrets; personal data only where the record needs it (an id is
 /// better than a name). A canonical `detail` larger than [`MAX_DETAIL_BYTES`] is stored as
@@ -123,7 +125,7 @@ pub struct AuditEntry {
     /// Who did it and from where.
     pub actor: Actor,
     /// What happened.
-    pub action: &'static str,
+    pub action: AuditAction,
     /// What it happened to: `customer:<uuid>`, `application:<uuid>`, `staff:<uuid>`, …
     pub subject: String,
     /// Structured detail (a JSON object by convention).
@@ -189,7 +191,7 @@ impl AuditEntry {
     pub fn new(
         at: OffsetDateTime,
         actor: &Actor,
-        action: &'static str,
+        action: AuditAction,
         subject: impl Into<String>,
     ) -> AuditEntry {
         AuditEntry {
@@ -209,8 +211,9 @@ impl AuditEntry {
 }
 
 /// Whether `action` follows the naming rule: 3..=100 bytes of `a-z0-9_.`, dot-separated, no
-/// empty segment.
-pub fn is_valid_action(action: &str) -> bool {
+/// empty segment (every [`AuditAction`] does; a test checks).
+pub fn is_valid_action(action: impl AsRef<str>) -> bool {
+    let action = action.as_ref();
     (3..=100).contains(&action.len())
         && action
             .bytes()

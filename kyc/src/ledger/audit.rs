@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{AdmissionDecision, AdmissionRequest, Crossing, UsageEvent, UsageKind, UsageRecorded};
 use crate::accounts::Actor;
-use crate::audit::{self, AuditEntry, ChainTx};
+use crate::audit::{self, AuditAction, AuditEntry, ChainTx};
 use crate::store::StoreError;
 
 /// Appends `entries` to the audit chain inside the caller's transaction. Call it last.
@@ -28,9 +28,9 @@ pub(super) async fn record<T: ChainTx>(
 pub(super) fn admission(req: &AdmissionRequest, d: &AdmissionDecision) -> Vec<AuditEntry> {
     let actor = Actor::customer(req.customer_id, req.client_ip);
     let action = match d.verdict {
-        super::Verdict::Admitted => "ledger.job.admitted",
-        super::Verdict::HeldForReview { .. } => "ledger.job.held",
-        super::Verdict::Denied(_) => "ledger.job.denied",
+        super::Verdict::Admitted => AuditAction::JobAdmitted,
+        super::Verdict::HeldForReview { .. } => AuditAction::JobHeld,
+        super::Verdict::Denied(_) => AuditAction::JobDenied,
     };
     let detail = json!({
         "customer_id": req.customer_id,
@@ -93,7 +93,7 @@ pub(super) fn usage(event: &UsageEvent, r: &UsageRecorded) -> Vec<AuditEntry> {
         AuditEntry::new(
             event.at,
             &actor,
-            "ledger.usage.recorded",
+            AuditAction::UsageRecorded,
             job_subject(r.job_id),
         )
         .with_detail(detail),
@@ -112,7 +112,7 @@ pub(super) fn released(job: Uuid, reason: &str, flop: f64, at: OffsetDateTime) -
     AuditEntry::new(
         at,
         &Actor::system("gateway"),
-        "ledger.job.released",
+        AuditAction::JobReleased,
         job_subject(job),
     )
     .with_detail(detail)
@@ -122,7 +122,7 @@ pub(super) fn released(job: Uuid, reason: &str, flop: f64, at: OffsetDateTime) -
 pub(super) fn staff_action(
     at: OffsetDateTime,
     actor: &Actor,
-    action: &'static str,
+    action: AuditAction,
     subject: String,
     detail: serde_json::Value,
 ) -> AuditEntry {
@@ -144,7 +144,7 @@ fn report_created(
     AuditEntry::new(
         at,
         actor,
-        "ledger.report.created",
+        AuditAction::ReportCreated,
         format!("report:{report}"),
     )
     .with_detail(json!({ "job_id": job, "crossings": labels(crossings) }))

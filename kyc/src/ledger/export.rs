@@ -70,14 +70,12 @@ impl ExportKind {
     }
 }
 
+crate::names::stored_enum!(ExportFormat { Json => "json", Csv => "csv" });
+
 impl ExportFormat {
     /// The format named `name` (`json` or `csv`).
     pub fn parse(name: &str) -> Result<ExportFormat, String> {
-        match name {
-            "json" => Ok(ExportFormat::Json),
-            "csv" => Ok(ExportFormat::Csv),
-            other => Err(format!("format `{other}` is not json or csv")),
-        }
+        ExportFormat::from_name(name).ok_or_else(|| format!("format `{name}` is not json or csv"))
     }
 
     /// The media type of an export in this format.

@@ -27,7 +27,7 @@ use super::link_thresholds::{self, LinkCheck};
 use super::membership::GroupTx;
 use super::{LedgerError, ThresholdPolicy, audit};
 use crate::accounts::Actor;
-use crate::audit::AuditEntry;
+use crate::audit::{AuditAction, AuditEntry};
 use crate::store::{DbTime, Store, in_transaction, on_pool};
 
 /// What two accounts share that links them.
@@ -87,17 +87,12 @@ pub struct StaffLink {
 
 // === impl LinkAttribute ===
 
-impl LinkAttribute {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkAttribute::BeneficialOwner => "beneficial_owner",
-            LinkAttribute::PaymentFingerprint => "payment_fingerprint",
-            LinkAttribute::IdDocument => "id_document",
-            LinkAttribute::Organization => "organization",
-        }
-    }
-}
+crate::names::stored_enum!(LinkAttribute {
+    BeneficialOwner => "beneficial_owner",
+    PaymentFingerprint => "payment_fingerprint",
+    IdDocument => "id_document",
+    Organization => "organization",
+});
 
 // === impl Store ===
 
@@ -170,7 +165,7 @@ impl Store {
             let mut entries = vec![audit::staff_action(
                 now,
                 actor,
-                "ledger.group.linked",
+                AuditAction::GroupLinked,
                 subject,
                 detail,
             )];
@@ -179,7 +174,7 @@ impl Store {
                     "job_id": check.job_id, "crossings": check.crossings, "phase": "link",
                 });
                 let subject = format!("report:{id}");
-                audit::staff_action(now, actor, "ledger.report.created", subject, detail)
+                audit::staff_action(now, actor, AuditAction::ReportCreated, subject, detail)
             }));
             audit::record(&mut tx, &entries).await?;
             (group, check)
@@ -225,7 +220,8 @@ impl Store {
             }
             let detail = serde_json::json!({ "group_id": group, "reason": reason });
             let subject = format!("customer:{customer_id}");
-            let entry = audit::staff_action(now, actor, "ledger.group.unlinked", subject, detail);
+            let entry =
+                audit::staff_action(now, actor, AuditAction::GroupUnlinked, subject, detail);
             audit::record(&mut tx, &[entry]).await?;
             group
         });
@@ -316,7 +312,7 @@ pub(crate) async fn link_attributes<T: GroupTx>(
         entries.push(audit::staff_action(
             now,
             &actor,
-            "ledger.group.linked",
+            AuditAction::GroupLinked,
             subject,
             detail,
         ));

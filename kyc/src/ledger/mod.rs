@@ -56,16 +56,14 @@ mod review;
 mod sql;
 mod usage;
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::accounts::UnknownName;
+use crate::names::stored_enum;
 use crate::store::StoreError;
 
 pub(crate) use self::admission::AdmissionQueue;
@@ -431,31 +429,6 @@ pub enum LedgerError {
 crate::store::from_sqlx!(LedgerError);
 
 // === impl ThresholdScope, ThresholdAction, JobStatus, ReviewStatus ===
-
-/// `as_str` / `FromStr` / `Display` for the string-backed enums stored in the database.
-macro_rules! stored_enum {
-    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            /// The stored and serialized name (bounded: usable as a metric label).
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $text),+ }
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = UnknownName;
-            fn from_str(s: &str) -> Result<Self, UnknownName> {
-                match s { $($text => Ok($ty::$variant),)+ _ => Err(UnknownName) }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
 
 stored_enum!(ThresholdScope {
     Run => "run",

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::admission::{check_text, require_staff};
 use super::{Crossing, LedgerError, MAX_PAGE, audit};
 use crate::accounts::Actor;
+use crate::audit::AuditAction;
 use crate::store::{DbTime, Store, in_transaction, on_pool};
 
 /// Which runs [`Store::list_runs`] returns.
@@ -199,6 +200,11 @@ const LIST_RUNS: &str = "SELECT r.id, r.customer_id, r.run_id, r.parent_run_id, 
      WHERE ($1 IS NULL OR r.customer_id = $1) AND ($2 IS NULL OR r.first_seen_at >= $2) \
      ORDER BY r.first_seen_at DESC, r.id DESC LIMIT $3";
 
+// === impl ReportStatus ===
+
+// `Store::list_reports` matches these names against `filed_at` in its query.
+crate::names::stored_enum!(ReportStatus { Due => "due", Filed => "filed" });
+
 // === impl Store ===
 
 impl Store {
@@ -229,10 +235,7 @@ impl Store {
                AND ($2 IS NULL OR due_at < $2) AND ($3 IS NULL OR customer_id = $3) \
              ORDER BY due_at, id LIMIT $4"
         );
-        let status = filter.status.map(|s| match s {
-            ReportStatus::Due => "due",
-            ReportStatus::Filed => "filed",
-        });
+        let status = filter.status.map(ReportStatus::as_str);
         let rows: Vec<ReportRow> = on_pool!(self, |pool| {
             sqlx::query_as(SQL)
                 .bind(status)
@@ -282,7 +285,7 @@ impl Store {
             };
             let detail = serde_json::json!({ "reference": reference, "job_id": row.job_id });
             let subject = format!("report:{report_id}");
-            let entry = audit::staff_action(now, actor, "ledger.report.filed", subject, detail);
+            let entry = audit::staff_action(now, actor, AuditAction::ReportFiled, subject, detail);
             audit::record(&mut tx, &[entry]).await?;
             row
         });
@@ -324,7 +327,7 @@ impl Store {
             let entry = audit::staff_action(
                 now,
                 actor,
-                "ledger.report.identity_attached",
+                AuditAction::ReportIdentityAttached,
                 subject,
                 detail,
             );

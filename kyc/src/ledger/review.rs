@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::admission::{check_text, require_staff};
 use super::{Crossing, LedgerError, audit};
 use crate::accounts::{Actor, parse_column};
+use crate::audit::AuditAction;
 use crate::store::{DbTime, Store, in_transaction, on_pool};
 
 /// A staff decision on a held job.
@@ -137,8 +138,8 @@ impl Store {
                 });
             };
             let action = match resolution {
-                ReviewResolution::Approve => "ledger.review.approved",
-                ReviewResolution::Deny => "ledger.review.denied",
+                ReviewResolution::Approve => AuditAction::LedgerReviewApproved,
+                ReviewResolution::Deny => AuditAction::LedgerReviewDenied,
             };
             let detail = serde_json::json!({
                 "job_id": row.job_id,

@@ -162,75 +162,29 @@ pub struct Feature {
 
 // === impl EntryKind ===
 
+crate::names::stored_enum!(EntryKind {
+    Person => "person",
+    Organization => "organization",
+    Vessel => "vessel",
+    Aircraft => "aircraft",
+    Other => "other",
+});
+
 impl EntryKind {
     /// Whether an entry of kind `other` may match a subject of this kind.
     pub fn compatible(self, other: EntryKind) -> bool {
         self == other || self == EntryKind::Other || other == EntryKind::Other
     }
-
-    /// Lower-case name, as stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Person => "person",
-            EntryKind::Organization => "organization",
-            EntryKind::Vessel => "vessel",
-            EntryKind::Aircraft => "aircraft",
-            EntryKind::Other => "other",
-        }
-    }
 }
 
 // === impl ListFormat ===
 
-impl ListFormat {
-    /// The name used on the command line and in `screening_lists.format`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ListFormat::Csl => "csl",
-            ListFormat::Sdn => "sdn",
-            ListFormat::OpenSanctions => "opensanctions",
-        }
-    }
-
-    /// Parses [`ListFormat::as_str`]; `None` for anything else.
-    pub fn from_name(name: &str) -> Option<ListFormat> {
-        match name {
-            "csl" => Some(ListFormat::Csl),
-            "sdn" => Some(ListFormat::Sdn),
-            "opensanctions" => Some(ListFormat::OpenSanctions),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for ListFormat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// `as_str` is the name used on the command line and in `screening_lists.format`.
+crate::names::stored_enum!(ListFormat { Csl => "csl", Sdn => "sdn", OpenSanctions => "opensanctions" });
 
 // === impl Decision ===
 
-impl Decision {
-    /// Lower-case name, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Clear => "clear",
-            Decision::Review => "review",
-            Decision::Hit => "hit",
-        }
-    }
-
-    /// Parses [`Decision::as_str`].
-    pub fn from_name(name: &str) -> Option<Decision> {
-        match name {
-            "clear" => Some(Decision::Clear),
-            "review" => Some(Decision::Review),
-            "hit" => Some(Decision::Hit),
-            _ => None,
-        }
-    }
-}
+crate::names::stored_enum!(Decision { Clear => "clear", Review => "review", Hit => "hit" });
 
 // === impl ScreeningSubject ===
 

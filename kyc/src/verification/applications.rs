@@ -14,7 +14,7 @@ use super::{
     RiskAssessment, ScreeningSubject, ScreeningSummary, VerificationError,
 };
 use crate::accounts::Actor;
-use crate::audit::{self, AuditEntry};
+use crate::audit::{self, AuditAction, AuditEntry};
 use crate::crypto::MasterKey;
 use crate::store::{DbTime, Store, in_transaction, on_pool};
 
@@ -64,7 +64,7 @@ impl Store {
         let entry = AuditEntry::new(
             now,
             &caller.actor(),
-            "kyc.application.created",
+            AuditAction::ApplicationCreated,
             format!("application:{id}"),
         )
         .with_detail(serde_json::json!({
@@ -153,7 +153,7 @@ impl Store {
             let entry = AuditEntry::new(
                 now,
                 &caller.actor(),
-                "kyc.application.updated",
+                AuditAction::ApplicationUpdated,
                 format!("application:{id}"),
             )
             .with_detail(serde_json::json!({ "status": status }));
@@ -316,7 +316,7 @@ impl Store {
         let entry = AuditEntry::new(
             now,
             &actor,
-            "kyc.idv.recorded",
+            AuditAction::IdvRecorded,
             format!("application:{}", event.application_id),
         )
         .with_detail(serde_json::json!({

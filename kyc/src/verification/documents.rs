@@ -4,7 +4,6 @@
 //! Customers only ever get metadata back; staff downloads are audited.
 
 use std::fmt;
-use std::str::FromStr;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -14,9 +13,10 @@ use uuid::Uuid;
 
 use super::state::check_conflict;
 use super::{CustomerCaller, StaffCaller, VerificationError};
-use crate::accounts::{StaffRole, UnknownName, parse_column};
-use crate::audit::{self, AuditEntry};
+use crate::accounts::{StaffRole, parse_column};
+use crate::audit::{self, AuditAction, AuditEntry};
 use crate::crypto::{CryptoError, MasterKey, random_bytes};
+use crate::names::stored_enum;
 use crate::store::{DbTime, Store, StoreError, in_transaction, on_pool};
 
 /// Default largest document, in bytes (10 MiB).
@@ -174,6 +174,14 @@ struct SealedRow {
 
 // === impl ContentType ===
 
+stored_enum!(ContentType {
+    Pdf => "application/pdf",
+    Png => "image/png",
+    Jpeg => "image/jpeg",
+    Webp => "image/webp",
+    Tiff => "image/tiff",
+});
+
 impl ContentType {
     /// Identifies the bytes by their magic number.
     pub fn sniff(bytes: &[u8]) -> Option<ContentType> {
@@ -189,17 +197,6 @@ impl ContentType {
             Some(ContentType::Tiff)
         } else {
             None
-        }
-    }
-
-    /// The MIME type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentType::Pdf => "application/pdf",
-            ContentType::Png => "image/png",
-            ContentType::Jpeg => "image/jpeg",
-            ContentType::Webp => "image/webp",
-            ContentType::Tiff => "image/tiff",
         }
     }
 
@@ -235,53 +232,18 @@ impl ContentType {
     }
 }
 
-impl FromStr for ContentType {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<ContentType, UnknownName> {
-        ContentType::from_declared(s)
-            .filter(|c| c.as_str() == s)
-            .ok_or(UnknownName)
-    }
-}
-
 // === impl DocumentType ===
 
-impl DocumentType {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentType::Passport => "passport",
-            DocumentType::NationalId => "national_id",
-            DocumentType::DrivingLicence => "driving_licence",
-            DocumentType::ProofOfAddress => "proof_of_address",
-            DocumentType::RegistrationCertificate => "registration_certificate",
-            DocumentType::OwnershipRegister => "ownership_register",
-            DocumentType::CompliancePlan => "compliance_plan",
-            DocumentType::Other => "other",
-        }
-    }
-
-    const ALL: [DocumentType; 8] = [
-        DocumentType::Passport,
-        DocumentType::NationalId,
-        DocumentType::DrivingLicence,
-        DocumentType::ProofOfAddress,
-        DocumentType::RegistrationCertificate,
-        DocumentType::OwnershipRegister,
-        DocumentType::CompliancePlan,
-        DocumentType::Other,
-    ];
-}
-
-impl FromStr for DocumentType {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<DocumentType, UnknownName> {
-        DocumentType::ALL
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or(UnknownName)
-    }
-}
+stored_enum!(DocumentType {
+    Passport => "passport",
+    NationalId => "national_id",
+    DrivingLicence => "driving_licence",
+    ProofOfAddress => "proof_of_address",
+    RegistrationCertificate => "registration_certificate",
+    OwnershipRegister => "ownership_register",
+    CompliancePlan => "compliance_plan",
+    Other => "other",
+});
 
 impl Default for DocumentLimits {
     fn default() -> DocumentLimits {
@@ -434,7 +396,7 @@ impl Store {
         let entry = AuditEntry::new(
             now,
             &caller.actor(),
-            "kyc.document.uploaded",
+            AuditAction::DocumentUploaded,
             format!("application:{application_id}"),
         )
         .with_detail(serde_json::json!({
@@ -565,7 +527,7 @@ impl Store {
         let entry = AuditEntry::new(
             now,
             &staff.actor(),
-            "kyc.document.downloaded",
+            AuditAction::DocumentDownloaded,
             format!("application:{}", meta.application_id),
         )
         .with_detail(serde_json::json!({

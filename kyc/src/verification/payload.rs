@@ -2,8 +2,6 @@
 //! reports every bad field at once. Drafts may be incomplete ([`ValidationMode::Draft`] checks
 //! only what is present); submission requires everything ([`ValidationMode::Submit`]).
 
-use std::fmt;
-
 use time::{Date, Month};
 
 use super::countries::is_country_code;
@@ -640,32 +638,9 @@ fn is_phone(text: &str) -> bool {
     (7..=15).contains(&digits)
 }
 
-impl fmt::Display for ApplicantKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// === impl ApplicantKind ===
 
-impl ApplicantKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApplicantKind::Individual => "individual",
-            ApplicantKind::Organization => "organization",
-        }
-    }
-}
-
-impl std::str::FromStr for ApplicantKind {
-    type Err = crate::accounts::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "individual" => Ok(ApplicantKind::Individual),
-            "organization" => Ok(ApplicantKind::Organization),
-            _ => Err(crate::accounts::UnknownName),
-        }
-    }
-}
+crate::names::stored_enum!(ApplicantKind { Individual => "individual", Organization => "organization" });
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use super::{
     ApplicationStatus, CustomerCaller, StaffApplicationView, StaffCaller, VerificationError,
 };
 use crate::accounts::{CustomerStatus, StaffRole, Tier, parse_column};
-use crate::audit::{self, AuditEntry};
+use crate::audit::{self, AuditAction, AuditEntry};
 use crate::crypto::MasterKey;
 use crate::store::{DbTime, Store, in_transaction, on_pool};
 
@@ -234,7 +234,7 @@ impl Store {
         let entry = AuditEntry::new(
             now,
             &staff.actor(),
-            "kyc.application.viewed",
+            AuditAction::ApplicationViewed,
             format!("application:{id}"),
         )
         .with_detail(serde_json::json!({ "role": party.role }));
@@ -326,9 +326,9 @@ impl Store {
                 return Err(VerificationError::ConcurrentUpdate);
             }
             let action = if claim {
-                "kyc.application.claimed"
+                AuditAction::ApplicationClaimed
             } else {
-                "kyc.application.unclaimed"
+                AuditAction::ApplicationUnclaimed
             };
             let entry = AuditEntry::new(now, &staff.actor(), action, format!("application:{id}"));
             audit::append(&mut tx, &entry).await?;
@@ -614,7 +614,7 @@ impl Store {
                     let entry = AuditEntry::new(
                         now,
                         &actor,
-                        "customer.status.changed",
+                        AuditAction::CustomerStatusChanged,
                         format!("customer:{customer_id}"),
                     )
                     .with_detail(serde_json::json!({

@@ -22,15 +22,14 @@
 //! plan on file; no staff member may act on a case of their own organization or their own
 //! email.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::payload::ApplicantKind;
-use crate::accounts::{StaffRole, Tier, UnknownName};
+use crate::accounts::{StaffRole, Tier};
+use crate::audit::AuditAction;
+use crate::names::stored_enum;
 
 /// Longest decision reason, in characters.
 pub const MAX_REASON_CHARS: usize = 1000;
@@ -261,7 +260,7 @@ pub struct Transition {
     /// The case after the move.
     pub next: Case,
     /// Audit action, e.g. `kyc.application.approved`.
-    pub action: &'static str,
+    pub action: AuditAction,
     /// Audit detail: `from`, `to`, and the event's data (reason, tier, …).
     pub detail: serde_json::Value,
 }
@@ -388,11 +387,15 @@ impl Case {
         let (next, action, extra) = match (self, event) {
             (Case::Draft | Case::NeedsInfo, Event::Submit) => {
                 require_applicant(party, ctx, name)?;
-                (Case::Submitted, "kyc.application.submitted", json!({}))
+                (
+                    Case::Submitted,
+                    AuditAction::ApplicationSubmitted,
+                    json!({}),
+                )
             }
             (Case::Submitted, Event::BeginScreening) => {
                 require_system(party, name)?;
-                (Case::Screening, "kyc.screening.started", json!({}))
+                (Case::Screening, AuditAction::ScreeningStarted, json!({}))
             }
             (Case::Screening, Event::CompleteScreening(outcome)) => {
                 require_system(party, name)?;
@@ -408,14 +411,14 @@ impl Case {
                     },
                     approvals: Vec::new(),
                 };
-                (next, "kyc.screening.completed", extra)
+                (next, AuditAction::ScreeningCompleted, extra)
             }
             (Case::Submitted | Case::Screening, Event::AutoReject { reason }) => {
                 require_system(party, name)?;
                 let reason = check_reason(reason)?;
                 (
                     Case::Rejected,
-                    "kyc.application.auto_rejected",
+                    AuditAction::ApplicationAutoRejected,
                     json!({ "reason": reason }),
                 )
             }
@@ -440,7 +443,7 @@ impl Case {
                     },
                     approvals: Vec::new(),
                 };
-                (next, "kyc.screening.overridden", extra)
+                (next, AuditAction::ScreeningOverridden, extra)
             }
             (
                 Case::PendingReview {
@@ -454,7 +457,7 @@ impl Case {
                 let reason = check_reason(reason)?;
                 (
                     Case::Rejected,
-                    "kyc.application.rejected",
+                    AuditAction::ApplicationRejected,
                     json!({ "reason": reason }),
                 )
             }
@@ -463,7 +466,7 @@ impl Case {
                 let reason = check_reason(reason)?;
                 (
                     Case::NeedsInfo,
-                    "kyc.application.info_requested",
+                    AuditAction::ApplicationInfoRequested,
                     json!({ "reason": reason }),
                 )
             }
@@ -471,20 +474,28 @@ impl Case {
                 require_staff(party, ctx, name, SUSPENDERS)?;
                 let reason = check_reason(reason)?;
                 let extra = json!({ "reason": reason, "tier": granted.tier.as_str() });
-                (Case::Suspended(granted), "kyc.application.suspended", extra)
+                (
+                    Case::Suspended(granted),
+                    AuditAction::ApplicationSuspended,
+                    extra,
+                )
             }
             (Case::Suspended(granted), Event::Resume { reason }) => {
                 require_staff(party, ctx, name, SENIORS)?;
                 let reason = check_reason(reason)?;
                 let extra = json!({ "reason": reason, "tier": granted.tier.as_str() });
-                (Case::Approved(granted), "kyc.application.resumed", extra)
+                (
+                    Case::Approved(granted),
+                    AuditAction::ApplicationResumed,
+                    extra,
+                )
             }
             (Case::Approved(_) | Case::Suspended(_), Event::Close { reason }) => {
                 require_staff(party, ctx, name, SENIORS)?;
                 let reason = check_reason(reason)?;
                 (
                     Case::Closed,
-                    "kyc.application.closed",
+                    AuditAction::ApplicationClosed,
                     json!({ "reason": reason }),
                 )
             }
@@ -495,12 +506,12 @@ impl Case {
                     _ => return Err(TransitionError::NotDue),
                 }
                 let extra = json!({ "tier": granted.tier.as_str() });
-                (Case::Expired, "kyc.application.expired", extra)
+                (Case::Expired, AuditAction::ApplicationExpired, extra)
             }
             (Case::Approved(granted), Event::Supersede) => {
                 require_system(party, name)?;
                 let extra = json!({ "tier": granted.tier.as_str() });
-                (Case::Expired, "kyc.application.superseded", extra)
+                (Case::Expired, AuditAction::ApplicationSuperseded, extra)
             }
             _ => return Err(not_allowed),
         };
@@ -564,7 +575,7 @@ fn approve(
         return Ok(Transition::new(
             ApplicationStatus::PendingReview,
             next,
-            "kyc.application.approval_recorded",
+            AuditAction::ApplicationApprovalRecorded,
             extra,
         ));
     }
@@ -576,7 +587,7 @@ fn approve(
     Ok(Transition::new(
         ApplicationStatus::PendingReview,
         Case::Approved(granted),
-        "kyc.application.approved",
+        AuditAction::ApplicationApproved,
         extra,
     ))
 }
@@ -663,7 +674,7 @@ impl Transition {
     fn new(
         from: ApplicationStatus,
         next: Case,
-        action: &'static str,
+        action: AuditAction,
         mut detail: serde_json::Value,
     ) -> Transition {
         if let Some(map) = detail.as_object_mut() {
@@ -703,37 +714,20 @@ impl Event {
 
 // === impl ApplicationStatus ===
 
+stored_enum!(ApplicationStatus {
+    Draft => "draft",
+    Submitted => "submitted",
+    Screening => "screening",
+    PendingReview => "pending_review",
+    NeedsInfo => "needs_info",
+    Approved => "approved",
+    Rejected => "rejected",
+    Suspended => "suspended",
+    Expired => "expired",
+    Closed => "closed",
+});
+
 impl ApplicationStatus {
-    /// Every status.
-    pub const ALL: [ApplicationStatus; 10] = [
-        ApplicationStatus::Draft,
-        ApplicationStatus::Submitted,
-        ApplicationStatus::Screening,
-        ApplicationStatus::PendingReview,
-        ApplicationStatus::NeedsInfo,
-        ApplicationStatus::Approved,
-        ApplicationStatus::Rejected,
-        ApplicationStatus::Suspended,
-        ApplicationStatus::Expired,
-        ApplicationStatus::Closed,
-    ];
-
-    /// The stored and serialized name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApplicationStatus::Draft => "draft",
-            ApplicationStatus::Submitted => "submitted",
-            ApplicationStatus::Screening => "screening",
-            ApplicationStatus::PendingReview => "pending_review",
-            ApplicationStatus::NeedsInfo => "needs_info",
-            ApplicationStatus::Approved => "approved",
-            ApplicationStatus::Rejected => "rejected",
-            ApplicationStatus::Suspended => "suspended",
-            ApplicationStatus::Expired => "expired",
-            ApplicationStatus::Closed => "closed",
-        }
-    }
-
     /// Whether the application is still on its way to a decision (a customer has at most one).
     pub fn is_open(self) -> bool {
         matches!(
@@ -747,44 +741,9 @@ impl ApplicationStatus {
     }
 }
 
-impl fmt::Display for ApplicationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// === impl ScreeningDecision ===
 
-impl FromStr for ApplicationStatus {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, UnknownName> {
-        ApplicationStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or(UnknownName)
-    }
-}
-
-impl ScreeningDecision {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScreeningDecision::Clear => "clear",
-            ScreeningDecision::Review => "review",
-            ScreeningDecision::Hit => "hit",
-        }
-    }
-}
-
-impl FromStr for ScreeningDecision {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, UnknownName> {
-        match s {
-            "clear" => Ok(ScreeningDecision::Clear),
-            "review" => Ok(ScreeningDecision::Review),
-            "hit" => Ok(ScreeningDecision::Hit),
-            _ => Err(UnknownName),
-        }
-    }
-}
+stored_enum!(ScreeningDecision { Clear => "clear", Review => "review", Hit => "hit" });
 
 #[cfg(test)]
 mod tests;

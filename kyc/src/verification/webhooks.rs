@@ -16,14 +16,13 @@
 //! string (Stripe's `whsec_…` included). Every comparison is constant-time.
 
 use std::fmt;
-use std::str::FromStr;
 
 use hmac::{Hmac, KeyInit, Mac as _};
 use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::accounts::UnknownName;
+use crate::names::stored_enum;
 
 /// Default tolerance between a signed timestamp and now, either direction.
 pub const DEFAULT_TOLERANCE: Duration = Duration::seconds(300);
@@ -114,16 +113,13 @@ pub enum WebhookError {
 
 // === impl IdvProvider ===
 
-impl IdvProvider {
-    /// The name used in the URL path and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdvProvider::Stripe => "stripe",
-            IdvProvider::Persona => "persona",
-            IdvProvider::Onfido => "onfido",
-        }
-    }
+stored_enum!(IdvProvider: WebhookError = WebhookError::UnknownProvider; {
+    Stripe => "stripe",
+    Persona => "persona",
+    Onfido => "onfido",
+});
 
+impl IdvProvider {
     /// The HTTP header carrying the signature.
     pub fn signature_header(self) -> &'static str {
         match self {
@@ -134,48 +130,13 @@ impl IdvProvider {
     }
 }
 
-impl FromStr for IdvProvider {
-    type Err = WebhookError;
-    fn from_str(s: &str) -> Result<IdvProvider, WebhookError> {
-        match s {
-            "stripe" => Ok(IdvProvider::Stripe),
-            "persona" => Ok(IdvProvider::Persona),
-            "onfido" => Ok(IdvProvider::Onfido),
-            _ => Err(WebhookError::UnknownProvider),
-        }
-    }
-}
-
-impl fmt::Display for IdvProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 // === impl IdvOutcome ===
 
-impl IdvOutcome {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdvOutcome::Verified => "verified",
-            IdvOutcome::RequiresInput => "requires_input",
-            IdvOutcome::Failed => "failed",
-        }
-    }
-}
-
-impl FromStr for IdvOutcome {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<IdvOutcome, UnknownName> {
-        match s {
-            "verified" => Ok(IdvOutcome::Verified),
-            "requires_input" => Ok(IdvOutcome::RequiresInput),
-            "failed" => Ok(IdvOutcome::Failed),
-            _ => Err(UnknownName),
-        }
-    }
-}
+stored_enum!(IdvOutcome {
+    Verified => "verified",
+    RequiresInput => "requires_input",
+    Failed => "failed",
+});
 
 // === impl WebhookSecret ===
 

@@ -4,7 +4,9 @@ use std::net::IpAddr;
 
 use computegate_kyc::Store;
 use computegate_kyc::accounts::Actor;
-use computegate_kyc::audit::{AuditEntry, AuditFilter, BrokenReason, ExportFormat, GENESIS_HASH};
+use computegate_kyc::audit::{
+    AuditAction, AuditEntry, AuditFilter, BrokenReason, ExportFormat, GENESIS_HASH,
+};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use time::Duration;
@@ -66,9 +68,9 @@ async fn append_n(store: &Store, n: usize) {
             t0() + Duration::seconds(i as i64),
             &actor,
             if i % 3 == 0 {
-                "kyc.application.submitted"
+                AuditAction::ApplicationSubmitted
             } else {
-                "auth.login"
+                AuditAction::ApplicationViewed
             },
             format!("customer:{}", i % 4),
         )
@@ -87,8 +89,13 @@ async fn append_page_and_verify(ctx: Ctx) {
 
     let first = s
         .record_audit(
-            &AuditEntry::new(t0(), &Actor::system("cli"), "policy.reloaded", "policy")
-                .with_detail(json!({"version": 3})),
+            &AuditEntry::new(
+                t0(),
+                &Actor::system("cli"),
+                AuditAction::ScreeningListImported,
+                "policy",
+            )
+            .with_detail(json!({"version": 3})),
         )
         .await
         .unwrap();
@@ -113,12 +120,12 @@ async fn append_page_and_verify(ctx: Ctx) {
     assert_eq!(all[1].detail["reason"], "ünïcode, \"quoted\"\nline");
     let logins = s
         .audit_page(&AuditFilter {
-            action: Some("auth.login".into()),
+            action: Some("kyc.application.viewed".into()),
             ..AuditFilter::default()
         })
         .await
         .unwrap();
-    assert!(logins.iter().all(|r| r.action == "auth.login"));
+    assert!(logins.iter().all(|r| r.action == "kyc.application.viewed"));
     assert_eq!(logins.len(), 7);
     let page = s
         .audit_page(&AuditFilter {
@@ -296,7 +303,7 @@ async fn concurrent_appends_stay_one_chain(ctx: Ctx) {
             let entry = AuditEntry::new(
                 t0(),
                 &Actor::system("load"),
-                "test.concurrent",
+                AuditAction::ScreeningListImported,
                 format!("task:{i}"),
             )
             .with_detail(json!({ "i": i }));

@@ -1,0 +1,178 @@
+//! What an audit record says happened: every action the product writes to the chain.
+//!
+//! One variant per action, stored as `<area>.<noun>.<past-tense verb>` (lowercase, see
+//! [`is_valid_action`](super::is_valid_action)) so staff can filter on it. The stored strings
+//! are data: records already in the chain hold them and their hashes cover them, so a name is
+//! never changed, only added. Records read back keep their action as text
+//! ([`AuditRecord::action`](super::AuditRecord::action)), because the chain may hold names
+//! from older or newer versions.
+
+use crate::names::stored_enum;
+
+/// An action written to the audit chain. Exhaustive inside the workspace: a new action is a
+/// new variant here, and every `match` on it must say what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// A customer opened a KYC/KYB application.
+    ApplicationCreated,
+    /// A customer changed a draft or a needs-info application.
+    ApplicationUpdated,
+    /// A customer submitted an application.
+    ApplicationSubmitted,
+    /// Staff opened an application (personal data read).
+    ApplicationViewed,
+    /// Staff claimed an application for review.
+    ApplicationClaimed,
+    /// Staff released a claim.
+    ApplicationUnclaimed,
+    /// Screening found a confirmed hit; the application was rejected without review.
+    ApplicationAutoRejected,
+    /// Staff rejected an application.
+    ApplicationRejected,
+    /// Staff asked the applicant for more.
+    ApplicationInfoRequested,
+    /// The first of two senior approvals for the top tier.
+    ApplicationApprovalRecorded,
+    /// An application was approved and its tier granted.
+    ApplicationApproved,
+    /// An approved application was suspended.
+    ApplicationSuspended,
+    /// A suspended application was resumed.
+    ApplicationResumed,
+    /// An application was closed.
+    ApplicationClosed,
+    /// An application expired (re-verification due).
+    ApplicationExpired,
+    /// A newer application replaced this one.
+    ApplicationSuperseded,
+    /// Screening of an application began.
+    ScreeningStarted,
+    /// Screening of an application finished.
+    ScreeningCompleted,
+    /// Staff overrode a screening result.
+    ScreeningOverridden,
+    /// A customer uploaded a document.
+    DocumentUploaded,
+    /// Staff downloaded a document.
+    DocumentDownloaded,
+    /// An identity-verification provider reported a result.
+    IdvRecorded,
+    /// Re-screening found a hit and suspended the customer's approval.
+    RescreenSuspended,
+    /// A staff action was refused (role, four-eyes or state).
+    StaffActionRefused,
+    /// Staff changed a customer's status (suspend, resume, close).
+    CustomerStatusChanged,
+    /// A denied-party list was imported.
+    ScreeningListImported,
+    /// A re-screening run over every approved customer finished.
+    RescreenCompleted,
+    /// A job was admitted against the budgets.
+    JobAdmitted,
+    /// A job was held for staff review.
+    JobHeld,
+    /// A job was denied.
+    JobDenied,
+    /// A job's reservation was released.
+    JobReleased,
+    /// A usage event was applied to a job.
+    UsageRecorded,
+    /// Customers were linked into one group.
+    GroupLinked,
+    /// Staff unlinked a customer from its group.
+    GroupUnlinked,
+    /// A threshold crossing created a training-run report.
+    ReportCreated,
+    /// Staff filed a report with the authority.
+    ReportFiled,
+    /// Staff attached identity data to a report.
+    ReportIdentityAttached,
+    /// Staff exported reports.
+    ReportsExported,
+    /// Staff approved a held job.
+    LedgerReviewApproved,
+    /// Staff denied a held job.
+    LedgerReviewDenied,
+}
+
+stored_enum!(AuditAction {
+    ApplicationCreated => "kyc.application.created",
+    ApplicationUpdated => "kyc.application.updated",
+    ApplicationSubmitted => "kyc.application.submitted",
+    ApplicationViewed => "kyc.application.viewed",
+    ApplicationClaimed => "kyc.application.claimed",
+    ApplicationUnclaimed => "kyc.application.unclaimed",
+    ApplicationAutoRejected => "kyc.application.auto_rejected",
+    ApplicationRejected => "kyc.application.rejected",
+    ApplicationInfoRequested => "kyc.application.info_requested",
+    ApplicationApprovalRecorded => "kyc.application.approval_recorded",
+    ApplicationApproved => "kyc.application.approved",
+    ApplicationSuspended => "kyc.application.suspended",
+    ApplicationResumed => "kyc.application.resumed",
+    ApplicationClosed => "kyc.application.closed",
+    ApplicationExpired => "kyc.application.expired",
+    ApplicationSuperseded => "kyc.application.superseded",
+    ScreeningStarted => "kyc.screening.started",
+    ScreeningCompleted => "kyc.screening.completed",
+    ScreeningOverridden => "kyc.screening.overridden",
+    DocumentUploaded => "kyc.document.uploaded",
+    DocumentDownloaded => "kyc.document.downloaded",
+    IdvRecorded => "kyc.idv.recorded",
+    RescreenSuspended => "kyc.rescreen.suspended",
+    StaffActionRefused => "kyc.staff_action.refused",
+    CustomerStatusChanged => "customer.status.changed",
+    ScreeningListImported => "screening.list.imported",
+    RescreenCompleted => "screening.rescreen.completed",
+    JobAdmitted => "ledger.job.admitted",
+    JobHeld => "ledger.job.held",
+    JobDenied => "ledger.job.denied",
+    JobReleased => "ledger.job.released",
+    UsageRecorded => "ledger.usage.recorded",
+    GroupLinked => "ledger.group.linked",
+    GroupUnlinked => "ledger.group.unlinked",
+    ReportCreated => "ledger.report.created",
+    ReportFiled => "ledger.report.filed",
+    ReportIdentityAttached => "ledger.report.identity_attached",
+    ReportsExported => "ledger.reports.exported",
+    LedgerReviewApproved => "ledger.review.approved",
+    LedgerReviewDenied => "ledger.review.denied",
+});
+
+// === impl AuditAction ===
+
+impl AsRef<str> for AuditAction {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for AuditAction {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for AuditAction {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::is_valid_action;
+
+    #[test]
+    fn every_action_follows_the_naming_rule_and_round_trips() {
+        for action in AuditAction::ALL {
+            assert!(is_valid_action(action), "{action}");
+            assert_eq!(action.as_str().parse::<AuditAction>(), Ok(action));
+        }
+        assert_eq!(AuditAction::ALL.len(), 40);
+        assert_eq!(
+            AuditAction::ReportIdentityAttached,
+            "ledger.report.identity_attached"
+        );
+    }
+}
