@@ -20,8 +20,6 @@ use crate::accounts::Actor;
 use crate::audit::ChainTx;
 use crate::store::{Backend, DbTime, Store, in_transaction};
 
-pub(crate) use self::batch::AdmissionQueue;
-
 /// Longest accepted free-text field (basis, table version, route, request id, reason).
 const MAX_TEXT_LEN: usize = 1000;
 

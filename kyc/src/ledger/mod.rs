@@ -66,7 +66,6 @@ use uuid::Uuid;
 use crate::names::stored_enum;
 use crate::store::StoreError;
 
-pub(crate) use self::admission::AdmissionQueue;
 pub use self::attributes::{AttributeHash, AttributeKey, LinkValue};
 pub use self::decision::{
     Evaluation, JobFigures, Proposal, Snapshot, evaluate, reached, usage_crossings,

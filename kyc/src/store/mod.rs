@@ -12,6 +12,7 @@
 //! The domain modules ([`crate::accounts`], [`crate::tokens`], [`crate::refresh`],
 //! [`crate::api_keys`], [`crate::access_log`]) add their own `impl Store` blocks.
 
+mod extensions;
 mod schema;
 mod timestamp;
 
@@ -24,6 +25,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub(crate) use self::extensions::Extensions;
 pub use self::schema::SchemaState;
 pub use self::timestamp::DbTime;
 
@@ -49,9 +51,9 @@ pub struct Store {
     /// in growing steps and let waits reach seconds under load). Unused on PostgreSQL, where
     /// row locks serialize only the writers that conflict.
     writer: Arc<tokio::sync::Mutex<()>>,
-    /// SQLite only: admissions waiting for `writer`, committed together (see
-    /// `crate::ledger` admission batching).
-    admissions: Arc<crate::ledger::AdmissionQueue>,
+    /// State that domain modules keep per store (e.g. the ledger's SQLite admission queue),
+    /// typed by them and opaque here.
+    extensions: Arc<Extensions>,
 }
 
 /// Which database the store talks to.
@@ -219,7 +221,7 @@ impl Store {
         Ok(Store {
             backend,
             writer: Arc::new(tokio::sync::Mutex::new(())),
-            admissions: Arc::default(),
+            extensions: Arc::default(),
         })
     }
 
@@ -259,9 +261,9 @@ impl Store {
             .map_err(|_| StoreError::from(sqlx::Error::PoolTimedOut))
     }
 
-    /// Admissions waiting for the SQLite writer lock.
-    pub(crate) fn admission_queue(&self) -> &crate::ledger::AdmissionQueue {
-        &self.admissions
+    /// Per-store state of the domain modules (see [`Extensions`]).
+    pub(crate) fn extensions(&self) -> &Extensions {
+        &self.extensions
     }
 }
 

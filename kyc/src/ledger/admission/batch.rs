@@ -34,9 +34,10 @@ use crate::store::{Store, StoreError};
 /// how much one failed commit has to redo.
 const MAX_BATCH: usize = 128;
 
-/// Admissions waiting for the SQLite writer lock (one queue per [`Store`]).
+/// Admissions waiting for the SQLite writer lock: one queue per [`Store`], kept in its
+/// extensions (see [`AdmissionQueue::of`]), so the store knows nothing of admissions.
 #[derive(Debug, Default)]
-pub(crate) struct AdmissionQueue {
+struct AdmissionQueue {
     waiting: std::sync::Mutex<Vec<Queued>>,
 }
 
@@ -59,7 +60,7 @@ pub(super) async fn admit(
     job_id: Uuid,
 ) -> Result<AdmissionDecision, LedgerError> {
     let (reply, decided) = oneshot::channel();
-    let queue = store.admission_queue();
+    let queue = AdmissionQueue::of(store);
     queue.push(Queued {
         req: req.clone(),
         options: options.clone(),
@@ -106,6 +107,11 @@ pub(super) async fn admit(
 // === impl AdmissionQueue ===
 
 impl AdmissionQueue {
+    /// The queue of `store` (shared by its clones).
+    fn of(store: &Store) -> std::sync::Arc<AdmissionQueue> {
+        store.extensions().get_or_default()
+    }
+
     fn push(&self, q: Queued) {
         self.lock().push(q);
     }
@@ -324,7 +330,7 @@ mod tests {
             let who = if i == 2 { Uuid::now_v7() } else { customer };
             let (racer, req) = (store.clone(), request(who, i, 10.0));
             tasks.push(tokio::spawn(async move { racer.admit(&req).await }));
-            while store.admission_queue().lock().len() < i + 1 {
+            while AdmissionQueue::of(&store).lock().len() < i + 1 {
                 tokio::task::yield_now().await;
             }
         }
