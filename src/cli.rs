@@ -130,7 +130,7 @@ pub fn main() -> ExitCode {
         },
         Command::Policy {
             command: PolicyCommand::Check { file },
-        } => match computegate_gateway::policy::Policy::load(&file) {
+        } => match computegate_gateway::policy::load(&file) {
             Ok(policy) => {
                 println!("{}: ok\n{policy}", file.display());
                 ExitCode::SUCCESS
@@ -236,7 +236,9 @@ fn estimate(profile: &str, policy: Option<&std::path::Path>, file: &std::path::P
         return ExitCode::from(EXIT_CONFIG);
     };
     let policy = match policy {
-        Some(path) => Policy::load(path).map_err(|e| format!("{}: {e}", path.display())),
+        Some(path) => {
+            computegate_gateway::policy::load(path).map_err(|e| format!("{}: {e}", path.display()))
+        }
         None => Policy::from_toml(crate::policy_file::DEFAULT_POLICY).map_err(|e| e.to_string()),
     };
     let policy = match policy {

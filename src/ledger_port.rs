@@ -12,13 +12,12 @@ use computegate_gateway::admission::{
 };
 use computegate_gateway::auth::BoxFuture;
 use computegate_gateway::metering::{Estimate, EstimateFlag};
-use computegate_gateway::policy::{Action, CapNeeds, Policy, RuleStatus, Scope};
+use computegate_gateway::policy::{CapNeeds, Policy};
 use computegate_kyc::Store;
 
 use crate::ledger_metrics::LedgerMetrics;
 use computegate_kyc::ledger::{
-    AdmissionOptions, AdmissionRequest, DenialReason, LedgerError, LedgerLimits, ThresholdAction,
-    ThresholdPolicy, ThresholdRule, ThresholdScope, Verdict,
+    AdmissionOptions, AdmissionRequest, DenialReason, LedgerError, Verdict,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -155,15 +154,8 @@ async fn admit(
                     .is_some()
                     .then_some(job.estimate.peak_flops * job.estimate.utilization),
                 bio_sequence: job.spec.is_biological_sequence(),
-                limits: LedgerLimits {
-                    max_flop_per_run: tier.max_flop_per_run,
-                    max_flop_per_customer_window: tier.max_flop_per_customer_window,
-                    window: tier.window,
-                    max_concurrent_jobs: tier
-                        .max_concurrent_jobs
-                        .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
-                },
-                thresholds: Arc::new(thresholds(&policy, tier.window, job.frontier_restricted)),
+                limits: tier.ledger_limits(),
+                thresholds: Arc::new(policy.threshold_policy(tier.window, job.frontier_restricted)),
                 identity_snapshot: Some(crate::report_identity::from_principal(&job.principal)),
                 route: job.route.to_string(),
                 request_id: job.request_id.clone(),
@@ -255,82 +247,6 @@ fn admission_options(estimate: &Estimate) -> AdmissionOptions {
     }
 }
 
-/// Label of the `block` rules that hold a frontier-restricted submitter below the frontier FLOP
-/// (named in the denial's `threshold` problem field).
-pub const FRONTIER_RESTRICTED_LABEL: &str = "frontier-restricted-jurisdiction";
-
-/// The policy's thresholds as ledger rules over `window`; for a submitter in a
-/// frontier-restricted jurisdiction group also [`frontier_rules`].
-fn thresholds(
-    policy: &Policy,
-    window: std::time::Duration,
-    frontier_restricted: bool,
-) -> ThresholdPolicy {
-    let mut rules = threshold_rules(policy);
-    if frontier_restricted {
-        rules.extend(frontier_rules(policy));
-    }
-    ThresholdPolicy { rules, window }
-}
-
-/// The policy's frontier rule (`jurisdiction.frontier`) as ledger rules: `block` at its FLOP on
-/// the run lineage and on the linked group (the customer alone when unlinked, over the rolling
-/// window), so a frontier-scale run split across runs or accounts is refused too. None when the
-/// policy has no frontier rule or its source is revoked.
-pub fn frontier_rules(policy: &Policy) -> Vec<ThresholdRule> {
-    let Some(frontier) = &policy.jurisdiction().frontier else {
-        return Vec::new();
-    };
-    if frontier.status == RuleStatus::Revoked {
-        return Vec::new();
-    }
-    [ThresholdScope::Run, ThresholdScope::Group]
-        .into_iter()
-        .map(|scope| ThresholdRule {
-            label: FRONTIER_RESTRICTED_LABEL.to_string(),
-            flop: frontier.flop,
-            scope,
-            action: ThresholdAction::Block,
-            bio_sequence_only: false,
-            // A blocked job never runs, so no report falls due; the policy default for form.
-            report_due_days: 15,
-        })
-        .collect()
-}
-
-/// The policy's thresholds as ledger rules: one rule per scope and action; revoked ones never fire.
-pub fn threshold_rules(policy: &Policy) -> Vec<ThresholdRule> {
-    let mut rules = Vec::new();
-    for t in policy.thresholds() {
-        if t.status == RuleStatus::Revoked {
-            continue;
-        }
-        for scope in &t.scopes {
-            for action in &t.actions {
-                rules.push(ThresholdRule {
-                    label: t.label.clone(),
-                    flop: t.flop,
-                    scope: match scope {
-                        Scope::Run => ThresholdScope::Run,
-                        Scope::Customer => ThresholdScope::Customer,
-                        Scope::Organization => ThresholdScope::Organization,
-                        _ => ThresholdScope::Group,
-                    },
-                    action: match action {
-                        Action::Notify => ThresholdAction::Notify,
-                        Action::Report => ThresholdAction::Report,
-                        Action::Review => ThresholdAction::Review,
-                        _ => ThresholdAction::Block,
-                    },
-                    bio_sequence_only: t.applies_when.is_some(),
-                    report_due_days: t.report_due_days,
-                });
-            }
-        }
-    }
-    rules
-}
-
 fn denied(
     policy: &Policy,
     job: &JobAdmission,
@@ -356,54 +272,5 @@ fn denied_with(
         limit_flop,
         threshold,
         required_tier,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DEFAULT: &str = include_str!("../deploy/policy/default.toml");
-    const WINDOW: std::time::Duration = std::time::Duration::from_secs(86_400);
-
-    fn frontier_of(rules: &ThresholdPolicy) -> Vec<&ThresholdRule> {
-        rules
-            .rules
-            .iter()
-            .filter(|r| r.label == FRONTIER_RESTRICTED_LABEL)
-            .collect()
-    }
-
-    #[test]
-    fn frontier_restricted_submitters_get_blocking_rules_at_the_frontier_flop() {
-        let policy = Policy::from_toml(DEFAULT).expect("the shipped policy is valid");
-        let plain = thresholds(&policy, WINDOW, false);
-        assert!(frontier_of(&plain).is_empty());
-        let restricted = thresholds(&policy, WINDOW, true);
-        assert_eq!(restricted.rules.len(), plain.rules.len() + 2);
-        let rules = frontier_of(&restricted);
-        let scopes: Vec<_> = rules.iter().map(|r| r.scope).collect();
-        assert_eq!(scopes, [ThresholdScope::Run, ThresholdScope::Group]);
-        for r in rules {
-            assert_eq!(r.flop, 1e26);
-            assert_eq!(r.action, ThresholdAction::Block);
-            assert!(!r.bio_sequence_only);
-        }
-    }
-
-    #[test]
-    fn a_revoked_or_absent_frontier_rule_blocks_nothing() {
-        let start = DEFAULT
-            .find("[jurisdiction.frontier]")
-            .expect("frontier rule");
-        let (head, table) = DEFAULT.split_at(start);
-        let revoked = table.replacen("status = \"recommended\"", "status = \"revoked\"", 1);
-        assert_ne!(revoked, table, "fixture text not found");
-        let policy = Policy::from_toml(&format!("{head}{revoked}")).expect("valid when revoked");
-        assert!(frontier_of(&thresholds(&policy, WINDOW, true)).is_empty());
-        let end = start + DEFAULT[start..].find("\n\n").expect("end of table");
-        let absent = format!("{}{}", &DEFAULT[..start], &DEFAULT[end..]);
-        let policy = Policy::from_toml(&absent).expect("valid without a frontier rule");
-        assert!(frontier_of(&thresholds(&policy, WINDOW, true)).is_empty());
     }
 }

@@ -13,10 +13,10 @@ use computegate_kyc::accounts::Actor;
 use computegate_kyc::audit::{AuditAction, AuditEntry};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::ledger::{
-    ExportFormat, ExportKind, LedgerError, StaffLink, ThresholdPolicy, UsageEvent, UsageKind,
-    UsageOutcome,
+    ExportFormat, ExportKind, LedgerError, StaffLink, UsageEvent, UsageKind, UsageOutcome,
 };
 use computegate_kyc::verification::webhooks::WebhookSecrets;
+use computegate_policy::ThresholdPolicy;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -184,7 +184,7 @@ impl Metering {
             flop_per_accelerator_second: peak * policy.utilization_default(),
         };
         let thresholds = ThresholdPolicy {
-            rules: crate::ledger_port::threshold_rules(&policy),
+            rules: policy.threshold_rules(),
             window: USAGE_THRESHOLD_WINDOW,
         };
         let outcome = self.store.record_usage(&usage, &thresholds).await?;
@@ -209,7 +209,7 @@ impl Metering {
 fn group_thresholds(policy: &Policy) -> ThresholdPolicy {
     const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 86_400);
     ThresholdPolicy {
-        rules: crate::ledger_port::threshold_rules(policy),
+        rules: policy.threshold_rules(),
         window: policy
             .tiers()
             .iter()

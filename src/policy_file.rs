@@ -23,7 +23,7 @@ pub fn load(
     registry: &mut Registry,
 ) -> anyhow::Result<(Arc<PolicyHandle>, Arc<PolicyMetrics>)> {
     let policy = match file {
-        Some(path) => Policy::load(path)
+        Some(path) => computegate_gateway::policy::load(path)
             .map_err(|e| StartupConfigError(format!("policy.file {}: {e}", path.display())))?,
         None => Policy::from_toml(DEFAULT_POLICY)
             .map_err(|e| anyhow::anyhow!("the built-in default policy is invalid: {e}"))?,

@@ -15,6 +15,8 @@ use bytesize::ByteSize;
 use http::uri::Authority;
 use serde::Deserialize;
 
+pub use computegate_policy::RouteClass;
+
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "COMPUTEGATE_";
 
@@ -126,19 +128,6 @@ pub struct UpstreamConfig {
     /// Most idle pooled connections kept per address. Default 256.
     #[serde(default = "default_pool_max_idle")]
     pub pool_max_idle_per_host: usize,
-}
-
-/// How a route treats its callers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum RouteClass {
-    /// No credential needed.
-    Public,
-    /// A verified identity is required.
-    Authenticated,
-    /// A verified identity is required and the body is a training-job specification.
-    JobSubmit,
 }
 
 /// One route: which requests it matches and where they go.

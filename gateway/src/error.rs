@@ -164,7 +164,11 @@ impl GatewayError {
                         "jurisdiction-denied",
                         "Not available in the caller's jurisdiction",
                     ),
-                    _ => ("tier-denied", "Not allowed for this verification tier"),
+                    DenialRule::UnknownTier
+                    | DenialRule::RouteNotAllowed
+                    | DenialRule::MethodNotAllowed => {
+                        ("tier-denied", "Not allowed for this verification tier")
+                    }
                 };
                 // The detail names only the country code that matched, never the others the
                 // account is verified in.

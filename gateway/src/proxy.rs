@@ -180,10 +180,12 @@ impl Gateway {
         let metrics = self.metrics.route(route.index);
         let principal = match route.class {
             RouteClass::Public => None,
-            _ => match self.authenticate(&req, client.ip).await {
-                Ok(p) => Some(p),
-                Err(e) => return (problem(&GatewayError::Auth(e)), metrics),
-            },
+            RouteClass::Authenticated | RouteClass::JobSubmit => {
+                match self.authenticate(&req, client.ip).await {
+                    Ok(p) => Some(p),
+                    Err(e) => return (problem(&GatewayError::Auth(e)), metrics),
+                }
+            }
         };
         let mut cleared = Cleared::default();
         if let (Some(enforcer), Some(p)) = (&self.enforcer, &principal) {

@@ -14,7 +14,8 @@ fn root() -> PathBuf {
 }
 
 fn policy() -> Policy {
-    Policy::load(&root().join("../deploy/policy/default.toml")).expect("shipped policy")
+    computegate_gateway::policy::load(&root().join("../deploy/policy/default.toml"))
+        .expect("shipped policy")
 }
 
 fn data(name: &str) -> Vec<u8> {

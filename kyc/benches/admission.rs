@@ -23,10 +23,8 @@ use std::time::{Duration, Instant};
 use computegate_kyc::Store;
 use computegate_kyc::accounts::{Actor, CustomerKind};
 use computegate_kyc::audit::{AuditAction, AuditEntry};
-use computegate_kyc::ledger::{
-    AdmissionRequest, LedgerLimits, ThresholdAction, ThresholdPolicy, ThresholdRule,
-    ThresholdScope, Verdict,
-};
+use computegate_kyc::ledger::{AdmissionRequest, Verdict};
+use computegate_policy::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
 use criterion::Criterion;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use time::OffsetDateTime;
@@ -245,29 +243,11 @@ fn policy() -> ThresholdPolicy {
         bio_sequence_only: bio,
         report_due_days: 15,
     };
-    let mut rules = vec![rule(
-        "bio_1e23",
-        1e23,
-        ThresholdScope::Run,
-        ThresholdAction::Review,
-        true,
-    )];
-    for scope in [ThresholdScope::Run, ThresholdScope::Group] {
-        rules.push(rule(
-            "gpai_1e23",
-            1e23,
-            scope,
-            ThresholdAction::Notify,
-            false,
-        ));
-        rules.push(rule(
-            "eu_art51_1e25",
-            1e25,
-            scope,
-            ThresholdAction::Report,
-            false,
-        ));
-        rules.push(rule("us_1e26", 1e26, scope, ThresholdAction::Review, false));
+    let mut rules = vec![rule("bio_1e23", 1e23, Scope::Run, Action::Review, true)];
+    for scope in [Scope::Run, Scope::Group] {
+        rules.push(rule("gpai_1e23", 1e23, scope, Action::Notify, false));
+        rules.push(rule("eu_art51_1e25", 1e25, scope, Action::Report, false));
+        rules.push(rule("us_1e26", 1e26, scope, Action::Review, false));
     }
     ThresholdPolicy {
         rules,

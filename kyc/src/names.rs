@@ -65,6 +65,7 @@ mod tests {
     use std::fmt::Debug;
     use std::str::FromStr;
 
+    use computegate_policy::{Action, Scope};
     use proptest::prelude::*;
 
     use crate::access_log::{AccessAction, AccessOutcome};
@@ -72,7 +73,6 @@ mod tests {
     use crate::audit::{AuditAction, ExportFormat as AuditExportFormat};
     use crate::ledger::{
         ExportFormat as LedgerExportFormat, JobStatus, LinkAttribute, ReportStatus, ReviewStatus,
-        ThresholdAction, ThresholdScope,
     };
     use crate::screening::{Decision, EntryKind, ListFormat};
     use crate::verification::{
@@ -140,8 +140,8 @@ mod tests {
             LinkAttribute,
             ReportStatus,
             ReviewStatus,
-            ThresholdAction,
-            ThresholdScope,
+            Action,
+            Scope,
             Decision,
             EntryKind,
             ListFormat,

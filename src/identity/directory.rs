@@ -81,7 +81,7 @@ impl IdentityDirectory for StoreDirectory {
                 status: match c.status {
                     CustomerStatus::Active => AccountStatus::Active,
                     CustomerStatus::Suspended => AccountStatus::Suspended,
-                    _ => AccountStatus::Closed,
+                    CustomerStatus::Closed => AccountStatus::Closed,
                 },
                 organization_id: c.organization_id.map(|o| o.to_string()),
                 jurisdictions,

@@ -237,7 +237,7 @@ fn time_used(
                 flags.push(EstimateFlag::AssumedMaxDuration);
                 Ok(max)
             }
-            _ => Err(EstimateError::MissingTimeLimit {
+            MissingTimeLimit::Reject => Err(EstimateError::MissingTimeLimit {
                 max: short_duration(max),
             }),
         },

@@ -12,9 +12,8 @@ use super::budgets::{self, Windows};
 use super::decision::{self, JobFigures, Proposal};
 use super::sql::{BudgetKeys, JobRow, LedgerTx, NewJob, NewReport, NewReview};
 use super::{
-    AdmissionDecision, AdmissionOptions, AdmissionRequest, Crossing, Denial, DenialReason,
-    LedgerError, MAX_RUN_ID_LEN, RunRef, ThresholdAction, Totals, Verdict, audit, valid_flop,
-    window_start,
+    Action, AdmissionDecision, AdmissionOptions, AdmissionRequest, Crossing, Denial, DenialReason,
+    LedgerError, MAX_RUN_ID_LEN, RunRef, Totals, Verdict, audit, valid_flop, window_start,
 };
 use crate::accounts::Actor;
 use crate::audit::ChainTx;
@@ -202,7 +201,7 @@ async fn hold<T: LedgerTx>(
 ) -> Result<(), LedgerError> {
     let held: Vec<Crossing> = crossings
         .iter()
-        .filter(|c| c.action == ThresholdAction::Review)
+        .filter(|c| c.action == Action::Review)
         .cloned()
         .collect();
     tx.insert_review(&NewReview {
@@ -231,7 +230,7 @@ pub(super) async fn write_report<T: LedgerTx>(
 ) -> Result<Vec<Uuid>, LedgerError> {
     let reportable: Vec<Crossing> = crossings
         .iter()
-        .filter(|c| c.action >= ThresholdAction::Report)
+        .filter(|c| c.action >= Action::Report)
         .cloned()
         .collect();
     if reportable.is_empty() {

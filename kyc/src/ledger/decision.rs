@@ -18,8 +18,8 @@
 use uuid::Uuid;
 
 use super::{
-    Crossing, Denial, DenialReason, LedgerLimits, ThresholdAction, ThresholdPolicy, ThresholdRule,
-    ThresholdScope, Totals,
+    Action, Crossing, Denial, DenialReason, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule,
+    Totals,
 };
 
 /// Totals read under the budget locks, before the job, with the ids of each scope.
@@ -88,10 +88,7 @@ pub fn evaluate(
     let crossings = fired_now(&policy.rules, job.bio_sequence, snapshot, projected);
     let denial = cap_denial(limits, &snapshot.totals, job.estimate_flop)
         .or_else(|| block_denial(&policy.rules, job.bio_sequence, snapshot, projected));
-    let review = job.hold_for_review
-        || crossings
-            .iter()
-            .any(|c| c.action == ThresholdAction::Review);
+    let review = job.hold_for_review || crossings.iter().any(|c| c.action == Action::Review);
     let proposal = match denial {
         Some(denial) => Proposal::Deny(denial),
         None if review => Proposal::Review,
@@ -194,7 +191,7 @@ fn block_denial(
     estimate: f64,
 ) -> Option<Denial> {
     applicable(rules, bio_sequence)
-        .filter(|r| r.action == ThresholdAction::Block)
+        .filter(|r| r.action == Action::Block)
         .filter(|r| {
             scope_total(r.scope, snapshot).is_some_and(|(_, total)| total + estimate >= r.flop)
         })
@@ -274,12 +271,12 @@ fn applicable(rules: &[ThresholdRule], bio_sequence: bool) -> impl Iterator<Item
 
 /// The id and current total a scope refers to; `None` for an organization scope of a customer
 /// without one. An unlinked customer is its own group.
-fn scope_total(scope: ThresholdScope, s: &Snapshot) -> Option<(Uuid, f64)> {
+fn scope_total(scope: Scope, s: &Snapshot) -> Option<(Uuid, f64)> {
     let t = &s.totals;
     match scope {
-        ThresholdScope::Run => Some((s.lineage_root, t.lineage_flop)),
-        ThresholdScope::Customer => Some((s.customer_id, t.customer_flop)),
-        ThresholdScope::Organization => s.organization_id.zip(t.organization_flop),
-        ThresholdScope::Group => Some((s.group_id.unwrap_or(s.customer_id), t.group_flop)),
+        Scope::Run => Some((s.lineage_root, t.lineage_flop)),
+        Scope::Customer => Some((s.customer_id, t.customer_flop)),
+        Scope::Organization => s.organization_id.zip(t.organization_flop),
+        Scope::Group => Some((s.group_id.unwrap_or(s.customer_id), t.group_flop)),
     }
 }

@@ -19,10 +19,7 @@ use uuid::Uuid;
 
 use super::membership::GroupTx;
 use super::sql::LedgerTx;
-use super::{
-    Crossing, LedgerError, ThresholdAction, ThresholdPolicy, ThresholdRule, ThresholdScope,
-    window_start,
-};
+use super::{Action, Crossing, LedgerError, Scope, ThresholdPolicy, ThresholdRule, window_start};
 use crate::store::DbTime;
 
 /// What a link-time re-check fired.
@@ -97,7 +94,7 @@ pub(super) async fn check_group<T: GroupTx + LedgerTx>(
 fn link_candidates(rules: &[ThresholdRule], before: f64, after: f64) -> Vec<&ThresholdRule> {
     rules
         .iter()
-        .filter(|r| r.scope == ThresholdScope::Group && !r.bio_sequence_only)
+        .filter(|r| r.scope == Scope::Group && !r.bio_sequence_only)
         .filter(|r| before < r.flop && r.flop <= after)
         .collect()
 }
@@ -121,7 +118,7 @@ pub(super) fn link_crossings(
         super::decision::merge_crossing(&mut out, r, group, before, after);
     }
     // Labels whose strongest action needs a job to act on stay unfired for the next job.
-    out.retain(|c| c.action <= ThresholdAction::Report);
+    out.retain(|c| c.action <= Action::Report);
     out
 }
 
@@ -129,12 +126,7 @@ pub(super) fn link_crossings(
 mod tests {
     use super::*;
 
-    fn rule(
-        label: &str,
-        flop: f64,
-        scope: ThresholdScope,
-        action: ThresholdAction,
-    ) -> ThresholdRule {
+    fn rule(label: &str, flop: f64, scope: Scope, action: Action) -> ThresholdRule {
         ThresholdRule {
             label: label.into(),
             flop,
@@ -146,8 +138,8 @@ mod tests {
     }
 
     fn rules() -> Vec<ThresholdRule> {
-        use ThresholdAction::*;
-        use ThresholdScope::*;
+        use Action::*;
+        use Scope::*;
         let mut bio = rule("bio", 1e19, Group, Report);
         bio.bio_sequence_only = true;
         let mut report = rule("g2e19", 2e19, Group, Report);
@@ -168,9 +160,9 @@ mod tests {
         let c = link_crossings(&rules(), g, 1.2e19, 6e19, &[]);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].label, "g2e19");
-        assert_eq!(c[0].action, ThresholdAction::Report);
+        assert_eq!(c[0].action, Action::Report);
         assert_eq!(c[0].report_due_days, 14);
-        assert_eq!((c[0].scope, c[0].scope_id), (ThresholdScope::Group, g));
+        assert_eq!((c[0].scope, c[0].scope_id), (Scope::Group, g));
         assert_eq!((c[0].previous_flop, c[0].projected_flop), (1.2e19, 6e19));
     }
 

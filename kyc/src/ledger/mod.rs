@@ -4,7 +4,7 @@
 //! # What counts where
 //! - **Run lineage** (lifetime): a run id is namespaced per customer; a run that names a
 //!   `parent_run_id` joins its parent's lineage, fixed when the run is first seen. The per-run
-//!   cap ([`LedgerLimits::max_flop_per_run`]) and [`ThresholdScope::Run`] thresholds apply to the
+//!   cap ([`LedgerLimits::max_flop_per_run`]) and [`Scope::Run`] thresholds apply to the
 //!   lineage's cumulative FLOP, so neither splitting a run into jobs nor fine-tuning evades them.
 //! - **Customer window**: [`LedgerLimits::max_flop_per_customer_window`] applies to the FLOP of
 //!   the customer's jobs decided within the rolling [`LedgerLimits::window`].
@@ -63,6 +63,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use computegate_policy::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
+
 use crate::names::stored_enum;
 use crate::store::StoreError;
 
@@ -100,77 +102,6 @@ pub const APPROVAL_TOLERANCE: f64 = 0.01;
 /// How long a review approval can be used after it was given: a job approved but never
 /// resubmitted within it is held again (the circumstances the officer judged may have changed).
 pub const APPROVAL_VALIDITY: time::Duration = time::Duration::days(30);
-
-/// Tier caps for one admission, as plain data (the root converts the gateway's policy).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LedgerLimits {
-    /// Most FLOP a run lineage may accumulate (used + reserved); `None`: no cap.
-    pub max_flop_per_run: Option<f64>,
-    /// Most FLOP a customer may have charged within [`LedgerLimits::window`]; `None`: no cap.
-    pub max_flop_per_customer_window: Option<f64>,
-    /// The rolling window of the customer cap.
-    pub window: Duration,
-    /// Most jobs a customer may have reserved or running at once; `None`: no cap.
-    pub max_concurrent_jobs: Option<u32>,
-}
-
-/// Which cumulative total a threshold watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThresholdScope {
-    /// The run lineage (a run and its fine-tunes), lifetime.
-    Run,
-    /// The customer, over [`ThresholdPolicy::window`].
-    Customer,
-    /// The customer's organization, over [`ThresholdPolicy::window`].
-    Organization,
-    /// The customer's linked group (the customer alone when unlinked), over the window.
-    Group,
-}
-
-/// What crossing a threshold does. Graded: each action includes the ones before it (`review`
-/// and `report` both produce a report record once the job runs).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ThresholdAction {
-    /// Event and metric only.
-    Notify,
-    /// A training-run report with a due date.
-    Report,
-    /// Hold the job until a compliance officer approves it.
-    Review,
-    /// Refuse any job whose projected total would reach the threshold.
-    Block,
-}
-
-/// One threshold, as plain data.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ThresholdRule {
-    /// Stable label, e.g. `eu_ai_act_art51` (shown in reports and metrics).
-    pub label: String,
-    /// Cumulative FLOP at which it fires.
-    pub flop: f64,
-    /// Which total it watches.
-    pub scope: ThresholdScope,
-    /// What crossing it does.
-    pub action: ThresholdAction,
-    /// Only for runs declaring biological-sequence data.
-    pub bio_sequence_only: bool,
-    /// Days from crossing to the report's due date (15 by default in the shipped policy).
-    pub report_due_days: u32,
-}
-
-/// The thresholds in force and the rolling window of the customer, organization and group
-/// totals they watch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ThresholdPolicy {
-    /// The rules, in any order.
-    pub rules: Vec<ThresholdRule>,
-    /// Rolling window for non-run scopes.
-    pub window: Duration,
-}
 
 /// One job submission to admit.
 #[derive(Debug, Clone)]
@@ -289,7 +220,7 @@ pub struct Denial {
     /// The blocking threshold's label.
     pub threshold_label: Option<String>,
     /// The blocking threshold's scope.
-    pub scope: Option<ThresholdScope>,
+    pub scope: Option<Scope>,
 }
 
 /// The rule behind a denial (bounded, usable as a metric label via [`DenialReason::as_str`]).
@@ -335,11 +266,11 @@ pub struct Crossing {
     /// The rule's FLOP.
     pub threshold_flop: f64,
     /// The rule's scope.
-    pub scope: ThresholdScope,
+    pub scope: Scope,
     /// Lineage root, customer, organization or group id.
     pub scope_id: Uuid,
     /// The rule's action.
-    pub action: ThresholdAction,
+    pub action: Action,
     /// Total before.
     pub previous_flop: f64,
     /// Total after.
@@ -427,20 +358,8 @@ pub enum LedgerError {
 
 crate::store::from_sqlx!(LedgerError);
 
-// === impl ThresholdScope, ThresholdAction, JobStatus, ReviewStatus ===
+// === impl JobStatus, ReviewStatus ===
 
-stored_enum!(ThresholdScope {
-    Run => "run",
-    Customer => "customer",
-    Organization => "organization",
-    Group => "group",
-});
-stored_enum!(ThresholdAction {
-    Notify => "notify",
-    Report => "report",
-    Review => "review",
-    Block => "block",
-});
 stored_enum!(JobStatus {
     Reserved => "reserved",
     Running => "running",

@@ -18,7 +18,7 @@ fn limits(run: Option<f64>, window: Option<f64>, jobs: Option<u32>) -> LedgerLim
     }
 }
 
-fn rule(label: &str, flop: f64, scope: ThresholdScope, action: ThresholdAction) -> ThresholdRule {
+fn rule(label: &str, flop: f64, scope: Scope, action: Action) -> ThresholdRule {
     ThresholdRule {
         label: label.into(),
         flop,
@@ -147,8 +147,8 @@ fn remaining_is_the_tightest_cap() {
 #[test]
 fn a_threshold_fires_once_per_scope_when_first_reached() {
     let p = policy(vec![
-        rule("t25", 1e25, ThresholdScope::Run, ThresholdAction::Report),
-        rule("t26", 1e26, ThresholdScope::Run, ThresholdAction::Review),
+        rule("t25", 1e25, Scope::Run, Action::Report),
+        rule("t26", 1e26, Scope::Run, Action::Review),
     ]);
     let l = limits(None, None, None);
     let e = eval(&l, &p, false, &snapshot(9e24, 0.0, 0.0, 0), 1e24);
@@ -178,12 +178,12 @@ fn a_threshold_fires_once_per_scope_when_first_reached() {
 
 #[test]
 fn one_threshold_listed_per_action_is_one_crossing_with_the_highest_action() {
-    let mut report = rule("t", 100.0, ThresholdScope::Run, ThresholdAction::Report);
+    let mut report = rule("t", 100.0, Scope::Run, Action::Report);
     report.report_due_days = 10;
     let p = policy(vec![
-        rule("t", 100.0, ThresholdScope::Run, ThresholdAction::Notify),
+        rule("t", 100.0, Scope::Run, Action::Notify),
         report,
-        rule("t", 100.0, ThresholdScope::Group, ThresholdAction::Notify),
+        rule("t", 100.0, Scope::Group, Action::Notify),
     ]);
     let e = eval(
         &limits(None, None, None),
@@ -193,19 +193,14 @@ fn one_threshold_listed_per_action_is_one_crossing_with_the_highest_action() {
         100.0,
     );
     assert_eq!(e.crossings.len(), 2, "run and group are different scopes");
-    assert_eq!(e.crossings[0].action, ThresholdAction::Report);
+    assert_eq!(e.crossings[0].action, Action::Report);
     assert_eq!(e.crossings[0].report_due_days, 10);
-    assert_eq!(e.crossings[1].scope, ThresholdScope::Group);
+    assert_eq!(e.crossings[1].scope, Scope::Group);
 }
 
 #[test]
 fn declared_compute_projects_thresholds_and_callers_can_ask_for_review() {
-    let p = policy(vec![rule(
-        "t",
-        1e25,
-        ThresholdScope::Run,
-        ThresholdAction::Report,
-    )]);
+    let p = policy(vec![rule("t", 1e25, Scope::Run, Action::Report)]);
     let l = limits(Some(1e24), None, None);
     let s = snapshot(0.0, 0.0, 0.0, 0);
     let mut j = job(1e23, false);
@@ -228,12 +223,9 @@ fn declared_compute_projects_thresholds_and_callers_can_ask_for_review() {
 
 #[test]
 fn bio_rules_apply_only_to_bio_runs_and_block_beats_review() {
-    let mut bio = rule("bio23", 1e23, ThresholdScope::Run, ThresholdAction::Review);
+    let mut bio = rule("bio23", 1e23, Scope::Run, Action::Review);
     bio.bio_sequence_only = true;
-    let p = policy(vec![
-        bio,
-        rule("grp", 5e23, ThresholdScope::Group, ThresholdAction::Block),
-    ]);
+    let p = policy(vec![bio, rule("grp", 5e23, Scope::Group, Action::Block)]);
     let l = limits(None, None, None);
     let s = snapshot(0.0, 0.0, 2e23, 0);
     assert_eq!(eval(&l, &p, false, &s, 2e23).proposal, Proposal::Admit);
@@ -244,19 +236,14 @@ fn bio_rules_apply_only_to_bio_runs_and_block_beats_review() {
     };
     assert_eq!(d.reason, DenialReason::Threshold);
     assert_eq!(d.threshold_label.as_deref(), Some("grp"));
-    assert_eq!(d.scope, Some(ThresholdScope::Group));
+    assert_eq!(d.scope, Some(Scope::Group));
 }
 
 #[test]
 fn unlinked_customer_is_its_own_group_and_org_scope_needs_an_org() {
     let p = policy(vec![
-        rule("g", 10.0, ThresholdScope::Group, ThresholdAction::Notify),
-        rule(
-            "o",
-            10.0,
-            ThresholdScope::Organization,
-            ThresholdAction::Notify,
-        ),
+        rule("g", 10.0, Scope::Group, Action::Notify),
+        rule("o", 10.0, Scope::Organization, Action::Notify),
     ]);
     let mut s = snapshot(0.0, 5.0, 5.0, 0);
     s.group_id = None;
@@ -267,12 +254,7 @@ fn unlinked_customer_is_its_own_group_and_org_scope_needs_an_org() {
 
 #[test]
 fn usage_growth_rechecks_thresholds() {
-    let rules = vec![rule(
-        "t",
-        100.0,
-        ThresholdScope::Customer,
-        ThresholdAction::Report,
-    )];
+    let rules = vec![rule("t", 100.0, Scope::Customer, Action::Report)];
     let s = snapshot(0.0, 90.0, 90.0, 0);
     assert!(usage_crossings(&rules, false, &s, 0.0).is_empty());
     assert!(usage_crossings(&rules, false, &s, -5.0).is_empty());
@@ -292,15 +274,15 @@ fn stored_names_round_trip() {
         assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
     }
     for a in [
-        ThresholdAction::Notify,
-        ThresholdAction::Report,
-        ThresholdAction::Review,
-        ThresholdAction::Block,
+        Action::Notify,
+        Action::Report,
+        Action::Review,
+        Action::Block,
     ] {
-        assert_eq!(a.as_str().parse::<ThresholdAction>().unwrap(), a);
+        assert_eq!(a.as_str().parse::<Action>().unwrap(), a);
     }
-    assert!(ThresholdAction::Block > ThresholdAction::Review);
-    assert!(ThresholdAction::Review > ThresholdAction::Report);
+    assert!(Action::Block > Action::Review);
+    assert!(Action::Review > Action::Report);
 }
 
 proptest! {
@@ -315,7 +297,7 @@ proptest! {
         window_cap in 1.0f64..3e3,
         block in 1.0f64..3e3,
     ) {
-        let p = policy(vec![rule("b", block, ThresholdScope::Customer, ThresholdAction::Block)]);
+        let p = policy(vec![rule("b", block, Scope::Customer, Action::Block)]);
         let l = limits(Some(run_cap), Some(window_cap), None);
         let e = eval(&l, &p, false, &snapshot(lineage, customer, customer, 0), estimate);
         if e.proposal == Proposal::Admit {

@@ -3,9 +3,9 @@
 
 use computegate_kyc::audit::AuditFilter;
 use computegate_kyc::ledger::{
-    DenialReason, LedgerError, LinkAttribute, ReviewResolution, ReviewStatus, RunFilter,
-    ThresholdAction, ThresholdScope, Verdict,
+    DenialReason, LedgerError, LinkAttribute, ReviewResolution, ReviewStatus, RunFilter, Verdict,
 };
+use computegate_policy::{Action, Scope};
 use time::Duration;
 use uuid::Uuid;
 
@@ -120,7 +120,7 @@ async fn one_job_crosses_1e25_and_another_1e26(ctx: Ctx) {
         "one report listing both report crossings"
     );
     let run_crossing = &d.crossings[1];
-    assert_eq!(run_crossing.scope, ThresholdScope::Run);
+    assert_eq!(run_crossing.scope, Scope::Run);
     assert_eq!(run_crossing.scope_id, d.run.lineage_root);
     assert_eq!(run_crossing.previous_flop, 0.0);
     assert_eq!(run_crossing.projected_flop, 2e25);
@@ -145,7 +145,7 @@ async fn one_job_crosses_1e25_and_another_1e26(ctx: Ctx) {
         reviews[0]
             .crossings
             .iter()
-            .all(|c| c.action == ThresholdAction::Review)
+            .all(|c| c.action == Action::Review)
     );
     assert_eq!(reviews[0].crossings.len(), 2, "run and group 1e26");
 }
@@ -240,8 +240,8 @@ async fn organization_scope_sums_members(ctx: Ctx) {
     let rules = thresholds(vec![rule(
         "org_1000",
         1000.0,
-        ThresholdScope::Organization,
-        ThresholdAction::Report,
+        Scope::Organization,
+        Action::Report,
     )]);
     for (c, flop, crosses) in [(a, 600.0, false), (b, 500.0, true)] {
         let mut req = job(c, "r", flop);
@@ -381,16 +381,11 @@ async fn review_hold_approval_and_resubmission(ctx: Ctx) {
 async fn block_threshold_and_bio_rule(ctx: Ctx) {
     let s = &ctx.store;
     let c = customer(s).await;
-    let mut bio = rule("bio", 1e23, ThresholdScope::Run, ThresholdAction::Review);
+    let mut bio = rule("bio", 1e23, Scope::Run, Action::Review);
     bio.bio_sequence_only = true;
     let rules = thresholds(vec![
         bio,
-        rule(
-            "cap_1e24",
-            1e24,
-            ThresholdScope::Customer,
-            ThresholdAction::Block,
-        ),
+        rule("cap_1e24", 1e24, Scope::Customer, Action::Block),
     ]);
     let mut req = job(c, "proteins", 2e23);
     req.thresholds = rules.clone();
@@ -408,7 +403,7 @@ async fn block_threshold_and_bio_rule(ctx: Ctx) {
     };
     assert_eq!(denial.reason, DenialReason::Threshold);
     assert_eq!(denial.threshold_label.as_deref(), Some("cap_1e24"));
-    assert_eq!(denial.scope, Some(ThresholdScope::Customer));
+    assert_eq!(denial.scope, Some(Scope::Customer));
     assert_eq!(denial.limit_flop, Some(1e24));
 }
 

@@ -7,10 +7,10 @@ use computegate_kyc::Store;
 use computegate_kyc::accounts::{Actor, CustomerKind};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::ledger::{
-    AdmissionDecision, AdmissionRequest, AttributeHash, AttributeKey, LedgerLimits, LinkValue,
-    ThresholdAction, ThresholdPolicy, ThresholdRule, ThresholdScope, UsageEvent, UsageKind,
-    UsageOutcome, UsageRecorded, Verdict,
+    AdmissionDecision, AdmissionRequest, AttributeHash, AttributeKey, LinkValue, UsageEvent,
+    UsageKind, UsageOutcome, UsageRecorded, Verdict,
 };
+use computegate_policy::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -51,12 +51,7 @@ pub(super) fn staff() -> Actor {
     Actor::staff(Uuid::now_v7(), None)
 }
 
-pub(super) fn rule(
-    label: &str,
-    flop: f64,
-    scope: ThresholdScope,
-    action: ThresholdAction,
-) -> ThresholdRule {
+pub(super) fn rule(label: &str, flop: f64, scope: Scope, action: Action) -> ThresholdRule {
     ThresholdRule {
         label: label.into(),
         flop,
@@ -69,34 +64,19 @@ pub(super) fn rule(
 
 /// The shipped default thresholds (DESIGN §4), per run lineage and per linked group.
 pub(super) fn shipped_thresholds() -> Arc<ThresholdPolicy> {
-    let mut bio = rule(
-        "bio_1e23",
-        1e23,
-        ThresholdScope::Run,
-        ThresholdAction::Review,
-    );
+    let mut bio = rule("bio_1e23", 1e23, Scope::Run, Action::Review);
     bio.bio_sequence_only = true;
     let mut rules = vec![bio];
-    for scope in [ThresholdScope::Run, ThresholdScope::Group] {
+    for scope in [Scope::Run, Scope::Group] {
         let s = scope.as_str();
-        rules.push(rule(
-            &format!("gpai_1e23_{s}"),
-            1e23,
-            scope,
-            ThresholdAction::Notify,
-        ));
+        rules.push(rule(&format!("gpai_1e23_{s}"), 1e23, scope, Action::Notify));
         rules.push(rule(
             &format!("eu_art51_1e25_{s}"),
             1e25,
             scope,
-            ThresholdAction::Report,
+            Action::Report,
         ));
-        rules.push(rule(
-            &format!("us_1e26_{s}"),
-            1e26,
-            scope,
-            ThresholdAction::Review,
-        ));
+        rules.push(rule(&format!("us_1e26_{s}"), 1e26, scope, Action::Review));
     }
     Arc::new(ThresholdPolicy {
         rules,

@@ -2,10 +2,8 @@
 
 use computegate_kyc::accounts::Actor;
 use computegate_kyc::audit::AuditFilter;
-use computegate_kyc::ledger::{
-    LedgerError, LinkAttribute, ReportFilter, ThresholdAction, ThresholdPolicy, ThresholdScope,
-    Verdict,
-};
+use computegate_kyc::ledger::{LedgerError, LinkAttribute, ReportFilter, Verdict};
+use computegate_policy::{Action, Scope, ThresholdPolicy};
 use uuid::Uuid;
 
 use super::fixtures::{DAY, admit, customer, hashed, job, rule, staff};
@@ -15,24 +13,9 @@ use crate::support::{Ctx, t0};
 fn group_rules() -> ThresholdPolicy {
     ThresholdPolicy {
         rules: vec![
-            rule(
-                "g2e19",
-                2e19,
-                ThresholdScope::Group,
-                ThresholdAction::Notify,
-            ),
-            rule(
-                "g2e19",
-                2e19,
-                ThresholdScope::Group,
-                ThresholdAction::Report,
-            ),
-            rule(
-                "g5e19",
-                5e19,
-                ThresholdScope::Group,
-                ThresholdAction::Review,
-            ),
+            rule("g2e19", 2e19, Scope::Group, Action::Notify),
+            rule("g2e19", 2e19, Scope::Group, Action::Report),
+            rule("g5e19", 5e19, Scope::Group, Action::Review),
         ],
         window: 30 * DAY,
     }
@@ -206,11 +189,8 @@ async fn a_staff_link_rechecks_group_thresholds_at_once(ctx: Ctx) {
     let c = &link.check.crossings;
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(c[0].label, "g2e19");
-    assert_eq!(c[0].action, ThresholdAction::Report);
-    assert_eq!(
-        (c[0].scope, c[0].scope_id),
-        (ThresholdScope::Group, link.group.id)
-    );
+    assert_eq!(c[0].action, Action::Report);
+    assert_eq!((c[0].scope, c[0].scope_id), (Scope::Group, link.group.id));
     assert_eq!((c[0].previous_flop, c[0].projected_flop), (1.2e19, 2.4e19));
     assert_eq!(link.check.report_ids.len(), 1);
     let reports = s

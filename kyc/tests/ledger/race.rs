@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use computegate_kyc::Store;
-use computegate_kyc::ledger::{
-    AdmissionRequest, DenialReason, LinkAttribute, ThresholdAction, ThresholdScope, Verdict,
-};
+use computegate_kyc::ledger::{AdmissionRequest, DenialReason, LinkAttribute, Verdict};
+use computegate_policy::{Action, Scope};
 use tokio::sync::Barrier;
 
 use super::fixtures::{admitted, customer, job, lineage_total, rule, thresholds};
@@ -108,8 +107,8 @@ async fn group_block_threshold_holds_across_linked_accounts(ctx: Ctx) {
     let policy = thresholds(vec![rule(
         "group_block_1000",
         1000.0,
-        ThresholdScope::Group,
-        ThresholdAction::Block,
+        Scope::Group,
+        Action::Block,
     )]);
     let requests = (0..RACERS)
         .map(|i| {

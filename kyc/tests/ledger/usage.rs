@@ -2,9 +2,8 @@
 //! replays and bad counters change nothing, and an overrun re-checks the thresholds.
 
 use computegate_kyc::audit::AuditFilter;
-use computegate_kyc::ledger::{
-    JobStatus, LedgerError, ReportFilter, ThresholdAction, ThresholdScope, UsageKind, UsageOutcome,
-};
+use computegate_kyc::ledger::{JobStatus, LedgerError, ReportFilter, UsageKind, UsageOutcome};
+use computegate_policy::{Action, Scope};
 use time::Duration;
 use uuid::Uuid;
 
@@ -130,18 +129,8 @@ async fn an_overrun_extends_the_reservation_and_rechecks_thresholds(ctx: Ctx) {
     let s = &ctx.store;
     let c = customer(s).await;
     let policy = thresholds(vec![
-        rule(
-            "run_1500",
-            1500.0,
-            ThresholdScope::Run,
-            ThresholdAction::Report,
-        ),
-        rule(
-            "cust_5000",
-            5000.0,
-            ThresholdScope::Customer,
-            ThresholdAction::Review,
-        ),
+        rule("run_1500", 1500.0, Scope::Run, Action::Report),
+        rule("cust_5000", 5000.0, Scope::Customer, Action::Review),
     ]);
     let mut req = job(c, "run", 1000.0);
     req.thresholds = policy.clone();

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use computegate_kyc::ledger::{
-    AdmissionDecision, AdmissionOptions, AdmissionRequest, LedgerLimits, ThresholdPolicy,
-};
+use computegate_kyc::ledger::{AdmissionDecision, AdmissionOptions, AdmissionRequest};
+use computegate_policy::{LedgerLimits, ThresholdPolicy};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -43,7 +42,7 @@ pub(crate) async fn admit(
             max_concurrent_jobs: None,
         },
         thresholds: Arc::new(ThresholdPolicy {
-            rules: crate::ledger_port::threshold_rules(&policy),
+            rules: policy.threshold_rules(),
             window,
         }),
         identity_snapshot: None,

@@ -1,44 +1,47 @@
-//! The policy engine: versioned policy data (tiers, route rules, country groups, the accelerator
-//! table, FLOP thresholds) and the pure decisions taken over it.
+//! Computegate's policy: versioned policy data (tiers, route rules, country groups, the
+//! accelerator table, FLOP thresholds) and the pure decisions taken over it. Both the data
+//! plane (`computegate-gateway`) and the control plane (`computegate-kyc`) use these types, so
+//! the policy vocabulary exists once; this crate does no I/O (no files, sockets, clock or
+//! database).
 //!
 //! Every number that regulators or operators may change lives in a TOML policy file — the
 //! shipped default is `deploy/policy/default.toml` — never in code. Each rule carries its
 //! `source` and `status` so consoles and reports can show where it comes from.
 //!
-//! Loading is two steps over plain inputs: [`Policy::from_toml`] parses and validates a document
-//! (every error names its key path, such as `tiers[2].max_flop_per_run`); [`Policy::load`] reads
-//! a file first. [`PolicyHandle`] holds the policy in force and swaps it atomically on reload; a
-//! bad file is rejected and the old policy stays.
+//! [`Policy::from_toml`] parses and validates a document (every error names its key path, such
+//! as `tiers[2].max_flop_per_run`); reading the file and swapping the policy in force on reload
+//! are the gateway's (`computegate_gateway::policy`).
 //!
 //! Decisions ([`authorize_route`], [`authorize_jurisdiction`], the `required_tier_for_*`
-//! lookups) are functions of the policy and plain request facts. The FLOP estimate and the
-//! admission evaluator live in [`crate::metering`].
+//! lookups) are functions of the policy and plain request facts. The FLOP estimate lives in the
+//! gateway's `metering` module.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 mod caps;
 mod decide;
-mod handle;
 mod model;
+mod route_class;
 mod serde_util;
+mod thresholds;
 mod validate;
 
 pub use caps::{CapExceeded, CapNeeds, TierCaps};
 pub use decide::{
     Denial, DenialRule, JurisdictionStanding, authorize_jurisdiction, authorize_route,
 };
-pub use handle::{PolicyHandle, PolicyMetrics, ReloadResult};
 pub use model::{
     Accelerator, Action, Condition, CountryGroup, FrontierRule, JurisdictionRules,
     MissingTimeLimit, PeakFlops, PolicyDate, Precision, RateLimitSpec, RuleStatus, Scope,
-    Threshold, Tier, UnknownAccelerator,
+    Threshold, Tier, UnknownAccelerator, UnknownName,
 };
-pub(crate) use serde_util::short_duration;
+pub use route_class::RouteClass;
+pub use serde_util::short_duration;
+pub use thresholds::{FRONTIER_RESTRICTED_LABEL, LedgerLimits, ThresholdPolicy, ThresholdRule};
 
-use crate::config::RouteClass;
 use model::PolicyDoc;
 
 /// A validated policy. Construct it with [`Policy::from_toml`] or [`Policy::load`]; it cannot be
@@ -79,15 +82,6 @@ pub enum PolicyError {
 // === impl Policy ===
 
 impl Policy {
-    /// Reads and validates the policy file at `path`.
-    pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text)
-    }
-
     /// Parses and validates a policy document.
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
         let table: toml::Table = text

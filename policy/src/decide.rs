@@ -6,8 +6,8 @@ use std::fmt;
 use http::Method;
 
 use super::Policy;
+use super::RouteClass;
 use super::model::Tier;
-use crate::config::RouteClass;
 
 /// Why a request was refused, with what the 403 problem document needs: the rule, the caller's
 /// tier and the lowest tier that would have been allowed.
@@ -26,7 +26,6 @@ pub struct Denial {
 
 /// Rules that refuse requests before any job is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum DenialRule {
     /// The principal's tier is not in the policy (e.g. removed on reload): fail closed.
     UnknownTier,
@@ -76,7 +75,9 @@ pub fn authorize_route(
         let required = policy.required_tier_for_route(route, class, method);
         let what = match rule {
             DenialRule::RouteNotAllowed => format!("route `{route}`"),
-            _ => format!("{method} on route `{route}`"),
+            DenialRule::MethodNotAllowed
+            | DenialRule::UnknownTier
+            | DenialRule::DeniedJurisdiction => format!("{method} on route `{route}`"),
         };
         let detail = match required {
             Some(r) => format!(

@@ -93,7 +93,7 @@ pub(super) fn display_path(path: &serde_path_to_error::Path) -> String {
 }
 
 /// Formats a duration in the largest whole unit that divides it ("14d", "36h", "90s").
-pub(crate) fn short_duration(d: Duration) -> String {
+pub fn short_duration(d: Duration) -> String {
     let secs = d.as_secs();
     if d.subsec_nanos() != 0 || secs == 0 {
         return format!("{:.3}s", d.as_secs_f64());

@@ -1,4 +1,7 @@
-//! The policy in force, swapped atomically on reload, and the reload metrics.
+//! The policy in force for the data plane: the pure policy model and decisions of
+//! `computegate-policy` (re-exported here, so `crate::policy::Policy` is the one type the
+//! gateway uses), plus what needs I/O — reading the policy file ([`load`]) and the
+//! [`PolicyHandle`] that swaps the policy atomically on reload (file watching and SIGHUP).
 //!
 //! Readers take a cheap `Arc` clone under a read lock that is held for nanoseconds; a reload
 //! builds the new [`Policy`] completely (parse + validate) before taking the write lock, so a
@@ -14,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::{Policy, PolicyError};
+pub use computegate_policy::*;
 
 /// Shared holder of the policy in force.
 #[derive(Debug)]
@@ -50,6 +53,16 @@ struct VersionLabel {
     table_version: String,
 }
 
+/// Reads and validates the policy file at `path` (the file read is the only I/O; parsing and
+/// validation are [`Policy::from_toml`]).
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Policy::from_toml(&text)
+}
+
 // === impl PolicyHandle ===
 
 impl PolicyHandle {
@@ -81,7 +94,7 @@ impl PolicyHandle {
     /// Loads `path` and, if valid, puts it in force; otherwise keeps the old policy. Records
     /// the outcome in `metrics` and the log either way.
     pub fn reload(&self, path: &Path, metrics: &PolicyMetrics) -> Result<Arc<Policy>, PolicyError> {
-        match Policy::load(path) {
+        match load(path) {
             Ok(policy) => {
                 let old = self.replace(policy);
                 let new = self.current();
@@ -170,5 +183,76 @@ impl VersionLabel {
             version: p.version().to_string(),
             table_version: p.table_version().to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    const DEFAULT: &str = include_str!("../../deploy/policy/default.toml");
+
+    fn default_policy() -> Policy {
+        Policy::from_toml(DEFAULT).expect("the shipped policy is valid")
+    }
+
+    #[test]
+    fn handle_swaps_and_reload_keeps_old_on_error() {
+        let dir = std::env::temp_dir().join(format!("cg-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy.toml");
+        let handle = PolicyHandle::new(default_policy());
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = PolicyMetrics::register(&mut registry, &handle.current());
+
+        std::fs::write(
+            &path,
+            DEFAULT.replacen("version = \"2026.1\"", "version = \"2026.2\"", 1),
+        )
+        .unwrap();
+        let held = handle.current();
+        assert_eq!(handle.reload(&path, &metrics).unwrap().version(), "2026.2");
+        assert_eq!(
+            held.version(),
+            "2026.1",
+            "an in-flight request keeps its policy"
+        );
+        assert_eq!(handle.current().version(), "2026.2");
+
+        std::fs::write(&path, "version = [").unwrap();
+        assert!(handle.reload(&path, &metrics).is_err());
+        assert!(handle.reload(&dir.join("missing.toml"), &metrics).is_err());
+        assert_eq!(
+            handle.current().version(),
+            "2026.2",
+            "a bad file never replaces a good one"
+        );
+
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("computegate_policy_reloads_total{result=\"applied\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("computegate_policy_reloads_total{result=\"rejected\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "computegate_policy_info{version=\"2026.2\",table_version=\"2026-01\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("version=\"2026.1\""),
+            "old version series removed: {text}"
+        );
+
+        let old = handle.replace(default_policy());
+        assert_eq!(old.version(), "2026.2");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

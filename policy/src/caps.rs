@@ -33,7 +33,6 @@ pub struct CapNeeds {
 
 /// The cap a job exceeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum CapExceeded {
     /// More accelerators than the tier allows per job.
     AcceleratorsPerJob,

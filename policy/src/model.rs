@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::serde_util::{human_duration, one_or_many, optional_human_duration};
 
@@ -56,7 +57,6 @@ pub struct Tier {
 /// A GCRA / token-bucket request rate.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[non_exhaustive]
 pub struct RateLimitSpec {
     /// Sustained requests per second (> 0; fractions allowed, e.g. 0.5).
     pub requests_per_second: f64,
@@ -67,7 +67,6 @@ pub struct RateLimitSpec {
 /// Numeric precisions with a peak in the accelerator table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[non_exhaustive]
 pub enum Precision {
     /// bfloat16 tensor math; the default basis.
     #[default]
@@ -120,10 +119,10 @@ pub struct Accelerator {
     pub source: String,
 }
 
-/// What a cumulative total is counted over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+/// What a cumulative total is counted over. The ledger stores its name (`as_str`) and checks
+/// it against the SQL `CHECK` of `ledger_crossings.scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum Scope {
     /// A training-run lineage: a run and the fine-tunes declaring it as parent.
     Run,
@@ -135,10 +134,12 @@ pub enum Scope {
     Group,
 }
 
-/// Graded threshold actions, weakest first; the strongest action of a decision wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+/// Graded threshold actions, weakest first; the strongest action of a decision wins. Each
+/// includes the ones before it (`review` and `report` both produce a report record once the job
+/// runs). The ledger stores its name (`as_str`), checked by the SQL `CHECK` of
+/// `ledger_crossings.action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum Action {
     /// A metric and an event.
     Notify,
@@ -153,7 +154,6 @@ pub enum Action {
 /// Legal standing of a rule's source, shown beside it in the console and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum RuleStatus {
     /// Binding law or regulation now.
     InForce,
@@ -169,7 +169,6 @@ pub enum RuleStatus {
 /// Extra conditions on a threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum Condition {
     /// Only runs whose job spec declares biological-sequence training data.
     BiologicalSequenceData,
@@ -254,7 +253,6 @@ pub struct FrontierRule {
 /// What to do with a job whose accelerator type is missing or not in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum UnknownAccelerator {
     /// Refuse the job with a clear message. The default.
     #[default]
@@ -266,7 +264,6 @@ pub enum UnknownAccelerator {
 /// What to do with a job that states no time limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum MissingTimeLimit {
     /// Refuse the job with a clear message. The default.
     #[default]
@@ -274,6 +271,11 @@ pub enum MissingTimeLimit {
     /// Estimate with `max_job_duration`, and flag it.
     AssumeMax,
 }
+
+/// A stored or written name that matches no variant of a policy enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown name")]
+pub struct UnknownName;
 
 /// A calendar date (`effective_from`), written as a TOML date or a `"YYYY-MM-DD"` string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -341,6 +343,19 @@ impl PeakFlops {
 // === impl Scope / Action / RuleStatus ===
 
 impl Scope {
+    /// Every scope, in declaration order.
+    pub const ALL: [Scope; 4] = [
+        Scope::Run,
+        Scope::Customer,
+        Scope::Organization,
+        Scope::Group,
+    ];
+
+    /// The variant whose name ([`Scope::as_str`]) is `name`, exactly.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == name)
+    }
+
     /// The lower-case name used in policy files, metrics and reports.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -352,6 +367,13 @@ impl Scope {
     }
 }
 
+impl FromStr for Scope {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        Scope::from_name(s).ok_or(UnknownName)
+    }
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -359,6 +381,19 @@ impl fmt::Display for Scope {
 }
 
 impl Action {
+    /// Every action, weakest first.
+    pub const ALL: [Action; 4] = [
+        Action::Notify,
+        Action::Report,
+        Action::Review,
+        Action::Block,
+    ];
+
+    /// The variant whose name ([`Action::as_str`]) is `name`, exactly.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == name)
+    }
+
     /// The lower-case name used in policy files, metrics and reports.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -367,6 +402,13 @@ impl Action {
             Action::Review => "review",
             Action::Block => "block",
         }
+    }
+}
+
+impl FromStr for Action {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        Action::from_name(s).ok_or(UnknownName)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Property tests of the policy parser: arbitrary text never panics, and small edits of the
 //! shipped policy either load or fail with an error that names a key.
 
-use computegate_gateway::policy::{Policy, PolicyError};
+use computegate_policy::{Policy, PolicyError};
 use proptest::prelude::*;
 
 const DEFAULT: &str = include_str!("../../deploy/policy/default.toml");
