@@ -82,10 +82,11 @@ def drop_inline_tests(text):
 
 def expand_use(tree):
     """`a::{b, c::{d, e}}` -> [a::b, a::c::d, a::c::e]."""
+    tree = re.sub(r"\s+as\s+" + IDENT, "", tree)  # `x as y` names x
     tree = re.sub(r"\s+", "", tree)
     m = re.match(r"^(.*?)\{(.*)\}$", tree)
     if not m:
-        return [re.sub(r"as" + IDENT + "$", "", tree.split(" as ")[0])]
+        return [tree]
     prefix, inner = m.group(1), m.group(2)
     parts, depth, cur = [], 0, ""
     for ch in inner:

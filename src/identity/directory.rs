@@ -15,12 +15,17 @@ use computegate_kyc::accounts::CustomerStatus;
 use computegate_kyc::api_keys::KeyError;
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::password::Hasher;
-use computegate_kyc::tokens::AccessClaims;
+use computegate_kyc::tokens::{AccessClaims, Keyring};
 use jsonwebtoken::DecodingKey;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{SharedKeyring, UPSTREAM_AUDIENCE};
+/// The signing keyring, shared with the identity service (which reloads it) and the directory
+/// (which signs upstream identity tokens).
+pub(crate) type SharedKeyring = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Keyring>>>;
+
+/// Audience of the identity tokens forwarded to upstreams.
+pub const UPSTREAM_AUDIENCE: &str = "computegate-upstream";
 
 /// [`IdentityDirectory`] over the store.
 pub struct StoreDirectory {

@@ -19,7 +19,7 @@ use computegate_gateway::config::{AuthConfig, Config};
 use computegate_gateway::credentials::{CredentialVerifier, VerifierSettings};
 use computegate_kyc::Store;
 use computegate_kyc::accounts::Actor;
-use computegate_kyc::cluster::{LoginThrottle, Notice, Notices, ThrottleLimits};
+use computegate_kyc::cluster::{LoginThrottle, Notices, ThrottleLimits};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::password::{Hasher, PasswordParams};
 use computegate_kyc::tokens::{AccessClaims, Keyring};
@@ -29,10 +29,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
 
-pub use self::directory::StoreDirectory;
+use self::directory::SharedKeyring;
+pub use self::directory::{StoreDirectory, UPSTREAM_AUDIENCE};
 pub use self::error::IdentityError;
-pub use self::sessions::SignUp;
-pub use self::staff::StaffClaims;
 
 /// Everything the control plane and the data plane need to know who is calling.
 pub struct Identity {
@@ -53,11 +52,16 @@ pub struct Identity {
     logins: Family<LoginLabels, Counter>,
 }
 
-/// The signing keyring, shared with the directory (which signs upstream identity tokens).
-pub(crate) type SharedKeyring = Arc<RwLock<Arc<Keyring>>>;
-
-/// Audience of the identity tokens forwarded to upstreams.
-pub const UPSTREAM_AUDIENCE: &str = "computegate-upstream";
+/// The claims the staff API relies on.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct StaffClaims {
+    /// `staff:<uuid>` or a bare uuid.
+    pub sub: String,
+    /// Token id.
+    pub jti: String,
+    /// Expiry (Unix seconds).
+    pub exp: i64,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoginLabels {
@@ -85,6 +89,17 @@ impl AccountKind {
             AccountKind::Staff => "staff",
         }
     }
+}
+
+/// A sign-up request as typed by the customer.
+#[derive(Debug)]
+pub struct SignUp<'a> {
+    /// Email address.
+    pub email: &'a str,
+    /// Password (checked against the password policy).
+    pub password: &'a str,
+    /// `individual` or `organization`.
+    pub kind: &'a str,
 }
 
 /// Issued tokens in the RFC 6749 response shape.
@@ -202,7 +217,7 @@ impl Identity {
             redis,
             logins,
         });
-        notices::spawn_listener(&identity);
+        identity.spawn_notice_listener();
         Ok(identity)
     }
 
@@ -225,18 +240,6 @@ impl Identity {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keyring);
         Ok(())
-    }
-
-    /// Applies `notice` to this replica's caches now, then tells the other replicas.
-    pub async fn announce(&self, notice: Notice) {
-        if let Some(local) = notices::to_credential_notice(&notice) {
-            self.verifier.apply(&local);
-        }
-        if let Err(e) = self.notices.publish(&notice).await {
-            // The change is committed and in force here; other replicas re-check their caches
-            // within `auth.principal_cache_ttl` (and fully on their next reconnect resync).
-            tracing::warn!(error = %e, "could not publish a credential notice to other replicas");
-        }
     }
 
     /// Signs claims with the active key.

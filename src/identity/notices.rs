@@ -9,7 +9,7 @@ use computegate_kyc::cluster::Notice;
 use super::Identity;
 
 /// Maps a kyc notice to the gateway's cache notice (`None` for ones the caches ignore).
-pub(super) fn to_credential_notice(notice: &Notice) -> Option<CredentialNotice> {
+fn to_credential_notice(notice: &Notice) -> Option<CredentialNotice> {
     Some(match notice {
         Notice::KeyRevoked { key_id } => CredentialNotice::KeyRevoked {
             key_id: key_id.clone(),
@@ -31,9 +31,29 @@ pub(super) fn to_credential_notice(notice: &Notice) -> Option<CredentialNotice> 
 /// node has no notice channel to the running process).
 const KEYRING_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Starts the tasks that apply notices and refresh the keyring until the identity service is
-/// dropped.
-pub(super) fn spawn_listener(identity: &Arc<Identity>) {
+// === impl Identity ===
+
+impl Identity {
+    /// Applies `notice` to this replica's caches now, then tells the other replicas.
+    pub async fn announce(&self, notice: Notice) {
+        if let Some(local) = to_credential_notice(&notice) {
+            self.verifier.apply(&local);
+        }
+        if let Err(e) = self.notices.publish(&notice).await {
+            // The change is committed and in force here; other replicas re-check their caches
+            // within `auth.principal_cache_ttl` (and fully on their next reconnect resync).
+            tracing::warn!(error = %e, "could not publish a credential notice to other replicas");
+        }
+    }
+
+    /// Starts the tasks that apply notices and refresh the keyring until the identity service
+    /// is dropped.
+    pub(super) fn spawn_notice_listener(self: &Arc<Self>) {
+        spawn_listener(self);
+    }
+}
+
+fn spawn_listener(identity: &Arc<Identity>) {
     let mut subscription = identity.notices.subscribe();
     let weak: Weak<Identity> = Arc::downgrade(identity);
     let refresh = weak.clone();

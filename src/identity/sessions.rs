@@ -15,18 +15,7 @@ use computegate_kyc::tokens::AccessClaims;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{AccountKind, Identity, IdentityError, TokenResponse, span};
-
-/// A sign-up request as typed by the customer.
-#[derive(Debug)]
-pub struct SignUp<'a> {
-    /// Email address.
-    pub email: &'a str,
-    /// Password (checked against the password policy).
-    pub password: &'a str,
-    /// `individual` or `organization`.
-    pub kind: &'a str,
-}
+use super::{AccountKind, Identity, IdentityError, SignUp, TokenResponse, span};
 
 // === impl Identity ===
 

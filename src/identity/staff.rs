@@ -5,22 +5,10 @@
 use computegate_gateway::auth::AuthError;
 use computegate_kyc::accounts::StaffUser;
 use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Identity;
-
-/// The claims the staff API relies on.
-#[derive(Debug, Clone, Deserialize)]
-pub struct StaffClaims {
-    /// `staff:<uuid>` or a bare uuid.
-    pub sub: String,
-    /// Token id.
-    pub jti: String,
-    /// Expiry (Unix seconds).
-    pub exp: i64,
-}
+use super::{Identity, StaffClaims};
 
 // === impl Identity ===
 

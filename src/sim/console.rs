@@ -12,7 +12,7 @@ use axum::response::Response;
 use tokio::sync::watch;
 
 use super::error::SimError;
-use super::routes::{Sim, path_id};
+use super::state::{Sim, path_id};
 
 /// Upgrades to the job's console, if the job exists and the request is a WebSocket handshake.
 pub(crate) async fn attach(

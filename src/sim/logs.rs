@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::error::SimError;
 use super::jobs::{self, LogBatch};
-use super::routes::{Sim, parse_id, path_id};
+use super::state::{Sim, parse_id, path_id};
 
 /// Longest real pause between two looks at a followed job.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);

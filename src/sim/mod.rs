@@ -38,10 +38,11 @@ mod jobs;
 mod logs;
 mod routes;
 mod spec;
+mod state;
 mod store;
 mod usage;
 
-pub use self::usage::UsageReporting;
+pub use self::state::UsageReporting;
 
 use std::future::Future;
 use std::io;
@@ -52,7 +53,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use self::clock::SimClock;
-use self::routes::Sim;
+use self::state::Sim;
 
 /// Fastest simulated clock accepted: a simulated century per real second.
 const MAX_SPEEDUP: f64 = 3.2e9;

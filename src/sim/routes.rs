@@ -1,7 +1,8 @@
-//! The simulator's HTTP surface: shared state, the router, and the catalog and job handlers.
+//! The simulator's HTTP surface: the router, and the catalog and job handlers (the shared state is
+//! in `state`).
 //! Streaming, transfer and diagnostic endpoints live in their own modules.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -12,24 +13,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde::Serialize;
-use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::clock::{SimClock, SimTime};
+use super::clock::SimTime;
 use super::error::SimError;
 use super::jobs::{Job, Status, progress};
 use super::spec::{self, DatasetSpec, ModelSpec};
-use super::store::{CancelError, JobTable};
+use super::state::{Sim, not_found, parse_id, path_id};
+use super::store::CancelError;
 use super::{console, datasets, diagnostics, logs};
-
-/// State shared by all requests.
-#[derive(Debug)]
-pub(crate) struct Sim {
-    pub(crate) clock: SimClock,
-    jobs: Mutex<JobTable>,
-    shutdown: watch::Receiver<bool>,
-    usage: Option<Arc<super::usage::UsageReporting>>,
-}
 
 /// A job as served by the API, at one instant.
 #[derive(Debug, Serialize)]
@@ -77,45 +69,6 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
 // === impl Sim ===
 
 impl Sim {
-    /// State for a simulator on `clock` that stops streaming once `shutdown` turns true.
-    pub(crate) fn new(
-        clock: SimClock,
-        shutdown: watch::Receiver<bool>,
-        usage: Option<super::usage::UsageReporting>,
-    ) -> Self {
-        Sim {
-            clock,
-            jobs: Mutex::new(JobTable::default()),
-            shutdown,
-            usage: usage.map(Arc::new),
-        }
-    }
-
-    /// The job table. Critical sections are short and never span an `.await`.
-    pub(crate) fn jobs(&self) -> MutexGuard<'_, JobTable> {
-        // A panic while holding the lock cannot leave the table half-updated (each operation
-        // mutates one map entry last), so a poisoned lock is still consistent.
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A receiver that turns true when the simulator shuts down.
-    pub(crate) fn shutdown(&self) -> watch::Receiver<bool> {
-        self.shutdown.clone()
-    }
-
-    /// Looks up job `id` (as given in a path) and renders `f` of it, under the lock.
-    pub(crate) fn with_job<T>(
-        &self,
-        id: &str,
-        f: impl FnOnce(&Job, SimTime) -> T,
-    ) -> Result<T, SimError> {
-        let uuid = parse_id(id)?;
-        let now = self.clock.now();
-        let table = self.jobs();
-        let job = table.get(&uuid).ok_or_else(|| not_found(id))?;
-        Ok(f(job, now))
-    }
-
     fn view(&self, job: &Job, now: SimTime) -> JobView {
         let state = progress(job, now);
         let stamp = |t: SimTime| self.clock.timestamp(t);
@@ -136,21 +89,6 @@ impl Sim {
             failure_reason: state.failure_reason,
         }
     }
-}
-
-/// The job id in a path, or the 404 it earns.
-pub(crate) fn parse_id(id: &str) -> Result<Uuid, SimError> {
-    Uuid::try_parse(id).map_err(|_| not_found(id))
-}
-
-fn not_found(id: &str) -> SimError {
-    SimError::JobNotFound(id.to_owned())
-}
-
-/// The `{id}` path segment, or the 404 a malformed one earns.
-pub(crate) fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, SimError> {
-    path.map(|Path(id)| id)
-        .map_err(|rejection| SimError::JobNotFound(rejection.body_text()))
 }
 
 async fn gpus(State(sim): State<Arc<Sim>>) -> Response {
@@ -181,7 +119,7 @@ async fn create_job(
     let ledger_job = headers
         .get("x-computegate-job")
         .and_then(|v| v.to_str().ok());
-    if let (Some(reporting), Some(ledger_job)) = (&sim.usage, ledger_job) {
+    if let (Some(reporting), Some(ledger_job)) = (sim.usage(), ledger_job) {
         let task = super::usage::report(sim.clone(), id, ledger_job.to_string(), reporting.clone());
         tokio::spawn(task);
     }

@@ -5,7 +5,6 @@
 //! next tick when the gateway does not acknowledge them (ids make retries harmless).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use computegate_kyc::verification::webhooks::{WebhookSecret, sign_timestamped};
@@ -17,18 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::jobs::Status;
-use super::routes::Sim;
-
-/// Where and how the simulator reports usage.
-#[derive(Debug, Clone)]
-pub struct UsageReporting {
-    /// `http://host:port/computegate/v1/meter/usage`.
-    pub url: http::Uri,
-    /// The shared signing secret (`COMPUTEGATE_USAGE_SECRET` on the gateway).
-    pub secret: String,
-    /// Real time between reports.
-    pub interval: Duration,
-}
+use super::state::{Sim, UsageReporting};
 
 /// Reports usage of simulator job `job` (ledger job `ledger_job`) until it ends.
 pub(crate) async fn report(

@@ -24,9 +24,8 @@ use computegate_kyc::Store;
 use computegate_kyc::audit::{AuditAction, AuditFilter};
 use computegate_kyc::cluster::Notice;
 use computegate_kyc::crypto::MasterKey;
-use computegate_kyc::screening::ScreeningError;
 use computegate_kyc::verification::{
-    ApplicationStatus, DocumentLimits, JurisdictionRules, ScreeningRecorded, VerificationError,
+    ApplicationStatus, DocumentLimits, JurisdictionRules, ScreeningRecorded,
 };
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
@@ -36,8 +35,9 @@ use crate::identity::Identity;
 
 pub use self::metrics::KycMetrics;
 pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_approved};
-pub use self::review::CustomerAction;
-pub use self::screening::{LoadedList, ScreeningCache, screen_subjects, subjects_of};
+pub use self::screening::{
+    LoadedList, ScreeningCache, ScreeningRunError, screen_subjects, subjects_of,
+};
 pub use self::webhook_secrets::{IdvSecrets, idv_secrets_from_env};
 
 /// The verification service of one gateway process.
@@ -52,19 +52,37 @@ pub struct Verification {
     stats_changed: tokio::sync::Notify,
 }
 
-/// Why screening an application could not run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ScreeningRunError {
-    /// The application store refused or failed.
-    #[error(transparent)]
-    Verification(#[from] VerificationError),
-    /// The list store or index failed.
-    #[error(transparent)]
-    Screening(#[from] ScreeningError),
-    /// Changing the customer's status failed.
-    #[error(transparent)]
-    Account(#[from] computegate_kyc::accounts::AccountError),
+/// What a customer-level staff action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomerAction {
+    /// Suspends an active customer.
+    Suspend,
+    /// Makes a suspended customer active again.
+    Resume,
+    /// Closes the account for good.
+    Close,
+}
+
+// === impl CustomerAction ===
+
+impl CustomerAction {
+    /// The name the audit chain records an attempt under.
+    pub fn name(self) -> &'static str {
+        match self {
+            CustomerAction::Suspend => "suspend",
+            CustomerAction::Resume => "resume",
+            CustomerAction::Close => "close",
+        }
+    }
+
+    /// The customer's status after the action.
+    pub fn status(self) -> &'static str {
+        match self {
+            CustomerAction::Suspend => "suspended",
+            CustomerAction::Resume => "active",
+            CustomerAction::Close => "closed",
+        }
+    }
 }
 
 // === impl Verification ===
@@ -90,11 +108,6 @@ impl Verification {
             metrics: KycMetrics::register(registry),
             stats_changed: tokio::sync::Notify::new(),
         })
-    }
-
-    /// Starts the background tasks; they end when `stop` turns true or the service is dropped.
-    pub fn spawn_tasks(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
-        tasks::spawn(self, stop);
     }
 
     /// The identity service (store, credential caches, notices).

@@ -19,8 +19,7 @@ use computegate_kyc::verification::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::ScreeningRunError;
-use super::screening::{LoadedList, subject_ref, subjects_of};
+use super::screening::{LoadedList, ScreeningRunError, subject_ref, subjects_of};
 
 /// Audit action of a finished re-screen (subject `screening_list:<version id>`).
 pub const RESCREEN_ACTION: AuditAction = AuditAction::RescreenCompleted;

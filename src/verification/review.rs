@@ -14,40 +14,7 @@ use computegate_kyc::verification::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Verification;
-
-/// What a customer-level staff action does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CustomerAction {
-    /// Suspends an active customer.
-    Suspend,
-    /// Makes a suspended customer active again.
-    Resume,
-    /// Closes the account for good.
-    Close,
-}
-
-// === impl CustomerAction ===
-
-impl CustomerAction {
-    /// The name the audit chain records an attempt under.
-    pub fn name(self) -> &'static str {
-        match self {
-            CustomerAction::Suspend => "suspend",
-            CustomerAction::Resume => "resume",
-            CustomerAction::Close => "close",
-        }
-    }
-
-    /// The customer's status after the action.
-    pub fn status(self) -> &'static str {
-        match self {
-            CustomerAction::Suspend => "suspended",
-            CustomerAction::Resume => "active",
-            CustomerAction::Close => "closed",
-        }
-    }
-}
+use super::{CustomerAction, Verification};
 
 // === impl Verification ===
 

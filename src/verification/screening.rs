@@ -9,9 +9,24 @@ use computegate_kyc::screening::{
     ScreeningResult,
 };
 use computegate_kyc::verification::{
-    PartyScreening, ScreeningDecision, ScreeningSubject, ScreeningSummary,
+    PartyScreening, ScreeningDecision, ScreeningSubject, ScreeningSummary, VerificationError,
 };
 use uuid::Uuid;
+
+/// Why screening an application could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScreeningRunError {
+    /// The application store refused or failed.
+    #[error(transparent)]
+    Verification(#[from] VerificationError),
+    /// The list store or index failed.
+    #[error(transparent)]
+    Screening(#[from] ScreeningError),
+    /// Changing the customer's status failed.
+    #[error(transparent)]
+    Account(#[from] computegate_kyc::accounts::AccountError),
+}
 
 /// A list version and its index.
 pub struct LoadedList {

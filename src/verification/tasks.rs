@@ -23,7 +23,9 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use uuid::Uuid;
 
-use super::{RESCREEN_ACTION, Verification, subjects_of};
+use super::Verification;
+use super::rescreen::RESCREEN_ACTION;
+use super::screening::subjects_of;
 
 /// How often left-over submissions are screened.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -36,8 +38,17 @@ const RESCREEN_POLL: Duration = Duration::from_secs(2);
 /// How often the application gauges are refreshed without a change.
 const STATS_EVERY: Duration = Duration::from_secs(15);
 
+// === impl Verification ===
+
+impl Verification {
+    /// Starts the background tasks; they end when `stop` turns true or the service is dropped.
+    pub fn spawn_tasks(self: &Arc<Self>, stop: watch::Receiver<bool>) {
+        spawn(self, stop);
+    }
+}
+
 /// Starts every task.
-pub(super) fn spawn(kyc: &Arc<Verification>, stop: watch::Receiver<bool>) {
+fn spawn(kyc: &Arc<Verification>, stop: watch::Receiver<bool>) {
     every(kyc, stop.clone(), SWEEP_EVERY, |k| async move {
         sweep(&k).await
     });
