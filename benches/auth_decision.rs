@@ -12,8 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use computegate_gateway::auth::{AuthOutcome, Authenticator, BoxFuture};
 use computegate_gateway::credentials::{
-    AccountStatus, ApiKeyGrant, CredentialVerifier, DirectoryError, IdentityDirectory,
-    PrincipalRecord, VerifierSettings,
+    AccountStatus, ApiKeyGrant, CredentialVerifier, DirectoryError, FailureLimits,
+    IdentityDirectory, PrincipalRecord, VerifierSettings,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
@@ -93,6 +93,7 @@ fn bench(c: &mut Criterion) {
         audience: "computegate-api".into(),
         leeway: Duration::from_secs(30),
         principal_ttl: Duration::from_secs(3600),
+        failures: FailureLimits::default(),
     };
     let verifier = CredentialVerifier::new(
         settings,

@@ -72,6 +72,13 @@ pub enum AuthError {
     /// The identity store could not be asked (fail closed).
     #[error("identity store unavailable")]
     Unavailable,
+    /// Too many failed attempts from this client address or for this key: try after the
+    /// duration (checked before any signature check or hash).
+    #[error("too many failed authentications")]
+    Throttled(std::time::Duration),
+    /// Credential hashing is at its concurrency bound: try again shortly.
+    #[error("credential verification is busy")]
+    Busy,
 }
 
 /// The outcome of an authentication attempt.

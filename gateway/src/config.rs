@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytesize::ByteSize;
+use http::HeaderName;
 use http::uri::Authority;
 use serde::Deserialize;
 
@@ -89,6 +90,13 @@ pub struct ServerConfig {
     /// Trust `X-Forwarded-For` / `Forwarded` sent by the client (only behind a trusted load
     /// balancer). Default false: the gateway replaces them with what it saw.
     pub trust_forwarded_headers: bool,
+    /// Client-address and URL-override headers removed from requests bound upstream, matched
+    /// after normalization (case, `_` read as `-`). Default `X-Real-IP`, `True-Client-IP`,
+    /// `CF-Connecting-IP`, `X-Original-URL`, `X-Rewrite-URL`, `X-Forwarded-Port`.
+    pub client_ip_headers: Vec<String>,
+    /// Set `X-Real-IP` on requests bound upstream to the client address the gateway saw.
+    /// Default true.
+    pub set_x_real_ip: bool,
     /// Tokio worker threads; 0 = one per CPU the process may run on. Default 0.
     pub worker_threads: usize,
     /// Serve the public listener over TLS when set.
@@ -237,6 +245,26 @@ pub struct AuthConfig {
     /// Window of the login throttle. Default 15 min.
     #[serde(with = "human_duration")]
     pub login_window: Duration,
+    /// Hashes (argon2) run at once; 0 = one per CPU the process may use. Default 0.
+    pub argon2_concurrency: usize,
+    /// Hashes that may wait for a slot; beyond, or after 2 s of waiting, 503. 0 = four per
+    /// slot. Default 0.
+    pub argon2_queue: usize,
+    /// Failed bearer authentications per client address per `failed_auth_window` before
+    /// credentials that are not cached are answered 429 without being checked (0 = off).
+    /// Default 50.
+    pub failed_auth_per_address: u32,
+    /// Failed verifications per API-key id per `failed_auth_window` before that key id is
+    /// answered 429 without hashing (0 = off). Default 10.
+    pub failed_auth_per_key: u32,
+    /// Window of the failed-authentication throttles. Default 1 min.
+    #[serde(with = "human_duration")]
+    pub failed_auth_window: Duration,
+    /// Sign-ups per client address per `signup_window` (0 = off). Default 60.
+    pub signup_max_per_ip: u32,
+    /// Window of the sign-up throttle. Default 10 min.
+    #[serde(with = "human_duration")]
+    pub signup_window: Duration,
     /// Forward a short-lived signed internal JWT upstream in `X-Computegate-Identity`. Default false.
     pub forward_identity_token: bool,
     /// How long a principal's status may be served from memory without a store re-check when no
@@ -360,6 +388,14 @@ impl Config {
                 "server.max_header_bytes".into(),
                 "must be between 1KiB and 1MiB",
             ));
+        }
+        for (i, name) in s.client_ip_headers.iter().enumerate() {
+            if HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(invalid(
+                    format!("server.client_ip_headers[{i}]"),
+                    "not a header name",
+                ));
+            }
         }
         if let Some(tls) = &s.tls {
             for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
@@ -539,6 +575,11 @@ impl Default for ServerConfig {
             max_header_bytes: ByteSize::kib(32),
             shutdown_grace: Duration::from_secs(30),
             trust_forwarded_headers: false,
+            client_ip_headers: crate::forward::untrusted::DEFAULT_CLIENT_IP_HEADERS
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
+            set_x_real_ip: true,
             worker_threads: 0,
             tls: None,
         }
@@ -570,6 +611,13 @@ impl Default for AuthConfig {
             login_max_failures_per_account: 5,
             login_max_failures_per_ip: 50,
             login_window: Duration::from_secs(15 * 60),
+            argon2_concurrency: 0,
+            argon2_queue: 0,
+            failed_auth_per_address: 50,
+            failed_auth_per_key: 10,
+            failed_auth_window: Duration::from_secs(60),
+            signup_max_per_ip: 60,
+            signup_window: Duration::from_secs(600),
             forward_identity_token: false,
             principal_cache_ttl: Duration::from_secs(60),
         }

@@ -7,6 +7,13 @@
 //! principals (customer id → status, tier, organization, verified jurisdictions). Change notices
 //! ([`CredentialNotice`]) evict entries at once; a principal entry is also re-read after
 //! `principal_ttl` so a lost notice cannot keep a suspended account alive for long.
+//!
+//! Work before authentication is bounded. A credential already in a cache costs nothing and is
+//! never throttled. Otherwise: a client address that keeps failing (`per_address` failures per
+//! `window`) is answered 429 before any signature check or hash; an API key whose id the store
+//! does not know is refused after an id lookup (cached both ways, bounded), without argon2; a
+//! known key id that keeps failing (`per_key` failures per `window`) is answered 429 before the
+//! hash; argon2 itself runs under the directory's concurrency bound (503 beyond it).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,6 +28,9 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+pub mod throttle;
+
+use self::throttle::WindowCounter;
 use crate::auth::{
     AuthError, AuthMethod, AuthOutcome, Authenticator, BoxFuture, IdentityHeaders, Principal,
 };
@@ -29,6 +39,12 @@ use crate::auth::{
 const CACHE_CAPACITY: usize = 100_000;
 /// How long a rejected API key digest is remembered, so guessing costs no argon2 per try.
 const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// How long an API-key id the store knows is remembered as known.
+const KNOWN_ID_TTL: Duration = Duration::from_secs(300);
+/// How long an API-key id the store does not know is remembered as unknown.
+const UNKNOWN_ID_TTL: Duration = Duration::from_secs(60);
+/// Most client addresses or key ids the failure throttles track at once.
+const THROTTLE_CAPACITY: usize = 100_000;
 /// Least time between two key-set reloads triggered by unknown `kid`s.
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -81,6 +97,9 @@ pub enum DirectoryError {
     /// The store could not be reached.
     #[error("directory unavailable")]
     Unavailable,
+    /// Credential hashing is at its concurrency bound: try again shortly.
+    #[error("credential verification busy")]
+    Busy,
 }
 
 /// The port to wherever identities live (implemented by the root crate with the store).
@@ -96,6 +115,12 @@ pub trait IdentityDirectory: Send + Sync + 'static {
         key: String,
         ip: IpAddr,
     ) -> BoxFuture<Result<ApiKeyGrant, DirectoryError>>;
+    /// Whether an API key with this id exists (revoked and expired keys included): a cheap
+    /// lookup that lets unknown ids be refused without hashing anything.
+    fn api_key_id_known(&self, key_id: String) -> BoxFuture<Result<bool, DirectoryError>> {
+        let _ = key_id;
+        Box::pin(async { Ok(true) })
+    }
     /// Public keys that may verify access tokens, by `kid`.
     fn verification_keys(&self) -> BoxFuture<Result<Vec<(String, DecodingKey)>, DirectoryError>>;
     /// Access-token ids revoked before their expiry (logout), with their `exp`.
@@ -147,6 +172,30 @@ pub struct VerifierSettings {
     pub leeway: Duration,
     /// Longest a principal entry is served without re-reading the store.
     pub principal_ttl: Duration,
+    /// Throttles of failed authentications.
+    pub failures: FailureLimits,
+}
+
+/// How many failed authentications are tolerated before further attempts that would need a
+/// signature check or a hash are answered 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureLimits {
+    /// Failures per client address per window (0 = no limit).
+    pub per_address: u32,
+    /// Failures per API-key id per window (0 = no limit).
+    pub per_key: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl Default for FailureLimits {
+    fn default() -> Self {
+        Self {
+            per_address: 50,
+            per_key: 10,
+            window: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,7 +252,15 @@ type Digest32 = [u8; 32];
 /// Methods of `computegate_auth_attempts`, in [`Handles`] index order.
 const ATTEMPT_METHODS: [&str; 3] = ["none", "jwt", "api_key"];
 /// Results of `computegate_auth_attempts`, in [`Handles`] index order.
-const ATTEMPT_RESULTS: [&str; 5] = ["ok", "missing", "invalid", "inactive", "unavailable"];
+const ATTEMPT_RESULTS: [&str; 7] = [
+    "ok",
+    "missing",
+    "invalid",
+    "inactive",
+    "unavailable",
+    "throttled",
+    "busy",
+];
 /// Caches of `computegate_auth_cache`, in [`Handles`] index order.
 const CACHES: [&str; 3] = ["token", "api_key", "principal"];
 
@@ -228,7 +285,11 @@ pub struct CredentialVerifier {
     rejected_keys: RwLock<HashMap<Digest32, Instant>>,
     principals: RwLock<HashMap<Arc<str>, PrincipalEntry>>,
     revoked_jti: RwLock<HashMap<Arc<str>, u64>>,
-    attempts: Handles<AttemptLabels, 15>,
+    /// API-key id → (known to the store, when asked).
+    key_ids: RwLock<HashMap<Arc<str>, (bool, Instant)>>,
+    failures_by_address: WindowCounter<IpAddr>,
+    failures_by_key: WindowCounter<Arc<str>>,
+    attempts: Handles<AttemptLabels, 21>,
     cache: Handles<CacheLabels, 6>,
     clock: fn() -> u64,
 }
@@ -285,6 +346,17 @@ impl CredentialVerifier {
             rejected_keys: RwLock::new(HashMap::new()),
             principals: RwLock::new(HashMap::new()),
             revoked_jti: RwLock::new(HashMap::new()),
+            key_ids: RwLock::new(HashMap::new()),
+            failures_by_address: WindowCounter::new(
+                settings.failures.per_address,
+                settings.failures.window,
+                THROTTLE_CAPACITY,
+            ),
+            failures_by_key: WindowCounter::new(
+                settings.failures.per_key,
+                settings.failures.window,
+                THROTTLE_CAPACITY,
+            ),
             attempts: Handles::new(attempts),
             cache: Handles::new(cache),
             clock,
@@ -296,6 +368,7 @@ impl CredentialVerifier {
         write(&self.tokens).clear();
         write(&self.api_keys).clear();
         write(&self.rejected_keys).clear();
+        write(&self.key_ids).clear();
         write(&self.principals).clear();
         self.reload_keys().await?;
         let revoked = self.directory.revoked_token_ids().await?;
@@ -483,33 +556,91 @@ impl CredentialVerifier {
             },
             _ => match self.key_from_memory(&digest) {
                 Some(r) => r?,
-                None => match self.directory.verify_api_key(credential, ip).await {
-                    Ok(grant) => {
-                        let now = (self.clock)();
-                        if grant.expires_at.is_some_and(|e| e <= now) {
-                            return Err(AuthError::Invalid("API key expired"));
-                        }
-                        let customer_id: Arc<str> = Arc::from(grant.customer_id);
-                        let entry = KeyEntry {
-                            key_id: Arc::from(grant.key_id),
-                            customer_id: customer_id.clone(),
-                            expires_at: grant.expires_at,
-                        };
-                        insert_bounded(&self.api_keys, digest, entry, |e| {
-                            e.expires_at.is_none_or(|x| x > now)
-                        });
-                        customer_id
+                None => {
+                    let key_id = self.known_key_id(&credential).await?;
+                    if let Err(after) = self.failures_by_key.check(&key_id, Instant::now()) {
+                        return Err(AuthError::Throttled(after));
                     }
-                    Err(DirectoryError::Rejected) => {
-                        insert_bounded(&self.rejected_keys, digest, Instant::now(), |at| {
-                            at.elapsed() < NEGATIVE_TTL
-                        });
-                        return Err(AuthError::Invalid("unknown API key"));
-                    }
-                    Err(DirectoryError::Unavailable) => return Err(AuthError::Unavailable),
-                },
+                    self.verify_key(credential, digest, key_id, ip).await?
+                }
             },
         };
+        self.principal_of_customer(customer_id).await
+    }
+
+    /// The key id of a well-formed API key, when the store knows it (cached both ways).
+    async fn known_key_id(&self, credential: &str) -> Result<Arc<str>, AuthError> {
+        let id = credential
+            .strip_prefix("cg_")
+            .and_then(|rest| rest.split_once('_'))
+            .map(|(id, _)| id)
+            .ok_or(AuthError::Invalid("malformed API key"))?;
+        let cached = read(&self.key_ids).get(id).and_then(|(known, at)| {
+            let ttl = if *known { KNOWN_ID_TTL } else { UNKNOWN_ID_TTL };
+            (at.elapsed() < ttl).then_some(*known)
+        });
+        let id: Arc<str> = Arc::from(id);
+        let known = match cached {
+            Some(known) => known,
+            None => {
+                let known = match self.directory.api_key_id_known(id.to_string()).await {
+                    Ok(k) => k,
+                    Err(DirectoryError::Unavailable) => return Err(AuthError::Unavailable),
+                    Err(DirectoryError::Busy) => return Err(AuthError::Busy),
+                    Err(DirectoryError::Rejected) => false,
+                };
+                insert_bounded(&self.key_ids, id.clone(), (known, Instant::now()), |e| {
+                    e.1.elapsed() < if e.0 { KNOWN_ID_TTL } else { UNKNOWN_ID_TTL }
+                });
+                known
+            }
+        };
+        if known {
+            Ok(id)
+        } else {
+            Err(AuthError::Invalid("unknown API key"))
+        }
+    }
+
+    /// Verifies an API key of a known id against the store (argon2) and caches the answer.
+    async fn verify_key(
+        &self,
+        credential: String,
+        digest: Digest32,
+        key_id: Arc<str>,
+        ip: IpAddr,
+    ) -> Result<Arc<str>, AuthError> {
+        Ok(match self.directory.verify_api_key(credential, ip).await {
+            Ok(grant) => {
+                let now = (self.clock)();
+                if grant.expires_at.is_some_and(|e| e <= now) {
+                    return Err(AuthError::Invalid("API key expired"));
+                }
+                let customer_id: Arc<str> = Arc::from(grant.customer_id);
+                let entry = KeyEntry {
+                    key_id: Arc::from(grant.key_id),
+                    customer_id: customer_id.clone(),
+                    expires_at: grant.expires_at,
+                };
+                insert_bounded(&self.api_keys, digest, entry, |e| {
+                    e.expires_at.is_none_or(|x| x > now)
+                });
+                customer_id
+            }
+            Err(DirectoryError::Rejected) => {
+                insert_bounded(&self.rejected_keys, digest, Instant::now(), |at| {
+                    at.elapsed() < NEGATIVE_TTL
+                });
+                self.failures_by_key.hit(&key_id, Instant::now());
+                return Err(AuthError::Invalid("unknown API key"));
+            }
+            Err(DirectoryError::Unavailable) => return Err(AuthError::Unavailable),
+            Err(DirectoryError::Busy) => return Err(AuthError::Busy),
+        })
+    }
+
+    /// The principal of a verified credential's customer, from memory or the store.
+    async fn principal_of_customer(&self, customer_id: Arc<str>) -> Result<Principal, AuthError> {
         if let Some(r) = self.principal_from_memory(&customer_id) {
             return r;
         }
@@ -549,21 +680,18 @@ impl CredentialVerifier {
         result
     }
 
+    /// Counts the outcome, and a failure against the client address's throttle.
     fn finish(
         &self,
         method: AuthMethod,
+        ip: IpAddr,
         result: Result<Principal, AuthError>,
     ) -> Result<Principal, AuthError> {
         let m = method_index(method);
-        // Indices of ATTEMPT_RESULTS.
-        let r = match &result {
-            Ok(_) => 0,
-            Err(AuthError::Missing) => 1,
-            Err(AuthError::Invalid(_)) => 2,
-            Err(AuthError::AccountInactive(_)) => 3,
-            Err(AuthError::Unavailable) => 4,
-        };
-        self.count(m, r);
+        self.count(m, result_index(&result));
+        if let Err(AuthError::Invalid(_)) = &result {
+            self.failures_by_address.hit(&ip, Instant::now());
+        }
         result.map(|mut p| {
             p.method = method;
             p
@@ -605,10 +733,21 @@ impl Authenticator for CredentialVerifier {
             Ok(m) => m,
             Err(e) => {
                 self.count(0, 2);
+                self.failures_by_address.hit(&client_ip, Instant::now());
                 return AuthOutcome::Ready(Err(e));
             }
         };
         let digest = digest(bearer);
+        // A credential verified before costs nothing and is served even to a throttled
+        // address; anything that would need a signature check or a hash is not.
+        let cached = match method {
+            AuthMethod::Jwt => read(&self.tokens).contains_key(&digest),
+            _ => read(&self.api_keys).contains_key(&digest),
+        };
+        if !cached && let Err(after) = self.failures_by_address.check(&client_ip, Instant::now()) {
+            let refused = Err(AuthError::Throttled(after));
+            return AuthOutcome::Ready(self.finish(method, client_ip, refused));
+        }
         let customer = match method {
             AuthMethod::Jwt => match self.token_from_memory(bearer, &digest) {
                 Lookup::Done(r) => Some(r),
@@ -617,10 +756,10 @@ impl Authenticator for CredentialVerifier {
             _ => self.key_from_memory(&digest),
         };
         match customer {
-            Some(Err(e)) => return AuthOutcome::Ready(self.finish(method, Err(e))),
+            Some(Err(e)) => return AuthOutcome::Ready(self.finish(method, client_ip, Err(e))),
             Some(Ok(customer_id)) => {
                 if let Some(r) = self.principal_from_memory(&customer_id) {
-                    return AuthOutcome::Ready(self.finish(method, r));
+                    return AuthOutcome::Ready(self.finish(method, client_ip, r));
                 }
             }
             None => {}
@@ -631,7 +770,7 @@ impl Authenticator for CredentialVerifier {
         let credential = bearer.to_string();
         AuthOutcome::Pending(Box::pin(async move {
             let result = me.clone().slow_path(credential, client_ip, method).await;
-            me.finish(method, result)
+            me.finish(method, client_ip, result)
         }))
     }
 }
@@ -675,6 +814,19 @@ fn principal_of(entry: &PrincipalEntry) -> Result<Principal, AuthError> {
         }),
         AccountStatus::Suspended => Err(AuthError::AccountInactive("suspended")),
         AccountStatus::Closed => Err(AuthError::AccountInactive("closed")),
+    }
+}
+
+/// Index of an outcome in [`ATTEMPT_RESULTS`].
+fn result_index(result: &Result<Principal, AuthError>) -> usize {
+    match result {
+        Ok(_) => 0,
+        Err(AuthError::Missing) => 1,
+        Err(AuthError::Invalid(_)) => 2,
+        Err(AuthError::AccountInactive(_)) => 3,
+        Err(AuthError::Unavailable) => 4,
+        Err(AuthError::Throttled(_)) => 5,
+        Err(AuthError::Busy) => 6,
     }
 }
 

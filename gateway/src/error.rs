@@ -227,5 +227,20 @@ pub fn auth_problem(err: &AuthError) -> Problem {
             err.to_string(),
         )
         .www_authenticate("Bearer error=\"invalid_token\""),
+        AuthError::Throttled(retry_after) => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "auth-throttled",
+            "Too many failed authentications",
+            "too many failed authentications from this client or for this key; retry later",
+        )
+        // Whole seconds, rounded up, so a client never retries before the window ends.
+        .retry_after(Duration::from_secs(retry_after.as_secs() + 1)),
+        AuthError::Busy => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "credential verification is busy",
+        )
+        .retry_after(Duration::from_secs(1)),
     }
 }

@@ -267,5 +267,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == PROXY_CONNECTION
 }
 
+pub mod untrusted;
+
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
@@ -46,6 +47,7 @@ pub struct Gateway {
     metrics: GatewayMetrics,
     max_header_bytes: u64,
     trust_forwarded: bool,
+    untrusted: forward::untrusted::UntrustedHeaders,
     authenticator: Option<Arc<dyn Authenticator>>,
     control: Option<Arc<dyn ControlPlane>>,
     enforcer: Option<Enforcer>,
@@ -97,6 +99,10 @@ impl Gateway {
             metrics,
             max_header_bytes: config.server.max_header_bytes.as_u64(),
             trust_forwarded: config.server.trust_forwarded_headers,
+            untrusted: forward::untrusted::UntrustedHeaders::new(
+                &config.server.client_ip_headers,
+                config.server.set_x_real_ip,
+            ),
             authenticator,
             control,
             enforcer: None,
@@ -143,6 +149,8 @@ impl Gateway {
         let _in_flight = InFlight(&self.metrics);
         let method = req.method().clone();
         let request_id = forward::request_id(req.headers());
+        // HTTP/1.x only: HTTP/2 has no `Connection` header, a stream is reset instead.
+        let body_pending = req.version() < Version::HTTP_2 && !req.body().is_end_stream();
         let client = ClientFacts {
             ip: conn.ip,
             proto: if conn.tls { "https" } else { "http" },
@@ -150,6 +158,13 @@ impl Gateway {
         };
         let (mut resp, route_metrics) = self.dispatch(req, client, &request_id).await;
         resp.headers_mut().insert(&X_REQUEST_ID, request_id);
+        if body_pending && resp.extensions().get::<Refused>().is_some() {
+            // The gateway answered without reading the whole body: the rest of it is still on
+            // the connection, which cannot carry another request. Say so, so the client opens
+            // a new connection instead of failing its next request on this one.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         route_metrics.observe(
             &method,
             resp.status().as_u16(),
@@ -164,7 +179,7 @@ impl Gateway {
         client: ClientFacts,
         request_id: &HeaderValue,
     ) -> (Response<ResponseBody>, &RouteMetrics) {
-        if let Err(e) = self.check_head_size(&req) {
+        if let Err(e) = self.check_head_size(&req).and_then(|()| check_host(&req)) {
             return (problem(&e), self.metrics.unmatched());
         }
         if let Some(control) = &self.control {
@@ -235,7 +250,11 @@ impl Gateway {
                         response_headers = admitted.response_headers;
                         UpstreamBody::Buffered(http_body_util::Full::new(admitted.body))
                     }
-                    Err(p) => return (p.into_response().map(ResponseBody::full), metrics),
+                    Err(p) => {
+                        let mut resp = p.into_response().map(ResponseBody::full);
+                        resp.extensions_mut().insert(Refused);
+                        return (resp, metrics);
+                    }
                 }
             }
             _ => UpstreamBody::streaming(incoming, route.max_body),
@@ -382,6 +401,7 @@ impl Gateway {
             parts.headers.insert(header::HOST, h);
         }
         let hop = forward::prepare_request_headers(&mut parts.headers, &client);
+        self.untrusted.apply(&mut parts.headers, client.ip);
         parts.headers.insert(&X_REQUEST_ID, request_id.clone());
         if let Some(p) = principal {
             // The caller's secret stays here; upstreams get the verified identity instead.
@@ -475,8 +495,29 @@ async fn splice_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upg
     }
 }
 
+/// Marks an answer the gateway made itself, possibly before reading the request body.
+#[derive(Debug, Clone, Copy)]
+struct Refused;
+
 fn problem(err: &GatewayError) -> Response<ResponseBody> {
-    err.to_problem().into_response().map(ResponseBody::full)
+    let mut resp = err.to_problem().into_response().map(ResponseBody::full);
+    resp.extensions_mut().insert(Refused);
+    resp
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with more than one, is
+/// refused (two hosts would let routing and the upstream read different ones).
+fn check_host(req: &Request<Incoming>) -> Result<(), GatewayError> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(GatewayError::BadRequest(
+            "the request has more than one Host header".into(),
+        )),
+        (None, None) if req.version() == Version::HTTP_11 => Err(GatewayError::BadRequest(
+            "an HTTP/1.1 request needs a Host header".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn content_length(req: &Request<Incoming>) -> Option<u64> {

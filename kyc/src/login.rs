@@ -193,7 +193,7 @@ impl Store {
                 }
             }
             Some((subject, _, _)) => {
-                hasher.verify_unknown_user_async(String::new()).await;
+                hasher.verify_unknown_user_async(String::new()).await?;
                 subject.to_string()
             }
             None => {
@@ -202,7 +202,7 @@ impl Store {
                 } else {
                     attempt.password.to_owned()
                 };
-                hasher.verify_unknown_user_async(probe).await;
+                hasher.verify_unknown_user_async(probe).await?;
                 unknown_subject()
             }
         };

@@ -59,6 +59,13 @@ async fn signup(
     Client(client): Client,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
+    // Every attempt counts, before any hashing: sign-ups are argon2 work an anonymous client
+    // can ask for.
+    if let Err(after) = id.signups.admit(&client.ip, std::time::Instant::now()) {
+        return Err(ApiError::Throttled(
+            after + std::time::Duration::from_secs(1),
+        ));
+    }
     let sign_up = SignUp {
         email: &req.email,
         password: &req.password,

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -30,6 +31,9 @@ use crate::metering::{Metering, MeteringError, UsageReport};
 
 /// Header carrying the event signature.
 pub const SIGNATURE_HEADER: &str = "x-computegate-signature";
+/// Largest usage-event body read, bytes (a real event is a few hundred); a larger one is
+/// refused with 413 before the signature is checked, so no MAC runs over megabytes.
+pub const MAX_USAGE_BODY: usize = 16 * 1024;
 /// How far an event's signing time may be from ours.
 const TOLERANCE: Duration = Duration::from_secs(300);
 
@@ -59,13 +63,16 @@ pub fn secrets_from(env: impl Fn(&str) -> Option<String>) -> Option<WebhookSecre
 
 /// The usage-event route (under the customer API's `/computegate/` prefix).
 pub(crate) fn routes() -> Router<ApiState> {
-    Router::new().route("/computegate/v1/meter/usage", post(record))
+    Router::new().route(
+        "/computegate/v1/meter/usage",
+        post(record).layer(DefaultBodyLimit::max(MAX_USAGE_BODY)),
+    )
 }
 
 async fn record(
     State(metering): State<Arc<Metering>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Some(secrets) = metering.usage_secrets() else {
         return Err(ApiError::Unavailable(
@@ -77,6 +84,7 @@ async fn record(
     let Some(signature) = signature else {
         return Err(ApiError::Unauthenticated("the event is not signed"));
     };
+    let body = body.map_err(|r| super::webhooks::body_refused(r, MAX_USAGE_BODY))?;
     verify_timestamped(
         signature,
         &body,

@@ -34,6 +34,15 @@ pub(crate) fn routes() -> Router<ApiState> {
     )
 }
 
+/// The answer to a signed body that could not be read: 413 past `limit` bytes, else 400.
+pub(super) fn body_refused(rejection: BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(format!("signed bodies here are at most {limit} bytes"))
+    } else {
+        ApiError::MalformedBody(rejection.body_text())
+    }
+}
+
 async fn receive(
     State(kyc): State<Arc<Verification>>,
     Path(provider): Path<String>,
@@ -47,15 +56,7 @@ async fn receive(
         .secrets()
         .get(provider)
         .ok_or(ApiError::BadSignature("webhook provider not configured"))?;
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(format!(
-                "webhook bodies are at most {MAX_WEBHOOK_BODY} bytes"
-            ))
-        } else {
-            ApiError::MalformedBody(r.body_text())
-        }
-    })?;
+    let body = body.map_err(|r| body_refused(r, MAX_WEBHOOK_BODY))?;
     let header = headers
         .get(provider.signature_header())
         .and_then(|v| v.to_str().ok());

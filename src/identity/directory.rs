@@ -14,7 +14,7 @@ use computegate_kyc::Store;
 use computegate_kyc::accounts::CustomerStatus;
 use computegate_kyc::api_keys::KeyError;
 use computegate_kyc::crypto::MasterKey;
-use computegate_kyc::password::Hasher;
+use computegate_kyc::password::{Hasher, PasswordError};
 use computegate_kyc::tokens::{AccessClaims, Keyring};
 use jsonwebtoken::DecodingKey;
 use time::OffsetDateTime;
@@ -111,6 +111,7 @@ impl IdentityDirectory for StoreDirectory {
                     customer_id: p.customer_id.to_string(),
                     expires_at: p.expires_at.map(|t| t.unix_timestamp().max(0) as u64),
                 }),
+                Err(KeyError::Password(PasswordError::Busy)) => Err(DirectoryError::Busy),
                 Err(
                     KeyError::Malformed
                     | KeyError::Invalid
@@ -121,6 +122,19 @@ impl IdentityDirectory for StoreDirectory {
                 ) => Err(DirectoryError::Rejected),
                 Err(e) => {
                     tracing::warn!(error = %e, "API key verification failed");
+                    Err(DirectoryError::Unavailable)
+                }
+            }
+        })
+    }
+
+    fn api_key_id_known(&self, key_id: String) -> BoxFuture<Result<bool, DirectoryError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            match store.api_key_state(&key_id).await {
+                Ok(found) => Ok(found.is_some()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "API key id lookup failed");
                     Err(DirectoryError::Unavailable)
                 }
             }

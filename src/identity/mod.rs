@@ -16,12 +16,13 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use computegate_gateway::config::{AuthConfig, Config};
-use computegate_gateway::credentials::{CredentialVerifier, VerifierSettings};
+use computegate_gateway::credentials::throttle::WindowCounter;
+use computegate_gateway::credentials::{CredentialVerifier, FailureLimits, VerifierSettings};
 use computegate_kyc::Store;
 use computegate_kyc::accounts::Actor;
 use computegate_kyc::cluster::{LoginThrottle, Notices, ThrottleLimits};
 use computegate_kyc::crypto::MasterKey;
-use computegate_kyc::password::{Hasher, PasswordParams};
+use computegate_kyc::password::{Concurrency, Hasher, PasswordParams};
 use computegate_kyc::tokens::{AccessClaims, Keyring};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -41,6 +42,8 @@ pub struct Identity {
     pub hasher: Hasher,
     /// Failed-login throttle (Redis or in process).
     pub throttle: LoginThrottle,
+    /// Sign-ups per client address (in process: each replica counts its own).
+    pub signups: WindowCounter<std::net::IpAddr>,
     /// Data-plane credential verifier and its caches.
     pub verifier: Arc<CredentialVerifier>,
     /// Token settings.
@@ -144,11 +147,17 @@ impl Identity {
             .await
             .context("cannot load signing keys")?;
         let a = &config.auth;
-        let hasher = Hasher::new(PasswordParams {
-            memory_kib: a.argon2_memory_kib,
-            iterations: a.argon2_iterations,
-            parallelism: a.argon2_parallelism,
-        })
+        let hasher = Hasher::with_concurrency(
+            PasswordParams {
+                memory_kib: a.argon2_memory_kib,
+                iterations: a.argon2_iterations,
+                parallelism: a.argon2_parallelism,
+            },
+            Concurrency {
+                running: a.argon2_concurrency,
+                queued: a.argon2_queue,
+            },
+        )
         .context("auth.argon2_* parameters are not usable")?;
         let limits = ThrottleLimits {
             per_account: a.login_max_failures_per_account,
@@ -183,6 +192,11 @@ impl Identity {
             audience: a.audience.clone(),
             leeway: a.leeway,
             principal_ttl: a.principal_cache_ttl,
+            failures: FailureLimits {
+                per_address: a.failed_auth_per_address,
+                per_key: a.failed_auth_per_key,
+                window: a.failed_auth_window,
+            },
         };
         let keyring: SharedKeyring = Arc::new(RwLock::new(Arc::new(keyring)));
         let signer = a
@@ -209,6 +223,7 @@ impl Identity {
             store,
             hasher,
             throttle,
+            signups: WindowCounter::new(a.signup_max_per_ip, a.signup_window, 100_000),
             verifier,
             auth: config.auth.clone(),
             master,

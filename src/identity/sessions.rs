@@ -9,7 +9,7 @@ use computegate_kyc::access_log::{AccessAction, AccessEvent, AccessOutcome};
 use computegate_kyc::accounts::{CustomerKind, CustomerStatus, Email, Subject};
 use computegate_kyc::cluster::Notice;
 use computegate_kyc::login::{LoginAttempt, LoginError};
-use computegate_kyc::password::check_policy;
+use computegate_kyc::password::{PasswordError, check_policy};
 use computegate_kyc::refresh::RefreshError;
 use computegate_kyc::tokens::AccessClaims;
 use time::OffsetDateTime;
@@ -52,7 +52,11 @@ impl Identity {
             .hasher
             .hash_async(req.password.to_owned())
             .await
-            .map_err(|e| IdentityError::Internal(e.to_string()))?;
+            .map_err(|e| match e {
+                // The argon2 bound is full: a 503 + Retry-After, not an internal error.
+                PasswordError::Busy => IdentityError::Unavailable(e.to_string()),
+                other => IdentityError::Internal(other.to_string()),
+            })?;
         let customer = self
             .store
             .create_customer(req.email, &hash, kind, now)

@@ -56,6 +56,7 @@ struct FakeDirectory {
     keys: Mutex<HashMap<String, ApiKeyGrant>>,
     principal_calls: AtomicUsize,
     key_calls: AtomicUsize,
+    id_calls: AtomicUsize,
 }
 
 impl FakeDirectory {
@@ -98,6 +99,17 @@ impl IdentityDirectory for FakeDirectory {
             .ok_or(DirectoryError::Rejected);
         Box::pin(async move { r })
     }
+    fn api_key_id_known(&self, key_id: String) -> BoxFuture<Result<bool, DirectoryError>> {
+        self.id_calls.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("cg_{key_id}_");
+        let known = self
+            .keys
+            .lock()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with(&prefix));
+        Box::pin(async move { Ok(known) })
+    }
     fn verification_keys(&self) -> BoxFuture<Result<Vec<(String, DecodingKey)>, DirectoryError>> {
         Box::pin(async { Ok(vec![("k1".to_string(), decoding_key())]) })
     }
@@ -113,6 +125,7 @@ async fn verifier() -> (Arc<CredentialVerifier>, Arc<FakeDirectory>) {
         audience: "api".into(),
         leeway: Duration::from_secs(5),
         principal_ttl: Duration::from_secs(60),
+        failures: FailureLimits::default(),
     };
     let v = CredentialVerifier::with_clock(settings, dir.clone(), &mut Registry::default(), clock);
     v.resync().await.unwrap();
@@ -333,6 +346,107 @@ async fn expired_api_key_refused() {
     assert_eq!(
         run(&v, key).await.0,
         Err(AuthError::Invalid("API key expired"))
+    );
+}
+
+async fn run_from(v: &CredentialVerifier, cred: &str, ip: &str) -> Result<Principal, AuthError> {
+    match v.authenticate(cred, ip.parse().unwrap()) {
+        AuthOutcome::Ready(r) => r,
+        AuthOutcome::Pending(f) => f.await,
+    }
+}
+
+#[tokio::test]
+async fn unknown_key_ids_are_refused_without_verification_and_remembered() {
+    let (v, dir) = verifier().await;
+    for i in 0..5 {
+        let forged = format!("cg_forgedkeyid{i:04}_c2VjcmV0LXNlY3JldC1zZWNyZXQ");
+        let ip = format!("192.0.2.{i}");
+        assert_eq!(
+            run_from(&v, &forged, &ip).await,
+            Err(AuthError::Invalid("unknown API key"))
+        );
+        // The same id again (another secret): answered from the id cache.
+        let again = format!("cg_forgedkeyid{i:04}_b3RoZXItc2VjcmV0");
+        assert!(run_from(&v, &again, &ip).await.is_err());
+    }
+    assert_eq!(
+        dir.key_calls.load(Ordering::SeqCst),
+        0,
+        "no hash for unknown ids"
+    );
+    assert_eq!(dir.id_calls.load(Ordering::SeqCst), 5, "one lookup per id");
+}
+
+#[tokio::test]
+async fn a_key_id_that_keeps_failing_is_throttled_before_the_hash() {
+    let (v, dir) = verifier().await;
+    dir.put("c4", "unverified", AccountStatus::Active);
+    let real = "cg_realkeyid00000001_c2VjcmV0LXNlY3JldC1zZWNyZXQ";
+    dir.keys.lock().unwrap().insert(
+        real.into(),
+        ApiKeyGrant {
+            key_id: "realkeyid00000001".into(),
+            customer_id: "c4".into(),
+            expires_at: None,
+        },
+    );
+    // The owner's key is verified (and cached) before the attack.
+    assert!(run_from(&v, real, "198.51.100.1").await.is_ok());
+    let limit = FailureLimits::default().per_key;
+    for i in 0..limit {
+        // Each guess from another address, so only the per-key throttle applies.
+        let guess = format!("cg_realkeyid00000001_Z3Vlc3M{i}");
+        let r = run_from(&v, &guess, &format!("203.0.113.{i}")).await;
+        assert_eq!(r, Err(AuthError::Invalid("unknown API key")));
+    }
+    let calls = dir.key_calls.load(Ordering::SeqCst);
+    let r = run_from(&v, "cg_realkeyid00000001_b25lbW9yZQ", "203.0.113.200").await;
+    assert!(matches!(r, Err(AuthError::Throttled(_))), "{r:?}");
+    assert_eq!(
+        dir.key_calls.load(Ordering::SeqCst),
+        calls,
+        "no hash once throttled"
+    );
+    // The owner, whose key is cached, is not affected.
+    assert!(run_from(&v, real, "198.51.100.1").await.is_ok());
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_is_throttled_before_any_signature_check() {
+    let (v, dir) = verifier().await;
+    dir.put("c5", "unverified", AccountStatus::Active);
+    let valid = good_token("c5");
+    let attacker = "203.0.113.9";
+    // A valid token verified before the flood stays usable from the same address.
+    assert!(run_from(&v, &valid, attacker).await.is_ok());
+    let mut forged = claims("c5", NOW + 600);
+    forged["sub"] = "someone".into();
+    let forged = token_with(Algorithm::EdDSA, Some("k1"), forged);
+    let tampered = format!("{}x", &forged[..forged.len() - 1]);
+    for _ in 0..FailureLimits::default().per_address {
+        assert!(matches!(
+            run_from(&v, &tampered, attacker).await,
+            Err(AuthError::Invalid(_))
+        ));
+    }
+    let r = run_from(&v, &tampered, attacker).await;
+    assert!(matches!(r, Err(AuthError::Throttled(_))), "{r:?}");
+    let fresh = token_with(Algorithm::EdDSA, Some("k1"), claims("c5", NOW + 601));
+    assert!(
+        matches!(
+            run_from(&v, &fresh, attacker).await,
+            Err(AuthError::Throttled(_))
+        ),
+        "an uncached credential from a throttled address is not checked"
+    );
+    assert!(
+        run_from(&v, &valid, attacker).await.is_ok(),
+        "cached: served"
+    );
+    assert!(
+        run_from(&v, &fresh, "198.51.100.7").await.is_ok(),
+        "other addresses unaffected"
     );
 }
 

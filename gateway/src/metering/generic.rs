@@ -155,6 +155,14 @@ mod tests {
                 "max_duration_hours",
             ),
             (
+                json!({"gpu_count": 1, "max_duration_hours": 5e-324}),
+                "max_duration_hours",
+            ),
+            (
+                json!({"gpu_count": 1, "max_duration_hours": 0.0001}),
+                "max_duration_hours",
+            ),
+            (
                 json!({"gpu_count": 1, "max_duration_hours": "2h"}),
                 "max_duration_hours",
             ),

@@ -16,10 +16,75 @@ pub const MAX_RUN_ID_LEN: usize = 128;
 pub(super) const MAX_DECLARED: f64 = 1e18;
 
 /// Parses `body` as JSON after checking its nesting depth with a linear scan, so a deeply
-/// nested body is refused before any recursion (serde_json's own limit is 128).
+/// nested body is refused before any recursion (serde_json's own limit is 128). An object with
+/// the same key twice is refused: parsers disagree on which one wins (serde_json keeps the
+/// last, others the first), so the gateway and the upstream could read different jobs.
 pub(super) fn parse_body(body: &[u8]) -> Result<Value, SpecError> {
     check_depth(body)?;
-    serde_json::from_slice(body).map_err(|e| SpecError::NotJson(e.to_string()))
+    serde_json::from_slice::<UniqueKeys>(body)
+        .map(|v| v.0)
+        .map_err(|e| SpecError::NotJson(e.to_string()))
+}
+
+/// A JSON value read with every object's keys checked for duplicates.
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if obj.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key `{}`",
+                    key.chars().take(64).collect::<String>()
+                )));
+            }
+            let UniqueKeys(v) = map.next_value()?;
+            obj.insert(key, v);
+        }
+        Ok(Value::Object(obj))
+    }
 }
 
 /// Fails when arrays/objects nest deeper than [`MAX_DEPTH`] outside strings.
@@ -308,6 +373,21 @@ mod tests {
             parse_body("{\"a\":".repeat(100).as_bytes()),
             Err(SpecError::TooDeep { .. })
         ));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        for body in [
+            r#"{"gpu_count": 1, "gpu_count": 64}"#,
+            r#"{"model": {"parameters": 1, "parameters": 7e9}}"#,
+            r#"[{"a": 1}, {"b": 1, "b": 2}]"#,
+        ] {
+            let err = parse_body(body.as_bytes()).expect_err(body);
+            assert!(err.to_string().contains("duplicate key"), "{err}");
+        }
+        let ok = parse_body(br#"{"a": {"x": 1}, "b": {"x": 2}, "c": [1, 2.5, "s", null, true]}"#)
+            .expect("distinct keys");
+        assert_eq!(ok["c"][1], 2.5);
     }
 
     #[test]

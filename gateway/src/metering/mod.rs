@@ -34,6 +34,9 @@ pub use kubernetes::parse_quantity;
 
 use crate::policy::{Policy, Precision};
 
+/// Shortest job time limit accepted.
+pub const MIN_JOB_DURATION: Duration = Duration::from_secs(1);
+
 /// Request header carrying the run id: used when the body names none; must agree when it does.
 pub const RUN_HEADER: &str = "x-computegate-run";
 
@@ -315,11 +318,17 @@ impl SpecLimits {
         }
     }
 
-    /// Converts a duration in seconds, refusing negatives, NaN and anything over the limit.
+    /// Converts a duration in seconds, refusing negatives, NaN, anything shorter than
+    /// [`MIN_JOB_DURATION`] and anything over the limit.
     pub(crate) fn duration(&self, secs: f64, path: &str) -> Result<Duration, SpecError> {
         let max = self.max_duration.as_secs_f64();
         if !(secs.is_finite() && secs > 0.0) {
             return Err(json::field_err(path, "must be a positive duration"));
+        }
+        if secs < MIN_JOB_DURATION.as_secs_f64() {
+            // A subnormal time limit (5e-324 h) would otherwise reserve 0 FLOP for a job that
+            // runs; no real job is shorter than a second.
+            return Err(json::field_err(path, "must be at least one second"));
         }
         if secs > max {
             return Err(json::field_err(

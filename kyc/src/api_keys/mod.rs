@@ -2,9 +2,11 @@
 //! the secret 32 random bytes as unpadded base64url (43 characters). Only an argon2id hash of
 //! the secret is stored; the full key is shown once, at creation.
 //!
-//! Verification parses strictly before touching the store, spends the same argon2 work for an
-//! unknown key id as for a wrong secret (both answer [`KeyError::Invalid`]), and only then
-//! reports revocation or expiry, so key state is never revealed to someone without the secret.
+//! Verification parses strictly before touching the store, refuses an unknown key id without
+//! any argon2 work (key ids are public: listings show them; hashing for them would only let
+//! forgers buy CPU time with random ids), answers [`KeyError::Invalid`] for an unknown id and a
+//! wrong secret alike, and only then reports revocation or expiry, so key state is never
+//! revealed to someone without the secret.
 //! Each verification writes one `api_key_use` access-log row; the gateway verifies against the
 //! store only on a cache miss, so key use is recorded once per cache fill.
 

@@ -2,10 +2,18 @@
 //! rehash detection when the configured cost changes, equal work for unknown users so a login
 //! answer never tells whether an account exists, and the length policy for human passwords.
 //!
-//! Argon2 takes tens of milliseconds by design; async callers use the `*_async` wrappers, which
-//! run it on tokio's blocking pool instead of stalling a runtime worker.
+//! Argon2 takes tens of milliseconds and ~19 MiB by design; async callers use the `*_async`
+//! wrappers, which run it on tokio's blocking pool instead of stalling a runtime worker, under
+//! a concurrency bound (one hash per core by default) with a short queue. Past the queue, or
+//! after waiting [`MAX_QUEUE_WAIT`], the call fails with [`PasswordError::Busy`] (answered 503
+//! with `Retry-After`), so the memory argon2 holds is bounded whatever the number of concurrent
+//! logins, sign-ups or API-key checks an attacker opens.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use argon2::password_hash::PasswordHasher as _;
 use argon2::password_hash::PasswordVerifier as _;
@@ -16,6 +24,9 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// Longest accepted human password, in characters; bounds the work one request can cause.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Longest a hash waits for its turn before the caller is told the service is busy.
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
 /// The input the dummy hash is made from; its value is irrelevant, it is never compared.
 const DUMMY_PASSWORD: &[u8] = b"computegate unknown-user dummy";
@@ -76,10 +87,28 @@ pub enum PasswordError {
     /// The blocking task running argon2 panicked or was cancelled.
     #[error("password hashing task failed")]
     TaskFailed,
+    /// Every argon2 slot is taken and the queue is full (or the wait was too long): try later.
+    #[error("password hashing is busy")]
+    Busy,
+}
+
+/// How many argon2 computations may run at once, and how many may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    /// Hashes running at once (0 = one per CPU the process may use).
+    pub running: usize,
+    /// Hashes waiting for a slot beyond those (0 = four per running slot).
+    pub queued: usize,
 }
 
 struct Inner {
     params: PasswordParams,
+    /// Slots for running hashes.
+    slots: Arc<Semaphore>,
+    /// Calls waiting for a slot now.
+    waiting: AtomicUsize,
+    /// Most calls allowed to wait.
+    queue: usize,
     argon2: Argon2<'static>,
     /// A hash of [`DUMMY_PASSWORD`] with the current parameters, verified against when the
     /// account does not exist so the answer takes as long as for a real account.
@@ -116,6 +145,28 @@ impl Hasher {
     /// Builds a hasher. Computes one dummy hash up front (one hash worth of time) so that the
     /// first unknown-user login costs the same as every later one.
     pub fn new(params: PasswordParams) -> Result<Hasher, PasswordError> {
+        Self::with_concurrency(
+            params,
+            Concurrency {
+                running: 0,
+                queued: 0,
+            },
+        )
+    }
+
+    /// As [`Hasher::new`], with an explicit bound on concurrent argon2 work.
+    pub fn with_concurrency(
+        params: PasswordParams,
+        concurrency: Concurrency,
+    ) -> Result<Hasher, PasswordError> {
+        let running = match concurrency.running {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let queue = match concurrency.queued {
+            0 => running * 4,
+            n => n,
+        };
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.to_argon2()?);
         let dummy = argon2
             .hash_password(DUMMY_PASSWORD)
@@ -124,6 +175,9 @@ impl Hasher {
         Ok(Hasher {
             inner: Arc::new(Inner {
                 params,
+                slots: Arc::new(Semaphore::new(running)),
+                waiting: AtomicUsize::new(0),
+                queue,
                 argon2,
                 dummy,
             }),
@@ -169,31 +223,59 @@ impl Hasher {
         let _ = self.verify(secret, &self.inner.dummy);
     }
 
-    /// [`Hasher::hash`] on tokio's blocking pool.
+    /// [`Hasher::hash`] on tokio's blocking pool, within the concurrency bound.
     pub async fn hash_async(&self, secret: String) -> Result<String, PasswordError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.hash(&secret))
-            .await
-            .map_err(|_| PasswordError::TaskFailed)?
+        self.run(move |this| this.hash(&secret)).await?
     }
 
-    /// [`Hasher::verify`] on tokio's blocking pool.
+    /// [`Hasher::verify`] on tokio's blocking pool, within the concurrency bound.
     pub async fn verify_async(
         &self,
         secret: String,
         phc: String,
     ) -> Result<Verified, PasswordError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.verify(&secret, &phc))
-            .await
-            .map_err(|_| PasswordError::TaskFailed)?
+        self.run(move |this| this.verify(&secret, &phc)).await?
     }
 
-    /// [`Hasher::verify_unknown_user`] on tokio's blocking pool.
-    pub async fn verify_unknown_user_async(&self, secret: String) {
+    /// [`Hasher::verify_unknown_user`] on tokio's blocking pool, within the concurrency bound;
+    /// fails only with [`PasswordError::Busy`] or [`PasswordError::TaskFailed`].
+    pub async fn verify_unknown_user_async(&self, secret: String) -> Result<(), PasswordError> {
+        self.run(move |this| this.verify_unknown_user(&secret))
+            .await
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free: at once when one is, after a
+    /// queued wait of at most [`MAX_QUEUE_WAIT`] when the queue has room, else never (`Busy`).
+    async fn run<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Hasher) -> R + Send + 'static,
+    ) -> Result<R, PasswordError> {
+        let inner = &self.inner;
+        let permit = match inner.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if inner.waiting.fetch_add(1, Ordering::AcqRel) >= inner.queue {
+                    inner.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return Err(PasswordError::Busy);
+                }
+                let waited =
+                    tokio::time::timeout(MAX_QUEUE_WAIT, inner.slots.clone().acquire_owned()).await;
+                inner.waiting.fetch_sub(1, Ordering::AcqRel);
+                match waited {
+                    Ok(Ok(p)) => p,
+                    // Timed out, or the semaphore was closed (never done): busy either way.
+                    _ => return Err(PasswordError::Busy),
+                }
+            }
+        };
         let this = self.clone();
-        // A failed join only means the dummy work was cut short; there is nothing to report.
-        let _ = tokio::task::spawn_blocking(move || this.verify_unknown_user(&secret)).await;
+        tokio::task::spawn_blocking(move || {
+            // The slot is held until the hash is done, even if the caller went away.
+            let _permit = permit;
+            work(&this)
+        })
+        .await
+        .map_err(|_| PasswordError::TaskFailed)
     }
 
     fn needs_rehash(&self, stored: &PasswordHash) -> bool {

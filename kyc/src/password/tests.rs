@@ -109,5 +109,39 @@ async fn async_wrappers() {
     h.verify_async("correct horse battery".into(), phc)
         .await
         .unwrap();
-    h.verify_unknown_user_async("nobody".into()).await;
+    h.verify_unknown_user_async("nobody".into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_hashing_is_bounded_and_the_overflow_is_busy() {
+    let params = PasswordParams {
+        memory_kib: 16384,
+        iterations: 4,
+        parallelism: 1,
+    };
+    let one = Concurrency {
+        running: 1,
+        queued: 2,
+    };
+    let h = Hasher::with_concurrency(params, one).unwrap();
+    let calls: Vec<_> = (0..12)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move { h.hash_async(format!("password number {i}")).await })
+        })
+        .collect();
+    let mut done = 0;
+    let mut busy = 0;
+    for c in calls {
+        match c.await.unwrap() {
+            Ok(_) => done += 1,
+            Err(PasswordError::Busy) => busy += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    // One running and two queued at most when the burst arrives; the rest are told to retry.
+    assert!(busy >= 6, "{busy} busy, {done} done");
+    assert!(done >= 1, "{busy} busy, {done} done");
+    // The bound frees up: a later call runs.
+    h.hash_async("afterwards".into()).await.unwrap();
 }

@@ -30,6 +30,13 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::seconds(300);
 /// Largest webhook body accepted, in bytes (the HTTP layer should cap reads at this).
 pub const MAX_WEBHOOK_BODY: usize = 256 * 1024;
 
+/// Longest signature header read, bytes; a longer one is refused before any MAC is computed
+/// (real headers carry one or two signatures, well under 400 bytes).
+pub const MAX_SIGNATURE_HEADER: usize = 1024;
+
+/// Most `v1=` signatures one header may carry (a provider sends one per secret in rotation).
+pub const MAX_SIGNATURES: usize = 4;
+
 /// Longest provider event id stored.
 const MAX_EVENT_ID: usize = 200;
 
@@ -186,6 +193,9 @@ pub fn verify_signature(
     tolerance: Duration,
 ) -> Result<(), WebhookError> {
     let header = header.ok_or(WebhookError::MissingSignature)?;
+    if header.len() > MAX_SIGNATURE_HEADER {
+        return Err(WebhookError::MalformedSignature);
+    }
     match provider {
         IdvProvider::Stripe | IdvProvider::Persona => {
             verify_timestamped(header, body, secrets, now, tolerance)
@@ -209,6 +219,10 @@ pub fn verify_signature(
 /// Verifies a `t=<unix>,v1=<hex HMAC-SHA256(secret, "t.body")>` header (Stripe/Persona style,
 /// also the gateway's own usage events): any `v1` matching any secret, within `tolerance`.
 /// Several groups separated by spaces are accepted (Persona).
+///
+/// The work is bounded before any MAC: a header over [`MAX_SIGNATURE_HEADER`] bytes or with
+/// more than [`MAX_SIGNATURES`] signatures is malformed, the timestamp is checked first, and
+/// the body is hashed once per configured secret whatever the number of candidates.
 pub fn verify_timestamped(
     header: &str,
     body: &[u8],
@@ -216,6 +230,9 @@ pub fn verify_timestamped(
     now: OffsetDateTime,
     tolerance: Duration,
 ) -> Result<(), WebhookError> {
+    if header.len() > MAX_SIGNATURE_HEADER {
+        return Err(WebhookError::MalformedSignature);
+    }
     let mut timestamp: Option<&str> = None;
     let mut signatures: Vec<Vec<u8>> = Vec::new();
     for item in header.split([',', ' ']).filter(|s| !s.is_empty()) {
@@ -230,6 +247,9 @@ pub fn verify_timestamped(
             },
             "v1" => {
                 if let Some(sig) = decode_sig(value) {
+                    if signatures.len() == MAX_SIGNATURES {
+                        return Err(WebhookError::MalformedSignature);
+                    }
                     signatures.push(sig);
                 }
             }
@@ -247,13 +267,14 @@ pub fn verify_timestamped(
         return Err(WebhookError::StaleTimestamp);
     }
     let ok = secrets.iter().any(|s| {
-        signatures.iter().any(|sig| {
-            let mut mac = s.mac();
-            mac.update(t.as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            mac.verify_slice(sig).is_ok()
-        })
+        let mut mac = s.mac();
+        mac.update(t.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        // The body was hashed once; each candidate only finalizes a copy (constant-time compare).
+        signatures
+            .iter()
+            .any(|sig| mac.clone().verify_slice(sig).is_ok())
     });
     if ok {
         Ok(())

@@ -133,11 +133,15 @@ pub(super) fn queue_filter(q: &QueueQuery, now: OffsetDateTime) -> Result<QueueF
             None
         }
     });
-    let submitted_before = q.older_than.as_deref().and_then(|t| match parse_age(t) {
-        Some(age) => Some(now - age),
-        None => {
-            bad("older_than", "an age such as 90s, 30m, 12h or 7d");
-            None
+    // `checked_sub`: an age reaching before the earliest representable date is a bad value,
+    // not a panic.
+    let submitted_before = q.older_than.as_deref().and_then(|t| {
+        match parse_age(t).and_then(|age| now.checked_sub(age)) {
+            Some(at) => Some(at),
+            None => {
+                bad("older_than", "an age such as 90s, 30m, 12h or 7d");
+                None
+            }
         }
     });
     let limit = q
@@ -194,6 +198,21 @@ mod tests {
         assert_eq!(parse_age("7w"), None);
         assert_eq!(parse_age("-1s"), None);
         assert_eq!(parse_age(""), None);
+    }
+
+    #[test]
+    fn an_age_beyond_the_calendar_is_a_bad_parameter() {
+        let q = QueueQuery {
+            status: None,
+            min_risk: None,
+            country: None,
+            older_than: Some("9999999999999d".into()),
+            limit: None,
+        };
+        let Err(ApiError::Invalid(errors)) = queue_filter(&q, OffsetDateTime::now_utc()) else {
+            panic!("expected invalid");
+        };
+        assert_eq!(errors[0].0, "older_than");
     }
 
     #[test]

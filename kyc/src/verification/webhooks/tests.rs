@@ -165,6 +165,42 @@ fn tolerance_window() {
 }
 
 #[test]
+fn signature_work_is_bounded_before_any_mac() {
+    let key = secret("whsec_new");
+    let body = b"{\"x\":true}";
+    let good = sign_timestamped(&key, T, body);
+    let secrets = WebhookSecrets::single(key);
+    // Up to MAX_SIGNATURES candidates, the valid one last: accepted.
+    let mut few = format!("t={T}");
+    for _ in 1..MAX_SIGNATURES {
+        few.push_str(&format!(",v1={}", "00".repeat(32)));
+    }
+    few.push_str(&format!(",v1={good}"));
+    check(IdvProvider::Stripe, &few, body, &secrets).unwrap();
+    // One more, even with a valid one among them: malformed, nothing hashed per entry.
+    let many = format!("{few},v1={good}");
+    assert_eq!(
+        check(IdvProvider::Stripe, &many, body, &secrets),
+        Err(WebhookError::MalformedSignature)
+    );
+    // 470 entries (the reported attack) and an over-long header both fail fast.
+    let flood = format!("t={T}{}", format!(",v1={}", "ab".repeat(32)).repeat(470));
+    assert_eq!(
+        check(IdvProvider::Stripe, &flood, body, &secrets),
+        Err(WebhookError::MalformedSignature)
+    );
+    let long = format!("t={T},v1={good},x={}", "a".repeat(MAX_SIGNATURE_HEADER));
+    assert_eq!(
+        check(IdvProvider::Persona, &long, body, &secrets),
+        Err(WebhookError::MalformedSignature)
+    );
+    assert_eq!(
+        check(IdvProvider::Onfido, &"a".repeat(2000), body, &secrets),
+        Err(WebhookError::MalformedSignature)
+    );
+}
+
+#[test]
 fn multiple_signatures_and_rotation() {
     let old = secret("whsec_old");
     let new = secret("whsec_new");
