@@ -1,9 +1,12 @@
 //! Computegate's data plane: listeners, the reverse proxy, routing to upstream pools,
 //! credential verification through ports, and metrics.
 //!
-//! This crate knows nothing of stores or verification workflows; it declares small ports
-//! ([`auth::Authenticator`], [`proxy::ControlPlane`], [`admin::ReadinessCheck`]) that the root
-//! crate implements. Request lifecycle on the public listener:
+//! This crate knows nothing of stores or verification workflows; it declares small ports that
+//! the root crate implements: [`auth::Authenticator`] (via [`credentials::IdentityDirectory`]),
+//! [`proxy::ControlPlane`], [`admin::ReadinessCheck`], [`admission::ComputeLedger`] (job
+//! admission against the compute ledger) and [`ratelimit::TokenLeaser`] (cluster-wide rate-limit
+//! tokens). The policy model and its pure decisions come from the `computegate-policy` crate
+//! (re-exported as [`policy`]). Request lifecycle on the public listener:
 //!
 //! ```text
 //! accept ─▶ TLS (ALPN h2 | http/1.1) ─▶ HTTP/1.1 | HTTP/2 ─▶ head timeout (408) / size (431)
@@ -12,7 +15,10 @@
 //!   ─▶ class public | authenticated | job_submit ─▶ Authenticator (bearer JWT or API key) ─▶ 401/403
 //!   ─▶ Enforcer: principal's verified jurisdictions ─▶ 403 jurisdiction-denied;
 //!      tier allows route + method ─▶ 403 tier-denied; tier rate ─▶ 429
+//!      (policy decisions: computegate-policy; cluster-wide tokens: TokenLeaser port)
 //!   ─▶ body limit (Content-Length now, streamed count later) ─▶ 413
+//!   ─▶ job_submit: JobSpec + FLOP estimate (metering) ─▶ ComputeLedger port ─▶ 403 job-denied /
+//!      202 held for review / 503 ledger unavailable; admitted ─▶ forward
 //!   ─▶ forward: hop-by-hop removed, X-Forwarded-*/Forwarded set, identity headers added,
 //!      pick address round-robin (passive health) ─▶ 502 connect / 504 timeout
 //!   ─▶ response streamed back (+ X-Request-Id); 101 ─▶ bytes spliced both ways

@@ -232,7 +232,7 @@ fn request(customer_id: Uuid, n: usize, thresholds: Arc<ThresholdPolicy>) -> Adm
     }
 }
 
-/// The shipped thresholds (DESIGN §4) per run lineage and per linked group, over the tier's
+/// The shipped thresholds (docs/policy.md) per run lineage and per linked group, over the tier's
 /// 30-day window (as the binary wires them).
 fn policy() -> ThresholdPolicy {
     let rule = |label: &str, flop, scope, action, bio| ThresholdRule {

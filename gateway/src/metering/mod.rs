@@ -6,9 +6,10 @@
 //!   ─▶ JobSpec { accelerators, type, duration, run, parent, declared N and D, dataset kind }
 //!   ─▶ estimate(spec, policy): accelerators × dense peak (type, precision) × seconds × utilization
 //!        (+ declared 6·N·D beside it; gap > 10× flagged)
-//!   ─▶ ComputeLedger port (crate::admission) ─▶ the store's ledger locks the totals (run lineage,
-//!      customer, organization, group) and decides caps and thresholds in one transaction
-//!      (computegate_kyc::ledger::evaluate — the one place the decision is made)
+//!   ─▶ ComputeLedger port (crate::admission) ─▶ the root's adapter checks the per-job caps, then
+//!      the store's ledger locks the totals (run lineage, customer, organization, group) and
+//!      decides the cumulative caps and thresholds in one transaction
+//!      (computegate_kyc::ledger::evaluate, over the `computegate-policy` rules)
 //! ```
 //!
 //! **Which estimate is admitted.** The reservation and every cap use the *hardware* estimate:

@@ -62,7 +62,7 @@ pub(super) fn rule(label: &str, flop: f64, scope: Scope, action: Action) -> Thre
     }
 }
 
-/// The shipped default thresholds (DESIGN §4), per run lineage and per linked group.
+/// The shipped default thresholds (docs/policy.md), per run lineage and per linked group.
 pub(super) fn shipped_thresholds() -> Arc<ThresholdPolicy> {
     let mut bio = rule("bio_1e23", 1e23, Scope::Run, Action::Review);
     bio.bio_sequence_only = true;
