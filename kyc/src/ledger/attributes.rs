@@ -18,7 +18,6 @@ use sha2::Sha256;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use super::groups::LinkAttribute;
 use crate::crypto::MasterKey;
 use crate::screening::EntryKind;
 use crate::screening::normalize::{normalize_id, normalize_name};
@@ -46,6 +45,29 @@ const KEY_LABEL: &[u8] = b"computegate/ledger/link-attributes/v1";
 
 /// Longest payment fingerprint considered, in characters (processors issue ~16–64).
 const MAX_FINGERPRINT_CHARS: usize = 256;
+
+/// What two accounts share that links them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkAttribute {
+    /// A beneficial owner (hash of a normalized identity of the person).
+    BeneficialOwner,
+    /// A payment instrument fingerprint.
+    PaymentFingerprint,
+    /// A verified identity document (hash of issuing country and number).
+    IdDocument,
+    /// Membership of one organization (hash of the organization id).
+    Organization,
+}
+
+// === impl LinkAttribute ===
+
+crate::names::stored_enum!(LinkAttribute {
+    BeneficialOwner => "beneficial_owner",
+    PaymentFingerprint => "payment_fingerprint",
+    IdDocument => "id_document",
+    Organization => "organization",
+});
 
 // === impl AttributeHash ===
 

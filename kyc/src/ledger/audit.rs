@@ -8,7 +8,9 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{AdmissionDecision, AdmissionRequest, Crossing, UsageEvent, UsageKind, UsageRecorded};
+use super::model::{
+    AdmissionDecision, AdmissionRequest, Crossing, UsageEvent, UsageKind, UsageRecorded,
+};
 use crate::accounts::Actor;
 use crate::audit::{self, AuditAction, AuditEntry, ChainTx};
 use crate::store::StoreError;
@@ -28,9 +30,9 @@ pub(super) async fn record<T: ChainTx>(
 pub(super) fn admission(req: &AdmissionRequest, d: &AdmissionDecision) -> Vec<AuditEntry> {
     let actor = Actor::customer(req.customer_id, req.client_ip);
     let action = match d.verdict {
-        super::Verdict::Admitted => AuditAction::JobAdmitted,
-        super::Verdict::HeldForReview { .. } => AuditAction::JobHeld,
-        super::Verdict::Denied(_) => AuditAction::JobDenied,
+        super::model::Verdict::Admitted => AuditAction::JobAdmitted,
+        super::model::Verdict::HeldForReview { .. } => AuditAction::JobHeld,
+        super::model::Verdict::Denied(_) => AuditAction::JobDenied,
     };
     let detail = json!({
         "customer_id": req.customer_id,

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::decision::Snapshot;
+use super::model::{AdmissionRequest, LedgerError, RunRef, Totals};
 use super::sql::{BudgetKeys, BudgetRow, JobRow, LedgerTx, LockQuery, RunRow, WindowQuery};
-use super::{AdmissionRequest, LedgerError, RunRef, Totals};
 use crate::store::{DbTime, StoreError};
 
 /// What the snapshot reads: the starts of the two rolling windows (the customer cap's and the

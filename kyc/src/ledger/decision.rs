@@ -17,10 +17,8 @@
 
 use uuid::Uuid;
 
-use super::{
-    Action, Crossing, Denial, DenialReason, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule,
-    Totals,
-};
+use super::model::{Crossing, Denial, DenialReason, Totals};
+use computegate_policy::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
 
 /// Totals read under the budget locks, before the job, with the ids of each scope.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,7 +13,7 @@ use serde_json::json;
 use time::{Date, Month, OffsetDateTime};
 use uuid::Uuid;
 
-use super::LedgerError;
+use super::model::LedgerError;
 use super::reads::{ReportRow, TrainingRunReport, report_columns};
 use crate::store::{DbTime, Store, on_pool};
 

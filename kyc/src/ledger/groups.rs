@@ -21,28 +21,16 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::admission::{check_text, require_staff};
-use super::attributes::AttributeHash;
+use super::attributes::{AttributeHash, LinkAttribute};
+use super::audit;
 use super::link_thresholds::{self, LinkCheck};
 use super::membership::GroupTx;
-use super::{LedgerError, ThresholdPolicy, audit};
+use super::model::LedgerError;
+use super::model::{check_text, require_staff};
 use crate::accounts::Actor;
 use crate::audit::{AuditAction, AuditEntry};
 use crate::store::{DbTime, Store, in_transaction, on_pool};
-
-/// What two accounts share that links them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkAttribute {
-    /// A beneficial owner (hash of a normalized identity of the person).
-    BeneficialOwner,
-    /// A payment instrument fingerprint.
-    PaymentFingerprint,
-    /// A verified identity document (hash of issuing country and number).
-    IdDocument,
-    /// Membership of one organization (hash of the organization id).
-    Organization,
-}
+use computegate_policy::ThresholdPolicy;
 
 /// A group and its members.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -84,15 +72,6 @@ pub struct StaffLink {
     #[serde(flatten)]
     pub check: LinkCheck,
 }
-
-// === impl LinkAttribute ===
-
-crate::names::stored_enum!(LinkAttribute {
-    BeneficialOwner => "beneficial_owner",
-    PaymentFingerprint => "payment_fingerprint",
-    IdDocument => "id_document",
-    Organization => "organization",
-});
 
 // === impl Store ===
 

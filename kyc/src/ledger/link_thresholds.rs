@@ -18,9 +18,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::membership::GroupTx;
+use super::model::{Crossing, LedgerError, window_start};
 use super::sql::LedgerTx;
-use super::{Action, Crossing, LedgerError, Scope, ThresholdPolicy, ThresholdRule, window_start};
 use crate::store::DbTime;
+use computegate_policy::{Action, Scope, ThresholdPolicy, ThresholdRule};
 
 /// What a link-time re-check fired.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -82,7 +83,7 @@ pub(super) async fn check_group<T: GroupTx + LedgerTx>(
     for c in &crossings {
         tx.insert_crossing(job.id, "link", c, at).await?;
     }
-    let report_ids = super::admission::write_report(tx, &job, &crossings, None, after, now).await?;
+    let report_ids = super::admit_tx::write_report(tx, &job, &crossings, None, after, now).await?;
     Ok(LinkCheck {
         crossings,
         report_ids,

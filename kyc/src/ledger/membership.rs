@@ -7,7 +7,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::attributes::AttributeHash;
-use super::groups::LinkAttribute;
+use super::attributes::LinkAttribute;
 use crate::store::DbTime;
 
 /// Membership queries inside one write transaction, for both backends. Crate-visible so the

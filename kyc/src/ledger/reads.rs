@@ -5,8 +5,9 @@ use sqlx::types::Json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::admission::{check_text, require_staff};
-use super::{Crossing, LedgerError, MAX_PAGE, audit};
+use super::audit;
+use super::model::{Crossing, LedgerError, MAX_PAGE};
+use super::model::{check_text, require_staff};
 use crate::accounts::Actor;
 use crate::audit::AuditAction;
 use crate::store::{DbTime, Store, in_transaction, on_pool};

@@ -5,10 +5,12 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::admission::{check_text, require_staff};
-use super::{Crossing, LedgerError, audit};
+use super::audit;
+use super::model::{Crossing, LedgerError};
+use super::model::{check_text, require_staff};
 use crate::accounts::{Actor, parse_column};
 use crate::audit::AuditAction;
+use crate::names::stored_enum;
 use crate::store::{DbTime, Store, in_transaction, on_pool};
 
 /// A staff decision on a held job.
@@ -48,7 +50,7 @@ pub struct JobReview {
     /// The `review` crossings that held it.
     pub crossings: Vec<Crossing>,
     /// Why the caller asked for the hold, when it did (see
-    /// [`AdmissionOptions::hold_for_review`](super::AdmissionOptions::hold_for_review)).
+    /// [`AdmissionOptions::hold_for_review`](super::model::AdmissionOptions::hold_for_review)).
     pub hold_reason: Option<String>,
     /// Status.
     pub status: ReviewStatus,
@@ -91,12 +93,20 @@ macro_rules! review_columns {
     };
 }
 
+// === impl ReviewStatus ===
+
+stored_enum!(ReviewStatus {
+    Pending => "pending",
+    Approved => "approved",
+    Denied => "denied",
+});
+
 // === impl Store ===
 
 impl Store {
     /// Approves or denies a held job. An approval lets the next submission of the same
-    /// customer, run id and estimate (within [`super::APPROVAL_TOLERANCE`]) be admitted once,
-    /// within [`super::APPROVAL_VALIDITY`] of the decision.
+    /// customer, run id and estimate (within [`super::model::APPROVAL_TOLERANCE`]) be admitted once,
+    /// within [`super::model::APPROVAL_VALIDITY`] of the decision.
     /// Only staff or the system may resolve ([`LedgerError::NotStaff`]).
     pub async fn resolve_job_review(
         &self,
@@ -157,7 +167,7 @@ impl Store {
     }
 
     /// Review holds, newest first: all, or only those with `status`; at most
-    /// [`super::MAX_PAGE`].
+    /// [`super::model::MAX_PAGE`].
     pub async fn list_job_reviews(
         &self,
         status: Option<ReviewStatus>,
@@ -169,7 +179,7 @@ impl Store {
             " FROM ledger_reviews WHERE ($1 IS NULL OR status = $1) \
              ORDER BY created_at DESC, id DESC LIMIT $2"
         );
-        let limit = i64::from(limit.min(super::MAX_PAGE));
+        let limit = i64::from(limit.min(super::model::MAX_PAGE));
         let rows: Vec<ReviewRow> = on_pool!(self, |pool| {
             sqlx::query_as(SQL)
                 .bind(status.map(ReviewStatus::as_str))

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use computegate_policy::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
 use proptest::prelude::*;
 use uuid::Uuid;
 

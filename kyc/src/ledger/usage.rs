@@ -9,83 +9,16 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::sql::{BudgetKeys, JobRow, JobUsage, LedgerTx, NewUsageEvent};
-use super::{
-    Crossing, JobStatus, LedgerError, MAX_EVENT_ID_LEN, ThresholdPolicy, audit, budgets, decision,
+use super::model::{
+    JobStatus, LedgerError, MAX_EVENT_ID_LEN, UsageEvent, UsageKind, UsageOutcome, UsageRecorded,
     valid_flop, window_start,
 };
+use super::sql::{BudgetKeys, JobRow, JobUsage, LedgerTx, NewUsageEvent};
+use super::{audit, budgets, decision};
 use crate::accounts::parse_column;
 use crate::audit::ChainTx;
 use crate::store::{DbTime, Store, in_transaction};
-
-/// A usage event from the compute platform (its signature already checked by the caller).
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageEvent {
-    /// The sender's id for the event; replays carry the same id.
-    pub event_id: String,
-    /// The job it reports on.
-    pub job_id: Uuid,
-    /// What happened.
-    pub kind: UsageKind,
-    /// When it happened.
-    pub at: OffsetDateTime,
-    /// Accelerator type the platform reports (the policy table's key, e.g. `h100`).
-    pub accelerator_type: String,
-    /// FLOP one accelerator of the reported type delivers per second at the policy's default
-    /// precision and utilization, computed by the caller. Used only when the job has no rate of
-    /// its own for that type (see [`charge_rate`]).
-    pub flop_per_accelerator_second: f64,
-}
-
-/// What a usage event reports. Counters are cumulative for the job.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum UsageKind {
-    /// The job started.
-    Started,
-    /// Accelerator-seconds so far.
-    Heartbeat {
-        /// Cumulative accelerator-seconds.
-        accelerator_seconds_total: f64,
-    },
-    /// The job ended; the rest of the reservation is released.
-    Finished {
-        /// Final cumulative accelerator-seconds.
-        accelerator_seconds_total: f64,
-    },
-}
-
-/// What [`Store::record_usage`](crate::Store::record_usage) did, committed before returning.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UsageOutcome {
-    /// The event id was seen before; nothing changed. Acknowledge it.
-    Duplicate,
-    /// The event was applied.
-    Recorded(UsageRecorded),
-}
-
-/// An applied usage event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageRecorded {
-    /// The job.
-    pub job_id: Uuid,
-    /// The customer who runs it.
-    pub customer_id: Uuid,
-    /// Its status now.
-    pub status: JobStatus,
-    /// Measured FLOP so far.
-    pub used_flop: f64,
-    /// Still reserved.
-    pub reserved_flop: f64,
-    /// How far the charge now exceeds the admitted estimate (0 when within it).
-    pub overrun_flop: f64,
-    /// FLOP per accelerator-second the measured usage was charged at.
-    pub flop_per_accelerator_second: f64,
-    /// Thresholds the growth crossed.
-    pub crossings: Vec<Crossing>,
-    /// Reports created for them (identity snapshot still to attach, see
-    /// [`Store::attach_report_identity`](crate::Store::attach_report_identity)).
-    pub report_ids: Vec<Uuid>,
-}
+use computegate_policy::ThresholdPolicy;
 
 /// A job's measured state after an event.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,7 +42,7 @@ impl Store {
         thresholds: &ThresholdPolicy,
     ) -> Result<UsageOutcome, LedgerError> {
         validate(event)?;
-        for _ in 0..super::MAX_ATTEMPTS {
+        for _ in 0..super::model::MAX_ATTEMPTS {
             let attempt = in_transaction!(self, |tx| usage_in(&mut tx, event, thresholds).await?);
             if let Some(outcome) = attempt {
                 return Ok(outcome);
@@ -129,8 +62,8 @@ impl Store {
         reason: &str,
         now: OffsetDateTime,
     ) -> Result<(), LedgerError> {
-        super::admission::check_text(reason, "reason")?;
-        for _ in 0..super::MAX_ATTEMPTS {
+        super::model::check_text(reason, "reason")?;
+        for _ in 0..super::model::MAX_ATTEMPTS {
             let done = in_transaction!(self, |tx| release_in(&mut tx, job_id, reason, now).await?);
             if done {
                 return Ok(());
@@ -232,7 +165,7 @@ async fn usage_in<T: LedgerTx + ChainTx>(
     }
     let cumulative = snapshot.totals.lineage_flop + growth;
     let report_ids =
-        super::admission::write_report(tx, &job, &crossings, None, cumulative, event.at).await?;
+        super::admit_tx::write_report(tx, &job, &crossings, None, cumulative, event.at).await?;
     let recorded = UsageRecorded {
         job_id: job.id,
         customer_id: job.customer_id,

@@ -24,8 +24,8 @@ use sqlx::SqlitePool;
 use tokio::sync::{OwnedMutexGuard, oneshot};
 use uuid::Uuid;
 
-use super::admit_in;
-use crate::ledger::{
+use crate::ledger::admit_tx::admit_in;
+use crate::ledger::model::{
     AdmissionDecision, AdmissionOptions, AdmissionRequest, LedgerError, MAX_ATTEMPTS,
 };
 use crate::store::{Store, StoreError};
@@ -215,7 +215,8 @@ mod tests {
 
     use super::*;
     use crate::accounts::CustomerKind;
-    use crate::ledger::{LedgerLimits, ThresholdPolicy, Verdict};
+    use crate::ledger::model::Verdict;
+    use computegate_policy::{LedgerLimits, ThresholdPolicy};
 
     const HASH: &str =
         "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";

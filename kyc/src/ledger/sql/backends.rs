@@ -6,7 +6,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::*;
-use crate::ledger::Crossing;
+use crate::ledger::model::Crossing;
 use crate::store::DbTime;
 
 /// Binds `$1`..`$20` of [`INSERT_JOB`] (the same in [`INSERT_RESERVED_JOB`]).
@@ -167,8 +167,8 @@ macro_rules! ledger_tx_for {
                 approved_since: DbTime,
             ) -> sqlx::Result<Option<Uuid>> {
                 // |estimate - approved| <= 1 % of approved.
-                let low = estimate / (1.0 + crate::ledger::APPROVAL_TOLERANCE);
-                let high = estimate / (1.0 - crate::ledger::APPROVAL_TOLERANCE);
+                let low = estimate / (1.0 + crate::ledger::model::APPROVAL_TOLERANCE);
+                let high = estimate / (1.0 - crate::ledger::model::APPROVAL_TOLERANCE);
                 sqlx::query_scalar(CONSUME_APPROVAL)
                     .bind(job)
                     .bind(now)

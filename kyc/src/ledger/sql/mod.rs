@@ -8,7 +8,7 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use super::Crossing;
+use super::model::Crossing;
 use crate::store::DbTime;
 
 /// The three non-group budget rows an admission or usage event locks.
