@@ -118,11 +118,19 @@ pub fn main() -> ExitCode {
             command: ConfigCommand::Check { file },
         } => match load_config(&file) {
             Ok(config) => {
+                // The metered count tells an operator at a glance whether any job is admitted
+                // against budgets: a file with none meters nothing.
+                let metered = config
+                    .routes
+                    .iter()
+                    .filter(|r| r.class == computegate_gateway::config::RouteClass::JobSubmit)
+                    .count();
                 println!(
-                    "{}: ok ({} upstreams, {} routes)",
+                    "{}: ok ({} upstreams, {} routes, {} metered job_submit routes)",
                     file.display(),
                     config.upstreams.len(),
-                    config.routes.len()
+                    config.routes.len(),
+                    metered
                 );
                 ExitCode::SUCCESS
             }
