@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use support::{TempDir, run_cli};
 
 fn deploy(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(file)
 }
 
 /// Runs `config check FILE` with `env` and returns the number of metered routes it reports.
