@@ -34,6 +34,56 @@ pub struct ClientFacts {
     pub trust_forwarded: bool,
 }
 
+// === impl ClientFacts ===
+
+impl ClientFacts {
+    /// The address of the client itself: the peer, or — when forwarding headers are trusted —
+    /// the last address in `X-Forwarded-For` (else the last `for=` of `Forwarded`), which is
+    /// the one the trusted load balancer appended. Earlier entries were written by the client
+    /// and prove nothing. Used for login throttling and access records, never for routing.
+    pub fn origin_ip(&self, headers: &HeaderMap) -> IpAddr {
+        if !self.trust_forwarded {
+            return self.ip;
+        }
+        last_forwarded_for(headers).unwrap_or(self.ip)
+    }
+}
+
+/// The last parseable address of `X-Forwarded-For`, else of `Forwarded`'s `for=` parameters.
+fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    let last = |name: &HeaderName| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .map(str::to_owned)
+    };
+    if let Some(entry) = last(&X_FORWARDED_FOR) {
+        return parse_node(entry.trim());
+    }
+    let element = last(&FORWARDED)?;
+    element
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case("for"))
+        .and_then(|(_, v)| parse_node(v.trim().trim_matches('"')))
+}
+
+/// `1.2.3.4`, `1.2.3.4:56`, `::1`, `[::1]` or `[::1]:56` → the address.
+fn parse_node(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Ok(sock) = text.parse::<std::net::SocketAddr>() {
+        return Some(sock.ip());
+    }
+    text.strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.parse().ok())
+}
+
 /// What the request carried that survives hop-by-hop removal in a special way.
 #[derive(Debug, Default)]
 pub struct HopInfo {

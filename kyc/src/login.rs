@@ -139,6 +139,8 @@ impl Store {
         attempt: LoginAttempt<'_>,
         now: OffsetDateTime,
     ) -> Result<StaffUser, LoginError> {
+        // Staff failures count apart from customer ones (see `LoginThrottle::for_staff`).
+        let throttle = &throttle.for_staff();
         let found = self.staff_credentials(attempt.email).await?;
         let found = found.map(|(s, hash)| (Subject::Staff(s.id), hash, s));
         let (staff, verified) = self

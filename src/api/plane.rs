@@ -41,6 +41,12 @@ impl ControlPlane for RouterPlane {
         mut req: Request<Incoming>,
         client: ClientFacts,
     ) -> BoxFuture<Response<ResponseBody>> {
+        // Handlers throttle and record by the client's own address: behind a trusted load
+        // balancer that is the forwarded one, not the balancer's.
+        let client = ClientFacts {
+            ip: client.origin_ip(req.headers()),
+            ..client
+        };
         req.extensions_mut().insert(Client(client));
         let mut router = self.router.clone();
         Box::pin(async move {

@@ -169,3 +169,25 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn origin_ip_is_the_peer_unless_forwarding_is_trusted() {
+    let h = map(&[("x-forwarded-for", "198.51.100.1, 203.0.113.9")]);
+    assert_eq!(facts(false).origin_ip(&h), facts(false).ip);
+    // The last entry is the one the trusted balancer appended; earlier ones are the client's.
+    assert_eq!(
+        facts(true).origin_ip(&h),
+        "203.0.113.9".parse::<IpAddr>().unwrap()
+    );
+    let h = map(&[(
+        "forwarded",
+        "for=198.51.100.1, for=\"[2001:db8::7]:443\";proto=https",
+    )]);
+    assert_eq!(
+        facts(true).origin_ip(&h),
+        "2001:db8::7".parse::<IpAddr>().unwrap()
+    );
+    // Garbage falls back to the peer.
+    let h = map(&[("x-forwarded-for", "unknown")]);
+    assert_eq!(facts(true).origin_ip(&h), facts(true).ip);
+}

@@ -67,10 +67,16 @@ pub enum ThrottleError {
 }
 
 /// Failed-login counters, in Redis or in process. Cheap to clone.
+///
+/// Customer and staff logins count apart ([`LoginThrottle::for_staff`]): failed customer logins
+/// naming a staff member's email, or coming from a staff member's address, never lock that
+/// staff member out of the admin listener.
 #[derive(Clone)]
 pub struct LoginThrottle {
     limits: ThrottleLimits,
     backend: Backend,
+    /// Key namespace: empty for customers, `staff:` for staff.
+    scope: &'static str,
 }
 
 #[derive(Clone)]
@@ -118,6 +124,7 @@ impl LoginThrottle {
         LoginThrottle {
             limits,
             backend: Backend::InProcess(Arc::default()),
+            scope: "",
         }
     }
 
@@ -138,7 +145,16 @@ impl LoginThrottle {
                 hit: Arc::new(redis::Script::new(HIT_SCRIPT)),
                 read: Arc::new(redis::Script::new(READ_SCRIPT)),
             },
+            scope: "",
         })
+    }
+
+    /// The same counters' store, with keys of their own for staff logins.
+    pub fn for_staff(&self) -> LoginThrottle {
+        LoginThrottle {
+            scope: "staff:",
+            ..self.clone()
+        }
     }
 
     /// The configured limits.
@@ -195,8 +211,8 @@ impl LoginThrottle {
 
     fn prefix(&self) -> String {
         match &self.backend {
-            Backend::InProcess(_) => String::new(),
-            Backend::Redis { prefix, .. } => prefix.clone(),
+            Backend::InProcess(_) => self.scope.to_owned(),
+            Backend::Redis { prefix, .. } => format!("{prefix}{}", self.scope),
         }
     }
 
@@ -267,6 +283,7 @@ impl std::fmt::Debug for LoginThrottle {
         f.debug_struct("LoginThrottle")
             .field("limits", &self.limits)
             .field("backend", &backend)
+            .field("scope", &self.scope)
             .finish()
     }
 }
