@@ -94,6 +94,7 @@ fn bench(c: &mut Criterion) {
         leeway: Duration::from_secs(30),
         principal_ttl: Duration::from_secs(3600),
         failures: FailureLimits::default(),
+        store_outage_grace: Duration::ZERO,
     };
     let verifier = CredentialVerifier::new(
         settings,

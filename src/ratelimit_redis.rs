@@ -65,16 +65,15 @@ pub struct RedisLeaser {
 // === impl RedisLeaser ===
 
 impl RedisLeaser {
-    /// Connects to `url`; keys live under `<prefix>ratelimit:`.
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, ClusterError> {
+    /// Connects to `url` on first use (Redis may be down at start: the limiter then runs on
+    /// its configured fallback until it answers); keys live under `<prefix>ratelimit:`.
+    pub fn connect(url: &str, prefix: &str) -> Result<Self, ClusterError> {
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500))
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(REPLY_TIMEOUT));
-        let conn = redis_client(url)?
-            .get_connection_manager_with_config(config)
-            .await?;
+        let conn = ConnectionManager::new_lazy_with_config(redis_client(url)?, config)?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -148,7 +147,7 @@ pub async fn with_cluster_rate_limit(
     let Some(url) = &config.redis.url else {
         return Ok(gateway);
     };
-    let leaser = RedisLeaser::connect(url, &config.redis.key_prefix).await?;
+    let leaser = RedisLeaser::connect(url, &config.redis.key_prefix)?;
     Ok(gateway.with_token_leaser(Arc::new(leaser), config.redis.rate_limit_replicas, registry))
 }
 

@@ -32,9 +32,7 @@ const HAMMER: Duration = Duration::from_secs(3);
 const WORKERS: usize = 8;
 
 async fn leaser() -> RedisLeaser {
-    RedisLeaser::connect(&redis_url(), &redis_prefix())
-        .await
-        .expect("connect to Redis")
+    RedisLeaser::connect(&redis_url(), &redis_prefix()).expect("Redis client")
 }
 
 async fn redis_conn() -> redis::aio::MultiplexedConnection {

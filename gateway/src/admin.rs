@@ -27,6 +27,12 @@ pub trait ReadinessCheck: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Ok when reachable; the error text is shown to operators, so it must hold no secret.
     fn check(&self) -> BoxFuture<Result<(), String>>;
+    /// Whether the gateway can serve without it. A failing optional check shows as
+    /// `degraded: …` in the readiness document but keeps the replica ready (Redis: the
+    /// gateway runs on local fallbacks meanwhile). Default: required.
+    fn optional(&self) -> bool {
+        false
+    }
 }
 
 /// The admin listener's handler.
@@ -130,11 +136,15 @@ impl Admin {
             let result = tokio::time::timeout(Duration::from_secs(2), check.check())
                 .await
                 .unwrap_or_else(|_| Err("timed out".into()));
-            ready &= result.is_ok();
-            checks.insert(
-                check.name().into(),
-                result.err().unwrap_or_else(|| "ok".into()).into(),
-            );
+            let detail = match result {
+                Ok(()) => "ok".to_string(),
+                Err(e) if check.optional() => format!("degraded: {e}"),
+                Err(e) => {
+                    ready = false;
+                    e
+                }
+            };
+            checks.insert(check.name().into(), detail.into());
         }
         let (status, word) = if ready {
             (StatusCode::OK, "ready")

@@ -187,12 +187,31 @@ pub enum RateLimitFallback {
 }
 
 /// The system-of-record database.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct DatabaseConfig {
     /// `postgres://…` or `sqlite://…`; default a SQLite file `computegate.db` in `data_dir`.
     pub url: Option<String>,
+    /// Time between health probes of the database. While the last probe failed, every store
+    /// call fails at once (503 + `Retry-After`) instead of waiting for a pooled connection.
+    /// Default 1 s.
+    #[serde(with = "human_duration")]
+    pub probe_interval: Duration,
+    /// Longest a probe may wait for an answer before the database counts as down (a hung
+    /// server). Default 1 s.
+    #[serde(with = "human_duration")]
+    pub probe_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Redis connection for cluster-wide state.
@@ -271,6 +290,11 @@ pub struct AuthConfig {
     /// change notice arrives (bounds staleness if a notice is lost). Default 60 s.
     #[serde(with = "human_duration")]
     pub principal_cache_ttl: Duration,
+    /// How much longer than `principal_cache_ttl` a principal's last known state is served
+    /// while the database cannot be reached (plain authenticated routes only; admissions fail
+    /// closed). `0s` turns the grace off. Default 5 min.
+    #[serde(with = "human_duration")]
+    pub store_outage_grace: Duration,
 }
 
 /// Where the policy (tiers, accelerator table, thresholds) comes from.
@@ -423,6 +447,12 @@ impl Config {
             if up.response_timeout.is_zero() {
                 return Err(invalid(key("response_timeout"), "must be > 0"));
             }
+        }
+        if self.database.probe_interval.is_zero() {
+            return Err(invalid("database.probe_interval".into(), "must be > 0"));
+        }
+        if self.database.probe_timeout.is_zero() {
+            return Err(invalid("database.probe_timeout".into(), "must be > 0"));
         }
         let mut names = std::collections::HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
@@ -620,6 +650,7 @@ impl Default for AuthConfig {
             signup_window: Duration::from_secs(600),
             forward_identity_token: false,
             principal_cache_ttl: Duration::from_secs(60),
+            store_outage_grace: Duration::from_secs(5 * 60),
         }
     }
 }

@@ -14,6 +14,14 @@
 //! does not know is refused after an id lookup (cached both ways, bounded), without argon2; a
 //! known key id that keeps failing (`per_key` failures per `window`) is answered 429 before the
 //! hash; argon2 itself runs under the directory's concurrency bound (503 beyond it).
+//!
+//! Two degraded modes keep those bounds honest. While notices cannot arrive (Redis down), the
+//! caller runs [`CredentialVerifier::recheck`] at least every `principal_ttl / 2`: it reloads
+//! revoked token ids and signing keys from the store and drops verified API keys (re-verified
+//! on next use), so a revocation reaches this replica within `principal_ttl` with or without
+//! notices. While the store is down, a principal entry past `principal_ttl` is still served for
+//! `store_outage_grace` (its last known state) instead of failing every plain authenticated
+//! request; a notice about that customer still drops it at once (fail closed).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -172,6 +180,9 @@ pub struct VerifierSettings {
     pub leeway: Duration,
     /// Longest a principal entry is served without re-reading the store.
     pub principal_ttl: Duration,
+    /// How much longer than `principal_ttl` an entry is served while the store cannot be
+    /// reached (zero: never past `principal_ttl`).
+    pub store_outage_grace: Duration,
     /// Throttles of failed authentications.
     pub failures: FailureLimits,
 }
@@ -278,6 +289,7 @@ pub struct CredentialVerifier {
     directory: Arc<dyn IdentityDirectory>,
     validation: Validation,
     principal_ttl: Duration,
+    store_outage_grace: Duration,
     keys: RwLock<HashMap<String, DecodingKey>>,
     last_key_reload: Mutex<Option<Instant>>,
     tokens: RwLock<HashMap<Digest32, TokenEntry>>,
@@ -339,6 +351,7 @@ impl CredentialVerifier {
             directory,
             validation,
             principal_ttl: settings.principal_ttl,
+            store_outage_grace: settings.store_outage_grace,
             keys: RwLock::new(HashMap::new()),
             last_key_reload: Mutex::new(None),
             tokens: RwLock::new(HashMap::new()),
@@ -364,20 +377,49 @@ impl CredentialVerifier {
     }
 
     /// Drops every cache and reloads verification keys and token revocations from the directory.
+    /// When the directory cannot be reached the caches are kept and the error returned: a
+    /// revocation needs the store, so none can have been missed meanwhile, and clearing would
+    /// end the `store_outage_grace` of every principal at once.
     pub async fn resync(&self) -> Result<(), DirectoryError> {
+        let keys = self.directory.verification_keys().await?;
+        let revoked = self.directory.revoked_token_ids().await?;
         write(&self.tokens).clear();
         write(&self.api_keys).clear();
         write(&self.rejected_keys).clear();
         write(&self.key_ids).clear();
         write(&self.principals).clear();
-        self.reload_keys().await?;
-        let revoked = self.directory.revoked_token_ids().await?;
+        *write(&self.keys) = keys.into_iter().collect();
+        *lock(&self.last_key_reload) = Some(Instant::now());
         let now = (self.clock)();
         let mut map = write(&self.revoked_jti);
         map.clear();
         for (jti, exp) in revoked.into_iter().filter(|(_, exp)| *exp + 300 > now) {
             map.insert(Arc::from(jti), exp);
         }
+        Ok(())
+    }
+
+    /// Re-checks against the store what a lost notice could have changed (run periodically while
+    /// notices are unavailable): revoked token ids and signing keys are reloaded, verified tokens
+    /// and API keys dropped (tokens re-verify locally, keys through the directory). Principals
+    /// need nothing: they are re-read after `principal_ttl` anyway. When the store cannot be
+    /// reached, every cache is kept (a revocation needs the store, so none can be missed) and
+    /// the error is returned.
+    pub async fn recheck(&self) -> Result<(), DirectoryError> {
+        let revoked = self.directory.revoked_token_ids().await?;
+        let keys = self.directory.verification_keys().await?;
+        let now = (self.clock)();
+        {
+            let mut map = write(&self.revoked_jti);
+            map.clear();
+            for (jti, exp) in revoked.into_iter().filter(|(_, exp)| *exp + 300 > now) {
+                map.insert(Arc::from(jti), exp);
+            }
+        }
+        *write(&self.keys) = keys.into_iter().collect();
+        *lock(&self.last_key_reload) = Some(Instant::now());
+        write(&self.tokens).clear();
+        write(&self.api_keys).clear();
         Ok(())
     }
 
@@ -523,6 +565,16 @@ impl CredentialVerifier {
         }
     }
 
+    /// The store cannot be reached: the principal's last known state while its entry is
+    /// younger than `principal_ttl + store_outage_grace`, else unavailable.
+    fn principal_in_outage(&self, customer_id: &str) -> Result<Principal, AuthError> {
+        let limit = self.principal_ttl + self.store_outage_grace;
+        read(&self.principals)
+            .get(customer_id)
+            .filter(|e| e.fetched.elapsed() < limit)
+            .map_or(Err(AuthError::Unavailable), principal_of)
+    }
+
     async fn reload_keys(&self) -> Result<(), DirectoryError> {
         let keys = self.directory.verification_keys().await?;
         *write(&self.keys) = keys.into_iter().collect();
@@ -644,12 +696,10 @@ impl CredentialVerifier {
         if let Some(r) = self.principal_from_memory(&customer_id) {
             return r;
         }
-        let record = self
-            .directory
-            .principal(customer_id.to_string())
-            .await
-            .map_err(|_| AuthError::Unavailable)?
-            .ok_or(AuthError::Invalid("unknown account"))?;
+        let record = match self.directory.principal(customer_id.to_string()).await {
+            Ok(found) => found.ok_or(AuthError::Invalid("unknown account"))?,
+            Err(_) => return self.principal_in_outage(&customer_id),
+        };
         let mut headers = IdentityHeaders::new(
             &record.customer_id,
             &record.tier,
@@ -673,9 +723,9 @@ impl CredentialVerifier {
             fetched: Instant::now(),
         };
         let result = principal_of(&entry);
-        let ttl = self.principal_ttl;
+        let keep_for = self.principal_ttl + self.store_outage_grace;
         insert_bounded(&self.principals, customer_id, entry, |e| {
-            e.fetched.elapsed() < ttl
+            e.fetched.elapsed() < keep_for
         });
         result
     }

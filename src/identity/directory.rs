@@ -225,11 +225,22 @@ impl ReadinessCheck for RedisCheck {
         "redis"
     }
 
+    /// Without Redis the gateway keeps serving: notices degrade to store re-checks, login
+    /// throttles and rate limits to their local fallbacks.
+    fn optional(&self) -> bool {
+        true
+    }
+
     fn check(&self) -> BoxFuture<Result<(), String>> {
         let mut conn = self.0.clone();
         Box::pin(async move {
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
+            let ping = redis::cmd("PING");
+            if ping.query_async::<String>(&mut conn).await.is_ok() {
+                return Ok(());
+            }
+            // The manager reports a connection that failed earlier once while it reconnects;
+            // the retry waits for the new connection.
+            ping.query_async::<String>(&mut conn)
                 .await
                 .map(|_| ())
                 .map_err(|_| "unreachable".to_string())

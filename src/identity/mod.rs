@@ -137,6 +137,7 @@ impl Identity {
             .await
             .context("cannot open the database (database.url)")?;
         store.migrate().await.context("database migration failed")?;
+        spawn_store_probe(&store, config, registry);
         let now = OffsetDateTime::now_utc();
         store
             .ensure_signing_key(&master, &Actor::system("startup"), now)
@@ -169,16 +170,21 @@ impl Identity {
             Some(url) => {
                 let client = computegate_kyc::cluster::redis_client(url)
                     .context("redis.url is not a valid Redis URL")?;
-                let notices = Notices::redis(client.clone(), prefix)
+                // None of these needs Redis to be up now: a replica starts during an outage
+                // with notices degraded (see `notices::spawn_recheck`) and the login throttle
+                // on its local counters, and reconnects by itself.
+                let notices = Notices::redis_degradable(client.clone(), prefix)
                     .await
-                    .context("cannot subscribe to Redis notices (redis.url)")?;
-                let throttle = LoginThrottle::redis(client.clone(), prefix, limits)
-                    .await
-                    .context("cannot connect to Redis (redis.url)")?;
-                let manager = client
-                    .get_connection_manager()
-                    .await
-                    .context("cannot connect to Redis (redis.url)")?;
+                    .context("redis.url is not usable for notices")?;
+                let throttle = LoginThrottle::redis_lazy(client.clone(), prefix, limits)
+                    .context("redis.url is not usable for the login throttle")?;
+                let manager = redis::aio::ConnectionManager::new_lazy_with_config(
+                    client,
+                    redis::aio::ConnectionManagerConfig::new()
+                        .set_number_of_retries(1)
+                        .set_max_delay(std::time::Duration::from_millis(200)),
+                )
+                .context("redis.url is not usable")?;
                 (notices, throttle, Some(manager))
             }
             None => (
@@ -197,6 +203,7 @@ impl Identity {
                 per_key: a.failed_auth_per_key,
                 window: a.failed_auth_window,
             },
+            store_outage_grace: a.store_outage_grace,
         };
         let keyring: SharedKeyring = Arc::new(RwLock::new(Arc::new(keyring)));
         let signer = a
@@ -233,6 +240,7 @@ impl Identity {
             logins,
         });
         identity.spawn_notice_listener();
+        notices::spawn_recheck(&identity, registry);
         Ok(identity)
     }
 
@@ -283,6 +291,25 @@ impl Identity {
         }
         checks
     }
+}
+
+/// Arms the store circuit (fail fast while the database is known down) and exports its state
+/// as `computegate_store_down`.
+fn spawn_store_probe(store: &Store, config: &Config, registry: &mut Registry) {
+    let gauge = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    registry.register(
+        "computegate_store_down",
+        "1 while the database is known down (health probe failing): store calls fail fast with 503",
+        gauge.clone(),
+    );
+    let probe = computegate_kyc::store::HealthProbe {
+        interval: config.database.probe_interval,
+        timeout: config.database.probe_timeout,
+    };
+    // Runs for the life of the process, like the listeners.
+    let _probe = store.watch_health(probe, move |down| {
+        gauge.set(i64::from(down));
+    });
 }
 
 /// Reads the master key from `COMPUTEGATE_MASTER_KEY`.

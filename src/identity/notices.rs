@@ -1,5 +1,6 @@
 //! Listens for cluster notices (Redis pub/sub, or in process on a single node) and applies them
-//! to this replica's credential caches and keyring.
+//! to this replica's credential caches and keyring; while notices cannot arrive (Redis down),
+//! re-checks the caches against the store instead, so revocations keep their bound.
 
 use std::sync::{Arc, Weak};
 
@@ -40,8 +41,9 @@ impl Identity {
             self.verifier.apply(&local);
         }
         if let Err(e) = self.notices.publish(&notice).await {
-            // The change is committed and in force here; other replicas re-check their caches
-            // within `auth.principal_cache_ttl` (and fully on their next reconnect resync).
+            // The change is committed and in force here; the other replicas lost their
+            // subscription too and re-check the store at least every half
+            // `auth.principal_cache_ttl` until it is back (`spawn_recheck`).
             tracing::warn!(error = %e, "could not publish a credential notice to other replicas");
         }
     }
@@ -96,6 +98,60 @@ fn spawn_listener(identity: &Arc<Identity>) {
                 other => {
                     if let Some(n) = to_credential_notice(other) {
                         identity.verifier.apply(&n);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Least period of the degraded-mode recheck (a tiny `principal_cache_ttl` must not spin).
+const MIN_RECHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Starts the task that, while the notice subscription is down, runs
+/// [`computegate_gateway::credentials::CredentialVerifier::recheck`] at once and then every half
+/// `auth.principal_cache_ttl`, so a revocation on another replica is in force here within
+/// `principal_cache_ttl` of the outage being noticed. Sets `computegate_notices_degraded`.
+pub(super) fn spawn_recheck(
+    identity: &Arc<Identity>,
+    registry: &mut prometheus_client::registry::Registry,
+) {
+    let gauge = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    registry.register(
+        "computegate_notices_degraded",
+        "1 while change notices from other replicas cannot arrive (Redis down): credential caches are re-checked against the store every half principal_cache_ttl",
+        gauge.clone(),
+    );
+    let mut connected = identity.notices.connected();
+    let period = (identity.auth.principal_cache_ttl / 2).max(MIN_RECHECK_PERIOD);
+    let weak: Weak<Identity> = Arc::downgrade(identity);
+    tokio::spawn(async move {
+        loop {
+            // Wait for an outage.
+            while *connected.borrow_and_update() {
+                gauge.set(0);
+                if connected.changed().await.is_err() {
+                    return;
+                }
+            }
+            gauge.set(1);
+            loop {
+                let Some(identity) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = identity.verifier.recheck().await {
+                    tracing::warn!(error = %e, "credential recheck failed (store unavailable); caches kept");
+                }
+                drop(identity);
+                tokio::select! {
+                    () = tokio::time::sleep(period) => {}
+                    changed = connected.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        if *connected.borrow() {
+                            break;
+                        }
                     }
                 }
             }

@@ -185,6 +185,26 @@ impl Meter {
             redis: prefix.clone().map(|p| (redis_url(), p)),
             ..Setup::default()
         };
+        Self::start_from(sim, policy_dir, policy_file, setup, db, prefix).await
+    }
+
+    /// A simulator and a gateway configured by `setup` (its own database or Redis, `[auth]`
+    /// lines), with the built-in default policy.
+    pub(crate) async fn start_with(setup: Setup) -> Self {
+        let sim = Sim::start().await;
+        let policy_dir = TempDir::new("policy");
+        let prefix = setup.redis.as_ref().map(|(_, p)| p.clone());
+        Self::start_from(sim, policy_dir, None, setup, None, prefix).await
+    }
+
+    async fn start_from(
+        sim: Sim,
+        policy_dir: TempDir,
+        policy_file: Option<PathBuf>,
+        setup: Setup,
+        db: Option<PgDatabase>,
+        prefix: Option<String>,
+    ) -> Self {
         let config = meter_config(sim.addr, &setup, policy_file.as_deref());
         let key = master_key();
         let gw = start_gateway(&config, &key).await;
@@ -475,11 +495,12 @@ pub(crate) fn meter_config(sim: SocketAddr, setup: &Setup, policy: Option<&Path>
          shutdown_grace = \"1s\"\n\n[upstreams.sim]\naddresses = [\"{sim}\"]\n\n{}{}{}{}\
          [[routes]]\nname = \"api\"\npath_prefix = \"/v1\"\nupstream = \"sim\"\n\
          class = \"authenticated\"\n\n\
-         [auth]\nargon2_memory_kib = 64\nargon2_iterations = 1\n\n",
+         [auth]\nargon2_memory_kib = 64\nargon2_iterations = 1\n{}\n\n",
         submit("jobs-submit", "/v1/jobs", "generic"),
         submit("echo-submit", "/v1/echo/jobs", "generic"),
         submit("echo-slurm", "/v1/echo/slurm", "slurm"),
         submit("echo-kubernetes", "/v1/echo/kubernetes", "kubernetes"),
+        setup.auth,
     );
     if let Some(file) = policy {
         text.push_str(&format!(

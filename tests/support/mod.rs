@@ -10,6 +10,7 @@
 pub(crate) mod cluster;
 pub(crate) mod identity;
 pub(crate) mod metering;
+pub(crate) mod outage;
 pub(crate) mod prometheus;
 pub(crate) mod raw;
 pub(crate) mod upstream;

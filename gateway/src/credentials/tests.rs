@@ -57,6 +57,10 @@ struct FakeDirectory {
     principal_calls: AtomicUsize,
     key_calls: AtomicUsize,
     id_calls: AtomicUsize,
+    /// Token ids `revoked_token_ids` reports.
+    revoked: Mutex<Vec<(String, u64)>>,
+    /// Every call answers `Unavailable` (the store is down).
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl FakeDirectory {
@@ -82,7 +86,13 @@ impl IdentityDirectory for FakeDirectory {
     fn principal(&self, id: String) -> BoxFuture<Result<Option<PrincipalRecord>, DirectoryError>> {
         self.principal_calls.fetch_add(1, Ordering::SeqCst);
         let r = self.records.lock().unwrap().get(&id).cloned();
-        Box::pin(async move { Ok(r) })
+        let down = self.down.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if down {
+                return Err(DirectoryError::Unavailable);
+            }
+            Ok(r)
+        })
     }
     fn verify_api_key(
         &self,
@@ -111,14 +121,34 @@ impl IdentityDirectory for FakeDirectory {
         Box::pin(async move { Ok(known) })
     }
     fn verification_keys(&self) -> BoxFuture<Result<Vec<(String, DecodingKey)>, DirectoryError>> {
-        Box::pin(async { Ok(vec![("k1".to_string(), decoding_key())]) })
+        let down = self.down.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if down {
+                return Err(DirectoryError::Unavailable);
+            }
+            Ok(vec![("k1".to_string(), decoding_key())])
+        })
     }
     fn revoked_token_ids(&self) -> BoxFuture<Result<Vec<(String, u64)>, DirectoryError>> {
-        Box::pin(async { Ok(vec![]) })
+        let r = self.revoked.lock().unwrap().clone();
+        let down = self.down.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if down {
+                return Err(DirectoryError::Unavailable);
+            }
+            Ok(r)
+        })
     }
 }
 
 async fn verifier() -> (Arc<CredentialVerifier>, Arc<FakeDirectory>) {
+    verifier_with(Duration::from_secs(60), Duration::ZERO).await
+}
+
+async fn verifier_with(
+    principal_ttl: Duration,
+    store_outage_grace: Duration,
+) -> (Arc<CredentialVerifier>, Arc<FakeDirectory>) {
     let dir = Arc::new(FakeDirectory::default());
     let settings = VerifierSettings {
         issuer: "cg".into(),
@@ -126,6 +156,8 @@ async fn verifier() -> (Arc<CredentialVerifier>, Arc<FakeDirectory>) {
         leeway: Duration::from_secs(5),
         principal_ttl: Duration::from_secs(60),
         failures: FailureLimits::default(),
+        principal_ttl,
+        store_outage_grace,
     };
     let v = CredentialVerifier::with_clock(settings, dir.clone(), &mut Registry::default(), clock);
     v.resync().await.unwrap();
@@ -455,4 +487,108 @@ proptest::proptest! {
     fn classify_never_panics(s in "\\PC{0,300}") {
         let _ = classify(&s);
     }
+}
+
+/// Without notices, `recheck` is what brings a logout and a key revocation to this replica.
+#[tokio::test]
+async fn recheck_applies_revocations_a_lost_notice_carried() {
+    let (v, dir) = verifier().await;
+    dir.put("c1", "unverified", AccountStatus::Active);
+    let tok = good_token("c1");
+    dir.keys.lock().unwrap().insert(
+        "cg_k1_secret".into(),
+        ApiKeyGrant {
+            key_id: "k1".into(),
+            customer_id: "c1".into(),
+            expires_at: None,
+        },
+    );
+    assert!(run(&v, &tok).await.0.is_ok());
+    assert!(run(&v, "cg_k1_secret").await.0.is_ok());
+    // Revoked in the store; the notices never came.
+    dir.revoked
+        .lock()
+        .unwrap()
+        .push((format!("jti-c1-{}", NOW + 600), NOW + 600));
+    dir.keys.lock().unwrap().clear();
+    assert!(run(&v, &tok).await.0.is_ok(), "cached until the recheck");
+    assert!(
+        run(&v, "cg_k1_secret").await.0.is_ok(),
+        "cached until the recheck"
+    );
+    v.recheck().await.unwrap();
+    assert!(matches!(
+        run(&v, &tok).await.0,
+        Err(AuthError::Invalid("token revoked"))
+    ));
+    assert!(matches!(
+        run(&v, "cg_k1_secret").await.0,
+        Err(AuthError::Invalid(_))
+    ));
+}
+
+/// A recheck while the store is down keeps every cache (and says so).
+#[tokio::test]
+async fn recheck_with_the_store_down_keeps_the_caches() {
+    let (v, dir) = verifier().await;
+    dir.put("c1", "unverified", AccountStatus::Active);
+    let tok = good_token("c1");
+    assert!(run(&v, &tok).await.0.is_ok());
+    dir.down.store(true, Ordering::SeqCst);
+    assert_eq!(v.recheck().await, Err(DirectoryError::Unavailable));
+    assert_eq!(v.resync().await, Err(DirectoryError::Unavailable));
+    let (r, ready) = run(&v, &tok).await;
+    assert!(r.is_ok() && ready, "served from memory: {r:?}");
+}
+
+/// With the store down, a principal past its TTL is served in its last known state for the
+/// grace, then refused as unavailable; without grace, at once.
+#[tokio::test]
+async fn store_outage_grace_serves_the_last_known_state_then_stops() {
+    let ttl = Duration::from_millis(50);
+    let (v, dir) = verifier_with(ttl, Duration::from_millis(400)).await;
+    dir.put("c1", "identity_verified", AccountStatus::Active);
+    dir.put("c2", "unverified", AccountStatus::Suspended);
+    let tok = good_token("c1");
+    let suspended = good_token("c2");
+    assert!(run(&v, &tok).await.0.is_ok());
+    assert!(matches!(
+        run(&v, &suspended).await.0,
+        Err(AuthError::AccountInactive(_))
+    ));
+    dir.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(ttl * 2).await;
+    let p = run(&v, &tok).await.0.expect("served within the grace");
+    assert_eq!(&*p.tier, "identity_verified");
+    assert!(
+        matches!(
+            run(&v, &suspended).await.0,
+            Err(AuthError::AccountInactive(_))
+        ),
+        "the last known state includes a suspension"
+    );
+    // A notice about the customer drops the entry: no grace for a changed principal.
+    v.apply(&CredentialNotice::CustomerChanged {
+        customer_id: "c1".into(),
+    });
+    assert!(matches!(run(&v, &tok).await.0, Err(AuthError::Unavailable)));
+
+    let (v, dir) = verifier_with(ttl, Duration::ZERO).await;
+    dir.put("c1", "identity_verified", AccountStatus::Active);
+    assert!(run(&v, &tok).await.0.is_ok());
+    dir.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(ttl * 2).await;
+    assert!(matches!(run(&v, &tok).await.0, Err(AuthError::Unavailable)));
+}
+
+#[tokio::test]
+async fn grace_ends() {
+    let ttl = Duration::from_millis(30);
+    let (v, dir) = verifier_with(ttl, Duration::from_millis(60)).await;
+    dir.put("c1", "identity_verified", AccountStatus::Active);
+    let tok = good_token("c1");
+    assert!(run(&v, &tok).await.0.is_ok());
+    dir.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(matches!(run(&v, &tok).await.0, Err(AuthError::Unavailable)));
 }

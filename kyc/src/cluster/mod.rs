@@ -11,7 +11,7 @@ mod notices;
 mod throttle;
 
 pub use self::notices::{Notice, Notices, Subscription};
-pub use self::throttle::{LoginThrottle, ThrottleError, ThrottleLimits};
+pub use self::throttle::{LoginThrottle, REDIS_RETRY_DELAY, ThrottleError, ThrottleLimits};
 
 /// Failures talking to Redis.
 #[derive(Debug, thiserror::Error)]

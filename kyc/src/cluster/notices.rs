@@ -9,6 +9,10 @@
 //! callers apply a change locally before publishing, and handling a notice twice is harmless.
 //!
 //! Without Redis, a `tokio::sync::broadcast` channel gives the same interface in process.
+//!
+//! [`Notices::redis_degradable`] (the gateway's choice) also starts while Redis is down: it
+//! reports the subscription's state through [`Notices::connected`], so the caller can re-check
+//! its caches against the store while notices cannot arrive, and keeps reconnecting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +20,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -36,6 +40,10 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How long a ping may take before the connection is treated as dead.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long [`Notices::redis_degradable`] waits for the first subscription before carrying on
+/// degraded.
+const FIRST_SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
 /// Something other replicas must act on.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -89,6 +97,8 @@ pub struct Subscription {
 struct Inner {
     local: broadcast::Sender<Notice>,
     redis: Option<RedisSide>,
+    /// Whether notices from other replicas can arrive now (always true in process).
+    connected: watch::Receiver<bool>,
 }
 
 struct RedisSide {
@@ -103,8 +113,13 @@ impl Notices {
     /// Single-node notices, delivered in process only.
     pub fn in_process() -> Notices {
         let (local, _) = broadcast::channel(LOCAL_BUFFER);
+        let (_, connected) = watch::channel(true);
         Notices {
-            inner: Arc::new(Inner { local, redis: None }),
+            inner: Arc::new(Inner {
+                local,
+                redis: None,
+                connected,
+            }),
         }
     }
 
@@ -112,30 +127,61 @@ impl Notices {
     /// active, so a notice published after this returns is received; fails if Redis cannot be
     /// reached at all. Later disconnects are retried in the background (with `Resync`).
     pub async fn redis(client: redis::Client, prefix: &str) -> Result<Notices, ClusterError> {
-        let channel = format!("{prefix}notices");
         let publisher = client
             .get_connection_manager_with_config(super::manager_config())
             .await?;
+        let (notices, first) = Self::over(client, publisher, prefix);
+        match first.await {
+            Ok(Ok(())) => Ok(notices),
+            Ok(Err(e)) => Err(e.into()),
+            // The task ended without reporting; only possible if it panicked.
+            Err(_) => Err(ClusterError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "notice subscriber stopped",
+            )))),
+        }
+    }
+
+    /// As [`Notices::redis`], but Redis being down is no error: waits up to two seconds for
+    /// the first subscription, then carries on with [`Notices::connected`] false, reconnecting
+    /// in the background (and sending `Resync` once subscribed). Fails only on a bad client.
+    pub async fn redis_degradable(
+        client: redis::Client,
+        prefix: &str,
+    ) -> Result<Notices, ClusterError> {
+        let publisher =
+            ConnectionManager::new_lazy_with_config(client.clone(), super::manager_config())?;
+        let (notices, first) = Self::over(client, publisher, prefix);
+        match tokio::time::timeout(FIRST_SUBSCRIBE_WAIT, first).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "Redis notices unavailable at start; running degraded");
+            }
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!("Redis notices not subscribed yet; running degraded");
+            }
+        }
+        Ok(notices)
+    }
+
+    /// Starts the subscriber; the receiver reports its first attempt.
+    fn over(
+        client: redis::Client,
+        publisher: ConnectionManager,
+        prefix: &str,
+    ) -> (Notices, oneshot::Receiver<redis::RedisResult<()>>) {
+        let channel = format!("{prefix}notices");
         let (local, _) = broadcast::channel(LOCAL_BUFFER);
         let (ready_tx, ready_rx) = oneshot::channel();
+        let (state, connected) = watch::channel(false);
         let subscriber = tokio::spawn(subscribe_loop(
             client,
             channel.clone(),
             local.clone(),
             ready_tx,
+            state,
         ));
-        match ready_rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e.into()),
-            // The task ended without reporting; only possible if it panicked.
-            Err(_) => {
-                return Err(ClusterError::Redis(redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "notice subscriber stopped",
-                ))));
-            }
-        }
-        Ok(Notices {
+        let notices = Notices {
             inner: Arc::new(Inner {
                 local,
                 redis: Some(RedisSide {
@@ -143,8 +189,16 @@ impl Notices {
                     channel,
                     subscriber,
                 }),
+                connected,
             }),
-        })
+        };
+        (notices, ready_rx)
+    }
+
+    /// Whether notices from other replicas can arrive now: always true in process; over Redis,
+    /// true while the subscription is active. Watch it to learn of outages and recoveries.
+    pub fn connected(&self) -> watch::Receiver<bool> {
+        self.inner.connected.clone()
     }
 
     /// Sends `notice` to every subscriber on every replica (this one included).
@@ -153,7 +207,13 @@ impl Notices {
             Some(redis) => {
                 let payload = serde_json::to_string(notice)?;
                 let mut conn = redis.publisher.clone();
-                let _receivers: i64 = conn.publish(&redis.channel, payload).await?;
+                let first: redis::RedisResult<i64> =
+                    conn.publish(&redis.channel, payload.as_str()).await;
+                if first.is_err() {
+                    // A connection that failed earlier (an outage since recovered) reports that
+                    // old failure once while it reconnects: one retry waits for the new one.
+                    let _receivers: i64 = conn.publish(&redis.channel, payload).await?;
+                }
             }
             None => {
                 // No receivers is not an error: nothing is cached yet.
@@ -204,13 +264,15 @@ impl Subscription {
 }
 
 /// Keeps one pub/sub connection subscribed, forwarding notices into `local`. Reports the
-/// first connection attempt through `ready`; after that, reconnects with backoff and emits
-/// `Resync` after each reconnect.
+/// first connection attempt through `ready` (a strict caller then drops the task); after that,
+/// reconnects with backoff and emits `Resync` after each (re)subscription that follows a
+/// failure. `state` says whether the subscription is active.
 async fn subscribe_loop(
     client: redis::Client,
     channel: String,
     local: broadcast::Sender<Notice>,
     ready: oneshot::Sender<redis::RedisResult<()>>,
+    state: watch::Sender<bool>,
 ) {
     let mut ready = Some(ready);
     let mut backoff = MIN_BACKOFF;
@@ -218,6 +280,7 @@ async fn subscribe_loop(
         match subscribe(&client, &channel).await {
             Ok(pubsub) => {
                 backoff = MIN_BACKOFF;
+                state.send_replace(true);
                 match ready.take() {
                     Some(ready) => {
                         let _ = ready.send(Ok(()));
@@ -228,14 +291,18 @@ async fn subscribe_loop(
                     }
                 }
                 forward(pubsub, &local, PING_INTERVAL).await;
+                state.send_replace(false);
                 tracing::warn!(channel = %channel, "notice subscription lost; reconnecting");
             }
             Err(e) => {
-                if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(e));
-                    return;
+                state.send_replace(false);
+                match ready.take() {
+                    Some(ready) => {
+                        tracing::warn!(error = %e, "notice subscription failed; retrying");
+                        let _ = ready.send(Err(e));
+                    }
+                    None => tracing::warn!(error = %e, "notice subscription failed; retrying"),
                 }
-                tracing::warn!(error = %e, "notice subscription failed; retrying");
             }
         }
         tokio::time::sleep(backoff).await;
@@ -243,13 +310,25 @@ async fn subscribe_loop(
     }
 }
 
+/// Opens a pub/sub connection and subscribes, within [`PING_TIMEOUT`] (a hung server must not
+/// stall the loop: it would never report the outage).
 async fn subscribe(
     client: &redis::Client,
     channel: &str,
 ) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub)
+    let attempt = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    };
+    tokio::time::timeout(PING_TIMEOUT, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "subscribing timed out",
+            )))
+        })
 }
 
 /// Forwards messages until the connection ends or stops answering pings.

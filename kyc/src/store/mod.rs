@@ -12,6 +12,7 @@
 //! The domain modules ([`crate::accounts`], [`crate::tokens`], [`crate::refresh`],
 //! [`crate::api_keys`], [`crate::access_log`]) add their own `impl Store` blocks.
 
+mod circuit;
 mod extensions;
 mod schema;
 mod timestamp;
@@ -25,6 +26,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use self::circuit::HealthProbe;
 pub(crate) use self::extensions::Extensions;
 pub use self::schema::SchemaState;
 pub use self::timestamp::DbTime;
@@ -54,6 +56,8 @@ pub struct Store {
     /// State that domain modules keep per store (e.g. the ledger's SQLite admission queue),
     /// typed by them and opaque here.
     extensions: Arc<Extensions>,
+    /// Fails calls at once while the database is known down (see [`circuit`]).
+    circuit: Arc<circuit::Circuit>,
 }
 
 /// Which database the store talks to.
@@ -111,6 +115,9 @@ pub enum StoreError {
     /// Any other database failure (connection lost, constraint, timeout).
     #[error("database operation failed")]
     Database(#[from] sqlx::Error),
+    /// The database is known to be down (the health probe failed): refused without trying.
+    #[error("database unavailable (known down; failing fast)")]
+    Down,
 }
 
 /// The pools; one variant per backend.
@@ -124,7 +131,7 @@ pub(crate) enum Backend {
 /// so one query text serves both.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
-        match $store.backend() {
+        match $store.backend_checked()? {
             $crate::store::Backend::Sqlite($pool) => $body,
             $crate::store::Backend::Postgres($pool) => $body,
         }
@@ -142,7 +149,7 @@ macro_rules! on_pool {
 /// nest `in_transaction!` on SQLite: the inner one would wait for the outer one's lock.
 macro_rules! in_transaction {
     ($store:expr, |$tx:ident| $body:expr) => {
-        match $store.backend() {
+        match $store.backend_checked()? {
             $crate::store::Backend::Sqlite(pool) => {
                 let _writer = $store.sqlite_write_turn().await?;
                 let mut $tx = pool
@@ -222,6 +229,7 @@ impl Store {
             backend,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             extensions: Arc::default(),
+            circuit: Arc::default(),
         })
     }
 
@@ -236,12 +244,22 @@ impl Store {
     /// Closes every pooled connection; later calls fail. Used before dropping a test database
     /// and on shutdown.
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
     }
 
     /// The pools, for the query macros.
     pub(crate) fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// The pools unless the circuit is open ([`StoreError::Down`]): what the query macros use,
+    /// so every store call fails fast while the database is known down.
+    pub(crate) fn backend_checked(&self) -> Result<&Backend, StoreError> {
+        self.circuit.check()?;
+        Ok(&self.backend)
     }
 
     /// The in-process SQLite writer lock (tests hold it to line admissions up behind it).

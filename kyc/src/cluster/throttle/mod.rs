@@ -7,11 +7,18 @@
 //! clients by their /64, since one host usually controls a whole /64. The Redis variant
 //! counts with `INCR` + `PEXPIRE` in one Lua script per key (single-key scripts keep it valid
 //! on Redis Cluster) and uses Redis's clock; the in-process variant uses the `now` it is given.
+//!
+//! A Redis outage never blocks logins: every replica also counts its own failures in process,
+//! and while Redis does not answer (and for [`REDIS_RETRY_DELAY`] after each failed command, so
+//! a hung server costs one timeout, not one per login) the decision uses those local counters.
+//! While Redis answers, each counter is the larger of the shared and the local one, so the
+//! fallback is always the stricter side: a replica never forgets failures it saw itself, even
+//! when Redis restarted empty.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use sha2::{Digest as _, Sha256};
@@ -22,6 +29,10 @@ use crate::accounts::normalize_email;
 
 /// In-process counters kept before expired ones are swept.
 const SWEEP_THRESHOLD: usize = 10_000;
+
+/// After a failed Redis command, how long the throttle decides on local counters alone before
+/// trying Redis again (bounds the cost of a hung Redis to one timeout per this period).
+pub const REDIS_RETRY_DELAY: Duration = Duration::from_secs(2);
 
 /// Counts one failure and starts the window on the first one; returns `{count, ttl_ms}`.
 const HIT_SCRIPT: &str = r"
@@ -60,8 +71,9 @@ pub enum ThrottleError {
         /// Time until the exhausted window ends.
         retry_after: Duration,
     },
-    /// The counters could not be read or written (Redis down). Callers choose to fail closed
-    /// (refuse logins) or open.
+    /// The counters could not be read or written. Not returned by the throttles built here
+    /// (a Redis failure falls back to the local counters); kept for other implementations and
+    /// so callers' matches stay stable.
     #[error(transparent)]
     Unavailable(#[from] ClusterError),
 }
@@ -74,20 +86,23 @@ pub enum ThrottleError {
 #[derive(Clone)]
 pub struct LoginThrottle {
     limits: ThrottleLimits,
-    backend: Backend,
-    /// Key namespace: empty for customers, `staff:` for staff.
+    /// Key namespace, in the local counters and in Redis alike: empty for customers, `staff:`
+    /// for staff.
     scope: &'static str,
+    /// This process's own counters: the whole state on a single node, the fallback (and the
+    /// stricter floor) beside Redis.
+    local: Arc<Mutex<HashMap<String, Window>>>,
+    redis: Option<RedisSide>,
 }
 
 #[derive(Clone)]
-enum Backend {
-    InProcess(Arc<Mutex<HashMap<String, Window>>>),
-    Redis {
-        conn: ConnectionManager,
-        prefix: String,
-        hit: Arc<redis::Script>,
-        read: Arc<redis::Script>,
-    },
+struct RedisSide {
+    conn: ConnectionManager,
+    prefix: String,
+    hit: Arc<redis::Script>,
+    read: Arc<redis::Script>,
+    /// Until when Redis is skipped after a failed command.
+    skip_until: Arc<Mutex<Option<Instant>>>,
 }
 
 /// One counter: failures so far and when its window ends.
@@ -123,12 +138,15 @@ impl LoginThrottle {
     pub fn in_process(limits: ThrottleLimits) -> LoginThrottle {
         LoginThrottle {
             limits,
-            backend: Backend::InProcess(Arc::default()),
             scope: "",
+            local: Arc::default(),
+            redis: None,
         }
     }
 
-    /// Counters in Redis under `<prefix>throttle:…`, shared by every replica.
+    /// Counters in Redis under `<prefix>throttle:…`, shared by every replica; fails when Redis
+    /// cannot be reached now (tools that need it). See [`LoginThrottle::redis_lazy`] for the
+    /// gateway, which must start during an outage.
     pub async fn redis(
         client: redis::Client,
         prefix: &str,
@@ -137,19 +155,36 @@ impl LoginThrottle {
         let conn = client
             .get_connection_manager_with_config(super::manager_config())
             .await?;
-        Ok(LoginThrottle {
+        Ok(Self::over(conn, prefix, limits))
+    }
+
+    /// As [`LoginThrottle::redis`], connecting on first use: Redis being down now is no error
+    /// (the local counters decide until it answers; reconnection is automatic).
+    pub fn redis_lazy(
+        client: redis::Client,
+        prefix: &str,
+        limits: ThrottleLimits,
+    ) -> Result<LoginThrottle, ClusterError> {
+        let conn = ConnectionManager::new_lazy_with_config(client, super::manager_config())?;
+        Ok(Self::over(conn, prefix, limits))
+    }
+
+    fn over(conn: ConnectionManager, prefix: &str, limits: ThrottleLimits) -> LoginThrottle {
+        LoginThrottle {
             limits,
-            backend: Backend::Redis {
+            scope: "",
+            local: Arc::default(),
+            redis: Some(RedisSide {
                 conn,
                 prefix: prefix.to_owned(),
                 hit: Arc::new(redis::Script::new(HIT_SCRIPT)),
                 read: Arc::new(redis::Script::new(READ_SCRIPT)),
-            },
-            scope: "",
-        })
+                skip_until: Arc::default(),
+            }),
+        }
     }
 
-    /// The same counters' store, with keys of their own for staff logins.
+    /// The same counters' stores (local and Redis), with keys of their own for staff logins.
     pub fn for_staff(&self) -> LoginThrottle {
         LoginThrottle {
             scope: "staff:",
@@ -170,10 +205,20 @@ impl LoginThrottle {
         ip: IpAddr,
         now: OffsetDateTime,
     ) -> Result<(), ThrottleError> {
-        let (account_key, ip_key) = self.keys(account, ip);
-        let account = self.read(&account_key, now).await?;
-        let ip = self.read(&ip_key, now).await?;
-        decide(account, ip, self.limits)
+        let (account_key, ip_key) = self.keys("", account, ip);
+        let mut account_count = self.read_local(&account_key, now);
+        let mut ip_count = self.read_local(&ip_key, now);
+        if let Some(redis) = self.available_redis() {
+            let (shared_account, shared_ip) = self.keys(&redis.prefix, account, ip);
+            match redis.read_both(&shared_account, &shared_ip).await {
+                Ok((a, i)) => {
+                    account_count = account_count.stricter(a);
+                    ip_count = ip_count.stricter(i);
+                }
+                Err(e) => redis.failed(&e),
+            }
+        }
+        decide(account_count, ip_count, self.limits)
     }
 
     /// Counts a failed attempt against the account and the address.
@@ -183,102 +228,120 @@ impl LoginThrottle {
         ip: IpAddr,
         now: OffsetDateTime,
     ) -> Result<(), ThrottleError> {
-        let (account_key, ip_key) = self.keys(account, ip);
-        self.hit(&account_key, now).await?;
-        self.hit(&ip_key, now).await?;
+        let (account_key, ip_key) = self.keys("", account, ip);
+        self.hit_local(&account_key, now);
+        self.hit_local(&ip_key, now);
+        if let Some(redis) = self.available_redis() {
+            let (shared_account, shared_ip) = self.keys(&redis.prefix, account, ip);
+            let window_ms = u64::try_from(self.limits.window.as_millis()).unwrap_or(u64::MAX);
+            for key in [&shared_account, &shared_ip] {
+                if let Err(e) = redis.hit(key, window_ms).await {
+                    redis.failed(&e);
+                    break;
+                }
+            }
+        }
         Ok(())
     }
 
     /// Clears the account's counter after a successful login (the address counter stays:
     /// one valid account must not unlock guessing at others).
     pub async fn record_success(&self, account: &str) -> Result<(), ThrottleError> {
-        let key = account_key(&self.prefix(), account);
-        match &self.backend {
-            Backend::InProcess(map) => {
-                lock(map).remove(&key);
-            }
-            Backend::Redis { conn, .. } => {
-                let mut conn = conn.clone();
-                let _: i64 = redis::cmd("DEL")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(ClusterError::from)?;
+        lock(&self.local).remove(&account_key(self.scope, account));
+        if let Some(redis) = self.available_redis() {
+            let mut conn = redis.conn.clone();
+            let deleted: redis::RedisResult<i64> = redis::cmd("DEL")
+                .arg(account_key(&format!("{}{}", redis.prefix, self.scope), account))
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = deleted {
+                // The shared counter stays until its window ends: stricter, never looser.
+                redis.failed(&ClusterError::from(e));
             }
         }
         Ok(())
     }
 
-    fn prefix(&self) -> String {
-        match &self.backend {
-            Backend::InProcess(_) => self.scope.to_owned(),
-            Backend::Redis { prefix, .. } => format!("{prefix}{}", self.scope),
-        }
-    }
-
-    fn keys(&self, account: &str, ip: IpAddr) -> (String, String) {
-        let prefix = self.prefix();
+    /// The account and address keys under `prefix` (empty for the local counters) and this
+    /// throttle's scope.
+    fn keys(&self, prefix: &str, account: &str, ip: IpAddr) -> (String, String) {
+        let prefix = format!("{prefix}{}", self.scope);
         (account_key(&prefix, account), ip_key(&prefix, ip))
     }
 
-    async fn read(&self, key: &str, now: OffsetDateTime) -> Result<Counter, ThrottleError> {
-        match &self.backend {
-            Backend::InProcess(map) => Ok(match lock(map).get(key) {
-                Some(w) if w.ends_at > now => Counter {
-                    count: w.count,
-                    remaining: to_std(w.ends_at - now),
-                },
-                _ => Counter::ZERO,
-            }),
-            Backend::Redis { conn, read, .. } => {
-                let mut conn = conn.clone();
-                let (count, ttl_ms): (i64, i64) = read
-                    .key(key)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(ClusterError::from)?;
-                Ok(Counter::from_redis(count, ttl_ms))
-            }
+    /// Whether the last Redis command failed less than [`REDIS_RETRY_DELAY`] ago (the
+    /// throttle is deciding on local counters).
+    pub fn degraded(&self) -> bool {
+        self.redis.as_ref().is_some_and(|r| r.skipping())
+    }
+
+    /// Redis, unless there is none or it failed within [`REDIS_RETRY_DELAY`].
+    fn available_redis(&self) -> Option<&RedisSide> {
+        self.redis.as_ref().filter(|r| !r.skipping())
+    }
+
+    fn read_local(&self, key: &str, now: OffsetDateTime) -> Counter {
+        match lock(&self.local).get(key) {
+            Some(w) if w.ends_at > now => Counter {
+                count: w.count,
+                remaining: to_std(w.ends_at - now),
+            },
+            _ => Counter::ZERO,
         }
     }
 
-    async fn hit(&self, key: &str, now: OffsetDateTime) -> Result<Counter, ThrottleError> {
-        match &self.backend {
-            Backend::InProcess(map) => {
-                let mut map = lock(map);
-                if map.len() >= SWEEP_THRESHOLD {
-                    map.retain(|_, w| w.ends_at > now);
-                }
-                let window = map.entry(key.to_owned()).or_insert(Window {
-                    count: 0,
-                    ends_at: now,
-                });
-                *window = window.hit(now, self.limits.window);
-                Ok(Counter {
-                    count: window.count,
-                    remaining: to_std(window.ends_at - now),
-                })
-            }
-            Backend::Redis { conn, hit, .. } => {
-                let mut conn = conn.clone();
-                let window_ms = u64::try_from(self.limits.window.as_millis()).unwrap_or(u64::MAX);
-                let (count, ttl_ms): (i64, i64) = hit
-                    .key(key)
-                    .arg(window_ms)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(ClusterError::from)?;
-                Ok(Counter::from_redis(count, ttl_ms))
-            }
+    fn hit_local(&self, key: &str, now: OffsetDateTime) {
+        let mut map = lock(&self.local);
+        if map.len() >= SWEEP_THRESHOLD {
+            map.retain(|_, w| w.ends_at > now);
         }
+        let window = map.entry(key.to_owned()).or_insert(Window {
+            count: 0,
+            ends_at: now,
+        });
+        *window = window.hit(now, self.limits.window);
+    }
+}
+
+// === impl RedisSide ===
+
+impl RedisSide {
+    fn skipping(&self) -> bool {
+        lock_skip(&self.skip_until).is_some_and(|until| Instant::now() < until)
+    }
+
+    fn failed(&self, e: &ClusterError) {
+        tracing::warn!(error = %e, "login throttle: Redis unavailable; using local counters");
+        *lock_skip(&self.skip_until) = Some(Instant::now() + REDIS_RETRY_DELAY);
+    }
+
+    async fn read_both(&self, a: &str, b: &str) -> Result<(Counter, Counter), ClusterError> {
+        Ok((self.read(a).await?, self.read(b).await?))
+    }
+
+    async fn read(&self, key: &str) -> Result<Counter, ClusterError> {
+        let mut conn = self.conn.clone();
+        let (count, ttl_ms): (i64, i64) = self.read.key(key).invoke_async(&mut conn).await?;
+        Ok(Counter::from_redis(count, ttl_ms))
+    }
+
+    async fn hit(&self, key: &str, window_ms: u64) -> Result<Counter, ClusterError> {
+        let mut conn = self.conn.clone();
+        let (count, ttl_ms): (i64, i64) = self
+            .hit
+            .key(key)
+            .arg(window_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(Counter::from_redis(count, ttl_ms))
     }
 }
 
 impl std::fmt::Debug for LoginThrottle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let backend = match &self.backend {
-            Backend::InProcess(_) => "in-process",
-            Backend::Redis { .. } => "redis",
+        let backend = match &self.redis {
+            None => "in-process",
+            Some(_) => "redis",
         };
         f.debug_struct("LoginThrottle")
             .field("limits", &self.limits)
@@ -314,6 +377,14 @@ impl Counter {
         count: 0,
         remaining: Duration::ZERO,
     };
+
+    /// The stricter of two views of one counter: more failures, and the longer wait.
+    fn stricter(self, other: Counter) -> Counter {
+        Counter {
+            count: self.count.max(other.count),
+            remaining: self.remaining.max(other.remaining),
+        }
+    }
 
     fn from_redis(count: i64, ttl_ms: i64) -> Counter {
         Counter {
@@ -365,6 +436,11 @@ fn ip_key(prefix: &str, ip: IpAddr) -> String {
             }
         },
     }
+}
+
+/// Locks the skip deadline; a poisoned lock still holds a valid `Option`.
+fn lock_skip(m: &Mutex<Option<Instant>>) -> std::sync::MutexGuard<'_, Option<Instant>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn to_std(d: time::Duration) -> Duration {

@@ -139,8 +139,48 @@ async fn in_process_sweeps_expired_counters() {
         .record_failure("last@example.com", ip, later)
         .await
         .unwrap();
-    let Backend::InProcess(map) = &throttle.backend else {
-        unreachable!()
+    assert_eq!(lock(&throttle.local).len(), 2);
+}
+
+/// Redis unreachable (nothing listens on port 1): logins are neither refused as unavailable
+/// nor let through unthrottled; the local counters decide, and Redis is skipped meanwhile.
+#[tokio::test]
+async fn unreachable_redis_falls_back_to_local_counters() {
+    let client = redis::Client::open("redis://127.0.0.1:1").unwrap();
+    let throttle = LoginThrottle::redis_lazy(client, "x:", limits()).unwrap();
+    let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+    for _ in 0..3 {
+        throttle.check("down@example.com", ip, t0()).await.unwrap();
+        throttle
+            .record_failure("down@example.com", ip, t0())
+            .await
+            .unwrap();
+    }
+    assert!(throttle.degraded());
+    match throttle.check("down@example.com", ip, t0()).await {
+        Err(ThrottleError::Throttled { .. }) => {}
+        other => panic!("expected Throttled from the local counter, got {other:?}"),
+    }
+    throttle.check("other@example.com", ip, t0()).await.unwrap();
+    throttle.record_success("down@example.com").await.unwrap();
+    throttle.check("down@example.com", ip, t0()).await.unwrap();
+}
+
+#[test]
+fn stricter_counter_takes_the_larger_of_each() {
+    let a = Counter {
+        count: 4,
+        remaining: Duration::from_secs(5),
     };
-    assert_eq!(lock(map).len(), 2);
+    let b = Counter {
+        count: 2,
+        remaining: Duration::from_secs(50),
+    };
+    assert_eq!(
+        a.stricter(b),
+        Counter {
+            count: 4,
+            remaining: Duration::from_secs(50)
+        }
+    );
 }
