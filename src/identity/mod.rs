@@ -306,7 +306,8 @@ fn spawn_store_probe(store: &Store, config: &Config, registry: &mut Registry) {
         interval: config.database.probe_interval,
         timeout: config.database.probe_timeout,
     };
-    // Runs for the life of the process, like the listeners.
+    // Runs for the life of the process, like the listeners (PostgreSQL only: an embedded
+    // SQLite file has no server to lose).
     let _probe = store.watch_health(probe, move |down| {
         gauge.set(i64::from(down));
     });

@@ -2,11 +2,13 @@
 //! with [`StoreError::Down`] (answered 503 + `Retry-After`) instead of waiting the pool's
 //! acquire timeout, and a background probe closes the circuit as soon as the database answers.
 //!
-//! The probe runs only in the gateway ([`Store::watch_health`]); tools that open a store never
-//! arm the circuit. "Known down" means the last probe failed: a refused connection, or no
-//! answer within the probe timeout (a hung server). Detection therefore takes at most one probe
-//! interval plus one probe timeout; requests already waiting when the circuit opens keep their
-//! own timeouts.
+//! The probe runs only in the gateway ([`Store::watch_health`]) and only on PostgreSQL; tools
+//! that open a store never arm the circuit, and an embedded SQLite file has no server to lose.
+//! Each probe opens a *fresh* connection (outside the pool) and runs `SELECT 1`: a pool that
+//! is merely busy under load must not read as an outage. "Known down" means the last probe
+//! failed: a refused connection, or no answer within the probe timeout (a hung server).
+//! Detection therefore takes at most one probe interval plus one probe timeout; requests
+//! already waiting when the circuit opens keep their own timeouts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,10 +50,21 @@ impl Circuit {
 // === impl Store ===
 
 impl Store {
-    /// Arms the circuit and probes the database every `probe.interval` until the returned
-    /// task is aborted (or the process ends); `on_change(down)` is called on every change of
-    /// state (for metrics and logs).
+    /// On PostgreSQL, arms the circuit and probes the database every `probe.interval` until
+    /// the returned task is aborted (or the process ends); `on_change(down)` is called on every
+    /// change of state (for metrics and logs). On SQLite, does nothing and returns `None`.
     pub fn watch_health(
+        &self,
+        probe: HealthProbe,
+        on_change: impl Fn(bool) + Send + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if self.kind() != super::BackendKind::Postgres {
+            return None;
+        }
+        Some(self.spawn_probe(probe, on_change))
+    }
+
+    fn spawn_probe(
         &self,
         probe: HealthProbe,
         on_change: impl Fn(bool) + Send + 'static,
@@ -65,7 +78,7 @@ impl Store {
             loop {
                 tick.tick().await;
                 let up = matches!(
-                    tokio::time::timeout(probe.timeout, store.ping()).await,
+                    tokio::time::timeout(probe.timeout, store.probe_once()).await,
                     Ok(Ok(()))
                 );
                 let was_open = circuit.open.swap(!up, Ordering::AcqRel);
@@ -79,6 +92,22 @@ impl Store {
                 }
             }
         })
+    }
+
+    /// One probe: a fresh connection (never a pooled one: a busy pool is not an outage) and
+    /// `SELECT 1`. SQLite (only reached by the unit test) pings through the pool.
+    async fn probe_once(&self) -> Result<(), StoreError> {
+        use sqlx::Connection as _;
+        match self.backend() {
+            super::Backend::Postgres(pool) => {
+                let options = pool.connect_options();
+                let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+                sqlx::query("SELECT 1").execute(&mut conn).await?;
+                conn.close().await?;
+                Ok(())
+            }
+            super::Backend::Sqlite(_) => self.ping().await,
+        }
     }
 
     /// Whether the circuit is open now (the database is known to be down).
@@ -111,7 +140,12 @@ mod tests {
             interval: Duration::from_millis(20),
             timeout: Duration::from_millis(200),
         };
-        let task = store.watch_health(probe, move |down| seen.lock().unwrap().push(down));
+        assert!(
+            store.watch_health(probe, |_| ()).is_none(),
+            "SQLite has no circuit"
+        );
+        // The probe loop itself, driven on SQLite (which pings through the pool).
+        let task = store.spawn_probe(probe, move |down| seen.lock().unwrap().push(down));
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!store.known_down());
         store.close().await;
