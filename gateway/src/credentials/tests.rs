@@ -154,7 +154,6 @@ async fn verifier_with(
         issuer: "cg".into(),
         audience: "api".into(),
         leeway: Duration::from_secs(5),
-        principal_ttl: Duration::from_secs(60),
         failures: FailureLimits::default(),
         principal_ttl,
         store_outage_grace,
