@@ -251,7 +251,10 @@ impl LoginThrottle {
         if let Some(redis) = self.available_redis() {
             let mut conn = redis.conn.clone();
             let deleted: redis::RedisResult<i64> = redis::cmd("DEL")
-                .arg(account_key(&format!("{}{}", redis.prefix, self.scope), account))
+                .arg(account_key(
+                    &format!("{}{}", redis.prefix, self.scope),
+                    account,
+                ))
                 .query_async(&mut conn)
                 .await;
             if let Err(e) = deleted {

@@ -184,3 +184,44 @@ fn stricter_counter_takes_the_larger_of_each() {
         }
     );
 }
+
+/// While Redis is down the local fallback keeps customer and staff counters apart, as the
+/// shared ones are: customer failures naming a staff email never lock out that staff login.
+#[tokio::test]
+async fn local_fallback_counts_staff_apart() {
+    let client = redis::Client::open("redis://127.0.0.1:1").unwrap();
+    let customers = LoginThrottle::redis_lazy(client, "x:", limits()).unwrap();
+    let staff = customers.for_staff();
+    let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+    for _ in 0..3 {
+        customers
+            .record_failure("admin@example.com", ip, t0())
+            .await
+            .unwrap();
+    }
+    assert!(customers.degraded());
+    assert!(matches!(
+        customers.check("admin@example.com", ip, t0()).await,
+        Err(ThrottleError::Throttled { .. })
+    ));
+    staff.check("admin@example.com", ip, t0()).await.unwrap();
+    for _ in 0..3 {
+        staff
+            .record_failure("admin@example.com", ip, t0())
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        staff.check("admin@example.com", ip, t0()).await,
+        Err(ThrottleError::Throttled { .. })
+    ));
+    // A staff success clears only the staff counter.
+    staff.record_success("admin@example.com").await.unwrap();
+    staff.check("admin@example.com", ip, t0()).await.unwrap();
+    assert!(
+        customers
+            .check("admin@example.com", ip, t0())
+            .await
+            .is_err()
+    );
+}
