@@ -30,6 +30,7 @@ impl IdentityDirectory for MissOnlyDirectory {
                 customer_id: id,
                 tier: "identity_verified".into(),
                 status: AccountStatus::Active,
+                status_reason: None,
                 organization_id: None,
                 jurisdictions: vec!["DE".into()],
             }))

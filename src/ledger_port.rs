@@ -81,6 +81,10 @@ impl ComputeLedger for StoreLedger {
                 }
                 Ok(AdmissionOutcome::Held { .. }) => ("held", "threshold_review"),
                 Ok(AdmissionOutcome::Denied {
+                    reason: Some(SCREENING_HOLD),
+                    ..
+                }) => ("denied", SCREENING_HOLD),
+                Ok(AdmissionOutcome::Denied {
                     threshold: Some(_), ..
                 }) => ("denied", "threshold"),
                 Ok(AdmissionOutcome::Denied {
@@ -128,6 +132,16 @@ async fn admit(
             let Ok(customer_id) = Uuid::parse_str(&job.principal.customer_id) else {
                 return Ok(denied(&policy, job, "unknown account", None));
             };
+            // Read live (not from the principal cache): the hold starts the moment screening
+            // records a hit, on every replica, and ends when a reviewer clears it.
+            match store.screening_hold(customer_id).await {
+                Ok(false) => {}
+                Ok(true) => return Ok(screening_hold()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "screening hold lookup failed; refusing (fail closed)");
+                    return Err(LedgerUnavailable);
+                }
+            }
             let request = AdmissionRequest {
                 customer_id,
                 organization_id: job
@@ -225,6 +239,7 @@ async fn admit(
                         limit_flop: d.limit_flop,
                         threshold: d.threshold_label,
                         required_tier,
+                        reason: None,
                     }
                 }
             })
@@ -272,5 +287,22 @@ fn denied_with(
         limit_flop,
         threshold,
         required_tier,
+        reason: None,
+    }
+}
+
+/// Code of the refusal while a denied-party screening hit awaits review.
+const SCREENING_HOLD: &str = "screening_hold";
+
+/// The refusal of a customer whose denied-party screening hit awaits a reviewer.
+fn screening_hold() -> AdmissionOutcome {
+    AdmissionOutcome::Denied {
+        detail: "a denied-party screening match on your application awaits compliance review; \
+                 job submission is barred until a reviewer clears it"
+            .into(),
+        limit_flop: None,
+        threshold: None,
+        required_tier: None,
+        reason: Some(SCREENING_HOLD),
     }
 }

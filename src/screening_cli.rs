@@ -1,5 +1,5 @@
 //! Operator commands of verification: `screening import` (a denied-party list version, then a
-//! re-screen of every approved customer) and `audit verify` / `audit export`. Each takes
+//! re-screen of every screened customer) and `audit verify` / `audit export`. Each takes
 //! `--config FILE` (master key from `COMPUTEGATE_MASTER_KEY`) or `--data-dir DIR`, like the
 //! other store commands.
 //!
@@ -23,12 +23,12 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::operator::StoreTarget;
 use crate::startup::StartupConfigError;
-use crate::verification::{LoadedList, rescreen_approved};
+use crate::verification::{LoadedList, rescreen_customers};
 
 /// `computegate screening …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ScreeningCommand {
-    /// Import a denied-party list as a new version, then re-screen every approved customer.
+    /// Import a denied-party list as a new version, then re-screen every screened customer (approved or at the trial tier).
     Import {
         /// List format: csl, sdn or opensanctions.
         #[arg(long)]
@@ -138,11 +138,11 @@ pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
         .await
         .context("cannot load the new list")?;
     let list = LoadedList { version, index };
-    let report = rescreen_approved(&store, &master, &list, OffsetDateTime::now_utc())
+    let report = rescreen_customers(&store, &master, &list, OffsetDateTime::now_utc())
         .await
-        .context("re-screening approved customers failed")?;
+        .context("re-screening customers failed")?;
     println!(
-        "re-screened {} approved applications in {:.2}s: {} hits, {} customers suspended pending review",
+        "re-screened {} applications in {:.2}s: {} hits, {} customers suspended pending review",
         report.screened,
         started.elapsed().as_secs_f64(),
         report.hits,

@@ -64,7 +64,7 @@ async fn screening_import_refuses_bad_input_and_imports_nothing() {
         assert_eq!(view["status"], "submitted", "{view}");
         let out = kyc.import("opensanctions", "opensanctions.jsonl");
         assert!(out.contains("1 entries"), "{out}");
-        assert!(out.contains("re-screened 0 approved applications"), "{out}");
+        assert!(out.contains("re-screened 0 applications"), "{out}");
         eventually(
             Duration::from_secs(30),
             "the sweep screens the submission",

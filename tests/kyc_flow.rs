@@ -325,14 +325,11 @@ async fn flow(kyc: &Kyc) {
         )
         .await;
     assert_eq!(resp.status(), 200, "reject: {resp:?}");
-    let view: Value = kyc
-        .application(&viktor, &viktor_app)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(view["status"], "rejected", "{view}");
-    assert_eq!(view["reason"], "confirmed denied-party match", "{view}");
+    // Rejecting a standing hit confirms the match: the account is suspended on every route,
+    // the customer API included (see `tests/kyc_enforcement.rs`).
+    let resp = kyc.application(&viktor, &viktor_app).await;
+    let doc = expect_problem(resp, 403, "forbidden").await;
+    assert_eq!(doc["reason"], "denied_party", "{doc}");
 
     // The top tier: a compliance plan on file and two distinct senior reviewers.
     let org = kyc

@@ -147,9 +147,12 @@ async fn applications_list_every_bad_field_and_keep_their_state() {
         let view = kyc.submit(&d, &id).await;
         assert_eq!(view["status"], "rejected", "{view}");
         assert_eq!(view["reason"], "embargoed jurisdiction: IR", "{view}");
+        // ... and the account is suspended at once (`tests/kyc_enforcement.rs`).
+        let doc = expect_problem(kyc.application(&d, &id).await, 403, "forbidden").await;
+        assert_eq!(doc["reason"], "embargoed_jurisdiction", "{doc}");
 
         // Ids that are not UUIDs are simply not found.
-        let resp = kyc.application(&d, "../../etc/passwd").await;
+        let resp = kyc.application(&c, "../../etc/passwd").await;
         expect_problem(resp, 404, "not-found").await;
     })
     .await;

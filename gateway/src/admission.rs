@@ -84,6 +84,9 @@ pub enum AdmissionOutcome {
         threshold: Option<String>,
         /// The lowest tier whose caps would allow the job.
         required_tier: Option<String>,
+        /// A bounded code when the refusal is about the account rather than the job's size
+        /// (`screening_hold`: a denied-party match awaits compliance review).
+        reason: Option<&'static str>,
     },
 }
 
@@ -228,6 +231,7 @@ pub async fn admit_job(
             limit_flop,
             threshold,
             required_tier,
+            reason,
         } => Err(Problem::new(
             StatusCode::FORBIDDEN,
             "job-denied",
@@ -237,7 +241,8 @@ pub async fn admit_job(
         .with("estimated_flop", estimated)
         .with("limit_flop", limit_flop)
         .with("threshold", threshold)
-        .with("required_tier", required_tier)),
+        .with("required_tier", required_tier)
+        .with("reason", reason)),
     }
 }
 

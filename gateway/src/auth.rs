@@ -67,8 +67,13 @@ pub enum AuthError {
     #[error("the credential is not valid: {0}")]
     Invalid(&'static str),
     /// The account behind a valid credential may not be used now.
-    #[error("the account is {0}")]
-    AccountInactive(&'static str),
+    #[error("the account is {state}")]
+    AccountInactive {
+        /// `suspended` or `closed`.
+        state: &'static str,
+        /// Why, as a bounded code, when the directory knows it.
+        reason: Option<&'static str>,
+    },
     /// The identity store could not be asked (fail closed).
     #[error("identity store unavailable")]
     Unavailable,

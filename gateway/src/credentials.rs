@@ -77,6 +77,9 @@ pub struct PrincipalRecord {
     pub tier: String,
     /// Status in force.
     pub status: AccountStatus,
+    /// Why the account is not active: a bounded code (e.g. `denied_party`,
+    /// `embargoed_jurisdiction`, `screening_hit`, `staff`) shown as the 403 problem's `reason`.
+    pub status_reason: Option<&'static str>,
     /// Organization id.
     pub organization_id: Option<String>,
     /// ISO 3166-1 alpha-2 codes the customer is verified in (its latest approved application
@@ -862,8 +865,14 @@ fn principal_of(entry: &PrincipalEntry) -> Result<Principal, AuthError> {
             method: AuthMethod::Jwt,
             headers: entry.headers.clone(),
         }),
-        AccountStatus::Suspended => Err(AuthError::AccountInactive("suspended")),
-        AccountStatus::Closed => Err(AuthError::AccountInactive("closed")),
+        AccountStatus::Suspended => Err(AuthError::AccountInactive {
+            state: "suspended",
+            reason: entry.record.status_reason,
+        }),
+        AccountStatus::Closed => Err(AuthError::AccountInactive {
+            state: "closed",
+            reason: entry.record.status_reason,
+        }),
     }
 }
 
@@ -873,7 +882,7 @@ fn result_index(result: &Result<Principal, AuthError>) -> usize {
         Ok(_) => 0,
         Err(AuthError::Missing) => 1,
         Err(AuthError::Invalid(_)) => 2,
-        Err(AuthError::AccountInactive(_)) => 3,
+        Err(AuthError::AccountInactive { .. }) => 3,
         Err(AuthError::Unavailable) => 4,
         Err(AuthError::Throttled(_)) => 5,
         Err(AuthError::Busy) => 6,

@@ -214,12 +214,16 @@ pub fn auth_problem(err: &AuthError) -> Problem {
             "identity verification is unavailable",
         )
         .retry_after(Duration::from_secs(5)),
-        AuthError::AccountInactive(state) => Problem::new(
+        AuthError::AccountInactive { state, reason } => Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "Forbidden",
-            format!("the account is {state}"),
-        ),
+            match reason {
+                Some(reason) => format!("the account is {state} ({reason})"),
+                None => format!("the account is {state}"),
+            },
+        )
+        .with("reason", *reason),
         AuthError::Missing | AuthError::Invalid(_) => Problem::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",

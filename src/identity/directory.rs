@@ -16,6 +16,7 @@ use computegate_kyc::api_keys::KeyError;
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::password::{Hasher, PasswordError};
 use computegate_kyc::tokens::{AccessClaims, Keyring};
+use computegate_kyc::verification::SuspensionReason;
 use jsonwebtoken::DecodingKey;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -80,6 +81,18 @@ impl IdentityDirectory for StoreDirectory {
                     tracing::warn!(error = %e, "verified jurisdictions lookup failed");
                     DirectoryError::Unavailable
                 })?;
+            // Only a suspended account has a reason worth a second read.
+            let status_reason = match c.status {
+                CustomerStatus::Suspended => store
+                    .suspension_reason(id)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "suspension reason lookup failed");
+                        DirectoryError::Unavailable
+                    })?
+                    .map(SuspensionReason::as_str),
+                _ => None,
+            };
             Ok(Some(PrincipalRecord {
                 customer_id: c.id.to_string(),
                 tier: c.tier.as_str().to_string(),
@@ -88,6 +101,7 @@ impl IdentityDirectory for StoreDirectory {
                     CustomerStatus::Suspended => AccountStatus::Suspended,
                     CustomerStatus::Closed => AccountStatus::Closed,
                 },
+                status_reason,
                 organization_id: c.organization_id.map(|o| o.to_string()),
                 jurisdictions,
             }))

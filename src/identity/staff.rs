@@ -29,7 +29,10 @@ impl Identity {
             })?
             .ok_or(AuthError::Invalid("unknown staff user"))?;
         if staff.disabled_at.is_some() {
-            return Err(AuthError::AccountInactive("disabled"));
+            return Err(AuthError::AccountInactive {
+                state: "disabled",
+                reason: None,
+            });
         }
         Ok(staff)
     }

@@ -72,7 +72,11 @@ impl Verification {
         self.metrics().funnel("submitted");
         self.stats_changed();
         match view.status {
-            ApplicationStatus::Rejected => self.metrics().funnel("rejected"),
+            ApplicationStatus::Rejected => {
+                // Rejected for an embargoed jurisdiction: suspended, on every replica at once.
+                self.metrics().funnel("rejected");
+                self.customer_changed(caller.customer_id).await;
+            }
             ApplicationStatus::Submitted => match self.screen_submitted(id).await {
                 Ok(Some(_)) => {}
                 Ok(None) => {

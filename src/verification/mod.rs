@@ -1,6 +1,6 @@
 //! Verification (KYC/KYB) in the running gateway: the [`Verification`] service that the customer,
 //! webhook and staff APIs share, the screening of submitted applications against the latest
-//! denied-party list, the re-screening of approved customers after a list import, and the
+//! denied-party list, the re-screening of screened customers after a list import, and the
 //! background tasks (screening sweep, re-verification expiry, re-screen pick-up, metrics).
 //!
 //! The decisions live in `computegate_kyc::verification` and `computegate_kyc::screening`;
@@ -34,7 +34,7 @@ use uuid::Uuid;
 use crate::identity::Identity;
 
 pub use self::metrics::KycMetrics;
-pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_approved};
+pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_customers};
 pub use self::screening::{
     LoadedList, ScreeningCache, ScreeningRunError, screen_subjects, subjects_of,
 };
@@ -234,6 +234,11 @@ impl Verification {
         self.metrics.funnel("screened");
         if recorded.status == ApplicationStatus::Rejected {
             self.metrics.funnel("rejected");
+            // Rejected for an embargoed jurisdiction, which suspends the customer.
+            match self.owner_of(id).await {
+                Some(customer_id) => self.customer_changed(customer_id).await,
+                None => self.identity.announce(Notice::Resync).await,
+            }
         }
         self.stats_changed();
         Ok(recorded)

@@ -1,8 +1,10 @@
-//! Re-screening every approved customer against a newly imported list version. A party whose
-//! best match is a *new* hit — one not already recorded as a hit for that party (staff may have
-//! cleared it as a false positive) — gets its customer suspended pending review: status
-//! `suspended` (refresh tokens revoked, access-log row) and a `kyc.rescreen.suspended` audit
-//! record. The run ends with a `screening.rescreen.completed` audit record naming the list
+//! Re-screening every screened customer against a newly imported list version: approved ones,
+//! and those at the trial tier — applications pending review or back with the applicant,
+//! rejected or expired ones (see [`RESCREENED`]). A party whose best match is a *new* hit — one
+//! not already recorded as a hit for that party (staff may have cleared it as a false
+//! positive) — gets its customer suspended pending review: status `suspended` with reason code
+//! `screening_hit` (refresh tokens revoked, access-log row) and a `kyc.rescreen.suspended`
+//! audit record, in one transaction. The run ends with a `screening.rescreen.completed` audit record naming the list
 //! version and the suspended customers, which running gateways pick up to refresh their
 //! credential caches at once.
 //!
@@ -14,7 +16,7 @@ use computegate_kyc::audit::{AuditAction, AuditEntry};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::screening::{Decision, ScreeningResult};
 use computegate_kyc::verification::{
-    ApplicationStatus, CustomerCaller, MAX_QUEUE_PAGE, QueueFilter, QueueItem,
+    ApplicationStatus, CustomerCaller, MAX_QUEUE_PAGE, QueueFilter, QueueItem, SuspensionReason,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -27,10 +29,21 @@ pub const RESCREEN_ACTION: AuditAction = AuditAction::RescreenCompleted;
 /// Audit action of a suspension for a new hit (subject `customer:<id>`).
 const SUSPENDED_ACTION: AuditAction = AuditAction::RescreenSuspended;
 
+/// Application statuses whose parties are re-screened: every one whose customer may hold compute
+/// (approved, or at the trial tier while pending, asked for more, rejected or lapsed). Drafts and
+/// submissions in flight are screened by the ordinary flow against the newest list.
+const RESCREENED: [ApplicationStatus; 5] = [
+    ApplicationStatus::Approved,
+    ApplicationStatus::PendingReview,
+    ApplicationStatus::NeedsInfo,
+    ApplicationStatus::Rejected,
+    ApplicationStatus::Expired,
+];
+
 /// What a re-screen did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RescreenReport {
-    /// Approved applications screened.
+    /// Applications screened.
     pub screened: u64,
     /// Parties whose best match is a hit (new or known).
     pub hits: u64,
@@ -45,37 +58,42 @@ struct NewHit {
     entry_key: String,
 }
 
-/// Re-screens every approved application against `list` (see the module docs), then records
+/// Re-screens every application of [`RESCREENED`] against `list` (see the module docs), then records
 /// the `screening.rescreen.completed` audit record.
-pub async fn rescreen_approved(
+pub async fn rescreen_customers(
     store: &Store,
     master: &MasterKey,
     list: &LoadedList,
     now: OffsetDateTime,
 ) -> Result<RescreenReport, ScreeningRunError> {
     let mut report = RescreenReport::default();
-    let mut filter = QueueFilter {
-        status: Some(ApplicationStatus::Approved),
-        limit: MAX_QUEUE_PAGE,
-        ..QueueFilter::default()
-    };
-    // Walk every approved application, page by page (keyset order: submitted_at, id).
-    loop {
-        let page = store.application_queue(&filter).await?;
-        for item in &page {
-            let new_hit = rescreen_one(store, master, list, item, now, &mut report).await?;
-            if let Some(hit) = new_hit
-                && suspend(store, list, item, &hit, now).await?
-            {
-                report.suspended.push(item.customer_id);
+    for status in RESCREENED {
+        let mut filter = QueueFilter {
+            status: Some(status),
+            limit: MAX_QUEUE_PAGE,
+            ..QueueFilter::default()
+        };
+        // Walk every application in `status`, page by page (keyset order: submitted_at, id).
+        loop {
+            let page = store.application_queue(&filter).await?;
+            for item in &page {
+                let new_hit = rescreen_one(store, master, list, item, now, &mut report).await?;
+                if let Some(hit) = new_hit
+                    && !report.suspended.contains(&item.customer_id)
+                    && suspend(store, list, item, &hit, now).await?
+                {
+                    report.suspended.push(item.customer_id);
+                }
             }
-        }
-        let last = page
-            .last()
-            .and_then(|i| i.submitted_at.map(|at| (at, i.id)));
-        match last {
-            Some(cursor) if page.len() >= MAX_QUEUE_PAGE as usize => filter.after = Some(cursor),
-            _ => break,
+            let last = page
+                .last()
+                .and_then(|i| i.submitted_at.map(|at| (at, i.id)));
+            match last {
+                Some(cursor) if page.len() >= MAX_QUEUE_PAGE as usize => {
+                    filter.after = Some(cursor)
+                }
+                _ => break,
+            }
         }
     }
     let entry = AuditEntry::new(
@@ -97,7 +115,7 @@ pub async fn rescreen_approved(
     Ok(report)
 }
 
-/// Screens one approved application; returns its first new hit, if any.
+/// Screens one application; returns its first new hit, if any.
 async fn rescreen_one(
     store: &Store,
     master: &MasterKey,
@@ -157,38 +175,25 @@ async fn suspend(
     if customer.is_none_or(|c| c.status != CustomerStatus::Active) {
         return Ok(false);
     }
-    let actor = Actor::system("screening");
-    let reason = format!(
-        "screening hit on list version {} ({}): pending review",
-        list.version.id, list.version.format
-    );
-    store
-        .set_customer_status(
-            item.customer_id,
-            CustomerStatus::Suspended,
-            &actor,
-            &reason,
-            now,
-        )
-        .await?;
-    let entry = AuditEntry::new(
-        now,
-        &actor,
-        SUSPENDED_ACTION,
-        format!("customer:{}", item.customer_id),
-    )
-    .with_detail(serde_json::json!({
+    let detail = serde_json::json!({
         "application_id": item.id,
+        "application_status": item.status,
         "list_version": list.version.id,
         "list_format": list.version.format,
         "role": hit.role,
         "score": hit.score,
         "entry_key": hit.entry_key,
-    }));
+    });
     store
-        .record_audit(&entry)
-        .await
-        .map_err(computegate_kyc::verification::VerificationError::from)?;
+        .suspend_for_verification(
+            item.customer_id,
+            SuspensionReason::ScreeningHit,
+            SUSPENDED_ACTION,
+            detail,
+            &Actor::system("screening"),
+            now,
+        )
+        .await?;
     tracing::info!(customer = %item.customer_id, application = %item.id, "customer suspended after a new screening hit");
     Ok(true)
 }

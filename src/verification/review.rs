@@ -59,7 +59,7 @@ impl Verification {
     }
 
     /// Decides application `id`, counts the decision, and tells the data plane when a tier was
-    /// granted.
+    /// granted or the case rejected (which suspends a confirmed denied-party match).
     pub async fn decide(
         &self,
         caller: &StaffCaller,
@@ -89,7 +89,8 @@ impl Verification {
             _ => {}
         }
         self.stats_changed();
-        if outcome.granted_tier.is_some() {
+        // A grant changes the tier; a rejection may suspend (a confirmed denied-party match).
+        if outcome.granted_tier.is_some() || outcome.status == ApplicationStatus::Rejected {
             match self.owner_of(id).await {
                 Some(customer_id) => self.customer_changed(customer_id).await,
                 // Unknown owner: drop every cached principal rather than serve a stale tier.

@@ -75,6 +75,7 @@ impl FakeDirectory {
                 customer_id: id.into(),
                 tier: tier.into(),
                 status,
+                status_reason: None,
                 organization_id: None,
                 jurisdictions: countries.iter().map(|c| c.to_string()).collect(),
             },
@@ -267,7 +268,10 @@ async fn suspension_takes_effect_on_notice() {
     });
     assert_eq!(
         run(&v, &tok).await.0,
-        Err(AuthError::AccountInactive("suspended"))
+        Err(AuthError::AccountInactive {
+            state: "suspended",
+            reason: None
+        })
     );
 }
 

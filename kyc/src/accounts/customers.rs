@@ -222,7 +222,8 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Customer, AccountError> {
         const STATUS_SQL: &str = concat!(
-            "UPDATE customers SET status = $1, updated_at = $2 WHERE id = $3 RETURNING ",
+            "UPDATE customers SET status = $1, status_reason = NULL, updated_at = $2 \
+             WHERE id = $3 RETURNING ",
             customer_columns!()
         );
         const TIER_SQL: &str = concat!(

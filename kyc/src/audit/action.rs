@@ -59,6 +59,9 @@ pub enum AuditAction {
     IdvRecorded,
     /// Re-screening found a hit and suspended the customer's approval.
     RescreenSuspended,
+    /// The verification flow suspended a customer by itself (a confirmed denied-party match,
+    /// an embargoed jurisdiction), with the reason code.
+    CustomerSuspended,
     /// A staff action was refused (role, four-eyes or state).
     StaffActionRefused,
     /// Staff changed a customer's status (suspend, resume, close).
@@ -119,6 +122,7 @@ stored_enum!(AuditAction {
     DocumentDownloaded => "kyc.document.downloaded",
     IdvRecorded => "kyc.idv.recorded",
     RescreenSuspended => "kyc.rescreen.suspended",
+    CustomerSuspended => "kyc.customer.suspended",
     StaffActionRefused => "kyc.staff_action.refused",
     CustomerStatusChanged => "customer.status.changed",
     ScreeningListImported => "screening.list.imported",
@@ -169,7 +173,7 @@ mod tests {
             assert!(is_valid_action(action), "{action}");
             assert_eq!(action.as_str().parse::<AuditAction>(), Ok(action));
         }
-        assert_eq!(AuditAction::ALL.len(), 40);
+        assert_eq!(AuditAction::ALL.len(), 41);
         assert_eq!(
             AuditAction::ReportIdentityAttached,
             "ledger.report.identity_attached"

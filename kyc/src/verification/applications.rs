@@ -215,6 +215,7 @@ impl Store {
                 };
                 let t = apply(&loaded, &Party::System, Event::AutoReject { reason }, now)?;
                 tx.persist(&loaded, &t, extra, &system(), now).await?;
+                embargo_suspension(&mut tx, &loaded, &embargoed, now).await?;
             }
         });
         self.get_application(key, caller, id).await
@@ -299,6 +300,9 @@ impl Store {
             let t = apply(&loaded, &Party::System, event, now)?;
             let status = t.next.status();
             tx.persist(&loaded, &t, extra, &system(), now).await?;
+            if !embargoed.is_empty() {
+                embargo_suspension(&mut tx, &loaded, &embargoed, now).await?;
+            }
             ScreeningRecorded { status, risk }
         });
         Ok(recorded)
@@ -512,4 +516,29 @@ pub fn screening_subjects(p: &ApplicationPayload) -> Vec<ScreeningSubject> {
         }
     }
     out
+}
+
+/// Suspends the applicant of an application auto-rejected for naming `embargoed` countries
+/// (see [`super::suspension`]): no trial compute for an embargoed jurisdiction either.
+async fn embargo_suspension<T: CaseTx>(
+    tx: &mut T,
+    loaded: &Loaded,
+    embargoed: &[String],
+    now: OffsetDateTime,
+) -> Result<(), VerificationError> {
+    let detail = serde_json::json!({
+        "application_id": loaded.row.id,
+        "countries": embargoed,
+    });
+    super::suspension::suspend(
+        tx,
+        loaded.row.customer_id,
+        super::SuspensionReason::EmbargoedJurisdiction,
+        super::SUSPENDED_ACTION,
+        detail,
+        &system(),
+        now,
+    )
+    .await?;
+    Ok(())
 }

@@ -34,6 +34,7 @@ mod jurisdictions;
 mod linking;
 mod records;
 mod review;
+mod suspension;
 
 use std::net::IpAddr;
 
@@ -59,6 +60,7 @@ pub use self::state::{
     ApplicationStatus, Approval, ScreeningCleared, ScreeningDecision, ScreeningOutcome,
     TransitionError,
 };
+pub use self::suspension::{SUSPENDED_ACTION, SuspensionReason};
 pub use self::webhooks::{IdvOutcome, IdvProvider};
 
 /// A staff member calling a review operation. Role and email are read from the store; the

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::payload::ApplicantKind;
 use super::state::{Applicant, Approval, Case, Granted, ScreeningOutcome, Transition};
+use super::suspension::SuspensionReason;
 use super::{ApplicationStatus, IdvOutcome, VerificationError};
 use crate::access_log::{self, AccessAction, AccessEvent, AccessOutcome};
 use crate::accounts::{Actor, CustomerStatus, Subject, Tier, parse_column};
@@ -137,6 +138,18 @@ pub(super) trait CaseTx: ChainTx {
         &mut self,
         id: Uuid,
     ) -> impl Future<Output = Result<bool, VerificationError>> + Send;
+
+    /// Suspends an active customer for `reason` (status and reason code, refresh tokens
+    /// revoked, access-log row), or records the new reason of one already suspended. Returns
+    /// `false` for a closed or unknown customer (nothing changed).
+    fn suspend_with_reason<'a>(
+        &'a mut self,
+        customer_id: Uuid,
+        reason: SuspensionReason,
+        actor: &'a Actor,
+        why: &'a str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, VerificationError>> + Send + 'a;
 }
 
 macro_rules! case_tx_for {
@@ -241,8 +254,11 @@ macro_rules! case_tx_for {
                             AccessAction::CustomerTierChange,
                             serde_json::json!({ "tier": tier.as_str(), "reason": reason }),
                         ),
+                        // A status change by this path clears the reason code; a suspension
+                        // with a reason sets it afterwards (`suspend_with_reason`).
                         CustomerChange::Status(status) => (
-                            "UPDATE customers SET status = $1, updated_at = $2 WHERE id = $3",
+                            "UPDATE customers SET status = $1, status_reason = NULL, \
+                             updated_at = $2 WHERE id = $3",
                             status.as_str().to_owned(),
                             AccessAction::CustomerStatusChange,
                             serde_json::json!({ "status": status.as_str(), "reason": reason }),
@@ -295,6 +311,42 @@ macro_rules! case_tx_for {
                     .fetch_one(&mut **self)
                     .await?;
                     Ok(n > 0)
+                }
+            }
+
+            fn suspend_with_reason<'a>(
+                &'a mut self,
+                customer_id: Uuid,
+                reason: SuspensionReason,
+                actor: &'a Actor,
+                why: &'a str,
+                now: OffsetDateTime,
+            ) -> impl Future<Output = Result<bool, VerificationError>> + Send + 'a {
+                async move {
+                    let status: Option<String> =
+                        sqlx::query_scalar("SELECT status FROM customers WHERE id = $1")
+                            .bind(customer_id)
+                            .fetch_optional(&mut **self)
+                            .await?;
+                    let status: CustomerStatus = match status {
+                        Some(s) => parse_column(&s, "customers.status")?,
+                        None => return Ok(false),
+                    };
+                    match status {
+                        CustomerStatus::Closed => return Ok(false),
+                        CustomerStatus::Suspended => {}
+                        CustomerStatus::Active => {
+                            let change = CustomerChange::Status(CustomerStatus::Suspended);
+                            self.change_customer(customer_id, &change, actor, why, now)
+                                .await?;
+                        }
+                    }
+                    sqlx::query("UPDATE customers SET status_reason = $1 WHERE id = $2")
+                        .bind(reason.as_str())
+                        .bind(customer_id)
+                        .execute(&mut **self)
+                        .await?;
+                    Ok(true)
                 }
             }
         }

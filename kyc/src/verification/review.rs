@@ -425,6 +425,21 @@ impl Store {
                 ..Extra::default()
             };
             tx.persist(&loaded, &t, extra, &actor, now).await?;
+            if matches!(decision, StaffDecision::Reject) && confirmed_hit(&loaded.case) {
+                // Rejecting a case whose screening is a standing hit confirms the match: the
+                // customer keeps no compute, not even the trial.
+                let detail = serde_json::json!({ "application_id": id });
+                super::suspension::suspend(
+                    &mut tx,
+                    loaded.row.customer_id,
+                    super::SuspensionReason::DeniedParty,
+                    super::SUSPENDED_ACTION,
+                    detail,
+                    &actor,
+                    now,
+                )
+                .await?;
+            }
             if granted.is_some() {
                 // Older approvals of this customer are replaced by this one. Every other writer
                 // of those rows locks the customer row first, which this transaction holds.
@@ -781,6 +796,16 @@ impl CustomerAction {
             ),
         }
     }
+}
+
+/// Whether `case` rests on a screening `hit` nobody ruled a false positive.
+fn confirmed_hit(case: &super::state::Case) -> bool {
+    matches!(
+        case,
+        super::state::Case::PendingReview { screening, .. }
+            if screening.decision == super::ScreeningDecision::Hit
+                && screening.overridden_by.is_none()
+    )
 }
 
 /// Context for staff events that need no policy input.

@@ -74,6 +74,32 @@ impl Meter {
         id
     }
 
+    /// Creates and submits an application with `body` for `c`; returns it as it stands after
+    /// the submission (`pending_review` once screened, `rejected` for an embargoed country).
+    pub(crate) async fn apply(&self, c: &Cust, body: &Value) -> Value {
+        let base = self.gw.url("/computegate/v1/kyc/applications");
+        let resp = self
+            .http
+            .post(&base)
+            .header("authorization", format!("Bearer {}", c.access))
+            .json(body)
+            .send()
+            .await
+            .expect("send draft");
+        assert_eq!(resp.status(), 201, "create draft: {resp:?}");
+        let doc: Value = resp.json().await.expect("draft JSON");
+        let id = doc["id"].as_str().expect("application id").to_owned();
+        let resp = self
+            .http
+            .post(format!("{base}/{id}/submit"))
+            .header("authorization", format!("Bearer {}", c.access))
+            .send()
+            .await
+            .expect("send submit");
+        assert_eq!(resp.status(), 200, "submit application: {resp:?}");
+        resp.json().await.expect("submit JSON")
+    }
+
     /// Approves application `id` for `identity_verified` as reviewer `staff` (the real KYC
     /// staff path), retrying while screening is still deferred (the list import reaches the
     /// gateway within seconds).
@@ -97,4 +123,35 @@ impl Meter {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// A complete `identity_verified` application of a person (the fixture list names Viktor
+/// Mendrovich Kalashov, born 1971-03-14, CY, passport K1234567).
+pub(crate) fn individual_application(
+    name: &str,
+    dob: &str,
+    country: &str,
+    passport: &str,
+) -> Value {
+    json!({
+        "kind": "individual",
+        "requested_tier": "identity_verified",
+        "individual": {
+            "legal_name": name,
+            "date_of_birth": dob,
+            "nationality": country,
+            "address": {"line1": "1 Main Street", "city": "Springfield", "postal_code": "12345", "country": country},
+            "id_document": {"type": "passport", "number": passport, "issuing_country": country},
+            "phone": "+46 70 123 45 67"
+        },
+        "payment_fingerprint": format!("pm_fp_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        "intended_use": {
+            "category": "model_training",
+            "description": "Fine-tuning language models for customer support.",
+            "biological_sequence_data": false,
+            "model_export": false
+        },
+        "expected_peak_accelerators": 8,
+        "expected_total_flop": 1.0e20
+    })
 }
