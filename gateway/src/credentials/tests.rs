@@ -557,7 +557,7 @@ async fn store_outage_grace_serves_the_last_known_state_then_stops() {
     assert!(run(&v, &tok).await.0.is_ok());
     assert!(matches!(
         run(&v, &suspended).await.0,
-        Err(AuthError::AccountInactive(_))
+        Err(AuthError::AccountInactive { .. })
     ));
     dir.down.store(true, Ordering::SeqCst);
     tokio::time::sleep(ttl * 2).await;
@@ -566,7 +566,7 @@ async fn store_outage_grace_serves_the_last_known_state_then_stops() {
     assert!(
         matches!(
             run(&v, &suspended).await.0,
-            Err(AuthError::AccountInactive(_))
+            Err(AuthError::AccountInactive { .. })
         ),
         "the last known state includes a suspension"
     );
