@@ -82,6 +82,8 @@ pub async fn start(
         master,
         policy.clone(),
         crate::verification::idv_secrets_from_env(|k| std::env::var(k).ok()),
+        crate::verification::OnfidoApiConfig::from_env(|k| std::env::var(k).ok())
+            .context("invalid Onfido API settings")?,
         &mut registry,
     );
     kyc.spawn_tasks(stop.clone());

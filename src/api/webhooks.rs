@@ -5,7 +5,8 @@
 //! (secrets from `COMPUTEGATE_IDV_<PROVIDER>_SECRET[_PREVIOUS]`). An unknown or unconfigured
 //! provider and a missing, stale or wrong signature all answer 401 and store nothing. A
 //! verified event is recorded on its application idempotently by event id: a replay answers
-//! 200 with `{"duplicate":true}`.
+//! 200 with `{"duplicate":true}`. Onfido's notices carry no result: they are queued durably
+//! (`{"queued":true}`) and the fetch worker reads the outcome from Onfido's API.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use computegate_kyc::verification::webhooks::{
-    DEFAULT_TOLERANCE, MAX_WEBHOOK_BODY, parse_event, verify_signature,
+    DEFAULT_TOLERANCE, MAX_WEBHOOK_BODY, ParsedWebhook, parse_event, verify_signature,
 };
 use computegate_kyc::verification::{IdvProvider, IdvRecorded};
 use time::OffsetDateTime;
@@ -65,9 +66,24 @@ async fn receive(
         tracing::info!(provider = %provider, error = %e, "webhook refused");
         ApiError::from(e)
     })?;
-    let Some(event) = parse_event(provider, &body)? else {
+    let event = match parse_event(provider, &body)? {
+        Some(ParsedWebhook::Outcome(event)) => event,
+        Some(ParsedWebhook::Fetch(notice)) => {
+            // Onfido: the outcome is read from its API by the fetch worker; the notice is
+            // stored durably before the 200, so nothing is lost and Onfido stops retrying.
+            let queued = kyc.store().queue_idv_fetch(provider, &notice, now).await?;
+            kyc.fetcher().wake();
+            let duplicate = queued == IdvRecorded::Duplicate;
+            tracing::info!(provider = %provider, resource = %notice.resource, duplicate, "IDV notice queued for fetching");
+            return Ok(Json(serde_json::json!({
+                "duplicate": duplicate,
+                "queued": true,
+                "resource": notice.resource.as_str(),
+            }))
+            .into_response());
+        }
         // A verified event type that carries no verification outcome: acknowledged, not stored.
-        return Ok(Json(serde_json::json!({"ignored": true})).into_response());
+        None => return Ok(Json(serde_json::json!({"ignored": true})).into_response()),
     };
     let recorded = kyc.store().record_idv_event(&event, now).await?;
     let duplicate = recorded == IdvRecorded::Duplicate;

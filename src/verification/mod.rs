@@ -5,12 +5,15 @@
 //!
 //! The decisions live in `computegate_kyc::verification` and `computegate_kyc::screening`;
 //! this module only wires them to the process: the master key, the policy in force (jurisdiction
-//! groups and re-verification periods), the IDV webhook secrets from the environment, the
+//! groups and re-verification periods), the IDV webhook secrets and the Onfido API client from
+//! the environment (with the worker that fetches what Onfido's webhooks announce), the
 //! metrics registry and the data plane's credential caches. Every change to a customer's status
 //! or tier made here is announced (`Notice::CustomerChanged`) so the data plane sees it at once.
 
 mod applications;
+mod idv_fetch;
 mod metrics;
+mod onfido_api;
 mod rescreen;
 mod review;
 mod screening;
@@ -33,7 +36,9 @@ use uuid::Uuid;
 
 use crate::identity::Identity;
 
+pub use self::idv_fetch::IdvFetcher;
 pub use self::metrics::KycMetrics;
+pub use self::onfido_api::{OnfidoApi, OnfidoApiConfig, OnfidoConfigError};
 pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_customers};
 pub use self::screening::{
     LoadedList, ScreeningCache, ScreeningRunError, screen_subjects, subjects_of,
@@ -46,6 +51,7 @@ pub struct Verification {
     master: MasterKey,
     policy: Arc<PolicyHandle>,
     secrets: IdvSecrets,
+    fetcher: IdvFetcher,
     limits: DocumentLimits,
     lists: ScreeningCache,
     metrics: KycMetrics,
@@ -95,14 +101,17 @@ impl Verification {
         master: MasterKey,
         policy: Arc<PolicyHandle>,
         secrets: IdvSecrets,
+        onfido: Option<OnfidoApiConfig>,
         registry: &mut Registry,
     ) -> Arc<Verification> {
-        tracing::info!(providers = ?secrets.configured(), "IDV webhook providers configured");
+        tracing::info!(providers = ?secrets.configured(), onfido_api = onfido.as_ref().map(|c| c.base_url.as_str()), "IDV webhook providers configured");
+        let fetcher = IdvFetcher::new(onfido.map(OnfidoApi::new), registry);
         Arc::new(Verification {
             identity,
             master,
             policy,
             secrets,
+            fetcher,
             limits: DocumentLimits::default(),
             lists: ScreeningCache::default(),
             metrics: KycMetrics::register(registry),
@@ -128,6 +137,11 @@ impl Verification {
     /// IDV webhook secrets per provider.
     pub fn secrets(&self) -> &IdvSecrets {
         &self.secrets
+    }
+
+    /// The worker that fetches what Onfido's webhooks announce.
+    pub fn fetcher(&self) -> &IdvFetcher {
+        &self.fetcher
     }
 
     /// Upload limits.

@@ -43,6 +43,7 @@ const STATS_EVERY: Duration = Duration::from_secs(15);
 impl Verification {
     /// Starts the background tasks; they end when `stop` turns true or the service is dropped.
     pub fn spawn_tasks(self: &Arc<Self>, stop: watch::Receiver<bool>) {
+        super::idv_fetch::spawn(self, stop.clone());
         spawn(self, stop);
     }
 }

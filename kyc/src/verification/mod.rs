@@ -7,7 +7,8 @@
 //! - [`state`]: the typed state machine; approval needs a [`state::ScreeningCleared`] proof,
 //!   the top tier two distinct senior reviewers and a compliance plan.
 //! - [`risk`]: explainable risk score and jurisdiction rules (policy data).
-//! - [`webhooks`]: IDV provider signature schemes and payload mapping.
+//! - [`webhooks`]: IDV provider signature schemes and payload mapping; [`onfido`]: what
+//!   Onfido's notices and fetched resources mean (its webhooks carry no result).
 //! - [`documents`]: magic-byte sniffing and per-document envelope encryption.
 //!
 //! Store operations (`impl Store` in `applications`, `review` and [`documents`]) run each
@@ -24,12 +25,14 @@
 
 pub mod countries;
 pub mod documents;
+pub mod onfido;
 pub mod payload;
 pub mod risk;
 pub mod state;
 pub mod webhooks;
 
 mod applications;
+mod idv_fetches;
 mod jurisdictions;
 mod linking;
 mod records;
@@ -50,6 +53,7 @@ pub use self::documents::{
     ContentType, DocumentError, DocumentLimits, DocumentMeta, DocumentType, DocumentUpload,
     StaffDocument,
 };
+pub use self::idv_fetches::{IdvFetch, IdvFetchCounts};
 pub use self::payload::{ApplicantKind, ApplicationPayload, FieldError, ValidationMode};
 pub use self::review::{
     ApplicationStats, DecisionOutcome, DecisionRequest, MAX_QUEUE_PAGE, QueueFilter, QueueItem,

@@ -9,7 +9,9 @@
 //! - **Persona** — `Persona-Signature`, the same scheme; during a secret rotation the header
 //!   carries several `t=…,v1=…` groups separated by spaces.
 //! - **Onfido** — `X-SHA2-Signature: <hex HMAC-SHA256(token, body)>`; no timestamp, so replays
-//!   are stopped only by the event-id idempotency of the store.
+//!   are stopped only by the idempotency of the store. Its bodies carry no result: they map to
+//!   [`ParsedWebhook::Fetch`] and the outcome is read from Onfido's API (see
+//!   [`super::onfido`]).
 //!
 //! Two secrets may be configured at once (current and previous) while a provider rotates; a
 //! signature from either is accepted. Secrets are used as the exact bytes of the configured
@@ -22,6 +24,7 @@ use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::onfido::OnfidoNotice;
 use crate::names::stored_enum;
 
 /// Default tolerance between a signed timestamp and now, either direction.
@@ -289,15 +292,27 @@ fn decode_sig(text: &str) -> Option<Vec<u8>> {
     (bytes.len() == 32).then_some(bytes)
 }
 
-/// Maps a verified body to an event; `Ok(None)` for event types that carry no verification
-/// outcome (acknowledge them, store nothing).
-pub fn parse_event(provider: IdvProvider, body: &[u8]) -> Result<Option<IdvEvent>, WebhookError> {
+/// What a verified webhook asks of us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParsedWebhook {
+    /// The body carries the outcome itself (Stripe, Persona): record it.
+    Outcome(IdvEvent),
+    /// The body only announces a resource (Onfido): fetch it, then record its outcome.
+    Fetch(OnfidoNotice),
+}
+
+/// Maps a verified body; `Ok(None)` for event types that carry no verification outcome
+/// (acknowledge them, store nothing).
+pub fn parse_event(
+    provider: IdvProvider,
+    body: &[u8],
+) -> Result<Option<ParsedWebhook>, WebhookError> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| WebhookError::MalformedPayload)?;
     let found = match provider {
         IdvProvider::Stripe => stripe_event(&v)?,
         IdvProvider::Persona => persona_event(&v)?,
-        IdvProvider::Onfido => onfido_event(&v)?,
+        IdvProvider::Onfido => return Ok(super::onfido::notice(&v)?.map(ParsedWebhook::Fetch)),
     };
     let Some((event_id, reference, outcome)) = found else {
         return Ok(None);
@@ -308,12 +323,12 @@ pub fn parse_event(provider: IdvProvider, body: &[u8]) -> Result<Option<IdvEvent
     let application_id = reference
         .and_then(|r| Uuid::parse_str(r).ok())
         .ok_or(WebhookError::MissingReference)?;
-    Ok(Some(IdvEvent {
+    Ok(Some(ParsedWebhook::Outcome(IdvEvent {
         provider,
         event_id,
         application_id,
         outcome,
-    }))
+    })))
 }
 
 type Mapped<'a> = Option<(String, Option<&'a str>, IdvOutcome)>;
@@ -356,37 +371,6 @@ fn persona_event(v: &serde_json::Value) -> Result<Mapped<'_>, WebhookError> {
         .as_str()
         .or_else(|| attrs["reference_id"].as_str());
     Ok(Some((id.to_owned(), reference, outcome)))
-}
-
-/// `{"payload":{"resource_type":"check","action":"check.completed","object":{"id":"…",
-/// "result":"clear"|"consider","reference_id"|"tags":[…]}}}`. Onfido sends no event id; the
-/// idempotency key is `<action>:<object id>`.
-fn onfido_event(v: &serde_json::Value) -> Result<Mapped<'_>, WebhookError> {
-    let payload = &v["payload"];
-    let action = payload["action"]
-        .as_str()
-        .ok_or(WebhookError::MalformedPayload)?;
-    if action != "check.completed" {
-        return Ok(None);
-    }
-    let object = &payload["object"];
-    let id = object["id"]
-        .as_str()
-        .ok_or(WebhookError::MalformedPayload)?;
-    let outcome = match object["result"].as_str() {
-        Some("clear") => IdvOutcome::Verified,
-        Some("consider") => IdvOutcome::RequiresInput,
-        Some(_) => IdvOutcome::Failed,
-        None => return Err(WebhookError::MalformedPayload),
-    };
-    let reference = object["reference_id"].as_str().or_else(|| {
-        object["tags"].as_array().and_then(|tags| {
-            tags.iter()
-                .filter_map(|t| t.as_str())
-                .find(|t| Uuid::parse_str(t).is_ok())
-        })
-    });
-    Ok(Some((format!("{action}:{id}"), reference, outcome)))
 }
 
 /// Computes the `v1` signature of a timestamped scheme — for tests and for the simulator that

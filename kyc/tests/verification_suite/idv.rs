@@ -42,9 +42,11 @@ async fn webhook_events_are_idempotent(ctx: Ctx) {
         DEFAULT_TOLERANCE,
     )
     .unwrap();
-    let event = webhooks::parse_event(IdvProvider::Stripe, body.as_bytes())
-        .unwrap()
-        .unwrap();
+    let Some(webhooks::ParsedWebhook::Outcome(event)) =
+        webhooks::parse_event(IdvProvider::Stripe, body.as_bytes()).unwrap()
+    else {
+        panic!("a Stripe verification carries its outcome")
+    };
     assert_eq!(
         s.record_idv_event(&event, t0()).await.unwrap(),
         IdvRecorded::Recorded
@@ -121,4 +123,112 @@ async fn webhook_events_are_idempotent(ctx: Ctx) {
     chain_intact(s).await;
 }
 
-crate::store_suite!(webhook_events_are_idempotent);
+/// The durable queue behind Onfido's notices: queued once per delivery, claimed by one worker
+/// per lease, retried when told, done or failed for good.
+async fn onfido_notices_queue_once_and_claim_once(ctx: Ctx) {
+    use computegate_kyc::verification::onfido::{OnfidoNotice, OnfidoResource};
+    let s = &ctx.store;
+    let check = uuid::Uuid::parse_str("f2302f45-227d-413d-ad61-09ec077a086a").unwrap();
+    let notice = OnfidoNotice {
+        resource: OnfidoResource::Check,
+        id: check,
+        event_id: format!("check.completed:{check}"),
+    };
+    let onfido = IdvProvider::Onfido;
+    assert_eq!(
+        s.queue_idv_fetch(onfido, &notice, t0()).await.unwrap(),
+        IdvRecorded::Recorded
+    );
+    assert_eq!(
+        s.queue_idv_fetch(onfido, &notice, t0()).await.unwrap(),
+        IdvRecorded::Duplicate
+    );
+    assert_eq!(s.idv_fetch_counts().await.unwrap().pending, 1);
+
+    // Not due before it was received; due at once after.
+    let lease = time::Duration::seconds(30);
+    let early = t0() - time::Duration::seconds(1);
+    assert!(
+        s.claim_idv_fetches(early, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = s.claim_idv_fetches(t0(), lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (
+            claimed[0].resource,
+            claimed[0].resource_id,
+            claimed[0].attempts
+        ),
+        (OnfidoResource::Check, check, 0)
+    );
+    // Another worker finds nothing while the lease runs; after it the row is claimable again.
+    assert!(
+        s.claim_idv_fetches(t0(), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let after_lease = t0() + lease;
+    let again = s.claim_idv_fetches(after_lease, lease, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+
+    // A failure that may pass: retried at the given time, attempts counted.
+    let retry_at = after_lease + time::Duration::seconds(5);
+    s.idv_fetch_failed(
+        &again[0],
+        "Onfido API answered 503",
+        Some(retry_at),
+        after_lease,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.claim_idv_fetches(retry_at - time::Duration::seconds(1), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let third = s.claim_idv_fetches(retry_at, lease, 10).await.unwrap();
+    assert_eq!(third[0].attempts, 1);
+    s.idv_fetch_done(&third[0], retry_at).await.unwrap();
+    assert!(
+        s.claim_idv_fetches(retry_at + lease, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Done rows keep later replays duplicates.
+    assert_eq!(
+        s.queue_idv_fetch(onfido, &notice, t0()).await.unwrap(),
+        IdvRecorded::Duplicate
+    );
+
+    // A failure that cannot pass: kept as failed, never claimed again.
+    let run = OnfidoNotice {
+        resource: OnfidoResource::WorkflowRun,
+        id: uuid::Uuid::now_v7(),
+        event_id: "workflow_run.completed:x".into(),
+    };
+    s.queue_idv_fetch(onfido, &run, t0()).await.unwrap();
+    let claimed = s.claim_idv_fetches(t0(), lease, 10).await.unwrap();
+    s.idv_fetch_failed(&claimed[0], "Onfido API answered 404 Not Found", None, t0())
+        .await
+        .unwrap();
+    let far = t0() + time::Duration::days(1);
+    assert!(
+        s.claim_idv_fetches(far, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let counts = s.idv_fetch_counts().await.unwrap();
+    assert_eq!((counts.pending, counts.failed), (0, 1));
+}
+
+crate::store_suite!(
+    webhook_events_are_idempotent,
+    onfido_notices_queue_once_and_claim_once
+);
