@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod onfido;
+
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Output;
@@ -88,15 +90,25 @@ pub(crate) fn data_bytes(name: &str) -> Vec<u8> {
 impl Kyc {
     /// A simulator and a gateway with `setup`, a new master key and the test webhook secrets.
     pub(crate) async fn start(setup: &Setup) -> Kyc {
+        Kyc::start_with_env(setup, &[]).await
+    }
+
+    /// As [`Kyc::start`], with `extra` environment variables (replacing the defaults of the
+    /// same name).
+    pub(crate) async fn start_with_env(setup: &Setup, extra: &[(&str, &str)]) -> Kyc {
         let sim = Sim::start().await;
         let key = master_key();
         let body = identity_config(sim.addr, setup);
-        let env = [
+        let mut env: Vec<(&str, &str)> = [
             ("COMPUTEGATE_MASTER_KEY", key.as_str()),
             ("COMPUTEGATE_IDV_STRIPE_SECRET", STRIPE_SECRET),
             ("COMPUTEGATE_IDV_STRIPE_SECRET_PREVIOUS", STRIPE_PREVIOUS),
             ("COMPUTEGATE_IDV_ONFIDO_SECRET", ONFIDO_SECRET),
-        ];
+        ]
+        .into_iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .collect();
+        env.extend_from_slice(extra);
         let gw = Gateway::start_with_env(&body, &env).await;
         Kyc {
             sim,
