@@ -86,6 +86,7 @@ impl Api {
             master.clone(),
             policy.clone(),
             secrets,
+            None,
             &mut registry,
         );
         let metrics = crate::ledger_metrics::LedgerMetrics::register(&mut registry);
