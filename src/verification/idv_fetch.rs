@@ -16,17 +16,12 @@ use std::time::Duration;
 
 use computegate_kyc::verification::onfido::{self, OnfidoResource, Resolved};
 use computegate_kyc::verification::webhooks::IdvEvent;
-use computegate_kyc::verification::{
-    IdvFetch, IdvOutcome, IdvProvider, IdvRecorded, VerificationError,
-};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
+use computegate_kyc::verification::{IdvFetch, IdvProvider, IdvRecorded, VerificationError};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::Verification;
+use super::fetcher::{FetchMetrics, ProviderLabel, RequestLabel};
 use super::onfido_api::{FetchError, OnfidoApi};
 
 /// Attempts before a row is given up (with the default 5 s first delay, about 50 minutes).
@@ -39,14 +34,6 @@ const POLL: Duration = Duration::from_secs(1);
 /// Rows claimed per pass.
 const BATCH: u32 = 16;
 
-/// The Onfido fetch worker's shared half: the API client (if configured), the wake-up and
-/// the metrics.
-pub struct IdvFetcher {
-    api: Option<OnfidoApi>,
-    wake: Notify,
-    metrics: FetchMetrics,
-}
-
 /// Why one attempt did not finish its row.
 #[derive(Debug)]
 enum Attempt {
@@ -54,51 +41,6 @@ enum Attempt {
     Retry(String),
     /// Asking again will not help.
     GiveUp(String),
-}
-
-#[derive(Debug, Clone)]
-struct FetchMetrics {
-    requests: Family<RequestLabel, Counter>,
-    retries: Family<ProviderLabel, Counter>,
-    given_up: Family<ProviderLabel, Counter>,
-    recorded: Family<RecordedLabel, Counter>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabel {
-    provider: &'static str,
-    resource: &'static str,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProviderLabel {
-    provider: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RecordedLabel {
-    provider: &'static str,
-    outcome: &'static str,
-}
-
-// === impl IdvFetcher ===
-
-impl IdvFetcher {
-    /// A fetcher with `api` (`None`: notices are queued and wait for a token), its metrics
-    /// registered in `registry`.
-    pub fn new(api: Option<OnfidoApi>, registry: &mut Registry) -> IdvFetcher {
-        IdvFetcher {
-            api,
-            wake: Notify::new(),
-            metrics: FetchMetrics::register(registry),
-        }
-    }
-
-    /// Asks the worker to look at the queue now (a notice was just queued).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
 }
 
 /// Starts the worker; it ends when `stop` turns true or the service is dropped. Without an
@@ -299,52 +241,6 @@ async fn get(
             Attempt::GiveUp(e.to_string())
         }
     })
-}
-
-// === impl FetchMetrics ===
-
-impl FetchMetrics {
-    fn register(registry: &mut Registry) -> FetchMetrics {
-        let m = FetchMetrics {
-            requests: Family::default(),
-            retries: Family::default(),
-            given_up: Family::default(),
-            recorded: Family::default(),
-        };
-        registry.register(
-            "computegate_idv_provider_requests",
-            "Requests to an IDV provider's API by resource and result (ok, timeout, transport, status_4xx, status_5xx, not_json)",
-            m.requests.clone(),
-        );
-        registry.register(
-            "computegate_idv_fetch_retries",
-            "Provider fetches scheduled for another attempt after a failure that may pass",
-            m.retries.clone(),
-        );
-        registry.register(
-            "computegate_idv_fetch_given_up",
-            "Provider fetches given up (attempts used up, or a failure that cannot pass)",
-            m.given_up.clone(),
-        );
-        registry.register(
-            "computegate_idv_fetch_recorded",
-            "IDV outcomes recorded from a provider fetch, by outcome",
-            m.recorded.clone(),
-        );
-        let provider = IdvProvider::Onfido.as_str();
-        let _ = m.retries.get_or_create(&ProviderLabel { provider });
-        let _ = m.given_up.get_or_create(&ProviderLabel { provider });
-        m
-    }
-
-    fn recorded(&self, provider: &'static str, outcome: IdvOutcome) {
-        self.recorded
-            .get_or_create(&RecordedLabel {
-                provider,
-                outcome: outcome.as_str(),
-            })
-            .inc();
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! or tier made here is announced (`Notice::CustomerChanged`) so the data plane sees it at once.
 
 mod applications;
+mod fetcher;
 mod idv_fetch;
 mod metrics;
 mod onfido_api;
@@ -36,7 +37,7 @@ use uuid::Uuid;
 
 use crate::identity::Identity;
 
-pub use self::idv_fetch::IdvFetcher;
+pub use self::fetcher::IdvFetcher;
 pub use self::metrics::KycMetrics;
 pub use self::onfido_api::{OnfidoApi, OnfidoApiConfig, OnfidoConfigError};
 pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_customers};

@@ -8,7 +8,8 @@
 //! - **re-screen pick-up**: loads a newly imported list version and, when
 //!   `computegate screening import` has re-screened approved customers, announces the ones it
 //!   suspended (their cached principals are dropped at once) and counts its hits;
-//! - **stats**: refreshes the application gauges periodically and soon after a change.
+//! - **stats**: refreshes the application gauges periodically and soon after a change;
+//! - **Onfido fetches**: the `idv_fetch` worker, started alongside.
 
 use std::future::Future;
 use std::sync::Arc;
