@@ -47,6 +47,7 @@ impl IdentityDirectory for MissOnlyDirectory {
                     key_id: "abcdefghijklmnop".into(),
                     customer_id: "c-key".into(),
                     expires_at: None,
+                    scopes: Vec::new(),
                 })
             } else {
                 Err(DirectoryError::Rejected)

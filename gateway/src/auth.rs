@@ -29,6 +29,10 @@ pub struct Principal {
     pub jurisdictions: Arc<[String]>,
     /// How the caller proved who it is.
     pub method: AuthMethod,
+    /// What this credential may do (every scope for a session token; the key's for an API key).
+    pub scopes: crate::scope::Scopes,
+    /// The credential's public id: the API key id, or the access token's `jti` (access log).
+    pub credential_id: Option<Arc<str>>,
     /// Pre-rendered identity header values (avoids re-encoding per request).
     pub headers: IdentityHeaders,
 }

@@ -42,6 +42,7 @@ use self::throttle::WindowCounter;
 use crate::auth::{
     AuthError, AuthMethod, AuthOutcome, Authenticator, BoxFuture, IdentityHeaders, Principal,
 };
+use crate::scope::Scopes;
 
 /// Most entries any one cache holds; past it, expired entries go, then everything.
 const CACHE_CAPACITY: usize = 100_000;
@@ -96,6 +97,8 @@ pub struct ApiKeyGrant {
     pub customer_id: String,
     /// Expiry, seconds since the Unix epoch.
     pub expires_at: Option<u64>,
+    /// Scope names stored with the key (see [`crate::scope`]).
+    pub scopes: Vec<String>,
 }
 
 /// Why the directory could not help.
@@ -233,6 +236,15 @@ struct KeyEntry {
     key_id: Arc<str>,
     customer_id: Arc<str>,
     expires_at: Option<u64>,
+    scopes: Scopes,
+}
+
+/// What a verified credential says: whose it is, its id and what it may do.
+#[derive(Debug, Clone)]
+struct Grant {
+    customer_id: Arc<str>,
+    credential_id: Option<Arc<str>>,
+    scopes: Scopes,
 }
 
 #[derive(Debug, Clone)]
@@ -475,7 +487,7 @@ impl CredentialVerifier {
     }
 
     /// Token → customer id from memory, or what is missing.
-    fn token_from_memory(&self, token: &str, digest: &Digest32) -> Lookup<Arc<str>> {
+    fn token_from_memory(&self, token: &str, digest: &Digest32) -> Lookup<Grant> {
         let now = (self.clock)();
         if let Some(entry) = read(&self.tokens).get(digest).cloned() {
             if entry.exp + self.validation.leeway <= now {
@@ -523,24 +535,28 @@ impl CredentialVerifier {
         }
     }
 
-    fn check_jti(&self, entry: TokenEntry) -> Result<Arc<str>, AuthError> {
+    fn check_jti(&self, entry: TokenEntry) -> Result<Grant, AuthError> {
         if let Some(jti) = &entry.jti {
             let revoked = read(&self.revoked_jti);
             if !revoked.is_empty() && revoked.contains_key(jti) {
                 return Err(AuthError::Invalid("token revoked"));
             }
         }
-        Ok(entry.customer_id)
+        Ok(Grant {
+            customer_id: entry.customer_id,
+            credential_id: entry.jti,
+            scopes: Scopes::ALL,
+        })
     }
 
-    fn key_from_memory(&self, digest: &Digest32) -> Option<Result<Arc<str>, AuthError>> {
+    fn key_from_memory(&self, digest: &Digest32) -> Option<Result<Grant, AuthError>> {
         let now = (self.clock)();
         if let Some(entry) = read(&self.api_keys).get(digest) {
             self.count_cache(1, true);
             if entry.expires_at.is_some_and(|exp| exp <= now) {
                 return Some(Err(AuthError::Invalid("API key expired")));
             }
-            return Some(Ok(entry.customer_id.clone()));
+            return Some(Ok(entry.grant()));
         }
         self.count_cache(1, false);
         if let Some(at) = read(&self.rejected_keys).get(digest)
@@ -592,7 +608,7 @@ impl CredentialVerifier {
         method: AuthMethod,
     ) -> Result<Principal, AuthError> {
         let digest = digest(&credential);
-        let customer_id = match method {
+        let grant = match method {
             AuthMethod::Jwt => match self.token_from_memory(&credential, &digest) {
                 Lookup::Done(r) => r?,
                 Lookup::NeedKeys => {
@@ -620,7 +636,7 @@ impl CredentialVerifier {
                 }
             },
         };
-        self.principal_of_customer(customer_id).await
+        self.principal_of_customer(grant).await
     }
 
     /// The key id of a well-formed API key, when the store knows it (cached both ways).
@@ -664,23 +680,24 @@ impl CredentialVerifier {
         digest: Digest32,
         key_id: Arc<str>,
         ip: IpAddr,
-    ) -> Result<Arc<str>, AuthError> {
+    ) -> Result<Grant, AuthError> {
         Ok(match self.directory.verify_api_key(credential, ip).await {
             Ok(grant) => {
                 let now = (self.clock)();
                 if grant.expires_at.is_some_and(|e| e <= now) {
                     return Err(AuthError::Invalid("API key expired"));
                 }
-                let customer_id: Arc<str> = Arc::from(grant.customer_id);
                 let entry = KeyEntry {
                     key_id: Arc::from(grant.key_id),
-                    customer_id: customer_id.clone(),
+                    customer_id: Arc::from(grant.customer_id),
                     expires_at: grant.expires_at,
+                    scopes: Scopes::of_key(&grant.scopes),
                 };
+                let granted = entry.grant();
                 insert_bounded(&self.api_keys, digest, entry, |e| {
                     e.expires_at.is_none_or(|x| x > now)
                 });
-                customer_id
+                granted
             }
             Err(DirectoryError::Rejected) => {
                 insert_bounded(&self.rejected_keys, digest, Instant::now(), |at| {
@@ -694,14 +711,20 @@ impl CredentialVerifier {
         })
     }
 
-    /// The principal of a verified credential's customer, from memory or the store.
-    async fn principal_of_customer(&self, customer_id: Arc<str>) -> Result<Principal, AuthError> {
+    /// The principal of a verified credential's customer, from memory or the store, as the
+    /// credential presents it (its scopes and id).
+    async fn principal_of_customer(&self, grant: Grant) -> Result<Principal, AuthError> {
+        let customer_id = grant.customer_id.clone();
         if let Some(r) = self.principal_from_memory(&customer_id) {
-            return r;
+            return r.map(|p| grant.apply(p));
         }
         let record = match self.directory.principal(customer_id.to_string()).await {
             Ok(found) => found.ok_or(AuthError::Invalid("unknown account"))?,
-            Err(_) => return self.principal_in_outage(&customer_id),
+            Err(_) => {
+                return self
+                    .principal_in_outage(&customer_id)
+                    .map(|p| grant.apply(p));
+            }
         };
         let mut headers = IdentityHeaders::new(
             &record.customer_id,
@@ -725,7 +748,7 @@ impl CredentialVerifier {
             headers,
             fetched: Instant::now(),
         };
-        let result = principal_of(&entry);
+        let result = principal_of(&entry).map(|p| grant.apply(p));
         let keep_for = self.principal_ttl + self.store_outage_grace;
         insert_bounded(&self.principals, customer_id, entry, |e| {
             e.fetched.elapsed() < keep_for
@@ -749,6 +772,29 @@ impl CredentialVerifier {
             p.method = method;
             p
         })
+    }
+}
+
+// === impl KeyEntry ===
+
+impl KeyEntry {
+    fn grant(&self) -> Grant {
+        Grant {
+            customer_id: self.customer_id.clone(),
+            credential_id: Some(self.key_id.clone()),
+            scopes: self.scopes,
+        }
+    }
+}
+
+// === impl Grant ===
+
+impl Grant {
+    /// The principal as this credential presents it.
+    fn apply(&self, mut p: Principal) -> Principal {
+        p.scopes = self.scopes;
+        p.credential_id = self.credential_id.clone();
+        p
     }
 }
 
@@ -810,8 +856,9 @@ impl Authenticator for CredentialVerifier {
         };
         match customer {
             Some(Err(e)) => return AuthOutcome::Ready(self.finish(method, client_ip, Err(e))),
-            Some(Ok(customer_id)) => {
-                if let Some(r) = self.principal_from_memory(&customer_id) {
+            Some(Ok(grant)) => {
+                if let Some(r) = self.principal_from_memory(&grant.customer_id) {
+                    let r = r.map(|p| grant.apply(p));
                     return AuthOutcome::Ready(self.finish(method, client_ip, r));
                 }
             }
@@ -863,6 +910,8 @@ fn principal_of(entry: &PrincipalEntry) -> Result<Principal, AuthError> {
             organization_id: entry.organization_id.clone(),
             jurisdictions: entry.jurisdictions.clone(),
             method: AuthMethod::Jwt,
+            scopes: Scopes::ALL,
+            credential_id: None,
             headers: entry.headers.clone(),
         }),
         AccountStatus::Suspended => Err(AuthError::AccountInactive {

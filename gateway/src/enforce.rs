@@ -177,6 +177,8 @@ mod tests {
             organization_id: None,
             jurisdictions: countries.iter().map(|c| c.to_string()).collect(),
             method: AuthMethod::Jwt,
+            scopes: crate::scope::Scopes::ALL,
+            credential_id: None,
             headers: IdentityHeaders::new("c1", tier, None).expect("header-safe"),
         }
     }

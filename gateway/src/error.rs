@@ -65,6 +65,9 @@ pub enum GatewayError {
     /// could not be asked); [`auth_problem`] answers it.
     #[error(transparent)]
     Auth(AuthError),
+    /// The API key lacks the scope this request needs.
+    #[error("API key lacks the `{}` scope", .0.as_str())]
+    ScopeMissing(crate::scope::Scope),
     /// The policy refuses the caller: its jurisdiction is denied, or its tier may not do this.
     #[error("denied by policy: {}", .0.detail)]
     TierDenied(crate::policy::Denial),
@@ -158,6 +161,16 @@ impl GatewayError {
                 *reason,
             )
             .retry_after(*retry_after),
+            ScopeMissing(scope) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "scope-missing",
+                "API key scope missing",
+                format!(
+                    "this API key lacks the `{}` scope this request needs; create a key with it",
+                    scope.as_str()
+                ),
+            )
+            .with("missing_scope", scope.as_str()),
             TierDenied(denial) => {
                 let (slug, title) = match denial.rule {
                     DenialRule::DeniedJurisdiction => (

@@ -42,6 +42,7 @@ pub mod problem;
 pub mod proxy;
 pub mod ratelimit;
 pub mod route;
+pub mod scope;
 pub mod server;
 pub mod tls;
 pub mod upstream;

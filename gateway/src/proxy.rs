@@ -202,6 +202,12 @@ impl Gateway {
                 }
             }
         };
+        // Key scopes, from the cached principal (no store round trip).
+        if let Some(p) = &principal
+            && let Err(missing) = p.scopes.allow(route.class, req.method())
+        {
+            return (problem(&GatewayError::ScopeMissing(missing)), metrics);
+        }
         let mut cleared = Cleared::default();
         if let (Some(enforcer), Some(p)) = (&self.enforcer, &principal) {
             match enforcer.check(p, route, req.method(), Instant::now()).await {

@@ -39,8 +39,9 @@ struct CreateKeyRequest {
     name: String,
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
+    /// Omitted: every data-plane scope (`read`, `jobs`).
     #[serde(default)]
-    scopes: Vec<String>,
+    scopes: Option<Vec<String>>,
 }
 
 /// The customer account routes.
@@ -128,7 +129,7 @@ async fn create_key(
     let new = NewApiKey {
         name: req.name,
         expires_at: req.expires_at,
-        scopes: req.scopes,
+        scopes: key_scopes(req.scopes)?,
     };
     let caller = &session.caller;
     let created = id
@@ -147,8 +148,10 @@ async fn create_key(
 
 async fn list_keys(
     State(id): State<Arc<Identity>>,
-    caller: CustomerCaller,
+    session: CustomerSession,
 ) -> Result<Response, ApiError> {
+    // Key management is never done with an API key (a `CustomerSession`).
+    let caller = &session.caller;
     let now = OffsetDateTime::now_utc();
     let keys = id.api_keys(caller.customer_id).await?;
     let keys: Vec<_> = keys
@@ -190,6 +193,22 @@ async fn jwks(State(id): State<Arc<Identity>>) -> Response {
         Json(id.keyring().jwks()),
     )
         .into_response()
+}
+
+/// The scopes of a new key: every data-plane scope when none are named; otherwise at least one,
+/// each a known one (an unknown name would silently grant nothing).
+fn key_scopes(requested: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+    use computegate_gateway::scope::{SCOPE_NAMES, Scope};
+    let Some(names) = requested else {
+        return Ok(SCOPE_NAMES.iter().map(|s| s.to_string()).collect());
+    };
+    if names.is_empty() || names.iter().any(|n| Scope::parse(n).is_none()) {
+        return Err(ApiError::Invalid(vec![(
+            "scopes".into(),
+            format!("name at least one of {}", SCOPE_NAMES.join(", ")),
+        )]));
+    }
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Authenticated but not allowed.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// The API key lacks the scope this endpoint needs (same problem as the data plane's).
+    #[error("API key lacks a scope")]
+    ScopeMissing(computegate_gateway::scope::Scope),
     /// The thing does not exist (or is not the caller's to see).
     #[error("not found")]
     NotFound,
@@ -116,6 +119,9 @@ impl ApiError {
             .www_authenticate("Bearer error=\"invalid_token\""),
             Self::Forbidden(why) => {
                 Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", *why)
+            }
+            Self::ScopeMissing(scope) => {
+                computegate_gateway::error::GatewayError::ScopeMissing(*scope).to_problem()
             }
             Self::NotFound => Problem::new(
                 StatusCode::NOT_FOUND,

@@ -124,6 +124,7 @@ impl IdentityDirectory for StoreDirectory {
                     key_id: p.key_id,
                     customer_id: p.customer_id.to_string(),
                     expires_at: p.expires_at.map(|t| t.unix_timestamp().max(0) as u64),
+                    scopes: p.scopes,
                 }),
                 Err(KeyError::Password(PasswordError::Busy)) => Err(DirectoryError::Busy),
                 Err(

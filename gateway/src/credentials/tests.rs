@@ -346,6 +346,7 @@ async fn api_keys_cached_after_one_verification_and_dropped_on_revocation() {
             key_id: "abcdefghijklmnop".into(),
             customer_id: "c2".into(),
             expires_at: None,
+            scopes: Vec::new(),
         },
     );
     let (r, ready) = run(&v, key).await;
@@ -366,6 +367,59 @@ async fn api_keys_cached_after_one_verification_and_dropped_on_revocation() {
 }
 
 #[tokio::test]
+async fn an_api_key_verified_on_the_slow_path_carries_its_scopes_and_id() {
+    let (v, dir) = verifier().await;
+    dir.put("c5", "unverified", AccountStatus::Active);
+    // A session of the same customer fills the principal cache with every scope first.
+    let session = run(&v, &good_token("c5")).await.0.unwrap();
+    assert_eq!(session.scopes, Scopes::ALL);
+    let key = "cg_scopedkeyid0001_c2VjcmV0LXNlY3JldC1zZWNyZXQ";
+    dir.keys.lock().unwrap().insert(
+        key.into(),
+        ApiKeyGrant {
+            key_id: "scopedkeyid0001".into(),
+            customer_id: "c5".into(),
+            expires_at: None,
+            scopes: vec!["read".into()],
+        },
+    );
+    let read_only = Scopes::of_key(&["read"]);
+    // Slow path (known id, hash): the cached principal is presented with the key's scopes.
+    let (r, ready) = run(&v, key).await;
+    let p = r.unwrap();
+    assert!(!ready);
+    assert_eq!(p.scopes, read_only);
+    assert_eq!(p.credential_id.as_deref(), Some("scopedkeyid0001"));
+    // Served from memory next time, same scopes; the session keeps all of its own.
+    let (r, ready) = run(&v, key).await;
+    assert!(ready);
+    assert_eq!(r.unwrap().scopes, read_only);
+    assert_eq!(
+        run(&v, &good_token("c5")).await.0.unwrap().scopes,
+        Scopes::ALL
+    );
+}
+
+#[tokio::test]
+async fn an_api_key_of_an_uncached_customer_carries_its_scopes() {
+    let (v, dir) = verifier().await;
+    dir.put("c6", "unverified", AccountStatus::Active);
+    let key = "cg_scopedkeyid0002_c2VjcmV0LXNlY3JldC1zZWNyZXQ";
+    dir.keys.lock().unwrap().insert(
+        key.into(),
+        ApiKeyGrant {
+            key_id: "scopedkeyid0002".into(),
+            customer_id: "c6".into(),
+            expires_at: None,
+            scopes: vec!["jobs".into()],
+        },
+    );
+    let p = run(&v, key).await.0.unwrap();
+    assert_eq!(p.scopes, Scopes::of_key(&["jobs"]));
+    assert_eq!(p.credential_id.as_deref(), Some("scopedkeyid0002"));
+}
+
+#[tokio::test]
 async fn expired_api_key_refused() {
     let (v, dir) = verifier().await;
     dir.put("c3", "unverified", AccountStatus::Active);
@@ -376,6 +430,7 @@ async fn expired_api_key_refused() {
             key_id: "qrstuvwxyzabcdef".into(),
             customer_id: "c3".into(),
             expires_at: Some(NOW - 1),
+            scopes: Vec::new(),
         },
     );
     assert_eq!(
@@ -424,6 +479,7 @@ async fn a_key_id_that_keeps_failing_is_throttled_before_the_hash() {
             key_id: "realkeyid00000001".into(),
             customer_id: "c4".into(),
             expires_at: None,
+            scopes: Vec::new(),
         },
     );
     // The owner's key is verified (and cached) before the attack.
@@ -504,6 +560,7 @@ async fn recheck_applies_revocations_a_lost_notice_carried() {
             key_id: "k1".into(),
             customer_id: "c1".into(),
             expires_at: None,
+            scopes: Vec::new(),
         },
     );
     assert!(run(&v, &tok).await.0.is_ok());
@@ -594,4 +651,29 @@ async fn grace_ends() {
     dir.down.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(matches!(run(&v, &tok).await.0, Err(AuthError::Unavailable)));
+}
+
+/// A principal served from its last known state during a store outage is still presented with
+/// the API key's own scopes, never a session's.
+#[tokio::test]
+async fn an_api_key_served_in_a_store_outage_keeps_its_scopes() {
+    let ttl = Duration::from_millis(50);
+    let (v, dir) = verifier_with(ttl, Duration::from_secs(5)).await;
+    dir.put("c7", "unverified", AccountStatus::Active);
+    let key = "cg_scopedkeyid0003_c2VjcmV0LXNlY3JldC1zZWNyZXQ";
+    dir.keys.lock().unwrap().insert(
+        key.into(),
+        ApiKeyGrant {
+            key_id: "scopedkeyid0003".into(),
+            customer_id: "c7".into(),
+            expires_at: None,
+            scopes: vec!["read".into()],
+        },
+    );
+    assert!(run(&v, key).await.0.is_ok());
+    dir.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(ttl * 2).await;
+    let p = run(&v, key).await.0.expect("served within the grace");
+    assert_eq!(p.scopes, Scopes::of_key(&["read"]));
+    assert_eq!(p.credential_id.as_deref(), Some("scopedkeyid0003"));
 }
