@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use computegate_gateway::access_log::{AccessLog, AccessLogTarget};
 use computegate_gateway::admin::Admin;
 use computegate_gateway::config::Config;
 use computegate_gateway::proxy::Gateway;
@@ -110,6 +111,10 @@ pub async fn start(
         Some(customer_api),
     )
     .map_err(StartupConfigError)?
+    .with_access_log(
+        AccessLog::open(&AccessLogTarget::parse(&config.log.access), &mut registry)
+            .map_err(|e| StartupConfigError(format!("log.access: {e}")))?,
+    )
     .with_policy(policy.clone())
     .with_ledger(crate::ledger_port::StoreLedger::new(
         identity.store.clone(),

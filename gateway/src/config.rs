@@ -316,6 +316,9 @@ pub struct LogConfig {
     pub level: String,
     /// `text` or `json`. Default `text`.
     pub format: LogFormat,
+    /// Access log of every data-plane request (JSON lines): `stderr`, `off` or a file path
+    /// (appended). Default `stderr`.
+    pub access: String,
 }
 
 /// Log line format.
@@ -660,6 +663,7 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+            access: "stderr".into(),
         }
     }
 }

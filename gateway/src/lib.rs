@@ -25,6 +25,7 @@
 //!   ─▶ metrics: requests by route/method/status class, latency histogram, in-flight
 //! ```
 
+pub mod access_log;
 pub mod admin;
 pub mod admission;
 pub mod auth;

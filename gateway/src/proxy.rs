@@ -14,6 +14,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use crate::access_log::{AccessLog, AccessRecord, rfc3339_millis};
 use crate::admission::{Admitted, ComputeLedger, admit_job};
 use crate::auth::{AuthError, AuthOutcome, Authenticator, Principal, bearer};
 use crate::body::{BodyLimitExceeded, ClientBodyError, ResponseBody, UpstreamBody, find_in_chain};
@@ -52,6 +53,16 @@ pub struct Gateway {
     control: Option<Arc<dyn ControlPlane>>,
     enforcer: Option<Enforcer>,
     ledger: Option<Arc<dyn ComputeLedger>>,
+    access_log: Option<AccessLog>,
+}
+
+/// What dispatch learned about a request, for its access-log line.
+#[derive(Debug, Default)]
+struct Seen {
+    route: Option<Arc<str>>,
+    customer: Option<Arc<str>>,
+    credential: Option<Arc<str>>,
+    job_submission: bool,
 }
 
 /// What the gateway knows about the connection a request came on.
@@ -107,7 +118,14 @@ impl Gateway {
             control,
             enforcer: None,
             ledger: None,
+            access_log: None,
         })
+    }
+
+    /// Writes one access-log line per request to `log` (see [`crate::access_log`]).
+    pub fn with_access_log(mut self, log: Option<AccessLog>) -> Self {
+        self.access_log = log;
+        self
     }
 
     /// Admits jobs on `job_submit` routes through `ledger`.
@@ -156,7 +174,38 @@ impl Gateway {
             proto: if conn.tls { "https" } else { "http" },
             trust_forwarded: self.trust_forwarded,
         };
-        let (mut resp, route_metrics) = self.dispatch(req, client, &request_id).await;
+        // Read before the request is consumed; only when there is a log to write.
+        let logged = self.access_log.as_ref().map(|_| {
+            (
+                std::time::SystemTime::now(),
+                client.origin_ip(req.headers()),
+                content_length(&req),
+            )
+        });
+        let mut seen = Seen::default();
+        let (mut resp, route_metrics) = self.dispatch(req, client, &request_id, &mut seen).await;
+        let elapsed = start.elapsed();
+        if let (Some(log), Some((at, origin, request_bytes))) = (&self.access_log, logged) {
+            let record = AccessRecord {
+                time: rfc3339_millis(at),
+                request_id: request_id.to_str().unwrap_or_default(),
+                customer: seen.customer.as_deref(),
+                credential_id: seen.credential.as_deref(),
+                route: seen.route.as_deref(),
+                method: method.as_str(),
+                status: resp.status().as_u16(),
+                request_bytes,
+                response_bytes: resp
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+                latency_ms: elapsed.as_secs_f64() * 1e3,
+                client: origin,
+                job_submission: seen.job_submission,
+            };
+            log.record(&record).await;
+        }
         resp.headers_mut().insert(&X_REQUEST_ID, request_id);
         if body_pending && resp.extensions().get::<Refused>().is_some() {
             // The gateway answered without reading the whole body: the rest of it is still on
@@ -165,11 +214,7 @@ impl Gateway {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        route_metrics.observe(
-            &method,
-            resp.status().as_u16(),
-            start.elapsed().as_secs_f64(),
-        );
+        route_metrics.observe(&method, resp.status().as_u16(), elapsed.as_secs_f64());
         resp
     }
 
@@ -178,6 +223,7 @@ impl Gateway {
         mut req: Request<Incoming>,
         client: ClientFacts,
         request_id: &HeaderValue,
+        seen: &mut Seen,
     ) -> (Response<ResponseBody>, &RouteMetrics) {
         if let Err(e) = self.check_head_size(&req).and_then(|()| check_host(&req)) {
             return (problem(&e), self.metrics.unmatched());
@@ -185,6 +231,7 @@ impl Gateway {
         if let Some(control) = &self.control {
             let path = req.uri().path();
             if control.prefixes().iter().any(|p| path.starts_with(p)) {
+                seen.route = Some(Arc::from("control"));
                 return (control.handle(req, client).await, self.metrics.control());
             }
         }
@@ -193,6 +240,8 @@ impl Gateway {
             return (problem(&GatewayError::NoRoute), self.metrics.unmatched());
         };
         let metrics = self.metrics.route(route.index);
+        seen.route = Some(route.name.clone());
+        seen.job_submission = route.class == RouteClass::JobSubmit;
         let principal = match route.class {
             RouteClass::Public => None,
             RouteClass::Authenticated | RouteClass::JobSubmit => {
@@ -202,6 +251,10 @@ impl Gateway {
                 }
             }
         };
+        if let Some(p) = &principal {
+            seen.customer = Some(p.customer_id.clone());
+            seen.credential = p.credential_id.clone();
+        }
         // Key scopes, from the cached principal (no store round trip).
         if let Some(p) = &principal
             && let Err(missing) = p.scopes.allow(route.class, req.method())
@@ -334,7 +387,7 @@ impl Gateway {
             principal.clone(),
             route.name.clone(),
             request_id.to_str().unwrap_or_default().to_string(),
-            client.ip,
+            client.origin_ip(headers),
             frontier_restricted,
         );
         admit_job(

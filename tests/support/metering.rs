@@ -174,6 +174,16 @@ impl Meter {
     /// A simulator and a gateway on `backend`, with `policy` (TOML text) as `policy.file`, or
     /// the built-in default policy when `None`.
     pub(crate) async fn start(backend: Backend, policy: Option<&str>) -> Self {
+        Self::start_edited(backend, policy, |config| config).await
+    }
+
+    /// As [`Meter::start`], with the configuration text passed through `edit` first (it ends
+    /// inside `[log]`).
+    pub(crate) async fn start_edited(
+        backend: Backend,
+        policy: Option<&str>,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
         let sim = Sim::start().await;
         let policy_dir = TempDir::new("policy");
         let policy_file = policy.map(|text| policy_dir.write("policy.toml", text));
@@ -186,7 +196,7 @@ impl Meter {
             redis: prefix.clone().map(|p| (redis_url(), p)),
             ..Setup::default()
         };
-        Self::start_from(sim, policy_dir, policy_file, setup, db, prefix).await
+        Self::start_from(sim, policy_dir, policy_file, setup, db, prefix, edit).await
     }
 
     /// A simulator and a gateway configured by `setup` (its own database or Redis, `[auth]`
@@ -195,7 +205,7 @@ impl Meter {
         let sim = Sim::start().await;
         let policy_dir = TempDir::new("policy");
         let prefix = setup.redis.as_ref().map(|(_, p)| p.clone());
-        Self::start_from(sim, policy_dir, None, setup, None, prefix).await
+        Self::start_from(sim, policy_dir, None, setup, None, prefix, |c| c).await
     }
 
     async fn start_from(
@@ -205,8 +215,9 @@ impl Meter {
         setup: Setup,
         db: Option<PgDatabase>,
         prefix: Option<String>,
+        edit: impl FnOnce(String) -> String,
     ) -> Self {
-        let config = meter_config(sim.addr, &setup, policy_file.as_deref());
+        let config = edit(meter_config(sim.addr, &setup, policy_file.as_deref()));
         let key = master_key();
         let gw = start_gateway(&config, &key).await;
         Self {

@@ -67,7 +67,21 @@ pub(super) fn admission(req: &AdmissionRequest, d: &AdmissionDecision) -> Vec<Au
 }
 
 /// A usage event applied, plus one `ledger.report.created` per report.
-pub(super) fn usage(event: &UsageEvent, r: &UsageRecorded) -> Vec<AuditEntry> {
+/// The chain entries of a recorded usage event: none for a heartbeat that leaves the job's
+/// status as `before` and crosses nothing (it stays on the job's usage rows); otherwise the
+/// state change (started, finished, corrected, crossed) and any report created.
+pub(super) fn usage(
+    event: &UsageEvent,
+    r: &UsageRecorded,
+    before: super::JobStatus,
+) -> Vec<AuditEntry> {
+    if matches!(event.kind, UsageKind::Heartbeat { .. })
+        && r.status == before
+        && r.crossings.is_empty()
+        && r.report_ids.is_empty()
+    {
+        return Vec::new();
+    }
     let actor = Actor::system("meter");
     let (kind, seconds) = match event.kind {
         UsageKind::Started => ("started", None),

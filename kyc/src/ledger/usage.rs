@@ -177,7 +177,12 @@ async fn usage_in<T: LedgerTx + ChainTx>(
         crossings,
         report_ids,
     };
-    audit::record(tx, &audit::usage(event, &recorded)).await?;
+    // The chain keeps state changes only: a heartbeat that changes neither the job's status
+    // nor crosses a threshold is recorded on the job (its usage event row), not in the chain.
+    let entries = audit::usage(event, &recorded, status);
+    if !entries.is_empty() {
+        audit::record(tx, &entries).await?;
+    }
     Ok(Some(UsageOutcome::Recorded(recorded)))
 }
 
