@@ -18,10 +18,12 @@ use super::state::{Sim, path_id};
 pub(crate) async fn attach(
     State(sim): State<Arc<Sim>>,
     path: Result<Path<String>, PathRejection>,
+    headers: axum::http::HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, SimError> {
     let id = path_id(path)?;
-    sim.with_job(&id, |_, _| ())?;
+    let who = super::state::caller(&headers);
+    sim.with_job(&id, who.as_deref(), |_, _| ())?;
     let upgrade = upgrade.map_err(|rejection| SimError::NotWebSocket {
         status: rejection.status(),
         detail: rejection.body_text(),

@@ -35,6 +35,9 @@ pub(crate) struct Job {
     pub(crate) spec: JobSpec,
     pub(crate) submitted_at: SimTime,
     cancelled_at: Option<SimTime>,
+    /// The verified customer that submitted it (`X-Computegate-Customer` from the gateway);
+    /// `None` for a job submitted without one (directly on the simulator's network).
+    pub(crate) owner: Option<String>,
 }
 
 /// Lifecycle status of a job.
@@ -110,7 +113,15 @@ impl Job {
             spec,
             submitted_at: now,
             cancelled_at: None,
+            owner: None,
         }
+    }
+
+    /// Whether `caller` may see and act on the job: a caller with a verified identity sees only
+    /// its own jobs; a request without one (the operator, on the simulator's own network) sees
+    /// every job.
+    pub(crate) fn visible_to(&self, caller: Option<&str>) -> bool {
+        caller.is_none_or(|c| self.owner.as_deref() == Some(c))
     }
 
     /// Cancels the job at `now`, unless it has already ended.

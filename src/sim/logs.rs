@@ -52,7 +52,8 @@ pub(crate) async fn stream(
 ) -> Result<Response, SimError> {
     let id = path_id(path)?;
     let uuid = parse_id(&id)?;
-    sim.with_job(&id, |_, _| ())?;
+    let who = super::state::caller(&headers);
+    sim.with_job(&id, who.as_deref(), |_, _| ())?;
     let follow = Follow {
         shutdown: sim.shutdown(),
         sim,

@@ -19,7 +19,7 @@ use super::clock::SimTime;
 use super::error::SimError;
 use super::jobs::{Job, Status, progress};
 use super::spec::{self, DatasetSpec, ModelSpec};
-use super::state::{Sim, not_found, parse_id, path_id};
+use super::state::{Sim, caller, not_found, parse_id, path_id};
 use super::store::CancelError;
 use super::{console, datasets, diagnostics, logs};
 
@@ -112,6 +112,7 @@ async fn create_job(
     let view = {
         let mut table = sim.jobs();
         let job = table.submit(id, spec, now)?;
+        job.owner = caller(&headers);
         sim.view(job, now)
     };
     tracing::debug!(job = %id, gpu_type = view.gpu_type, gpu_count = view.gpu_count, "job submitted");
@@ -127,11 +128,16 @@ async fn create_job(
     Ok((StatusCode::CREATED, location, Json(view)).into_response())
 }
 
-async fn list_jobs(State(sim): State<Arc<Sim>>) -> Response {
+async fn list_jobs(State(sim): State<Arc<Sim>>, headers: axum::http::HeaderMap) -> Response {
     let now = sim.clock.now();
+    let who = caller(&headers);
     let views: Vec<JobView> = {
         let table = sim.jobs();
-        table.iter().map(|job| sim.view(job, now)).collect()
+        table
+            .iter()
+            .filter(|job| job.visible_to(who.as_deref()))
+            .map(|job| sim.view(job, now))
+            .collect()
     };
     Json(views).into_response()
 }
@@ -139,21 +145,31 @@ async fn list_jobs(State(sim): State<Arc<Sim>>) -> Response {
 async fn get_job(
     State(sim): State<Arc<Sim>>,
     path: Result<Path<String>, PathRejection>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, SimError> {
     let id = path_id(path)?;
-    let view = sim.with_job(&id, |job, now| sim.view(job, now))?;
+    let who = caller(&headers);
+    let view = sim.with_job(&id, who.as_deref(), |job, now| sim.view(job, now))?;
     Ok(Json(view).into_response())
 }
 
 async fn cancel_job(
     State(sim): State<Arc<Sim>>,
     path: Result<Path<String>, PathRejection>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, SimError> {
     let id = path_id(path)?;
     let uuid = parse_id(&id)?;
     let now = sim.clock.now();
+    let who = caller(&headers);
     let view = {
         let mut table = sim.jobs();
+        if !table
+            .get(&uuid)
+            .is_some_and(|j| j.visible_to(who.as_deref()))
+        {
+            return Err(not_found(&id));
+        }
         match table.cancel(&uuid, now) {
             Ok(job) => sim.view(job, now),
             Err(CancelError::NotFound) => return Err(not_found(&id)),

@@ -64,16 +64,21 @@ impl Sim {
         self.shutdown.clone()
     }
 
-    /// Looks up job `id` (as given in a path) and renders `f` of it, under the lock.
+    /// Looks up job `id` (as given in a path) as `caller` sees it (another customer's job is
+    /// not found) and renders `f` of it, under the lock.
     pub(crate) fn with_job<T>(
         &self,
         id: &str,
+        caller: Option<&str>,
         f: impl FnOnce(&Job, SimTime) -> T,
     ) -> Result<T, SimError> {
         let uuid = parse_id(id)?;
         let now = self.clock.now();
         let table = self.jobs();
-        let job = table.get(&uuid).ok_or_else(|| not_found(id))?;
+        let job = table
+            .get(&uuid)
+            .filter(|j| j.visible_to(caller))
+            .ok_or_else(|| not_found(id))?;
         Ok(f(job, now))
     }
 
@@ -81,6 +86,15 @@ impl Sim {
     pub(crate) fn usage(&self) -> Option<&Arc<UsageReporting>> {
         self.usage.as_ref()
     }
+}
+
+/// The verified customer the gateway forwarded (`X-Computegate-Customer`), if any. The gateway
+/// strips client-sent `X-Computegate-*` headers, so behind it this is the authenticated caller.
+pub(crate) fn caller(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-computegate-customer")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// The job id in a path, or the 404 it earns.

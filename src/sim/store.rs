@@ -56,7 +56,7 @@ impl JobTable {
         id: Uuid,
         spec: JobSpec,
         now: SimTime,
-    ) -> Result<&Job, CapacityError> {
+    ) -> Result<&mut Job, CapacityError> {
         catalog::check_capacity(spec.gpu, self.in_use(spec.gpu.id, now), spec.gpu_count)?;
         self.prune(now);
         Ok(self.jobs.entry(id).or_insert(Job::new(id, spec, now)))

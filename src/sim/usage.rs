@@ -36,7 +36,7 @@ pub(crate) async fn report(
         if *sim.shutdown().borrow() {
             return;
         }
-        let Ok((status, seconds, gpu)) = sim.with_job(&job.to_string(), |j, now| {
+        let Ok((status, seconds, gpu)) = sim.with_job(&job.to_string(), None, |j, now| {
             let state = super::jobs::progress(j, now);
             (state.status, state.accelerator_seconds, j.spec.gpu.id)
         }) else {
