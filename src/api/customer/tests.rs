@@ -94,7 +94,7 @@ async fn logout_revokes_the_token_and_needs_a_session() {
 async fn api_keys_are_created_listed_and_revoked_by_a_session_only() {
     let api = Api::start().await;
     let c = api.new_customer().await;
-    let new = json!({"name": "ci", "scopes": []});
+    let new = json!({"name": "ci", "scopes": ["read"]});
     let created = api
         .customer(post("/computegate/v1/keys").bearer(&c.token).json(&new))
         .await;
@@ -125,13 +125,28 @@ async fn api_keys_are_created_listed_and_revoked_by_a_session_only() {
     )
     .await
     .problem(400, "malformed-body");
+    // Scopes are named from the defined set: an empty or unknown list is refused.
+    for scopes in [json!([]), json!(["keys"])] {
+        api.customer(
+            post("/computegate/v1/keys")
+                .bearer(&c.token)
+                .json(&json!({"name": "x", "scopes": scopes})),
+        )
+        .await
+        .problem(422, "invalid-request");
+    }
 
+    // Keys are listed with a session only, never with an API key.
+    api.customer(get("/computegate/v1/keys").bearer(&secret))
+        .await
+        .problem(403, "forbidden");
     let list = api
-        .customer(get("/computegate/v1/keys").bearer(&secret))
+        .customer(get("/computegate/v1/keys").bearer(&c.token))
         .await;
     let keys = list.ok(200)["keys"].as_array().unwrap().clone();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["id"], id.as_str());
+    assert_eq!(keys[0]["scopes"], json!(["read"]));
     assert!(!String::from_utf8_lossy(&list.bytes).contains(&secret));
     api.customer(get("/computegate/v1/keys"))
         .await
