@@ -395,7 +395,7 @@ impl Config {
         }
         let value = toml::Value::Table(doc);
         serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
-            key: display_path(e.path()),
+            key: computegate_policy::display_path(e.path()),
             reason: e.inner().message().trim().to_string(),
         })
     }
@@ -691,28 +691,6 @@ fn default_route_class() -> RouteClass {
 }
 fn default_max_body() -> ByteSize {
     ByteSize::gib(1)
-}
-
-/// Renders a serde path as `a.b[2].c`.
-fn display_path(path: &serde_path_to_error::Path) -> String {
-    let mut out = String::new();
-    for segment in path.iter() {
-        match segment {
-            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
-            serde_path_to_error::Segment::Map { key } => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(key);
-            }
-            serde_path_to_error::Segment::Enum { variant } => {
-                out.push('.');
-                out.push_str(variant);
-            }
-            serde_path_to_error::Segment::Unknown => out.push_str(".?"),
-        }
-    }
-    if out.is_empty() { "(root)".into() } else { out }
 }
 
 /// Applies `COMPUTEGATE_A__B__0__C=value` to `doc` as `a.b[0].c = value`.

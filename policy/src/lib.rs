@@ -39,7 +39,7 @@ pub use model::{
     Threshold, Tier, UnknownAccelerator, UnknownName,
 };
 pub use route_class::RouteClass;
-pub use serde_util::short_duration;
+pub use serde_util::{display_path, short_duration};
 pub use thresholds::{FRONTIER_RESTRICTED_LABEL, LedgerLimits, ThresholdPolicy, ThresholdRule};
 
 use model::PolicyDoc;

@@ -70,8 +70,9 @@ where
     d.deserialize_any(OneOrMany(PhantomData))
 }
 
-/// Renders a serde path as `tiers[2].max_flop_per_run`.
-pub(super) fn display_path(path: &serde_path_to_error::Path) -> String {
+/// Renders a serde path as `tiers[2].max_flop_per_run` (the policy's and the gateway config's
+/// error messages name keys this way).
+pub fn display_path(path: &serde_path_to_error::Path) -> String {
     let mut out = String::new();
     for segment in path.iter() {
         match segment {
