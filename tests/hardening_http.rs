@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use kyc_support::{Kyc, STRIPE_SECRET, stripe_event, stripe_signature, unix_now as kyc_unix_now};
-use support::identity::{IdGateway, Setup};
+use support::identity::{IdGateway, Setup, identity_config, master_key};
 use support::metering::{
     Backend, Meter, USAGE_SECRET, unix_now as metering_unix_now, usage_event, usage_signature,
 };
@@ -321,6 +321,218 @@ async fn idv_webhooks_bound_the_number_of_v1_entries() {
             .webhook("stripe", &[("stripe-signature", good)], &body)
             .await;
         assert_ne!(resp.status(), 401, "the plain signature verifies: {resp:?}");
+    })
+    .await;
+}
+
+/// Writes `head`, then `body` one byte every `every`, while reading the answer; stops writing
+/// once the gateway answers or closes. Returns what was read and when the reading ended.
+async fn trickle(
+    addr: std::net::SocketAddr,
+    head: String,
+    body: Vec<u8>,
+    every: Duration,
+    limit: Duration,
+) -> (Vec<u8>, Duration) {
+    let start = tokio::time::Instant::now();
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut rd, mut wr) = stream.into_split();
+    wr.write_all(head.as_bytes()).await.expect("write head");
+    let writer = tokio::spawn(async move {
+        for b in body {
+            tokio::time::sleep(every).await;
+            if wr.write_all(&[b]).await.is_err() {
+                return;
+            }
+        }
+        // Keep the write half open: a closed one would end the exchange for another reason.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    });
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    writer.abort();
+    assert!(
+        read.is_ok(),
+        "connection still open after {limit:?}; got {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    (out, start.elapsed())
+}
+
+/// Asserts a raw answer is the 408 `body-timeout` problem that closes the connection.
+fn assert_body_timeout(raw: &[u8]) {
+    let text = String::from_utf8_lossy(raw).to_lowercase();
+    assert_eq!(status_of(raw), 408, "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+    assert!(
+        text.contains("content-type: application/problem+json"),
+        "{text}"
+    );
+    assert!(text.contains("problems/body-timeout"), "{text}");
+}
+
+const SLOW_BODY: &str = "body_read_timeout = \"1s\"\nbody_min_rate = \"1KiB\"";
+
+#[tokio::test]
+async fn a_trickled_body_gets_408_and_the_connection_closes_on_proxied_and_control_routes() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        // Streamed to the upstream.
+        let gw = Gateway::start(&sim_everything(sim.addr, SLOW_BODY, "")).await;
+        let head = "POST /v1/echo HTTP/1.1\r\nHost: gw\r\ncontent-type: application/json\r\n\
+                    content-length: 64\r\n\r\n"
+            .to_string();
+        let every = Duration::from_millis(250);
+        let (raw, took) = trickle(
+            gw.public,
+            head,
+            vec![b'x'; 64],
+            every,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_body_timeout(&raw);
+        assert!(took < Duration::from_secs(6), "cut off after {took:?}");
+        // A control-plane handler reading a trickled sign-up body.
+        let body = identity_config(sim.addr, &Setup::default()).replacen(
+            "[server]\n",
+            &format!("[server]\n{SLOW_BODY}\n"),
+            1,
+        );
+        let key = master_key();
+        let id = Gateway::start_with_env(&body, &[("COMPUTEGATE_MASTER_KEY", &key)]).await;
+        let head = "POST /computegate/v1/auth/signup HTTP/1.1\r\nHost: gw\r\n\
+                    content-type: application/json\r\ncontent-length: 80\r\n\r\n"
+            .to_string();
+        let (raw, took) = trickle(
+            id.public,
+            head,
+            vec![b' '; 80],
+            every,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_body_timeout(&raw);
+        assert!(took < Duration::from_secs(6), "cut off after {took:?}");
+        assert!(!gw.proc.stderr().contains("panicked"));
+        assert!(!id.proc.stderr().contains("panicked"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_trickled_job_submission_gets_408_without_a_reservation() {
+    within(Duration::from_secs(120), async {
+        let meter = Meter::start_edited(Backend::Sqlite, None, |config| {
+            config.replacen("[server]\n", &format!("[server]\n{SLOW_BODY}\n"), 1)
+        })
+        .await;
+        let c = meter.customer().await;
+        let spec = r#"{"gpu_type":"h100","gpu_count":1,"max_duration_hours":0.5}          "#;
+        let head = format!(
+            "POST /v1/echo/jobs HTTP/1.1\r\nHost: gw\r\nauthorization: Bearer {}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            c.access,
+            spec.len()
+        );
+        let every = Duration::from_millis(250);
+        let limit = Duration::from_secs(10);
+        let (raw, _) = trickle(
+            meter.gw.public,
+            head,
+            spec.as_bytes().to_vec(),
+            every,
+            limit,
+        )
+        .await;
+        assert_body_timeout(&raw);
+        assert!(
+            meter.sim_jobs().await.is_empty(),
+            "nothing reached the upstream"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_body_at_the_minimum_rate_outlasts_the_base_timeout() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let gw = Gateway::start(&sim_everything(sim.addr, SLOW_BODY, "")).await;
+        // 6 KiB at ~4 KiB/s: 1.5 s, past the 1 s base, but every KiB earns another second.
+        let body = vec![b'a'; 6 * 1024];
+        let stream = TcpStream::connect(gw.public).await.expect("connect");
+        let (mut rd, mut wr) = stream.into_split();
+        let head = format!(
+            "POST /v1/echo HTTP/1.1\r\nHost: gw\r\nconnection: close\r\n\
+             content-length: {}\r\n\r\n",
+            body.len()
+        );
+        wr.write_all(head.as_bytes()).await.expect("head");
+        for chunk in body.chunks(256) {
+            tokio::time::sleep(Duration::from_millis(62)).await;
+            wr.write_all(chunk).await.expect("body");
+        }
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut out))
+            .await
+            .expect("answered")
+            .expect("read");
+        assert_eq!(status_of(&out), 200, "{}", String::from_utf8_lossy(&out));
+    })
+    .await;
+}
+
+/// An HTTP/2 frame: 24-bit length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut out = vec![len[1], len[2], len[3], kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test]
+async fn an_http2_header_block_left_open_closes_the_connection() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let server = "header_read_timeout = \"1s\"";
+        let gw = Gateway::start(&sim_everything(sim.addr, server, "")).await;
+        let mut stream = TcpStream::connect(gw.public).await.expect("connect");
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS
+        // HEADERS on stream 1 (`:method GET`, `:scheme http`) without END_HEADERS: the
+        // CONTINUATION that would finish the block never comes.
+        hello.extend(h2_frame(0x1, 0x1, 1, &[0x82, 0x86]));
+        let start = tokio::time::Instant::now();
+        stream.write_all(&hello).await.expect("write");
+        let mut sink = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut sink)).await;
+        assert!(closed.is_ok(), "connection still open after 15 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "closed only after {:?}",
+            start.elapsed()
+        );
+        // A complete request on a new HTTP/2 connection is still served.
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .no_proxy()
+            .build()
+            .expect("h2 client");
+        let resp = h2.get(gw.url("/v1/echo")).send().await.expect("h2 request");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     })
     .await;
 }

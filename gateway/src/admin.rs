@@ -12,6 +12,8 @@ use tokio::sync::watch;
 
 use crate::auth::BoxFuture;
 use crate::body::ResponseBody;
+use crate::client_body::ClientBody;
+use crate::error::GatewayError;
 use crate::forward::ClientFacts;
 use crate::problem::Problem;
 use crate::proxy::{ConnFacts, ControlPlane, Gateway};
@@ -87,7 +89,23 @@ impl Admin {
                         proto: "http",
                         trust_forwarded: false,
                     };
-                    staff.handle(req, client).await
+                    let (parts, incoming) = req.into_parts();
+                    let (body, clock) = ClientBody::new(incoming, self.gateway.body_pace());
+                    let resp = staff.handle(Request::from_parts(parts, body), client).await;
+                    if !clock.expired() {
+                        return resp;
+                    }
+                    // As on the public listener: a body slower than its allowance is a 408,
+                    // and the rest of it is still on the connection.
+                    let mut resp = GatewayError::BodyTimeout
+                        .to_problem()
+                        .into_response()
+                        .map(ResponseBody::full);
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                    resp
                 }
                 _ => Problem::new(
                     StatusCode::NOT_FOUND,

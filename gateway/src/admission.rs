@@ -13,9 +13,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use crate::auth::{BoxFuture, Principal};
+use crate::client_body::ClientBody;
 use crate::metering::{Estimate, JobSpec, Profile, SpecLimits, estimate, parse_job_spec};
 use crate::policy::Policy;
 use crate::problem::Problem;
@@ -125,7 +125,7 @@ pub async fn admit_job(
     ledger: &dyn ComputeLedger,
     policy: Arc<Policy>,
     profile: Profile,
-    body: Incoming,
+    body: ClientBody,
     headers: &HeaderMap,
     admission: (Principal, Arc<str>, String, IpAddr, bool),
 ) -> Result<Admitted, Problem> {

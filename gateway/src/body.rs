@@ -12,6 +12,8 @@ use http_body_util::Full;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 
+use crate::client_body::ClientBody;
+
 /// Boxed error of body streams.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -23,10 +25,11 @@ pub struct BodyLimitExceeded {
     pub limit: u64,
 }
 
-/// Reading the client's body failed (it disconnected or sent a malformed chunk).
+/// Reading the client's body failed (it disconnected, sent a malformed chunk, or ran out of
+/// time: [`crate::client_body::BodyReadTimeout`] in the source chain).
 #[derive(Debug, thiserror::Error)]
 #[error("client request body failed: {0}")]
-pub struct ClientBodyError(#[source] pub hyper::Error);
+pub struct ClientBodyError(#[source] pub BoxError);
 
 /// Body of a request sent to an upstream.
 #[derive(Debug)]
@@ -34,7 +37,7 @@ pub enum UpstreamBody {
     /// The client's body, streamed, failing once it passes `limit` bytes.
     Streaming {
         /// The client body.
-        inner: Incoming,
+        inner: ClientBody,
         /// Bytes passed so far.
         seen: u64,
         /// The route's limit.
@@ -59,7 +62,7 @@ pub enum ResponseBody {
 
 impl UpstreamBody {
     /// Streams `inner`, enforcing `limit`.
-    pub fn streaming(inner: Incoming, limit: u64) -> Self {
+    pub fn streaming(inner: ClientBody, limit: u64) -> Self {
         Self::Streaming {
             inner,
             seen: 0,

@@ -84,6 +84,14 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Largest request head (request line and headers) accepted; larger → 431. Default 32 KiB.
     pub max_header_bytes: ByteSize,
+    /// Time a client has to send a request body on the public listener, counted from the
+    /// gateway's first read of it, plus one second per `body_min_rate` bytes received; a slower
+    /// body gets 408 (see [`crate::client_body`]). Default 30 s.
+    #[serde(with = "human_duration")]
+    pub body_read_timeout: Duration,
+    /// Average bytes per second a request body must keep up to earn time beyond
+    /// `body_read_timeout` (one second per this many bytes). Default 4 KiB.
+    pub body_min_rate: ByteSize,
     /// How long in-flight requests may finish after SIGTERM/SIGINT. Default 30 s.
     #[serde(with = "human_duration")]
     pub shutdown_grace: Duration,
@@ -410,6 +418,15 @@ impl Config {
         if s.header_read_timeout.is_zero() {
             return Err(invalid("server.header_read_timeout".into(), "must be > 0"));
         }
+        if s.body_read_timeout.is_zero() || s.body_read_timeout > Duration::from_secs(3600) {
+            return Err(invalid(
+                "server.body_read_timeout".into(),
+                "must be > 0 and at most 1h",
+            ));
+        }
+        if s.body_min_rate.as_u64() == 0 {
+            return Err(invalid("server.body_min_rate".into(), "must be > 0"));
+        }
         if s.max_header_bytes.as_u64() < 1024 || s.max_header_bytes.as_u64() > 1024 * 1024 {
             return Err(invalid(
                 "server.max_header_bytes".into(),
@@ -606,6 +623,8 @@ impl Default for ServerConfig {
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: ByteSize::kib(32),
+            body_read_timeout: Duration::from_secs(30),
+            body_min_rate: ByteSize::kib(4),
             shutdown_grace: Duration::from_secs(30),
             trust_forwarded_headers: false,
             client_ip_headers: crate::forward::untrusted::DEFAULT_CLIENT_IP_HEADERS

@@ -35,6 +35,10 @@ pub enum GatewayError {
     /// The client did not send its request head in time.
     #[error("request head not received in time")]
     HeaderTimeout,
+    /// The client sent its request body slower than `server.body_read_timeout` and
+    /// `server.body_min_rate` allow.
+    #[error("request body not received in time")]
+    BodyTimeout,
     /// The request is malformed in a way hyper accepted but we do not.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -119,6 +123,12 @@ impl GatewayError {
                 "header-timeout",
                 "Request timeout",
                 "the request head was not received in time",
+            ),
+            BodyTimeout => Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Request timeout",
+                "the request body arrived slower than the gateway's minimum rate",
             ),
             BadRequest(detail) => Problem::new(
                 StatusCode::BAD_REQUEST,

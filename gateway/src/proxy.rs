@@ -18,6 +18,7 @@ use crate::access_log::{AccessLog, AccessRecord, rfc3339_millis};
 use crate::admission::{Admitted, ComputeLedger, admit_job};
 use crate::auth::{AuthError, AuthOutcome, Authenticator, Principal, bearer};
 use crate::body::{BodyLimitExceeded, ClientBodyError, ResponseBody, UpstreamBody, find_in_chain};
+use crate::client_body::{BodyPace, ClientBody};
 use crate::config::{Config, RouteClass};
 use crate::enforce::{Cleared, Enforcer, Refusal};
 use crate::error::GatewayError;
@@ -36,7 +37,7 @@ pub trait ControlPlane: Send + Sync + 'static {
     /// Answers a request whose path starts with one of [`ControlPlane::prefixes`].
     fn handle(
         &self,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         client: ClientFacts,
     ) -> crate::auth::BoxFuture<Response<ResponseBody>>;
 }
@@ -47,6 +48,8 @@ pub struct Gateway {
     pools: Vec<UpstreamPool>,
     metrics: GatewayMetrics,
     max_header_bytes: u64,
+    /// Read deadline and minimum rate of request bodies.
+    body_pace: BodyPace,
     trust_forwarded: bool,
     untrusted: forward::untrusted::UntrustedHeaders,
     authenticator: Option<Arc<dyn Authenticator>>,
@@ -109,6 +112,10 @@ impl Gateway {
             pools,
             metrics,
             max_header_bytes: config.server.max_header_bytes.as_u64(),
+            body_pace: BodyPace {
+                timeout: config.server.body_read_timeout,
+                min_rate: config.server.body_min_rate.as_u64(),
+            },
             trust_forwarded: config.server.trust_forwarded_headers,
             untrusted: forward::untrusted::UntrustedHeaders::new(
                 &config.server.client_ip_headers,
@@ -155,6 +162,11 @@ impl Gateway {
         self
     }
 
+    /// Read deadline and minimum rate of request bodies (`server.body_read_timeout`).
+    pub fn body_pace(&self) -> BodyPace {
+        self.body_pace
+    }
+
     /// The upstream pools (for readiness probes).
     pub fn pools(&self) -> &[UpstreamPool] {
         &self.pools
@@ -182,8 +194,16 @@ impl Gateway {
                 content_length(&req),
             )
         });
+        let (parts, incoming) = req.into_parts();
+        let (body, body_clock) = ClientBody::new(incoming, self.body_pace);
+        let req = Request::from_parts(parts, body);
         let mut seen = Seen::default();
         let (mut resp, route_metrics) = self.dispatch(req, client, &request_id, &mut seen).await;
+        if body_clock.expired() {
+            // Whoever read the body (admission, the upstream stream, a control-plane handler)
+            // made its own error of it; the cause is the client's pace, so it is a 408.
+            resp = problem(&GatewayError::BodyTimeout);
+        }
         let elapsed = start.elapsed();
         if let (Some(log), Some((at, origin, request_bytes))) = (&self.access_log, logged) {
             let record = AccessRecord {
@@ -220,7 +240,7 @@ impl Gateway {
 
     async fn dispatch(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
         client: ClientFacts,
         request_id: &HeaderValue,
         seen: &mut Seen,
@@ -366,7 +386,7 @@ impl Gateway {
         client: ClientFacts,
         request_id: &HeaderValue,
         headers: &http::HeaderMap,
-        body: Incoming,
+        body: ClientBody,
     ) -> Result<Admitted, Problem> {
         let unavailable = || {
             GatewayError::Unavailable {
@@ -403,7 +423,7 @@ impl Gateway {
 
     async fn authenticate(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ClientBody>,
         ip: IpAddr,
     ) -> Result<Principal, AuthError> {
         let Some(auth) = &self.authenticator else {
@@ -416,7 +436,7 @@ impl Gateway {
         }
     }
 
-    fn check_head_size(&self, req: &Request<Incoming>) -> Result<(), GatewayError> {
+    fn check_head_size(&self, req: &Request<ClientBody>) -> Result<(), GatewayError> {
         // Request line plus `name: value\r\n` for every field, as on the wire in HTTP/1.1.
         let mut size = req.method().as_str().len() as u64
             + req.uri().path_and_query().map_or(1, |p| p.as_str().len()) as u64
@@ -566,7 +586,7 @@ fn problem(err: &GatewayError) -> Response<ResponseBody> {
 
 /// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with more than one, is
 /// refused (two hosts would let routing and the upstream read different ones).
-fn check_host(req: &Request<Incoming>) -> Result<(), GatewayError> {
+fn check_host(req: &Request<ClientBody>) -> Result<(), GatewayError> {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => Err(GatewayError::BadRequest(
@@ -579,7 +599,7 @@ fn check_host(req: &Request<Incoming>) -> Result<(), GatewayError> {
     }
 }
 
-fn content_length(req: &Request<Incoming>) -> Option<u64> {
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
     req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -587,7 +607,7 @@ fn content_length(req: &Request<Incoming>) -> Option<u64> {
 }
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
-fn request_host(req: &Request<Incoming>) -> Option<&str> {
+fn request_host(req: &Request<ClientBody>) -> Option<&str> {
     req.uri().authority().map(|a| a.as_str()).or_else(|| {
         req.headers()
             .get(header::HOST)

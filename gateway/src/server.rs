@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -28,6 +28,7 @@ use crate::body::ResponseBody;
 use crate::config::ServerConfig;
 use crate::conn_io::HeadWatch;
 use crate::error::GatewayError;
+use crate::h2_headers::H2HeaderWatch;
 use crate::proxy::{ConnFacts, Gateway};
 
 /// Something that answers requests on a listener.
@@ -141,8 +142,8 @@ pub async fn serve<H: Handler>(
                             };
                             // Over TLS the protocol is what ALPN chose; no sniffing needed.
                             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            let io = TokioIo::new(stream);
-                            if let Err(e) = serve_io(io, h2, handler, conn, &protocols, watcher).await {
+                            let settings = (h2, timeout);
+                            if let Err(e) = serve_io(stream, settings, handler, conn, &protocols, watcher).await {
                                 tracing::debug!(error = %e, "connection ended with an error");
                             }
                         });
@@ -237,7 +238,7 @@ async fn serve_plain<H: Handler>(
         .ok()
         .map(std::net::TcpStream::from);
     let (io, partial) = HeadWatch::new(stream, prefix);
-    if let Err(e) = serve_io(TokioIo::new(io), h2, handler, conn, &protocols, watcher).await {
+    if let Err(e) = serve_io(io, (h2, timeout), handler, conn, &protocols, watcher).await {
         if e.is_timeout()
             && partial.load(Ordering::Relaxed)
             && let Some(mut spare) = spare
@@ -249,25 +250,31 @@ async fn serve_plain<H: Handler>(
     }
 }
 
-/// Serves one connection with the chosen protocol, tracked for graceful shutdown.
-async fn serve_io<I, H>(
-    io: I,
-    h2: bool,
+/// Serves one connection with the chosen protocol (`h2`), tracked for graceful shutdown. An
+/// HTTP/2 connection's header blocks must complete within `header_timeout` (see
+/// [`crate::h2_headers`]); hyper's HTTP/1 builder has its own header timer.
+async fn serve_io<S, H>(
+    io: S,
+    (h2, header_timeout): (bool, Duration),
     handler: Arc<H>,
     conn: ConnFacts,
     protocols: &Protocols,
     watcher: Watcher,
 ) -> Result<(), hyper::Error>
 where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
     let svc = service(handler, conn);
     if h2 {
+        let io = TokioIo::new(H2HeaderWatch::new(io, header_timeout));
         drive(protocols.http2.serve_connection(io, svc), watcher).await
     } else {
         drive(
-            protocols.http1.serve_connection(io, svc).with_upgrades(),
+            protocols
+                .http1
+                .serve_connection(TokioIo::new(io), svc)
+                .with_upgrades(),
             watcher,
         )
         .await

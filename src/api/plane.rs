@@ -7,11 +7,11 @@ use std::sync::Arc;
 use axum::Router;
 use computegate_gateway::auth::BoxFuture;
 use computegate_gateway::body::ResponseBody;
+use computegate_gateway::client_body::ClientBody;
 use computegate_gateway::forward::ClientFacts;
 use computegate_gateway::proxy::ControlPlane;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tower_service::Service;
 
 use super::extract::Client;
@@ -38,7 +38,7 @@ impl ControlPlane for RouterPlane {
 
     fn handle(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
         client: ClientFacts,
     ) -> BoxFuture<Response<ResponseBody>> {
         // Handlers throttle and record by the client's own address: behind a trusted load

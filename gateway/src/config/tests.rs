@@ -65,6 +65,25 @@ fn bad_duration_names_the_key() {
 }
 
 #[test]
+fn body_pace_has_defaults_and_is_validated() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.server.body_read_timeout, Duration::from_secs(30));
+    assert_eq!(c.server.body_min_rate, ByteSize::kib(4));
+    for (line, key) in [
+        ("body_read_timeout = \"0s\"", "server.body_read_timeout"),
+        ("body_read_timeout = \"2h\"", "server.body_read_timeout"),
+        ("body_min_rate = \"0B\"", "server.body_min_rate"),
+    ] {
+        let text = format!("{MINIMAL}\n[server]\n{line}\n");
+        let err = Config::from_toml(&text, no_env())
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains(key), "{line}: {err}");
+    }
+}
+
+#[test]
 fn unknown_key_is_named() {
     let text = format!("{MINIMAL}\n[server]\npublic_adress = \"127.0.0.1:1\"\n");
     let err = Config::from_toml(&text, no_env()).unwrap_err();
