@@ -33,11 +33,12 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+pub mod bearer;
 pub mod throttle;
 
+use self::bearer::{TokenCheck, api_key_id, check_access_token, classify};
 use self::throttle::WindowCounter;
 use crate::auth::{
     AuthError, AuthMethod, AuthOutcome, Authenticator, BoxFuture, IdentityHeaders, Principal,
@@ -213,15 +214,6 @@ impl Default for FailureLimits {
             window: Duration::from_secs(60),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct AccessClaims {
-    sub: String,
-    exp: u64,
-    nbf: u64,
-    #[serde(default)]
-    jti: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -497,41 +489,19 @@ impl CredentialVerifier {
             return Lookup::Done(self.check_jti(entry));
         }
         self.count_cache(0, false);
-        let header = match jsonwebtoken::decode_header(token) {
-            Ok(h) => h,
-            Err(_) => return Lookup::Done(Err(AuthError::Invalid("malformed token"))),
-        };
-        if header.alg != Algorithm::EdDSA {
-            return Lookup::Done(Err(AuthError::Invalid("token algorithm not accepted")));
-        }
-        let Some(kid) = header.kid else {
-            return Lookup::Done(Err(AuthError::Invalid("token has no key id")));
-        };
-        let verified = {
-            let keys = read(&self.keys);
-            let Some(key) = keys.get(&kid) else {
-                return Lookup::NeedKeys;
-            };
-            jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
-        };
-        match verified {
-            Ok(data) => {
-                let leeway = self.validation.leeway;
-                if data.claims.exp + leeway <= now {
-                    return Lookup::Done(Err(AuthError::Invalid("token expired")));
-                }
-                if data.claims.nbf > now + leeway {
-                    return Lookup::Done(Err(AuthError::Invalid("token not yet valid")));
-                }
+        let checked = check_access_token(token, &read(&self.keys), &self.validation, now);
+        match checked {
+            Ok(TokenCheck::Verified(claims)) => {
                 let entry = TokenEntry {
-                    customer_id: Arc::from(data.claims.sub),
-                    exp: data.claims.exp,
-                    jti: data.claims.jti.map(Arc::from),
+                    customer_id: Arc::from(claims.sub),
+                    exp: claims.exp,
+                    jti: claims.jti.map(Arc::from),
                 };
                 insert_bounded(&self.tokens, *digest, entry.clone(), |e| e.exp > now);
                 Lookup::Done(self.check_jti(entry))
             }
-            Err(e) => Lookup::Done(Err(AuthError::Invalid(jwt_reason(&e)))),
+            Ok(TokenCheck::UnknownKey) => Lookup::NeedKeys,
+            Err(e) => Lookup::Done(Err(e)),
         }
     }
 
@@ -641,11 +611,7 @@ impl CredentialVerifier {
 
     /// The key id of a well-formed API key, when the store knows it (cached both ways).
     async fn known_key_id(&self, credential: &str) -> Result<Arc<str>, AuthError> {
-        let id = credential
-            .strip_prefix("cg_")
-            .and_then(|rest| rest.split_once('_'))
-            .map(|(id, _)| id)
-            .ok_or(AuthError::Invalid("malformed API key"))?;
+        let id = api_key_id(credential).ok_or(AuthError::Invalid("malformed API key"))?;
         let cached = read(&self.key_ids).get(id).and_then(|(known, at)| {
             let ttl = if *known { KNOWN_ID_TTL } else { UNKNOWN_ID_TTL };
             (at.elapsed() < ttl).then_some(*known)
@@ -875,33 +841,6 @@ impl Authenticator for CredentialVerifier {
     }
 }
 
-/// Tells API keys (`cg_<id>_<secret>`) from JWTs (three base64url parts) without parsing further.
-fn classify(bearer: &str) -> Result<AuthMethod, AuthError> {
-    if let Some(rest) = bearer.strip_prefix("cg_") {
-        let well_formed = rest.len() <= 200
-            && rest.split_once('_').is_some_and(|(id, secret)| {
-                !id.is_empty() && !secret.is_empty() && rest.bytes().all(is_base64url_byte)
-            });
-        return if well_formed {
-            Ok(AuthMethod::ApiKey)
-        } else {
-            Err(AuthError::Invalid("malformed API key"))
-        };
-    }
-    let parts = bearer.split('.').count();
-    if parts == 3 && bearer.bytes().all(|b| b == b'.' || is_base64url_byte(b)) {
-        Ok(AuthMethod::Jwt)
-    } else {
-        Err(AuthError::Invalid(
-            "credential is neither an access token nor an API key",
-        ))
-    }
-}
-
-fn is_base64url_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
-}
-
 fn principal_of(entry: &PrincipalEntry) -> Result<Principal, AuthError> {
     match entry.record.status {
         AccountStatus::Active => Ok(Principal {
@@ -943,20 +882,6 @@ fn method_index(method: AuthMethod) -> usize {
     match method {
         AuthMethod::Jwt => 1,
         _ => 2,
-    }
-}
-
-fn jwt_reason(err: &jsonwebtoken::errors::Error) -> &'static str {
-    use jsonwebtoken::errors::ErrorKind::*;
-    match err.kind() {
-        ExpiredSignature => "token expired",
-        ImmatureSignature => "token not yet valid",
-        InvalidAudience => "token audience not accepted",
-        InvalidIssuer => "token issuer not accepted",
-        InvalidSignature => "token signature invalid",
-        InvalidAlgorithm => "token algorithm not accepted",
-        MissingRequiredClaim(_) => "token lacks a required claim",
-        _ => "malformed token",
     }
 }
 
