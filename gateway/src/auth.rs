@@ -124,9 +124,13 @@ pub mod header_names {
 
 /// Extracts the bearer credential from `Authorization`.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let value = headers
-        .get(http::header::AUTHORIZATION)
-        .ok_or(AuthError::Missing)?;
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let value = values.next().ok_or(AuthError::Missing)?;
+    // Two credentials on one request: whichever one the gateway checked, an upstream that
+    // reads the other would act for someone else.
+    if values.next().is_some() {
+        return Err(AuthError::Invalid("more than one Authorization header"));
+    }
     let text = value
         .to_str()
         .map_err(|_| AuthError::Invalid("authorization header is not ASCII"))?;
@@ -191,5 +195,8 @@ mod tests {
             HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
         );
         assert!(bearer(&h).is_err());
+        h.insert("authorization", HeaderValue::from_static("Bearer one"));
+        h.append("authorization", HeaderValue::from_static("Bearer two"));
+        assert!(matches!(bearer(&h), Err(AuthError::Invalid(_))));
     }
 }
