@@ -125,12 +125,20 @@ pub fn main() -> ExitCode {
                     .iter()
                     .filter(|r| r.class == computegate_gateway::config::RouteClass::JobSubmit)
                     .count();
+                // Job routes without an owner rule let any customer reach any job by its id.
+                let owned = config
+                    .routes
+                    .iter()
+                    .filter(|r| r.owner_path.is_some())
+                    .count();
                 println!(
-                    "{}: ok ({} upstreams, {} routes, {} metered job_submit routes)",
+                    "{}: ok ({} upstreams, {} routes, {} metered job_submit routes, \
+                     {} owner-checked routes)",
                     file.display(),
                     config.upstreams.len(),
                     config.routes.len(),
-                    metered
+                    metered,
+                    owned
                 );
                 ExitCode::SUCCESS
             }

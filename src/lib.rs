@@ -11,6 +11,7 @@ pub mod ledger_metrics;
 pub mod ledger_port;
 pub mod metering;
 pub mod operator;
+pub mod ownership_port;
 pub mod policy_file;
 pub mod ratelimit_redis;
 pub mod report_identity;

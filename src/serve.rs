@@ -119,6 +119,9 @@ pub async fn start(
     .with_ledger(crate::ledger_port::StoreLedger::new(
         identity.store.clone(),
         ledger_metrics.clone(),
+    ))
+    .with_job_owners(crate::ownership_port::StoreJobOwners::new(
+        identity.store.clone(),
     ));
     let gateway = crate::ratelimit_redis::with_cluster_rate_limit(gateway, config, &mut registry)
         .await

@@ -1,6 +1,7 @@
 //! The shipped deployment files (`deploy/computegate.example.toml`, the compose file and the
 //! Kubernetes ConfigMap) pass `computegate config check` as shipped, and each meters at least
-//! one job-submission route: a deployment copied from them must not admit jobs unmetered.
+//! one job-submission route and guards job objects with an owner rule: a deployment copied from
+//! them must not admit jobs unmetered nor let one customer reach another's job.
 
 mod support;
 
@@ -15,7 +16,8 @@ fn deploy(file: &str) -> PathBuf {
         .join(file)
 }
 
-/// Runs `config check FILE` with `env` and returns the number of metered routes it reports.
+/// Runs `config check FILE` with `env` and returns the number of metered routes it reports,
+/// after checking that it reports at least one owner-checked route.
 fn metered_routes(file: &Path, env: &[(&str, &str)]) -> usize {
     let out = run_cli(
         &[OsStr::new("config"), OsStr::new("check"), file.as_os_str()],
@@ -24,14 +26,21 @@ fn metered_routes(file: &Path, env: &[(&str, &str)]) -> usize {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{}: {stderr}", file.display());
+    let owned = count_before(&stdout, " owner-checked routes");
+    assert!(owned >= 1, "{}: no route has an owner_path", file.display());
+    count_before(&stdout, " metered job_submit routes")
+}
+
+/// The number just before `label` in `config check`'s report.
+fn count_before(stdout: &str, label: &str) -> usize {
     let (before, _) = stdout
-        .split_once(" metered job_submit routes")
-        .unwrap_or_else(|| panic!("no metered route count in {stdout:?}"));
+        .split_once(label)
+        .unwrap_or_else(|| panic!("no{label} count in {stdout:?}"));
     before
         .rsplit(' ')
         .next()
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("bad metered route count in {stdout:?}"))
+        .unwrap_or_else(|| panic!("bad{label} count in {stdout:?}"))
 }
 
 #[test]

@@ -178,6 +178,18 @@ pub struct RouteConfig {
     /// effect.
     #[serde(default)]
     pub rate_limit_fallback: RateLimitFallback,
+    /// Ownership rule of an `authenticated` route serving a job API's objects: a path template
+    /// such as `/v1/jobs/{id}` (`{id}` the upstream's job id, any other `{name}` one segment).
+    /// A request whose path matches it (or continues it, `/v1/jobs/{id}/logs`) reaches the
+    /// upstream only when the job with that id was submitted by the caller through a
+    /// `job_submit` route of the same upstream; anyone else gets 404. None by default.
+    #[serde(default)]
+    pub owner_path: Option<String>,
+    /// `job_submit` routes: JSON pointer (RFC 6901) to the job's id in the upstream's answer to
+    /// an accepted submission, read when an `owner_path` route shares the upstream. Default per
+    /// profile: generic `/id`, slurm `/job_id`, kubernetes `/metadata/name`.
+    #[serde(default)]
+    pub job_id_pointer: Option<String>,
 }
 
 /// A route's rate limiting while the shared rate-limit store is unreachable.
@@ -517,6 +529,7 @@ impl Config {
                 }
                 _ => {}
             }
+            self.validate_ownership(i, route)?;
         }
         if let Some(url) = &self.database.url
             && !(url.starts_with("postgres://")
@@ -562,6 +575,53 @@ impl Config {
                 "auth.argon2_memory_kib".into(),
                 "argon2 parameters out of range",
             ));
+        }
+        Ok(())
+    }
+
+    /// The ownership keys of route `i`: a valid `owner_path` only on `authenticated` routes whose
+    /// upstream has a `job_submit` route (or no id would ever be bound), a JSON pointer only on
+    /// `job_submit` routes.
+    fn validate_ownership(&self, i: usize, route: &RouteConfig) -> Result<(), ConfigError> {
+        let invalid = |field: &str, reason: String| ConfigError::Invalid {
+            key: format!("routes[{i}].{field}"),
+            reason,
+        };
+        if let Some(template) = &route.owner_path {
+            crate::ownership::OwnerPath::parse(template).map_err(|r| invalid("owner_path", r))?;
+            if route.class != RouteClass::Authenticated {
+                return Err(invalid(
+                    "owner_path",
+                    "only authenticated routes take an owner rule".into(),
+                ));
+            }
+            let submits = self
+                .routes
+                .iter()
+                .any(|r| r.class == RouteClass::JobSubmit && r.upstream == route.upstream);
+            if !submits {
+                return Err(invalid(
+                    "owner_path",
+                    format!(
+                        "upstream `{}` has no job_submit route, so no job would have an owner",
+                        route.upstream
+                    ),
+                ));
+            }
+        }
+        if let Some(pointer) = &route.job_id_pointer {
+            if route.class != RouteClass::JobSubmit {
+                return Err(invalid(
+                    "job_id_pointer",
+                    "only job_submit routes take a job_id_pointer".into(),
+                ));
+            }
+            if !pointer.starts_with('/') {
+                return Err(invalid(
+                    "job_id_pointer",
+                    "must be a JSON pointer starting with '/'".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -86,6 +86,10 @@ pub enum GatewayError {
         /// Hint for `Retry-After`.
         retry_after: Duration,
     },
+    /// The path names an upstream job the caller does not own, or one nobody is known to own
+    /// (answered like a job that does not exist; see [`crate::ownership`]).
+    #[error("no such job for this customer")]
+    NotOwner,
     /// The process is draining for shutdown.
     #[error("shutting down")]
     ShuttingDown,
@@ -213,6 +217,12 @@ impl GatewayError {
                 }
                 p
             }
+            NotOwner => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "no such job",
+            ),
             ShuttingDown => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting-down",

@@ -4,9 +4,10 @@
 //! This crate knows nothing of stores or verification workflows; it declares small ports that
 //! the root crate implements: [`auth::Authenticator`] (via [`credentials::IdentityDirectory`]),
 //! [`proxy::ControlPlane`], [`admin::ReadinessCheck`], [`admission::ComputeLedger`] (job
-//! admission against the compute ledger) and [`ratelimit::TokenLeaser`] (cluster-wide rate-limit
-//! tokens). The policy model and its pure decisions come from the `computegate-policy` crate
-//! (re-exported as [`policy`]). Request lifecycle on the public listener:
+//! admission against the compute ledger), [`ownership::JobOwners`] (which customer owns which
+//! upstream job) and [`ratelimit::TokenLeaser`] (cluster-wide rate-limit tokens). The policy
+//! model and its pure decisions come from the `computegate-policy` crate (re-exported as
+//! [`policy`]). Request lifecycle on the public listener:
 //!
 //! ```text
 //! accept ─▶ TLS (ALPN h2 | http/1.1) ─▶ HTTP/1.1 | HTTP/2 ─▶ head timeout (408) / size (431)
@@ -16,11 +17,13 @@
 //!   ─▶ Enforcer: principal's verified jurisdictions ─▶ 403 jurisdiction-denied;
 //!      tier allows route + method ─▶ 403 tier-denied; tier rate ─▶ 429
 //!      (policy decisions: computegate-policy; cluster-wide tokens: TokenLeaser port)
+//!   ─▶ owner_path route naming a job: JobOwners port (cached) ─▶ 404 unless the caller owns it
 //!   ─▶ body limit (Content-Length now, streamed count later) ─▶ 413
 //!   ─▶ job_submit: JobSpec + FLOP estimate (metering) ─▶ ComputeLedger port ─▶ 403 job-denied /
 //!      202 held for review / 503 ledger unavailable; admitted ─▶ forward
 //!   ─▶ forward: hop-by-hop removed, X-Forwarded-*/Forwarded set, identity headers added,
 //!      pick address round-robin (passive health) ─▶ 502 connect / 504 timeout
+//!   ─▶ accepted job: its upstream id read from the answer, bound to the owner (JobOwners)
 //!   ─▶ response streamed back (+ X-Request-Id); 101 ─▶ bytes spliced both ways
 //!   ─▶ metrics: requests by route/method/status class, latency histogram, in-flight
 //! ```
@@ -40,6 +43,7 @@ pub mod forward;
 pub mod h2_headers;
 pub mod metering;
 pub mod metrics;
+pub mod ownership;
 pub mod policy;
 pub mod problem;
 pub mod proxy;

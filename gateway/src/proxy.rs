@@ -25,6 +25,7 @@ use crate::error::GatewayError;
 use crate::forward::{self, ClientFacts, X_REQUEST_ID};
 use crate::metering::Profile;
 use crate::metrics::{GatewayMetrics, RouteMetrics};
+use crate::ownership::{JobOwners, Ownership};
 use crate::policy::PolicyHandle;
 use crate::problem::Problem;
 use crate::route::{Route, RouteTable};
@@ -56,6 +57,7 @@ pub struct Gateway {
     control: Option<Arc<dyn ControlPlane>>,
     enforcer: Option<Enforcer>,
     ledger: Option<Arc<dyn ComputeLedger>>,
+    ownership: Ownership,
     access_log: Option<AccessLog>,
 }
 
@@ -125,6 +127,7 @@ impl Gateway {
             control,
             enforcer: None,
             ledger: None,
+            ownership: Ownership::new(None),
             access_log: None,
         })
     }
@@ -138,6 +141,13 @@ impl Gateway {
     /// Admits jobs on `job_submit` routes through `ledger`.
     pub fn with_ledger(mut self, ledger: Arc<dyn ComputeLedger>) -> Self {
         self.ledger = Some(ledger);
+        self
+    }
+
+    /// Checks job ownership on `owner_path` routes through `owners` (without it, those routes
+    /// answer 503).
+    pub fn with_job_owners(mut self, owners: Arc<dyn JobOwners>) -> Self {
+        self.ownership = Ownership::new(Some(owners));
         self
     }
 
@@ -298,6 +308,14 @@ impl Gateway {
                 }
             }
         }
+        if let (Some(template), Some(p)) = (&route.owner_path, &principal)
+            && let Err(e) = self
+                .ownership
+                .check(template, &route.upstream_name, req.uri().path(), p)
+                .await
+        {
+            return (problem(&e), metrics);
+        }
         if let Some(len) = content_length(&req)
             && len > route.max_body
         {
@@ -350,11 +368,20 @@ impl Gateway {
                 client_upgrade,
             )
             .await;
-        if let (Some(job_id), Some(reason)) = (admitted_job, not_taken(&resp)) {
-            self.release_job(job_id, reason).await;
+        if let (Some(job_id), Some(reason)) = (&admitted_job, not_taken(&resp)) {
+            self.release_job(job_id.clone(), reason).await;
         }
         match resp {
             Ok(mut resp) => {
+                if let (Some(job_id), Some(pointer), Some(p)) =
+                    (admitted_job, &route.job_id_pointer, &principal)
+                    && resp.status().is_success()
+                {
+                    resp = self
+                        .ownership
+                        .learn(&route.upstream_name, pointer, job_id, p, resp)
+                        .await;
+                }
                 if let Some(decision) = cleared.rate {
                     for (name, value) in decision.headers() {
                         resp.headers_mut().insert(name.clone(), value);

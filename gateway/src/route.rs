@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::Method;
 
 use crate::config::{RouteClass, RouteConfig};
+use crate::ownership::{OwnerPath, default_job_id_pointer};
 
 /// A compiled route.
 #[derive(Debug)]
@@ -31,6 +32,13 @@ pub struct Route {
     pub max_body: u64,
     /// Rate limiting while the shared rate-limit store is down.
     pub rate_limit_fallback: crate::config::RateLimitFallback,
+    /// The upstream pool's name (the id space of its jobs, for ownership).
+    pub upstream_name: Arc<str>,
+    /// Ownership rule of an object route (see [`crate::ownership`]).
+    pub owner_path: Option<OwnerPath>,
+    /// `job_submit` routes whose upstream has an ownership rule: where the accepted job's id is
+    /// in the upstream's answer (JSON pointer); `None` when no id needs learning.
+    pub job_id_pointer: Option<String>,
 }
 
 /// All routes, ordered for matching.
@@ -44,8 +52,14 @@ pub struct RouteTable {
 // === impl RouteTable ===
 
 impl RouteTable {
-    /// Compiles routes; `upstream_index` resolves a pool name (validated beforehand).
+    /// Compiles routes; `upstream_index` resolves a pool name (validated beforehand, as are
+    /// owner paths: one that does not parse is left out).
     pub fn new(configs: &[RouteConfig], upstream_index: impl Fn(&str) -> usize) -> Self {
+        let owned = |upstream: &str| {
+            configs
+                .iter()
+                .any(|c| c.owner_path.is_some() && c.upstream == upstream)
+        };
         let routes: Vec<Route> = configs
             .iter()
             .enumerate()
@@ -65,6 +79,21 @@ impl RouteTable {
                 profile: c.profile.clone(),
                 max_body: c.max_body.as_u64(),
                 rate_limit_fallback: c.rate_limit_fallback,
+                upstream_name: Arc::from(c.upstream.as_str()),
+                owner_path: c
+                    .owner_path
+                    .as_deref()
+                    .and_then(|t| OwnerPath::parse(t).ok()),
+                job_id_pointer: (c.class == RouteClass::JobSubmit && owned(&c.upstream))
+                    .then(|| {
+                        c.job_id_pointer.clone().or_else(|| {
+                            c.profile
+                                .as_deref()
+                                .and_then(default_job_id_pointer)
+                                .map(str::to_owned)
+                        })
+                    })
+                    .flatten(),
             })
             .collect();
         let mut order: Vec<usize> = (0..routes.len()).collect();

@@ -225,3 +225,30 @@ fn routes_take_a_rate_limit_fallback() {
     let err = Config::from_toml(&bad, no_env()).unwrap_err();
     assert!(err.to_string().contains("rate_limit_fallback"), "{err}");
 }
+
+#[test]
+fn owner_paths_are_checked() {
+    let jobs = "\n[[routes]]\nname = \"jobs\"\npath_prefix = \"/v1/jobs\"\nmethods = [\"POST\"]\n\
+                upstream = \"sim\"\nclass = \"job_submit\"\nprofile = \"generic\"\n";
+    let object = |extra: &str| {
+        format!(
+            "{MINIMAL}\n[[routes]]\nname = \"objects\"\npath_prefix = \"/v1/\"\nupstream = \"sim\"\n{extra}"
+        )
+    };
+    let check = |text: String| Config::from_toml(&text, no_env()).unwrap().validate();
+    check(object("owner_path = \"/v1/jobs/{id}\"\n") + jobs).expect("valid owner rule");
+    // No job_submit route on the upstream: no job could ever have an owner.
+    let err = check(object("owner_path = \"/v1/jobs/{id}\"\n")).unwrap_err();
+    assert_eq!(invalid_key(err), "routes[1].owner_path");
+    for bad in ["/v1/jobs", "v1/jobs/{id}", "/v1/{id}/{id}"] {
+        let err = check(object(&format!("owner_path = \"{bad}\"\n")) + jobs).unwrap_err();
+        assert_eq!(invalid_key(err), "routes[1].owner_path", "{bad}");
+    }
+    let err =
+        check(object("owner_path = \"/v1/jobs/{id}\"\nclass = \"public\"\n") + jobs).unwrap_err();
+    assert_eq!(invalid_key(err), "routes[1].owner_path");
+    let err = check(object("job_id_pointer = \"/id\"\n") + jobs).unwrap_err();
+    assert_eq!(invalid_key(err), "routes[1].job_id_pointer");
+    let err = check(object("") + jobs + "job_id_pointer = \"id\"\n").unwrap_err();
+    assert_eq!(invalid_key(err), "routes[2].job_id_pointer");
+}

@@ -41,8 +41,8 @@
 //! imports back from one that imports it (`scripts/import_cycles.py kyc/src --within ledger`).
 //! `decision` holds the pure rules; `sql` the queries (one text for both backends); `budgets`
 //! finds and locks a job's rows; `admit_tx` is the admission transaction body; the `admission`,
-//! `review`, `usage`, `groups`, `reads` and `export` modules add `impl Store` blocks; `audit`
-//! builds the chain records; `attributes` normalizes and hashes (keyed) linking attributes;
+//! `review`, `usage`, `groups`, `reads`, `ownership` and `export` modules add `impl Store`
+//! blocks; `audit` builds the chain records; `attributes` normalizes and hashes (keyed) linking attributes;
 //! `membership` holds the group queries and `link_thresholds` re-checks a group's thresholds
 //! when staff link it.
 
@@ -57,6 +57,7 @@ mod groups;
 mod link_thresholds;
 mod membership;
 mod model;
+mod ownership;
 mod reads;
 mod review;
 mod sql;
@@ -76,6 +77,7 @@ pub use self::model::{
     Crossing, Denial, DenialReason, JobStatus, LedgerError, MAX_EVENT_ID_LEN, MAX_PAGE,
     MAX_RUN_ID_LEN, RunRef, Totals, UsageEvent, UsageKind, UsageOutcome, UsageRecorded, Verdict,
 };
+pub use self::ownership::MAX_UPSTREAM_ID_LEN;
 pub use self::reads::{
     ReportFilter, ReportStatus, ReportsDue, RunFilter, RunSummary, TrainingRunReport,
 };

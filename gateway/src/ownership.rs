@@ -1,0 +1,368 @@
+//! Job ownership on object routes: only the customer whose job an upstream id names reaches it.
+//!
+//! A proxy cannot filter an upstream's job list, but it can guard the job's own paths. A route
+//! with an `owner_path` template (`/v1/jobs/{id}`) answers 404 to anyone but the owner of the job
+//! the path names — also when the id is unknown, so a caller cannot tell another customer's job
+//! from none. The gateway learns each id at admission: when an admitted job's submission is
+//! accepted (2xx), the id is read from the upstream's answer (a JSON pointer per route, default
+//! per profile) and bound to the ledger's job, and so to its customer, through the
+//! [`JobOwners`] port, before the answer reaches the client.
+//!
+//! Lookups are cached per replica: a known owner for [`OWNER_TTL`], an unknown id for
+//! [`UNKNOWN_TTL`] (a job bound on another replica may be probed here first). The cache is
+//! bounded; when it is full of live entries, lookups go to the store uncached.
+
+pub mod path;
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::Response;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+pub use self::path::{OwnerPath, PathRefused};
+use crate::auth::{BoxFuture, Principal};
+use crate::body::{BoxError, ResponseBody};
+use crate::error::GatewayError;
+
+/// How long a known owner is served from memory. Bounds how long, after an upstream reuses an
+/// id for another customer's job (a Kubernetes Job name), another replica still answers with
+/// the previous owner.
+pub const OWNER_TTL: Duration = Duration::from_secs(30);
+/// How long an id with no owner is remembered as such (a job just bound on another replica
+/// reaches its owner here within this long).
+pub const UNKNOWN_TTL: Duration = Duration::from_secs(2);
+/// Most cached lookups per replica (about 100 bytes each).
+const CACHE_CAPACITY: usize = 65_536;
+/// Largest job-submission answer read to learn the job's id; a larger one is forwarded
+/// unread and its job has no owner (404 to everyone).
+pub const ANSWER_CAP: usize = 64 * 1024;
+/// Attempts at binding an id before giving up (each is one short store write).
+const BIND_ATTEMPTS: u32 = 3;
+
+/// The store of which customer owns which upstream job (implemented by the root crate).
+pub trait JobOwners: Send + Sync + 'static {
+    /// Records that upstream pool `upstream` knows the ledger's job `job_id` as
+    /// `upstream_job_id`. A later binding of the same upstream id replaces an earlier one.
+    fn bind(
+        &self,
+        job_id: String,
+        upstream: Arc<str>,
+        upstream_job_id: String,
+    ) -> BoxFuture<Result<(), OwnersUnavailable>>;
+
+    /// The customer id owning `upstream_job_id` on `upstream`, `None` when no job is bound to it.
+    fn owner(
+        &self,
+        upstream: Arc<str>,
+        upstream_job_id: String,
+    ) -> BoxFuture<Result<Option<String>, OwnersUnavailable>>;
+}
+
+/// The ownership store could not be asked.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("job ownership store unavailable")]
+pub struct OwnersUnavailable;
+
+/// The ownership check and binding of one gateway.
+pub struct Ownership {
+    owners: Option<Arc<dyn JobOwners>>,
+    cache: Mutex<HashMap<(Arc<str>, String), CacheEntry>>,
+}
+
+#[derive(Debug, Clone)]
+struct CacheEntry {
+    owner: Option<Arc<str>>,
+    until: Instant,
+}
+
+/// A response body whose first frames were read (to learn a job id) and are replayed before
+/// the rest of the stream.
+struct Replay {
+    frames: VecDeque<Frame<Bytes>>,
+    error: Option<BoxError>,
+    rest: Option<ResponseBody>,
+}
+
+// === impl Ownership ===
+
+impl Ownership {
+    /// Ownership over `owners`; without a port every owner-checked request fails closed (503).
+    pub fn new(owners: Option<Arc<dyn JobOwners>>) -> Self {
+        Self {
+            owners,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Lets `principal` through to `path` on a route of `upstream` guarded by `template`, or
+    /// says why not: 404 when the path names a job the caller does not own (or no known job),
+    /// 400 for a path that is not canonical, 503 when owners cannot be looked up.
+    pub async fn check(
+        &self,
+        template: &OwnerPath,
+        upstream: &Arc<str>,
+        path: &str,
+        principal: &Principal,
+    ) -> Result<(), GatewayError> {
+        let id = match template.job_id(path) {
+            Ok(Some(id)) => id,
+            Ok(None) => return Ok(()),
+            Err(refused) => return Err(GatewayError::BadRequest(refused.to_string())),
+        };
+        let owner = self.owner(upstream, id).await?;
+        if owner.as_deref() == Some(&*principal.customer_id) {
+            Ok(())
+        } else {
+            Err(GatewayError::NotOwner)
+        }
+    }
+
+    async fn owner(
+        &self,
+        upstream: &Arc<str>,
+        id: String,
+    ) -> Result<Option<Arc<str>>, GatewayError> {
+        let key = (upstream.clone(), id);
+        let now = Instant::now();
+        if let Some(hit) = self.cached(&key, now) {
+            return Ok(hit);
+        }
+        let Some(owners) = &self.owners else {
+            return Err(unavailable());
+        };
+        let owner = owners
+            .owner(key.0.clone(), key.1.clone())
+            .await
+            .map_err(|_| unavailable())?
+            .map(Arc::<str>::from);
+        self.remember(key, owner.clone(), Instant::now());
+        Ok(owner)
+    }
+
+    /// Reads the answer to an accepted job submission far enough to learn the upstream's id for
+    /// the ledger's `job_id` (at `pointer`), binds it to the job's owner, and returns the answer
+    /// with its body intact. An id that cannot be learned or bound leaves the job without an
+    /// owner: nobody reaches it through owner-checked routes (fail closed), which is logged.
+    pub async fn learn(
+        &self,
+        upstream: &Arc<str>,
+        pointer: &str,
+        job_id: String,
+        principal: &Principal,
+        resp: Response<ResponseBody>,
+    ) -> Response<ResponseBody> {
+        let (parts, body) = resp.into_parts();
+        let replay = Replay::read(body, ANSWER_CAP).await;
+        match replay
+            .complete_data()
+            .and_then(|data| id_at(&data, pointer))
+        {
+            Some(upstream_id) => {
+                if self.bind(upstream, job_id, upstream_id.clone()).await {
+                    let owner = Some(principal.customer_id.clone());
+                    self.remember((upstream.clone(), upstream_id), owner, Instant::now());
+                }
+            }
+            None => tracing::warn!(
+                job = %job_id,
+                upstream = %upstream,
+                "the upstream's answer to an accepted job names no id at the route's \
+                 job_id_pointer (or is too large); the job has no owner on owner-checked routes"
+            ),
+        }
+        Response::from_parts(parts, ResponseBody::Boxed(replay.boxed_unsync()))
+    }
+
+    async fn bind(&self, upstream: &Arc<str>, job_id: String, upstream_id: String) -> bool {
+        let Some(owners) = &self.owners else {
+            return false;
+        };
+        for attempt in 1..=BIND_ATTEMPTS {
+            let bound = owners
+                .bind(job_id.clone(), upstream.clone(), upstream_id.clone())
+                .await;
+            match bound {
+                Ok(()) => return true,
+                Err(_) if attempt == BIND_ATTEMPTS => {
+                    tracing::warn!(job = %job_id, upstream = %upstream,
+                        "could not bind the upstream's job id to its owner; nobody reaches the \
+                         job through owner-checked routes");
+                }
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+            }
+        }
+        false
+    }
+
+    fn cached(&self, key: &(Arc<str>, String), now: Instant) -> Option<Option<Arc<str>>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(key)
+            .filter(|e| e.until > now)
+            .map(|e| e.owner.clone())
+    }
+
+    fn remember(&self, key: (Arc<str>, String), owner: Option<Arc<str>>, now: Instant) {
+        let ttl = if owner.is_some() {
+            OWNER_TTL
+        } else {
+            UNKNOWN_TTL
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_CAPACITY && !cache.contains_key(&key) {
+            cache.retain(|_, e| e.until > now);
+            if cache.len() >= CACHE_CAPACITY {
+                // Full of live entries: serve this one uncached rather than evict blindly.
+                return;
+            }
+        }
+        cache.insert(
+            key,
+            CacheEntry {
+                owner,
+                until: now + ttl,
+            },
+        );
+    }
+}
+
+fn unavailable() -> GatewayError {
+    GatewayError::Unavailable {
+        reason: "job ownership cannot be checked right now",
+        retry_after: Duration::from_secs(5),
+    }
+}
+
+/// The default JSON pointer to a job's id in the answer to its submission, per job-spec
+/// profile: the simulator's and generic APIs' `id`, slurmrestd's `job_id`, a Kubernetes Job's
+/// `metadata.name`.
+pub fn default_job_id_pointer(profile: &str) -> Option<&'static str> {
+    match profile {
+        "generic" => Some("/id"),
+        "slurm" => Some("/job_id"),
+        "kubernetes" => Some("/metadata/name"),
+        _ => None,
+    }
+}
+
+/// The job id at `pointer` in a JSON answer: a non-empty string or an integer.
+fn id_at(body: &[u8], pointer: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match value.pointer(pointer)? {
+        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 256 => Some(s.clone()),
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+// === impl Replay ===
+
+impl Replay {
+    /// Reads frames of `body` until it ends, fails, or more than `cap` data bytes were read.
+    async fn read(mut body: ResponseBody, cap: usize) -> Self {
+        let mut frames = VecDeque::new();
+        let mut seen = 0usize;
+        loop {
+            match body.frame().await {
+                None => {
+                    return Self {
+                        frames,
+                        error: None,
+                        rest: None,
+                    };
+                }
+                Some(Err(e)) => {
+                    return Self {
+                        frames,
+                        error: Some(e),
+                        rest: None,
+                    };
+                }
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, Bytes::len);
+                    frames.push_back(frame);
+                    if seen > cap {
+                        return Self {
+                            frames,
+                            error: None,
+                            rest: Some(body),
+                        };
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole body's data, when it was read to its end without error.
+    fn complete_data(&self) -> Option<Bytes> {
+        if self.rest.is_some() || self.error.is_some() {
+            return None;
+        }
+        let mut data = BytesMut::new();
+        for frame in &self.frames {
+            if let Some(chunk) = frame.data_ref() {
+                data.extend_from_slice(chunk);
+            }
+        }
+        Some(data.freeze())
+    }
+}
+
+impl Body for Replay {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(frame) = this.frames.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        match &mut this.rest {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+            && self.error.is_none()
+            && self.rest.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let buffered: u64 = self
+            .frames
+            .iter()
+            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
+            .sum();
+        match &self.rest {
+            None => SizeHint::with_exact(buffered),
+            Some(rest) => {
+                let inner = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower() + buffered);
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + buffered);
+                }
+                hint
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
