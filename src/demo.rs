@@ -134,6 +134,7 @@ async fn seed(identity: &Identity) -> anyhow::Result<()> {
     let hash = identity.hasher.hash_async(DEMO_STAFF.1.into()).await?;
     match identity
         .store
+        .accounts()
         .create_staff(DEMO_STAFF.0, StaffRole::Admin, &hash, &actor, now)
         .await
     {
@@ -143,6 +144,7 @@ async fn seed(identity: &Identity) -> anyhow::Result<()> {
     let hash = identity.hasher.hash_async(DEMO_CUSTOMER.1.into()).await?;
     match identity
         .store
+        .accounts()
         .create_customer(DEMO_CUSTOMER.0, &hash, CustomerKind::Individual, now)
         .await
     {

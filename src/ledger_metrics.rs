@@ -130,11 +130,15 @@ impl LedgerMetrics {
                     _ = tick.tick() => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
-                if let Ok(n) = store.open_reservations_count().await {
+                if let Ok(n) = store.ledger().open_reservations_count().await {
                     m.open_reservations
                         .set(i64::try_from(n).unwrap_or(i64::MAX));
                 }
-                if let Ok(due) = store.reports_due_count(OffsetDateTime::now_utc()).await {
+                if let Ok(due) = store
+                    .ledger()
+                    .reports_due_count(OffsetDateTime::now_utc())
+                    .await
+                {
                     m.reports_due
                         .set(i64::try_from(due.open).unwrap_or(i64::MAX));
                     m.reports_overdue

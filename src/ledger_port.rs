@@ -47,6 +47,7 @@ impl ComputeLedger for StoreLedger {
             };
             for attempt in 1..=RELEASE_ATTEMPTS {
                 match store
+                    .ledger()
                     .release_job(id, &reason, OffsetDateTime::now_utc())
                     .await
                 {
@@ -134,7 +135,7 @@ async fn admit(
             };
             // Read live (not from the principal cache): the hold starts the moment screening
             // records a hit, on every replica, and ends when a reviewer clears it.
-            match store.screening_hold(customer_id).await {
+            match store.verification().screening_hold(customer_id).await {
                 Ok(false) => {}
                 Ok(true) => return Ok(screening_hold()),
                 Err(e) => {
@@ -177,7 +178,7 @@ async fn admit(
                 now: OffsetDateTime::now_utc(),
             };
             let options = admission_options(&job.estimate);
-            let decision = match store.admit_with(&request, &options).await {
+            let decision = match store.ledger().admit_with(&request, &options).await {
                 Ok(d) => d,
                 Err(LedgerError::Invalid(why)) => return Ok(denied(&policy, job, why, None)),
                 Err(e) => {

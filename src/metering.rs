@@ -125,6 +125,7 @@ impl Metering {
     ) -> Result<usize, MeteringError> {
         let count = self
             .store
+            .ledger()
             .export_reports(req.kind, req.since, req.format, out)
             .await?;
         let entry = AuditEntry::new(
@@ -138,6 +139,7 @@ impl Metering {
             "customer_id": req.customer_id, "records": count,
         }));
         self.store
+            .audit()
             .record_audit(&entry)
             .await
             .map_err(|e| MeteringError::AuditUnavailable(e.to_string()))?;
@@ -157,6 +159,7 @@ impl Metering {
         let thresholds = group_thresholds(&self.policy.current());
         let linked = self
             .store
+            .ledger()
             .link_customers(a, b, reason, actor, &thresholds, now)
             .await?;
         self.metrics.crossed(&linked.check.crossings);
@@ -187,7 +190,11 @@ impl Metering {
             rules: policy.threshold_rules(),
             window: USAGE_THRESHOLD_WINDOW,
         };
-        let outcome = self.store.record_usage(&usage, &thresholds).await?;
+        let outcome = self
+            .store
+            .ledger()
+            .record_usage(&usage, &thresholds)
+            .await?;
         if let UsageOutcome::Recorded(recorded) = &outcome {
             self.metrics.crossed(&recorded.crossings);
             if !recorded.report_ids.is_empty() {

@@ -140,6 +140,7 @@ pub async fn staff(command: StaffCommand) -> anyhow::Result<()> {
     })?;
     let hash = hasher.hash_async(password.clone()).await?;
     let staff = store
+        .accounts()
         .create_staff(
             &email,
             role,
@@ -168,6 +169,7 @@ pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     store.migrate().await.context("migration failed")?;
     let verify_for = crate::identity::span(config.auth.access_token_ttl + config.auth.leeway);
     let kid = store
+        .credentials()
         .rotate_signing_key(
             &master,
             &Actor::system("cli"),
@@ -244,6 +246,7 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
     store.migrate().await.context("migration failed")?;
     let mut buffer: Vec<u8> = Vec::new();
     let count = store
+        .ledger()
         .export_reports(kind, since, format, &mut buffer)
         .await
         .map_err(|e| anyhow::anyhow!("export failed: {e}"))?;

@@ -45,6 +45,7 @@ pub async fn attach(store: &Store, master: &MasterKey, customer_id: Uuid, report
     let actor = Actor::system("metering");
     for id in report_ids {
         let attached = store
+            .ledger()
             .attach_report_identity(*id, &snapshot, &actor, OffsetDateTime::now_utc())
             .await;
         if let Err(e) = attached {
@@ -59,10 +60,13 @@ async fn from_store(
     master: &MasterKey,
     customer_id: Uuid,
 ) -> anyhow::Result<Option<Value>> {
-    let Some(c) = store.customer_by_id(customer_id).await? else {
+    let Some(c) = store.accounts().customer_by_id(customer_id).await? else {
         return Ok(None);
     };
-    let jurisdictions = store.verified_jurisdictions(master, customer_id).await?;
+    let jurisdictions = store
+        .verification()
+        .verified_jurisdictions(master, customer_id)
+        .await?;
     let organization = c.organization_id.map(|o| o.to_string());
     Ok(Some(snapshot(
         &c.id.to_string(),

@@ -106,6 +106,7 @@ pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
     let started = Instant::now();
     let now = OffsetDateTime::now_utc();
     let version = store
+        .screening()
         .import_screening_list(request, now)
         .await
         .with_context(|| format!("cannot import {}", file.display()))?;
@@ -128,12 +129,14 @@ pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
         "sha256": version.sha256,
     }));
     store
+        .audit()
         .record_audit(&entry)
         .await
         .context("cannot record the import")?;
 
     let started = Instant::now();
     let index = store
+        .screening()
         .load_screening_index(version.id, ScoringConfig::default())
         .await
         .context("cannot load the new list")?;
@@ -188,6 +191,7 @@ async fn verify(target: &StoreTarget) -> anyhow::Result<()> {
         .await
         .context("the store is not ready")?;
     let result = store
+        .audit()
         .verify_audit_chain()
         .await
         .context("cannot read the audit chain")?;
@@ -236,14 +240,14 @@ async fn export(
             let mut file = tokio::fs::File::create(path)
                 .await
                 .with_context(|| format!("cannot create {}", path.display()))?;
-            let n = store.audit_export(since, format, &mut file).await?;
+            let n = store.audit().audit_export(since, format, &mut file).await?;
             file.sync_all().await?;
             println!("exported {n} records to {}", path.display());
             n
         }
         None => {
             let mut out = StdoutWriter(std::io::stdout());
-            let n = store.audit_export(since, format, &mut out).await?;
+            let n = store.audit().audit_export(since, format, &mut out).await?;
             out.flush().await?;
             n
         }

@@ -1,4 +1,4 @@
-//! Admission throughput and latency of `Store::admit` on SQLite (a temporary file) and
+//! Admission throughput and latency of `LedgerStore::admit` on SQLite (a temporary file) and
 //! PostgreSQL (`COMPUTEGATE_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`;
 //! a database is created for the run and dropped after it, and the backend is skipped with a
 //! message when the server does not answer).
@@ -6,7 +6,7 @@
 //! For each backend and each concurrency (8 and 32 tasks by default), every task admits jobs
 //! for its own customers back to back for a fixed time (`COMPUTEGATE_BENCH_SECONDS`, default 5)
 //! after a one-second warm-up; the bench prints decisions per second and latency percentiles,
-//! the same for the audit-chain append alone (`Store::record_audit`, the serialization point
+//! the same for the audit-chain append alone (`AuditStore::record_audit`, the serialization point
 //! every admission passes through), and a markdown snippet for BENCHMARKS.md. Then criterion
 //! measures one uncontended admission on SQLite.
 //!
@@ -160,7 +160,7 @@ async fn run_load(
                 match op {
                     Op::Admit => {
                         let req = request(customer, n, policy.clone());
-                        let d = store.admit(&req).await.expect("admit");
+                        let d = store.ledger().admit(&req).await.expect("admit");
                         assert_eq!(d.verdict, Verdict::Admitted);
                     }
                     Op::AuditAppend => {
@@ -170,7 +170,7 @@ async fn run_load(
                             AuditAction::UsageRecorded,
                             format!("customer:{customer}"),
                         );
-                        store.record_audit(&entry).await.expect("append");
+                        store.audit().record_audit(&entry).await.expect("append");
                     }
                 }
                 latencies.push(u64::try_from(begin.elapsed().as_micros()).unwrap_or(u64::MAX));
@@ -260,6 +260,7 @@ async fn create_customers(store: &Store, n: usize) -> Vec<Uuid> {
     for _ in 0..n {
         let email = format!("{}@bench.example", Uuid::new_v4().simple());
         let c = store
+            .accounts()
             .create_customer(
                 &email,
                 PLACEHOLDER_HASH,
@@ -381,7 +382,7 @@ fn print_markdown(results: &[Measured], versions: &[String], seconds: u64, load:
                 .map(|(_, m)| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    println!("\n### Job admission (`Store::admit`)\n");
+    println!("\n### Job admission (`LedgerStore::admit`)\n");
     println!(
         "Command: `cargo bench -p computegate-kyc --bench admission` ({seconds} s per row after 1 s warm-up)."
     );
@@ -424,7 +425,7 @@ fn criterion_single_admission(runtime: &tokio::runtime::Runtime) {
         b.iter(|| {
             n += 1;
             let req = request(customer, n, policy.clone());
-            runtime.block_on(store.admit(&req)).expect("admit")
+            runtime.block_on(store.ledger().admit(&req)).expect("admit")
         })
     });
     runtime.block_on(store.close());

@@ -283,6 +283,7 @@ fn time_sqlite_import(index: &ScreeningIndex) -> (usize, Duration, Duration) {
         store.migrate().await.expect("migrate");
         let started = Instant::now();
         let version = store
+            .screening()
             .import_screening_list(
                 ImportRequest::new(ListFormat::Csl, "synthetic.csv", Cursor::new(csv)),
                 time::OffsetDateTime::now_utc(),
@@ -296,6 +297,7 @@ fn time_sqlite_import(index: &ScreeningIndex) -> (usize, Duration, Duration) {
         );
         let started = Instant::now();
         let loaded = store
+            .screening()
             .load_screening_index(version.id, ScoringConfig::default())
             .await
             .expect("load index");

@@ -13,9 +13,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::accounts::parse_column;
-use crate::store::{DbTime, Store, StoreError, on_pool};
+use crate::store::{AccessStore, DbTime, StoreError, on_pool};
 
-/// Largest page [`Store::access_log_for_subject`] returns.
+/// Largest page [`AccessStore::access_log_for_subject`] returns.
 pub const MAX_PAGE: u32 = 1000;
 
 /// What was attempted.
@@ -150,13 +150,13 @@ impl AccessEvent {
     }
 }
 
-// === impl Store ===
+// === impl AccessStore ===
 
-impl Store {
+impl AccessStore<'_> {
     /// Records one access-log entry and returns its id.
     pub async fn record_access(&self, event: &AccessEvent) -> Result<Uuid, StoreError> {
         let id = Uuid::now_v7();
-        on_pool!(self, |pool| insert_query(id, event)
+        on_pool!(self.store, |pool| insert_query(id, event)
             .execute(pool)
             .await?
             .rows_affected());
@@ -172,7 +172,7 @@ impl Store {
         const SQL: &str = "SELECT id, occurred_at, client_ip, action, outcome, subject, actor, detail \
              FROM access_log WHERE subject = $1 ORDER BY occurred_at DESC, id DESC LIMIT $2";
         let limit = i64::from(limit.min(MAX_PAGE));
-        let rows: Vec<AccessRow> = on_pool!(self, |pool| {
+        let rows: Vec<AccessRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(subject)
                 .bind(limit)

@@ -1,7 +1,8 @@
 //! Computegate control plane: identities and credentials.
 //!
 //! - [`names`]: the one enum ↔ stored-text mapping (`stored_enum!`).
-//! - [`store`]: the system of record over SQLite or PostgreSQL, with embedded migrations.
+//! - [`store`]: the system of record over SQLite or PostgreSQL, with embedded migrations, and
+//!   the domain handles (`store.accounts()`, `store.ledger()`, …) that say where a record lives.
 //! - [`accounts`]: customers, organizations and staff users.
 //! - [`access_log`]: who did what from which IP, for every login, key use and admin action.
 //! - [`audit`]: the tamper-evident audit chain (hash-linked records, verify, export).
@@ -9,7 +10,7 @@
 //! - [`crypto`]: the master key and AES-256-GCM sealing of secrets at rest.
 //! - [`tokens`]: Ed25519 signing keys, access JWTs and the JWKS.
 //! - [`refresh`]: rotating refresh tokens with reuse detection.
-//! - [`revocation`]: access tokens revoked before expiry (logout); the store's liveness probe.
+//! - [`revocation`]: access tokens revoked before expiry (logout).
 //! - [`api_keys`]: customer API keys (`cg_<id>_<secret>`).
 //! - [`login`]: password authentication with the enumeration and rehash rules applied.
 //! - [`cluster`]: notices between replicas and login throttling (Redis or in process).

@@ -18,7 +18,7 @@ use crate::accounts::{
 };
 use crate::cluster::{LoginThrottle, ThrottleError};
 use crate::password::{Hasher, MAX_PASSWORD_CHARS, PasswordError, Verified};
-use crate::store::{Store, StoreError};
+use crate::store::{AccountsStore, StoreError};
 
 /// Longest email kept in the access-log subject of a failed unknown-account login.
 const MAX_LOGGED_EMAIL: usize = 254;
@@ -89,9 +89,9 @@ impl From<ThrottleError> for LoginError {
     }
 }
 
-// === impl Store ===
+// === impl AccountsStore ===
 
-impl Store {
+impl AccountsStore<'_> {
     /// Authenticates a customer. See the module docs for the rules applied.
     pub async fn login_customer(
         &self,
@@ -229,7 +229,7 @@ impl Store {
             AccessOutcome::Success,
             subject.to_string(),
         );
-        self.record_access(&event).await.map(|_| ())
+        self.store.access().record_access(&event).await.map(|_| ())
     }
 
     async fn log_login(
@@ -249,6 +249,6 @@ impl Store {
                 subject,
             )
         };
-        self.record_access(&event).await.map(|_| ())
+        self.store.access().record_access(&event).await.map(|_| ())
     }
 }

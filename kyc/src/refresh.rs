@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::accounts::{Subject, parse_column};
 use crate::crypto::{CryptoError, random_bytes};
-use crate::store::{DbTime, Store, StoreError, in_transaction, on_pool};
+use crate::store::{CredentialsStore, DbTime, StoreError, in_transaction, on_pool};
 
 /// Prefix of every refresh token; lets secret scanners and log filters recognize them.
 pub const REFRESH_PREFIX: &str = "cgr_";
@@ -103,9 +103,9 @@ impl std::fmt::Debug for RefreshGrant {
     }
 }
 
-// === impl Store ===
+// === impl CredentialsStore ===
 
-impl Store {
+impl CredentialsStore<'_> {
     /// Starts a new family (a login) for `subject` with a token valid for `ttl`.
     pub async fn issue_refresh(
         &self,
@@ -120,7 +120,7 @@ impl Store {
             family_id: Uuid::now_v7(),
             expires_at: DbTime::new(now + ttl).get(),
         };
-        on_pool!(self, |pool| {
+        on_pool!(self.store, |pool| {
             insert_query(&grant, now)
                 .execute(pool)
                 .await?
@@ -139,7 +139,7 @@ impl Store {
         let hash = token_hash(token)?;
         let successor = new_token()?;
         let now_db = DbTime::new(now);
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let claimed: Option<RefreshRow> = sqlx::query_as(
                 "UPDATE refresh_tokens SET used_at = $1 \
                  WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
@@ -200,7 +200,7 @@ impl Store {
     ) -> Result<Option<RevokedFamily>, RefreshError> {
         let hash = token_hash(token)?;
         let now_db = DbTime::new(now);
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let found: Option<(Uuid, String)> = sqlx::query_as(
                 "SELECT family_id, subject FROM refresh_tokens WHERE token_hash = $1",
             )
@@ -231,7 +231,7 @@ impl Store {
         subject: Subject,
         now: OffsetDateTime,
     ) -> Result<u64, RefreshError> {
-        let revoked = on_pool!(self, |pool| {
+        let revoked = on_pool!(self.store, |pool| {
             sqlx::query(
                 "UPDATE refresh_tokens SET revoked_at = $1 WHERE subject = $2 AND revoked_at IS NULL",
             )
@@ -246,7 +246,7 @@ impl Store {
 
     /// Deletes tokens that expired before `cutoff` (housekeeping). Returns how many.
     pub async fn prune_refresh_tokens(&self, cutoff: OffsetDateTime) -> Result<u64, RefreshError> {
-        let removed = on_pool!(self, |pool| {
+        let removed = on_pool!(self.store, |pool| {
             sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
                 .bind(DbTime::new(cutoff))
                 .execute(pool)

@@ -1,4 +1,5 @@
-//! Access tokens revoked before they expire (logout), and the store's liveness probe.
+//! Access tokens revoked before they expire (logout), behind `store.credentials()`. The store's
+//! liveness probe (`Store::ping`) is infrastructure and lives in `store::health`.
 //!
 //! Access tokens are verified locally by every replica, so revoking one means every replica
 //! must learn its `jti`: the row here is what a replica loads at start, and a cluster notice
@@ -8,11 +9,11 @@
 use time::OffsetDateTime;
 
 use crate::accounts::Subject;
-use crate::store::{DbTime, Store, StoreError, on_pool};
+use crate::store::{CredentialsStore, DbTime, StoreError, on_pool};
 
-// === impl Store ===
+// === impl CredentialsStore ===
 
-impl Store {
+impl CredentialsStore<'_> {
     /// Records that the access token `jti` (of `subject`, expiring at `expires_at`, Unix
     /// seconds) may no longer be used. Idempotent. Also prunes rows of expired tokens.
     pub async fn revoke_access_token(
@@ -23,7 +24,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let subject = subject.to_string();
-        on_pool!(self, |pool| {
+        on_pool!(self.store, |pool| {
             sqlx::query(
                 "INSERT INTO revoked_access_tokens (jti, subject, expires_at, revoked_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
@@ -47,7 +48,7 @@ impl Store {
         &self,
         now: OffsetDateTime,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+        let rows: Vec<(String, i64)> = on_pool!(self.store, |pool| {
             sqlx::query_as(
                 "SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at >= $1",
             )
@@ -56,19 +57,5 @@ impl Store {
             .await?
         });
         Ok(rows)
-    }
-
-    /// A cheap round trip proving the database answers (for readiness probes).
-    /// Bypasses the store circuit: the health probe uses it to learn that the database is back.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        match self.backend() {
-            crate::store::Backend::Sqlite(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-            crate::store::Backend::Postgres(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-        }
-        Ok(())
     }
 }

@@ -45,9 +45,16 @@ mod screening {
 
     async fn import_latest_load_and_record(ctx: Ctx) {
         let s = &ctx.store;
-        assert!(s.latest_screening_version().await.unwrap().is_none());
+        assert!(
+            s.screening()
+                .latest_screening_version()
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let csl = s
+            .screening()
             .import_screening_list(
                 ImportRequest::new(ListFormat::Csl, "csl.csv", Cursor::new(data("csl.csv"))),
                 t0(),
@@ -61,28 +68,33 @@ mod screening {
         assert!(csl.label.starts_with("csl 2030-01-01 "), "{}", csl.label);
         assert_eq!(csl.imported_at, t0());
         assert_eq!(
-            s.latest_screening_version().await.unwrap(),
+            s.screening().latest_screening_version().await.unwrap(),
             Some(csl.clone())
         );
 
         let later = t0() + Duration::hours(1);
-        let sdn = s.import_screening_list(sdn_request(), later).await.unwrap();
+        let sdn = s
+            .screening()
+            .import_screening_list(sdn_request(), later)
+            .await
+            .unwrap();
         assert_eq!(sdn.entry_count, 12);
         assert_eq!(sdn.source_file, "sdn.csv+alt.csv+add.csv");
         assert_eq!(sdn.label, "SDN test set");
         assert_eq!(sdn.sha256.len(), 64);
         assert_ne!(sdn.sha256, hex::encode(Sha256::digest(data("sdn.csv"))));
         assert_eq!(
-            s.latest_screening_version().await.unwrap(),
+            s.screening().latest_screening_version().await.unwrap(),
             Some(sdn.clone())
         );
         assert_eq!(
-            s.screening_list_version(csl.id).await.unwrap(),
+            s.screening().screening_list_version(csl.id).await.unwrap(),
             Some(csl.clone())
         );
 
         // Each version loads into its own index, with its own entries.
         let index = s
+            .screening()
             .load_screening_index(sdn.id, ScoringConfig::default())
             .await
             .unwrap();
@@ -93,6 +105,7 @@ mod screening {
         assert_eq!(hit.decision, Decision::Hit);
         assert_eq!(hit.best.as_ref().unwrap().entry_key, "sdn:36001");
         let csl_index = s
+            .screening()
             .load_screening_index(csl.id, ScoringConfig::default())
             .await
             .unwrap();
@@ -102,14 +115,24 @@ mod screening {
         // Results keep the list version and the explanation.
         let clear = index.screen(&ScreeningSubject::person("Jane Doe"));
         let first = s
+            .screening()
             .record_screening("customer:1", &clear, t0())
             .await
             .unwrap();
-        let second = s.record_screening("customer:1", &hit, later).await.unwrap();
-        s.record_screening("customer:2", &csl_hit, later)
+        let second = s
+            .screening()
+            .record_screening("customer:1", &hit, later)
             .await
             .unwrap();
-        let stored = s.screening_results_for("customer:1").await.unwrap();
+        s.screening()
+            .record_screening("customer:2", &csl_hit, later)
+            .await
+            .unwrap();
+        let stored = s
+            .screening()
+            .screening_results_for("customer:1")
+            .await
+            .unwrap();
         assert_eq!(stored.len(), 2);
         assert_eq!(stored[0].id, second);
         assert_eq!(stored[0].list_version, sdn.id);
@@ -120,13 +143,20 @@ mod screening {
         assert_eq!(stored[1].id, first);
         assert_eq!(stored[1].decision, Decision::Clear);
         assert_eq!(stored[1].best, None);
-        assert!(s.screening_results_for("nobody").await.unwrap().is_empty());
+        assert!(
+            s.screening()
+                .screening_results_for("nobody")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     async fn unknown_versions_and_bad_input(ctx: Ctx) {
         let s = &ctx.store;
         let unknown = Uuid::now_v7();
         let err = s
+            .screening()
             .load_screening_index(unknown, ScoringConfig::default())
             .await
             .unwrap_err();
@@ -141,16 +171,22 @@ mod screening {
             best: None,
         };
         let err = s
+            .screening()
             .record_screening("customer:1", &orphan, t0())
             .await
             .unwrap_err();
         assert!(matches!(err, ScreeningError::UnknownVersion(_)), "{err:?}");
-        let err = s.record_screening("", &orphan, t0()).await.unwrap_err();
+        let err = s
+            .screening()
+            .record_screening("", &orphan, t0())
+            .await
+            .unwrap_err();
         assert!(matches!(err, ScreeningError::InvalidText(_)), "{err:?}");
 
         let mut bad_config = ScoringConfig::default();
         bad_config.thresholds.hit = 0.5;
         let good = s
+            .screening()
             .import_screening_list(
                 ImportRequest::new(
                     ListFormat::OpenSanctions,
@@ -163,6 +199,7 @@ mod screening {
             .unwrap();
         assert_eq!(good.entry_count, 12);
         let err = s
+            .screening()
             .load_screening_index(good.id, bad_config)
             .await
             .unwrap_err();
@@ -174,6 +211,7 @@ mod screening {
             b"{\"id\": \"late\", \"schema\": \"Person\", \"properties\": {\"name\": [7]}}\n",
         );
         let err = s
+            .screening()
             .import_screening_list(
                 ImportRequest::new(ListFormat::OpenSanctions, "bad.jsonl", Cursor::new(broken)),
                 t0() + Duration::hours(2),
@@ -186,12 +224,13 @@ mod screening {
             "{err}"
         );
         assert_eq!(
-            s.latest_screening_version().await.unwrap(),
+            s.screening().latest_screening_version().await.unwrap(),
             Some(good.clone())
         );
 
         // So does a list with no entries at all.
         let err = s
+            .screening()
             .import_screening_list(
                 ImportRequest::new(
                     ListFormat::Csl,
@@ -203,7 +242,10 @@ mod screening {
             .await
             .unwrap_err();
         assert!(matches!(err, ScreeningError::EmptyList), "{err:?}");
-        assert_eq!(s.latest_screening_version().await.unwrap(), Some(good));
+        assert_eq!(
+            s.screening().latest_screening_version().await.unwrap(),
+            Some(good)
+        );
     }
 
     async fn large_import_is_chunked(ctx: Ctx) {
@@ -217,6 +259,7 @@ mod screening {
         }
         let v = ctx
             .store
+            .screening()
             .import_screening_list(
                 ImportRequest::new(ListFormat::Csl, "big.csv", Cursor::new(csv.into_bytes())),
                 t0(),
@@ -226,6 +269,7 @@ mod screening {
         assert_eq!(v.entry_count, 2_345);
         let index = ctx
             .store
+            .screening()
             .load_screening_index(v.id, ScoringConfig::default())
             .await
             .unwrap();

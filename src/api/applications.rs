@@ -80,6 +80,7 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let apps = kyc
         .store()
+        .verification()
         .customer_applications(kyc.master(), &caller.kyc())
         .await?;
     Ok(no_store(Json(serde_json::json!({ "applications": apps }))))
@@ -92,6 +93,7 @@ async fn read(
 ) -> Result<Response, ApiError> {
     let view = kyc
         .store()
+        .verification()
         .get_application(kyc.master(), &caller.kyc(), id)
         .await?;
     Ok(no_store(Json(view)))
@@ -136,7 +138,11 @@ async fn documents(
     caller: CustomerCaller,
     PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let docs = kyc.store().list_documents(&caller.kyc(), id).await?;
+    let docs = kyc
+        .store()
+        .verification()
+        .list_documents(&caller.kyc(), id)
+        .await?;
     Ok(no_store(Json(serde_json::json!({ "documents": docs }))))
 }
 
@@ -210,6 +216,7 @@ async fn upload(
     };
     let meta = kyc
         .store()
+        .verification()
         .add_document(
             kyc.master(),
             &caller.kyc(),

@@ -104,6 +104,7 @@ async fn logout(
 async fn me(State(id): State<Arc<Identity>>, caller: CustomerCaller) -> Result<Response, ApiError> {
     let customer = id
         .store
+        .accounts()
         .customer_by_id(caller.customer_id)
         .await
         .map_err(unavailable)?

@@ -101,7 +101,7 @@ async fn runs(
         since: None,
         limit: limit(&q),
     };
-    let runs = metering.store().list_runs(&filter).await?;
+    let runs = metering.store().ledger().list_runs(&filter).await?;
     Ok(Json(serde_json::json!({"runs": runs})).into_response())
 }
 
@@ -122,7 +122,7 @@ async fn reports(
         customer_id: q.customer_id,
         limit: limit(&q),
     };
-    let reports = metering.store().list_reports(&filter).await?;
+    let reports = metering.store().ledger().list_reports(&filter).await?;
     Ok(Json(serde_json::json!({"reports": reports})).into_response())
 }
 
@@ -166,6 +166,7 @@ async fn filed(
 ) -> Result<Response, ApiError> {
     let report = metering
         .store()
+        .ledger()
         .mark_report_filed(
             report_id,
             &caller.actor(),
@@ -193,7 +194,11 @@ async fn reviews(
             ));
         }
     };
-    let reviews = metering.store().list_job_reviews(status, limit(&q)).await?;
+    let reviews = metering
+        .store()
+        .ledger()
+        .list_job_reviews(status, limit(&q))
+        .await?;
     Ok(Json(serde_json::json!({"reviews": reviews})).into_response())
 }
 
@@ -210,6 +215,7 @@ async fn decide_review(
     };
     let review = metering
         .store()
+        .ledger()
         .resolve_job_review(
             review_id,
             resolution,
@@ -247,6 +253,7 @@ async fn unlink(
 ) -> Result<Response, ApiError> {
     let left = metering
         .store()
+        .ledger()
         .unlink_customer(
             body.customer_id,
             &body.reason,

@@ -75,7 +75,11 @@ async fn queue(
     QueryParams(q): QueryParams<QueueQuery>,
 ) -> Result<Response, ApiError> {
     let filter = queue_filter(&q, OffsetDateTime::now_utc())?;
-    let items = kyc.store().application_queue(&filter).await?;
+    let items = kyc
+        .store()
+        .verification()
+        .application_queue(&filter)
+        .await?;
     Ok(no_store(Json(
         serde_json::json!({ "count": items.len(), "applications": items }),
     )))
@@ -218,6 +222,7 @@ async fn audit(
     };
     let records = kyc
         .store()
+        .audit()
         .audit_page(&filter)
         .await
         .map_err(super::error::unavailable)?;

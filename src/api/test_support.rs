@@ -154,6 +154,7 @@ impl Api {
         let id = self.identity();
         let hash = id.hasher.hash_async(PASSWORD.to_owned()).await.unwrap();
         id.store
+            .accounts()
             .create_staff(
                 &email,
                 role,
@@ -195,6 +196,7 @@ impl Api {
         };
         self.identity()
             .store
+            .screening()
             .import_screening_list(request, OffsetDateTime::now_utc())
             .await
             .expect("import list");

@@ -71,7 +71,11 @@ async fn receive(
         Some(ParsedWebhook::Fetch(notice)) => {
             // Onfido: the outcome is read from its API by the fetch worker; the notice is
             // stored durably before the 200, so nothing is lost and Onfido stops retrying.
-            let queued = kyc.store().queue_idv_fetch(provider, &notice, now).await?;
+            let queued = kyc
+                .store()
+                .verification()
+                .queue_idv_fetch(provider, &notice, now)
+                .await?;
             kyc.fetcher().wake();
             let duplicate = queued == IdvRecorded::Duplicate;
             tracing::info!(provider = %provider, resource = %notice.resource, duplicate, "IDV notice queued for fetching");
@@ -85,7 +89,11 @@ async fn receive(
         // A verified event type that carries no verification outcome: acknowledged, not stored.
         None => return Ok(Json(serde_json::json!({"ignored": true})).into_response()),
     };
-    let recorded = kyc.store().record_idv_event(&event, now).await?;
+    let recorded = kyc
+        .store()
+        .verification()
+        .record_idv_event(&event, now)
+        .await?;
     let duplicate = recorded == IdvRecorded::Duplicate;
     tracing::info!(provider = %provider, application = %event.application_id, duplicate, "IDV event received");
     Ok(Json(serde_json::json!({

@@ -25,13 +25,14 @@ impl Identity {
         let actor = Actor::customer(customer_id, Some(client_ip));
         Ok(self
             .store
+            .credentials()
             .create_api_key(&self.hasher, customer_id, new, &actor, now)
             .await?)
     }
 
     /// The customer's keys (never their secrets).
     pub async fn api_keys(&self, customer_id: Uuid) -> Result<Vec<ApiKey>, IdentityError> {
-        Ok(self.store.list_api_keys(customer_id).await?)
+        Ok(self.store.credentials().list_api_keys(customer_id).await?)
     }
 
     /// Revokes one of the customer's keys and tells every replica.
@@ -44,6 +45,7 @@ impl Identity {
     ) -> Result<(), IdentityError> {
         let actor = Actor::customer(customer_id, Some(client_ip));
         self.store
+            .credentials()
             .revoke_api_key(customer_id, &key_id, &actor, now)
             .await?;
         self.announce(Notice::KeyRevoked { key_id }).await;

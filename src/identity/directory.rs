@@ -65,7 +65,7 @@ impl IdentityDirectory for StoreDirectory {
             let Ok(id) = Uuid::parse_str(&customer_id) else {
                 return Ok(None);
             };
-            let customer = store.customer_by_id(id).await.map_err(|e| {
+            let customer = store.accounts().customer_by_id(id).await.map_err(|e| {
                 tracing::warn!(error = %e, "principal lookup failed");
                 DirectoryError::Unavailable
             })?;
@@ -75,6 +75,7 @@ impl IdentityDirectory for StoreDirectory {
             // Fail closed: a principal whose verified location cannot be read is not served
             // (jurisdiction rules could not be applied to it).
             let jurisdictions = store
+                .verification()
                 .verified_jurisdictions(&master, id)
                 .await
                 .map_err(|e| {
@@ -84,6 +85,7 @@ impl IdentityDirectory for StoreDirectory {
             // Only a suspended account has a reason worth a second read.
             let status_reason = match c.status {
                 CustomerStatus::Suspended => store
+                    .verification()
                     .suspension_reason(id)
                     .await
                     .map_err(|e| {
@@ -117,6 +119,7 @@ impl IdentityDirectory for StoreDirectory {
         let hasher = self.hasher.clone();
         Box::pin(async move {
             match store
+                .credentials()
                 .verify_api_key(&hasher, &key, Some(ip), OffsetDateTime::now_utc())
                 .await
             {
@@ -146,7 +149,7 @@ impl IdentityDirectory for StoreDirectory {
     fn api_key_id_known(&self, key_id: String) -> BoxFuture<Result<bool, DirectoryError>> {
         let store = self.store.clone();
         Box::pin(async move {
-            match store.api_key_state(&key_id).await {
+            match store.credentials().api_key_state(&key_id).await {
                 Ok(found) => Ok(found.is_some()),
                 Err(e) => {
                     tracing::warn!(error = %e, "API key id lookup failed");
@@ -161,6 +164,7 @@ impl IdentityDirectory for StoreDirectory {
         let master = self.master.clone();
         Box::pin(async move {
             let keyring = store
+                .credentials()
                 .load_keyring(&master, OffsetDateTime::now_utc())
                 .await
                 .map_err(|e| {
@@ -207,6 +211,7 @@ impl IdentityDirectory for StoreDirectory {
         let store = self.store.clone();
         Box::pin(async move {
             let rows = store
+                .credentials()
                 .revoked_access_tokens(OffsetDateTime::now_utc())
                 .await
                 .map_err(|_| DirectoryError::Unavailable)?;

@@ -140,10 +140,11 @@ impl Identity {
         spawn_store_probe(&store, config, registry);
         let now = OffsetDateTime::now_utc();
         store
-            .ensure_signing_key(&master, &Actor::system("startup"), now)
+            .credentials().ensure_signing_key(&master, &Actor::system("startup"), now)
             .await
             .context("cannot create or read the signing key (is COMPUTEGATE_MASTER_KEY the one the store was created with?)")?;
         let keyring = store
+            .credentials()
             .load_keyring(&master, now)
             .await
             .context("cannot load signing keys")?;
@@ -256,6 +257,7 @@ impl Identity {
     pub async fn reload_keyring(&self) -> anyhow::Result<()> {
         let keyring = self
             .store
+            .credentials()
             .load_keyring(&self.master, OffsetDateTime::now_utc())
             .await?;
         *self

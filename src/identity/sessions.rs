@@ -59,6 +59,7 @@ impl Identity {
             })?;
         let customer = self
             .store
+            .accounts()
             .create_customer(req.email, &hash, kind, now)
             .await?;
         let subject = Subject::Customer(customer.id);
@@ -80,6 +81,7 @@ impl Identity {
         let (issuer, store) = (&self.auth.issuer, &self.store);
         let login = match kind {
             AccountKind::Customer => store
+                .accounts()
                 .login_customer(&self.hasher, &self.throttle, attempt, now)
                 .await
                 .map(|c| {
@@ -88,6 +90,7 @@ impl Identity {
                     (claims, Subject::Customer(c.id))
                 }),
             AccountKind::Staff => store
+                .accounts()
                 .login_staff(&self.hasher, &self.throttle, attempt, now)
                 .await
                 .map(|s| {
@@ -103,6 +106,7 @@ impl Identity {
         self.count_login(kind, "ok");
         let refresh = self
             .store
+            .credentials()
             .issue_refresh(subject, now, span(self.auth.refresh_token_ttl))
             .await
             .map_err(|e| IdentityError::Internal(e.to_string()))?;
@@ -118,7 +122,12 @@ impl Identity {
         client_ip: IpAddr,
         now: OffsetDateTime,
     ) -> Result<TokenResponse, IdentityError> {
-        let grant = match self.store.rotate_refresh(refresh_token, now).await {
+        let grant = match self
+            .store
+            .credentials()
+            .rotate_refresh(refresh_token, now)
+            .await
+        {
             Ok(g) => g,
             Err(RefreshError::Reused { family_id, subject }) => {
                 self.record_access(AccessAction::RefreshReuse, subject, client_ip, now)
@@ -137,6 +146,7 @@ impl Identity {
         };
         let customer = self
             .store
+            .accounts()
             .customer_by_id(customer_id)
             .await
             .map_err(|e| IdentityError::Unavailable(e.to_string()))?
@@ -167,6 +177,7 @@ impl Identity {
         let subject = Subject::Customer(customer_id);
         if let Ok(claims) = self.decode(token, &self.auth.audience) {
             self.store
+                .credentials()
                 .revoke_access_token(&claims.jti, subject, claims.exp, now)
                 .await
                 .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
@@ -177,7 +188,11 @@ impl Identity {
             .await;
         }
         if let Some(rt) = refresh_token
-            && let Ok(Some(family)) = self.store.revoke_refresh_family(rt, now).await
+            && let Ok(Some(family)) = self
+                .store
+                .credentials()
+                .revoke_refresh_family(rt, now)
+                .await
         {
             self.announce(Notice::RefreshFamilyRevoked {
                 family_id: family.family_id,
@@ -231,7 +246,7 @@ impl Identity {
             AccessOutcome::Success,
             subject.to_string(),
         );
-        if let Err(e) = self.store.record_access(&event).await {
+        if let Err(e) = self.store.access().record_access(&event).await {
             tracing::warn!(error = %e, "access log write failed");
         }
     }

@@ -21,6 +21,7 @@ impl Identity {
         let id = Uuid::parse_str(id).map_err(|_| AuthError::Invalid("not a staff token"))?;
         let staff = self
             .store
+            .accounts()
             .staff_by_id(id)
             .await
             .map_err(|e| {

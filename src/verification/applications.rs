@@ -27,6 +27,7 @@ impl Verification {
         self.prevalidate(payload, now)?;
         let view = self
             .store()
+            .verification()
             .create_draft(self.master(), caller, payload, now)
             .await?;
         self.metrics().funnel("draft");
@@ -45,6 +46,7 @@ impl Verification {
     ) -> Result<ApplicationView, VerificationError> {
         let current = self
             .store()
+            .verification()
             .get_application(self.master(), caller, id)
             .await?;
         let mut doc = serde_json::to_value(&current.payload).map_err(document_error)?;
@@ -53,6 +55,7 @@ impl Verification {
         let payload = ApplicationPayload::from_json(&bytes).map_err(VerificationError::Invalid)?;
         self.prevalidate(&payload, now)?;
         self.store()
+            .verification()
             .update_draft(self.master(), caller, id, &payload, now)
             .await
     }
@@ -67,6 +70,7 @@ impl Verification {
     ) -> Result<ApplicationView, VerificationError> {
         let view = self
             .store()
+            .verification()
             .submit_application(self.master(), caller, id, &self.jurisdiction(), now)
             .await?;
         self.metrics().funnel("submitted");
@@ -89,6 +93,7 @@ impl Verification {
             _ => {}
         }
         self.store()
+            .verification()
             .get_application(self.master(), caller, id)
             .await
     }

@@ -1,15 +1,16 @@
-//! The worker that turns queued Onfido notices into recorded IDV outcomes. The webhook handler
-//! only stores the notice (`Store::queue_idv_fetch`) and wakes this worker, so a slow or failing
-//! Onfido never holds a webhook request open. Each pass claims the due rows, fetches each
+//! The worker that turns queued Onfido notices into recorded IDV outcomes. The webhook handler only
+//! stores the notice (`VerificationStore::queue_idv_fetch`) and wakes this worker, so a slow or
+//! failing Onfido never holds a webhook request open. Each pass claims the due rows, fetches each
 //! resource from Onfido's API (a report leads to its check), records the outcome on the tagged
-//! application (`Store::record_idv_event`, idempotent) and marks the row done. Failures that
-//! may pass (timeouts, transport errors, 408/429/5xx, a check announced complete that does not
-//! read complete yet) are retried with doubling delays, at most [`MAX_ATTEMPTS`] times; the
-//! rest are given up at once and kept as `failed` rows with their reason.
+//! application (`VerificationStore::record_idv_event`, idempotent) and marks the row done. Failures
+//! that may pass (timeouts, transport errors, 408/429/5xx, a check announced complete that does not
+//! read complete yet) are retried with doubling delays, at most [`MAX_ATTEMPTS`] times; the rest
+//! are given up at once and kept as `failed` rows with their reason.
 //!
 //! Metrics: `computegate_idv_provider_requests_total{provider,resource,result}`,
-//! `computegate_idv_fetch_retries_total{provider}`, `computegate_idv_fetch_given_up_total{provider}`
-//! and `computegate_idv_fetch_recorded_total{provider,outcome}`.
+//! `computegate_idv_fetch_retries_total{provider}`,
+//! `computegate_idv_fetch_given_up_total{provider}` and
+//! `computegate_idv_fetch_recorded_total{provider,outcome}`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +93,7 @@ async fn run_once(kyc: &Verification) {
         .max(time::Duration::seconds(30));
     let claimed = match kyc
         .store()
+        .verification()
         .claim_idv_fetches(OffsetDateTime::now_utc(), lease, BATCH)
         .await
     {
@@ -113,6 +115,7 @@ async fn work(kyc: &Verification, api: &OnfidoApi, fetch: &IdvFetch) {
     let attempt = match outcome_of(api, metrics, fetch).await {
         Ok(Some(event)) => match kyc
             .store()
+            .verification()
             .record_idv_event(&event, OffsetDateTime::now_utc())
             .await
         {
@@ -136,7 +139,7 @@ async fn work(kyc: &Verification, api: &OnfidoApi, fetch: &IdvFetch) {
     };
     let now = OffsetDateTime::now_utc();
     let settled = match attempt {
-        Ok(()) => kyc.store().idv_fetch_done(fetch, now).await,
+        Ok(()) => kyc.store().verification().idv_fetch_done(fetch, now).await,
         Err(Attempt::Retry(reason)) if fetch.attempts + 1 < MAX_ATTEMPTS => {
             metrics
                 .retries
@@ -147,6 +150,7 @@ async fn work(kyc: &Verification, api: &OnfidoApi, fetch: &IdvFetch) {
             tracing::info!(provider, resource = %fetch.resource, attempts = fetch.attempts + 1,
                 retry_in_ms = delay.as_millis() as u64, %reason, "IDV provider fetch will be retried");
             kyc.store()
+                .verification()
                 .idv_fetch_failed(fetch, &reason, Some(next), now)
                 .await
         }
@@ -158,6 +162,7 @@ async fn work(kyc: &Verification, api: &OnfidoApi, fetch: &IdvFetch) {
             tracing::warn!(provider, resource = %fetch.resource, resource_id = %fetch.resource_id,
                 attempts = fetch.attempts + 1, %reason, "IDV provider fetch given up");
             kyc.store()
+                .verification()
                 .idv_fetch_failed(fetch, &reason, None, now)
                 .await
         }

@@ -203,6 +203,7 @@ impl Verification {
         let now = OffsetDateTime::now_utc();
         let subjects = self
             .store()
+            .verification()
             .begin_application_screening(&self.master, id, now)
             .await?;
         self.finish_screening(&list, id, &subjects, now)
@@ -223,6 +224,7 @@ impl Verification {
             let subject_ref = screening::subject_ref(id, role);
             if let Err(e) = self
                 .store()
+                .screening()
                 .record_screening(&subject_ref, result, now)
                 .await
             {
@@ -237,6 +239,7 @@ impl Verification {
             .screening_hits(list.version.format, hits as u64);
         let recorded = self
             .store()
+            .verification()
             .record_application_screening(
                 &self.master,
                 id,
@@ -268,7 +271,7 @@ impl Verification {
             limit: 1,
             ..AuditFilter::default()
         };
-        match self.store().audit_page(&filter).await {
+        match self.store().audit().audit_page(&filter).await {
             Ok(records) => records
                 .first()
                 .and_then(|r| r.detail["customer_id"].as_str())
@@ -318,7 +321,7 @@ async fn change_notices(store: &Store, customer_id: Uuid) -> Vec<Notice> {
     /// Above this many members one resync is cheaper than a notice each.
     const MAX_MEMBER_NOTICES: usize = 100;
     let mut notices = vec![Notice::CustomerChanged { customer_id }];
-    let organization = match store.customer_by_id(customer_id).await {
+    let organization = match store.accounts().customer_by_id(customer_id).await {
         Ok(Some(c)) => c.organization_id,
         Ok(None) => None,
         Err(_) => return vec![Notice::Resync],
@@ -326,7 +329,7 @@ async fn change_notices(store: &Store, customer_id: Uuid) -> Vec<Notice> {
     let Some(organization) = organization else {
         return notices;
     };
-    match store.organization_members(organization).await {
+    match store.accounts().organization_members(organization).await {
         Ok(members) if members.len() <= MAX_MEMBER_NOTICES => notices.extend(
             members
                 .into_iter()
@@ -382,6 +385,7 @@ mod tests {
         for name in ["a", "b", "c"] {
             let email = format!("{name}-{}@notices.example", Uuid::now_v7().simple());
             let c = store
+                .accounts()
                 .create_customer(&email, hash, CustomerKind::Individual, now)
                 .await
                 .unwrap();
@@ -389,11 +393,13 @@ mod tests {
         }
         let actor = Actor::system("test");
         let org = store
+            .accounts()
             .create_organization("Acme AI", &actor, now)
             .await
             .unwrap();
         for id in &ids[..2] {
             store
+                .accounts()
                 .add_organization_member(org.id, *id, &actor, now)
                 .await
                 .unwrap();

@@ -75,7 +75,7 @@ pub async fn rescreen_customers(
         };
         // Walk every application in `status`, page by page (keyset order: submitted_at, id).
         loop {
-            let page = store.application_queue(&filter).await?;
+            let page = store.verification().application_queue(&filter).await?;
             for item in &page {
                 let new_hit = rescreen_one(store, master, list, item, now, &mut report).await?;
                 if let Some(hit) = new_hit
@@ -109,6 +109,7 @@ pub async fn rescreen_customers(
         "suspended": report.suspended,
     }));
     store
+        .audit()
         .record_audit(&entry)
         .await
         .map_err(computegate_kyc::verification::VerificationError::from)?;
@@ -129,7 +130,10 @@ async fn rescreen_one(
         customer_id: item.customer_id,
         client_ip: None,
     };
-    let view = store.get_application(master, &owner, item.id).await?;
+    let view = store
+        .verification()
+        .get_application(master, &owner, item.id)
+        .await?;
     report.screened += 1;
     let mut first_new = None;
     for subject in subjects_of(&view.payload) {
@@ -137,8 +141,11 @@ async fn rescreen_one(
         let result: ScreeningResult = list
             .index
             .screen(&super::screening::engine_subject(&subject));
-        let known = store.screening_results_for(&reference).await?;
-        store.record_screening(&reference, &result, now).await?;
+        let known = store.screening().screening_results_for(&reference).await?;
+        store
+            .screening()
+            .record_screening(&reference, &result, now)
+            .await?;
         if result.decision != Decision::Hit {
             continue;
         }
@@ -171,7 +178,7 @@ async fn suspend(
     hit: &NewHit,
     now: OffsetDateTime,
 ) -> Result<bool, ScreeningRunError> {
-    let customer = store.customer_by_id(item.customer_id).await?;
+    let customer = store.accounts().customer_by_id(item.customer_id).await?;
     if customer.is_none_or(|c| c.status != CustomerStatus::Active) {
         return Ok(false);
     }
@@ -185,6 +192,7 @@ async fn suspend(
         "entry_key": hit.entry_key,
     });
     store
+        .verification()
         .suspend_for_verification(
             item.customer_id,
             SuspensionReason::ScreeningHit,

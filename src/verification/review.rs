@@ -28,6 +28,7 @@ impl Verification {
     ) -> Result<StaffApplicationView, VerificationError> {
         let view = self
             .store()
+            .verification()
             .application_for_staff(self.master(), caller, id, now)
             .await;
         self.audit_denial(caller, application(id), "view", view)
@@ -41,7 +42,11 @@ impl Verification {
         id: Uuid,
         now: OffsetDateTime,
     ) -> Result<(), VerificationError> {
-        let done = self.store().claim_application(caller, id, now).await;
+        let done = self
+            .store()
+            .verification()
+            .claim_application(caller, id, now)
+            .await;
         self.audit_denial(caller, application(id), "claim", done)
             .await
     }
@@ -53,7 +58,11 @@ impl Verification {
         id: Uuid,
         now: OffsetDateTime,
     ) -> Result<(), VerificationError> {
-        let done = self.store().unclaim_application(caller, id, now).await;
+        let done = self
+            .store()
+            .verification()
+            .unclaim_application(caller, id, now)
+            .await;
         self.audit_denial(caller, application(id), "unclaim", done)
             .await
     }
@@ -70,6 +79,7 @@ impl Verification {
         let approving = matches!(request.action, StaffDecision::Approve { .. });
         let outcome = self
             .store()
+            .verification()
             .decide_application(self.master(), caller, id, request, now)
             .await;
         let outcome = self
@@ -110,6 +120,7 @@ impl Verification {
     ) -> Result<(), VerificationError> {
         let done = self
             .store()
+            .verification()
             .override_application_screening(caller, id, reason, now)
             .await;
         self.audit_denial(caller, application(id), "override_screening", done)
@@ -129,15 +140,22 @@ impl Verification {
         let done = match action {
             CustomerAction::Suspend => {
                 store
+                    .verification()
                     .suspend_customer(caller, customer_id, reason, now)
                     .await
             }
             CustomerAction::Resume => {
                 store
+                    .verification()
                     .resume_customer(caller, customer_id, reason, now)
                     .await
             }
-            CustomerAction::Close => store.close_customer(caller, customer_id, reason, now).await,
+            CustomerAction::Close => {
+                store
+                    .verification()
+                    .close_customer(caller, customer_id, reason, now)
+                    .await
+            }
         };
         let subject = format!("customer:{customer_id}");
         self.audit_denial(caller, subject, action.name(), done)
@@ -156,6 +174,7 @@ impl Verification {
     ) -> Result<StaffDocument, VerificationError> {
         let doc = self
             .store()
+            .verification()
             .document_for_staff(self.master(), caller, id, now)
             .await;
         self.audit_denial(caller, format!("document:{id}"), "download", doc)
@@ -191,7 +210,7 @@ impl Verification {
                 subject,
             )
             .with_detail(serde_json::json!({ "attempted": attempted, "why": e.to_string() }));
-            if let Err(err) = self.store().record_audit(&entry).await {
+            if let Err(err) = self.store().audit().record_audit(&entry).await {
                 tracing::warn!(error = %err, "could not record a refused staff action");
             }
             tracing::info!(staff = %caller.staff_id, attempted, why = %e, "staff action refused");

@@ -50,7 +50,7 @@ impl ScreeningCache {
     /// The latest imported version's index, (re)built when the store holds a newer version
     /// than the one in memory; `None` when no list was ever imported.
     pub async fn current(&self, store: &Store) -> Result<Option<Arc<LoadedList>>, ScreeningError> {
-        let Some(latest) = store.latest_screening_version().await? else {
+        let Some(latest) = store.screening().latest_screening_version().await? else {
             return Ok(None);
         };
         if let Some(list) = self.cached(latest.id) {
@@ -62,6 +62,7 @@ impl ScreeningCache {
         }
         let started = std::time::Instant::now();
         let index = store
+            .screening()
             .load_screening_index(latest.id, ScoringConfig::default())
             .await?;
         tracing::info!(

@@ -108,7 +108,7 @@ fn spawn_stats(kyc: &Arc<Verification>, mut stop: watch::Receiver<bool>) {
                     continue;
                 }
             }
-            match kyc.store().application_stats().await {
+            match kyc.store().verification().application_stats().await {
                 Ok(stats) => kyc.metrics.set_stats(&stats, OffsetDateTime::now_utc()),
                 Err(e) => tracing::warn!(error = %e, "cannot read application counts for metrics"),
             }
@@ -122,7 +122,12 @@ async fn sweep(kyc: &Verification) {
         status: Some(ApplicationStatus::Submitted),
         ..QueueFilter::default()
     };
-    match kyc.store().application_queue(&submitted).await {
+    match kyc
+        .store()
+        .verification()
+        .application_queue(&submitted)
+        .await
+    {
         Ok(items) => {
             for item in items {
                 if let Err(e) = kyc.screen_submitted(item.id).await {
@@ -137,7 +142,7 @@ async fn sweep(kyc: &Verification) {
         submitted_before: Some(OffsetDateTime::now_utc() - STUCK_AFTER),
         ..QueueFilter::default()
     };
-    match kyc.store().application_queue(&stuck).await {
+    match kyc.store().verification().application_queue(&stuck).await {
         Ok(items) => {
             for item in items {
                 recover(kyc, item.id, item.customer_id).await;
@@ -162,7 +167,12 @@ async fn recover(kyc: &Verification, id: Uuid, customer_id: Uuid) {
         customer_id,
         client_ip: None,
     };
-    let result = match kyc.store().get_application(kyc.master(), &owner, id).await {
+    let result = match kyc
+        .store()
+        .verification()
+        .get_application(kyc.master(), &owner, id)
+        .await
+    {
         Ok(view) => {
             let subjects = subjects_of(&view.payload);
             let now = OffsetDateTime::now_utc();
@@ -182,7 +192,12 @@ async fn recover(kyc: &Verification, id: Uuid, customer_id: Uuid) {
 
 /// Expires due approvals and announces the customers whose tier dropped.
 async fn expire(kyc: &Verification) {
-    match kyc.store().expire_due(OffsetDateTime::now_utc()).await {
+    match kyc
+        .store()
+        .verification()
+        .expire_due(OffsetDateTime::now_utc())
+        .await
+    {
         Ok(customers) => {
             for customer_id in customers {
                 tracing::info!(customer = %customer_id, "approval expired: re-verification due");
@@ -201,7 +216,7 @@ async fn pick_up_rescreens(kyc: &Verification, cursor: &tokio::sync::Mutex<Optio
     let mut cursor = cursor.lock().await;
     let after = match *cursor {
         Some(seq) => seq,
-        None => match kyc.store().audit_head().await {
+        None => match kyc.store().audit().audit_head().await {
             // Start from now: the caches of a starting process are loaded from the store, so
             // earlier re-screens are already in force here.
             Ok(head) => {
@@ -220,7 +235,7 @@ async fn pick_up_rescreens(kyc: &Verification, cursor: &tokio::sync::Mutex<Optio
         limit: 100,
         ..AuditFilter::default()
     };
-    let records = match kyc.store().audit_page(&filter).await {
+    let records = match kyc.store().audit().audit_page(&filter).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read re-screen records");

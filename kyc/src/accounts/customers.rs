@@ -8,7 +8,7 @@ use super::{
     MAX_ORGANIZATION_NAME_CHARS, Organization, Subject, Tier, normalize_email, parse_column,
 };
 use crate::access_log::{self, AccessAction, AccessEvent, AccessOutcome};
-use crate::store::{DbTime, Store, StoreError, in_transaction, on_pool};
+use crate::store::{AccountsStore, DbTime, StoreError, in_transaction, on_pool};
 
 /// The customer columns in [`CustomerRow`] order, as a literal for `concat!`.
 macro_rules! customer_columns {
@@ -43,9 +43,9 @@ struct OrganizationRow {
     created_at: OffsetDateTime,
 }
 
-// === impl Store ===
+// === impl AccountsStore ===
 
-impl Store {
+impl AccountsStore<'_> {
     /// Creates an `active`, `unverified` customer. `password_hash` is a PHC string from
     /// [`crate::password::Hasher::hash`]. A second account with the same normalized email
     /// fails with [`AccountError::EmailTaken`].
@@ -59,7 +59,7 @@ impl Store {
         let email = Email::parse(email)?;
         let id = Uuid::now_v7();
         let now = DbTime::new(now);
-        let result = on_pool!(self, |pool| {
+        let result = on_pool!(self.store, |pool| {
             sqlx::query(
                 "INSERT INTO customers \
                  (id, email, password_hash, kind, status, tier, organization_id, created_at, updated_at) \
@@ -102,7 +102,7 @@ impl Store {
             " FROM customers WHERE email = $1"
         );
         let email = normalize_email(email);
-        let row: Option<CustomerRow> = on_pool!(self, |pool| {
+        let row: Option<CustomerRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(&email)
                 .fetch_optional(pool)
@@ -118,7 +118,7 @@ impl Store {
             customer_columns!(),
             " FROM customers WHERE id = $1"
         );
-        let row: Option<CustomerRow> = on_pool!(self, |pool| {
+        let row: Option<CustomerRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL).bind(id).fetch_optional(pool).await?
         });
         Ok(row.map(CustomerRow::into_customer).transpose()?)
@@ -135,7 +135,7 @@ impl Store {
             ", password_hash FROM customers WHERE email = $1"
         );
         let email = normalize_email(email);
-        let row: Option<CredentialRow> = on_pool!(self, |pool| {
+        let row: Option<CredentialRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(&email)
                 .fetch_optional(pool)
@@ -163,7 +163,7 @@ impl Store {
             now,
             None,
         );
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let updated = sqlx::query(
                 "UPDATE customers SET password_hash = $1, updated_at = $2 WHERE id = $3",
             )
@@ -253,7 +253,7 @@ impl Store {
             now,
             Some(detail.to_string()),
         );
-        let row: CustomerRow = in_transaction!(self, |tx| {
+        let row: CustomerRow = in_transaction!(self.store, |tx| {
             let row: Option<CustomerRow> = sqlx::query_as(sql)
                 .bind(value)
                 .bind(DbTime::new(now))
@@ -300,7 +300,7 @@ impl Store {
             now.get(),
             None,
         );
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(id)
                 .bind(name)
@@ -320,7 +320,7 @@ impl Store {
 
     /// The organization with this id, if any.
     pub async fn organization_by_id(&self, id: Uuid) -> Result<Option<Organization>, AccountError> {
-        let row: Option<OrganizationRow> = on_pool!(self, |pool| {
+        let row: Option<OrganizationRow> = on_pool!(self.store, |pool| {
             sqlx::query_as("SELECT id, name, created_at FROM organizations WHERE id = $1")
                 .bind(id)
                 .fetch_optional(pool)
@@ -350,7 +350,7 @@ impl Store {
             now,
             Some(detail.to_string()),
         );
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let org: Option<Uuid> =
                 sqlx::query_scalar("SELECT id FROM organizations WHERE id = $1")
                     .bind(organization_id)
@@ -387,7 +387,7 @@ impl Store {
             customer_columns!(),
             " FROM customers WHERE organization_id = $1 ORDER BY created_at, id"
         );
-        let rows: Vec<CustomerRow> = on_pool!(self, |pool| {
+        let rows: Vec<CustomerRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(organization_id)
                 .fetch_all(pool)
@@ -438,7 +438,7 @@ impl CustomerRow {
     }
 }
 
-/// A customer column an administrator changes (see `Store::change_customer`).
+/// A customer column an administrator changes (see `AccountsStore::change_customer`).
 #[derive(Clone, Copy)]
 enum CustomerChange<'a> {
     Status(CustomerStatus),

@@ -8,7 +8,7 @@ use super::{
     AccountError, Actor, Email, StaffRole, StaffUser, Subject, normalize_email, parse_column,
 };
 use crate::access_log::{self, AccessAction};
-use crate::store::{DbTime, Store, StoreError, in_transaction, on_pool};
+use crate::store::{AccountsStore, DbTime, StoreError, in_transaction, on_pool};
 
 /// The staff columns in [`StaffRow`] order, as a literal for `concat!`.
 macro_rules! staff_columns {
@@ -33,9 +33,9 @@ struct StaffCredentialRow {
     password_hash: String,
 }
 
-// === impl Store ===
+// === impl AccountsStore ===
 
-impl Store {
+impl AccountsStore<'_> {
     /// Creates a staff user and records the administrative action by `actor` in the same
     /// transaction. Duplicate (normalized) email fails with [`AccountError::EmailTaken`].
     pub async fn create_staff(
@@ -57,7 +57,7 @@ impl Store {
             now.get(),
             Some(detail.to_string()),
         );
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let inserted = sqlx::query(
                 "INSERT INTO staff_users (id, email, role, password_hash, created_at, disabled_at) \
                  VALUES ($1, $2, $3, $4, $5, NULL)",
@@ -97,7 +97,7 @@ impl Store {
             " FROM staff_users WHERE email = $1"
         );
         let email = normalize_email(email);
-        let row: Option<StaffRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let row: Option<StaffRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(&email)
             .fetch_optional(pool)
             .await?);
@@ -111,7 +111,7 @@ impl Store {
             staff_columns!(),
             " FROM staff_users WHERE id = $1"
         );
-        let row: Option<StaffRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let row: Option<StaffRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(id)
             .fetch_optional(pool)
             .await?);
@@ -129,7 +129,7 @@ impl Store {
             ", password_hash FROM staff_users WHERE email = $1"
         );
         let email = normalize_email(email);
-        let row: Option<StaffCredentialRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let row: Option<StaffCredentialRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(&email)
             .fetch_optional(pool)
             .await?);
@@ -154,7 +154,7 @@ impl Store {
             now,
             None,
         );
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let updated = sqlx::query("UPDATE staff_users SET password_hash = $1 WHERE id = $2")
                 .bind(password_hash)
                 .bind(id)

@@ -17,7 +17,7 @@ use crate::access_log::{self, AccessAction, AccessEvent, AccessOutcome};
 use crate::accounts::{Actor, Subject};
 use crate::crypto::random_bytes;
 use crate::password::{Hasher, PasswordError};
-use crate::store::{DbTime, Store, in_transaction, on_pool};
+use crate::store::{CredentialsStore, DbTime, in_transaction, on_pool};
 
 /// The listing columns in [`KeyRow`] order, as a literal for `concat!`.
 macro_rules! key_columns {
@@ -44,9 +44,9 @@ struct KeyRowWithHash {
     secret_hash: String,
 }
 
-// === impl Store ===
+// === impl CredentialsStore ===
 
-impl Store {
+impl CredentialsStore<'_> {
     /// Creates a key for `customer_id` and records the action by `actor` in the same
     /// transaction. Returns the id and the full key, which is not stored and cannot be shown
     /// again.
@@ -72,7 +72,7 @@ impl Store {
                 format!("api_key:{id}"),
             )
         };
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let active: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM api_keys WHERE customer_id = $1 AND revoked_at IS NULL",
             )
@@ -118,7 +118,7 @@ impl Store {
             key_columns!(),
             " FROM api_keys WHERE customer_id = $1 ORDER BY created_at DESC, id"
         );
-        let rows: Vec<KeyRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let rows: Vec<KeyRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(customer_id)
             .fetch_all(pool)
             .await?);
@@ -132,7 +132,7 @@ impl Store {
         if !is_key_id(key_id) {
             return Ok(None);
         }
-        let row: Option<KeyRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let row: Option<KeyRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(key_id)
             .fetch_optional(pool)
             .await?);
@@ -163,7 +163,7 @@ impl Store {
                 format!("api_key:{key_id}"),
             )
         };
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let owned: Option<Uuid> = sqlx::query_scalar(
                 "SELECT customer_id FROM api_keys WHERE id = $1 AND customer_id = $2",
             )
@@ -202,7 +202,7 @@ impl Store {
             ", secret_hash FROM api_keys WHERE id = $1"
         );
         let parsed = parse_api_key(full_key)?;
-        let row: Option<KeyRowWithHash> = on_pool!(self, |pool| {
+        let row: Option<KeyRowWithHash> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(parsed.key_id)
                 .fetch_optional(pool)
@@ -249,7 +249,7 @@ impl Store {
         if let Ok(principal) = &verdict {
             event.actor = Some(Subject::Customer(principal.customer_id).to_string());
         }
-        self.record_access(&event).await?;
+        self.store.access().record_access(&event).await?;
         verdict
     }
 }

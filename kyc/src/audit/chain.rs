@@ -7,7 +7,7 @@ use super::{
     AuditAction, AuditEntry, AuditRecord, ChainHash, ChainHead, GENESIS_HASH, MAX_DETAIL_BYTES,
     is_valid_action,
 };
-use crate::store::{DbTime, Store, StoreError, in_transaction, on_pool};
+use crate::store::{AuditStore, DbTime, StoreError, in_transaction, on_pool};
 use sha2::{Digest as _, Sha256};
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -131,20 +131,20 @@ impl ChainTx for Transaction<'_, Postgres> {
     }
 }
 
-// === impl Store ===
+// === impl AuditStore ===
 
-impl Store {
+impl AuditStore<'_> {
     /// Appends one record in its own transaction — for callers outside kyc (policy reloads,
     /// gateway decisions) that have no transaction of their own. Inside kyc, append in the
     /// transaction of the change instead.
     pub async fn record_audit(&self, entry: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        let record = in_transaction!(self, |tx| append(&mut tx, entry).await?);
+        let record = in_transaction!(self.store, |tx| append(&mut tx, entry).await?);
         Ok(record)
     }
 
     /// The chain head: last `seq` and hash.
     pub async fn audit_head(&self) -> Result<ChainHead, StoreError> {
-        let (seq, hash): (i64, Vec<u8>) = on_pool!(self, |pool| {
+        let (seq, hash): (i64, Vec<u8>) = on_pool!(self.store, |pool| {
             sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
                 .fetch_one(pool)
                 .await?

@@ -8,12 +8,12 @@ use super::canonical::{RecordFields, format_time, record_json};
 use super::verify::{PAGE, RawRow};
 use super::{AuditError, AuditRecord, ChainHash};
 use crate::accounts::parse_column;
-use crate::store::{DbTime, Store, StoreError, on_pool};
+use crate::store::{AuditStore, DbTime, StoreError, on_pool};
 
-/// Largest page [`Store::audit_page`] returns.
+/// Largest page [`AuditStore::audit_page`] returns.
 pub const MAX_AUDIT_PAGE: u32 = 1000;
 
-/// Which records [`Store::audit_page`] returns: those matching every filter that is set, with
+/// Which records [`AuditStore::audit_page`] returns: those matching every filter that is set, with
 /// `seq > after_seq`, oldest first, at most `limit` (capped at [`MAX_AUDIT_PAGE`]). Page on by
 /// passing the last `seq` seen as `after_seq`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,9 +49,9 @@ const CSV_HEADER: &str = "seq,at,actor,actor_ip,action,subject,detail,prev_hash,
 
 crate::names::stored_enum!(ExportFormat { Jsonl => "jsonl", Csv => "csv" });
 
-// === impl Store ===
+// === impl AuditStore ===
 
-impl Store {
+impl AuditStore<'_> {
     /// One page of records for the staff API (see [`AuditFilter`]).
     pub async fn audit_page(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, AuditError> {
         const SQL: &str = "SELECT seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash \
@@ -65,7 +65,7 @@ impl Store {
             0 => 100,
             n => n.min(MAX_AUDIT_PAGE),
         };
-        let rows: Vec<RawRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let rows: Vec<RawRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(filter.after_seq.unwrap_or(0))
             .bind(filter.since.map(DbTime::new))
             .bind(filter.subject.as_deref())
@@ -99,7 +99,7 @@ impl Store {
         let mut after = 0i64;
         let mut written = 0u64;
         loop {
-            let rows: Vec<RawRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+            let rows: Vec<RawRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
                 .bind(after)
                 .bind(since)
                 .bind(PAGE)

@@ -10,7 +10,8 @@
 //! ([`GENESIS_HASH`], 32 zero bytes, for record 1); and
 //!
 //! ```text
-//! hash = SHA-256(prev_hash ‖ canonical JSON of {action, actor, actor_ip, at, detail, prev_hash, seq, subject})
+//! hash = SHA-256(prev_hash ‖ canonical JSON of {action, actor, actor_ip, at, detail, prev_hash,
+//! seq, subject})
 //! ```
 //!
 //! where canonical JSON has keys sorted by UTF-8 bytes, no whitespace, `prev_hash` in lowercase
@@ -19,7 +20,7 @@
 //! is that same object plus `"hash"`, so anyone can re-verify an export without this code.
 //! `at` is the caller's clock; `seq` is the order.
 //!
-//! [`Store::verify_audit_chain`] walks the table in `seq` order and reports the first broken
+//! [`AuditStore::verify_audit_chain`] walks the table in `seq` order and reports the first broken
 //! link: an edited record (hash mismatch), a deleted one (a `seq` gap, a truncated tail, or a
 //! `prev_hash` that matches no predecessor), or a reordered one (a record whose hash is valid
 //! for another position). A chain can only be checked against itself: someone who rewrites
@@ -38,12 +39,12 @@
 //! })
 //! ```
 //!
-//! [`append`] is one generic function over the crate-private `ChainTx` trait, which is
-//! implemented for `sqlx::Transaction` of SQLite and of PostgreSQL (one body, expanded per
-//! backend like `in_transaction!`), so it only accepts a transaction — never a pool — and its
-//! errors are plain [`StoreError`]s that every domain error already converts from. Code outside
-//! kyc (the binary: policy reloads, gateway decisions) uses [`Store::record_audit`], which runs
-//! the append in its own transaction.
+//! [`append`] is one generic function over the crate-private `ChainTx` trait, which is implemented
+//! for `sqlx::Transaction` of SQLite and of PostgreSQL (one body, expanded per backend like
+//! `in_transaction!`), so it only accepts a transaction — never a pool — and its errors are plain
+//! [`StoreError`]s that every domain error already converts from. Code outside kyc (the binary:
+//! policy reloads, gateway decisions) uses [`AuditStore::record_audit`], which runs the append in
+//! its own transaction.
 //!
 //! # Serializing writers
 //!
@@ -54,12 +55,12 @@
 //!
 //! - SQLite: `UPDATE audit_head SET seq = seq + 1 … RETURNING seq, hash`, the record hashed
 //!   here, then the new head hash and the record (three statements, all in process).
-//! - PostgreSQL: one statement that locks the head (`SELECT … FOR UPDATE` in a CTE), hashes
-//!   the record with the server's `sha256()` (PostgreSQL 11 or newer) over the canonical text built here around the two
-//!   values only the head knows (`prev_hash` and `seq`), advances the head and inserts the
-//!   record. The hash is recomputed here from the returned `seq` and `prev_hash`; any
-//!   difference fails the append, so the server can never write a link this code would not
-//!   verify. The head lock is thus held for one round trip plus the commit.
+//! - PostgreSQL: one statement that locks the head (`SELECT … FOR UPDATE` in a CTE), hashes the
+//!   record with the server's `sha256()` (PostgreSQL 11 or newer) over the canonical text built
+//!   here around the two values only the head knows (`prev_hash` and `seq`), advances the head and
+//!   inserts the record. The hash is recomputed here from the returned `seq` and `prev_hash`; any
+//!   difference fails the append, so the server can never write a link this code would not verify.
+//!   The head lock is thus held for one round trip plus the commit.
 //!
 //! The lock is held until the caller commits, which is why callers **append last**: every
 //! statement after the append lengthens the time other writers wait, and taking other row

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::canonical::{RecordFields, record_hash};
 use super::{AuditError, ChainHead, GENESIS_HASH, HASH_LEN};
-use crate::store::{Store, on_pool};
+use crate::store::{AuditStore, on_pool};
 
 /// Rows fetched per page while verifying or exporting.
 pub(super) const PAGE: i64 = 1000;
@@ -14,7 +14,7 @@ pub(super) const PAGE: i64 = 1000;
 /// rather than a move. Only tried once, at the first broken record.
 const REORDER_WINDOW: i64 = 10_000;
 
-/// The outcome of [`Store::verify_audit_chain`].
+/// The outcome of [`AuditStore::verify_audit_chain`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditVerification {
     /// Records checked (all of them when the chain is intact, those before the break otherwise).
@@ -155,9 +155,9 @@ impl RawRow {
     }
 }
 
-// === impl Store ===
+// === impl AuditStore ===
 
-impl Store {
+impl AuditStore<'_> {
     /// Walks the audit chain in `seq` order up to the head read at the start and reports the
     /// first broken link. Reads one page at a time, so memory stays flat however long the chain.
     pub async fn verify_audit_chain(&self) -> Result<AuditVerification, AuditError> {
@@ -193,7 +193,7 @@ impl Store {
     ) -> Result<Vec<RawRow>, AuditError> {
         const SQL: &str = "SELECT seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash \
              FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
-        let rows = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let rows = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(after)
             .bind(until)
             .bind(PAGE)

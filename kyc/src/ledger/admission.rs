@@ -1,4 +1,4 @@
-//! `Store::admit`: validates the request and runs the admission transaction
+//! `LedgerStore::admit`: validates the request and runs the admission transaction
 //! ([`super::admit_tx`]) — one per job on PostgreSQL; on SQLite, admissions that queue for the
 //! writer share one transaction and one commit ([`batch`]).
 
@@ -8,11 +8,11 @@ use uuid::Uuid;
 
 use super::admit_tx::{admit_in, validate};
 use super::model::{AdmissionDecision, AdmissionOptions, AdmissionRequest, LedgerError};
-use crate::store::{Backend, Store, in_transaction};
+use crate::store::{Backend, LedgerStore, in_transaction};
 
-// === impl Store ===
+// === impl LedgerStore ===
 
-impl Store {
+impl LedgerStore<'_> {
     /// Admits, holds or denies one job in a single transaction (see the module docs of
     /// [`crate::ledger`] for the locking and what counts where). The decision, its job row,
     /// crossings, review hold or reports and the audit record are committed before this
@@ -24,7 +24,7 @@ impl Store {
         self.admit_with(req, &AdmissionOptions::default()).await
     }
 
-    /// [`Store::admit`] with a projection for the thresholds and/or a review hold the caller
+    /// [`Self::admit`] with a projection for the thresholds and/or a review hold the caller
     /// asks for (see [`AdmissionOptions`]).
     pub async fn admit_with(
         &self,
@@ -33,12 +33,12 @@ impl Store {
     ) -> Result<AdmissionDecision, LedgerError> {
         validate(req, options)?;
         let job_id = Uuid::now_v7();
-        if let Backend::Sqlite(pool) = self.backend() {
-            return batch::admit(self, pool, req, options, job_id).await;
+        if let Backend::Sqlite(pool) = self.store.backend() {
+            return batch::admit(self.store, pool, req, options, job_id).await;
         }
         for _ in 0..super::model::MAX_ATTEMPTS {
-            let attempt =
-                in_transaction!(self, |tx| admit_in(&mut tx, req, options, job_id).await?);
+            let attempt = in_transaction!(self.store, |tx| admit_in(&mut tx, req, options, job_id)
+                .await?);
             if let Some(decision) = attempt {
                 return Ok(decision);
             }

@@ -1,8 +1,8 @@
 //! The admission transaction body, generic over the backend: lock the job's budget rows and read
-//! its totals ([`super::budgets`]), decide ([`super::decision`]), and write the job, its
-//! crossings, its review hold or report, and the audit record — last, as the audit chain
-//! requires. [`Store::admit`](crate::Store::admit) runs it one job per transaction; the SQLite
-//! group commit (`admission::batch`) runs several in one.
+//! its totals ([`super::budgets`]), decide ([`super::decision`]), and write the job, its crossings,
+//! its review hold or report, and the audit record — last, as the audit chain requires.
+//! [`LedgerStore::admit`](crate::store::LedgerStore::admit) runs it one job per transaction; the
+//! SQLite group commit (`admission::batch`) runs several in one.
 
 use time::OffsetDateTime;
 use uuid::Uuid;

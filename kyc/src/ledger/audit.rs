@@ -73,7 +73,7 @@ pub(super) fn admission(req: &AdmissionRequest, d: &AdmissionDecision) -> Vec<Au
 pub(super) fn usage(
     event: &UsageEvent,
     r: &UsageRecorded,
-    before: super::JobStatus,
+    before: super::model::JobStatus,
 ) -> Vec<AuditEntry> {
     if matches!(event.kind, UsageKind::Heartbeat { .. })
         && r.status == before

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::model::LedgerError;
 use super::reads::{ReportRow, TrainingRunReport, report_columns};
-use crate::store::{DbTime, Store, on_pool};
+use crate::store::{DbTime, LedgerStore, on_pool};
 
 /// Largest number of reports or jobs one export reads: an export is built in memory, and one
 /// that would be larger is refused whole ([`LedgerError::ExportTooLarge`]) rather than cut
@@ -144,9 +144,9 @@ const ART52_JOBS: &str = "SELECT r.run_id, r.parent_run_id, root.run_id AS linea
        AND j.status IN ('reserved', 'running', 'finished') \
      ORDER BY r.run_id, j.decided_at LIMIT $3";
 
-// === impl Store ===
+// === impl LedgerStore ===
 
-impl Store {
+impl LedgerStore<'_> {
     /// Writes an export to `out` and returns how many records (reports or runs) it holds.
     pub async fn export_reports<W: Write + Send>(
         &self,
@@ -185,7 +185,7 @@ impl Store {
             report_columns!(),
             " FROM ledger_reports WHERE created_at >= $1 ORDER BY created_at, id LIMIT $2"
         );
-        let rows: Vec<ReportRow> = on_pool!(self, |pool| {
+        let rows: Vec<ReportRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(DbTime::new(since))
                 .bind(MAX_EXPORT_ROWS + 1)
@@ -201,7 +201,7 @@ impl Store {
         customer_id: Uuid,
         since: OffsetDateTime,
     ) -> Result<Vec<Art52Run>, LedgerError> {
-        let rows: Vec<Art52JobRow> = on_pool!(self, |pool| {
+        let rows: Vec<Art52JobRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(ART52_JOBS)
                 .bind(customer_id)
                 .bind(DbTime::new(since))

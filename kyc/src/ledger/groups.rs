@@ -1,10 +1,9 @@
-//! Linked account groups: customers that share a beneficial owner, payment fingerprint,
-//! verified ID document or organization are merged into one group automatically when an
-//! application is approved ([`link_attributes`], called by the verification workflow in the
-//! approval's transaction; [`Store::link_by_attribute`] for one attribute); staff can link and
-//! unlink with a reason. Group thresholds watch the members' combined rolling total, so a run
-//! split across accounts is still seen; a staff link also re-checks them at once
-//! ([`super::link_thresholds`]).
+//! Linked account groups: customers that share a beneficial owner, payment fingerprint, verified ID
+//! document or organization are merged into one group automatically when an application is approved
+//! ([`link_attributes`], called by the verification workflow in the approval's transaction;
+//! [`LedgerStore::link_by_attribute`] for one attribute); staff can link and unlink with a reason.
+//! Group thresholds watch the members' combined rolling total, so a run split across accounts is
+//! still seen; a staff link also re-checks them at once ([`super::link_thresholds`]).
 //!
 //! Attributes are stored only as keyed hashes ([`super::attributes`]). Group totals are summed
 //! from the members' jobs at read time, so a merge only moves membership rows.
@@ -29,7 +28,7 @@ use super::model::LedgerError;
 use super::model::{check_text, require_staff};
 use crate::accounts::Actor;
 use crate::audit::{AuditAction, AuditEntry};
-use crate::store::{DbTime, Store, in_transaction, on_pool};
+use crate::store::{DbTime, LedgerStore, in_transaction, on_pool};
 use computegate_policy::ThresholdPolicy;
 
 /// A group and its members.
@@ -53,7 +52,7 @@ pub struct GroupMember {
     pub via: String,
 }
 
-/// What [`Store::link_by_attribute`] did.
+/// What [`LedgerStore::link_by_attribute`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkOutcome {
     /// The customer's group afterwards (`None`: nobody shares the attribute yet).
@@ -62,7 +61,7 @@ pub struct LinkOutcome {
     pub moved: Vec<Uuid>,
 }
 
-/// What [`Store::link_customers`] did: the merged group and the thresholds the link crossed.
+/// What [`LedgerStore::link_customers`] did: the merged group and the thresholds the link crossed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StaffLink {
     /// The group afterwards.
@@ -73,9 +72,9 @@ pub struct StaffLink {
     pub check: LinkCheck,
 }
 
-// === impl Store ===
+// === impl LedgerStore ===
 
-impl Store {
+impl LedgerStore<'_> {
     /// Records that `customer_id` has an attribute and links it with every other customer that
     /// has the same one (merging their groups), unless staff unlinked it (then the attribute is
     /// only recorded). Idempotent. See [`link_attributes`] for linking inside another
@@ -87,7 +86,7 @@ impl Store {
         hash: &AttributeHash,
         now: OffsetDateTime,
     ) -> Result<LinkOutcome, LedgerError> {
-        let moved = in_transaction!(self, |tx| {
+        let moved = in_transaction!(self.store, |tx| {
             let (moved, entries) =
                 link_attributes(&mut tx, customer_id, &[(kind, *hash)], now).await?;
             audit::record(&mut tx, &entries).await?;
@@ -115,7 +114,7 @@ impl Store {
         require_staff(actor)?;
         check_text(reason, "reason")?;
         let at = DbTime::new(now);
-        let (group, check) = in_transaction!(self, |tx| {
+        let (group, check) = in_transaction!(self.store, |tx| {
             tx.lock_membership().await?;
             for c in [customer_a, customer_b] {
                 tx.set_exempt(c, None, at).await?;
@@ -176,7 +175,7 @@ impl Store {
         require_staff(actor)?;
         check_text(reason, "reason")?;
         let at = DbTime::new(now);
-        let left = in_transaction!(self, |tx| {
+        let left = in_transaction!(self.store, |tx| {
             tx.lock_membership().await?;
             tx.lock_customer(customer_id).await?;
             let group = tx.group_id_of(customer_id).await?;
@@ -209,7 +208,7 @@ impl Store {
 
     /// The customer's linked group, `None` when it is linked to nobody.
     pub async fn group_of(&self, customer_id: Uuid) -> Result<Option<LinkedGroup>, LedgerError> {
-        let group: Option<Uuid> = on_pool!(self, |pool| {
+        let group: Option<Uuid> = on_pool!(self.store, |pool| {
             sqlx::query_scalar("SELECT group_id FROM ledger_group_members WHERE customer_id = $1")
                 .bind(customer_id)
                 .fetch_optional(pool)
@@ -222,7 +221,7 @@ impl Store {
     }
 
     async fn group_members(&self, group: Uuid) -> Result<LinkedGroup, LedgerError> {
-        let rows: Vec<(Uuid, OffsetDateTime, String)> = on_pool!(self, |pool| {
+        let rows: Vec<(Uuid, OffsetDateTime, String)> = on_pool!(self.store, |pool| {
             sqlx::query_as(
                 "SELECT customer_id, joined_at, via FROM ledger_group_members \
                  WHERE group_id = $1 ORDER BY joined_at, customer_id",

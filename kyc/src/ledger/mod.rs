@@ -10,27 +10,27 @@
 //!   the customer's jobs decided within the rolling [`LedgerLimits::window`].
 //! - **Customer, organization, linked group** thresholds apply to the rolling total over
 //!   [`ThresholdPolicy::window`]; a customer who is linked to nobody is a group of one.
-//! - A job's charge is `used + reserved`: its estimate at admission, replaced by measured usage
-//!   as events arrive, grown past the estimate when the job overruns, cut to the measured
-//!   amount when it finishes, and zero when it never ran
-//!   ([`Store::release_job`](crate::Store::release_job)). Rolling windows count a job at its
-//!   decision time.
+//! - A job's charge is `used + reserved`: its estimate at admission, replaced by measured usage as
+//!   events arrive, grown past the estimate when the job overruns, cut to the measured amount when
+//!   it finishes, and zero when it never ran
+//!   ([`LedgerStore::release_job`](crate::store::LedgerStore::release_job)). Rolling windows count
+//!   a job at its decision time.
 //! - A threshold fires for a scope the first time the scope's projected total reaches it, and
 //!   once only (see [`decision`](evaluate) for the exact rule): also when two accounts are
 //!   linked after both ran, and not again when a total dips and grows back.
 //!
 //! # Atomicity
-//! [`Store::admit`](crate::Store::admit) is one transaction on either backend: it locks the
-//! budget rows of the customer, group, lineage and organization in one statement (PostgreSQL
-//! `SELECT … FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` serializes writers), reads the totals,
-//! decides with the pure [`evaluate`], and writes the job, its crossings, review hold or
-//! reports and the audit record before committing. Replicas sharing one PostgreSQL therefore
-//! never admit past a cap. Every ledger transaction takes budget locks in `(scope, scope_id)`
-//! order (group merges lock a sentinel, the moving customers, then the groups), so lock waits
-//! never form a cycle; the audit chain's head lock is taken last. On SQLite, admissions that
-//! queue for the writer at the same time share one transaction and one commit, in queue order
-//! (group commit, `admission::batch`); a decision is returned only once that commit is
-//! durable, and a batch in which any admission fails is rolled back and decided one by one.
+//! [`LedgerStore::admit`](crate::store::LedgerStore::admit) is one transaction on either backend:
+//! it locks the budget rows of the customer, group, lineage and organization in one statement
+//! (PostgreSQL `SELECT … FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` serializes writers), reads the
+//! totals, decides with the pure [`evaluate`], and writes the job, its crossings, review hold or
+//! reports and the audit record before committing. Replicas sharing one PostgreSQL therefore never
+//! admit past a cap. Every ledger transaction takes budget locks in `(scope, scope_id)` order
+//! (group merges lock a sentinel, the moving customers, then the groups), so lock waits never form
+//! a cycle; the audit chain's head lock is taken last. On SQLite, admissions that queue for the
+//! writer at the same time share one transaction and one commit, in queue order (group commit,
+//! `admission::batch`); a decision is returned only once that commit is durable, and a batch in
+//! which any admission fails is rolled back and decided one by one.
 //!
 //! FLOP are IEEE doubles (the totals reach 1e26): sums are exact for integers below 2^53 and
 //! otherwise carry a relative rounding error near 1e-16 per addition.
@@ -39,12 +39,12 @@
 //! `model` holds the shared vocabulary (requests, verdicts, totals, crossings, errors) and imports
 //! no other ledger module; this file only declares modules and re-exports, so no ledger module
 //! imports back from one that imports it (`scripts/import_cycles.py kyc/src --within ledger`).
-//! `decision` holds the pure rules; `sql` the queries (one text for both backends); `budgets`
-//! finds and locks a job's rows; `admit_tx` is the admission transaction body; the `admission`,
-//! `review`, `usage`, `groups`, `reads`, `ownership` and `export` modules add `impl Store`
-//! blocks; `audit` builds the chain records; `attributes` normalizes and hashes (keyed) linking attributes;
-//! `membership` holds the group queries and `link_thresholds` re-checks a group's thresholds
-//! when staff link it.
+//! `decision` holds the pure rules; `sql` the queries (one text for both backends); `budgets` finds
+//! and locks a job's rows; `admit_tx` is the admission transaction body; the `admission`, `review`,
+//! `usage`, `groups`, `reads`, `ownership` and `export` modules add `impl LedgerStore` blocks (the
+//! `store.ledger()` handle); `audit` builds the chain records; `attributes` normalizes and hashes
+//! (keyed) linking attributes; `membership` holds the group queries and `link_thresholds` re-checks
+//! a group's thresholds when staff link it.
 
 mod admission;
 mod admit_tx;

@@ -83,8 +83,8 @@ pub struct AdmissionRequest {
     pub now: OffsetDateTime,
 }
 
-/// What [`Store::admit_with`](crate::Store::admit_with) adds to a request;
-/// [`Store::admit`](crate::Store::admit) uses the default (none of it).
+/// What [`LedgerStore::admit_with`](crate::store::LedgerStore::admit_with) adds to a request;
+/// [`LedgerStore::admit`](crate::store::LedgerStore::admit) uses the default (none of it).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AdmissionOptions {
     /// FLOP to project the thresholds with when larger than the estimate (e.g. the declared
@@ -97,7 +97,8 @@ pub struct AdmissionOptions {
     pub hold_for_review: Option<String>,
 }
 
-/// The outcome of [`Store::admit`](crate::Store::admit), committed before it is returned.
+/// The outcome of [`LedgerStore::admit`](crate::store::LedgerStore::admit), committed before it is
+/// returned.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AdmissionDecision {
     /// The job row recorded for this decision (also for holds and denials).
@@ -265,7 +266,8 @@ pub enum UsageKind {
     },
 }
 
-/// What [`Store::record_usage`](crate::Store::record_usage) did, committed before returning.
+/// What [`LedgerStore::record_usage`](crate::store::LedgerStore::record_usage) did, committed
+/// before returning.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UsageOutcome {
     /// The event id was seen before; nothing changed. Acknowledge it.
@@ -294,7 +296,7 @@ pub struct UsageRecorded {
     /// Thresholds the growth crossed.
     pub crossings: Vec<Crossing>,
     /// Reports created for them (identity snapshot still to attach, see
-    /// [`Store::attach_report_identity`](crate::Store::attach_report_identity)).
+    /// [`LedgerStore::attach_report_identity`](crate::store::LedgerStore::attach_report_identity)).
     pub report_ids: Vec<Uuid>,
 }
 

@@ -8,14 +8,14 @@
 use uuid::Uuid;
 
 use super::model::LedgerError;
-use crate::store::{Store, in_transaction, on_pool};
+use crate::store::{LedgerStore, in_transaction, on_pool};
 
 /// Longest upstream pool name or upstream job id stored.
 pub const MAX_UPSTREAM_ID_LEN: usize = 256;
 
-// === impl Store ===
+// === impl LedgerStore ===
 
-impl Store {
+impl LedgerStore<'_> {
     /// Binds `upstream_job_id` on `upstream` to the ledger's job `job_id`, taking the id from
     /// any job it was bound to before. [`LedgerError::UnknownJob`] when there is no such job.
     pub async fn bind_upstream_job(
@@ -26,7 +26,7 @@ impl Store {
     ) -> Result<(), LedgerError> {
         check_id(upstream, "upstream")?;
         check_id(upstream_job_id, "upstream_job_id")?;
-        let bound = in_transaction!(self, |tx| {
+        let bound = in_transaction!(self.store, |tx| {
             sqlx::query(
                 "UPDATE ledger_jobs SET upstream = NULL, upstream_job_id = NULL \
                  WHERE upstream = $1 AND upstream_job_id = $2 AND id <> $3",
@@ -56,7 +56,7 @@ impl Store {
         upstream: &str,
         upstream_job_id: &str,
     ) -> Result<Option<Uuid>, LedgerError> {
-        let owner: Option<Uuid> = on_pool!(self, |pool| {
+        let owner: Option<Uuid> = on_pool!(self.store, |pool| {
             sqlx::query_scalar(
                 "SELECT customer_id FROM ledger_jobs WHERE upstream = $1 AND upstream_job_id = $2",
             )

@@ -10,9 +10,9 @@ use super::model::{Crossing, LedgerError, MAX_PAGE};
 use super::model::{check_text, require_staff};
 use crate::accounts::Actor;
 use crate::audit::AuditAction;
-use crate::store::{DbTime, Store, in_transaction, on_pool};
+use crate::store::{DbTime, LedgerStore, in_transaction, on_pool};
 
-/// Which runs [`Store::list_runs`] returns.
+/// Which runs [`LedgerStore::list_runs`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunFilter {
     /// Only this customer's runs.
@@ -63,7 +63,7 @@ pub enum ReportStatus {
     Filed,
 }
 
-/// Which reports [`Store::list_reports`] returns.
+/// Which reports [`LedgerStore::list_reports`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReportFilter {
     /// Only due or only filed reports.
@@ -203,15 +203,15 @@ const LIST_RUNS: &str = "SELECT r.id, r.customer_id, r.run_id, r.parent_run_id, 
 
 // === impl ReportStatus ===
 
-// `Store::list_reports` matches these names against `filed_at` in its query.
+// `LedgerStore::list_reports` matches these names against `filed_at` in its query.
 crate::names::stored_enum!(ReportStatus { Due => "due", Filed => "filed" });
 
-// === impl Store ===
+// === impl LedgerStore ===
 
-impl Store {
+impl LedgerStore<'_> {
     /// Runs, newest first, with their own and their lineage's FLOP.
     pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, LedgerError> {
-        let rows: Vec<RunSummaryRow> = on_pool!(self, |pool| {
+        let rows: Vec<RunSummaryRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(LIST_RUNS)
                 .bind(filter.customer_id)
                 .bind(filter.since.map(DbTime::new))
@@ -237,7 +237,7 @@ impl Store {
              ORDER BY due_at, id LIMIT $4"
         );
         let status = filter.status.map(ReportStatus::as_str);
-        let rows: Vec<ReportRow> = on_pool!(self, |pool| {
+        let rows: Vec<ReportRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(status)
                 .bind(filter.due_before.map(DbTime::new))
@@ -264,7 +264,7 @@ impl Store {
              WHERE id = $4 AND filed_at IS NULL RETURNING ",
             report_columns!()
         );
-        let row: ReportRow = in_transaction!(self, |tx| {
+        let row: ReportRow = in_transaction!(self.store, |tx| {
             let row: Option<ReportRow> = sqlx::query_as(SQL)
                 .bind(DbTime::new(now))
                 .bind(&actor.name)
@@ -302,7 +302,7 @@ impl Store {
         actor: &Actor,
         now: OffsetDateTime,
     ) -> Result<(), LedgerError> {
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let done = sqlx::query(
                 "UPDATE ledger_reports SET identity_snapshot = $1 \
                  WHERE id = $2 AND identity_snapshot IS NULL",
@@ -339,7 +339,7 @@ impl Store {
 
     /// Jobs holding a reservation or running (the "open reservations" gauge).
     pub async fn open_reservations_count(&self) -> Result<u64, LedgerError> {
-        let n: i64 = on_pool!(self, |pool| {
+        let n: i64 = on_pool!(self.store, |pool| {
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM ledger_jobs WHERE status IN ('reserved', 'running')",
             )
@@ -351,7 +351,7 @@ impl Store {
 
     /// Unfiled reports, and how many of them are past due at `now`.
     pub async fn reports_due_count(&self, now: OffsetDateTime) -> Result<ReportsDue, LedgerError> {
-        let (open, overdue): (i64, i64) = on_pool!(self, |pool| {
+        let (open, overdue): (i64, i64) = on_pool!(self.store, |pool| {
             sqlx::query_as(
                 "SELECT COUNT(*), COALESCE(SUM(CASE WHEN due_at < $1 THEN 1 ELSE 0 END), 0) \
                  FROM ledger_reports WHERE filed_at IS NULL",

@@ -1,5 +1,5 @@
-//! Review holds: `Store::resolve_job_review` (staff approve or deny a held job; an approval
-//! is consumed by the next admission of the same job) and `Store::list_job_reviews`.
+//! Review holds: `LedgerStore::resolve_job_review` (staff approve or deny a held job; an approval
+//! is consumed by the next admission of the same job) and `LedgerStore::list_job_reviews`.
 
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -11,7 +11,7 @@ use super::model::{check_text, require_staff};
 use crate::accounts::{Actor, parse_column};
 use crate::audit::AuditAction;
 use crate::names::stored_enum;
-use crate::store::{DbTime, Store, in_transaction, on_pool};
+use crate::store::{DbTime, LedgerStore, in_transaction, on_pool};
 
 /// A staff decision on a held job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,13 +101,13 @@ stored_enum!(ReviewStatus {
     Denied => "denied",
 });
 
-// === impl Store ===
+// === impl LedgerStore ===
 
-impl Store {
-    /// Approves or denies a held job. An approval lets the next submission of the same
-    /// customer, run id and estimate (within [`super::model::APPROVAL_TOLERANCE`]) be admitted once,
-    /// within [`super::model::APPROVAL_VALIDITY`] of the decision.
-    /// Only staff or the system may resolve ([`LedgerError::NotStaff`]).
+impl LedgerStore<'_> {
+    /// Approves or denies a held job. An approval lets the next submission of the same customer,
+    /// run id and estimate (within [`super::model::APPROVAL_TOLERANCE`]) be admitted once, within
+    /// [`super::model::APPROVAL_VALIDITY`] of the decision. Only staff or the system may resolve
+    /// ([`LedgerError::NotStaff`]).
     pub async fn resolve_job_review(
         &self,
         review_id: Uuid,
@@ -127,7 +127,7 @@ impl Store {
              WHERE id = $5 AND status = 'pending' RETURNING ",
             review_columns!()
         );
-        let row: ReviewRow = in_transaction!(self, |tx| {
+        let row: ReviewRow = in_transaction!(self.store, |tx| {
             let row: Option<ReviewRow> = sqlx::query_as(UPDATE)
                 .bind(status.as_str())
                 .bind(DbTime::new(now))
@@ -180,7 +180,7 @@ impl Store {
              ORDER BY created_at DESC, id DESC LIMIT $2"
         );
         let limit = i64::from(limit.min(super::model::MAX_PAGE));
-        let rows: Vec<ReviewRow> = on_pool!(self, |pool| {
+        let rows: Vec<ReviewRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(status.map(ReviewStatus::as_str))
                 .bind(limit)

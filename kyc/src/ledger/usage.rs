@@ -1,4 +1,4 @@
-//! `Store::record_usage`: measured usage replaces a job's reservation, an overrun grows the
+//! `LedgerStore::record_usage`: measured usage replaces a job's reservation, an overrun grows the
 //! job's charge past its estimate and re-checks the thresholds, and `finished` releases the
 //! rest — each event in one transaction with its audit record, idempotent by event id.
 //!
@@ -17,7 +17,7 @@ use super::sql::{BudgetKeys, JobRow, JobUsage, LedgerTx, NewUsageEvent};
 use super::{audit, budgets, decision};
 use crate::accounts::parse_column;
 use crate::audit::ChainTx;
-use crate::store::{DbTime, Store, in_transaction};
+use crate::store::{DbTime, LedgerStore, in_transaction};
 use computegate_policy::ThresholdPolicy;
 
 /// A job's measured state after an event.
@@ -29,9 +29,9 @@ struct Applied {
     accelerator_seconds: f64,
 }
 
-// === impl Store ===
+// === impl LedgerStore ===
 
-impl Store {
+impl LedgerStore<'_> {
     /// Applies one usage event (see the module docs). `thresholds` are the thresholds in force,
     /// re-checked when measured usage grows the job past its estimate. Errors change nothing:
     /// [`LedgerError::UnknownJob`], [`LedgerError::CounterDecreased`],
@@ -43,7 +43,8 @@ impl Store {
     ) -> Result<UsageOutcome, LedgerError> {
         validate(event)?;
         for _ in 0..super::model::MAX_ATTEMPTS {
-            let attempt = in_transaction!(self, |tx| usage_in(&mut tx, event, thresholds).await?);
+            let attempt = in_transaction!(self.store, |tx| usage_in(&mut tx, event, thresholds)
+                .await?);
             if let Some(outcome) = attempt {
                 return Ok(outcome);
             }
@@ -64,7 +65,8 @@ impl Store {
     ) -> Result<(), LedgerError> {
         super::model::check_text(reason, "reason")?;
         for _ in 0..super::model::MAX_ATTEMPTS {
-            let done = in_transaction!(self, |tx| release_in(&mut tx, job_id, reason, now).await?);
+            let done = in_transaction!(self.store, |tx| release_in(&mut tx, job_id, reason, now)
+                .await?);
             if done {
                 return Ok(());
             }

@@ -30,7 +30,7 @@ use super::{
     Decision, ListEntry, ListFormat, MatchExplanation, ScoringConfig, ScoringConfigError,
     ScreeningIndex, ScreeningResult,
 };
-use crate::store::{DbTime, Store, StoreError, from_sqlx, in_transaction, on_pool};
+use crate::store::{DbTime, ScreeningStore, StoreError, from_sqlx, in_transaction, on_pool};
 
 /// Entries per multi-row INSERT (four bind parameters each: well under SQLite's 32 766 and
 /// PostgreSQL's 65 535 limits).
@@ -194,9 +194,9 @@ impl<R> ImportRequest<R> {
     }
 }
 
-// === impl Store ===
+// === impl ScreeningStore ===
 
-impl Store {
+impl ScreeningStore<'_> {
     /// Imports a list as a new version: parses it (see [`crate::screening::parse`]), stores
     /// every normalized entry and the version row in one transaction, and returns the version.
     /// A malformed file is [`ScreeningError::Parse`] naming the line and record; an empty one
@@ -219,7 +219,7 @@ impl Store {
         let (tx, mut rx) = mpsc::channel::<Vec<Row>>(CHANNEL_CHUNKS);
         let parser = tokio::task::spawn_blocking(move || parse_for_import(request, tx));
         let full_sql: Arc<str> = insert_sql(CHUNK_ROWS).into();
-        let version = in_transaction!(self, |t| {
+        let version = in_transaction!(self.store, |t| {
             sqlx::query(concat!(
                 "INSERT INTO screening_lists (",
                 list_columns!(),
@@ -280,7 +280,7 @@ impl Store {
             list_columns!(),
             " FROM screening_lists ORDER BY imported_at DESC, id DESC LIMIT 1"
         );
-        let row: Option<ListRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let row: Option<ListRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .fetch_optional(pool)
             .await?);
         row.map(ListRow::into_version).transpose()
@@ -296,7 +296,7 @@ impl Store {
             list_columns!(),
             " FROM screening_lists WHERE id = $1"
         );
-        let row: Option<ListRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let row: Option<ListRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(id)
             .fetch_optional(pool)
             .await?);
@@ -317,7 +317,7 @@ impl Store {
         const SQL: &str =
             "SELECT entry FROM screening_entries WHERE list_version_id = $1 ORDER BY seq";
         let mut rows: Vec<String> = Vec::new();
-        on_pool!(self, |pool| {
+        on_pool!(self.store, |pool| {
             let mut stream = sqlx::query_scalar::<_, String>(SQL)
                 .bind(version)
                 .fetch(pool);
@@ -357,7 +357,7 @@ impl Store {
             0.0
         };
         let entry_key = result.best.as_ref().map(|b| b.entry_key.as_str());
-        let inserted: Result<(), sqlx::Error> = on_pool!(self, |pool| sqlx::query(
+        let inserted: Result<(), sqlx::Error> = on_pool!(self.store, |pool| sqlx::query(
             "INSERT INTO screening_results (id, subject_ref, list_version_id, score, decision, \
              entry_key, explanation, screened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         )
@@ -389,7 +389,7 @@ impl Store {
         const SQL: &str = "SELECT id, subject_ref, list_version_id, score, decision, \
              explanation, screened_at FROM screening_results WHERE subject_ref = $1 \
              ORDER BY screened_at DESC, id DESC";
-        let rows: Vec<ResultRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let rows: Vec<ResultRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(subject_ref)
             .fetch_all(pool)
             .await?);

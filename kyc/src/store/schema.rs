@@ -3,7 +3,9 @@
 
 use sqlx::migrate::Migrator;
 
-use super::{Backend, Store, StoreError};
+use super::backend::{Backend, Store};
+use super::error::StoreError;
+use super::macros::on_pool;
 
 /// SQLite migrations, embedded at compile time.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -102,7 +104,7 @@ impl Store {
             .filter(|m| !m.migration_type.is_down_migration())
             .map(|m| m.version)
             .collect();
-        let applied: Vec<i64> = super::on_pool!(self, |pool| {
+        let applied: Vec<i64> = on_pool!(self, |pool| {
             let tables: i64 = sqlx::query_scalar(exists_sql).fetch_one(pool).await?;
             if tables == 0 {
                 Vec::new()

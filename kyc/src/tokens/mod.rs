@@ -66,7 +66,7 @@ pub struct Keyring {
 #[non_exhaustive]
 pub enum TokenError {
     /// There is no active signing key; run `computegate keys rotate` (or
-    /// [`crate::Store::ensure_signing_key`]).
+    /// [`crate::store::CredentialsStore::ensure_signing_key`]).
     #[error("no active signing key")]
     NoActiveKey,
     /// Another replica rotated at the same moment; reload the keyring.

@@ -9,7 +9,7 @@ use super::{KeyMaterial, Keyring, TokenError};
 use crate::access_log::{self, AccessAction, AccessEvent, AccessOutcome};
 use crate::accounts::Actor;
 use crate::crypto::MasterKey;
-use crate::store::{DbTime, Store, in_transaction, on_pool};
+use crate::store::{CredentialsStore, DbTime, in_transaction, on_pool};
 
 #[derive(sqlx::FromRow)]
 struct KeyRow {
@@ -19,9 +19,9 @@ struct KeyRow {
     active: bool,
 }
 
-// === impl Store ===
+// === impl CredentialsStore ===
 
-impl Store {
+impl CredentialsStore<'_> {
     /// Adds a new active signing key. The previous active key stops signing and keeps
     /// verifying until `now + verify_for` — pass the longest access-token lifetime (plus clock
     /// leeway). Records the action in the access log in the same transaction. Returns the new
@@ -38,7 +38,7 @@ impl Store {
         let sealed = master.seal(&material.seed(), kid.as_bytes())?;
         let public = material.public().to_vec();
         let event = rotation_event(actor, &kid, now);
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             sqlx::query(
                 "UPDATE signing_keys SET active = $1, not_after_verify = $2 WHERE active = $3",
             )
@@ -83,7 +83,7 @@ impl Store {
         actor: &Actor,
         now: OffsetDateTime,
     ) -> Result<String, TokenError> {
-        let existing: Option<String> = on_pool!(self, |pool| {
+        let existing: Option<String> = on_pool!(self.store, |pool| {
             sqlx::query_scalar("SELECT kid FROM signing_keys WHERE active = $1")
                 .bind(true)
                 .fetch_optional(pool)
@@ -98,7 +98,7 @@ impl Store {
             .await
         {
             Err(TokenError::ConcurrentRotation) => {
-                let kid: String = on_pool!(self, |pool| {
+                let kid: String = on_pool!(self.store, |pool| {
                     sqlx::query_scalar("SELECT kid FROM signing_keys WHERE active = $1")
                         .bind(true)
                         .fetch_one(pool)
@@ -121,7 +121,7 @@ impl Store {
         const SQL: &str = "SELECT kid, private_key_sealed, public_key, active FROM signing_keys \
              WHERE active = $1 OR not_after_verify IS NULL OR not_after_verify > $2 \
              ORDER BY created_at, kid";
-        let rows: Vec<KeyRow> = on_pool!(self, |pool| {
+        let rows: Vec<KeyRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(true)
                 .bind(DbTime::new(now))
@@ -158,7 +158,7 @@ impl Store {
     /// Deletes inactive keys whose verification window ended at or before `now`. Returns how
     /// many were removed.
     pub async fn prune_signing_keys(&self, now: OffsetDateTime) -> Result<u64, TokenError> {
-        let removed = on_pool!(self, |pool| {
+        let removed = on_pool!(self.store, |pool| {
             sqlx::query(
                 "DELETE FROM signing_keys WHERE active = $1 \
                  AND not_after_verify IS NOT NULL AND not_after_verify <= $2",

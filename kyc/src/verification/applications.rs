@@ -16,7 +16,7 @@ use super::{
 use crate::accounts::Actor;
 use crate::audit::{self, AuditAction, AuditEntry};
 use crate::crypto::MasterKey;
-use crate::store::{DbTime, Store, in_transaction, on_pool};
+use crate::store::{DbTime, VerificationStore, in_transaction, on_pool};
 
 /// Purpose labels of the sealed columns.
 pub(super) const PAYLOAD: &str = "";
@@ -46,9 +46,9 @@ struct SealedColumns {
     reason_sealed: Option<Vec<u8>>,
 }
 
-// === impl Store ===
+// === impl VerificationStore ===
 
-impl Store {
+impl VerificationStore<'_> {
     /// Creates a draft for the customer. The payload is checked field by field (drafts may be
     /// incomplete) and sealed. A customer has at most one open application.
     pub async fn create_draft(
@@ -72,7 +72,7 @@ impl Store {
             "customer_id": caller.customer_id,
             "requested_tier": payload.requested_tier,
         }));
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let open: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM verification_applications WHERE customer_id = $1 \
                  AND status IN ('draft', 'submitted', 'screening', 'pending_review', 'needs_info')",
@@ -121,7 +121,7 @@ impl Store {
     ) -> Result<ApplicationView, VerificationError> {
         check(payload, ValidationMode::Draft, now)?;
         let sealed = seal_json(key, id, PAYLOAD, payload)?;
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let loaded = own(tx.load_case(id).await?, caller)?;
             let status = loaded.row.status()?;
             if !matches!(
@@ -170,10 +170,9 @@ impl Store {
         caller: &CustomerCaller,
         id: Uuid,
     ) -> Result<ApplicationView, VerificationError> {
-        let row: Option<super::records::AppRow> = on_pool!(self, |pool| sqlx::query_as(concat!(
-            app_select!(),
-            "WHERE a.id = $1 AND a.customer_id = $2"
-        ))
+        let row: Option<super::records::AppRow> = on_pool!(self.store, |pool| sqlx::query_as(
+            concat!(app_select!(), "WHERE a.id = $1 AND a.customer_id = $2")
+        )
         .bind(id)
         .bind(caller.customer_id)
         .fetch_optional(pool)
@@ -196,7 +195,7 @@ impl Store {
         let payload = self.payload_of(key, caller, id).await?;
         check(&payload, ValidationMode::Submit, now)?;
         let embargoed = rules.check(&payload.countries()).embargoed;
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let loaded = own(tx.load_case(id).await?, caller)?;
             let t = apply(
                 &loaded,
@@ -229,7 +228,7 @@ impl Store {
         id: Uuid,
         now: OffsetDateTime,
     ) -> Result<Vec<ScreeningSubject>, VerificationError> {
-        let payload: ApplicationPayload = in_transaction!(self, |tx| {
+        let payload: ApplicationPayload = in_transaction!(self.store, |tx| {
             let loaded = tx.load_case(id).await?.ok_or(VerificationError::NotFound)?;
             let t = apply(&loaded, &Party::System, Event::BeginScreening, now)?;
             let sealed: Vec<u8> = sqlx::query_scalar(
@@ -257,7 +256,7 @@ impl Store {
         rules: &JurisdictionRules,
         now: OffsetDateTime,
     ) -> Result<ScreeningRecorded, VerificationError> {
-        let recorded = in_transaction!(self, |tx| {
+        let recorded = in_transaction!(self.store, |tx| {
             let loaded = tx.load_case(id).await?.ok_or(VerificationError::NotFound)?;
             let sealed: Vec<u8> = sqlx::query_scalar(
                 "SELECT payload_sealed FROM verification_applications WHERE id = $1",
@@ -328,7 +327,7 @@ impl Store {
             "event_id": event.event_id,
             "outcome": event.outcome,
         }));
-        let recorded = in_transaction!(self, |tx| {
+        let recorded = in_transaction!(self.store, |tx| {
             let exists: Option<Uuid> =
                 sqlx::query_scalar("SELECT id FROM verification_applications WHERE id = $1")
                     .bind(event.application_id)
@@ -374,7 +373,7 @@ impl Store {
         caller: &CustomerCaller,
         id: Uuid,
     ) -> Result<ApplicationPayload, VerificationError> {
-        let sealed: Option<Vec<u8>> = on_pool!(self, |pool| {
+        let sealed: Option<Vec<u8>> = on_pool!(self.store, |pool| {
             sqlx::query_scalar(
             "SELECT payload_sealed FROM verification_applications WHERE id = $1 AND customer_id = $2"
         )
@@ -393,7 +392,7 @@ impl Store {
         key: &MasterKey,
         row: &super::records::AppRow,
     ) -> Result<ApplicationView, VerificationError> {
-        let sealed: SealedColumns = on_pool!(self, |pool| sqlx::query_as(
+        let sealed: SealedColumns = on_pool!(self.store, |pool| sqlx::query_as(
             "SELECT payload_sealed, reason_sealed FROM verification_applications WHERE id = $1"
         )
         .bind(row.id)

@@ -17,7 +17,7 @@ use crate::accounts::{StaffRole, parse_column};
 use crate::audit::{self, AuditAction, AuditEntry};
 use crate::crypto::{CryptoError, MasterKey, random_bytes};
 use crate::names::stored_enum;
-use crate::store::{DbTime, Store, StoreError, in_transaction, on_pool};
+use crate::store::{DbTime, StoreError, VerificationStore, in_transaction, on_pool};
 
 /// Default largest document, in bytes (10 MiB).
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
@@ -366,9 +366,9 @@ const DOWNLOADERS: &[StaffRole] = &[
     StaffRole::Auditor,
 ];
 
-// === impl Store ===
+// === impl VerificationStore ===
 
-impl Store {
+impl VerificationStore<'_> {
     /// Adds a document to one of the customer's own open applications (another customer's id
     /// is [`VerificationError::NotFound`]). Sniffs, checks and encrypts before anything is
     /// written; records `kyc.document.uploaded` in the same transaction.
@@ -406,7 +406,7 @@ impl Store {
             "size_bytes": meta.size_bytes,
             "sha256": meta.sha256,
         }));
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let status: Option<String> = sqlx::query_scalar(
                 "SELECT status FROM verification_applications WHERE id = $1 AND customer_id = $2",
             )
@@ -458,7 +458,7 @@ impl Store {
         caller: &CustomerCaller,
         application_id: Uuid,
     ) -> Result<Vec<DocumentMeta>, VerificationError> {
-        let owned: Option<Uuid> = on_pool!(self, |pool| sqlx::query_scalar(
+        let owned: Option<Uuid> = on_pool!(self.store, |pool| sqlx::query_scalar(
             "SELECT id FROM verification_applications WHERE id = $1 AND customer_id = $2"
         )
         .bind(application_id)
@@ -476,7 +476,7 @@ impl Store {
         &self,
         application_id: Uuid,
     ) -> Result<Vec<DocumentMeta>, StoreError> {
-        let rows: Vec<DocumentRow> = on_pool!(self, |pool| {
+        let rows: Vec<DocumentRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(
             "SELECT id, application_id, doc_type, content_type, size_bytes, sha256, uploaded_at \
              FROM verification_documents WHERE application_id = $1 ORDER BY uploaded_at, id"
@@ -502,7 +502,7 @@ impl Store {
         if !DOWNLOADERS.contains(&party.role) {
             return Err(VerificationError::RoleNotPermitted);
         }
-        let row: Option<SealedRow> = on_pool!(self, |pool| {
+        let row: Option<SealedRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(
             "SELECT d.id, d.application_id, d.doc_type, d.content_type, d.size_bytes, d.sha256, \
              d.uploaded_at, d.wrapped_key, d.ciphertext, a.customer_id, c.email, c.organization_id \
@@ -535,7 +535,7 @@ impl Store {
             "doc_type": meta.doc_type,
             "role": party.role,
         }));
-        self.record_audit(&entry).await?;
+        self.store.audit().record_audit(&entry).await?;
         Ok(StaffDocument { meta, bytes })
     }
 }

@@ -1,9 +1,10 @@
 //! The durable queue of provider resources to fetch before an IDV outcome is known (Onfido's
 //! webhooks only announce a resource). A verified notice is stored here — idempotently by
 //! `(provider, event id)` — before the webhook is acknowledged; a background worker claims due
-//! rows, fetches, and records the outcome with [`Store::record_idv_event`] (itself idempotent),
-//! then marks the row done. A row that fails is retried later with backoff; one that can never
-//! succeed, or has used up its attempts, is kept as `failed` with its last error for staff.
+//! rows, fetches, and records the outcome with [`VerificationStore::record_idv_event`] (itself
+//! idempotent), then marks the row done. A row that fails is retried later with backoff; one that
+//! can never succeed, or has used up its attempts, is kept as `failed` with its last error for
+//! staff.
 //!
 //! Several replicas may run the worker: a claim moves `next_attempt_at` forward by a lease,
 //! conditional on the value it read, so one row is worked by one replica at a time; a replica
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use super::onfido::{OnfidoNotice, OnfidoResource};
 use super::{IdvProvider, IdvRecorded, VerificationError};
-use crate::store::{DbTime, Store, StoreError, on_pool};
+use crate::store::{DbTime, StoreError, VerificationStore, on_pool};
 
 /// Longest error text kept on a row.
 const MAX_ERROR: usize = 300;
@@ -53,9 +54,9 @@ struct FetchRow {
     next_attempt_at: OffsetDateTime,
 }
 
-// === impl Store ===
+// === impl VerificationStore ===
 
-impl Store {
+impl VerificationStore<'_> {
     /// Queues `notice` for fetching, due at once. A notice queued before (a replayed delivery)
     /// is [`IdvRecorded::Duplicate`] and changes nothing.
     pub async fn queue_idv_fetch(
@@ -64,7 +65,7 @@ impl Store {
         notice: &OnfidoNotice,
         now: OffsetDateTime,
     ) -> Result<IdvRecorded, VerificationError> {
-        let result = on_pool!(self, |pool| {
+        let result = on_pool!(self.store, |pool| {
             sqlx::query(
             "INSERT INTO idv_fetches (provider, event_id, resource, resource_id, state, attempts, \
              next_attempt_at, received_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5) \
@@ -93,7 +94,7 @@ impl Store {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<IdvFetch>, VerificationError> {
-        let due: Vec<FetchRow> = on_pool!(self, |pool| sqlx::query_as(
+        let due: Vec<FetchRow> = on_pool!(self.store, |pool| sqlx::query_as(
             "SELECT provider, event_id, resource, resource_id, attempts, next_attempt_at \
              FROM idv_fetches WHERE state = 'pending' AND next_attempt_at <= $1 \
              ORDER BY next_attempt_at LIMIT $2"
@@ -105,7 +106,7 @@ impl Store {
         .map_err(StoreError::from)?);
         let mut claimed = Vec::with_capacity(due.len());
         for row in due {
-            let taken = on_pool!(self, |pool| {
+            let taken = on_pool!(self.store, |pool| {
                 sqlx::query(
                 "UPDATE idv_fetches SET next_attempt_at = $1 \
                  WHERE provider = $2 AND event_id = $3 AND state = 'pending' AND next_attempt_at = $4"
@@ -138,7 +139,7 @@ impl Store {
             Some(t) => ("pending", t),
             None => ("failed", now),
         };
-        on_pool!(self, |pool| {
+        on_pool!(self.store, |pool| {
             sqlx::query(
             "UPDATE idv_fetches SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
              last_error = $3, updated_at = $4 WHERE provider = $5 AND event_id = $6 AND state = 'pending'"
@@ -163,7 +164,7 @@ impl Store {
         fetch: &IdvFetch,
         now: OffsetDateTime,
     ) -> Result<(), VerificationError> {
-        on_pool!(self, |pool| sqlx::query(
+        on_pool!(self.store, |pool| sqlx::query(
             "UPDATE idv_fetches SET state = 'done', attempts = attempts + 1, last_error = NULL, \
              updated_at = $1 WHERE provider = $2 AND event_id = $3"
         )
@@ -179,7 +180,7 @@ impl Store {
 
     /// Rows waiting and rows given up.
     pub async fn idv_fetch_counts(&self) -> Result<IdvFetchCounts, VerificationError> {
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<(String, i64)> = on_pool!(self.store, |pool| sqlx::query_as(
             "SELECT state, COUNT(*) FROM idv_fetches WHERE state <> 'done' GROUP BY state"
         )
         .fetch_all(pool)

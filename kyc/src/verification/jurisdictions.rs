@@ -18,7 +18,7 @@ use super::applications::PAYLOAD;
 use super::payload::ApplicationPayload;
 use super::records::open_json;
 use crate::crypto::MasterKey;
-use crate::store::{Store, on_pool};
+use crate::store::{VerificationStore, on_pool};
 
 /// The customer's own latest approved application.
 const OWN_LATEST: &str = "SELECT a.id, a.payload_sealed FROM verification_applications a \
@@ -34,9 +34,9 @@ const ORGANIZATION_LATEST: &str = "SELECT a.id, a.payload_sealed \
        AND a.decided_at IS NOT NULL \
      ORDER BY a.decided_at DESC, a.created_at DESC LIMIT 1";
 
-// === impl Store ===
+// === impl VerificationStore ===
 
-impl Store {
+impl VerificationStore<'_> {
     /// ISO 3166-1 alpha-2 codes the customer is verified in (see the module docs),
     /// deduplicated; empty when nothing was ever approved. Not audited: it is the data plane's
     /// own read of the customer's standing, and its result stays in memory.
@@ -47,7 +47,7 @@ impl Store {
     ) -> Result<Vec<String>, VerificationError> {
         let mut rows: Vec<(Uuid, Vec<u8>)> = Vec::with_capacity(2);
         for sql in [OWN_LATEST, ORGANIZATION_LATEST] {
-            let row: Option<(Uuid, Vec<u8>)> = on_pool!(self, |pool| sqlx::query_as(sql)
+            let row: Option<(Uuid, Vec<u8>)> = on_pool!(self.store, |pool| sqlx::query_as(sql)
                 .bind(customer_id)
                 .fetch_optional(pool)
                 .await?);

@@ -11,13 +11,14 @@
 //!   Onfido's notices and fetched resources mean (its webhooks carry no result).
 //! - [`documents`]: magic-byte sniffing and per-document envelope encryption.
 //!
-//! Store operations (`impl Store` in `applications`, `review` and [`documents`]) run each
-//! transition in one transaction together with its audit record (appended last, see
-//! [`crate::audit`]). Personal data — the application payload, screening details, risk
-//! factors, staff reasons and documents — is sealed with the master key and bound to the row
-//! (AAD = application or document id); only status, kind, tiers, the primary country, risk
-//! score and screening decision are clear columns, for queues and filters. Concurrent edits of
-//! one application are caught by a version column ([`VerificationError::ConcurrentUpdate`]).
+//! Store operations (`impl VerificationStore`, reached as `store.verification()`, in
+//! `applications`, `review`, [`documents`], `idv_fetches`, `jurisdictions` and `suspension`) run
+//! each transition in one transaction together with its audit record (appended last, see
+//! [`crate::audit`]). Personal data — the application payload, screening details, risk factors,
+//! staff reasons and documents — is sealed with the master key and bound to the row (AAD =
+//! application or document id); only status, kind, tiers, the primary country, risk score and
+//! screening decision are clear columns, for queues and filters. Concurrent edits of one
+//! application are caught by a version column ([`VerificationError::ConcurrentUpdate`]).
 //!
 //! Customers only ever see their own applications: any other id is
 //! [`VerificationError::NotFound`], never "forbidden". Staff reads of an application or a
@@ -113,7 +114,7 @@ pub struct ScreeningSummary {
 }
 
 /// A party the screening engine must check, decrypted for it by
-/// `Store::begin_application_screening`.
+/// `VerificationStore::begin_application_screening`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ScreeningSubject {
     /// See [`PartyScreening::role`].

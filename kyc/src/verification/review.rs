@@ -16,7 +16,7 @@ use super::{
 use crate::accounts::{CustomerStatus, StaffRole, Tier, parse_column};
 use crate::audit::{self, AuditAction, AuditEntry};
 use crate::crypto::MasterKey;
-use crate::store::{DbTime, Store, in_transaction, on_pool};
+use crate::store::{DbTime, VerificationStore, in_transaction, on_pool};
 
 /// Largest queue page.
 pub const MAX_QUEUE_PAGE: u32 = 500;
@@ -125,16 +125,16 @@ pub struct ApplicationStats {
     pub oldest_pending: Option<OffsetDateTime>,
 }
 
-// === impl Store ===
+// === impl VerificationStore ===
 
-impl Store {
+impl VerificationStore<'_> {
     /// The staff member as the state machine needs them: role and email from the store (a
     /// disabled or unknown user is refused), organizations from the caller.
     pub(crate) async fn staff_party(
         &self,
         caller: &StaffCaller,
     ) -> Result<StaffParty, VerificationError> {
-        let row: Option<(String, String, Option<OffsetDateTime>)> = on_pool!(self, |pool| {
+        let row: Option<(String, String, Option<OffsetDateTime>)> = on_pool!(self.store, |pool| {
             sqlx::query_as("SELECT role, email, disabled_at FROM staff_users WHERE id = $1")
                 .bind(caller.staff_id)
                 .fetch_optional(pool)
@@ -168,7 +168,7 @@ impl Store {
             0 => 100,
             n => n.min(MAX_QUEUE_PAGE),
         };
-        let rows: Vec<AppRow> = on_pool!(self, |pool| sqlx::query_as(SQL)
+        let rows: Vec<AppRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(status.as_str())
             .bind(filter.min_risk.map(i64::from))
             .bind(filter.submitted_before.map(DbTime::new))
@@ -211,7 +211,7 @@ impl Store {
         if !READERS.contains(&party.role) {
             return Err(VerificationError::RoleNotPermitted);
         }
-        let row: Option<AppRow> = on_pool!(self, |pool| sqlx::query_as(concat!(
+        let row: Option<AppRow> = on_pool!(self.store, |pool| sqlx::query_as(concat!(
             app_select!(),
             "WHERE a.id = $1"
         ))
@@ -221,7 +221,7 @@ impl Store {
         let row = row.ok_or(VerificationError::NotFound)?;
         check_conflict(&party, &row.applicant()?)?;
         let application = self.view(key, &row).await?;
-        let review: Option<Vec<u8>> = on_pool!(self, |pool| sqlx::query_scalar(
+        let review: Option<Vec<u8>> = on_pool!(self.store, |pool| sqlx::query_scalar(
             "SELECT review_sealed FROM verification_applications WHERE id = $1"
         )
         .bind(id)
@@ -238,7 +238,7 @@ impl Store {
             format!("application:{id}"),
         )
         .with_detail(serde_json::json!({ "role": party.role }));
-        self.record_audit(&entry).await?;
+        self.store.audit().record_audit(&entry).await?;
         Ok(StaffApplicationView {
             application,
             customer_id: row.customer_id,
@@ -289,7 +289,7 @@ impl Store {
         if !CLAIMERS.contains(&party.role) {
             return Err(VerificationError::RoleNotPermitted);
         }
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let loaded = tx.load_case(id).await?.ok_or(VerificationError::NotFound)?;
             check_conflict(&party, &loaded.row.applicant()?)?;
             let status = loaded.row.status()?;
@@ -372,7 +372,7 @@ impl Store {
         };
         let reason_sealed = seal_json(key, id, REASON, &reason.trim())?;
         let actor = staff.actor();
-        let outcome = in_transaction!(self, |tx| {
+        let outcome = in_transaction!(self.store, |tx| {
             let loaded = tx.load_case(id).await?.ok_or(VerificationError::NotFound)?;
             let ctx = CaseContext {
                 applicant: loaded.row.applicant()?,
@@ -479,7 +479,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<(), VerificationError> {
         let party = Party::Staff(self.staff_party(staff).await?);
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let loaded = tx.load_case(id).await?.ok_or(VerificationError::NotFound)?;
             let ctx = context(&loaded, now)?;
             let t = loaded.case.clone().apply(
@@ -565,7 +565,7 @@ impl Store {
         let actor = staff.actor();
         let party = Party::Staff(party);
         let (event_for, status, from) = action.parts(reason);
-        in_transaction!(self, |tx| {
+        in_transaction!(self.store, |tx| {
             let app: Option<Uuid> = sqlx::query_scalar(
                 "SELECT id FROM verification_applications WHERE customer_id = $1 \
                  AND status IN ($2, $3) ORDER BY created_at DESC LIMIT 1",
@@ -648,7 +648,7 @@ impl Store {
     /// One transaction per application; returns the customers whose tier dropped (publish
     /// `Notice::CustomerChanged` for each). For a periodic background task.
     pub async fn expire_due(&self, now: OffsetDateTime) -> Result<Vec<Uuid>, VerificationError> {
-        let due: Vec<Uuid> = on_pool!(self, |pool| sqlx::query_scalar(
+        let due: Vec<Uuid> = on_pool!(self.store, |pool| sqlx::query_scalar(
             "SELECT id FROM verification_applications WHERE status = 'approved' \
              AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT 1000"
         )
@@ -657,7 +657,7 @@ impl Store {
         .await?);
         let mut dropped = Vec::new();
         for id in due {
-            let customer = in_transaction!(self, |tx| {
+            let customer = in_transaction!(self.store, |tx| {
                 let Some(loaded) = tx.load_case(id).await? else {
                     continue;
                 };
@@ -699,14 +699,14 @@ impl Store {
 
     /// Counts for the metrics exporter.
     pub async fn application_stats(&self) -> Result<ApplicationStats, VerificationError> {
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+        let rows: Vec<(String, i64)> = on_pool!(self.store, |pool| {
             sqlx::query_as(
             "SELECT status, COUNT(*) FROM verification_applications GROUP BY status ORDER BY status"
         )
         .fetch_all(pool)
         .await?
         });
-        let oldest: Option<OffsetDateTime> = on_pool!(self, |pool| {
+        let oldest: Option<OffsetDateTime> = on_pool!(self.store, |pool| {
             sqlx::query_scalar(
             "SELECT submitted_at FROM verification_applications WHERE status = 'pending_review' \
              ORDER BY submitted_at LIMIT 1"
@@ -726,13 +726,14 @@ impl Store {
 
     /// Approvals recorded on a case.
     async fn approvals_of(&self, id: Uuid) -> Result<Vec<super::Approval>, VerificationError> {
-        let rows: Vec<(Uuid, String, OffsetDateTime)> = on_pool!(self, |pool| sqlx::query_as(
-            "SELECT staff_id, tier, approved_at FROM verification_approvals \
+        let rows: Vec<(Uuid, String, OffsetDateTime)> =
+            on_pool!(self.store, |pool| sqlx::query_as(
+                "SELECT staff_id, tier, approved_at FROM verification_approvals \
              WHERE application_id = $1 ORDER BY approved_at, staff_id"
-        )
-        .bind(id)
-        .fetch_all(pool)
-        .await?);
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?);
         rows.into_iter()
             .map(|(staff_id, tier, at)| {
                 Ok(super::Approval {
@@ -752,7 +753,7 @@ impl Store {
         key: &MasterKey,
         caller: &CustomerCaller,
     ) -> Result<Vec<super::ApplicationView>, VerificationError> {
-        let rows: Vec<AppRow> = on_pool!(self, |pool| sqlx::query_as(concat!(
+        let rows: Vec<AppRow> = on_pool!(self.store, |pool| sqlx::query_as(concat!(
             app_select!(),
             "WHERE a.customer_id = $1 ORDER BY a.created_at DESC LIMIT 50"
         ))

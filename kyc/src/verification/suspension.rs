@@ -1,12 +1,12 @@
 //! Suspensions the verification flow imposes by itself, and the screening hold on compute.
 //!
 //! A confirmed denied-party match (a reviewer rejects a case whose screening is a `hit`), an
-//! application naming an embargoed jurisdiction, and a new hit found by a re-screen each
-//! suspend the customer at once — whatever their tier, trial included — with a bounded
-//! [`SuspensionReason`] the data plane shows in its 403 problem, in the same transaction as the
-//! decision and with its own audit record (`kyc.customer.suspended`, or the re-screen's
-//! `kyc.rescreen.suspended`). A screening `hit` still awaiting review does not suspend: it bars
-//! job submission only ([`Store::screening_hold`]) until a reviewer clears or confirms it.
+//! application naming an embargoed jurisdiction, and a new hit found by a re-screen each suspend
+//! the customer at once — whatever their tier, trial included — with a bounded [`SuspensionReason`]
+//! the data plane shows in its 403 problem, in the same transaction as the decision and with its
+//! own audit record (`kyc.customer.suspended`, or the re-screen's `kyc.rescreen.suspended`). A
+//! screening `hit` still awaiting review does not suspend: it bars job submission only
+//! ([`VerificationStore::screening_hold`]) until a reviewer clears or confirms it.
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -16,7 +16,7 @@ use super::VerificationError;
 use super::records::CaseTx;
 use crate::accounts::Actor;
 use crate::audit::{self, AuditAction, AuditEntry};
-use crate::store::{Store, in_transaction, on_pool};
+use crate::store::{VerificationStore, in_transaction, on_pool};
 
 /// Audit action of a suspension the verification flow imposed (subject `customer:<id>`).
 pub const SUSPENDED_ACTION: AuditAction = AuditAction::CustomerSuspended;
@@ -94,9 +94,9 @@ pub(super) async fn suspend<T: CaseTx>(
     Ok(true)
 }
 
-// === impl Store ===
+// === impl VerificationStore ===
 
-impl Store {
+impl VerificationStore<'_> {
     /// Suspends `customer_id` for `reason` with the audit record `action` (+ `detail`) in one
     /// transaction; `false` when the customer is closed or unknown. Callers publish
     /// `Notice::CustomerChanged` afterwards.
@@ -109,7 +109,7 @@ impl Store {
         actor: &Actor,
         now: OffsetDateTime,
     ) -> Result<bool, VerificationError> {
-        let done = in_transaction!(self, |tx| {
+        let done = in_transaction!(self.store, |tx| {
             suspend(&mut tx, customer_id, reason, action, detail, actor, now).await?
         });
         Ok(done)
@@ -120,7 +120,7 @@ impl Store {
         &self,
         customer_id: Uuid,
     ) -> Result<Option<SuspensionReason>, VerificationError> {
-        let row: Option<Option<String>> = on_pool!(self, |pool| sqlx::query_scalar(
+        let row: Option<Option<String>> = on_pool!(self.store, |pool| sqlx::query_scalar(
             "SELECT status_reason FROM customers WHERE id = $1"
         )
         .bind(customer_id)
@@ -135,7 +135,7 @@ impl Store {
     /// (reject, which suspends).
     pub async fn screening_hold(&self, customer_id: Uuid) -> Result<bool, VerificationError> {
         // COUNT(*) is a 64-bit integer on both backends (a bare `1` is 32-bit on PostgreSQL).
-        let held: i64 = on_pool!(self, |pool| sqlx::query_scalar(
+        let held: i64 = on_pool!(self.store, |pool| sqlx::query_scalar(
             "SELECT COUNT(*) FROM verification_applications WHERE customer_id = $1 \
              AND status IN ('pending_review', 'needs_info') AND screening_decision = 'hit' \
              AND screening_overridden_by IS NULL"

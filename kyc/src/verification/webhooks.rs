@@ -1,8 +1,8 @@
 //! Identity-verification (IDV) provider webhooks: signature checks and payload mapping, as pure
 //! functions. The HTTP layer reads the provider's signature header
 //! ([`IdvProvider::signature_header`]) and the raw body, calls [`verify_signature`] and then
-//! [`parse_event`], and records the result with `Store::record_idv_event`, which is idempotent
-//! by `(provider, event_id)`.
+//! [`parse_event`], and records the result with `VerificationStore::record_idv_event`, which is
+//! idempotent by `(provider, event_id)`.
 //!
 //! - **Stripe Identity** — `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, where each `v1`
 //!   is HMAC-SHA256(secret, `"<t>.<body>"`); `t` must be within the tolerance window.

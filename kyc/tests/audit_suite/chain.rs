@@ -75,19 +75,20 @@ async fn append_n(store: &Store, n: usize) {
             format!("customer:{}", i % 4),
         )
         .with_detail(json!({ "i": i, "reason": "ünïcode, \"quoted\"\nline", "z": [1, 2] }));
-        store.record_audit(&entry).await.unwrap();
+        store.audit().record_audit(&entry).await.unwrap();
     }
 }
 
 async fn append_page_and_verify(ctx: Ctx) {
     let s = &ctx.store;
-    let v = s.verify_audit_chain().await.unwrap();
+    let v = s.audit().verify_audit_chain().await.unwrap();
     assert_eq!(v.records, 0);
     assert_eq!(v.head.seq, 0);
     assert_eq!(v.head.hash.0, GENESIS_HASH);
     assert!(v.first_broken.is_none());
 
     let first = s
+        .audit()
         .record_audit(
             &AuditEntry::new(
                 t0(),
@@ -103,13 +104,13 @@ async fn append_page_and_verify(ctx: Ctx) {
     assert_eq!(first.prev_hash.0, GENESIS_HASH);
     append_n(s, 11).await;
 
-    let v = s.verify_audit_chain().await.unwrap();
+    let v = s.audit().verify_audit_chain().await.unwrap();
     assert_eq!(v.records, 12);
     assert_eq!(v.head.seq, 12);
     assert!(v.first_broken.is_none(), "{v:?}");
 
     // Pages: ascending, filterable, cursor-able.
-    let all = s.audit_page(&AuditFilter::default()).await.unwrap();
+    let all = s.audit().audit_page(&AuditFilter::default()).await.unwrap();
     assert_eq!(all.len(), 12);
     assert_eq!(all[0], first);
     assert!(
@@ -119,6 +120,7 @@ async fn append_page_and_verify(ctx: Ctx) {
     assert_eq!(all[1].actor_ip, Some("2001:db8::7".parse().unwrap()));
     assert_eq!(all[1].detail["reason"], "ünïcode, \"quoted\"\nline");
     let logins = s
+        .audit()
         .audit_page(&AuditFilter {
             action: Some("kyc.application.viewed".into()),
             ..AuditFilter::default()
@@ -128,6 +130,7 @@ async fn append_page_and_verify(ctx: Ctx) {
     assert!(logins.iter().all(|r| r.action == "kyc.application.viewed"));
     assert_eq!(logins.len(), 7);
     let page = s
+        .audit()
         .audit_page(&AuditFilter {
             subject: Some("customer:1".into()),
             since: Some(t0() + Duration::seconds(2)),
@@ -146,6 +149,7 @@ async fn export_formats(ctx: Ctx) {
     append_n(s, 5).await;
     let mut jsonl = Vec::new();
     let n = s
+        .audit()
         .audit_export(t0() + Duration::seconds(1), ExportFormat::Jsonl, &mut jsonl)
         .await
         .unwrap();
@@ -167,6 +171,7 @@ async fn export_formats(ctx: Ctx) {
 
     let mut csv = Vec::new();
     let n = s
+        .audit()
         .audit_export(t0(), ExportFormat::Csv, &mut csv)
         .await
         .unwrap();
@@ -203,6 +208,7 @@ async fn append_only_guard_refuses_plain_updates(ctx: Ctx) {
     }
     assert!(
         ctx.store
+            .audit()
             .verify_audit_chain()
             .await
             .unwrap()
@@ -219,7 +225,7 @@ async fn verify_catches_an_edit(ctx: Ctx) {
         &["UPDATE audit_log SET detail = '{\"i\":99}' WHERE seq = 5"],
     )
     .await;
-    let v = ctx.store.verify_audit_chain().await.unwrap();
+    let v = ctx.store.audit().verify_audit_chain().await.unwrap();
     let broken = v.first_broken.unwrap();
     assert_eq!((broken.seq, broken.reason), (5, BrokenReason::Edited));
     assert_eq!(v.records, 4);
@@ -235,6 +241,7 @@ async fn verify_catches_an_actor_ip_edit(ctx: Ctx) {
     .await;
     let broken = ctx
         .store
+        .audit()
         .verify_audit_chain()
         .await
         .unwrap()
@@ -249,6 +256,7 @@ async fn verify_catches_a_deletion(ctx: Ctx) {
     raw(&ctx, &["DELETE FROM audit_log WHERE seq = 4"]).await;
     let broken = ctx
         .store
+        .audit()
         .verify_audit_chain()
         .await
         .unwrap()
@@ -261,7 +269,7 @@ async fn verify_catches_a_truncated_tail(ctx: Ctx) {
     append_n(&ctx.store, 6).await;
     disable_guard(&ctx).await;
     raw(&ctx, &["DELETE FROM audit_log WHERE seq >= 5"]).await;
-    let v = ctx.store.verify_audit_chain().await.unwrap();
+    let v = ctx.store.audit().verify_audit_chain().await.unwrap();
     let broken = v.first_broken.unwrap();
     assert_eq!((broken.seq, broken.reason), (5, BrokenReason::Deleted));
     assert_eq!(v.records, 4);
@@ -281,6 +289,7 @@ async fn verify_catches_a_reorder(ctx: Ctx) {
     .await;
     let broken = ctx
         .store
+        .audit()
         .verify_audit_chain()
         .await
         .unwrap()
@@ -307,7 +316,7 @@ async fn concurrent_appends_stay_one_chain(ctx: Ctx) {
                 format!("task:{i}"),
             )
             .with_detail(json!({ "i": i }));
-            store.record_audit(&entry).await.unwrap().seq
+            store.audit().record_audit(&entry).await.unwrap().seq
         }));
     }
     let mut seqs = Vec::new();
@@ -316,7 +325,7 @@ async fn concurrent_appends_stay_one_chain(ctx: Ctx) {
     }
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=50).collect::<Vec<i64>>());
-    let v = ctx.store.verify_audit_chain().await.unwrap();
+    let v = ctx.store.audit().verify_audit_chain().await.unwrap();
     assert_eq!(v.records, 50);
     assert!(v.first_broken.is_none(), "{v:?}");
     other.close().await;

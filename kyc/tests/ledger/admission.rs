@@ -41,6 +41,7 @@ async fn per_run_cap_counts_the_whole_lineage(ctx: Ctx) {
     assert_eq!(d.remaining_flop, Some(0.0));
     assert_eq!(d.totals_after.lineage_flop, 1e22);
     let runs = s
+        .ledger()
         .list_runs(&RunFilter {
             customer_id: Some(c),
             ..Default::default()
@@ -97,7 +98,7 @@ async fn customer_window_cap_and_concurrency(ctx: Ctx) {
     req.now = t0() + Duration::days(31);
     let d = admitted(s, &req).await;
     assert_eq!(d.totals_after.customer_window_flop, 900.0);
-    assert_eq!(s.open_reservations_count().await.unwrap(), 3);
+    assert_eq!(s.ledger().open_reservations_count().await.unwrap(), 3);
 }
 
 async fn one_job_crosses_1e25_and_another_1e26(ctx: Ctx) {
@@ -135,6 +136,7 @@ async fn one_job_crosses_1e25_and_another_1e26(ctx: Ctx) {
     assert!(d.report_ids.is_empty());
     assert_eq!(d.totals_after.group_flop, 2e25);
     let reviews = s
+        .ledger()
         .list_job_reviews(Some(ReviewStatus::Pending), 10)
         .await
         .unwrap();
@@ -185,6 +187,7 @@ async fn a_lineage_of_fine_tunes_crosses_1e25(ctx: Ctx) {
     let d = admitted(s, &orphan).await;
     assert_ne!(d.run.run, d.run.lineage_root);
     let runs = s
+        .ledger()
         .list_runs(&RunFilter {
             customer_id: Some(c),
             ..Default::default()
@@ -208,11 +211,13 @@ async fn a_split_across_linked_accounts_is_caught(ctx: Ctx) {
     // Same payment card: linked automatically.
     let card = super::fixtures::hashed("card:4242-fingerprint");
     let out = s
+        .ledger()
         .link_by_attribute(a, LinkAttribute::PaymentFingerprint, &card, t0())
         .await
         .unwrap();
     assert!(out.group.is_none(), "nobody shares it yet");
     let out = s
+        .ledger()
         .link_by_attribute(b, LinkAttribute::PaymentFingerprint, &card, t0())
         .await
         .unwrap();
@@ -263,7 +268,8 @@ async fn a_review_approval_lapses_after_its_validity(ctx: Ctx) {
     let Verdict::HeldForReview { review_id } = admit(s, &req).await.verdict else {
         panic!("a 2e26 job is held");
     };
-    s.resolve_job_review(review_id, ReviewResolution::Approve, &staff(), "ok", t0())
+    s.ledger()
+        .resolve_job_review(review_id, ReviewResolution::Approve, &staff(), "ok", t0())
         .await
         .unwrap();
     // Resubmitted just after the approval's validity: held again, and the approval stays
@@ -293,6 +299,7 @@ async fn review_hold_approval_and_resubmission(ctx: Ctx) {
     // Only staff decide; unknown and repeated decisions are refused.
     let customer_actor = computegate_kyc::accounts::Actor::customer(c, None);
     let r = s
+        .ledger()
         .resolve_job_review(
             review_id,
             ReviewResolution::Approve,
@@ -303,6 +310,7 @@ async fn review_hold_approval_and_resubmission(ctx: Ctx) {
         .await;
     assert!(matches!(r, Err(LedgerError::NotStaff)), "{r:?}");
     let r = s
+        .ledger()
         .resolve_job_review(
             Uuid::now_v7(),
             ReviewResolution::Approve,
@@ -319,6 +327,7 @@ async fn review_hold_approval_and_resubmission(ctx: Ctx) {
 
     let officer = staff();
     let review = s
+        .ledger()
         .resolve_job_review(
             review_id,
             ReviewResolution::Approve,
@@ -331,6 +340,7 @@ async fn review_hold_approval_and_resubmission(ctx: Ctx) {
     assert_eq!(review.status, ReviewStatus::Approved);
     assert_eq!(review.decided_by.as_deref(), Some(officer.name.as_str()));
     let r = s
+        .ledger()
         .resolve_job_review(review_id, ReviewResolution::Deny, &officer, "x", t0())
         .await;
     assert!(matches!(r, Err(LedgerError::ReviewAlreadyResolved)));
@@ -357,6 +367,7 @@ async fn review_hold_approval_and_resubmission(ctx: Ctx) {
     assert_eq!(d.report_ids.len(), 1);
     assert!(d.crossings.iter().any(|x| x.label == "us_1e26_run"));
     let consumed = s
+        .ledger()
         .list_job_reviews(Some(ReviewStatus::Approved), 10)
         .await
         .unwrap();
@@ -369,7 +380,8 @@ async fn review_hold_approval_and_resubmission(ctx: Ctx) {
     let Verdict::HeldForReview { review_id } = held.verdict else {
         panic!("{held:?}")
     };
-    s.resolve_job_review(review_id, ReviewResolution::Deny, &officer, "no plan", t0())
+    s.ledger()
+        .resolve_job_review(review_id, ReviewResolution::Deny, &officer, "no plan", t0())
         .await
         .unwrap();
     assert!(matches!(
@@ -410,7 +422,7 @@ async fn block_threshold_and_bio_rule(ctx: Ctx) {
 async fn bad_requests_change_nothing(ctx: Ctx) {
     let s = &ctx.store;
     let c = customer(s).await;
-    let head = s.audit_head().await.unwrap().seq;
+    let head = s.audit().audit_head().await.unwrap().seq;
     for bad in [
         {
             let mut r = job(c, "r", f64::NAN);
@@ -427,17 +439,27 @@ async fn bad_requests_change_nothing(ctx: Ctx) {
             r
         },
     ] {
-        let e = s.admit(&bad).await;
+        let e = s.ledger().admit(&bad).await;
         assert!(matches!(e, Err(LedgerError::Invalid(_))), "{e:?}");
     }
-    let ghost = s.admit(&job(Uuid::now_v7(), "r", 1.0)).await;
+    let ghost = s.ledger().admit(&job(Uuid::now_v7(), "r", 1.0)).await;
     assert!(
         matches!(ghost, Err(LedgerError::UnknownCustomer)),
         "{ghost:?}"
     );
-    assert!(s.list_runs(&RunFilter::default()).await.unwrap().is_empty());
-    assert_eq!(s.open_reservations_count().await.unwrap(), 0);
-    assert_eq!(s.audit_head().await.unwrap().seq, head, "nothing audited");
+    assert!(
+        s.ledger()
+            .list_runs(&RunFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.ledger().open_reservations_count().await.unwrap(), 0);
+    assert_eq!(
+        s.audit().audit_head().await.unwrap().seq,
+        head,
+        "nothing audited"
+    );
 }
 
 async fn every_decision_is_audited_in_the_chain(ctx: Ctx) {
@@ -453,7 +475,7 @@ async fn every_decision_is_audited_in_the_chain(ctx: Ctx) {
             action: Some(action.to_owned()),
             ..Default::default()
         };
-        async move { s.audit_page(&filter).await.unwrap() }
+        async move { s.audit().audit_page(&filter).await.unwrap() }
     };
     let admitted_records = page("ledger.job.admitted").await;
     assert_eq!(admitted_records.len(), 1);
@@ -468,7 +490,7 @@ async fn every_decision_is_audited_in_the_chain(ctx: Ctx) {
     let denial = &page("ledger.job.denied").await[0];
     assert_eq!(denial.subject, format!("job:{}", denied.job_id));
     assert_eq!(denial.detail["verdict"]["reason"]["kind"], "run_cap");
-    let verification = s.verify_audit_chain().await.unwrap();
+    let verification = s.audit().verify_audit_chain().await.unwrap();
     assert!(verification.first_broken.is_none());
     assert!(verification.records >= 4);
 }

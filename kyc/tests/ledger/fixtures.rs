@@ -22,6 +22,7 @@ pub(super) const DAY: Duration = Duration::from_secs(86_400);
 pub(super) async fn customer(store: &Store) -> Uuid {
     let email = format!("{}@example.com", Uuid::new_v4().simple());
     store
+        .accounts()
         .create_customer(&email, HASH, CustomerKind::Individual, crate::support::t0())
         .await
         .expect("create customer")
@@ -30,6 +31,7 @@ pub(super) async fn customer(store: &Store) -> Uuid {
 
 pub(super) async fn organization(store: &Store) -> Uuid {
     store
+        .accounts()
         .create_organization(
             "Acme Training",
             &Actor::system("test"),
@@ -127,7 +129,7 @@ pub(super) fn job(customer_id: Uuid, run_id: &str, estimate_flop: f64) -> Admiss
 }
 
 pub(super) async fn admit(store: &Store, req: &AdmissionRequest) -> AdmissionDecision {
-    store.admit(req).await.expect("admit")
+    store.ledger().admit(req).await.expect("admit")
 }
 
 pub(super) async fn admitted(store: &Store, req: &AdmissionRequest) -> AdmissionDecision {
@@ -154,6 +156,7 @@ pub(super) fn usage(
 
 pub(super) async fn recorded(store: &Store, event: &UsageEvent) -> UsageRecorded {
     match store
+        .ledger()
         .record_usage(event, &shipped_thresholds())
         .await
         .expect("record usage")
@@ -166,6 +169,7 @@ pub(super) async fn recorded(store: &Store, event: &UsageEvent) -> UsageRecorded
 /// Lifetime total of the lineage the run belongs to, from the staff read.
 pub(super) async fn lineage_total(store: &Store, customer_id: Uuid, run_id: &str) -> f64 {
     let runs = store
+        .ledger()
         .list_runs(&computegate_kyc::ledger::RunFilter {
             customer_id: Some(customer_id),
             ..Default::default()

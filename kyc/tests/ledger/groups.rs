@@ -32,7 +32,12 @@ async fn shared_attributes_link_and_merge_groups(ctx: Ctx) {
     let card = hashed("card-1");
     let owner = hashed("owner:jane doe:1970-01-01");
     let passport = hashed("passport:FR:12AB34567");
-    let link = |c, kind, h| async move { s.link_by_attribute(c, kind, h, t0()).await.unwrap() };
+    let link = |c, kind, h| async move {
+        s.ledger()
+            .link_by_attribute(c, kind, h, t0())
+            .await
+            .unwrap()
+    };
 
     assert!(
         link(a, LinkAttribute::PaymentFingerprint, &card)
@@ -61,7 +66,7 @@ async fn shared_attributes_link_and_merge_groups(ctx: Ctx) {
         "the smaller (tied: higher id) group moved"
     );
     for x in [a, b, c, d] {
-        assert_eq!(s.group_of(x).await.unwrap().unwrap().id, group.id);
+        assert_eq!(s.ledger().group_of(x).await.unwrap().unwrap().id, group.id);
     }
     // Idempotent.
     let again = link(c, LinkAttribute::IdDocument, &passport).await;
@@ -69,6 +74,7 @@ async fn shared_attributes_link_and_merge_groups(ctx: Ctx) {
     assert_eq!(again.group.unwrap().id, group.id);
 
     let records = s
+        .audit()
         .audit_page(&AuditFilter {
             action: Some("ledger.group.linked".into()),
             ..Default::default()
@@ -87,41 +93,50 @@ async fn staff_unlink_exempts_and_link_restores(ctx: Ctx) {
     let (a, b, c) = (customer(s).await, customer(s).await, customer(s).await);
     let card = hashed("card-2");
     for x in [a, b, c] {
-        s.link_by_attribute(x, LinkAttribute::PaymentFingerprint, &card, t0())
+        s.ledger()
+            .link_by_attribute(x, LinkAttribute::PaymentFingerprint, &card, t0())
             .await
             .unwrap();
     }
-    let group = s.group_of(a).await.unwrap().unwrap();
+    let group = s.ledger().group_of(a).await.unwrap().unwrap();
     assert_eq!(group.members.len(), 3);
 
     let officer = staff();
     let r = s
+        .ledger()
         .unlink_customer(b, "family card", &Actor::customer(b, None), t0())
         .await;
     assert!(matches!(r, Err(LedgerError::NotStaff)));
     let left = s
+        .ledger()
         .unlink_customer(b, "family card", &officer, t0())
         .await
         .unwrap();
     assert_eq!(left, Some(group.id));
-    assert!(s.group_of(b).await.unwrap().is_none());
-    assert_eq!(s.group_of(a).await.unwrap().unwrap().members.len(), 2);
+    assert!(s.ledger().group_of(b).await.unwrap().is_none());
+    assert_eq!(
+        s.ledger().group_of(a).await.unwrap().unwrap().members.len(),
+        2
+    );
 
     // Automatic linking leaves the unlinked customer alone, from either side.
     let out = s
+        .ledger()
         .link_by_attribute(b, LinkAttribute::PaymentFingerprint, &card, t0())
         .await
         .unwrap();
     assert!(out.group.is_none() && out.moved.is_empty());
     let d = customer(s).await;
-    s.link_by_attribute(d, LinkAttribute::PaymentFingerprint, &card, t0())
+    s.ledger()
+        .link_by_attribute(d, LinkAttribute::PaymentFingerprint, &card, t0())
         .await
         .unwrap();
-    assert!(s.group_of(b).await.unwrap().is_none());
-    assert_eq!(s.group_of(d).await.unwrap().unwrap().id, group.id);
+    assert!(s.ledger().group_of(b).await.unwrap().is_none());
+    assert_eq!(s.ledger().group_of(d).await.unwrap().unwrap().id, group.id);
 
     // Staff link puts it back and lifts the exemption.
     let g = s
+        .ledger()
         .link_customers(b, a, "same company", &officer, &group_rules(), t0())
         .await
         .unwrap();
@@ -138,7 +153,8 @@ async fn staff_unlink_exempts_and_link_restores(ctx: Ctx) {
     // Unlinking a customer in no group only records the exemption.
     let solo = customer(s).await;
     assert_eq!(
-        s.unlink_customer(solo, "n/a", &officer, t0())
+        s.ledger()
+            .unlink_customer(solo, "n/a", &officer, t0())
             .await
             .unwrap(),
         None
@@ -150,14 +166,16 @@ async fn unknown_customers_are_refused(ctx: Ctx) {
     let a = customer(s).await;
     let ghost = Uuid::now_v7();
     let r = s
+        .ledger()
         .link_by_attribute(ghost, LinkAttribute::IdDocument, &hashed("x"), t0())
         .await;
     assert!(matches!(r, Err(LedgerError::UnknownCustomer)), "{r:?}");
     let r = s
+        .ledger()
         .link_customers(a, ghost, "x", &staff(), &group_rules(), t0())
         .await;
     assert!(matches!(r, Err(LedgerError::UnknownCustomer)), "{r:?}");
-    assert!(s.group_of(a).await.unwrap().is_none());
+    assert!(s.ledger().group_of(a).await.unwrap().is_none());
 }
 
 /// A job of `customer` under the group rules.
@@ -176,6 +194,7 @@ async fn a_staff_link_rechecks_group_thresholds_at_once(ctx: Ctx) {
         assert!(d.crossings.is_empty(), "each alone is below 2e19: {d:?}");
     }
     let link = s
+        .ledger()
         .link_customers(
             a,
             b,
@@ -194,6 +213,7 @@ async fn a_staff_link_rechecks_group_thresholds_at_once(ctx: Ctx) {
     assert_eq!((c[0].previous_flop, c[0].projected_flop), (1.2e19, 2.4e19));
     assert_eq!(link.check.report_ids.len(), 1);
     let reports = s
+        .ledger()
         .list_reports(&ReportFilter {
             status: None,
             due_before: None,
@@ -210,6 +230,7 @@ async fn a_staff_link_rechecks_group_thresholds_at_once(ctx: Ctx) {
     assert_eq!(report.crossings[0].label, "g2e19");
     assert_eq!(report.cumulative_flop, 2.4e19);
     let created = s
+        .audit()
         .audit_page(&AuditFilter {
             action: Some("ledger.report.created".into()),
             ..Default::default()
@@ -224,6 +245,7 @@ async fn a_staff_link_rechecks_group_thresholds_at_once(ctx: Ctx) {
     assert!(next.crossings.is_empty(), "{next:?}");
     // Linking again changes nothing and fires nothing.
     let again = s
+        .ledger()
         .link_customers(a, b, "again", &staff(), &group_rules(), t0())
         .await
         .unwrap();
@@ -237,6 +259,7 @@ async fn a_link_leaves_review_thresholds_to_the_next_job(ctx: Ctx) {
     admit(s, &group_job(d, "big-d", 3e19)).await;
     // 6e19 together passes the 5e19 review threshold; each part alone was past 2e19 already.
     let link = s
+        .ledger()
         .link_customers(c, d, "same owner", &staff(), &group_rules(), t0())
         .await
         .unwrap();

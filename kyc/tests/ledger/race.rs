@@ -25,7 +25,7 @@ async fn race(stores: [Store; 2], requests: Vec<AdmissionRequest>) -> Vec<Verdic
         let start = start.clone();
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            store.admit(&req).await.expect("admit").verdict
+            store.ledger().admit(&req).await.expect("admit").verdict
         }));
     }
     let mut verdicts = Vec::new();
@@ -100,7 +100,8 @@ async fn group_block_threshold_holds_across_linked_accounts(ctx: Ctx) {
     let (a, b) = (customer(s).await, customer(s).await);
     let card = super::fixtures::hashed("shared-card");
     for x in [a, b] {
-        s.link_by_attribute(x, LinkAttribute::PaymentFingerprint, &card, t0())
+        s.ledger()
+            .link_by_attribute(x, LinkAttribute::PaymentFingerprint, &card, t0())
             .await
             .unwrap();
     }
@@ -129,7 +130,8 @@ async fn admissions_racing_a_merge_never_fail_and_then_see_one_group(ctx: Ctx) {
     let s = &ctx.store;
     let (a, c) = (customer(s).await, customer(s).await);
     let card = super::fixtures::hashed("card-merging");
-    s.link_by_attribute(a, LinkAttribute::PaymentFingerprint, &card, t0())
+    s.ledger()
+        .link_by_attribute(a, LinkAttribute::PaymentFingerprint, &card, t0())
         .await
         .unwrap();
     let replica = second_replica(&ctx).await;
@@ -145,11 +147,13 @@ async fn admissions_racing_a_merge_never_fail_and_then_see_one_group(ctx: Ctx) {
             if i == 50 {
                 // The merge lands in the middle of the admissions.
                 store
+                    .ledger()
                     .link_by_attribute(c, LinkAttribute::PaymentFingerprint, &card, t0())
                     .await
                     .expect("link");
             }
             store
+                .ledger()
                 .admit(&job(who, &format!("m{i}"), 10.0))
                 .await
                 .expect("admit")
@@ -160,7 +164,7 @@ async fn admissions_racing_a_merge_never_fail_and_then_see_one_group(ctx: Ctx) {
         assert_eq!(t.await.expect("task"), Verdict::Admitted);
     }
     replica.close().await;
-    let group = s.group_of(a).await.unwrap().expect("linked");
+    let group = s.ledger().group_of(a).await.unwrap().expect("linked");
     assert_eq!(group.members.len(), 2);
     let d = admitted(s, &job(c, "probe", 0.0)).await;
     assert_eq!(d.totals_after.group_flop, 1000.0);

@@ -20,6 +20,7 @@ async fn reports_have_due_dates_and_are_filed_by_staff(ctx: Ctx) {
     let second = admitted(s, &later).await;
 
     let due = s
+        .ledger()
         .list_reports(&ReportFilter {
             status: Some(ReportStatus::Due),
             ..Default::default()
@@ -43,6 +44,7 @@ async fn reports_have_due_dates_and_are_filed_by_staff(ctx: Ctx) {
     assert_eq!(labels, ["eu_art51_1e25_run", "eu_art51_1e25_group"]);
 
     let soon = s
+        .ledger()
         .list_reports(&ReportFilter {
             due_before: Some(t0() + Duration::days(20)),
             ..Default::default()
@@ -51,17 +53,20 @@ async fn reports_have_due_dates_and_are_filed_by_staff(ctx: Ctx) {
         .unwrap();
     assert_eq!(soon.len(), 1);
     let counts = s
+        .ledger()
         .reports_due_count(t0() + Duration::days(16))
         .await
         .unwrap();
     assert_eq!((counts.open, counts.overdue), (2, 1));
 
     let r = s
+        .ledger()
         .mark_report_filed(first.report_ids[0], &Actor::customer(c, None), "x", t0())
         .await;
     assert!(matches!(r, Err(LedgerError::NotStaff)));
     let officer = staff();
     let filed = s
+        .ledger()
         .mark_report_filed(
             first.report_ids[0],
             &officer,
@@ -73,15 +78,18 @@ async fn reports_have_due_dates_and_are_filed_by_staff(ctx: Ctx) {
     assert_eq!(filed.filing_reference.as_deref(), Some("BIS-2030-0001"));
     assert_eq!(filed.filed_by.as_deref(), Some(officer.name.as_str()));
     let again = s
+        .ledger()
         .mark_report_filed(first.report_ids[0], &officer, "x", t0())
         .await;
     assert!(matches!(again, Err(LedgerError::ReportAlreadyFiled)));
     let missing = s
+        .ledger()
         .mark_report_filed(Uuid::now_v7(), &officer, "x", t0())
         .await;
     assert!(matches!(missing, Err(LedgerError::ReportNotFound)));
 
     let filed = s
+        .ledger()
         .list_reports(&ReportFilter {
             status: Some(ReportStatus::Filed),
             ..Default::default()
@@ -90,6 +98,7 @@ async fn reports_have_due_dates_and_are_filed_by_staff(ctx: Ctx) {
         .unwrap();
     assert_eq!(filed.len(), 1);
     let due = s
+        .ledger()
         .list_reports(&ReportFilter {
             status: Some(ReportStatus::Due),
             customer_id: Some(c),
@@ -99,7 +108,7 @@ async fn reports_have_due_dates_and_are_filed_by_staff(ctx: Ctx) {
         .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].id, second.report_ids[0]);
-    assert_eq!(s.reports_due_count(t0()).await.unwrap().open, 1);
+    assert_eq!(s.ledger().reports_due_count(t0()).await.unwrap().open, 1);
 }
 
 async fn exports_training_runs_quarterly_and_eu_art52(ctx: Ctx) {
@@ -128,6 +137,7 @@ async fn exports_training_runs_quarterly_and_eu_art52(ctx: Ctx) {
     let since = datetime!(2030-01-01 00:00 UTC);
     let mut out = Vec::new();
     let n = s
+        .ledger()
         .export_reports(
             ExportKind::TrainingRuns,
             since,
@@ -142,7 +152,8 @@ async fn exports_training_runs_quarterly_and_eu_art52(ctx: Ctx) {
     assert_eq!(doc["reports"][0]["due_at"], "2030-02-25T00:00:00Z");
 
     let mut csv = Vec::new();
-    s.export_reports(ExportKind::TrainingRuns, since, ExportFormat::Csv, &mut csv)
+    s.ledger()
+        .export_reports(ExportKind::TrainingRuns, since, ExportFormat::Csv, &mut csv)
         .await
         .unwrap();
     let csv = String::from_utf8(csv).unwrap();
@@ -156,7 +167,8 @@ async fn exports_training_runs_quarterly_and_eu_art52(ctx: Ctx) {
     );
 
     let mut out = Vec::new();
-    s.export_reports(ExportKind::Quarterly, since, ExportFormat::Json, &mut out)
+    s.ledger()
+        .export_reports(ExportKind::Quarterly, since, ExportFormat::Json, &mut out)
         .await
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -167,7 +179,8 @@ async fn exports_training_runs_quarterly_and_eu_art52(ctx: Ctx) {
     assert_eq!(bundles[1]["quarter"], "2030-Q2");
     assert_eq!(bundles[1]["due_date"], "2030-07-15");
     let mut csv = Vec::new();
-    s.export_reports(ExportKind::Quarterly, since, ExportFormat::Csv, &mut csv)
+    s.ledger()
+        .export_reports(ExportKind::Quarterly, since, ExportFormat::Csv, &mut csv)
         .await
         .unwrap();
     let csv = String::from_utf8(csv).unwrap();
@@ -177,6 +190,7 @@ async fn exports_training_runs_quarterly_and_eu_art52(ctx: Ctx) {
     let mut out = Vec::new();
     let kind = ExportKind::EuArt52 { customer_id: c };
     let runs = s
+        .ledger()
         .export_reports(kind, since, ExportFormat::Json, &mut out)
         .await
         .unwrap();
@@ -204,7 +218,8 @@ async fn exports_training_runs_quarterly_and_eu_art52(ctx: Ctx) {
     assert_eq!(ft["lineage_root_run_id"], q1.run_id);
     assert_eq!(ft["accelerator_types"][0], "b200");
     let mut csv = Vec::new();
-    s.export_reports(kind, since, ExportFormat::Csv, &mut csv)
+    s.ledger()
+        .export_reports(kind, since, ExportFormat::Csv, &mut csv)
         .await
         .unwrap();
     assert_eq!(String::from_utf8(csv).unwrap().matches("\r\n").count(), 4);
@@ -213,6 +228,7 @@ async fn exports_training_runs_quarterly_and_eu_art52(ctx: Ctx) {
     let other = customer(s).await;
     let mut out = Vec::new();
     let n = s
+        .ledger()
         .export_reports(
             ExportKind::EuArt52 { customer_id: other },
             since,

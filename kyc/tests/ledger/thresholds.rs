@@ -19,7 +19,8 @@ async fn a_split_linked_after_the_fact_fires_on_the_next_job(ctx: Ctx) {
     // crossed 1e26.
     let owner = super::fixtures::hashed("owner:late");
     for c in [a, b] {
-        s.link_by_attribute(c, LinkAttribute::BeneficialOwner, &owner, t0())
+        s.ledger()
+            .link_by_attribute(c, LinkAttribute::BeneficialOwner, &owner, t0())
             .await
             .unwrap();
     }
@@ -66,7 +67,7 @@ async fn declared_compute_projects_the_crossing_at_submission(ctx: Ctx) {
         projected_flop: Some(2e25),
         hold_for_review: None,
     };
-    let d = s.admit_with(&req, &options).await.unwrap();
+    let d = s.ledger().admit_with(&req, &options).await.unwrap();
     assert_eq!(d.verdict, Verdict::Admitted);
     assert!(d.crossings.iter().any(|x| x.label == "eu_art51_1e25_run"));
     assert_eq!(
@@ -80,7 +81,7 @@ async fn declared_compute_projects_the_crossing_at_submission(ctx: Ctx) {
         projected_flop: Some(f64::NAN),
         hold_for_review: None,
     };
-    assert!(s.admit_with(&req, &bad).await.is_err());
+    assert!(s.ledger().admit_with(&req, &bad).await.is_err());
 }
 
 async fn a_review_the_caller_asks_for_holds_until_approved(ctx: Ctx) {
@@ -91,11 +92,12 @@ async fn a_review_the_caller_asks_for_holds_until_approved(ctx: Ctx) {
         projected_flop: None,
         hold_for_review: Some("declared estimate 29 000x the hardware estimate".into()),
     };
-    let d = s.admit_with(&req, &options).await.unwrap();
+    let d = s.ledger().admit_with(&req, &options).await.unwrap();
     let Verdict::HeldForReview { review_id } = d.verdict else {
         panic!("{d:?}")
     };
     let pending = s
+        .ledger()
         .list_job_reviews(Some(ReviewStatus::Pending), 10)
         .await
         .unwrap();
@@ -105,10 +107,11 @@ async fn a_review_the_caller_asks_for_holds_until_approved(ctx: Ctx) {
         Some("declared estimate 29 000x the hardware estimate")
     );
     assert!(pending[0].crossings.is_empty());
-    s.resolve_job_review(review_id, ReviewResolution::Approve, &staff(), "ok", t0())
+    s.ledger()
+        .resolve_job_review(review_id, ReviewResolution::Approve, &staff(), "ok", t0())
         .await
         .unwrap();
-    let d = s.admit_with(&req, &options).await.unwrap();
+    let d = s.ledger().admit_with(&req, &options).await.unwrap();
     assert_eq!(d.verdict, Verdict::Admitted);
     assert_eq!(d.approved_review, Some(review_id));
 }

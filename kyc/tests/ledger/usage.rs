@@ -41,14 +41,14 @@ async fn measured_usage_replaces_the_reservation_and_finish_releases(ctx: Ctx) {
         (300.0, 700.0, 0.0)
     );
     assert_eq!(lineage_total(s, c, "run").await, 1000.0);
-    assert_eq!(s.open_reservations_count().await.unwrap(), 1);
+    assert_eq!(s.ledger().open_reservations_count().await.unwrap(), 1);
 
     // Finishing at 50 s releases the other 500.
     let r = recorded(s, &usage(d.job_id, "e3", finished(50.0), at)).await;
     assert_eq!(r.status, JobStatus::Finished);
     assert_eq!((r.used_flop, r.reserved_flop), (500.0, 0.0));
     assert_eq!(lineage_total(s, c, "run").await, 500.0);
-    assert_eq!(s.open_reservations_count().await.unwrap(), 0);
+    assert_eq!(s.ledger().open_reservations_count().await.unwrap(), 0);
 
     // The released budget is available again to the customer's window cap.
     let mut next = job(c, "run", 1500.0);
@@ -57,6 +57,7 @@ async fn measured_usage_replaces_the_reservation_and_finish_releases(ctx: Ctx) {
     assert_eq!(d.remaining_flop, Some(0.0));
 
     let records = s
+        .audit()
         .audit_page(&AuditFilter {
             action: Some("ledger.usage.recorded".into()),
             ..Default::default()
@@ -76,12 +77,13 @@ async fn replays_unknown_jobs_and_bad_counters_change_nothing(ctx: Ctx) {
     let at = t0();
     let e = usage(d.job_id, "hb-1", heartbeat(40.0), at);
     recorded(s, &e).await;
-    let head = s.audit_head().await.unwrap().seq;
+    let head = s.audit().audit_head().await.unwrap().seq;
 
     // A replay (even with different numbers) is acknowledged and ignored.
     let mut replay = e.clone();
     replay.kind = heartbeat(90.0);
     let out = s
+        .ledger()
         .record_usage(&replay, &shipped_thresholds())
         .await
         .unwrap();
@@ -89,11 +91,17 @@ async fn replays_unknown_jobs_and_bad_counters_change_nothing(ctx: Ctx) {
     assert_eq!(lineage_total(s, c, "run").await, 1000.0);
 
     let unknown = usage(Uuid::now_v7(), "x-1", heartbeat(1.0), at);
-    let out = s.record_usage(&unknown, &shipped_thresholds()).await;
+    let out = s
+        .ledger()
+        .record_usage(&unknown, &shipped_thresholds())
+        .await;
     assert!(matches!(out, Err(LedgerError::UnknownJob)), "{out:?}");
 
     let backwards = usage(d.job_id, "hb-2", heartbeat(39.0), at);
-    let out = s.record_usage(&backwards, &shipped_thresholds()).await;
+    let out = s
+        .ledger()
+        .record_usage(&backwards, &shipped_thresholds())
+        .await;
     assert!(
         matches!(out, Err(LedgerError::CounterDecreased { previous, reported })
             if previous == 40.0 && reported == 39.0),
@@ -105,7 +113,7 @@ async fn replays_unknown_jobs_and_bad_counters_change_nothing(ctx: Ctx) {
 
     let nan = usage(d.job_id, "hb-3", heartbeat(f64::NAN), at);
     assert!(matches!(
-        s.record_usage(&nan, &shipped_thresholds()).await,
+        s.ledger().record_usage(&nan, &shipped_thresholds()).await,
         Err(LedgerError::Invalid(_))
     ));
 
@@ -113,19 +121,22 @@ async fn replays_unknown_jobs_and_bad_counters_change_nothing(ctx: Ctx) {
     recorded(s, &fin).await;
     let late = usage(d.job_id, "late", heartbeat(60.0), at);
     assert!(matches!(
-        s.record_usage(&late, &shipped_thresholds()).await,
+        s.ledger().record_usage(&late, &shipped_thresholds()).await,
         Err(LedgerError::JobNotOpen {
             status: JobStatus::Finished
         })
     ));
     // A replay of the finish after the fact is still a duplicate, not an error.
     assert_eq!(
-        s.record_usage(&fin, &shipped_thresholds()).await.unwrap(),
+        s.ledger()
+            .record_usage(&fin, &shipped_thresholds())
+            .await
+            .unwrap(),
         UsageOutcome::Duplicate
     );
     // One chain record since `head`: the finish. The corrected heartbeat (a running job staying
     // running) is kept on the job, and the refused events left nothing.
-    assert_eq!(s.audit_head().await.unwrap().seq, head + 1);
+    assert_eq!(s.audit().audit_head().await.unwrap().seq, head + 1);
 }
 
 async fn an_overrun_extends_the_reservation_and_rechecks_thresholds(ctx: Ctx) {
@@ -142,7 +153,7 @@ async fn an_overrun_extends_the_reservation_and_rechecks_thresholds(ctx: Ctx) {
 
     // Runs to 200 s = 2000 FLOP: past its estimate; the charge grows and crosses 1500.
     let e = usage(d.job_id, "hb", heartbeat(200.0), t0() + Duration::hours(1));
-    let UsageOutcome::Recorded(r) = s.record_usage(&e, &policy).await.unwrap() else {
+    let UsageOutcome::Recorded(r) = s.ledger().record_usage(&e, &policy).await.unwrap() else {
         panic!("duplicate");
     };
     assert_eq!(
@@ -159,7 +170,11 @@ async fn an_overrun_extends_the_reservation_and_rechecks_thresholds(ctx: Ctx) {
     assert_eq!(lineage_total(s, c, "run").await, 2000.0);
 
     // The usage-time report waits for its identity snapshot.
-    let reports = s.list_reports(&ReportFilter::default()).await.unwrap();
+    let reports = s
+        .ledger()
+        .list_reports(&ReportFilter::default())
+        .await
+        .unwrap();
     assert_eq!(reports.len(), 1);
     assert!(reports[0].identity_snapshot.is_none());
     assert_eq!(
@@ -167,20 +182,26 @@ async fn an_overrun_extends_the_reservation_and_rechecks_thresholds(ctx: Ctx) {
         t0() + Duration::hours(1) + Duration::days(15)
     );
     let snapshot = serde_json::json!({ "legal_name": "Test Customer" });
-    s.attach_report_identity(r.report_ids[0], &snapshot, &staff(), t0())
+    s.ledger()
+        .attach_report_identity(r.report_ids[0], &snapshot, &staff(), t0())
         .await
         .unwrap();
     let again = s
+        .ledger()
         .attach_report_identity(r.report_ids[0], &snapshot, &staff(), t0())
         .await;
     assert!(matches!(again, Err(LedgerError::Invalid(_))));
-    let reports = s.list_reports(&ReportFilter::default()).await.unwrap();
+    let reports = s
+        .ledger()
+        .list_reports(&ReportFilter::default())
+        .await
+        .unwrap();
     assert_eq!(reports[0].identity_snapshot.as_ref(), Some(&snapshot));
 
     // Growing further re-checks again: the customer review threshold is crossed and recorded
     // (the job already runs, so it is reported rather than held).
     let e = usage(d.job_id, "hb2", heartbeat(600.0), t0() + Duration::hours(2));
-    let UsageOutcome::Recorded(r) = s.record_usage(&e, &policy).await.unwrap() else {
+    let UsageOutcome::Recorded(r) = s.ledger().record_usage(&e, &policy).await.unwrap() else {
         panic!("duplicate");
     };
     assert_eq!(r.crossings.len(), 1);
@@ -197,7 +218,11 @@ async fn concurrent_deliveries_of_one_event_apply_once(ctx: Ctx) {
     for _ in 0..16 {
         let (store, e) = (s.clone(), e.clone());
         tasks.push(tokio::spawn(async move {
-            store.record_usage(&e, &shipped_thresholds()).await.unwrap()
+            store
+                .ledger()
+                .record_usage(&e, &shipped_thresholds())
+                .await
+                .unwrap()
         }));
     }
     let mut applied = 0;
@@ -217,13 +242,17 @@ async fn a_job_that_never_ran_releases_its_reservation(ctx: Ctx) {
     req.limits.max_flop_per_customer_window = Some(1000.0);
     req.limits.max_concurrent_jobs = Some(1);
     let d = admitted(s, &req).await;
-    s.release_job(d.job_id, "upstream answered 422", t0())
+    s.ledger()
+        .release_job(d.job_id, "upstream answered 422", t0())
         .await
         .unwrap();
     // Idempotent.
-    s.release_job(d.job_id, "again", t0()).await.unwrap();
+    s.ledger()
+        .release_job(d.job_id, "again", t0())
+        .await
+        .unwrap();
     assert_eq!(lineage_total(s, c, "refused").await, 0.0);
-    assert_eq!(s.open_reservations_count().await.unwrap(), 0);
+    assert_eq!(s.ledger().open_reservations_count().await.unwrap(), 0);
     // The budget and the concurrency slot are free again.
     let d2 = admitted(s, &req).await;
     assert_eq!(d2.totals_after.open_jobs, Some(1));
@@ -239,16 +268,17 @@ async fn a_job_that_never_ran_releases_its_reservation(ctx: Ctx) {
     // A started job cannot be released.
     recorded(s, &usage(d2.job_id, "go", UsageKind::Started, t0())).await;
     assert!(matches!(
-        s.release_job(d2.job_id, "x", t0()).await,
+        s.ledger().release_job(d2.job_id, "x", t0()).await,
         Err(LedgerError::JobNotOpen {
             status: JobStatus::Running
         })
     ));
     assert!(matches!(
-        s.release_job(Uuid::now_v7(), "x", t0()).await,
+        s.ledger().release_job(Uuid::now_v7(), "x", t0()).await,
         Err(LedgerError::UnknownJob)
     ));
     let records = s
+        .audit()
         .audit_page(&AuditFilter {
             action: Some("ledger.job.released".into()),
             ..Default::default()

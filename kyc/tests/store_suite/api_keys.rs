@@ -26,16 +26,19 @@ async fn create_verify_revoke(ctx: Ctx) {
     let h = hasher();
     let ip: IpAddr = "198.51.100.20".parse().unwrap();
     let owner = s
+        .accounts()
         .create_customer("keys@example.com", HASH, CustomerKind::Individual, t0())
         .await
         .unwrap();
     let other = s
+        .accounts()
         .create_customer("other@example.com", HASH, CustomerKind::Individual, t0())
         .await
         .unwrap();
     let actor = Actor::customer(owner.id, Some(ip));
     let name = "CI 'runner'; -- 東京";
     let created = s
+        .credentials()
         .create_api_key(&h, owner.id, new_key(name), &actor, t0())
         .await
         .unwrap();
@@ -43,15 +46,22 @@ async fn create_verify_revoke(ctx: Ctx) {
     assert_eq!(parsed.key_id, created.id);
     assert!(!format!("{created:?}").contains(parsed.secret));
 
-    let listed = s.list_api_keys(owner.id).await.unwrap();
+    let listed = s.credentials().list_api_keys(owner.id).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, created.id);
     assert_eq!(listed[0].name, name);
     assert_eq!(listed[0].scopes, ["jobs:submit", "jobs:read"]);
     assert_eq!(listed[0].state(t0()), KeyState::Active);
-    assert!(s.list_api_keys(other.id).await.unwrap().is_empty());
+    assert!(
+        s.credentials()
+            .list_api_keys(other.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let principal = s
+        .credentials()
         .verify_api_key(&h, &created.key, Some(ip), t0())
         .await
         .unwrap();
@@ -63,10 +73,15 @@ async fn create_verify_revoke(ctx: Ctx) {
     let wrong_secret = format!("cg_{}_{}", created.id, "A".repeat(43));
     let unknown_id = format!("cg_{}_{}", "Z".repeat(16), &created.key[20..]);
     for bad in [&wrong_secret, &unknown_id] {
-        let err = s.verify_api_key(&h, bad, Some(ip), t0()).await.unwrap_err();
+        let err = s
+            .credentials()
+            .verify_api_key(&h, bad, Some(ip), t0())
+            .await
+            .unwrap_err();
         assert!(matches!(err, KeyError::Invalid), "{err:?}");
     }
     let err = s
+        .credentials()
         .verify_api_key(&h, "cg_nope", Some(ip), t0())
         .await
         .unwrap_err();
@@ -74,6 +89,7 @@ async fn create_verify_revoke(ctx: Ctx) {
 
     // Only the owner may revoke.
     let err = s
+        .credentials()
         .revoke_api_key(
             other.id,
             &created.id,
@@ -84,36 +100,59 @@ async fn create_verify_revoke(ctx: Ctx) {
         .unwrap_err();
     assert!(matches!(err, KeyError::NotFound));
     let err = s
+        .credentials()
         .revoke_api_key(owner.id, "ZZZZZZZZZZZZZZZZ", &actor, t0())
         .await
         .unwrap_err();
     assert!(matches!(err, KeyError::NotFound));
-    s.revoke_api_key(owner.id, &created.id, &actor, t0())
+    s.credentials()
+        .revoke_api_key(owner.id, &created.id, &actor, t0())
         .await
         .unwrap();
-    s.revoke_api_key(owner.id, &created.id, &actor, t0())
+    s.credentials()
+        .revoke_api_key(owner.id, &created.id, &actor, t0())
         .await
         .unwrap();
 
     let err = s
+        .credentials()
         .verify_api_key(&h, &created.key, Some(ip), t0())
         .await
         .unwrap_err();
     assert!(matches!(err, KeyError::Revoked), "{err:?}");
     // A revoked key with a wrong secret is still just Invalid.
     let err = s
+        .credentials()
         .verify_api_key(&h, &wrong_secret, Some(ip), t0())
         .await
         .unwrap_err();
     assert!(matches!(err, KeyError::Invalid));
 
-    let state = s.api_key_state(&created.id).await.unwrap().unwrap();
+    let state = s
+        .credentials()
+        .api_key_state(&created.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(state.state(t0()), KeyState::Revoked);
-    assert!(s.api_key_state("ZZZZZZZZZZZZZZZZ").await.unwrap().is_none());
-    assert!(s.api_key_state("bad id").await.unwrap().is_none());
+    assert!(
+        s.credentials()
+            .api_key_state("ZZZZZZZZZZZZZZZZ")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.credentials()
+            .api_key_state("bad id")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Access log: create, 1 success + 3 failures of use, revoke (twice).
     let log = s
+        .access()
         .access_log_for_subject(&format!("api_key:{}", created.id), 20)
         .await
         .unwrap();
@@ -133,6 +172,7 @@ async fn expiry_and_limits(ctx: Ctx) {
     let s = &ctx.store;
     let h = hasher();
     let owner = s
+        .accounts()
         .create_customer("exp@example.com", HASH, CustomerKind::Individual, t0())
         .await
         .unwrap();
@@ -142,15 +182,18 @@ async fn expiry_and_limits(ctx: Ctx) {
         ..new_key("short-lived")
     };
     let created = s
+        .credentials()
         .create_api_key(&h, owner.id, expiring, &actor, t0())
         .await
         .unwrap();
     let p = s
+        .credentials()
         .verify_api_key(&h, &created.key, None, t0() + Duration::minutes(59))
         .await
         .unwrap();
     assert_eq!(p.expires_at, Some(t0() + Duration::hours(1)));
     let err = s
+        .credentials()
         .verify_api_key(&h, &created.key, None, t0() + Duration::hours(1))
         .await
         .unwrap_err();
@@ -161,11 +204,14 @@ async fn expiry_and_limits(ctx: Ctx) {
         ..new_key("dead on arrival")
     };
     assert!(matches!(
-        s.create_api_key(&h, owner.id, past, &actor, t0()).await,
+        s.credentials()
+            .create_api_key(&h, owner.id, past, &actor, t0())
+            .await,
         Err(KeyError::ExpiryInPast)
     ));
     assert!(matches!(
-        s.create_api_key(&h, Uuid::now_v7(), new_key("ghost"), &actor, t0())
+        s.credentials()
+            .create_api_key(&h, Uuid::now_v7(), new_key("ghost"), &actor, t0())
             .await,
         Err(KeyError::CustomerNotFound)
     ));

@@ -28,11 +28,13 @@ async fn customer_login_rules(ctx: Ctx) {
     let ip: IpAddr = "192.0.2.77".parse().unwrap();
     let hash = h.hash(PASSWORD).unwrap();
     let c = s
+        .accounts()
         .create_customer("dave@example.com", &hash, CustomerKind::Individual, t0())
         .await
         .unwrap();
 
     let ok = s
+        .accounts()
         .login_customer(
             &h,
             &throttle,
@@ -44,6 +46,7 @@ async fn customer_login_rules(ctx: Ctx) {
     assert_eq!(ok.id, c.id);
 
     let wrong = s
+        .accounts()
         .login_customer(
             &h,
             &throttle,
@@ -53,6 +56,7 @@ async fn customer_login_rules(ctx: Ctx) {
         .await
         .unwrap_err();
     let unknown = s
+        .accounts()
         .login_customer(
             &h,
             &throttle,
@@ -67,13 +71,15 @@ async fn customer_login_rules(ctx: Ctx) {
 
     let huge = "x".repeat(100_000);
     assert!(matches!(
-        s.login_customer(&h, &throttle, attempt("dave@example.com", &huge, ip), t0())
+        s.accounts()
+            .login_customer(&h, &throttle, attempt("dave@example.com", &huge, ip), t0())
             .await,
         Err(LoginError::InvalidCredentials)
     ));
 
     // Access log: one success, two failures for the account, one for the unknown email.
     let log = s
+        .access()
         .access_log_for_subject(&Subject::Customer(c.id).to_string(), 10)
         .await
         .unwrap();
@@ -92,39 +98,43 @@ async fn customer_login_rules(ctx: Ctx) {
     );
     assert!(log.iter().all(|r| r.event.client_ip == Some(ip)));
     let unknown_log = s
+        .access()
         .access_log_for_subject("email:nobody@example.com", 10)
         .await
         .unwrap();
     assert_eq!(unknown_log.len(), 1);
 
     // Suspended: reported only with the right password.
-    s.set_customer_status(
-        c.id,
-        CustomerStatus::Suspended,
-        &Actor::system("test"),
-        "x",
-        t0(),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(
-        s.login_customer(
-            &h,
-            &throttle,
-            attempt("dave@example.com", PASSWORD, ip),
-            t0()
+    s.accounts()
+        .set_customer_status(
+            c.id,
+            CustomerStatus::Suspended,
+            &Actor::system("test"),
+            "x",
+            t0(),
         )
-        .await,
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.accounts()
+            .login_customer(
+                &h,
+                &throttle,
+                attempt("dave@example.com", PASSWORD, ip),
+                t0()
+            )
+            .await,
         Err(LoginError::AccountSuspended)
     ));
     assert!(matches!(
-        s.login_customer(
-            &h,
-            &throttle,
-            attempt("dave@example.com", "wrong password!!", ip),
-            t0()
-        )
-        .await,
+        s.accounts()
+            .login_customer(
+                &h,
+                &throttle,
+                attempt("dave@example.com", "wrong password!!", ip),
+                t0()
+            )
+            .await,
         Err(LoginError::InvalidCredentials)
     ));
 }
@@ -135,11 +145,13 @@ async fn throttling_stops_guessing(ctx: Ctx) {
     let throttle = LoginThrottle::in_process(ThrottleLimits::default());
     let ip: IpAddr = "192.0.2.78".parse().unwrap();
     let hash = h.hash(PASSWORD).unwrap();
-    s.create_customer("erin@example.com", &hash, CustomerKind::Individual, t0())
+    s.accounts()
+        .create_customer("erin@example.com", &hash, CustomerKind::Individual, t0())
         .await
         .unwrap();
     for _ in 0..5 {
         let err = s
+            .accounts()
             .login_customer(
                 &h,
                 &throttle,
@@ -152,6 +164,7 @@ async fn throttling_stops_guessing(ctx: Ctx) {
     }
     // Even the right password is refused until the window ends.
     match s
+        .accounts()
         .login_customer(
             &h,
             &throttle,
@@ -166,14 +179,15 @@ async fn throttling_stops_guessing(ctx: Ctx) {
         other => panic!("expected Throttled, got {other:?}"),
     }
     let later = t0() + Duration::minutes(15);
-    s.login_customer(
-        &h,
-        &throttle,
-        attempt("erin@example.com", PASSWORD, ip),
-        later,
-    )
-    .await
-    .unwrap();
+    s.accounts()
+        .login_customer(
+            &h,
+            &throttle,
+            attempt("erin@example.com", PASSWORD, ip),
+            later,
+        )
+        .await
+        .unwrap();
 }
 
 async fn changed_params_rehash_on_login(ctx: Ctx) {
@@ -187,6 +201,7 @@ async fn changed_params_rehash_on_login(ctx: Ctx) {
     let throttle = LoginThrottle::in_process(ThrottleLimits::default());
     let ip: IpAddr = "192.0.2.79".parse().unwrap();
     let c = s
+        .accounts()
         .create_customer(
             "fay@example.com",
             &old.hash(PASSWORD).unwrap(),
@@ -195,15 +210,17 @@ async fn changed_params_rehash_on_login(ctx: Ctx) {
         )
         .await
         .unwrap();
-    s.login_customer(
-        &new,
-        &throttle,
-        attempt("fay@example.com", PASSWORD, ip),
-        t0(),
-    )
-    .await
-    .unwrap();
+    s.accounts()
+        .login_customer(
+            &new,
+            &throttle,
+            attempt("fay@example.com", PASSWORD, ip),
+            t0(),
+        )
+        .await
+        .unwrap();
     let log = s
+        .access()
         .access_log_for_subject(&Subject::Customer(c.id).to_string(), 10)
         .await
         .unwrap();
@@ -213,15 +230,17 @@ async fn changed_params_rehash_on_login(ctx: Ctx) {
                 && r.event.actor.as_deref() == Some("system:rehash"))
     );
     // Logging in again needs no further rehash, and the old hasher still verifies.
-    s.login_customer(
-        &new,
-        &throttle,
-        attempt("fay@example.com", PASSWORD, ip),
-        t0(),
-    )
-    .await
-    .unwrap();
+    s.accounts()
+        .login_customer(
+            &new,
+            &throttle,
+            attempt("fay@example.com", PASSWORD, ip),
+            t0(),
+        )
+        .await
+        .unwrap();
     let rehashes = s
+        .access()
         .access_log_for_subject(&Subject::Customer(c.id).to_string(), 10)
         .await
         .unwrap()
@@ -229,14 +248,15 @@ async fn changed_params_rehash_on_login(ctx: Ctx) {
         .filter(|r| r.event.action == AccessAction::PasswordChange)
         .count();
     assert_eq!(rehashes, 1);
-    s.login_customer(
-        &old,
-        &throttle,
-        attempt("fay@example.com", PASSWORD, ip),
-        t0(),
-    )
-    .await
-    .unwrap();
+    s.accounts()
+        .login_customer(
+            &old,
+            &throttle,
+            attempt("fay@example.com", PASSWORD, ip),
+            t0(),
+        )
+        .await
+        .unwrap();
 }
 
 async fn staff_login(ctx: Ctx) {
@@ -245,6 +265,7 @@ async fn staff_login(ctx: Ctx) {
     let throttle = LoginThrottle::in_process(ThrottleLimits::default());
     let ip: IpAddr = "2001:db8::7".parse().unwrap();
     let staff = s
+        .accounts()
         .create_staff(
             "admin@example.com",
             StaffRole::Admin,
@@ -255,6 +276,7 @@ async fn staff_login(ctx: Ctx) {
         .await
         .unwrap();
     let got = s
+        .accounts()
         .login_staff(
             &h,
             &throttle,
@@ -265,32 +287,35 @@ async fn staff_login(ctx: Ctx) {
         .unwrap();
     assert_eq!(got.id, staff.id);
     assert!(matches!(
-        s.login_staff(
-            &h,
-            &throttle,
-            attempt("admin@example.com", "nope nope nope", ip),
-            t0()
-        )
-        .await,
+        s.accounts()
+            .login_staff(
+                &h,
+                &throttle,
+                attempt("admin@example.com", "nope nope nope", ip),
+                t0()
+            )
+            .await,
         Err(LoginError::InvalidCredentials)
     ));
     // A customer account is not a staff account.
-    s.create_customer(
-        "cust@example.com",
-        &h.hash(PASSWORD).unwrap(),
-        CustomerKind::Individual,
-        t0(),
-    )
-    .await
-    .unwrap();
-    assert!(matches!(
-        s.login_staff(
-            &h,
-            &throttle,
-            attempt("cust@example.com", PASSWORD, ip),
-            t0()
+    s.accounts()
+        .create_customer(
+            "cust@example.com",
+            &h.hash(PASSWORD).unwrap(),
+            CustomerKind::Individual,
+            t0(),
         )
-        .await,
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.accounts()
+            .login_staff(
+                &h,
+                &throttle,
+                attempt("cust@example.com", PASSWORD, ip),
+                t0()
+            )
+            .await,
         Err(LoginError::InvalidCredentials)
     ));
 }

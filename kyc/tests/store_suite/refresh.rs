@@ -11,6 +11,7 @@ async fn rotation_keeps_the_family_and_slides_expiry(ctx: Ctx) {
     let s = &ctx.store;
     let subject = Subject::Customer(Uuid::now_v7());
     let first = s
+        .credentials()
         .issue_refresh(subject, t0(), Duration::days(30))
         .await
         .unwrap();
@@ -18,13 +19,21 @@ async fn rotation_keeps_the_family_and_slides_expiry(ctx: Ctx) {
     assert_eq!(first.expires_at, t0() + Duration::days(30));
 
     let later = t0() + Duration::days(1);
-    let second = s.rotate_refresh(&first.token, later).await.unwrap();
+    let second = s
+        .credentials()
+        .rotate_refresh(&first.token, later)
+        .await
+        .unwrap();
     assert_eq!(second.subject, subject);
     assert_eq!(second.family_id, first.family_id);
     assert_ne!(second.token, first.token);
     assert_eq!(second.expires_at, later + Duration::days(30));
 
-    let third = s.rotate_refresh(&second.token, later).await.unwrap();
+    let third = s
+        .credentials()
+        .rotate_refresh(&second.token, later)
+        .await
+        .unwrap();
     assert_eq!(third.family_id, first.family_id);
 }
 
@@ -32,13 +41,22 @@ async fn reuse_revokes_the_family(ctx: Ctx) {
     let s = &ctx.store;
     let subject = Subject::Staff(Uuid::now_v7());
     let first = s
+        .credentials()
         .issue_refresh(subject, t0(), Duration::days(1))
         .await
         .unwrap();
-    let second = s.rotate_refresh(&first.token, t0()).await.unwrap();
+    let second = s
+        .credentials()
+        .rotate_refresh(&first.token, t0())
+        .await
+        .unwrap();
 
     // The old token again: theft or replay.
-    let err = s.rotate_refresh(&first.token, t0()).await.unwrap_err();
+    let err = s
+        .credentials()
+        .rotate_refresh(&first.token, t0())
+        .await
+        .unwrap_err();
     match err {
         RefreshError::Reused {
             family_id,
@@ -50,21 +68,30 @@ async fn reuse_revokes_the_family(ctx: Ctx) {
         other => panic!("expected Reused, got {other:?}"),
     }
     // The legitimate successor is dead too.
-    let err = s.rotate_refresh(&second.token, t0()).await.unwrap_err();
+    let err = s
+        .credentials()
+        .rotate_refresh(&second.token, t0())
+        .await
+        .unwrap_err();
     assert!(matches!(err, RefreshError::Revoked), "{err:?}");
 
     // Another family of the same subject is untouched.
     let other = s
+        .credentials()
         .issue_refresh(subject, t0(), Duration::days(1))
         .await
         .unwrap();
-    s.rotate_refresh(&other.token, t0()).await.unwrap();
+    s.credentials()
+        .rotate_refresh(&other.token, t0())
+        .await
+        .unwrap();
 }
 
 async fn concurrent_double_use_yields_one_winner(ctx: Ctx) {
     const RACERS: usize = 8;
     let s = &ctx.store;
     let first = s
+        .credentials()
         .issue_refresh(Subject::Customer(Uuid::now_v7()), t0(), Duration::days(1))
         .await
         .unwrap();
@@ -73,7 +100,7 @@ async fn concurrent_double_use_yields_one_winner(ctx: Ctx) {
         let store = s.clone();
         let token = first.token.clone();
         tasks.push(tokio::spawn(async move {
-            store.rotate_refresh(&token, t0()).await
+            store.credentials().rotate_refresh(&token, t0()).await
         }));
     }
     let mut winners = Vec::new();
@@ -88,23 +115,30 @@ async fn concurrent_double_use_yields_one_winner(ctx: Ctx) {
     assert_eq!(winners.len(), 1, "exactly one exchange may succeed");
     assert_eq!(reused, RACERS - 1);
     // The reuse revoked the family, including the winner's successor.
-    let err = s.rotate_refresh(&winners[0].token, t0()).await.unwrap_err();
+    let err = s
+        .credentials()
+        .rotate_refresh(&winners[0].token, t0())
+        .await
+        .unwrap_err();
     assert!(matches!(err, RefreshError::Revoked), "{err:?}");
 }
 
 async fn expired_unknown_and_malformed(ctx: Ctx) {
     let s = &ctx.store;
     let grant = s
+        .credentials()
         .issue_refresh(Subject::Customer(Uuid::now_v7()), t0(), Duration::hours(1))
         .await
         .unwrap();
     let err = s
+        .credentials()
         .rotate_refresh(&grant.token, t0() + Duration::hours(1))
         .await
         .unwrap_err();
     assert!(matches!(err, RefreshError::Expired), "{err:?}");
     // Still expired, not "reused": the failed attempt did not consume it.
     let err = s
+        .credentials()
         .rotate_refresh(&grant.token, t0() + Duration::hours(2))
         .await
         .unwrap_err();
@@ -112,7 +146,7 @@ async fn expired_unknown_and_malformed(ctx: Ctx) {
 
     let unknown = format!("cgr_{}", "A".repeat(43));
     assert!(matches!(
-        s.rotate_refresh(&unknown, t0()).await,
+        s.credentials().rotate_refresh(&unknown, t0()).await,
         Err(RefreshError::Invalid)
     ));
     for junk in [
@@ -122,7 +156,7 @@ async fn expired_unknown_and_malformed(ctx: Ctx) {
         "cgr_'; DELETE FROM refresh_tokens; --",
     ] {
         assert!(matches!(
-            s.rotate_refresh(junk, t0()).await,
+            s.credentials().rotate_refresh(junk, t0()).await,
             Err(RefreshError::Invalid)
         ));
     }
@@ -132,11 +166,17 @@ async fn logout_revokes_the_family(ctx: Ctx) {
     let s = &ctx.store;
     let subject = Subject::Customer(Uuid::now_v7());
     let first = s
+        .credentials()
         .issue_refresh(subject, t0(), Duration::days(1))
         .await
         .unwrap();
-    let second = s.rotate_refresh(&first.token, t0()).await.unwrap();
+    let second = s
+        .credentials()
+        .rotate_refresh(&first.token, t0())
+        .await
+        .unwrap();
     let revoked = s
+        .credentials()
         .revoke_refresh_family(&second.token, t0())
         .await
         .unwrap()
@@ -144,19 +184,21 @@ async fn logout_revokes_the_family(ctx: Ctx) {
     assert_eq!(revoked.family_id, first.family_id);
     assert_eq!(revoked.subject, subject);
     assert!(matches!(
-        s.rotate_refresh(&second.token, t0()).await,
+        s.credentials().rotate_refresh(&second.token, t0()).await,
         Err(RefreshError::Revoked)
     ));
     // Idempotent, and unknown tokens are not an error.
     assert!(
-        s.revoke_refresh_family(&second.token, t0())
+        s.credentials()
+            .revoke_refresh_family(&second.token, t0())
             .await
             .unwrap()
             .is_some()
     );
     let unknown = format!("cgr_{}A", "C".repeat(42));
     assert!(
-        s.revoke_refresh_family(&unknown, t0())
+        s.credentials()
+            .revoke_refresh_family(&unknown, t0())
             .await
             .unwrap()
             .is_none()
@@ -164,26 +206,32 @@ async fn logout_revokes_the_family(ctx: Ctx) {
 
     // Revoke everything of a subject.
     let a = s
+        .credentials()
         .issue_refresh(subject, t0(), Duration::days(1))
         .await
         .unwrap();
     let b = s
+        .credentials()
         .issue_refresh(subject, t0(), Duration::days(1))
         .await
         .unwrap();
     assert_eq!(
-        s.revoke_refresh_for_subject(subject, t0()).await.unwrap(),
+        s.credentials()
+            .revoke_refresh_for_subject(subject, t0())
+            .await
+            .unwrap(),
         2
     );
     for t in [a.token, b.token] {
         assert!(matches!(
-            s.rotate_refresh(&t, t0()).await,
+            s.credentials().rotate_refresh(&t, t0()).await,
             Err(RefreshError::Revoked)
         ));
     }
     // Housekeeping removes long-expired rows.
     assert!(
-        s.prune_refresh_tokens(t0() + Duration::days(2))
+        s.credentials()
+            .prune_refresh_tokens(t0() + Duration::days(2))
             .await
             .unwrap()
             >= 4

@@ -55,28 +55,36 @@ async fn rotation_keeps_old_keys_verifying(ctx: Ctx) {
     // Real time: jsonwebtoken checks exp against the system clock.
     let now = OffsetDateTime::now_utc();
 
-    let empty = s.load_keyring(&master, now).await.unwrap();
+    let empty = s.credentials().load_keyring(&master, now).await.unwrap();
     assert!(matches!(
         empty.sign_access(&claims(now)),
         Err(TokenError::NoActiveKey)
     ));
 
-    let first = s.ensure_signing_key(&master, &actor, now).await.unwrap();
+    let first = s
+        .credentials()
+        .ensure_signing_key(&master, &actor, now)
+        .await
+        .unwrap();
     assert_eq!(
-        s.ensure_signing_key(&master, &actor, now).await.unwrap(),
+        s.credentials()
+            .ensure_signing_key(&master, &actor, now)
+            .await
+            .unwrap(),
         first
     );
-    let ring1 = s.load_keyring(&master, now).await.unwrap();
+    let ring1 = s.credentials().load_keyring(&master, now).await.unwrap();
     assert_eq!(ring1.active_kid(), Some(first.as_str()));
     let old_token = ring1.sign_access(&claims(now)).unwrap();
 
     let window = Duration::minutes(20);
     let second = s
+        .credentials()
         .rotate_signing_key(&master, &actor, now, window)
         .await
         .unwrap();
     assert_ne!(first, second);
-    let ring2 = s.load_keyring(&master, now).await.unwrap();
+    let ring2 = s.credentials().load_keyring(&master, now).await.unwrap();
     assert_eq!(ring2.active_kid(), Some(second.as_str()));
     let mut kids = ring2.kids();
     kids.sort_unstable();
@@ -102,13 +110,14 @@ async fn rotation_keeps_old_keys_verifying(ctx: Ctx) {
 
     // After the window the old key leaves the keyring and may be pruned.
     let after = now + window + Duration::seconds(1);
-    let ring3 = s.load_keyring(&master, after).await.unwrap();
+    let ring3 = s.credentials().load_keyring(&master, after).await.unwrap();
     assert_eq!(ring3.kids(), [second.as_str()]);
-    assert_eq!(s.prune_signing_keys(now).await.unwrap(), 0);
-    assert_eq!(s.prune_signing_keys(after).await.unwrap(), 1);
+    assert_eq!(s.credentials().prune_signing_keys(now).await.unwrap(), 0);
+    assert_eq!(s.credentials().prune_signing_keys(after).await.unwrap(), 1);
     assert!(verify_with_jwks(ring3.jwks(), &old_token).is_err());
 
     let log = s
+        .access()
         .access_log_for_subject(&format!("signing_key:{second}"), 5)
         .await
         .unwrap();
@@ -120,11 +129,12 @@ async fn wrong_master_key_is_detected(ctx: Ctx) {
     let now = OffsetDateTime::now_utc();
     let master = MasterKey::generate().unwrap();
     let kid = s
+        .credentials()
         .ensure_signing_key(&master, &Actor::system("cli"), now)
         .await
         .unwrap();
     let other = MasterKey::generate().unwrap();
-    match s.load_keyring(&other, now).await {
+    match s.credentials().load_keyring(&other, now).await {
         Err(TokenError::CorruptKey { kid: k }) => assert_eq!(k, kid),
         other => panic!("expected CorruptKey, got {other:?}"),
     }
@@ -139,6 +149,7 @@ async fn concurrent_rotations_leave_one_active_key(ctx: Ctx) {
         let (store, master) = (s.clone(), master.clone());
         tasks.push(tokio::spawn(async move {
             store
+                .credentials()
                 .rotate_signing_key(&master, &Actor::system("cli"), now, Duration::minutes(20))
                 .await
         }));
@@ -152,7 +163,7 @@ async fn concurrent_rotations_leave_one_active_key(ctx: Ctx) {
         }
     }
     assert!(ok >= 1);
-    let ring = s.load_keyring(&master, now).await.unwrap();
+    let ring = s.credentials().load_keyring(&master, now).await.unwrap();
     assert!(ring.active_kid().is_some());
     assert_eq!(ring.kids().len(), ok);
 }

@@ -26,6 +26,7 @@ async fn documents_are_checked_encrypted_and_audited(ctx: Ctx) {
     let alice = customer(s, "alice@example.com", CustomerKind::Individual).await;
     let mallory = customer(s, "mallory@example.com", CustomerKind::Individual).await;
     let app = s
+        .verification()
         .create_draft(&key, &alice, &individual(), t0())
         .await
         .unwrap();
@@ -33,6 +34,7 @@ async fn documents_are_checked_encrypted_and_audited(ctx: Ctx) {
     // A ".pdf" declared as PDF holding PNG bytes is refused, as is an unknown type and an
     // oversized file.
     let err = s
+        .verification()
         .add_document(
             &key,
             &alice,
@@ -51,6 +53,7 @@ async fn documents_are_checked_encrypted_and_audited(ctx: Ctx) {
         "{err:?}"
     );
     let err = s
+        .verification()
         .add_document(
             &key,
             &alice,
@@ -67,6 +70,7 @@ async fn documents_are_checked_encrypted_and_audited(ctx: Ctx) {
     ));
     let tiny = DocumentLimits { max_bytes: 16 };
     let err = s
+        .verification()
         .add_document(
             &key,
             &alice,
@@ -83,6 +87,7 @@ async fn documents_are_checked_encrypted_and_audited(ctx: Ctx) {
     ));
     // Someone else's application does not exist for them.
     let err = s
+        .verification()
         .add_document(
             &key,
             &mallory,
@@ -96,6 +101,7 @@ async fn documents_are_checked_encrypted_and_audited(ctx: Ctx) {
     assert!(matches!(err, VerificationError::NotFound));
 
     let meta = s
+        .verification()
         .add_document(
             &key,
             &alice,
@@ -108,10 +114,15 @@ async fn documents_are_checked_encrypted_and_audited(ctx: Ctx) {
         .unwrap();
     assert_eq!(meta.content_type, ContentType::Png);
     assert_eq!(meta.size_bytes, PNG.len() as u64);
-    let listed = s.list_documents(&alice, app.id).await.unwrap();
+    let listed = s
+        .verification()
+        .list_documents(&alice, app.id)
+        .await
+        .unwrap();
     assert_eq!(listed, vec![meta.clone()]);
     assert_eq!(
-        s.get_application(&key, &alice, app.id)
+        s.verification()
+            .get_application(&key, &alice, app.id)
             .await
             .unwrap()
             .documents,
@@ -128,25 +139,30 @@ async fn documents_are_checked_encrypted_and_audited(ctx: Ctx) {
     let auditor = staff(s, "aud@cg.example", StaffRole::Auditor).await;
     let admin = staff(s, "adm@cg.example", StaffRole::Admin).await;
     let doc = s
+        .verification()
         .document_for_staff(&key, &reviewer, meta.id, t0())
         .await
         .unwrap();
     assert_eq!(doc.bytes, PNG);
     assert_eq!(doc.meta, meta);
-    s.document_for_staff(&key, &auditor, meta.id, t0())
+    s.verification()
+        .document_for_staff(&key, &auditor, meta.id, t0())
         .await
         .unwrap();
     let err = s
+        .verification()
         .document_for_staff(&key, &admin, meta.id, t0())
         .await
         .unwrap_err();
     assert!(matches!(err, VerificationError::RoleNotPermitted));
     let err = s
+        .verification()
         .document_for_staff(&key, &reviewer, uuid::Uuid::now_v7(), t0())
         .await
         .unwrap_err();
     assert!(matches!(err, VerificationError::NotFound));
     let downloads = s
+        .audit()
         .audit_page(&AuditFilter {
             action: Some("kyc.document.downloaded".into()),
             ..AuditFilter::default()

@@ -54,6 +54,7 @@ pub fn screening(decision: ScreeningDecision, score: f64) -> ScreeningSummary {
 
 pub async fn customer(store: &Store, email: &str, kind: CustomerKind) -> CustomerCaller {
     let c = store
+        .accounts()
         .create_customer(email, HASH, kind, t0())
         .await
         .unwrap();
@@ -65,6 +66,7 @@ pub async fn customer(store: &Store, email: &str, kind: CustomerKind) -> Custome
 
 pub async fn staff(store: &Store, email: &str, role: StaffRole) -> StaffCaller {
     let s = store
+        .accounts()
         .create_staff(email, role, HASH, &Actor::system("test"), t0())
         .await
         .unwrap();
@@ -88,18 +90,22 @@ pub async fn pending(
     decision: ScreeningDecision,
 ) -> Uuid {
     let app = store
+        .verification()
         .create_draft(key, caller, payload, t0())
         .await
         .unwrap();
     store
+        .verification()
         .submit_application(key, caller, app.id, &rules(), t0())
         .await
         .unwrap();
     store
+        .verification()
         .begin_application_screening(key, app.id, t0())
         .await
         .unwrap();
     store
+        .verification()
         .record_application_screening(
             key,
             app.id,
@@ -116,6 +122,7 @@ pub async fn pending(
 /// Audit actions recorded about `subject`, in order.
 pub async fn actions(store: &Store, subject: &str) -> Vec<String> {
     store
+        .audit()
         .audit_page(&AuditFilter {
             subject: Some(subject.into()),
             limit: 1000,
@@ -130,7 +137,7 @@ pub async fn actions(store: &Store, subject: &str) -> Vec<String> {
 
 /// The chain verifies.
 pub async fn chain_intact(store: &Store) {
-    let v = store.verify_audit_chain().await.unwrap();
+    let v = store.audit().verify_audit_chain().await.unwrap();
     assert!(v.first_broken.is_none(), "{v:?}");
     assert!(v.records > 0);
 }

@@ -16,6 +16,7 @@ async fn webhook_events_are_idempotent(ctx: Ctx) {
     let key = key();
     let alice = customer(s, "alice@example.com", CustomerKind::Individual).await;
     let app = s
+        .verification()
         .create_draft(&key, &alice, &individual(), t0())
         .await
         .unwrap();
@@ -48,12 +49,18 @@ async fn webhook_events_are_idempotent(ctx: Ctx) {
         panic!("a Stripe verification carries its outcome")
     };
     assert_eq!(
-        s.record_idv_event(&event, t0()).await.unwrap(),
+        s.verification()
+            .record_idv_event(&event, t0())
+            .await
+            .unwrap(),
         IdvRecorded::Recorded
     );
     // The same delivery again (a replay) stores nothing new.
     assert_eq!(
-        s.record_idv_event(&event, t0()).await.unwrap(),
+        s.verification()
+            .record_idv_event(&event, t0())
+            .await
+            .unwrap(),
         IdvRecorded::Duplicate
     );
     // A forged one never gets this far.
@@ -76,7 +83,10 @@ async fn webhook_events_are_idempotent(ctx: Ctx) {
         ..event.clone()
     };
     assert_eq!(
-        s.record_idv_event(&persona, t0()).await.unwrap(),
+        s.verification()
+            .record_idv_event(&persona, t0())
+            .await
+            .unwrap(),
         IdvRecorded::Recorded
     );
     // Unknown application: refused, nothing stored.
@@ -86,7 +96,7 @@ async fn webhook_events_are_idempotent(ctx: Ctx) {
         ..event
     };
     assert!(matches!(
-        s.record_idv_event(&stray, t0()).await,
+        s.verification().record_idv_event(&stray, t0()).await,
         Err(VerificationError::NotFound)
     ));
     assert_eq!(
@@ -99,13 +109,16 @@ async fn webhook_events_are_idempotent(ctx: Ctx) {
     );
 
     // The latest outcome feeds risk and the case file.
-    s.submit_application(&key, &alice, app.id, &rules(), t0())
+    s.verification()
+        .submit_application(&key, &alice, app.id, &rules(), t0())
         .await
         .unwrap();
-    s.begin_application_screening(&key, app.id, t0())
+    s.verification()
+        .begin_application_screening(&key, app.id, t0())
         .await
         .unwrap();
     let recorded = s
+        .verification()
         .record_application_screening(
             &key,
             app.id,
@@ -136,25 +149,39 @@ async fn onfido_notices_queue_once_and_claim_once(ctx: Ctx) {
     };
     let onfido = IdvProvider::Onfido;
     assert_eq!(
-        s.queue_idv_fetch(onfido, &notice, t0()).await.unwrap(),
+        s.verification()
+            .queue_idv_fetch(onfido, &notice, t0())
+            .await
+            .unwrap(),
         IdvRecorded::Recorded
     );
     assert_eq!(
-        s.queue_idv_fetch(onfido, &notice, t0()).await.unwrap(),
+        s.verification()
+            .queue_idv_fetch(onfido, &notice, t0())
+            .await
+            .unwrap(),
         IdvRecorded::Duplicate
     );
-    assert_eq!(s.idv_fetch_counts().await.unwrap().pending, 1);
+    assert_eq!(
+        s.verification().idv_fetch_counts().await.unwrap().pending,
+        1
+    );
 
     // Not due before it was received; due at once after.
     let lease = time::Duration::seconds(30);
     let early = t0() - time::Duration::seconds(1);
     assert!(
-        s.claim_idv_fetches(early, lease, 10)
+        s.verification()
+            .claim_idv_fetches(early, lease, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let claimed = s.claim_idv_fetches(t0(), lease, 10).await.unwrap();
+    let claimed = s
+        .verification()
+        .claim_idv_fetches(t0(), lease, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(
         (
@@ -166,43 +193,61 @@ async fn onfido_notices_queue_once_and_claim_once(ctx: Ctx) {
     );
     // Another worker finds nothing while the lease runs; after it the row is claimable again.
     assert!(
-        s.claim_idv_fetches(t0(), lease, 10)
+        s.verification()
+            .claim_idv_fetches(t0(), lease, 10)
             .await
             .unwrap()
             .is_empty()
     );
     let after_lease = t0() + lease;
-    let again = s.claim_idv_fetches(after_lease, lease, 10).await.unwrap();
+    let again = s
+        .verification()
+        .claim_idv_fetches(after_lease, lease, 10)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
 
     // A failure that may pass: retried at the given time, attempts counted.
     let retry_at = after_lease + time::Duration::seconds(5);
-    s.idv_fetch_failed(
-        &again[0],
-        "Onfido API answered 503",
-        Some(retry_at),
-        after_lease,
-    )
-    .await
-    .unwrap();
+    s.verification()
+        .idv_fetch_failed(
+            &again[0],
+            "Onfido API answered 503",
+            Some(retry_at),
+            after_lease,
+        )
+        .await
+        .unwrap();
     assert!(
-        s.claim_idv_fetches(retry_at - time::Duration::seconds(1), lease, 10)
+        s.verification()
+            .claim_idv_fetches(retry_at - time::Duration::seconds(1), lease, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let third = s.claim_idv_fetches(retry_at, lease, 10).await.unwrap();
+    let third = s
+        .verification()
+        .claim_idv_fetches(retry_at, lease, 10)
+        .await
+        .unwrap();
     assert_eq!(third[0].attempts, 1);
-    s.idv_fetch_done(&third[0], retry_at).await.unwrap();
+    s.verification()
+        .idv_fetch_done(&third[0], retry_at)
+        .await
+        .unwrap();
     assert!(
-        s.claim_idv_fetches(retry_at + lease, lease, 10)
+        s.verification()
+            .claim_idv_fetches(retry_at + lease, lease, 10)
             .await
             .unwrap()
             .is_empty()
     );
     // Done rows keep later replays duplicates.
     assert_eq!(
-        s.queue_idv_fetch(onfido, &notice, t0()).await.unwrap(),
+        s.verification()
+            .queue_idv_fetch(onfido, &notice, t0())
+            .await
+            .unwrap(),
         IdvRecorded::Duplicate
     );
 
@@ -212,19 +257,28 @@ async fn onfido_notices_queue_once_and_claim_once(ctx: Ctx) {
         id: uuid::Uuid::now_v7(),
         event_id: "workflow_run.completed:x".into(),
     };
-    s.queue_idv_fetch(onfido, &run, t0()).await.unwrap();
-    let claimed = s.claim_idv_fetches(t0(), lease, 10).await.unwrap();
-    s.idv_fetch_failed(&claimed[0], "Onfido API answered 404 Not Found", None, t0())
+    s.verification()
+        .queue_idv_fetch(onfido, &run, t0())
+        .await
+        .unwrap();
+    let claimed = s
+        .verification()
+        .claim_idv_fetches(t0(), lease, 10)
+        .await
+        .unwrap();
+    s.verification()
+        .idv_fetch_failed(&claimed[0], "Onfido API answered 404 Not Found", None, t0())
         .await
         .unwrap();
     let far = t0() + time::Duration::days(1);
     assert!(
-        s.claim_idv_fetches(far, lease, 10)
+        s.verification()
+            .claim_idv_fetches(far, lease, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let counts = s.idv_fetch_counts().await.unwrap();
+    let counts = s.verification().idv_fetch_counts().await.unwrap();
     assert_eq!((counts.pending, counts.failed), (0, 1));
 }
 

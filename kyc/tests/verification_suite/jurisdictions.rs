@@ -15,25 +15,30 @@ use crate::fixtures::*;
 use crate::support::{Ctx, t0};
 
 async fn approve(s: &Store, key: &MasterKey, who: &StaffCaller, app: Uuid, tier: &str, days: i64) {
-    s.decide_application(
-        key,
-        who,
-        app,
-        DecisionRequest {
-            action: StaffDecision::Approve {
-                tier: Tier::new(tier).unwrap(),
+    s.verification()
+        .decide_application(
+            key,
+            who,
+            app,
+            DecisionRequest {
+                action: StaffDecision::Approve {
+                    tier: Tier::new(tier).unwrap(),
+                },
+                reason: "jurisdiction test decision".into(),
+                reverify_after: Some(Duration::days(365)),
             },
-            reason: "jurisdiction test decision".into(),
-            reverify_after: Some(Duration::days(365)),
-        },
-        t0() + Duration::days(days),
-    )
-    .await
-    .unwrap();
+            t0() + Duration::days(days),
+        )
+        .await
+        .unwrap();
 }
 
 async fn sorted(s: &Store, key: &MasterKey, customer: Uuid) -> Vec<String> {
-    let mut out = s.verified_jurisdictions(key, customer).await.unwrap();
+    let mut out = s
+        .verification()
+        .verified_jurisdictions(key, customer)
+        .await
+        .unwrap();
     out.sort();
     out
 }
@@ -56,13 +61,15 @@ async fn verified_jurisdictions_come_from_approved_applications(ctx: Ctx) {
 
     // An organization: every member is verified where the organization's KYB names.
     let org = s
+        .accounts()
         .create_organization("Frontier Models GmbH", &Actor::system("test"), t0())
         .await
         .unwrap();
     let applicant = customer(s, "cto@frontier.example", CustomerKind::Organization).await;
     let member = customer(s, "dev@frontier.example", CustomerKind::Organization).await;
     for c in [&applicant, &member] {
-        s.add_organization_member(org.id, c.customer_id, &Actor::system("test"), t0())
+        s.accounts()
+            .add_organization_member(org.id, c.customer_id, &Actor::system("test"), t0())
             .await
             .unwrap();
     }
@@ -83,7 +90,8 @@ async fn verified_jurisdictions_come_from_approved_applications(ctx: Ctx) {
     assert!(sorted(s, &key, Uuid::new_v4()).await.is_empty());
     // Reading them needs the master key the payload was sealed with.
     assert!(
-        s.verified_jurisdictions(&MasterKey::generate().unwrap(), alice.customer_id)
+        s.verification()
+            .verified_jurisdictions(&MasterKey::generate().unwrap(), alice.customer_id)
             .await
             .is_err()
     );

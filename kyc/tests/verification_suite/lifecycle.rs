@@ -20,15 +20,21 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
     // A partial draft is fine; the full payload replaces it.
     let partial: ApplicationPayload =
         serde_json::from_str(r#"{"kind":"individual","individual":{"legal_name":"Ada"}}"#).unwrap();
-    let draft = s.create_draft(&key, &alice, &partial, t0()).await.unwrap();
+    let draft = s
+        .verification()
+        .create_draft(&key, &alice, &partial, t0())
+        .await
+        .unwrap();
     assert_eq!(draft.status, ApplicationStatus::Draft);
     let updated = s
+        .verification()
         .update_draft(&key, &alice, draft.id, &individual(), t0())
         .await
         .unwrap();
     assert_eq!(updated.payload, individual());
 
     let submitted = s
+        .verification()
         .submit_application(&key, &alice, draft.id, &rules(), t0())
         .await
         .unwrap();
@@ -36,6 +42,7 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
     assert_eq!(submitted.submitted_at, Some(t0()));
     // Editing after submission is refused.
     let err = s
+        .verification()
         .update_draft(&key, &alice, draft.id, &individual(), t0())
         .await
         .unwrap_err();
@@ -45,6 +52,7 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
     ));
 
     let subjects = s
+        .verification()
         .begin_application_screening(&key, draft.id, t0())
         .await
         .unwrap();
@@ -52,6 +60,7 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
     assert_eq!(subjects[0].name, "Ada María Ñúñez-Lovelace");
     assert_eq!(subjects[0].date_of_birth.as_deref(), Some("1990-12-10"));
     let recorded = s
+        .verification()
         .record_application_screening(
             &key,
             draft.id,
@@ -71,12 +80,17 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
             .any(|f| f.code == "idv_missing")
     );
 
-    let queue = s.application_queue(&QueueFilter::default()).await.unwrap();
+    let queue = s
+        .verification()
+        .application_queue(&QueueFilter::default())
+        .await
+        .unwrap();
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].country.as_deref(), Some("GB"));
     // The keyset cursor continues after the last item seen: nothing follows the only one.
     let cursor = (queue[0].submitted_at.unwrap(), queue[0].id);
     let after = s
+        .verification()
         .application_queue(&QueueFilter {
             after: Some(cursor),
             ..QueueFilter::default()
@@ -86,6 +100,7 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
     assert!(after.is_empty(), "{after:?}");
     assert_eq!(queue[0].risk_score, Some(i64::from(recorded.risk.score)));
     let none = s
+        .verification()
         .application_queue(&QueueFilter {
             country: Some("DE".into()),
             ..QueueFilter::default()
@@ -94,6 +109,7 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
         .unwrap();
     assert!(none.is_empty());
     let none = s
+        .verification()
         .application_queue(&QueueFilter {
             min_risk: Some(recorded.risk.score + 1),
             ..QueueFilter::default()
@@ -102,10 +118,12 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
         .unwrap();
     assert!(none.is_empty());
 
-    s.claim_application(&reviewer, draft.id, t0())
+    s.verification()
+        .claim_application(&reviewer, draft.id, t0())
         .await
         .unwrap();
     let file = s
+        .verification()
         .application_for_staff(&key, &reviewer, draft.id, t0())
         .await
         .unwrap();
@@ -119,6 +137,7 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
     assert_eq!(file.risk.as_ref().unwrap().score, recorded.risk.score);
 
     let outcome = s
+        .verification()
         .decide_application(
             &key,
             &reviewer,
@@ -135,9 +154,18 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(outcome.status, ApplicationStatus::Approved);
-    let c = s.customer_by_id(alice.customer_id).await.unwrap().unwrap();
+    let c = s
+        .accounts()
+        .customer_by_id(alice.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.tier.as_str(), Tier::IDENTITY_VERIFIED);
-    let view = s.get_application(&key, &alice, draft.id).await.unwrap();
+    let view = s
+        .verification()
+        .get_application(&key, &alice, draft.id)
+        .await
+        .unwrap();
     assert_eq!(view.status, ApplicationStatus::Approved);
     assert_eq!(view.granted_tier.unwrap().as_str(), Tier::IDENTITY_VERIFIED);
     assert_eq!(view.expires_at, Some(t0() + Duration::days(365)));
@@ -157,6 +185,7 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
         ]
     );
     let approved = s
+        .audit()
         .audit_page(&computegate_kyc::audit::AuditFilter {
             action: Some("kyc.application.approved".into()),
             ..Default::default()
@@ -177,7 +206,11 @@ async fn validation_lists_every_bad_field(ctx: Ctx) {
     let mut bad = individual();
     bad.individual.as_mut().unwrap().nationality = Some("XX".into());
     bad.individual.as_mut().unwrap().date_of_birth = Some("2020-01-01".into());
-    let err = s.create_draft(&key, &alice, &bad, t0()).await.unwrap_err();
+    let err = s
+        .verification()
+        .create_draft(&key, &alice, &bad, t0())
+        .await
+        .unwrap_err();
     let VerificationError::Invalid(errors) = err else {
         panic!("{err:?}")
     };
@@ -189,8 +222,13 @@ async fn validation_lists_every_bad_field(ctx: Ctx) {
 
     // An incomplete draft cannot be submitted; every missing field is named.
     let partial: ApplicationPayload = serde_json::from_str(r#"{"kind":"individual"}"#).unwrap();
-    let draft = s.create_draft(&key, &alice, &partial, t0()).await.unwrap();
+    let draft = s
+        .verification()
+        .create_draft(&key, &alice, &partial, t0())
+        .await
+        .unwrap();
     let err = s
+        .verification()
         .submit_application(&key, &alice, draft.id, &rules(), t0())
         .await
         .unwrap_err();
@@ -200,10 +238,15 @@ async fn validation_lists_every_bad_field(ctx: Ctx) {
     assert!(errors.len() >= 5, "{errors:?}");
     assert!(errors.iter().any(|e| e.field == "individual"));
     assert!(errors.iter().any(|e| e.field == "intended_use"));
-    let view = s.get_application(&key, &alice, draft.id).await.unwrap();
+    let view = s
+        .verification()
+        .get_application(&key, &alice, draft.id)
+        .await
+        .unwrap();
     assert_eq!(view.status, ApplicationStatus::Draft);
     // A second open application is refused.
     let err = s
+        .verification()
         .create_draft(&key, &alice, &partial, t0())
         .await
         .unwrap_err();
@@ -217,35 +260,54 @@ async fn others_applications_are_not_found(ctx: Ctx) {
     let alice = customer(s, "alice@example.com", CustomerKind::Individual).await;
     let mallory = customer(s, "mallory@example.com", CustomerKind::Individual).await;
     let app = s
+        .verification()
         .create_draft(&key, &alice, &individual(), t0())
         .await
         .unwrap();
     for err in [
-        s.get_application(&key, &mallory, app.id).await.unwrap_err(),
-        s.update_draft(&key, &mallory, app.id, &individual(), t0())
+        s.verification()
+            .get_application(&key, &mallory, app.id)
             .await
             .unwrap_err(),
-        s.submit_application(&key, &mallory, app.id, &rules(), t0())
+        s.verification()
+            .update_draft(&key, &mallory, app.id, &individual(), t0())
             .await
             .unwrap_err(),
-        s.list_documents(&mallory, app.id).await.unwrap_err(),
-        s.get_application(&key, &alice, uuid::Uuid::now_v7())
+        s.verification()
+            .submit_application(&key, &mallory, app.id, &rules(), t0())
+            .await
+            .unwrap_err(),
+        s.verification()
+            .list_documents(&mallory, app.id)
+            .await
+            .unwrap_err(),
+        s.verification()
+            .get_application(&key, &alice, uuid::Uuid::now_v7())
             .await
             .unwrap_err(),
     ] {
         assert!(matches!(err, VerificationError::NotFound), "{err:?}");
     }
     // Nothing changed.
-    let view = s.get_application(&key, &alice, app.id).await.unwrap();
+    let view = s
+        .verification()
+        .get_application(&key, &alice, app.id)
+        .await
+        .unwrap();
     assert_eq!(view.status, ApplicationStatus::Draft);
     assert!(
-        s.customer_applications(&key, &mallory)
+        s.verification()
+            .customer_applications(&key, &mallory)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        s.customer_applications(&key, &alice).await.unwrap().len(),
+        s.verification()
+            .customer_applications(&key, &alice)
+            .await
+            .unwrap()
+            .len(),
         1
     );
 }
@@ -255,6 +317,7 @@ async fn personal_data_is_encrypted_at_rest(ctx: Ctx) {
     let key = key();
     let alice = customer(s, "alice@example.com", CustomerKind::Individual).await;
     let app = s
+        .verification()
         .create_draft(&key, &alice, &individual(), t0())
         .await
         .unwrap();
@@ -267,6 +330,7 @@ async fn personal_data_is_encrypted_at_rest(ctx: Ctx) {
     }
     // Another master key cannot read it.
     let err = s
+        .verification()
         .get_application(&crate::fixtures::key(), &alice, app.id)
         .await
         .unwrap_err();
@@ -280,8 +344,13 @@ async fn embargoed_jurisdiction_is_rejected_at_submit(ctx: Ctx) {
     let kim = customer(s, "kim@example.com", CustomerKind::Individual).await;
     let mut p = individual();
     p.individual.as_mut().unwrap().nationality = Some("KP".into());
-    let app = s.create_draft(&key, &kim, &p, t0()).await.unwrap();
+    let app = s
+        .verification()
+        .create_draft(&key, &kim, &p, t0())
+        .await
+        .unwrap();
     let view = s
+        .verification()
         .submit_application(&key, &kim, app.id, &rules(), t0())
         .await
         .unwrap();
@@ -305,6 +374,7 @@ async fn request_info_then_resubmit(ctx: Ctx) {
     let reviewer = staff(s, "rev@cg.example", StaffRole::Reviewer).await;
     let id = pending(s, &key, &alice, &individual(), ScreeningDecision::Clear).await;
     let out = s
+        .verification()
         .decide_application(
             &key,
             &reviewer,
@@ -319,32 +389,45 @@ async fn request_info_then_resubmit(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(out.status, ApplicationStatus::NeedsInfo);
-    let view = s.get_application(&key, &alice, id).await.unwrap();
+    let view = s
+        .verification()
+        .get_application(&key, &alice, id)
+        .await
+        .unwrap();
     assert_eq!(
         view.reason.as_deref(),
         Some("please upload a readable passport scan")
     );
     let mut p = individual();
     p.individual.as_mut().unwrap().phone = Some("+44 20 7946 0000".into());
-    s.update_draft(&key, &alice, id, &p, t0()).await.unwrap();
+    s.verification()
+        .update_draft(&key, &alice, id, &p, t0())
+        .await
+        .unwrap();
     let view = s
+        .verification()
         .submit_application(&key, &alice, id, &rules(), t0())
         .await
         .unwrap();
     assert_eq!(view.status, ApplicationStatus::Submitted);
     // Rejection after a second screening.
-    s.begin_application_screening(&key, id, t0()).await.unwrap();
-    s.record_application_screening(
-        &key,
-        id,
-        &screening(ScreeningDecision::Clear, 0.0),
-        None,
-        &rules(),
-        t0(),
-    )
-    .await
-    .unwrap();
+    s.verification()
+        .begin_application_screening(&key, id, t0())
+        .await
+        .unwrap();
+    s.verification()
+        .record_application_screening(
+            &key,
+            id,
+            &screening(ScreeningDecision::Clear, 0.0),
+            None,
+            &rules(),
+            t0(),
+        )
+        .await
+        .unwrap();
     let out = s
+        .verification()
         .decide_application(
             &key,
             &reviewer,
@@ -359,7 +442,12 @@ async fn request_info_then_resubmit(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(out.status, ApplicationStatus::Rejected);
-    let c = s.customer_by_id(alice.customer_id).await.unwrap().unwrap();
+    let c = s
+        .accounts()
+        .customer_by_id(alice.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.tier.as_str(), Tier::UNVERIFIED);
     chain_intact(s).await;
 }

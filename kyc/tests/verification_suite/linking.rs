@@ -33,19 +33,20 @@ async fn decide(
     app: Uuid,
     action: StaffDecision,
 ) {
-    s.decide_application(
-        key,
-        reviewer,
-        app,
-        DecisionRequest {
-            action,
-            reason: "linking test decision".into(),
-            reverify_after: Some(Duration::days(365)),
-        },
-        t0(),
-    )
-    .await
-    .unwrap();
+    s.verification()
+        .decide_application(
+            key,
+            reviewer,
+            app,
+            DecisionRequest {
+                action,
+                reason: "linking test decision".into(),
+                reverify_after: Some(Duration::days(365)),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
 }
 
 fn approve() -> StaffDecision {
@@ -82,10 +83,10 @@ async fn approvals_link_accounts_sharing_attributes(ctx: Ctx) {
     let [alice, bob, carol, dave, erin] = [ids[0], ids[1], ids[2], ids[3], ids[4]];
 
     // Pending applications link nobody.
-    assert!(s.group_of(alice.0).await.unwrap().is_none());
+    assert!(s.ledger().group_of(alice.0).await.unwrap().is_none());
     decide(s, &key, &reviewer, alice.1, approve()).await;
     assert!(
-        s.group_of(alice.0).await.unwrap().is_none(),
+        s.ledger().group_of(alice.0).await.unwrap().is_none(),
         "nobody to share with yet"
     );
     decide(s, &key, &reviewer, bob.1, approve()).await;
@@ -93,7 +94,12 @@ async fn approvals_link_accounts_sharing_attributes(ctx: Ctx) {
     decide(s, &key, &reviewer, dave.1, approve()).await;
     decide(s, &key, &reviewer, erin.1, StaffDecision::Reject).await;
 
-    let group = s.group_of(alice.0).await.unwrap().expect("alice is linked");
+    let group = s
+        .ledger()
+        .group_of(alice.0)
+        .await
+        .unwrap()
+        .expect("alice is linked");
     let mut members: Vec<Uuid> = group.members.iter().map(|m| m.customer_id).collect();
     members.sort();
     let mut expected = vec![alice.0, bob.0, carol.0];
@@ -108,14 +114,15 @@ async fn approvals_link_accounts_sharing_attributes(ctx: Ctx) {
     };
     assert_eq!(via(bob.0).as_deref(), Some("payment_fingerprint"));
     assert_eq!(via(carol.0).as_deref(), Some("beneficial_owner"));
-    assert!(s.group_of(dave.0).await.unwrap().is_none());
+    assert!(s.ledger().group_of(dave.0).await.unwrap().is_none());
     assert!(
-        s.group_of(erin.0).await.unwrap().is_none(),
+        s.ledger().group_of(erin.0).await.unwrap().is_none(),
         "a rejected application links nobody"
     );
 
     // One audit record per automatic link, by the system, with no raw attribute in it.
     let linked = s
+        .audit()
         .audit_page(&AuditFilter {
             action: Some("ledger.group.linked".into()),
             ..Default::default()
@@ -136,6 +143,7 @@ async fn approvals_link_accounts_sharing_attributes(ctx: Ctx) {
     let frank = customer(s, "frank@example.com", CustomerKind::Individual).await;
     let other_key = AttributeKey::derive(&MasterKey::generate().unwrap()).hash(&card);
     let out = s
+        .ledger()
         .link_by_attribute(
             frank.customer_id,
             LinkAttribute::PaymentFingerprint,
@@ -147,6 +155,7 @@ async fn approvals_link_accounts_sharing_attributes(ctx: Ctx) {
     assert!(out.group.is_none());
     let keyed = AttributeKey::derive(&key).hash(&card);
     let out = s
+        .ledger()
         .link_by_attribute(
             frank.customer_id,
             LinkAttribute::PaymentFingerprint,

@@ -34,13 +34,14 @@ async fn random_sequences_audit_exactly_once(ctx: Ctx) {
     for run in 0..4 {
         let alice = customer(s, &format!("a{run}@example.com"), CustomerKind::Individual).await;
         let app = s
+            .verification()
             .create_draft(&key, &alice, &individual(), t0())
             .await
             .unwrap();
         let mut last_screening: Option<ScreeningDecision> = None;
         let mut overridden = false;
         for _ in 0..25 {
-            let before = s.audit_head().await.unwrap().seq;
+            let before = s.audit().audit_head().await.unwrap().seq;
             let staff_pick = match rng.next(3) {
                 0 => &reviewer,
                 1 => &senior,
@@ -48,6 +49,7 @@ async fn random_sequences_audit_exactly_once(ctx: Ctx) {
             };
             // Mostly the next natural step, sometimes anything at all.
             let status = s
+                .verification()
                 .get_application(&key, &alice, app.id)
                 .await
                 .unwrap()
@@ -71,15 +73,18 @@ async fn random_sequences_audit_exactly_once(ctx: Ctx) {
             ][rng.next(3) as usize];
             let ok = match op {
                 0 => s
+                    .verification()
                     .submit_application(&key, &alice, app.id, &rules(), t0())
                     .await
                     .is_ok(),
                 1 => s
+                    .verification()
                     .begin_application_screening(&key, app.id, t0())
                     .await
                     .is_ok(),
                 2 => {
                     let r = s
+                        .verification()
                         .record_application_screening(
                             &key,
                             app.id,
@@ -97,6 +102,7 @@ async fn random_sequences_audit_exactly_once(ctx: Ctx) {
                 }
                 3 => {
                     let r = s
+                        .verification()
                         .override_application_screening(staff_pick, app.id, "false positive", t0())
                         .await;
                     overridden |= r.is_ok();
@@ -116,6 +122,7 @@ async fn random_sequences_audit_exactly_once(ctx: Ctx) {
                         reverify_after: None,
                     };
                     let r = s
+                        .verification()
                         .decide_application(&key, staff_pick, app.id, request, t0())
                         .await;
                     if let Ok(out) = &r
@@ -130,10 +137,12 @@ async fn random_sequences_audit_exactly_once(ctx: Ctx) {
                     r.is_ok()
                 }
                 7 => s
+                    .verification()
                     .update_draft(&key, &alice, app.id, &individual(), t0())
                     .await
                     .is_ok(),
                 _ => s
+                    .verification()
                     .suspend_customer(staff_pick, alice.customer_id, "random", t0())
                     .await
                     .is_ok(),
@@ -141,6 +150,7 @@ async fn random_sequences_audit_exactly_once(ctx: Ctx) {
             // An approval may also link the customer with an earlier run's account (every run
             // applies with the same person): those links are audited records of their own.
             let appended = s
+                .audit()
                 .audit_page(&AuditFilter {
                     after_seq: Some(before),
                     limit: 1000,

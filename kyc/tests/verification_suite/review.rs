@@ -31,10 +31,12 @@ async fn top_tier_needs_two_distinct_seniors(ctx: Ctx) {
     let key = key();
     let org_member = customer(s, "cto@frontier.example", CustomerKind::Organization).await;
     let org = s
+        .accounts()
         .create_organization("Frontier Models GmbH", &Actor::system("test"), t0())
         .await
         .unwrap();
-    s.add_organization_member(org.id, org_member.customer_id, &Actor::system("test"), t0())
+    s.accounts()
+        .add_organization_member(org.id, org_member.customer_id, &Actor::system("test"), t0())
         .await
         .unwrap();
     let id = pending(
@@ -51,8 +53,9 @@ async fn top_tier_needs_two_distinct_seniors(ctx: Ctx) {
     let mut tied = staff(s, "tied@cg.example", StaffRole::SeniorReviewer).await;
     tied.organization_ids = vec![org.id];
     let veu = || approve(Tier::VALIDATED_END_USER);
+    let verification = s.verification();
     let decide = |who, d| {
-        s.decide_application(
+        verification.decide_application(
             &key,
             who,
             id,
@@ -74,16 +77,17 @@ async fn top_tier_needs_two_distinct_seniors(ctx: Ctx) {
         ),
         "{err:?}"
     );
-    s.add_document(
-        &key,
-        &org_member,
-        id,
-        &compliance_plan(),
-        &DocumentLimits::default(),
-        t0(),
-    )
-    .await
-    .unwrap();
+    s.verification()
+        .add_document(
+            &key,
+            &org_member,
+            id,
+            &compliance_plan(),
+            &DocumentLimits::default(),
+            t0(),
+        )
+        .await
+        .unwrap();
     // A plain reviewer cannot grant the top tier; a senior of the applicant's organization
     // cannot either.
     let err = decide(&reviewer, veu()).await.unwrap_err();
@@ -108,6 +112,7 @@ async fn top_tier_needs_two_distinct_seniors(ctx: Ctx) {
     assert_eq!(first.status, ApplicationStatus::PendingReview);
     assert_eq!(first.granted_tier, None);
     let c = s
+        .accounts()
         .customer_by_id(org_member.customer_id)
         .await
         .unwrap()
@@ -121,7 +126,11 @@ async fn top_tier_needs_two_distinct_seniors(ctx: Ctx) {
         ),
         "{err:?}"
     );
-    let file = s.application_for_staff(&key, &s2, id, t0()).await.unwrap();
+    let file = s
+        .verification()
+        .application_for_staff(&key, &s2, id, t0())
+        .await
+        .unwrap();
     assert_eq!(file.approvals.len(), 1);
     assert_eq!(file.approvals[0].staff_id, s1.staff_id);
 
@@ -129,6 +138,7 @@ async fn top_tier_needs_two_distinct_seniors(ctx: Ctx) {
     let second = decide(&s2, veu()).await.unwrap();
     assert_eq!(second.status, ApplicationStatus::Approved);
     let c = s
+        .accounts()
         .customer_by_id(org_member.customer_id)
         .await
         .unwrap()
@@ -159,6 +169,7 @@ async fn reviewer_cannot_decide_own_case(ctx: Ctx) {
         approve(Tier::IDENTITY_VERIFIED),
     ] {
         let err = s
+            .verification()
             .decide_application(
                 &key,
                 &myself,
@@ -180,12 +191,17 @@ async fn reviewer_cannot_decide_own_case(ctx: Ctx) {
             "{err:?}"
         );
     }
-    let err = s.claim_application(&myself, id, t0()).await.unwrap_err();
+    let err = s
+        .verification()
+        .claim_application(&myself, id, t0())
+        .await
+        .unwrap_err();
     assert!(matches!(
         err,
         VerificationError::Transition(TransitionError::ConflictOfInterest)
     ));
     let err = s
+        .verification()
         .application_for_staff(&key, &myself, id, t0())
         .await
         .unwrap_err();
@@ -193,7 +209,12 @@ async fn reviewer_cannot_decide_own_case(ctx: Ctx) {
         err,
         VerificationError::Transition(TransitionError::ConflictOfInterest)
     ));
-    let c = s.customer_by_id(me.customer_id).await.unwrap().unwrap();
+    let c = s
+        .accounts()
+        .customer_by_id(me.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.tier.as_str(), Tier::UNVERIFIED);
     // Refusals leave no audit record of a decision.
     let acts = actions(s, &format!("application:{id}")).await;
@@ -213,6 +234,7 @@ async fn screening_hit_blocks_approval_until_overridden(ctx: Ctx) {
     let reviewer = staff(s, "rev@cg.example", StaffRole::Reviewer).await;
     let senior = staff(s, "sen@cg.example", StaffRole::SeniorReviewer).await;
     let err = s
+        .verification()
         .decide_application(
             &key,
             &reviewer,
@@ -234,6 +256,7 @@ async fn screening_hit_blocks_approval_until_overridden(ctx: Ctx) {
         "{err:?}"
     );
     let err = s
+        .verification()
         .override_application_screening(&reviewer, id, "false positive", t0())
         .await
         .unwrap_err();
@@ -241,15 +264,17 @@ async fn screening_hit_blocks_approval_until_overridden(ctx: Ctx) {
         err,
         VerificationError::Transition(TransitionError::NotPermitted { .. })
     ));
-    s.override_application_screening(
-        &senior,
-        id,
-        "DOB and nationality contradict the entry",
-        t0(),
-    )
-    .await
-    .unwrap();
+    s.verification()
+        .override_application_screening(
+            &senior,
+            id,
+            "DOB and nationality contradict the entry",
+            t0(),
+        )
+        .await
+        .unwrap();
     let out = s
+        .verification()
         .decide_application(
             &key,
             &reviewer,
@@ -265,6 +290,7 @@ async fn screening_hit_blocks_approval_until_overridden(ctx: Ctx) {
         .unwrap();
     assert_eq!(out.status, ApplicationStatus::Approved);
     let file = s
+        .verification()
         .application_for_staff(&key, &senior, id, t0())
         .await
         .unwrap();
@@ -287,13 +313,20 @@ async fn claims_are_respected(ctx: Ctx) {
     let r1 = staff(s, "r1@cg.example", StaffRole::Reviewer).await;
     let r2 = staff(s, "r2@cg.example", StaffRole::Reviewer).await;
     let auditor = staff(s, "aud@cg.example", StaffRole::Auditor).await;
-    s.claim_application(&r1, id, t0()).await.unwrap();
-    s.claim_application(&r1, id, t0()).await.unwrap();
+    s.verification()
+        .claim_application(&r1, id, t0())
+        .await
+        .unwrap();
+    s.verification()
+        .claim_application(&r1, id, t0())
+        .await
+        .unwrap();
     assert!(matches!(
-        s.claim_application(&r2, id, t0()).await,
+        s.verification().claim_application(&r2, id, t0()).await,
         Err(VerificationError::ClaimedByOther)
     ));
     let err = s
+        .verification()
         .decide_application(
             &key,
             &r2,
@@ -309,12 +342,19 @@ async fn claims_are_respected(ctx: Ctx) {
         .unwrap_err();
     assert!(matches!(err, VerificationError::ClaimedByOther));
     assert!(matches!(
-        s.claim_application(&auditor, id, t0()).await,
+        s.verification().claim_application(&auditor, id, t0()).await,
         Err(VerificationError::RoleNotPermitted)
     ));
-    s.unclaim_application(&r1, id, t0()).await.unwrap();
-    s.claim_application(&r2, id, t0()).await.unwrap();
+    s.verification()
+        .unclaim_application(&r1, id, t0())
+        .await
+        .unwrap();
+    s.verification()
+        .claim_application(&r2, id, t0())
+        .await
+        .unwrap();
     let err = s
+        .verification()
         .decide_application(
             &key,
             &auditor,
@@ -341,36 +381,49 @@ async fn suspend_resume_close_customer(ctx: Ctx) {
     let id = pending(s, &key, &alice, &individual(), ScreeningDecision::Clear).await;
     let reviewer = staff(s, "rev@cg.example", StaffRole::Reviewer).await;
     let senior = staff(s, "sen@cg.example", StaffRole::SeniorReviewer).await;
-    s.decide_application(
-        &key,
-        &reviewer,
-        id,
-        DecisionRequest {
-            action: approve(Tier::IDENTITY_VERIFIED),
-            reason: "ok".into(),
-            reverify_after: None,
-        },
-        t0(),
-    )
-    .await
-    .unwrap();
-
-    s.suspend_customer(&reviewer, alice.customer_id, "abuse report #12", t0())
+    s.verification()
+        .decide_application(
+            &key,
+            &reviewer,
+            id,
+            DecisionRequest {
+                action: approve(Tier::IDENTITY_VERIFIED),
+                reason: "ok".into(),
+                reverify_after: None,
+            },
+            t0(),
+        )
         .await
         .unwrap();
-    let c = s.customer_by_id(alice.customer_id).await.unwrap().unwrap();
+
+    s.verification()
+        .suspend_customer(&reviewer, alice.customer_id, "abuse report #12", t0())
+        .await
+        .unwrap();
+    let c = s
+        .accounts()
+        .customer_by_id(alice.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.status, CustomerStatus::Suspended);
     assert_eq!(
-        s.get_application(&key, &alice, id).await.unwrap().status,
+        s.verification()
+            .get_application(&key, &alice, id)
+            .await
+            .unwrap()
+            .status,
         ApplicationStatus::Suspended
     );
     // Only seniors (or admins) lift it.
     let err = s
+        .verification()
         .resume_customer(&reviewer, alice.customer_id, "cleared", t0())
         .await
         .unwrap_err();
     assert!(matches!(err, VerificationError::RoleNotPermitted));
     let err = s
+        .verification()
         .resume_customer(&senior, alice.customer_id, " ", t0())
         .await
         .unwrap_err();
@@ -378,35 +431,56 @@ async fn suspend_resume_close_customer(ctx: Ctx) {
         err,
         VerificationError::Transition(TransitionError::ReasonRequired)
     ));
-    s.resume_customer(&senior, alice.customer_id, "cleared", t0())
+    s.verification()
+        .resume_customer(&senior, alice.customer_id, "cleared", t0())
         .await
         .unwrap();
-    let c = s.customer_by_id(alice.customer_id).await.unwrap().unwrap();
+    let c = s
+        .accounts()
+        .customer_by_id(alice.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (c.status, c.tier.as_str()),
         (CustomerStatus::Active, Tier::IDENTITY_VERIFIED)
     );
     assert_eq!(
-        s.get_application(&key, &alice, id).await.unwrap().status,
+        s.verification()
+            .get_application(&key, &alice, id)
+            .await
+            .unwrap()
+            .status,
         ApplicationStatus::Approved
     );
 
-    s.close_customer(&senior, alice.customer_id, "customer request", t0())
+    s.verification()
+        .close_customer(&senior, alice.customer_id, "customer request", t0())
         .await
         .unwrap();
-    let c = s.customer_by_id(alice.customer_id).await.unwrap().unwrap();
+    let c = s
+        .accounts()
+        .customer_by_id(alice.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (c.status, c.tier.as_str()),
         (CustomerStatus::Closed, Tier::UNVERIFIED)
     );
     assert_eq!(
-        s.get_application(&key, &alice, id).await.unwrap().status,
+        s.verification()
+            .get_application(&key, &alice, id)
+            .await
+            .unwrap()
+            .status,
         ApplicationStatus::Closed
     );
 
     // A customer without an approved application can still be suspended (audited).
     let bob = customer(s, "bob@example.com", CustomerKind::Individual).await;
-    s.suspend_customer(&reviewer, bob.customer_id, "fraud signal", t0())
+    s.verification()
+        .suspend_customer(&reviewer, bob.customer_id, "fraud signal", t0())
         .await
         .unwrap();
     assert_eq!(
@@ -431,58 +505,80 @@ async fn approvals_expire_when_due(ctx: Ctx) {
     let alice = customer(s, "alice@example.com", CustomerKind::Individual).await;
     let id = pending(s, &key, &alice, &individual(), ScreeningDecision::Clear).await;
     let reviewer = staff(s, "rev@cg.example", StaffRole::Reviewer).await;
-    s.decide_application(
-        &key,
-        &reviewer,
-        id,
-        DecisionRequest {
-            action: approve(Tier::IDENTITY_VERIFIED),
-            reason: "ok".into(),
-            reverify_after: Some(Duration::days(30)),
-        },
-        t0(),
-    )
-    .await
-    .unwrap();
+    s.verification()
+        .decide_application(
+            &key,
+            &reviewer,
+            id,
+            DecisionRequest {
+                action: approve(Tier::IDENTITY_VERIFIED),
+                reason: "ok".into(),
+                reverify_after: Some(Duration::days(30)),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
     assert!(
-        s.expire_due(t0() + Duration::days(29))
+        s.verification()
+            .expire_due(t0() + Duration::days(29))
             .await
             .unwrap()
             .is_empty()
     );
-    let dropped = s.expire_due(t0() + Duration::days(30)).await.unwrap();
+    let dropped = s
+        .verification()
+        .expire_due(t0() + Duration::days(30))
+        .await
+        .unwrap();
     assert_eq!(dropped, vec![alice.customer_id]);
-    let c = s.customer_by_id(alice.customer_id).await.unwrap().unwrap();
+    let c = s
+        .accounts()
+        .customer_by_id(alice.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.tier.as_str(), Tier::UNVERIFIED);
     assert_eq!(
-        s.get_application(&key, &alice, id).await.unwrap().status,
+        s.verification()
+            .get_application(&key, &alice, id)
+            .await
+            .unwrap()
+            .status,
         ApplicationStatus::Expired
     );
     assert!(
-        s.expire_due(t0() + Duration::days(60))
+        s.verification()
+            .expire_due(t0() + Duration::days(60))
             .await
             .unwrap()
             .is_empty()
     );
-    let stats = s.application_stats().await.unwrap();
+    let stats = s.verification().application_stats().await.unwrap();
     assert_eq!(stats.by_status, vec![(ApplicationStatus::Expired, 1)]);
 
     // Re-verification: a new application, approved, supersedes nothing left but works.
     let id2 = pending(s, &key, &alice, &individual(), ScreeningDecision::Clear).await;
-    s.decide_application(
-        &key,
-        &reviewer,
-        id2,
-        DecisionRequest {
-            action: approve(Tier::IDENTITY_VERIFIED),
-            reason: "re-verified".into(),
-            reverify_after: None,
-        },
-        t0(),
-    )
-    .await
-    .unwrap();
-    let c = s.customer_by_id(alice.customer_id).await.unwrap().unwrap();
+    s.verification()
+        .decide_application(
+            &key,
+            &reviewer,
+            id2,
+            DecisionRequest {
+                action: approve(Tier::IDENTITY_VERIFIED),
+                reason: "re-verified".into(),
+                reverify_after: None,
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let c = s
+        .accounts()
+        .customer_by_id(alice.customer_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.tier.as_str(), Tier::IDENTITY_VERIFIED);
     chain_intact(s).await;
 }
@@ -500,12 +596,17 @@ async fn newer_approval_supersedes_older(ctx: Ctx) {
             reason: "ok".into(),
             reverify_after: Some(Duration::days(30)),
         };
-        s.decide_application(&key, &reviewer, id, request, t0())
+        s.verification()
+            .decide_application(&key, &reviewer, id, request, t0())
             .await
             .unwrap();
         ids.push(id);
     }
-    let first = s.get_application(&key, &alice, ids[0]).await.unwrap();
+    let first = s
+        .verification()
+        .get_application(&key, &alice, ids[0])
+        .await
+        .unwrap();
     assert_eq!(first.status, ApplicationStatus::Expired);
     assert_eq!(
         actions(s, &format!("application:{}", ids[0]))
@@ -514,10 +615,18 @@ async fn newer_approval_supersedes_older(ctx: Ctx) {
             .unwrap(),
         "kyc.application.superseded"
     );
-    let second = s.get_application(&key, &alice, ids[1]).await.unwrap();
+    let second = s
+        .verification()
+        .get_application(&key, &alice, ids[1])
+        .await
+        .unwrap();
     assert_eq!(second.status, ApplicationStatus::Approved);
     // Only the live approval can lapse; it drops the tier.
-    let dropped = s.expire_due(t0() + Duration::days(31)).await.unwrap();
+    let dropped = s
+        .verification()
+        .expire_due(t0() + Duration::days(31))
+        .await
+        .unwrap();
     assert_eq!(dropped, vec![alice.customer_id]);
     chain_intact(s).await;
 }

@@ -57,6 +57,7 @@ pub(crate) async fn admit(
     };
     api.identity()
         .store
+        .ledger()
         .admit_with(&req, &options)
         .await
         .expect("admit")

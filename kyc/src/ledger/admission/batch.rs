@@ -1,15 +1,15 @@
 //! Group commit of admissions on SQLite.
 //!
-//! SQLite runs one write transaction at a time and, with `synchronous=FULL`, pays one WAL
-//! `fsync` per commit, so one admission per transaction caps throughput at one `fsync` per
-//! decision. Here admissions queue in the [`AdmissionQueue`] of their [`Store`]; whoever gets
-//! the store's writer lock next takes every queued admission and decides them one after the
-//! other in a single `BEGIN IMMEDIATE` transaction, and commits once. Each admission sees the ones before it exactly as if they had committed separately
-//! (same connection, same order), and no caller hears its decision before the commit that
-//! makes it durable. If any admission of the batch fails (or must start over), or the shared
-//! commit fails, the whole transaction is rolled back and each admission of the batch is
-//! decided again in a transaction of its own, so one caller's failure never becomes another's
-//! and a partly written admission is never committed.
+//! SQLite runs one write transaction at a time and, with `synchronous=FULL`, pays one WAL `fsync`
+//! per commit, so one admission per transaction caps throughput at one `fsync` per decision. Here
+//! admissions queue in the [`AdmissionQueue`] of their [`Store`]; whoever gets the store's writer
+//! lock next takes every queued admission and decides them one after the other in a single `BEGIN
+//! IMMEDIATE` transaction, and commits once. Each admission sees the ones before it exactly as if
+//! they had committed separately (same connection, same order), and no caller hears its decision
+//! before the commit that makes it durable. If any admission of the batch fails (or must start
+//! over), or the shared commit fails, the whole transaction is rolled back and each admission of
+//! the batch is decided again in a transaction of its own, so one caller's failure never becomes
+//! another's and a partly written admission is never committed.
 //!
 //! A batch of other callers' admissions runs in a task of its own: a caller that goes away can
 //! cancel neither its neighbours' decisions nor its own once the batch has started (as with a
@@ -190,7 +190,7 @@ async fn decide_together(
     Ok(decisions)
 }
 
-/// One admission in a transaction of its own, started over (as [`Store::admit`] does on
+/// One admission in a transaction of its own, started over (as [`LedgerStore::admit`] does on
 /// PostgreSQL) when a group change raced the locks.
 async fn decide_alone(pool: &SqlitePool, q: &Queued) -> Result<AdmissionDecision, LedgerError> {
     for _ in 0..MAX_ATTEMPTS {
@@ -268,12 +268,13 @@ mod tests {
         let email = format!("{}@turn.example", Uuid::now_v7().simple());
         let now = OffsetDateTime::now_utc();
         let customer = store
+            .accounts()
             .create_customer(&email, HASH, CustomerKind::Organization, now)
             .await
             .expect("customer")
             .id;
         let held = store.sqlite_writer().clone().lock_owned().await;
-        let waited = store.admit(&request(customer, 0, 10.0)).await;
+        let waited = store.ledger().admit(&request(customer, 0, 10.0)).await;
         assert!(
             matches!(
                 waited,
@@ -286,10 +287,12 @@ mod tests {
         drop(held);
         // The next admission decides only itself: the timed-out one was skipped.
         let next = store
+            .ledger()
             .admit(&request(customer, 1, 10.0))
             .await
             .expect("admit");
         let runs = store
+            .ledger()
             .list_runs(&crate::ledger::RunFilter {
                 customer_id: Some(customer),
                 since: None,
@@ -321,6 +324,7 @@ mod tests {
         let email = format!("{}@batch.example", Uuid::now_v7().simple());
         let now = OffsetDateTime::now_utc();
         let customer = store
+            .accounts()
             .create_customer(&email, HASH, CustomerKind::Organization, now)
             .await
             .expect("customer")
@@ -330,7 +334,9 @@ mod tests {
         for i in 0..6 {
             let who = if i == 2 { Uuid::now_v7() } else { customer };
             let (racer, req) = (store.clone(), request(who, i, 10.0));
-            tasks.push(tokio::spawn(async move { racer.admit(&req).await }));
+            tasks.push(tokio::spawn(
+                async move { racer.ledger().admit(&req).await },
+            ));
             while AdmissionQueue::of(&store).lock().len() < i + 1 {
                 tokio::task::yield_now().await;
             }
@@ -350,7 +356,7 @@ mod tests {
             .collect();
         // 35 FLOP of window cap, 10 FLOP each, decided in queue order.
         assert_eq!(verdicts, [true, true, true, false, false]);
-        let verified = store.verify_audit_chain().await.expect("verify");
+        let verified = store.audit().verify_audit_chain().await.expect("verify");
         assert!(verified.first_broken.is_none());
         assert_eq!(
             verified.records, 5,
