@@ -36,6 +36,7 @@ impl JobOwners for StoreJobOwners {
                 return Ok(());
             };
             match store
+                .ledger()
                 .bind_upstream_job(job, &upstream, &upstream_job_id)
                 .await
             {
@@ -63,7 +64,11 @@ impl JobOwners for StoreJobOwners {
             if upstream_job_id.len() > computegate_kyc::ledger::MAX_UPSTREAM_ID_LEN {
                 return Ok(None);
             }
-            match store.upstream_job_owner(&upstream, &upstream_job_id).await {
+            match store
+                .ledger()
+                .upstream_job_owner(&upstream, &upstream_job_id)
+                .await
+            {
                 Ok(owner) => Ok(owner.map(|c| c.to_string())),
                 Err(e) => {
                     tracing::debug!(error = %e, "looking up a job's owner failed");
