@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use computegate_gateway::admission::LedgerUnavailable;
 use computegate_kyc::Store;
 use computegate_kyc::ledger::Crossing;
+use computegate_policy::admission::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -91,15 +93,26 @@ impl LedgerMetrics {
         Arc::new(m)
     }
 
-    /// Counts an admission decision.
-    pub fn admission(&self, decision: &'static str, reason: &'static str) {
+    /// Counts an admission outcome (labels from its typed decision and reason) and, when
+    /// admitted, its FLOP under `tier`.
+    pub fn admission(&self, outcome: Result<&Outcome, &LedgerUnavailable>, tier: &str) {
+        let (decision, reason) = match outcome {
+            Ok(o) => {
+                let (decision, reason) = o.metric_labels();
+                (decision.as_str(), reason)
+            }
+            Err(LedgerUnavailable) => ("unavailable", "store"),
+        };
         self.admissions
             .get_or_create(&AdmissionLabels { decision, reason })
             .inc();
+        if let Ok(Outcome::Admitted(admitted)) = outcome {
+            self.admitted(tier, admitted.estimate_flop);
+        }
     }
 
     /// Adds admitted FLOP for `tier`.
-    pub fn admitted(&self, tier: &str, flop: f64) {
+    fn admitted(&self, tier: &str, flop: f64) {
         if flop.is_finite() && flop > 0.0 {
             self.flop_admitted
                 .get_or_create(&TierLabel {

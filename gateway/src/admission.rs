@@ -11,14 +11,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Limited};
 
 use crate::auth::{BoxFuture, Principal};
 use crate::client_body::ClientBody;
+use crate::error::GatewayError;
 use crate::metering::{Estimate, JobSpec, Profile, SpecLimits, estimate, parse_job_spec};
 use crate::policy::Policy;
-use crate::problem::Problem;
 
 /// Largest job-specification body read for metering, whatever the route's `max_body`.
 pub const JOB_BODY_CAP: u64 = 1024 * 1024;
@@ -54,41 +54,9 @@ pub struct JobAdmission {
     pub frontier_restricted: bool,
 }
 
-/// The ledger's answer.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum AdmissionOutcome {
-    /// Reserved and recorded; forward the job.
-    Admitted {
-        /// Ledger job id.
-        job_id: String,
-        /// Run id as recorded.
-        run_id: String,
-        /// Tightest remaining budget after this job, FLOP.
-        remaining_flop: Option<f64>,
-    },
-    /// Held until a compliance officer decides.
-    Held {
-        /// Review id to quote.
-        review_id: String,
-        /// Why.
-        detail: String,
-    },
-    /// Refused.
-    Denied {
-        /// Why, safe to show.
-        detail: String,
-        /// The limit that refused, FLOP.
-        limit_flop: Option<f64>,
-        /// The threshold label, when a threshold refused.
-        threshold: Option<String>,
-        /// The lowest tier whose caps would allow the job.
-        required_tier: Option<String>,
-        /// A bounded code when the refusal is about the account rather than the job's size
-        /// (`screening_hold`: a denied-party match awaits compliance review).
-        reason: Option<&'static str>,
-    },
-}
+/// The ledger's typed answer (admitted, held with a reason, refused with a reason), defined
+/// with the rest of the admission vocabulary in the policy crate.
+pub use computegate_policy::admission::Outcome as AdmissionOutcome;
 
 /// The ledger could not be asked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -120,7 +88,8 @@ pub struct Admitted {
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// Reads, meters and admits one job submission; `Err` is the problem to answer with.
+/// Reads, meters and admits one job submission; `Err` is what to answer instead (its problem
+/// document comes from [`GatewayError::to_problem`], the one mapping to HTTP).
 pub async fn admit_job(
     ledger: &dyn ComputeLedger,
     policy: Arc<Policy>,
@@ -128,26 +97,15 @@ pub async fn admit_job(
     body: ClientBody,
     headers: &HeaderMap,
     admission: (Principal, Arc<str>, String, IpAddr, bool),
-) -> Result<Admitted, Problem> {
+) -> Result<Admitted, GatewayError> {
     let bytes = match Limited::new(body, JOB_BODY_CAP as usize).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "Request body too large",
-                format!("job specifications are limited to {JOB_BODY_CAP} bytes"),
-            )
-            .with("limit_bytes", JOB_BODY_CAP));
+            return Err(GatewayError::JobSpecTooLarge {
+                limit: JOB_BODY_CAP,
+            });
         }
-        Err(_) => {
-            return Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "client-body",
-                "Bad request body",
-                "the request body ended early or was malformed",
-            ));
-        }
+        Err(_) => return Err(GatewayError::ClientBody),
     };
     let run_header = headers.get(&RUN_HEADER).and_then(|v| v.to_str().ok());
     let spec = parse_job_spec(
@@ -156,24 +114,12 @@ pub async fn admit_job(
         run_header,
         &SpecLimits::from_policy(&policy),
     )
-    .map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-job-spec",
-            "Invalid job specification",
-            e.to_string(),
-        )
-        .with("profile", profile.as_str())
+    .map_err(|e| GatewayError::InvalidJobSpec {
+        profile,
+        detail: e.to_string(),
     })?;
-    let estimate = estimate(&spec, &policy).map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "job-not-estimable",
-            "The job's compute cannot be estimated",
-            e.to_string(),
-        )
-    })?;
-    let estimated = estimate.admitted_flop();
+    let estimate =
+        estimate(&spec, &policy).map_err(|e| GatewayError::JobNotEstimable(e.to_string()))?;
     let (principal, route, request_id, client_ip, frontier_restricted) = admission;
     let job = JobAdmission {
         principal,
@@ -185,64 +131,30 @@ pub async fn admit_job(
         policy,
         frontier_restricted,
     };
-    let outcome = ledger.admit(job).await.map_err(|_| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ledger-unavailable",
-            "Service unavailable",
-            "jobs cannot be admitted while the compute ledger is unreachable",
-        )
-        .retry_after(std::time::Duration::from_secs(5))
-    })?;
-    match outcome {
-        AdmissionOutcome::Admitted {
-            job_id,
-            run_id,
-            remaining_flop,
-        } => {
-            let mut response_headers = vec![(ESTIMATE_HEADER.clone(), flop_value(estimated))];
-            if let Ok(run) = HeaderValue::from_str(&run_id) {
+    match ledger.admit(job).await {
+        Err(LedgerUnavailable) => Err(GatewayError::LedgerUnavailable),
+        Ok(AdmissionOutcome::Held(hold)) => Err(GatewayError::JobHeld(hold)),
+        Ok(AdmissionOutcome::Denied(refusal)) => Err(GatewayError::JobDenied(refusal)),
+        Ok(AdmissionOutcome::Admitted(admitted)) => {
+            let mut response_headers =
+                vec![(ESTIMATE_HEADER.clone(), flop_value(admitted.estimate_flop))];
+            if let Ok(run) = HeaderValue::from_str(&admitted.run_id) {
                 response_headers.push((RUN_HEADER.clone(), run));
             }
-            if let Some(remaining) = remaining_flop {
+            if let Some(remaining) = admitted.remaining_flop {
                 response_headers.push((REMAINING_HEADER.clone(), flop_value(remaining)));
             }
             let mut upstream_headers = Vec::new();
-            if let Ok(job) = HeaderValue::from_str(&job_id) {
+            if let Ok(job) = HeaderValue::from_str(&admitted.job_id) {
                 upstream_headers.push((JOB_HEADER.clone(), job));
             }
             Ok(Admitted {
-                job_id,
+                job_id: admitted.job_id,
                 body: bytes,
                 upstream_headers,
                 response_headers,
             })
         }
-        AdmissionOutcome::Held { review_id, detail } => Err(Problem::new(
-            StatusCode::CONFLICT,
-            "job-held-for-review",
-            "Job held for compliance review",
-            detail,
-        )
-        .with("review_id", review_id)
-        .with("estimated_flop", estimated)),
-        AdmissionOutcome::Denied {
-            detail,
-            limit_flop,
-            threshold,
-            required_tier,
-            reason,
-        } => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "job-denied",
-            "Job not admitted",
-            detail,
-        )
-        .with("estimated_flop", estimated)
-        .with("limit_flop", limit_flop)
-        .with("threshold", threshold)
-        .with("required_tier", required_tier)
-        .with("reason", reason)),
     }
 }
 

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use computegate_policy::admission::{Hold, Refusal};
+
 use crate::auth::AuthError;
+use crate::metering::Profile;
 use crate::policy::DenialRule;
 use crate::problem::Problem;
 
@@ -93,6 +96,32 @@ pub enum GatewayError {
     /// The process is draining for shutdown.
     #[error("shutting down")]
     ShuttingDown,
+    /// A job specification larger than the gateway reads for metering.
+    #[error("job specification exceeds {limit} bytes")]
+    JobSpecTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The job body does not parse under the route's profile.
+    #[error("invalid job specification: {detail}")]
+    InvalidJobSpec {
+        /// The route's job profile.
+        profile: Profile,
+        /// What is wrong, safe to show.
+        detail: String,
+    },
+    /// The job parses but its compute cannot be estimated (e.g. an unknown accelerator).
+    #[error("job not estimable: {0}")]
+    JobNotEstimable(String),
+    /// The compute ledger could not be asked: the job is refused (fail closed).
+    #[error("compute ledger unavailable")]
+    LedgerUnavailable,
+    /// The ledger holds the job for a compliance review.
+    #[error("job held for review: {}", .0.reason)]
+    JobHeld(Hold),
+    /// The ledger or the tier's caps refuse the job.
+    #[error("job denied: {0}")]
+    JobDenied(Refusal),
 }
 
 // === impl GatewayError ===
@@ -230,6 +259,53 @@ impl GatewayError {
                 "the gateway is shutting down",
             )
             .retry_after(Duration::from_secs(1)),
+            JobSpecTooLarge { limit } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Request body too large",
+                format!("job specifications are limited to {limit} bytes"),
+            )
+            .with("limit_bytes", *limit),
+            InvalidJobSpec { profile, detail } => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-job-spec",
+                "Invalid job specification",
+                detail.clone(),
+            )
+            .with("profile", profile.as_str()),
+            JobNotEstimable(detail) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "job-not-estimable",
+                "The job's compute cannot be estimated",
+                detail.clone(),
+            ),
+            LedgerUnavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger-unavailable",
+                "Service unavailable",
+                "jobs cannot be admitted while the compute ledger is unreachable",
+            )
+            .retry_after(Duration::from_secs(5)),
+            JobHeld(hold) => Problem::new(
+                StatusCode::CONFLICT,
+                "job-held-for-review",
+                "Job held for compliance review",
+                hold.reason.to_string(),
+            )
+            .with("review_id", hold.review_id.clone())
+            .with("reason", hold.reason.as_str())
+            .with("estimated_flop", hold.estimate_flop),
+            JobDenied(refusal) => Problem::new(
+                StatusCode::FORBIDDEN,
+                "job-denied",
+                "Job not admitted",
+                refusal.to_string(),
+            )
+            .with("reason", refusal.reason.as_str())
+            .with("estimated_flop", refusal.estimate_flop)
+            .with("limit_flop", refusal.limit_flop)
+            .with("threshold", refusal.threshold.clone())
+            .with("required_tier", refusal.required_tier.clone()),
         }
     }
 }
@@ -279,5 +355,50 @@ pub fn auth_problem(err: &AuthError) -> Problem {
             "credential verification is busy",
         )
         .retry_after(Duration::from_secs(1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use computegate_policy::admission::{DenialReason, HoldReason, RefusalReason};
+
+    use super::*;
+
+    #[test]
+    fn admission_outcomes_map_to_one_problem_each() {
+        let refusal = Refusal {
+            reason: RefusalReason::Ledger(DenialReason::ConcurrentJobs { limit: 2 }),
+            tier: "unverified".into(),
+            estimate_flop: 1e18,
+            limit_flop: None,
+            threshold: None,
+            required_tier: Some("identity_verified".into()),
+        };
+        let p = GatewayError::JobDenied(refusal).to_problem();
+        assert_eq!(
+            (p.status(), p.slug()),
+            (StatusCode::FORBIDDEN, "job-denied")
+        );
+        let doc = p.to_json();
+        assert_eq!(doc["detail"], "tier `unverified` allows 2 jobs at once");
+        assert_eq!(doc["reason"], "concurrent_jobs");
+        assert_eq!(doc["required_tier"], "identity_verified");
+        assert_eq!(doc["estimated_flop"], 1e18);
+
+        let hold = Hold {
+            review_id: "r-1".into(),
+            reason: HoldReason::ThresholdReview,
+            estimate_flop: 2e18,
+        };
+        let p = GatewayError::JobHeld(hold).to_problem();
+        assert_eq!(
+            (p.status(), p.slug()),
+            (StatusCode::CONFLICT, "job-held-for-review")
+        );
+        assert_eq!(p.to_json()["review_id"], "r-1");
+        assert_eq!(p.to_json()["reason"], "threshold_review");
+
+        let p = GatewayError::LedgerUnavailable.to_problem();
+        assert_eq!(p.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -19,8 +19,9 @@
 //!      (policy decisions: computegate-policy; cluster-wide tokens: TokenLeaser port)
 //!   ─▶ owner_path route naming a job: JobOwners port (cached) ─▶ 404 unless the caller owns it
 //!   ─▶ body limit (Content-Length now, streamed count later) ─▶ 413
-//!   ─▶ job_submit: JobSpec + FLOP estimate (metering) ─▶ ComputeLedger port ─▶ 403 job-denied /
-//!      202 held for review / 503 ledger unavailable; admitted ─▶ forward
+//!   ─▶ job_submit: JobSpec + FLOP estimate (metering) ─▶ ComputeLedger port ─▶ typed Outcome
+//!      (computegate-policy admission) ─▶ GatewayError: 403 job-denied / 409 held for review /
+//!      503 ledger unavailable; admitted ─▶ forward (release on an upstream refusal)
 //!   ─▶ forward: hop-by-hop removed, X-Forwarded-*/Forwarded set, identity headers added,
 //!      pick address round-robin (passive health) ─▶ 502 connect / 504 timeout
 //!   ─▶ accepted job: its upstream id read from the answer, bound to the owner (JobOwners)

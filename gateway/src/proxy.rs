@@ -27,7 +27,6 @@ use crate::metering::Profile;
 use crate::metrics::{GatewayMetrics, RouteMetrics};
 use crate::ownership::{JobOwners, Ownership};
 use crate::policy::PolicyHandle;
-use crate::problem::Problem;
 use crate::route::{Route, RouteTable};
 use crate::upstream::UpstreamPool;
 
@@ -347,10 +346,8 @@ impl Gateway {
                         response_headers = admitted.response_headers;
                         UpstreamBody::Buffered(http_body_util::Full::new(admitted.body))
                     }
-                    Err(p) => {
-                        let mut resp = p.into_response().map(ResponseBody::full);
-                        resp.extensions_mut().insert(Refused);
-                        return (resp, metrics);
+                    Err(e) => {
+                        return (problem(&e), metrics);
                     }
                 }
             }
@@ -414,13 +411,10 @@ impl Gateway {
         request_id: &HeaderValue,
         headers: &http::HeaderMap,
         body: ClientBody,
-    ) -> Result<Admitted, Problem> {
-        let unavailable = || {
-            GatewayError::Unavailable {
-                reason: "job admission is not configured",
-                retry_after: std::time::Duration::from_secs(5),
-            }
-            .to_problem()
+    ) -> Result<Admitted, GatewayError> {
+        let unavailable = || GatewayError::Unavailable {
+            reason: "job admission is not configured",
+            retry_after: std::time::Duration::from_secs(5),
         };
         let (Some(ledger), Some(enforcer)) = (&self.ledger, &self.enforcer) else {
             return Err(unavailable());

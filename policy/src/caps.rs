@@ -2,8 +2,8 @@
 //! the lowest tier that would allow a job (`required_tier` in denials).
 //!
 //! The admission decision itself — caps against the cumulative totals locked in the store, and
-//! threshold crossings — is the compute ledger's (`computegate_kyc::ledger::evaluate`), the
-//! single place it is made; this module only compares numbers the caller already has.
+//! threshold crossings — is [`crate::admission::evaluate`], which the compute ledger applies
+//! under its row locks; this module only compares numbers the caller already has.
 
 /// A tier's caps (`None` = unlimited).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -13,14 +13,17 @@
 //! are the gateway's (`computegate_gateway::policy`).
 //!
 //! Decisions ([`authorize_route`], [`authorize_jurisdiction`], the `required_tier_for_*`
-//! lookups) are functions of the policy and plain request facts. The FLOP estimate lives in the
-//! gateway's `metering` module.
+//! lookups) are functions of the policy and plain request facts. Job admission is decided here
+//! too, over totals the caller reads ([`admission`]: the stateless checks, the ledger's rules
+//! and the typed outcome both planes speak). The FLOP estimate lives in the gateway's
+//! `metering` module.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod admission;
 mod caps;
 mod decide;
 mod model;

@@ -6,10 +6,11 @@
 //!   ─▶ JobSpec { accelerators, type, duration, run, parent, declared N and D, dataset kind }
 //!   ─▶ estimate(spec, policy): accelerators × dense peak (type, precision) × seconds × utilization
 //!        (+ declared 6·N·D beside it; gap > 10× flagged)
-//!   ─▶ ComputeLedger port (crate::admission) ─▶ the root's adapter checks the per-job caps, then
-//!      the store's ledger locks the totals (run lineage, customer, organization, group) and
-//!      decides the cumulative caps and thresholds in one transaction
-//!      (computegate_kyc::ledger::evaluate, over the `computegate-policy` rules)
+//!   ─▶ ComputeLedger port (crate::admission) ─▶ the root's adapter runs the stateless checks
+//!      (computegate_policy::admission::precheck: tier known, accelerators per job), then the
+//!      store's ledger locks the totals (run lineage, customer, organization, group) and applies
+//!      computegate_policy::admission::evaluate in one transaction; the typed Outcome comes back
+//!      and GatewayError::to_problem answers it
 //! ```
 //!
 //! **Which estimate is admitted.** The reservation and every cap use the *hardware* estimate:

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::audit;
 use super::budgets::{self, Windows};
-use super::decision::{self, JobFigures, Proposal};
 use super::model::{
     AdmissionDecision, AdmissionOptions, AdmissionRequest, Crossing, Denial, DenialReason,
     LedgerError, MAX_RUN_ID_LEN, RunRef, Totals, Verdict, check_text, valid_flop, window_start,
@@ -18,6 +17,7 @@ use super::sql::{BudgetKeys, JobRow, LedgerTx, NewJob, NewReport, NewReview};
 use crate::audit::ChainTx;
 use crate::store::DbTime;
 use computegate_policy::Action;
+use computegate_policy::admission::{self as decision, JobFigures, Proposal};
 
 /// The admission transaction body, generic over the backend: lock and read, decide, write,
 /// audit last. `None`: a group change raced the locks; start over.

@@ -12,10 +12,10 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::decision::Snapshot;
-use super::model::{AdmissionRequest, LedgerError, RunRef, Totals};
+use super::model::{AdmissionRequest, LedgerError, RunRef};
 use super::sql::{BudgetKeys, BudgetRow, JobRow, LedgerTx, LockQuery, RunRow, WindowQuery};
 use crate::store::{DbTime, StoreError};
+use computegate_policy::admission::{Snapshot, Totals};
 
 /// What the snapshot reads: the starts of the two rolling windows (the customer cap's and the
 /// thresholds') and whether the open-job count is needed.
@@ -140,7 +140,7 @@ async fn read_snapshot<T: LedgerTx>(
 }
 
 /// Fills [`Snapshot::fired`] when the job's projected totals reach any threshold (`reached`,
-/// from [`super::decision::reached`]); otherwise nothing fired matters and no query runs.
+/// from [`reached`](computegate_policy::admission::reached)); otherwise nothing fired matters and no query runs.
 pub(super) async fn load_fired<T: LedgerTx>(
     tx: &mut T,
     snapshot: &mut Snapshot,

@@ -116,7 +116,7 @@ pub(super) fn link_crossings(
             continue;
         }
         // Every candidate is a group rule (`link_candidates`), so all merge per label.
-        super::decision::merge_crossing(&mut out, r, group, before, after);
+        computegate_policy::admission::merge_crossing(&mut out, r, group, before, after);
     }
     // Labels whose strongest action needs a job to act on stay unfired for the next job.
     out.retain(|c| c.action <= Action::Report);

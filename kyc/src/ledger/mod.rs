@@ -51,7 +51,6 @@ mod admit_tx;
 mod attributes;
 mod audit;
 mod budgets;
-mod decision;
 mod export;
 mod groups;
 mod link_thresholds;
@@ -64,9 +63,6 @@ mod sql;
 mod usage;
 
 pub use self::attributes::{AttributeHash, AttributeKey, LinkAttribute, LinkValue};
-pub use self::decision::{
-    Evaluation, JobFigures, Proposal, Snapshot, evaluate, reached, usage_crossings,
-};
 pub use self::export::{ExportFormat, ExportKind, quarter_due_date};
 pub(crate) use self::groups::link_attributes;
 pub use self::groups::{GroupMember, LinkOutcome, LinkedGroup, StaffLink};
@@ -74,14 +70,15 @@ pub use self::link_thresholds::LinkCheck;
 pub(crate) use self::membership::GroupTx;
 pub use self::model::{
     APPROVAL_TOLERANCE, APPROVAL_VALIDITY, AdmissionDecision, AdmissionOptions, AdmissionRequest,
-    Crossing, Denial, DenialReason, JobStatus, LedgerError, MAX_EVENT_ID_LEN, MAX_PAGE,
-    MAX_RUN_ID_LEN, RunRef, Totals, UsageEvent, UsageKind, UsageOutcome, UsageRecorded, Verdict,
+    JobStatus, LedgerError, MAX_EVENT_ID_LEN, MAX_PAGE, MAX_RUN_ID_LEN, RunRef, UsageEvent,
+    UsageKind, UsageOutcome, UsageRecorded, Verdict,
 };
 pub use self::ownership::MAX_UPSTREAM_ID_LEN;
 pub use self::reads::{
     ReportFilter, ReportStatus, ReportsDue, RunFilter, RunSummary, TrainingRunReport,
 };
 pub use self::review::{JobReview, ReviewResolution, ReviewStatus};
-
-#[cfg(test)]
-mod tests;
+pub use computegate_policy::admission::{
+    Crossing, Denial, DenialReason, Evaluation, JobFigures, Proposal, Snapshot, Totals, evaluate,
+    reached, usage_crossings,
+};

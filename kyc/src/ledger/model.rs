@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use computegate_policy::{Action, LedgerLimits, Scope, ThresholdPolicy};
+pub(super) use computegate_policy::admission::{Crossing, Denial, DenialReason, Totals};
+use computegate_policy::{LedgerLimits, ThresholdPolicy};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -141,75 +142,6 @@ pub enum Verdict {
     },
     /// Refused.
     Denied(Denial),
-}
-
-/// Why a job was refused.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Denial {
-    /// The rule that refused it.
-    pub reason: DenialReason,
-    /// The FLOP limit it would pass (cap or blocking threshold).
-    pub limit_flop: Option<f64>,
-    /// The blocking threshold's label.
-    pub threshold_label: Option<String>,
-    /// The blocking threshold's scope.
-    pub scope: Option<Scope>,
-}
-
-/// The rule behind a denial (bounded, usable as a metric label via [`DenialReason::as_str`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum DenialReason {
-    /// The lineage total would pass the per-run cap.
-    RunCap,
-    /// The customer's rolling-window total would pass the customer cap.
-    CustomerWindowCap,
-    /// The customer already has the most concurrent jobs allowed.
-    ConcurrentJobs {
-        /// The limit.
-        limit: u32,
-    },
-    /// A `block` threshold would be reached.
-    Threshold,
-}
-
-/// Cumulative totals around a decision.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Totals {
-    /// Lineage, lifetime.
-    pub lineage_flop: f64,
-    /// Customer within [`LedgerLimits::window`].
-    pub customer_window_flop: f64,
-    /// Customer within [`ThresholdPolicy::window`].
-    pub customer_flop: f64,
-    /// Organization within [`ThresholdPolicy::window`], when the customer has one.
-    pub organization_flop: Option<f64>,
-    /// Linked group (or the customer alone) within [`ThresholdPolicy::window`].
-    pub group_flop: f64,
-    /// The customer's reserved or running jobs; counted only when a concurrency cap applies.
-    pub open_jobs: Option<u64>,
-}
-
-/// A threshold crossed: `previous < threshold_flop <= projected`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Crossing {
-    /// The rule's label.
-    pub label: String,
-    /// The rule's FLOP.
-    pub threshold_flop: f64,
-    /// The rule's scope.
-    pub scope: Scope,
-    /// Lineage root, customer, organization or group id.
-    pub scope_id: Uuid,
-    /// The rule's action.
-    pub action: Action,
-    /// Total before.
-    pub previous_flop: f64,
-    /// Total after.
-    pub projected_flop: f64,
-    /// Days until a report for it is due (from the rule).
-    pub report_due_days: u32,
 }
 
 /// Where a job stands.
@@ -372,20 +304,6 @@ stored_enum!(JobStatus {
     Denied => "denied",
 });
 
-// === impl DenialReason ===
-
-impl DenialReason {
-    /// Bounded name for metrics and problem details.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DenialReason::RunCap => "run_cap",
-            DenialReason::CustomerWindowCap => "customer_window_cap",
-            DenialReason::ConcurrentJobs { .. } => "concurrent_jobs",
-            DenialReason::Threshold => "threshold",
-        }
-    }
-}
-
 // === impl Verdict ===
 
 impl Verdict {
@@ -435,5 +353,25 @@ pub(super) fn require_staff(actor: &Actor) -> Result<(), LedgerError> {
         Ok(())
     } else {
         Err(LedgerError::NotStaff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_status_names_round_trip() {
+        for s in [
+            JobStatus::Reserved,
+            JobStatus::Running,
+            JobStatus::Finished,
+            JobStatus::Released,
+            JobStatus::HeldForReview,
+            JobStatus::Denied,
+        ] {
+            assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 }

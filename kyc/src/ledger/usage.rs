@@ -14,11 +14,12 @@ use super::model::{
     valid_flop, window_start,
 };
 use super::sql::{BudgetKeys, JobRow, JobUsage, LedgerTx, NewUsageEvent};
-use super::{audit, budgets, decision};
+use super::{audit, budgets};
 use crate::accounts::parse_column;
 use crate::audit::ChainTx;
 use crate::store::{DbTime, LedgerStore, in_transaction};
 use computegate_policy::ThresholdPolicy;
+use computegate_policy::admission as decision;
 
 /// A job's measured state after an event.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -18,7 +18,7 @@
 use uuid::Uuid;
 
 use super::model::{Crossing, Denial, DenialReason, Totals};
-use computegate_policy::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
+use crate::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
 
 /// Totals read under the budget locks, before the job, with the ids of each scope.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +131,7 @@ pub fn reached(
 }
 
 /// The tightest remaining FLOP cap for `totals`, never negative; `None` without FLOP caps.
-pub(crate) fn remaining_flop(limits: &LedgerLimits, totals: &Totals) -> Option<f64> {
+pub fn remaining_flop(limits: &LedgerLimits, totals: &Totals) -> Option<f64> {
     let run = limits.max_flop_per_run.map(|cap| cap - totals.lineage_flop);
     let window = limits
         .max_flop_per_customer_window
@@ -144,7 +144,7 @@ pub(crate) fn remaining_flop(limits: &LedgerLimits, totals: &Totals) -> Option<f
 }
 
 /// `totals` with `flop` added to every FLOP total.
-pub(crate) fn add(totals: &Totals, flop: f64) -> Totals {
+pub fn add(totals: &Totals, flop: f64) -> Totals {
     Totals {
         lineage_flop: totals.lineage_flop + flop,
         customer_window_flop: totals.customer_window_flop + flop,
@@ -232,7 +232,7 @@ fn fired_now(
 /// Adds rule `r` firing for `scope_id` (total `previous` → `projected`) to `out`: one crossing
 /// per (label, scope, scope id), with the strongest action and the earliest report due of the
 /// label's rules (a policy lists one threshold once per action).
-pub(super) fn merge_crossing(
+pub fn merge_crossing(
     out: &mut Vec<Crossing>,
     r: &ThresholdRule,
     scope_id: Uuid,

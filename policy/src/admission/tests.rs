@@ -1,8 +1,8 @@
-//! Unit tests of the pure admission rules.
+//! Unit tests of the pure admission rules and the typed outcome.
 
 use std::time::Duration;
 
-use computegate_policy::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
+use crate::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -128,19 +128,16 @@ fn caps_deny_in_order_concurrency_run_window() {
 fn remaining_is_the_tightest_cap() {
     let t = snapshot(40.0, 900.0, 0.0, 0).totals;
     assert_eq!(
-        decision::remaining_flop(&limits(Some(100.0), Some(1000.0), None), &t),
+        remaining_flop(&limits(Some(100.0), Some(1000.0), None), &t),
         Some(60.0)
     );
     assert_eq!(
-        decision::remaining_flop(&limits(Some(100.0), Some(950.0), None), &t),
+        remaining_flop(&limits(Some(100.0), Some(950.0), None), &t),
         Some(50.0)
     );
+    assert_eq!(remaining_flop(&limits(None, None, Some(1)), &t), None);
     assert_eq!(
-        decision::remaining_flop(&limits(None, None, Some(1)), &t),
-        None
-    );
-    assert_eq!(
-        decision::remaining_flop(&limits(Some(10.0), None, None), &t),
+        remaining_flop(&limits(Some(10.0), None, None), &t),
         Some(0.0)
     );
 }
@@ -263,17 +260,7 @@ fn usage_growth_rechecks_thresholds() {
 }
 
 #[test]
-fn stored_names_round_trip() {
-    for s in [
-        JobStatus::Reserved,
-        JobStatus::Running,
-        JobStatus::Finished,
-        JobStatus::HeldForReview,
-        JobStatus::Denied,
-    ] {
-        assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), s);
-        assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-    }
+fn action_names_round_trip_and_order() {
     for a in [
         Action::Notify,
         Action::Report,
@@ -306,5 +293,151 @@ proptest! {
             prop_assert!(customer + estimate <= window_cap);
             prop_assert!(customer + estimate < block);
         }
+    }
+}
+
+// --- the typed outcome ---
+
+fn shipped_policy() -> crate::Policy {
+    crate::Policy::from_toml(include_str!("../../../deploy/policy/default.toml"))
+        .expect("the shipped policy is valid")
+}
+
+fn facts(tier: &str, accelerators: u64, estimate_flop: f64) -> JobFacts<'_> {
+    JobFacts {
+        tier,
+        accelerators,
+        estimate_flop,
+    }
+}
+
+#[test]
+fn precheck_refuses_unknown_tiers_and_too_many_accelerators() {
+    let p = shipped_policy();
+    assert_eq!(
+        precheck(&p, &facts("unverified", 8, 1e18)).unwrap().name,
+        "unverified"
+    );
+
+    let unknown = precheck(&p, &facts("gold", 1, 1e18)).unwrap_err();
+    assert_eq!(unknown.reason, RefusalReason::UnknownTier);
+    assert_eq!(
+        unknown.to_string(),
+        "the account's tier is not in the policy"
+    );
+
+    let wide = precheck(&p, &facts("unverified", 9, 1e18)).unwrap_err();
+    assert_eq!(
+        wide.reason,
+        RefusalReason::AcceleratorsPerJob {
+            requested: 9,
+            limit: 8
+        }
+    );
+    assert_eq!(
+        wide.to_string(),
+        "9 accelerators requested; tier `unverified` allows 8 per job"
+    );
+    assert_eq!(wide.required_tier.as_deref(), Some("identity_verified"));
+    assert_eq!(wide.reason.metric_label(), "tier_limit");
+}
+
+#[test]
+fn ledger_refusals_name_the_tier_that_fits_the_totals_with_the_job() {
+    let p = shipped_policy();
+    let before = Totals {
+        lineage_flop: 9e21,
+        customer_window_flop: 0.0,
+        customer_flop: 0.0,
+        organization_flop: None,
+        group_flop: 0.0,
+        open_jobs: Some(0),
+    };
+    let denial = Denial {
+        reason: DenialReason::RunCap,
+        limit_flop: Some(1e22),
+        threshold_label: None,
+        scope: None,
+    };
+    // 9e21 + 2e21 passes identity_verified's 1e22 per run: the next tier is named.
+    let r = Refusal::ledger(&p, &facts("identity_verified", 8, 2e21), denial, &before);
+    assert_eq!(r.required_tier.as_deref(), Some("organization_verified"));
+    assert_eq!(r.limit_flop, Some(1e22));
+    assert_eq!(r.reason.as_str(), "run_cap");
+    assert_eq!(r.reason.metric_label(), "flop_cap");
+    assert_eq!(
+        r.to_string(),
+        "the run (with its fine-tunes) would exceed tier `identity_verified`'s FLOP per run"
+    );
+
+    let block = Denial {
+        reason: DenialReason::Threshold,
+        limit_flop: Some(1e26),
+        threshold_label: Some("us-frontier-1e26".into()),
+        scope: Some(Scope::Run),
+    };
+    let r = Refusal::ledger(&p, &facts("validated_end_user", 8, 2e21), block, &before);
+    assert_eq!(r.threshold.as_deref(), Some("us-frontier-1e26"));
+    assert_eq!(r.reason.metric_label(), "threshold");
+    let huge = Totals {
+        lineage_flop: 2e25,
+        ..before
+    };
+    let r = Refusal::ledger(&p, &facts("validated_end_user", 8, 1e18), r_denial(), &huge);
+    assert_eq!(
+        r.required_tier, None,
+        "the caller's own tier is never named"
+    );
+    let r = Refusal::ledger(&p, &facts("identity_verified", 8, 1e18), r_denial(), &huge);
+    assert_eq!(r.required_tier.as_deref(), Some("validated_end_user"));
+}
+
+fn r_denial() -> Denial {
+    Denial {
+        reason: DenialReason::RunCap,
+        limit_flop: Some(1e19),
+        threshold_label: None,
+        scope: None,
+    }
+}
+
+#[test]
+fn account_refusals_name_no_tier_and_outcomes_label_metrics_from_enums() {
+    let job = facts("identity_verified", 1, 1e18);
+    let hold = Refusal::account(&job, RefusalReason::ScreeningHold);
+    assert_eq!(hold.required_tier, None);
+    assert_eq!(hold.reason.as_str(), "screening_hold");
+
+    let cases = [
+        (
+            Outcome::Admitted(Admitted {
+                job_id: "j".into(),
+                run_id: "r".into(),
+                estimate_flop: 1.0,
+                remaining_flop: None,
+            }),
+            ("admitted", "within_limits"),
+        ),
+        (
+            Outcome::Held(Hold {
+                review_id: "v".into(),
+                reason: HoldReason::DeclaredGap { gap: "x".into() },
+                estimate_flop: 1.0,
+            }),
+            ("held", "declared_gap"),
+        ),
+        (
+            Outcome::Held(Hold {
+                review_id: "v".into(),
+                reason: HoldReason::ThresholdReview,
+                estimate_flop: 1.0,
+            }),
+            ("held", "threshold_review"),
+        ),
+        (Outcome::Denied(hold), ("denied", "screening_hold")),
+    ];
+    for (outcome, (decision, reason)) in cases {
+        let (d, r) = outcome.metric_labels();
+        assert_eq!((d.as_str(), r), (decision, reason), "{outcome:?}");
     }
 }
