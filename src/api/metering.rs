@@ -1,7 +1,8 @@
 //! The staff API for compute metering on the admin listener: training runs, threshold reports
 //! (with due dates) and marking them filed, job reviews held by thresholds, and manual linking of
 //! accounts into groups. Reading needs any staff role; acting needs reviewer, senior reviewer or
-//! admin (auditors read only).
+//! admin (auditors read only), and no tie to the customer acted on (the verification service's
+//! conflict-of-interest guard: same email or organization → 403, audited).
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use super::error::ApiError;
 use super::extract::{Acting, JsonBody, PathId, QueryParams, StaffCaller};
 use super::state::ApiState;
 use crate::metering::{ExportRequest, Metering};
+use crate::verification::Verification;
 
 /// Largest page a list answers.
 const PAGE: u32 = 500;
@@ -160,10 +162,16 @@ async fn export(
 
 async fn filed(
     State(metering): State<Arc<Metering>>,
+    State(kyc): State<Arc<Verification>>,
     caller: StaffCaller<Acting>,
     PathId(report_id): PathId,
     JsonBody(body): JsonBody<FiledBody>,
 ) -> Result<Response, ApiError> {
+    if let Some(customer) = metering.store().ledger().report_customer(report_id).await? {
+        let subject = format!("report:{report_id}");
+        kyc.guard_staff_action(&caller.kyc(), &[customer], subject, "report.filed")
+            .await?;
+    }
     let report = metering
         .store()
         .ledger()
@@ -204,6 +212,7 @@ async fn reviews(
 
 async fn decide_review(
     State(metering): State<Arc<Metering>>,
+    State(kyc): State<Arc<Verification>>,
     caller: StaffCaller<Acting>,
     PathId(review_id): PathId,
     JsonBody(body): JsonBody<ReviewDecision>,
@@ -213,6 +222,16 @@ async fn decide_review(
         "deny" => ReviewResolution::Deny,
         _ => return Err(ApiError::field("action", "must be `approve` or `deny`")),
     };
+    if let Some(customer) = metering
+        .store()
+        .ledger()
+        .job_review_customer(review_id)
+        .await?
+    {
+        let subject = format!("job_review:{review_id}");
+        kyc.guard_staff_action(&caller.kyc(), &[customer], subject, "job_review.decide")
+            .await?;
+    }
     let review = metering
         .store()
         .ledger()
@@ -231,9 +250,14 @@ async fn decide_review(
 /// group thresholds at once. Answers the group with the crossings and report ids it fired.
 async fn link(
     State(metering): State<Arc<Metering>>,
+    State(kyc): State<Arc<Verification>>,
     caller: StaffCaller<Acting>,
     JsonBody(body): JsonBody<LinkBody>,
 ) -> Result<Response, ApiError> {
+    let customers = [body.customer_a, body.customer_b];
+    let subject = format!("customer:{}", body.customer_a);
+    kyc.guard_staff_action(&caller.kyc(), &customers, subject, "group.link")
+        .await?;
     let linked = metering
         .link(
             body.customer_a,
@@ -248,9 +272,13 @@ async fn link(
 
 async fn unlink(
     State(metering): State<Arc<Metering>>,
+    State(kyc): State<Arc<Verification>>,
     caller: StaffCaller<Acting>,
     JsonBody(body): JsonBody<UnlinkBody>,
 ) -> Result<Response, ApiError> {
+    let subject = format!("customer:{}", body.customer_id);
+    kyc.guard_staff_action(&caller.kyc(), &[body.customer_id], subject, "group.unlink")
+        .await?;
     let left = metering
         .store()
         .ledger()

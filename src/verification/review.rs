@@ -1,5 +1,6 @@
 //! Staff review operations through the [`Verification`] service: case files, claims,
-//! decisions, screening overrides, customer suspension and document downloads. A refusal that is
+//! decisions, screening overrides, customer suspension and document downloads, and the
+//! conflict-of-interest guard of the other staff actions on customers. A refusal that is
 //! a denial — a role that may not, a staff member tied to the applicant, the same reviewer
 //! approving twice — is written to the audit chain (`kyc.staff_action.refused`): attempts beyond
 //! one's role matter to auditors. Decisions are counted in the funnel, and every change of a
@@ -179,6 +180,32 @@ impl Verification {
             .await;
         self.audit_denial(caller, format!("document:{id}"), "download", doc)
             .await
+    }
+
+    /// The conflict-of-interest guard of staff actions outside the application workflow (job
+    /// reviews, group links, report filing): refuses, and audits the refusal as
+    /// `kyc.staff_action.refused` naming `attempted` and `subject`, when the staff member is
+    /// tied to any of `customers` (same email or organization). A customer that does not exist
+    /// is left to the action itself to report.
+    pub async fn guard_staff_action(
+        &self,
+        caller: &StaffCaller,
+        customers: &[Uuid],
+        subject: String,
+        attempted: &'static str,
+    ) -> Result<(), VerificationError> {
+        for &customer in customers {
+            match self
+                .store()
+                .verification()
+                .check_staff_conflict(caller, customer)
+                .await
+            {
+                Ok(()) | Err(VerificationError::NotFound) => {}
+                Err(e) => return self.audit_denial(caller, subject, attempted, Err(e)).await,
+            }
+        }
+        Ok(())
     }
 
     /// Passes `result` through; a denial is first written to the audit chain.

@@ -369,13 +369,19 @@ impl Meter {
 
     /// A new staff user with `role` (created with the CLI), signed in; returns its token.
     pub(crate) async fn staff(&self, role: &str) -> String {
-        let email = unique_email(role).to_lowercase();
+        self.staff_with_email(role, &unique_email(role).to_lowercase())
+            .await
+    }
+
+    /// A new staff user with `role` and `email` (created with the CLI), signed in; returns its
+    /// token.
+    pub(crate) async fn staff_with_email(&self, role: &str, email: &str) -> String {
         let config = self.gw.config_path();
         let args = [
             OsStr::new("staff"),
             OsStr::new("create"),
             OsStr::new("--email"),
-            OsStr::new(&email),
+            OsStr::new(email),
             OsStr::new("--role"),
             OsStr::new(role),
             OsStr::new("--password-stdin"),

@@ -249,6 +249,29 @@ impl LedgerStore<'_> {
         Ok(rows.into_iter().map(ReportRow::into_report).collect())
     }
 
+    /// The customer a held-job review is about, if the review exists (for staff conflict
+    /// checks before a decision).
+    pub async fn job_review_customer(&self, review_id: Uuid) -> Result<Option<Uuid>, LedgerError> {
+        let customer: Option<Uuid> = on_pool!(self.store, |pool| {
+            sqlx::query_scalar("SELECT customer_id FROM ledger_reviews WHERE id = $1")
+                .bind(review_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(customer)
+    }
+
+    /// The customer a training-run report is about, if the report exists.
+    pub async fn report_customer(&self, report_id: Uuid) -> Result<Option<Uuid>, LedgerError> {
+        let customer: Option<Uuid> = on_pool!(self.store, |pool| {
+            sqlx::query_scalar("SELECT customer_id FROM ledger_reports WHERE id = $1")
+                .bind(report_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(customer)
+    }
+
     /// Staff: records that a report was filed with the authority, with its reference.
     pub async fn mark_report_filed(
         &self,

@@ -33,6 +33,7 @@ pub mod state;
 pub mod webhooks;
 
 mod applications;
+mod conflict;
 mod idv_fetches;
 mod jurisdictions;
 mod linking;

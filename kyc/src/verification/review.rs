@@ -129,7 +129,8 @@ pub struct ApplicationStats {
 
 impl VerificationStore<'_> {
     /// The staff member as the state machine needs them: role and email from the store (a
-    /// disabled or unknown user is refused), organizations from the caller.
+    /// disabled or unknown user is refused), organizations from the caller and from a customer
+    /// account with the same email.
     pub(crate) async fn staff_party(
         &self,
         caller: &StaffCaller,
@@ -141,12 +142,22 @@ impl VerificationStore<'_> {
                 .await?
         });
         match row {
-            Some((role, email, None)) => Ok(StaffParty {
-                id: caller.staff_id,
-                role: parse_column(&role, "staff_users.role")?,
-                email,
-                organization_ids: caller.organization_ids.clone(),
-            }),
+            Some((role, email, None)) => {
+                // Tied to the caller's organizations and to those of a customer account the
+                // staff member holds under the same email (see `conflict`).
+                let mut organization_ids = caller.organization_ids.clone();
+                for org in self.organizations_of_email(&email).await? {
+                    if !organization_ids.contains(&org) {
+                        organization_ids.push(org);
+                    }
+                }
+                Ok(StaffParty {
+                    id: caller.staff_id,
+                    role: parse_column(&role, "staff_users.role")?,
+                    email,
+                    organization_ids,
+                })
+            }
             _ => Err(VerificationError::StaffUnknown),
         }
     }
