@@ -3,8 +3,8 @@
 //! answer never tells whether an account exists, and the length policy for human passwords.
 //!
 //! Argon2 takes tens of milliseconds and ~19 MiB by design; async callers use the `*_async`
-//! wrappers, which run it on tokio's blocking pool instead of stalling a runtime worker, under
-//! a concurrency bound (one hash per core by default) with a short queue. Past the queue, or
+//! wrappers, which run it on a fixed set of argon2 threads (see `workers`) instead of stalling a
+//! runtime worker, under a concurrency bound (one hash per core by default) with a short queue. Past the queue, or
 //! after waiting [`MAX_QUEUE_WAIT`], the call fails with [`PasswordError::Busy`] (answered 503
 //! with `Retry-After`), so the memory argon2 holds is bounded whatever the number of concurrent
 //! logins, sign-ups or API-key checks an attacker opens.
@@ -110,6 +110,8 @@ struct Inner {
     /// Most calls allowed to wait.
     queue: usize,
     argon2: Argon2<'static>,
+    /// The threads hashes run on, one per slot (see the `workers` module).
+    workers: Workers,
     /// A hash of [`DUMMY_PASSWORD`] with the current parameters, verified against when the
     /// account does not exist so the answer takes as long as for a real account.
     dummy: String,
@@ -172,9 +174,11 @@ impl Hasher {
             .hash_password(DUMMY_PASSWORD)
             .map_err(|_| PasswordError::HashFailed)?
             .to_string();
+        let workers = Workers::new(running).map_err(|_| PasswordError::TaskFailed)?;
         Ok(Hasher {
             inner: Arc::new(Inner {
                 params,
+                workers,
                 slots: Arc::new(Semaphore::new(running)),
                 waiting: AtomicUsize::new(0),
                 queue,
@@ -223,12 +227,12 @@ impl Hasher {
         let _ = self.verify(secret, &self.inner.dummy);
     }
 
-    /// [`Hasher::hash`] on tokio's blocking pool, within the concurrency bound.
+    /// [`Hasher::hash`] on the argon2 threads, within the concurrency bound.
     pub async fn hash_async(&self, secret: String) -> Result<String, PasswordError> {
         self.run(move |this| this.hash(&secret)).await?
     }
 
-    /// [`Hasher::verify`] on tokio's blocking pool, within the concurrency bound.
+    /// [`Hasher::verify`] on the argon2 threads, within the concurrency bound.
     pub async fn verify_async(
         &self,
         secret: String,
@@ -237,14 +241,14 @@ impl Hasher {
         self.run(move |this| this.verify(&secret, &phc)).await?
     }
 
-    /// [`Hasher::verify_unknown_user`] on tokio's blocking pool, within the concurrency bound;
+    /// [`Hasher::verify_unknown_user`] on the argon2 threads, within the concurrency bound;
     /// fails only with [`PasswordError::Busy`] or [`PasswordError::TaskFailed`].
     pub async fn verify_unknown_user_async(&self, secret: String) -> Result<(), PasswordError> {
         self.run(move |this| this.verify_unknown_user(&secret))
             .await
     }
 
-    /// Runs `work` on the blocking pool once a slot is free: at once when one is, after a
+    /// Runs `work` on the argon2 threads once a slot is free: at once when one is, after a
     /// queued wait of at most [`MAX_QUEUE_WAIT`] when the queue has room, else never (`Busy`).
     async fn run<R: Send + 'static>(
         &self,
@@ -269,13 +273,15 @@ impl Hasher {
             }
         };
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            // The slot is held until the hash is done, even if the caller went away.
-            let _permit = permit;
-            work(&this)
-        })
-        .await
-        .map_err(|_| PasswordError::TaskFailed)
+        self.inner
+            .workers
+            .run(move || {
+                // The slot is held until the hash is done, even if the caller went away.
+                let _permit = permit;
+                work(&this)
+            })
+            .await
+            .map_err(|_| PasswordError::TaskFailed)
     }
 
     fn needs_rehash(&self, stored: &PasswordHash) -> bool {
@@ -321,3 +327,6 @@ pub fn check_policy(password: &str) -> Result<(), PasswordError> {
 
 #[cfg(test)]
 mod tests;
+mod workers;
+
+use self::workers::Workers;
