@@ -42,6 +42,7 @@ pub struct LedgerMetrics {
     admissions: Family<AdmissionLabels, Counter>,
     flop_admitted: Family<TierLabel, Counter<f64>>,
     crossings: Family<CrossingLabel, Counter>,
+    leases_expired: Counter,
     open_reservations: Gauge,
     reports_due: Gauge,
     reports_overdue: Gauge,
@@ -56,6 +57,7 @@ impl LedgerMetrics {
             admissions: Family::default(),
             flop_admitted: Family::default(),
             crossings: Family::default(),
+            leases_expired: Counter::default(),
             open_reservations: Gauge::default(),
             reports_due: Gauge::default(),
             reports_overdue: Gauge::default(),
@@ -76,6 +78,11 @@ impl LedgerMetrics {
             m.crossings.clone(),
         );
         registry.register(
+            "computegate_job_leases_expired",
+            "Jobs closed by this replica because their lease ended without a final usage event",
+            m.leases_expired.clone(),
+        );
+        registry.register(
             "computegate_open_reservations",
             "Jobs holding a compute reservation",
             m.open_reservations.clone(),
@@ -91,6 +98,12 @@ impl LedgerMetrics {
             m.reports_overdue.clone(),
         );
         Arc::new(m)
+    }
+
+    /// Counts jobs this replica closed by lease expiry.
+    pub fn leases_expired(&self, n: usize) {
+        self.leases_expired
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
     /// Counts an admission outcome (labels from its typed decision and reason) and, when

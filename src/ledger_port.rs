@@ -172,6 +172,9 @@ fn ledger_request(
         route: job.route.to_string(),
         request_id: job.request_id.clone(),
         client_ip: Some(job.client_ip),
+        // The time limit the estimate used (the stated one, or the policy's longest under
+        // `assume_max`) plus the policy's grace.
+        lease: Some(estimate.duration.saturating_add(job.policy.lease_grace())),
         now: OffsetDateTime::now_utc(),
     }
 }

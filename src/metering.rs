@@ -22,6 +22,8 @@ use uuid::Uuid;
 
 use crate::ledger_metrics::LedgerMetrics;
 
+mod leases;
+
 /// The window usage events re-check thresholds over.
 const USAGE_THRESHOLD_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 

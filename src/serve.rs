@@ -97,6 +97,7 @@ pub async fn start(
         usage_secrets,
         ledger_metrics.clone(),
     );
+    metering.spawn_lease_sweep(stop.clone());
     let state = api::ApiState {
         identity: identity.clone(),
         kyc,

@@ -892,3 +892,97 @@ async fn a_split_found_after_the_fact_is_still_caught(backend: Backend) {
         "the linked group holds 25 E > 2e19 and no group report exists: {all:?}"
     );
 }
+
+// === an approval is spent only by a job the upstream took ===
+
+/// A review threshold for biological-sequence runs past 1e18 (report and review), and nothing
+/// else: a B200-hour of such a run is held; other runs pass.
+fn bio_review_policy() -> String {
+    let rule = "[[thresholds]]\nlabel = \"test-bio-review\"\nflop = 1e18\nscope = [\"run\"]\n\
+                action = [\"report\", \"review\"]\napplies_when = \"biological_sequence_data\"\n\
+                report_due_days = 14\nsource = \"metering black-box tests\"\n\
+                status = \"in_force\"\n\n";
+    policy("bio-review", &tiers(&[]), rule)
+}
+
+async fn an_upstream_refusal_gives_the_approval_back(backend: Backend) {
+    let m = Meter::start(backend, Some(&bio_review_policy())).await;
+    let reviewer = m.staff("reviewer").await;
+    let auditor = m.staff("auditor").await;
+    let c = m.customer_at("identity_verified").await;
+
+    // Every B200 of the simulator's fleet (128) is taken for 14 simulated days.
+    let filler = m.admit(&c, &job("b200", 128, 336.0, "fleet-filler")).await;
+    let filler_id = filler.body["id"].as_str().expect("sim job id").to_owned();
+
+    // A biological-sequence run is held; staff approve it.
+    let mut bio = job("b200", 1, 1.0, "bio-run");
+    bio["dataset"] = json!({"kind": "biological_sequence"});
+    let doc = expect_problem(m.submit(&c, &bio).await, 409, "job-held-for-review").await;
+    let review_id = doc["review_id"].as_str().expect("review_id").to_owned();
+    let path = format!("/staff/v1/job-reviews/{review_id}/decision");
+    let approve = json!({"action": "approve", "reason": "sequence-model lab, plan on file"});
+    assert_eq!(m.staff_post(&reviewer, &path, &approve).await.status(), 200);
+
+    // The approved job is admitted, but the upstream refuses it (no free B200): 409 from the
+    // simulator, and the gateway releases the reservation.
+    let resp = m.submit(&c, &bio).await;
+    let refused = expect_problem(resp, 409, "sim-insufficient-capacity").await;
+    assert!(refused.get("review_id").is_none(), "{refused}");
+
+    // The approval is unused again, and the report filed for the refused job is withdrawn.
+    let approved = m
+        .staff_list(&auditor, "/staff/v1/job-reviews?status=approved", "reviews")
+        .await;
+    let review = approved
+        .iter()
+        .find(|r| r["id"] == review_id.as_str())
+        .unwrap_or_else(|| panic!("review {review_id} not listed: {approved:?}"));
+    assert!(review["consumed_by"].is_null(), "{review}");
+    let due = m.reports(&auditor, "due", &c.id).await;
+    assert!(
+        due.is_empty(),
+        "a report stays due for a job that never ran: {due:?}"
+    );
+    let withdrawn = m.reports(&auditor, "withdrawn", &c.id).await;
+    assert_eq!(withdrawn.len(), 1, "{withdrawn:?}");
+    assert!(withdrawn[0]["withdrawn_at"].is_string(), "{withdrawn:?}");
+    let report_id = withdrawn[0]["id"].as_str().expect("report id");
+    let path = format!("/staff/v1/audit?subject=report:{report_id}&action=ledger.report.withdrawn");
+    assert_eq!(m.staff_list(&auditor, &path, "records").await.len(), 1);
+    let path = format!("/staff/v1/audit?subject=review:{review_id}&action=ledger.review.restored");
+    assert_eq!(m.staff_list(&auditor, &path, "records").await.len(), 1);
+
+    // Once the fleet is free, the retry is admitted on the same approval, without a new hold.
+    let resp = m
+        .http
+        .delete(m.gw.url(&format!("/v1/jobs/{filler_id}")))
+        .header("authorization", format!("Bearer {}", c.access))
+        .send()
+        .await
+        .expect("cancel the filler");
+    assert_eq!(resp.status(), 200, "cancel: {resp:?}");
+    let admitted = m.admit(&c, &bio).await;
+    assert_eq!(admitted.run, "bio-run");
+    let due = m.reports(&auditor, "due", &c.id).await;
+    assert_eq!(due.len(), 1, "the job that ran is reported: {due:?}");
+}
+
+#[tokio::test]
+async fn an_upstream_refusal_does_not_spend_the_approval() {
+    within(
+        TEST_TIMEOUT,
+        an_upstream_refusal_gives_the_approval_back(Backend::Sqlite),
+    )
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis (scripts/test.sh)"]
+async fn an_upstream_refusal_does_not_spend_the_approval_on_postgres() {
+    within(
+        TEST_TIMEOUT,
+        an_upstream_refusal_gives_the_approval_back(Backend::Postgres),
+    )
+    .await;
+}

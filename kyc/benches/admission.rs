@@ -228,6 +228,7 @@ fn request(customer_id: Uuid, n: usize, thresholds: Arc<ThresholdPolicy>) -> Adm
         route: "/v1/jobs".into(),
         request_id: Uuid::new_v4().to_string(),
         client_ip: None,
+        lease: None,
         now: OffsetDateTime::now_utc(),
     }
 }

@@ -158,6 +158,13 @@ impl Policy {
         self.doc.max_job_duration
     }
 
+    /// How long after its time limit an admitted job's lease ends: a job that has sent no final
+    /// usage event by its time limit plus this grace is closed, charged at its reservation.
+    /// Covers queueing before the job starts and late delivery of the final event. Default 1 h.
+    pub fn lease_grace(&self) -> Duration {
+        self.doc.lease_grace
+    }
+
     /// Ratio between declared (6·N·D) and hardware estimates above which a job is flagged.
     /// Default 10.
     pub fn declared_gap_factor(&self) -> f64 {

@@ -582,6 +582,8 @@ pub(super) struct PolicyDoc {
     pub(super) missing_time_limit: MissingTimeLimit,
     #[serde(default = "default_max_job_duration", with = "human_duration")]
     pub(super) max_job_duration: Duration,
+    #[serde(default = "default_lease_grace", with = "human_duration")]
+    pub(super) lease_grace: Duration,
     #[serde(default = "default_gap_factor")]
     pub(super) declared_gap_factor: f64,
     #[serde(default = "default_gap_action")]
@@ -614,6 +616,9 @@ fn default_lm_kinds() -> Vec<String> {
 }
 fn default_max_job_duration() -> Duration {
     Duration::from_secs(14 * 86_400)
+}
+fn default_lease_grace() -> Duration {
+    Duration::from_secs(3600)
 }
 fn default_gap_factor() -> f64 {
     10.0

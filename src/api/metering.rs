@@ -116,7 +116,13 @@ async fn reports(
         None => None,
         Some("due") => Some(ReportStatus::Due),
         Some("filed") => Some(ReportStatus::Filed),
-        Some(_) => return Err(ApiError::field("status", "must be `due` or `filed`")),
+        Some("withdrawn") => Some(ReportStatus::Withdrawn),
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "must be `due`, `filed` or `withdrawn`",
+            ));
+        }
     };
     let filter = ReportFilter {
         status,

@@ -13,6 +13,7 @@ pub mod applications;
 pub mod customer;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod metering;
 pub mod plane;
 pub mod review;
@@ -47,6 +48,7 @@ pub fn customer_router(state: ApiState) -> Router {
         .merge(applications::routes(&state.kyc))
         .merge(webhooks::routes())
         .merge(usage::routes())
+        .merge(jobs::customer_routes())
         .fallback(|| async { error::ApiError::NotFound })
         .layer(map_response(error::problem_for_bare_405))
         .with_state(state)
@@ -59,6 +61,7 @@ pub fn staff_router(state: ApiState) -> Router {
         .merge(tokens::staff_routes())
         .merge(review::routes())
         .merge(metering::routes())
+        .merge(jobs::staff_routes())
         .fallback(|| async { error::ApiError::NotFound })
         .layer(map_response(error::problem_for_bare_405))
         .with_state(state)

@@ -78,6 +78,14 @@ pub enum AuditAction {
     JobDenied,
     /// A job's reservation was released.
     JobReleased,
+    /// A job's lease ended without a final usage event; closed at its reservation.
+    JobExpired,
+    /// A customer or staff closed a job.
+    JobClosed,
+    /// The approval a never-run job consumed was given back.
+    ReviewRestored,
+    /// A report of a never-run job was withdrawn.
+    ReportWithdrawn,
     /// A usage event was applied to a job.
     UsageRecorded,
     /// Customers were linked into one group.
@@ -131,6 +139,10 @@ stored_enum!(AuditAction {
     JobHeld => "ledger.job.held",
     JobDenied => "ledger.job.denied",
     JobReleased => "ledger.job.released",
+    JobExpired => "ledger.job.expired",
+    JobClosed => "ledger.job.closed",
+    ReviewRestored => "ledger.review.restored",
+    ReportWithdrawn => "ledger.report.withdrawn",
     UsageRecorded => "ledger.usage.recorded",
     GroupLinked => "ledger.group.linked",
     GroupUnlinked => "ledger.group.unlinked",
@@ -173,7 +185,7 @@ mod tests {
             assert!(is_valid_action(action), "{action}");
             assert_eq!(action.as_str().parse::<AuditAction>(), Ok(action));
         }
-        assert_eq!(AuditAction::ALL.len(), 41);
+        assert_eq!(AuditAction::ALL.len(), 45);
         assert_eq!(
             AuditAction::ReportIdentityAttached,
             "ledger.report.identity_attached"

@@ -231,6 +231,8 @@ fn job_row(req: &AdmissionRequest, id: Uuid, run: RunRef) -> JobRow {
         used_flop: 0.0,
         accelerator_seconds: 0.0,
         flop_per_accelerator_second: req.flop_per_accelerator_second,
+        lease_expires_at: None,
+        decision: String::new(),
     }
 }
 
@@ -243,6 +245,13 @@ fn new_job<'a>(
     after_review: bool,
     now: DbTime,
 ) -> NewJob<'a> {
+    // Only an admitted job holds a reservation, so only it gets a lease.
+    let lease = match verdict {
+        Verdict::Admitted => req
+            .lease
+            .map(|l| DbTime::new(req.now.saturating_add(super::model::window(l)))),
+        Verdict::HeldForReview { .. } | Verdict::Denied(_) => None,
+    };
     let (status, decision, reserved) = match verdict {
         Verdict::Admitted if after_review => {
             ("reserved", "admitted_after_review", req.estimate_flop)
@@ -272,6 +281,7 @@ fn new_job<'a>(
         reserved_flop: reserved,
         flop_per_accelerator_second: req.flop_per_accelerator_second,
         decided_at: now,
+        lease_expires_at: lease,
     }
 }
 

@@ -134,6 +134,46 @@ pub(super) fn released(job: Uuid, reason: &str, flop: f64, at: OffsetDateTime) -
     .with_detail(detail)
 }
 
+/// The approval a released job had consumed, given back.
+pub(super) fn approval_restored(review: Uuid, job: Uuid, at: OffsetDateTime) -> AuditEntry {
+    AuditEntry::new(
+        at,
+        &Actor::system("gateway"),
+        AuditAction::ReviewRestored,
+        format!("review:{review}"),
+    )
+    .with_detail(json!({ "job_id": job, "why": "the job never ran (reservation released)" }))
+}
+
+/// A report withdrawn because its job never ran.
+pub(super) fn report_withdrawn(
+    report: Uuid,
+    job: Uuid,
+    was_filed: bool,
+    reason: &str,
+    at: OffsetDateTime,
+) -> AuditEntry {
+    AuditEntry::new(
+        at,
+        &Actor::system("gateway"),
+        AuditAction::ReportWithdrawn,
+        format!("report:{report}"),
+    )
+    .with_detail(json!({ "job_id": job, "was_filed": was_filed, "reason": reason }))
+}
+
+/// A job closed without a final usage event: `ledger.job.expired` by the lease sweep,
+/// `ledger.job.closed` by its customer or staff.
+pub(super) fn closed(
+    job: Uuid,
+    actor: &Actor,
+    action: AuditAction,
+    detail: serde_json::Value,
+    at: OffsetDateTime,
+) -> AuditEntry {
+    AuditEntry::new(at, actor, action, job_subject(job)).with_detail(detail)
+}
+
 /// A staff action on a ledger object (review, report, group).
 pub(super) fn staff_action(
     at: OffsetDateTime,

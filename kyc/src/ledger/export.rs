@@ -141,7 +141,7 @@ const ART52_JOBS: &str = "SELECT r.run_id, r.parent_run_id, root.run_id AS linea
      FROM ledger_jobs j JOIN ledger_runs r ON r.id = j.run \
      JOIN ledger_runs root ON root.id = j.lineage_root \
      WHERE j.customer_id = $1 AND j.decided_at >= $2 \
-       AND j.status IN ('reserved', 'running', 'finished') \
+       AND j.status IN ('reserved', 'running', 'finished', 'closed') \
      ORDER BY r.run_id, j.decided_at LIMIT $3";
 
 // === impl LedgerStore ===

@@ -95,7 +95,7 @@ const PART_TOTAL: &str = "SELECT COALESCE(SUM(j.used_flop + j.reserved_flop), 0.
 const LATEST_GROUP_JOB: &str = "SELECT j.id FROM ledger_group_members m \
      JOIN ledger_jobs j ON j.customer_id = m.customer_id \
      WHERE m.group_id = $1 AND j.decided_at > $2 \
-       AND j.status IN ('reserved', 'running', 'finished') \
+       AND j.status IN ('reserved', 'running', 'finished', 'closed') \
      ORDER BY j.decided_at DESC, j.id DESC LIMIT 1";
 
 /// One body per backend; `$lock` is the locking clause.

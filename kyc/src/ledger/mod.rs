@@ -41,18 +41,22 @@
 //! imports back from one that imports it (`scripts/import_cycles.py kyc/src --within ledger`).
 //! `decision` holds the pure rules; `sql` the queries (one text for both backends); `budgets` finds
 //! and locks a job's rows; `admit_tx` is the admission transaction body; the `admission`, `review`,
-//! `usage`, `groups`, `reads`, `ownership` and `export` modules add `impl LedgerStore` blocks (the
-//! `store.ledger()` handle); `audit` builds the chain records; `attributes` normalizes and hashes
-//! (keyed) linking attributes; `membership` holds the group queries and `link_thresholds` re-checks
-//! a group's thresholds when staff link it.
+//! `usage`, `groups`, `reads`, `ownership`, `close`, `jobs` and `export` modules add
+//! `impl LedgerStore` blocks (the `store.ledger()` handle); `audit` builds the chain records;
+//! `attributes` normalizes and hashes (keyed) linking attributes; `membership` holds the group
+//! queries and `link_thresholds` re-checks a group's thresholds when staff link it; `close` closes
+//! jobs without a final usage event (lease expiry, customer and staff closes) and `jobs` reads jobs
+//! for staff and customers.
 
 mod admission;
 mod admit_tx;
 mod attributes;
 mod audit;
 mod budgets;
+mod close;
 mod export;
 mod groups;
+mod jobs;
 mod link_thresholds;
 mod membership;
 mod model;
@@ -63,9 +67,11 @@ mod sql;
 mod usage;
 
 pub use self::attributes::{AttributeHash, AttributeKey, LinkAttribute, LinkValue};
+pub use self::close::{CloseCharge, CloseReason, ClosedJob, JobClose, LeaseSweep, close_charge};
 pub use self::export::{ExportFormat, ExportKind, quarter_due_date};
 pub(crate) use self::groups::link_attributes;
 pub use self::groups::{GroupMember, LinkOutcome, LinkedGroup, StaffLink};
+pub use self::jobs::{JobFilter, JobRecord};
 pub use self::link_thresholds::LinkCheck;
 pub(crate) use self::membership::GroupTx;
 pub use self::model::{

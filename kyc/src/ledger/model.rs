@@ -80,6 +80,11 @@ pub struct AdmissionRequest {
     pub request_id: String,
     /// The client's address, for the audit record.
     pub client_ip: Option<IpAddr>,
+    /// How long the job may stay open without a final usage event: its time limit plus the
+    /// policy's grace. At `now + lease` the lease sweep closes it, charged at its reservation
+    /// ([`LedgerStore::expire_leases`](crate::store::LedgerStore::expire_leases)). `None`: no lease (the job stays
+    /// open until usage settles it or it is closed).
+    pub lease: Option<Duration>,
     /// Decision time.
     pub now: OffsetDateTime,
 }
@@ -156,6 +161,10 @@ pub enum JobStatus {
     Finished,
     /// Admitted but never ran (the upstream refused it); reservation released.
     Released,
+    /// Closed without a final usage event: by lease expiry, by its customer or by staff
+    /// ([`CloseReason`](super::CloseReason)). No longer open; its charge stays counted until a
+    /// late `finished` usage event corrects it to the measured amount.
+    Closed,
     /// Waiting for a review decision (nothing reserved).
     HeldForReview,
     /// Refused (nothing reserved).
@@ -253,7 +262,8 @@ pub enum LedgerError {
         /// The reported total.
         reported: f64,
     },
-    /// Usage for a job that is not reserved or running (finished, held or denied).
+    /// Usage for, or a close of, a job that is not open (finished, held, denied, or — for a
+    /// close — already closed or released).
     #[error("job is {status:?}, not open for usage")]
     JobNotOpen {
         /// Its status.
@@ -300,6 +310,7 @@ stored_enum!(JobStatus {
     Running => "running",
     Finished => "finished",
     Released => "released",
+    Closed => "closed",
     HeldForReview => "held_for_review",
     Denied => "denied",
 });

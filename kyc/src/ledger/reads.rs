@@ -61,6 +61,9 @@ pub enum ReportStatus {
     Due,
     /// Filed with the authority.
     Filed,
+    /// Withdrawn: its job never ran (the upstream refused it and its reservation was
+    /// released). A filed report that is withdrawn needs a withdrawal sent to the authority.
+    Withdrawn,
 }
 
 /// Which reports [`LedgerStore::list_reports`] returns.
@@ -124,6 +127,11 @@ pub struct TrainingRunReport {
     pub filed_by: Option<String>,
     /// The authority's reference.
     pub filing_reference: Option<String>,
+    /// When it was withdrawn (its job never ran).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub withdrawn_at: Option<OffsetDateTime>,
+    /// Why it was withdrawn.
+    pub withdrawn_reason: Option<String>,
 }
 
 /// Unfiled reports, for the "reports due" gauge.
@@ -174,6 +182,8 @@ pub(super) struct ReportRow {
     filed_at: Option<OffsetDateTime>,
     filed_by: Option<String>,
     filing_reference: Option<String>,
+    withdrawn_at: Option<OffsetDateTime>,
+    withdrawn_reason: Option<String>,
 }
 
 /// The report columns in [`ReportRow`] order.
@@ -182,7 +192,7 @@ macro_rules! report_columns {
         "id, job_id, customer_id, organization_id, run_id, lineage_root, thresholds, \
          identity_snapshot, estimate_flop, hardware_flop, declared_flop, basis, table_version, \
          accelerators, accelerator_type, cumulative_flop, created_at, due_at, filed_at, \
-         filed_by, filing_reference"
+         filed_by, filing_reference, withdrawn_at, withdrawn_reason"
     };
 }
 pub(super) use report_columns;
@@ -203,8 +213,13 @@ const LIST_RUNS: &str = "SELECT r.id, r.customer_id, r.run_id, r.parent_run_id, 
 
 // === impl ReportStatus ===
 
-// `LedgerStore::list_reports` matches these names against `filed_at` in its query.
-crate::names::stored_enum!(ReportStatus { Due => "due", Filed => "filed" });
+// `LedgerStore::list_reports` matches these names against `filed_at` and `withdrawn_at` in its
+// query.
+crate::names::stored_enum!(ReportStatus {
+    Due => "due",
+    Filed => "filed",
+    Withdrawn => "withdrawn",
+});
 
 // === impl LedgerStore ===
 
@@ -231,8 +246,10 @@ impl LedgerStore<'_> {
             "SELECT ",
             report_columns!(),
             " FROM ledger_reports \
-             WHERE ($1 IS NULL OR ($1 = 'due' AND filed_at IS NULL) \
-                               OR ($1 = 'filed' AND filed_at IS NOT NULL)) \
+             WHERE ($1 IS NULL \
+                    OR ($1 = 'due' AND filed_at IS NULL AND withdrawn_at IS NULL) \
+                    OR ($1 = 'filed' AND filed_at IS NOT NULL) \
+                    OR ($1 = 'withdrawn' AND withdrawn_at IS NOT NULL)) \
                AND ($2 IS NULL OR due_at < $2) AND ($3 IS NULL OR customer_id = $3) \
              ORDER BY due_at, id LIMIT $4"
         );
@@ -377,7 +394,7 @@ impl LedgerStore<'_> {
         let (open, overdue): (i64, i64) = on_pool!(self.store, |pool| {
             sqlx::query_as(
                 "SELECT COUNT(*), COALESCE(SUM(CASE WHEN due_at < $1 THEN 1 ELSE 0 END), 0) \
-                 FROM ledger_reports WHERE filed_at IS NULL",
+                 FROM ledger_reports WHERE filed_at IS NULL AND withdrawn_at IS NULL",
             )
             .bind(DbTime::new(now))
             .fetch_one(pool)
@@ -455,6 +472,8 @@ impl ReportRow {
             filed_at: self.filed_at,
             filed_by: self.filed_by,
             filing_reference: self.filing_reference,
+            withdrawn_at: self.withdrawn_at,
+            withdrawn_reason: self.withdrawn_reason,
         }
     }
 }

@@ -54,7 +54,10 @@ impl LedgerStore<'_> {
     }
 
     /// Releases the reservation of an admitted job that never ran (the upstream refused it or
-    /// forwarding failed): status `released`, nothing charged, with its audit record.
+    /// forwarding failed): status `released`, nothing charged, with its audit record. An
+    /// approved review the job consumed is given back (`ledger.review.restored`), so the retry
+    /// is admitted without a new hold, and the job's reports are withdrawn
+    /// (`ledger.report.withdrawn`), in the same transaction.
     /// Idempotent. A job that already reported usage settles through its usage events instead
     /// ([`LedgerError::JobNotOpen`]); a usage event for a released job reopens it (it ran after
     /// all) and charges what it reports.
@@ -114,8 +117,22 @@ async fn release_in<T: LedgerTx + ChainTx>(
     };
     tx.add_to_budgets(keys, -job.used_flop, -job.reserved_flop)
         .await?;
-    let entry = audit::released(job.id, reason, job.reserved_flop, now);
-    audit::record(tx, &[entry]).await?;
+    // The job never ran: an approval it consumed is given back (the retry is admitted without
+    // a new hold), and its reports are withdrawn (a report stays due only for a job that ran).
+    let restored = if job.decision == "admitted_after_review" {
+        tx.restore_approval(job.id).await?
+    } else {
+        None
+    };
+    let withdrawn = tx.withdraw_reports(job.id, reason, at).await?;
+    let mut entries = vec![audit::released(job.id, reason, job.reserved_flop, now)];
+    entries.extend(restored.map(|review| audit::approval_restored(review, job.id, now)));
+    entries.extend(
+        withdrawn
+            .iter()
+            .map(|(report, filed)| audit::report_withdrawn(*report, job.id, *filed, reason, now)),
+    );
+    audit::record(tx, &entries).await?;
     Ok(true)
 }
 
@@ -256,10 +273,11 @@ fn charge_rate(job: &JobRow, event: &UsageEvent) -> f64 {
 /// reserved = what is left of the estimate (nothing once finished). Pure.
 fn apply(job: &JobRow, status: JobStatus, event: &UsageEvent) -> Result<Applied, LedgerError> {
     // A released job reported as running did run after all (the gateway released it on an
-    // answer that looked like a refusal): its usage counts, and it is open again.
+    // answer that looked like a refusal): its usage counts, and it is open again. A closed job's
+    // late events reconcile its charge (see below) without reopening it.
     if !matches!(
         status,
-        JobStatus::Reserved | JobStatus::Running | JobStatus::Released
+        JobStatus::Reserved | JobStatus::Running | JobStatus::Released | JobStatus::Closed
     ) {
         return Err(LedgerError::JobNotOpen { status });
     }
@@ -284,17 +302,19 @@ fn apply(job: &JobRow, status: JobStatus, event: &UsageEvent) -> Result<Applied,
     } else {
         seconds * charge_rate(job, event)
     };
-    let reserved_flop = if finished {
-        0.0
-    } else {
-        (job.estimate_flop - used_flop).max(0.0)
+    let (status, reserved_flop) = match status {
+        _ if finished => (JobStatus::Finished, 0.0),
+        // Closed without a final event: the charge fixed at closing stands (the job may still
+        // be running) unless measured usage passes it; only `finished` corrects it down to the
+        // measured amount.
+        JobStatus::Closed => (
+            JobStatus::Closed,
+            (job.used_flop + job.reserved_flop - used_flop).max(0.0),
+        ),
+        _ => (JobStatus::Running, (job.estimate_flop - used_flop).max(0.0)),
     };
     Ok(Applied {
-        status: if finished {
-            JobStatus::Finished
-        } else {
-            JobStatus::Running
-        },
+        status,
         used_flop,
         reserved_flop,
         accelerator_seconds: seconds,
@@ -349,6 +369,8 @@ mod tests {
             used_flop: used,
             accelerator_seconds: seconds,
             flop_per_accelerator_second: None,
+            lease_expires_at: None,
+            decision: "admitted".into(),
         }
     }
 
@@ -436,6 +458,35 @@ mod tests {
         .unwrap();
         assert_eq!((a.used_flop, a.reserved_flop), (300.0, 700.0));
         assert_eq!(a.status, JobStatus::Running);
+    }
+
+    #[test]
+    fn late_usage_of_a_closed_job_reconciles_its_charge() {
+        // Closed by lease expiry with nothing measured: charged its estimate.
+        let j = job(1000.0, 0.0, 1000.0, 0.0);
+        let beat = event(UsageKind::Heartbeat {
+            accelerator_seconds_total: 30.0,
+        });
+        let a = apply(&j, JobStatus::Closed, &beat).unwrap();
+        assert_eq!(
+            a.status,
+            JobStatus::Closed,
+            "a heartbeat does not reopen it"
+        );
+        assert_eq!((a.used_flop, a.reserved_flop), (300.0, 700.0));
+        // Measured past the charge: the measured amount.
+        let long = event(UsageKind::Heartbeat {
+            accelerator_seconds_total: 150.0,
+        });
+        let a = apply(&j, JobStatus::Closed, &long).unwrap();
+        assert_eq!((a.used_flop, a.reserved_flop), (1500.0, 0.0));
+        // The final event corrects the charge down to what was measured.
+        let done = event(UsageKind::Finished {
+            accelerator_seconds_total: 20.0,
+        });
+        let a = apply(&j, JobStatus::Closed, &done).unwrap();
+        assert_eq!(a.status, JobStatus::Finished);
+        assert_eq!((a.used_flop, a.reserved_flop), (200.0, 0.0));
     }
 
     #[test]

@@ -124,6 +124,7 @@ pub(super) fn job(customer_id: Uuid, run_id: &str, estimate_flop: f64) -> Admiss
         route: "/v1/jobs".into(),
         request_id: Uuid::new_v4().to_string(),
         client_ip: None,
+        lease: None,
         now: crate::support::t0(),
     }
 }

@@ -49,6 +49,7 @@ pub(crate) async fn admit(
         route: "/v1/jobs".into(),
         request_id: Uuid::new_v4().to_string(),
         client_ip: None,
+        lease: None,
         now: OffsetDateTime::now_utc(),
     };
     let options = AdmissionOptions {

@@ -251,6 +251,7 @@ mod tests {
             route: "/v1/jobs".into(),
             request_id: format!("req-{run}"),
             client_ip: None,
+            lease: None,
             now: OffsetDateTime::now_utc(),
         }
     }

@@ -9,7 +9,7 @@ use super::*;
 use crate::ledger::model::Crossing;
 use crate::store::DbTime;
 
-/// Binds `$1`..`$20` of [`INSERT_JOB`] (the same in [`INSERT_RESERVED_JOB`]).
+/// Binds `$1`..`$21` of [`INSERT_JOB`] (the same in [`INSERT_RESERVED_JOB`]).
 macro_rules! bind_job {
     ($query:expr, $j:expr) => {
         $query
@@ -33,6 +33,7 @@ macro_rules! bind_job {
             .bind($j.reserved_flop)
             .bind($j.decided_at)
             .bind($j.flop_per_accelerator_second)
+            .bind($j.lease_expires_at)
     };
 }
 
@@ -321,6 +322,40 @@ macro_rules! ledger_tx_for {
                     .execute(&mut **self)
                     .await
                     .map(drop)
+            }
+
+            async fn close_job(&mut self, c: &JobClosing<'_>) -> sqlx::Result<()> {
+                sqlx::query(CLOSE_JOB)
+                    .bind(c.reserved_flop)
+                    .bind(c.at)
+                    .bind(c.reason)
+                    .bind(c.closed_by)
+                    .bind(c.note)
+                    .bind(c.id)
+                    .execute(&mut **self)
+                    .await
+                    .map(drop)
+            }
+
+            async fn restore_approval(&mut self, job: Uuid) -> sqlx::Result<Option<Uuid>> {
+                sqlx::query_scalar(RESTORE_APPROVAL)
+                    .bind(job)
+                    .fetch_optional(&mut **self)
+                    .await
+            }
+
+            async fn withdraw_reports(
+                &mut self,
+                job: Uuid,
+                reason: &str,
+                at: DbTime,
+            ) -> sqlx::Result<Vec<(Uuid, bool)>> {
+                sqlx::query_as(WITHDRAW_REPORTS)
+                    .bind(at)
+                    .bind(reason)
+                    .bind(job)
+                    .fetch_all(&mut **self)
+                    .await
             }
         }
     };

@@ -92,6 +92,10 @@ pub(super) struct JobRow {
     pub(super) used_flop: f64,
     pub(super) accelerator_seconds: f64,
     pub(super) flop_per_accelerator_second: Option<f64>,
+    /// When the job's lease ends (`None`: no lease).
+    pub(super) lease_expires_at: Option<time::OffsetDateTime>,
+    /// The decision recorded at admission (`admitted_after_review` consumed an approval).
+    pub(super) decision: String,
 }
 
 /// A job row to insert.
@@ -117,6 +121,7 @@ pub(super) struct NewJob<'a> {
     pub(super) reserved_flop: f64,
     pub(super) flop_per_accelerator_second: Option<f64>,
     pub(super) decided_at: DbTime,
+    pub(super) lease_expires_at: Option<DbTime>,
 }
 
 /// Measured usage to write back to a job.
@@ -130,6 +135,18 @@ pub(super) struct JobUsage {
     pub(super) at: DbTime,
     pub(super) started: bool,
     pub(super) finished: bool,
+}
+
+/// A job closed without a final usage event.
+#[derive(Debug)]
+pub(super) struct JobClosing<'a> {
+    pub(super) id: Uuid,
+    /// The charge not backed by measured usage that stays counted.
+    pub(super) reserved_flop: f64,
+    pub(super) at: DbTime,
+    pub(super) reason: &'static str,
+    pub(super) closed_by: &'a str,
+    pub(super) note: Option<&'a str>,
 }
 
 /// A usage event row.
@@ -279,6 +296,25 @@ pub(super) trait LedgerTx: Send {
     /// Inserts a review hold.
     fn insert_review(&mut self, r: &NewReview<'_>)
     -> impl Future<Output = sqlx::Result<()>> + Send;
+
+    /// Marks an open job closed (status `closed`, its remaining charge, who and why).
+    fn close_job(&mut self, c: &JobClosing<'_>) -> impl Future<Output = sqlx::Result<()>> + Send;
+
+    /// Gives back the approval `job` consumed: the review is approved and unused again. Its
+    /// id, when there was one.
+    fn restore_approval(
+        &mut self,
+        job: Uuid,
+    ) -> impl Future<Output = sqlx::Result<Option<Uuid>>> + Send;
+
+    /// Withdraws the reports of `job` not withdrawn yet; their ids and whether each had been
+    /// filed.
+    fn withdraw_reports(
+        &mut self,
+        job: Uuid,
+        reason: &str,
+        at: DbTime,
+    ) -> impl Future<Output = sqlx::Result<Vec<(Uuid, bool)>>> + Send;
 }
 
 /// The budget rows an admission or usage event locks — customer, lineage (by root `$3`, or by
@@ -307,7 +343,7 @@ macro_rules! job_sql {
         "SELECT j.id, j.customer_id, j.organization_id, r.run_id, j.lineage_root, j.status, \
          j.estimate_flop, j.hardware_flop, j.declared_flop, j.basis, j.table_version, \
          j.accelerators, j.accelerator_type, j.bio_sequence, j.reserved_flop, j.used_flop, \
-         j.accelerator_seconds, j.flop_per_accelerator_second \
+         j.accelerator_seconds, j.flop_per_accelerator_second, j.lease_expires_at, j.decision \
          FROM ledger_jobs j JOIN ledger_runs r ON r.id = j.run WHERE j.id = $1"
     };
 }
@@ -348,21 +384,22 @@ macro_rules! insert_job_sql {
         "INSERT INTO ledger_jobs (id, customer_id, organization_id, run, \
          lineage_root, status, decision, request_id, route, estimate_flop, hardware_flop, \
          declared_flop, basis, table_version, accelerators, accelerator_type, bio_sequence, \
-         reserved_flop, used_flop, accelerator_seconds, decided_at, flop_per_accelerator_second) \
+         reserved_flop, used_flop, accelerator_seconds, decided_at, flop_per_accelerator_second, \
+         lease_expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, 0.0, 0.0, $19, $20)"
+         $18, 0.0, 0.0, $19, $20, $21)"
     };
 }
 
 const INSERT_JOB: &str = insert_job_sql!();
 
-/// PostgreSQL: [`INSERT_JOB`] and the reservation on the lineage (`$21`), customer (`$22`) and
-/// organization (`$23`) budget rows in one statement (a data-modifying CTE), one round trip
+/// PostgreSQL: [`INSERT_JOB`] and the reservation on the lineage (`$22`), customer (`$23`) and
+/// organization (`$24`) budget rows in one statement (a data-modifying CTE), one round trip
 /// less per admission. The rows are already locked by this transaction.
 const INSERT_RESERVED_JOB: &str = concat!(
     "WITH reserve AS (UPDATE ledger_budgets SET reserved_flop = reserved_flop + $18 \
-     WHERE (scope = 'lineage' AND scope_id = $21) OR (scope = 'customer' AND scope_id = $22) \
-        OR (scope = 'organization' AND scope_id = $23)) ",
+     WHERE (scope = 'lineage' AND scope_id = $22) OR (scope = 'customer' AND scope_id = $23) \
+        OR (scope = 'organization' AND scope_id = $24)) ",
     insert_job_sql!()
 );
 
@@ -390,11 +427,24 @@ const INSERT_REVIEW: &str = "INSERT INTO ledger_reviews (id, job_id, customer_id
      estimate_flop, thresholds, hold_reason, status, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8)";
 
-/// Thresholds fired for up to four scopes: crossings recorded for jobs that were admitted.
+/// Thresholds fired for up to four scopes: crossings recorded for jobs that were admitted (and
+/// did not turn out never to have run).
 const FIRED: &str = "SELECT DISTINCT c.scope_id, c.label FROM ledger_crossings c \
      JOIN ledger_jobs j ON j.id = c.job_id \
      WHERE c.scope_id IN ($1, $2, $3, $4) \
-       AND j.status IN ('reserved', 'running', 'finished')";
+       AND j.status IN ('reserved', 'running', 'finished', 'closed')";
+
+/// Closes an open job (the caller holds its row lock and checked it is open).
+const CLOSE_JOB: &str = "UPDATE ledger_jobs SET status = 'closed', reserved_flop = $1, \
+     finished_at = $2, closed_reason = $3, closed_by = $4, close_note = $5 WHERE id = $6";
+
+/// The approval a job consumed, given back.
+const RESTORE_APPROVAL: &str = "UPDATE ledger_reviews SET consumed_by = NULL, consumed_at = NULL \
+     WHERE consumed_by = $1 AND status = 'approved' RETURNING id";
+
+/// A never-run job's reports, withdrawn.
+const WITHDRAW_REPORTS: &str = "UPDATE ledger_reports SET withdrawn_at = $1, withdrawn_reason = $2 \
+     WHERE job_id = $3 AND withdrawn_at IS NULL RETURNING id, filed_at IS NOT NULL";
 
 // After the SQL text macros, which `backends` expands.
 mod backends;
