@@ -13,7 +13,8 @@ use computegate_kyc::accounts::Actor;
 use computegate_kyc::audit::{AuditAction, AuditEntry};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::ledger::{
-    ExportFormat, ExportKind, LedgerError, StaffLink, UsageEvent, UsageKind, UsageOutcome,
+    ExportFormat, ExportKind, JobFilter, LedgerError, StaffLink, UsageEvent, UsageKind,
+    UsageOutcome, UsageQuery,
 };
 use computegate_kyc::verification::webhooks::WebhookSecrets;
 use computegate_policy::ThresholdPolicy;
@@ -23,6 +24,7 @@ use uuid::Uuid;
 use crate::ledger_metrics::LedgerMetrics;
 
 mod leases;
+pub mod usage_view;
 
 /// The window usage events re-check thresholds over.
 const USAGE_THRESHOLD_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -210,6 +212,47 @@ impl Metering {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// How many of a customer's jobs its usage view lists (newest first).
+const USAGE_VIEW_JOBS: u32 = 100;
+
+impl Metering {
+    /// The customer's own usage view: totals, caps and thresholds ahead per scope, its jobs and
+    /// its notices (see [`usage_view`]).
+    pub async fn customer_usage(
+        &self,
+        customer_id: Uuid,
+        organization_id: Option<Uuid>,
+        tier_name: &str,
+    ) -> Result<usage_view::UsageView, MeteringError> {
+        const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 86_400);
+        let policy = self.policy.current();
+        let tier = policy.tier(tier_name);
+        // Admission counts the customer cap and the thresholds over the tier's window.
+        let window = tier.map_or(DEFAULT_WINDOW, |t| t.window);
+        let query = UsageQuery {
+            customer_id,
+            organization_id,
+            cap_window: window,
+            threshold_window: window,
+            now: OffsetDateTime::now_utc(),
+        };
+        let usage = self.store.ledger().customer_usage(&query).await?;
+        let filter = JobFilter {
+            customer_id: Some(customer_id),
+            status: None,
+            limit: USAGE_VIEW_JOBS,
+        };
+        let jobs = self.store.ledger().list_jobs(&filter).await?;
+        let viewer = usage_view::Viewer {
+            customer_id,
+            organization_id,
+            tier,
+            tier_name,
+        };
+        Ok(usage_view::build(&policy, viewer, &usage, &jobs))
     }
 }
 

@@ -3,6 +3,7 @@
 //! `lease_grace` in the test policy) and by closing its own job; another customer's close
 //! answers 404; staff close any job with a reason, audited; a late usage event corrects an
 //! expired job's charge; with two replicas on one PostgreSQL each job expires exactly once.
+//! The usage view: budgets, caps and thresholds ahead per scope, jobs and notices.
 
 mod support;
 
@@ -10,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use support::identity::eventually;
+use support::identity::{create_key, eventually};
 use support::metering::{
-    Backend, Cust, Meter, assert_flop, h100_flop, job, num, policy, tiers, usage_event,
+    Backend, Cust, Meter, assert_flop, h100_flop, job, num, policy, threshold, tiers, usage_event,
 };
 use support::{TEST_TIMEOUT, expect_problem, within};
 
@@ -251,4 +252,126 @@ async fn customers_close_their_own_jobs_and_staff_close_any() {
 #[ignore = "needs PostgreSQL and Redis (COMPUTEGATE_TEST_DATABASE_URL, COMPUTEGATE_TEST_REDIS_URL)"]
 async fn customers_close_their_own_jobs_and_staff_close_any_on_postgres() {
     within(TEST_TIMEOUT, closes(Backend::Postgres)).await;
+}
+
+// === the usage view ===
+
+async fn usage_of(m: &Meter, bearer: &str) -> reqwest::Response {
+    m.http
+        .get(m.gw.url("/computegate/v1/usage"))
+        .header("authorization", format!("Bearer {bearer}"))
+        .send()
+        .await
+        .expect("send usage read")
+}
+
+fn scope<'a>(view: &'a Value, name: &str) -> &'a Value {
+    view["scopes"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["scope"] == name))
+        .unwrap_or_else(|| panic!("no {name} scope in {view}"))
+}
+
+#[tokio::test]
+async fn the_usage_view_shows_budgets_thresholds_jobs_and_notices() {
+    within(TEST_TIMEOUT, async {
+        let caps = "max_flop_per_run = 1e21\nmax_flop_per_customer_window = 1e22\n\
+                    max_concurrent_jobs = 2";
+        let thresholds = [
+            threshold("heads-up", 1e19, &["run", "customer"], &["notify"]),
+            threshold("file-it", 1e20, &["run"], &["report"]),
+        ]
+        .concat();
+        let text = policy("usage-view", &tiers(&[("unverified", caps)]), &thresholds);
+        let m = Meter::start(Backend::Sqlite, Some(&text)).await;
+        let c = m.customer().await;
+        let other = m.customer().await;
+
+        // Eight H100-hours (≈1.14e19) pass `heads-up` for the run and the customer.
+        let (_, job_id) = m.admit_echo(&c, &job("h100", 8, 1.0, "usage-run")).await;
+        let flop = h100_flop(8, 1.0);
+
+        let resp = usage_of(&m, &c.access).await;
+        assert_eq!(resp.status(), 200, "{resp:?}");
+        let view: Value = resp.json().await.expect("usage JSON");
+        assert_eq!(view["tier"], "unverified", "{view}");
+        assert_eq!(
+            view["concurrent_jobs"],
+            json!({"open": 1, "cap": 2}),
+            "{view}"
+        );
+
+        let run = scope(&view, "run");
+        assert_eq!(run["run_id"], "usage-run", "{view}");
+        assert_flop(num(&run["total_flop"]), flop, "run total");
+        assert_flop(num(&run["cap_flop"]), 1e21, "run cap");
+        assert_flop(num(&run["remaining_flop"]), 1e21 - flop, "run remaining");
+        let ahead = run["thresholds_ahead"].as_array().expect("ahead");
+        assert_eq!(ahead.len(), 1, "heads-up is passed, file-it ahead: {run}");
+        assert_eq!(ahead[0]["label"], "file-it", "{run}");
+        assert_eq!(ahead[0]["actions"], json!(["report"]), "{run}");
+        assert_eq!(ahead[0]["report_due_days"], 14, "{run}");
+        assert!(
+            ahead[0]["means"][0]
+                .as_str()
+                .is_some_and(|s| s.contains("14 days")),
+            "{run}"
+        );
+        assert_flop(num(&ahead[0]["remaining_flop"]), 1e20 - flop, "to file-it");
+
+        let customer = scope(&view, "customer");
+        assert_flop(num(&customer["total_flop"]), flop, "customer total");
+        assert_flop(num(&customer["cap_flop"]), 1e22, "customer cap");
+        assert_eq!(customer["window"], "30d", "{customer}");
+        assert_eq!(customer["thresholds_ahead"], json!([]), "{customer}");
+        assert_flop(
+            num(&scope(&view, "group")["total_flop"]),
+            flop,
+            "group of one",
+        );
+
+        let jobs = view["jobs"].as_array().expect("jobs");
+        assert_eq!(jobs.len(), 1, "{view}");
+        assert_eq!(jobs[0]["id"], job_id.as_str(), "{view}");
+        assert_eq!(jobs[0]["status"], "reserved", "{view}");
+        assert_flop(num(&jobs[0]["estimate_flop"]), flop, "job estimate");
+        assert_eq!(num(&jobs[0]["measured_flop"]), 0.0, "{view}");
+
+        let notices = view["notices"].as_array().expect("notices");
+        let mut scopes: Vec<&str> = notices.iter().filter_map(|n| n["scope"].as_str()).collect();
+        scopes.sort_unstable();
+        assert_eq!(scopes, ["customer", "run"], "{view}");
+        assert!(notices.iter().all(|n| n["label"] == "heads-up"), "{view}");
+
+        // Another customer sees only its own (empty) usage.
+        let theirs: Value = usage_of(&m, &other.access)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(theirs["jobs"], json!([]), "{theirs}");
+        assert_eq!(theirs["notices"], json!([]), "{theirs}");
+
+        // A read-only API key reads the view but may not close a job.
+        let (_, key) = create_key(
+            &m.http,
+            &m.gw,
+            &c.access,
+            json!({"name": "ro", "scopes": ["read"]}),
+        )
+        .await;
+        assert_eq!(usage_of(&m, &key).await.status(), 200);
+        let reader = Cust {
+            id: c.id.clone(),
+            access: key,
+        };
+        let doc = expect_problem(
+            customer_close(&m, &reader, &job_id).await,
+            403,
+            "scope-missing",
+        )
+        .await;
+        assert_eq!(doc["missing_scope"], "jobs", "{doc}");
+    })
+    .await;
 }

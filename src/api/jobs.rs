@@ -1,5 +1,7 @@
-//! Closing metered jobs and reading them: `POST /computegate/v1/jobs/{id}/close` (a customer
-//! closes its own job; any other id answers 404; an API key needs `jobs`), and on the admin listener
+//! The customer's own usage and jobs, and closing metered jobs: `GET /computegate/v1/usage`
+//! (totals, caps and thresholds ahead per scope, jobs, notices; an API key needs `read`),
+//! `POST /computegate/v1/jobs/{id}/close` (a customer closes its own job; any other id answers
+//! 404; an API key needs `jobs`), and on the admin listener
 //! `POST /staff/v1/jobs/{id}/close` with a reason (acting roles), `GET /staff/v1/jobs` and
 //! `GET /staff/v1/jobs/{id}` (every staff role). What a closed job is charged is decided by the
 //! ledger (`computegate_kyc::ledger::close_charge`).
@@ -17,7 +19,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::error::ApiError;
-use super::extract::{Acting, CustomerCaller, JsonBody, PathId, QueryParams, StaffCaller};
+use super::extract::{
+    Acting, CustomerCaller, JsonBody, PathId, QueryParams, StaffCaller, no_store,
+};
 use super::state::ApiState;
 use crate::metering::Metering;
 
@@ -40,7 +44,9 @@ struct JobQuery {
 
 /// The customer's job routes (public listener).
 pub(crate) fn customer_routes() -> Router<ApiState> {
-    Router::new().route("/computegate/v1/jobs/{id}/close", post(customer_close))
+    Router::new()
+        .route("/computegate/v1/usage", get(customer_usage))
+        .route("/computegate/v1/jobs/{id}/close", post(customer_close))
 }
 
 /// The staff job routes (admin listener).
@@ -49,6 +55,25 @@ pub(crate) fn staff_routes() -> Router<ApiState> {
         .route("/staff/v1/jobs", get(staff_list))
         .route("/staff/v1/jobs/{id}", get(staff_read))
         .route("/staff/v1/jobs/{id}/close", post(staff_close))
+}
+
+/// The caller's usage view.
+async fn customer_usage(
+    State(metering): State<Arc<Metering>>,
+    caller: CustomerCaller,
+) -> Result<Response, ApiError> {
+    if !caller.principal.scopes.contains(Scope::Read) {
+        return Err(ApiError::ScopeMissing(Scope::Read));
+    }
+    let organization = caller
+        .principal
+        .organization_id
+        .as_deref()
+        .and_then(|o| uuid::Uuid::parse_str(o).ok());
+    let view = metering
+        .customer_usage(caller.customer_id, organization, &caller.principal.tier)
+        .await?;
+    Ok(no_store(Json(view)))
 }
 
 /// A customer closes its own job; with an API key the key needs the `jobs` scope (a close is a

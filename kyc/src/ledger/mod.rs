@@ -41,12 +41,12 @@
 //! imports back from one that imports it (`scripts/import_cycles.py kyc/src --within ledger`).
 //! `decision` holds the pure rules; `sql` the queries (one text for both backends); `budgets` finds
 //! and locks a job's rows; `admit_tx` is the admission transaction body; the `admission`, `review`,
-//! `usage`, `groups`, `reads`, `ownership`, `close`, `jobs` and `export` modules add
-//! `impl LedgerStore` blocks (the `store.ledger()` handle); `audit` builds the chain records;
+//! `usage`, `groups`, `reads`, `ownership`, `close`, `jobs`, `customer_usage` and `export` modules
+//! add `impl LedgerStore` blocks (the `store.ledger()` handle); `audit` builds the chain records;
 //! `attributes` normalizes and hashes (keyed) linking attributes; `membership` holds the group
 //! queries and `link_thresholds` re-checks a group's thresholds when staff link it; `close` closes
-//! jobs without a final usage event (lease expiry, customer and staff closes) and `jobs` reads jobs
-//! for staff and customers.
+//! jobs without a final usage event (lease expiry, customer and staff closes), `jobs` reads jobs
+//! for staff and customers and `customer_usage` a customer's own totals per scope.
 
 mod admission;
 mod admit_tx;
@@ -54,6 +54,7 @@ mod attributes;
 mod audit;
 mod budgets;
 mod close;
+mod customer_usage;
 mod export;
 mod groups;
 mod jobs;
@@ -68,6 +69,7 @@ mod usage;
 
 pub use self::attributes::{AttributeHash, AttributeKey, LinkAttribute, LinkValue};
 pub use self::close::{CloseCharge, CloseReason, ClosedJob, JobClose, LeaseSweep, close_charge};
+pub use self::customer_usage::{CustomerUsage, LineageTotal, ScopeCrossing, UsageQuery};
 pub use self::export::{ExportFormat, ExportKind, quarter_due_date};
 pub(crate) use self::groups::link_attributes;
 pub use self::groups::{GroupMember, LinkOutcome, LinkedGroup, StaffLink};
