@@ -403,6 +403,39 @@ impl Action {
             Action::Block => "block",
         }
     }
+
+    // What each action does is said here, by exhaustive matches, and nowhere else: a new action
+    // is a compile error in these functions, and the ledger asks them instead of comparing.
+
+    /// A crossing job is held until a compliance officer approves it.
+    pub fn holds_for_review(self) -> bool {
+        match self {
+            Action::Review => true,
+            Action::Notify | Action::Report | Action::Block => false,
+        }
+    }
+
+    /// A crossing job is refused.
+    pub fn refuses(self) -> bool {
+        match self {
+            Action::Block => true,
+            Action::Notify | Action::Report | Action::Review => false,
+        }
+    }
+
+    /// An admitted job that crosses it gets a report record with a due date.
+    pub fn files_report(self) -> bool {
+        match self {
+            Action::Report | Action::Review | Action::Block => true,
+            Action::Notify => false,
+        }
+    }
+
+    /// The action acts on the job that crosses it (hold or refuse), so a crossing found without
+    /// a job (two accounts linked by staff) stays unfired for the next job to meet it.
+    pub fn acts_on_the_job(self) -> bool {
+        self.holds_for_review() || self.refuses()
+    }
 }
 
 impl FromStr for Action {

@@ -16,7 +16,6 @@ use super::model::{
 use super::sql::{BudgetKeys, JobRow, LedgerTx, NewJob, NewReport, NewReview};
 use crate::audit::ChainTx;
 use crate::store::DbTime;
-use computegate_policy::Action;
 use computegate_policy::admission::{self as decision, JobFigures, Proposal};
 
 /// The admission transaction body, generic over the backend: lock and read, decide, write,
@@ -161,7 +160,7 @@ async fn hold<T: LedgerTx>(
 ) -> Result<(), LedgerError> {
     let held: Vec<Crossing> = crossings
         .iter()
-        .filter(|c| c.action == Action::Review)
+        .filter(|c| c.action.holds_for_review())
         .cloned()
         .collect();
     tx.insert_review(&NewReview {
@@ -190,7 +189,7 @@ pub(super) async fn write_report<T: LedgerTx>(
 ) -> Result<Vec<Uuid>, LedgerError> {
     let reportable: Vec<Crossing> = crossings
         .iter()
-        .filter(|c| c.action >= Action::Report)
+        .filter(|c| c.action.files_report())
         .cloned()
         .collect();
     if reportable.is_empty() {

@@ -21,7 +21,7 @@ use super::membership::GroupTx;
 use super::model::{Crossing, LedgerError, window_start};
 use super::sql::LedgerTx;
 use crate::store::DbTime;
-use computegate_policy::{Action, Scope, ThresholdPolicy, ThresholdRule};
+use computegate_policy::{Scope, ThresholdPolicy, ThresholdRule};
 
 /// What a link-time re-check fired.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -119,12 +119,14 @@ pub(super) fn link_crossings(
         computegate_policy::admission::merge_crossing(&mut out, r, group, before, after);
     }
     // Labels whose strongest action needs a job to act on stay unfired for the next job.
-    out.retain(|c| c.action <= Action::Report);
+    out.retain(|c| !c.action.acts_on_the_job());
     out
 }
 
 #[cfg(test)]
 mod tests {
+    use computegate_policy::Action;
+
     use super::*;
 
     fn rule(label: &str, flop: f64, scope: Scope, action: Action) -> ThresholdRule {

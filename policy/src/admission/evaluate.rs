@@ -18,7 +18,7 @@
 use uuid::Uuid;
 
 use super::model::{Crossing, Denial, DenialReason, Totals};
-use crate::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
+use crate::{LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
 
 /// Totals read under the budget locks, before the job, with the ids of each scope.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +86,7 @@ pub fn evaluate(
     let crossings = fired_now(&policy.rules, job.bio_sequence, snapshot, projected);
     let denial = cap_denial(limits, &snapshot.totals, job.estimate_flop)
         .or_else(|| block_denial(&policy.rules, job.bio_sequence, snapshot, projected));
-    let review = job.hold_for_review || crossings.iter().any(|c| c.action == Action::Review);
+    let review = job.hold_for_review || crossings.iter().any(|c| c.action.holds_for_review());
     let proposal = match denial {
         Some(denial) => Proposal::Deny(denial),
         None if review => Proposal::Review,
@@ -189,7 +189,7 @@ fn block_denial(
     estimate: f64,
 ) -> Option<Denial> {
     applicable(rules, bio_sequence)
-        .filter(|r| r.action == Action::Block)
+        .filter(|r| r.action.refuses())
         .filter(|r| {
             scope_total(r.scope, snapshot).is_some_and(|(_, total)| total + estimate >= r.flop)
         })
