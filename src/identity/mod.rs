@@ -172,7 +172,7 @@ impl Identity {
                 let client = computegate_kyc::cluster::redis_client(url)
                     .context("redis.url is not a valid Redis URL")?;
                 // None of these needs Redis to be up now: a replica starts during an outage
-                // with notices degraded (see `notices::spawn_recheck`) and the login throttle
+                // with notices degraded (see `Identity::spawn_notice_recheck`) and the login throttle
                 // on its local counters, and reconnects by itself.
                 let notices = Notices::redis_degradable(client.clone(), prefix)
                     .await
@@ -241,7 +241,7 @@ impl Identity {
             logins,
         });
         identity.spawn_notice_listener();
-        notices::spawn_recheck(&identity, registry);
+        identity.spawn_notice_recheck(registry);
         Ok(identity)
     }
 

@@ -53,6 +53,14 @@ impl Identity {
     pub(super) fn spawn_notice_listener(self: &Arc<Self>) {
         spawn_listener(self);
     }
+
+    /// Starts the outage re-check task (see [`spawn_recheck`]) and registers its gauge.
+    pub(super) fn spawn_notice_recheck(
+        self: &Arc<Self>,
+        registry: &mut prometheus_client::registry::Registry,
+    ) {
+        spawn_recheck(self, registry);
+    }
 }
 
 fn spawn_listener(identity: &Arc<Identity>) {
@@ -112,10 +120,7 @@ const MIN_RECHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis
 /// [`computegate_gateway::credentials::CredentialVerifier::recheck`] at once and then every half
 /// `auth.principal_cache_ttl`, so a revocation on another replica is in force here within
 /// `principal_cache_ttl` of the outage being noticed. Sets `computegate_notices_degraded`.
-pub(super) fn spawn_recheck(
-    identity: &Arc<Identity>,
-    registry: &mut prometheus_client::registry::Registry,
-) {
+fn spawn_recheck(identity: &Arc<Identity>, registry: &mut prometheus_client::registry::Registry) {
     let gauge = prometheus_client::metrics::gauge::Gauge::<i64>::default();
     registry.register(
         "computegate_notices_degraded",

@@ -39,7 +39,7 @@
 //! `model` holds the shared vocabulary (requests, verdicts, totals, crossings, errors) and imports
 //! no other ledger module; this file only declares modules and re-exports, so no ledger module
 //! imports back from one that imports it (`scripts/import_cycles.py kyc/src --within ledger`).
-//! `decision` holds the pure rules; `sql` the queries (one text for both backends); `budgets` finds
+//! The pure rules are `computegate_policy::admission` (re-exported here); `sql` the queries (one text for both backends); `budgets` finds
 //! and locks a job's rows; `admit_tx` is the admission transaction body; the `admission`, `review`,
 //! `usage`, `groups`, `reads`, `ownership`, `close`, `jobs`, `customer_usage` and `export` modules
 //! add `impl LedgerStore` blocks (the `store.ledger()` handle); `audit` builds the chain records;
