@@ -1,6 +1,6 @@
 //! Staff conflicts of interest through the real binary: a reviewer whose staff email is also a
-//! customer account's may neither approve that customer's held job nor unlink it from its group
-//! (403, recorded as `kyc.staff_action.refused`), while a reviewer tied to nobody may. SQLite and
+//! customer account's may neither approve that customer's held job, unlink it from its group nor
+//! close its job (403, recorded as `kyc.staff_action.refused`), while a reviewer tied to nobody may. SQLite and
 //! PostgreSQL.
 
 mod support;
@@ -94,6 +94,33 @@ async fn tied_reviewers_are_refused(backend: Backend) {
         .staff_post(&other, "/staff/v1/groups/unlink", &unlink)
         .await;
     assert_eq!(resp.status(), 200, "unlink by an untied reviewer: {resp:?}");
+    // Nor close the customer's running job; the untied reviewer may.
+    let small = job("h100", 1, 0.1, "own-small");
+    let resp = m.submit(&own, &small).await;
+    assert!(resp.status().is_success(), "small job admitted: {resp:?}");
+    let path = format!("/staff/v1/jobs?customer_id={}&status=reserved", own.id);
+    let jobs = m.staff_list(&auditor, &path, "jobs").await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let close = format!(
+        "/staff/v1/jobs/{}/close",
+        jobs[0]["id"].as_str().expect("job id")
+    );
+    let reason = json!({"reason": "stuck"});
+    let resp = m.staff_post(&tied, &close, &reason).await;
+    expect_problem(resp, 403, "forbidden").await;
+    let audited = refusals(
+        &m,
+        &auditor,
+        &format!("job:{}", jobs[0]["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        audited[0]["detail"]["attempted"], "job.close",
+        "{audited:?}"
+    );
+    let resp = m.staff_post(&other, &close, &reason).await;
+    assert_eq!(resp.status(), 200, "close by an untied reviewer: {resp:?}");
+
     // The tied reviewer may act on customers it is not tied to.
     let stranger = m.customer().await;
     let link = json!({"customer_a": stranger.id, "customer_b": partner.id, "reason": "same IP"});

@@ -24,6 +24,7 @@ use super::extract::{
 };
 use super::state::ApiState;
 use crate::metering::Metering;
+use crate::verification::Verification;
 
 /// Largest page the staff job list answers.
 const PAGE: u32 = 500;
@@ -101,9 +102,12 @@ async fn customer_close(
     Ok(Json(closed).into_response())
 }
 
-/// Staff close any job, with a reason (audited with it).
+/// Staff close any job, with a reason (audited with it) — except a job of a customer account
+/// they are tied to (same email or organization): refused 403 and audited, like every staff
+/// action on a customer.
 async fn staff_close(
     State(metering): State<Arc<Metering>>,
+    State(kyc): State<Arc<Verification>>,
     caller: StaffCaller<Acting>,
     PathId(job_id): PathId,
     JsonBody(body): JsonBody<StaffClose>,
@@ -111,6 +115,11 @@ async fn staff_close(
     if body.reason.trim().is_empty() {
         return Err(ApiError::field("reason", "is required"));
     }
+    let job = metering.store().ledger().job_record(job_id).await?;
+    let customer = job.ok_or(ApiError::NotFound)?.customer_id;
+    let subject = format!("job:{job_id}");
+    kyc.guard_staff_action(&caller.kyc(), &[customer], subject, "job.close")
+        .await?;
     let actor = caller.actor();
     let close = JobClose {
         reason: CloseReason::Staff,
