@@ -191,5 +191,6 @@ fn admission_options(estimate: &Estimate) -> AdmissionOptions {
         projected_flop: (estimate.projected_flop() > estimate.admitted_flop())
             .then(|| estimate.projected_flop()),
         hold_for_review: gap,
+        idempotency: None,
     }
 }

@@ -10,6 +10,7 @@ mod ledger {
     mod admission;
     mod fixtures;
     mod groups;
+    mod idempotency;
     mod race;
     mod reports;
     mod thresholds;

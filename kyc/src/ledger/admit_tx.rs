@@ -35,6 +35,12 @@ pub(super) async fn admit_in<T: LedgerTx + ChainTx>(
     let Some((run, mut snapshot)) = budgets::lock_for_admission(tx, req, since).await? else {
         return Ok(None);
     };
+    // After the budget locks (which serialize one customer's admissions on either backend),
+    // before deciding: a concurrent attempt of the same request is refused as such, not judged
+    // against the budget its twin just took.
+    if let Some(claim) = &options.idempotency {
+        super::idempotency::claim(tx, req, claim, job_id).await?;
+    }
     let job = JobFigures {
         estimate_flop: req.estimate_flop,
         projected_flop: options.projected_flop.unwrap_or(req.estimate_flop),
@@ -72,6 +78,10 @@ pub(super) async fn admit_in<T: LedgerTx + ChainTx>(
         approved_review,
     };
     decision.report_ids = record_decision(tx, req, keys, &decision, hold_reason, now).await?;
+    if !admitted && options.idempotency.is_some() {
+        // Only an admitted job holds its key: a retry of a held or denied job is judged anew.
+        tx.free_idempotency_keys(job_id).await?;
+    }
     audit::record(tx, &audit::admission(req, &decision)).await?;
     Ok(Some(decision))
 }
@@ -303,6 +313,9 @@ pub(super) fn validate(
     }
     if let Some(reason) = &options.hold_for_review {
         check_text(reason, "hold_for_review")?;
+    }
+    if let Some(claim) = &options.idempotency {
+        super::idempotency::validate(claim)?;
     }
     check_run_id(&req.run_id, "run_id")?;
     if let Some(parent) = &req.parent_run_id {

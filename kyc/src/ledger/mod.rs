@@ -57,6 +57,7 @@ mod close;
 mod customer_usage;
 mod export;
 mod groups;
+mod idempotency;
 mod jobs;
 mod link_thresholds;
 mod membership;
@@ -73,13 +74,14 @@ pub use self::customer_usage::{CustomerUsage, LineageTotal, ScopeCrossing, Usage
 pub use self::export::{ExportFormat, ExportKind, quarter_due_date};
 pub(crate) use self::groups::link_attributes;
 pub use self::groups::{GroupMember, LinkOutcome, LinkedGroup, StaffLink};
+pub use self::idempotency::{IdempotentAnswer, IdempotentRequest};
 pub use self::jobs::{JobFilter, JobRecord};
 pub use self::link_thresholds::LinkCheck;
 pub(crate) use self::membership::GroupTx;
 pub use self::model::{
     APPROVAL_TOLERANCE, APPROVAL_VALIDITY, AdmissionDecision, AdmissionOptions, AdmissionRequest,
-    JobStatus, LedgerError, MAX_EVENT_ID_LEN, MAX_PAGE, MAX_RUN_ID_LEN, RunRef, UsageEvent,
-    UsageKind, UsageOutcome, UsageRecorded, Verdict,
+    IdempotencyClaim, JobStatus, LedgerError, MAX_EVENT_ID_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_PAGE,
+    MAX_RUN_ID_LEN, RunRef, UsageEvent, UsageKind, UsageOutcome, UsageRecorded, Verdict,
 };
 pub use self::ownership::MAX_UPSTREAM_ID_LEN;
 pub use self::reads::{

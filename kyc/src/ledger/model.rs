@@ -101,7 +101,28 @@ pub struct AdmissionOptions {
     /// estimate differs from the hardware one by more than the policy's factor). An approval
     /// is consumed like a threshold review's.
     pub hold_for_review: Option<String>,
+    /// The client's idempotency key, claimed in the admission's transaction when the job is
+    /// admitted (see [`IdempotencyClaim`]); a live claim of the same key by another admission
+    /// fails the admission with [`LedgerError::IdempotencyKeyTaken`], recording nothing.
+    pub idempotency: Option<IdempotencyClaim>,
 }
+
+/// An idempotency key an admission claims for its customer and route
+/// ([`AdmissionRequest::route`]): the row exists exactly when an admitted job holds the key
+/// (a hold or a denial claims nothing, a released job gives its key back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// The key as the client sent it (1 to [`MAX_IDEMPOTENCY_KEY_LEN`] visible ASCII
+    /// characters).
+    pub key: String,
+    /// SHA-256 (hex) of the request's method, path and body.
+    pub fingerprint: String,
+    /// When the key may be used again for another request.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Longest idempotency key stored.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// The outcome of [`LedgerStore::admit`](crate::store::LedgerStore::admit), committed before it is
 /// returned.
@@ -284,6 +305,10 @@ pub enum LedgerError {
     /// Linked groups kept changing while the operation waited for its locks; retry later.
     #[error("linked accounts changed concurrently; retry")]
     Contended,
+    /// Another admitted job holds the admission's idempotency key (a concurrent attempt of the
+    /// same request); nothing was recorded.
+    #[error("the idempotency key is held by another job")]
+    IdempotencyKeyTaken,
     /// Only staff (or the system) may take this action.
     #[error("only staff may do this")]
     NotStaff,

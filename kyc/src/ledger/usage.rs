@@ -57,7 +57,7 @@ impl LedgerStore<'_> {
     /// forwarding failed): status `released`, nothing charged, with its audit record. An
     /// approved review the job consumed is given back (`ledger.review.restored`), so the retry
     /// is admitted without a new hold, and the job's reports are withdrawn
-    /// (`ledger.report.withdrawn`), in the same transaction.
+    /// (`ledger.report.withdrawn`), and its idempotency key freed, in the same transaction.
     /// Idempotent. A job that already reported usage settles through its usage events instead
     /// ([`LedgerError::JobNotOpen`]); a usage event for a released job reopens it (it ran after
     /// all) and charges what it reports.
@@ -125,6 +125,8 @@ async fn release_in<T: LedgerTx + ChainTx>(
         None
     };
     let withdrawn = tx.withdraw_reports(job.id, reason, at).await?;
+    // Its idempotency key too: a retry of a job that never ran is judged anew.
+    tx.free_idempotency_keys(job.id).await?;
     let mut entries = vec![audit::released(job.id, reason, job.reserved_flop, now)];
     entries.extend(restored.map(|review| audit::approval_restored(review, job.id, now)));
     entries.extend(

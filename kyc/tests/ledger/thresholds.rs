@@ -66,6 +66,7 @@ async fn declared_compute_projects_the_crossing_at_submission(ctx: Ctx) {
     let options = AdmissionOptions {
         projected_flop: Some(2e25),
         hold_for_review: None,
+        ..AdmissionOptions::default()
     };
     let d = s.ledger().admit_with(&req, &options).await.unwrap();
     assert_eq!(d.verdict, Verdict::Admitted);
@@ -80,6 +81,7 @@ async fn declared_compute_projects_the_crossing_at_submission(ctx: Ctx) {
     let bad = AdmissionOptions {
         projected_flop: Some(f64::NAN),
         hold_for_review: None,
+        ..AdmissionOptions::default()
     };
     assert!(s.ledger().admit_with(&req, &bad).await.is_err());
 }
@@ -91,6 +93,7 @@ async fn a_review_the_caller_asks_for_holds_until_approved(ctx: Ctx) {
     let options = AdmissionOptions {
         projected_flop: None,
         hold_for_review: Some("declared estimate 29 000x the hardware estimate".into()),
+        ..AdmissionOptions::default()
     };
     let d = s.ledger().admit_with(&req, &options).await.unwrap();
     let Verdict::HeldForReview { review_id } = d.verdict else {

@@ -55,6 +55,7 @@ pub(crate) async fn admit(
     let options = AdmissionOptions {
         projected_flop: None,
         hold_for_review: hold.map(str::to_owned),
+        ..AdmissionOptions::default()
     };
     api.identity()
         .store

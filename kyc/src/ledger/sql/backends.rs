@@ -357,6 +357,29 @@ macro_rules! ledger_tx_for {
                     .fetch_all(&mut **self)
                     .await
             }
+
+            async fn claim_idempotency_key(&mut self, c: &KeyClaim<'_>) -> sqlx::Result<bool> {
+                let claimed = sqlx::query(CLAIM_IDEMPOTENCY_KEY)
+                    .bind(c.customer)
+                    .bind(c.route)
+                    .bind(c.key)
+                    .bind(c.fingerprint)
+                    .bind(c.job)
+                    .bind(c.now)
+                    .bind(c.expires_at)
+                    .execute(&mut **self)
+                    .await?
+                    .rows_affected();
+                Ok(claimed == 1)
+            }
+
+            async fn free_idempotency_keys(&mut self, job: Uuid) -> sqlx::Result<()> {
+                sqlx::query(FREE_IDEMPOTENCY_KEYS)
+                    .bind(job)
+                    .execute(&mut **self)
+                    .await
+                    .map(drop)
+            }
         }
     };
 }

@@ -71,6 +71,18 @@ pub(super) struct WindowQuery {
     pub(super) count_open_jobs: bool,
 }
 
+/// An idempotency key to claim for an admitted job.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct KeyClaim<'a> {
+    pub(super) customer: Uuid,
+    pub(super) route: &'a str,
+    pub(super) key: &'a str,
+    pub(super) fingerprint: &'a str,
+    pub(super) job: Uuid,
+    pub(super) now: DbTime,
+    pub(super) expires_at: DbTime,
+}
+
 /// A job row as usage events and reports need it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(super) struct JobRow {
@@ -315,6 +327,17 @@ pub(super) trait LedgerTx: Send {
         reason: &str,
         at: DbTime,
     ) -> impl Future<Output = sqlx::Result<Vec<(Uuid, bool)>>> + Send;
+
+    /// Claims an idempotency key for `job` unless a live claim holds it (an expired one is
+    /// replaced); whether it was claimed.
+    fn claim_idempotency_key(
+        &mut self,
+        claim: &KeyClaim<'_>,
+    ) -> impl Future<Output = sqlx::Result<bool>> + Send;
+
+    /// Gives back the idempotency keys `job` holds.
+    fn free_idempotency_keys(&mut self, job: Uuid)
+    -> impl Future<Output = sqlx::Result<()>> + Send;
 }
 
 /// The budget rows an admission or usage event locks — customer, lineage (by root `$3`, or by
@@ -445,6 +468,20 @@ const RESTORE_APPROVAL: &str = "UPDATE ledger_reviews SET consumed_by = NULL, co
 /// A never-run job's reports, withdrawn.
 const WITHDRAW_REPORTS: &str = "UPDATE ledger_reports SET withdrawn_at = $1, withdrawn_reason = $2 \
      WHERE job_id = $3 AND withdrawn_at IS NULL RETURNING id, filed_at IS NOT NULL";
+
+/// An idempotency key claimed for an admitted job, unless a live claim holds it. `$6` is the
+/// decision time: a claim that expired by then is replaced.
+const CLAIM_IDEMPOTENCY_KEY: &str = "INSERT INTO idempotency_keys \
+     (customer_id, route, idem_key, fingerprint, job_id, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (customer_id, route, idem_key) DO UPDATE SET \
+       fingerprint = excluded.fingerprint, job_id = excluded.job_id, status = NULL, \
+       headers = NULL, body = NULL, body_omitted = FALSE, created_at = excluded.created_at, \
+       expires_at = excluded.expires_at \
+     WHERE idempotency_keys.expires_at <= excluded.created_at";
+
+/// The idempotency keys a job holds, given back.
+const FREE_IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE job_id = $1";
 
 // After the SQL text macros, which `backends` expands.
 mod backends;
