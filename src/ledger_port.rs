@@ -5,11 +5,14 @@
 
 use std::sync::Arc;
 
-use computegate_gateway::admission::{ComputeLedger, JobAdmission, LedgerUnavailable};
+use computegate_gateway::admission::{AdmitError, ComputeLedger, JobAdmission, LedgerUnavailable};
 use computegate_gateway::auth::BoxFuture;
+use computegate_gateway::idempotency::{IdempotencyKey, KeyClaim, StoredAnswer, StoredKey};
 use computegate_gateway::metering::{Estimate, EstimateFlag};
 use computegate_kyc::Store;
-use computegate_kyc::ledger::{AdmissionOptions, AdmissionRequest, LedgerError, Verdict};
+use computegate_kyc::ledger::{
+    AdmissionOptions, AdmissionRequest, IdempotencyClaim, IdempotentAnswer, LedgerError, Verdict,
+};
 use computegate_policy::admission::{
     Admitted, Hold, HoldReason, JobFacts, Outcome, Refusal, RefusalReason, precheck,
 };
@@ -31,7 +34,8 @@ impl StoreLedger {
     }
 }
 
-/// Attempts at releasing a reservation before giving up (each is one short transaction).
+/// Attempts at releasing a reservation, or storing an idempotent answer, before giving up
+/// (each is one short transaction).
 const RELEASE_ATTEMPTS: u32 = 3;
 
 impl ComputeLedger for StoreLedger {
@@ -61,13 +65,80 @@ impl ComputeLedger for StoreLedger {
         })
     }
 
-    fn admit(&self, job: JobAdmission) -> BoxFuture<Result<Outcome, LedgerUnavailable>> {
+    fn admit(&self, job: JobAdmission) -> BoxFuture<Result<Outcome, AdmitError>> {
         let store = self.store.clone();
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let outcome = admit(&store, &metrics, &job).await;
-            metrics.admission(outcome.as_ref(), &job.principal.tier);
+            match &outcome {
+                Ok(o) => metrics.admission(Ok(o), &job.principal.tier),
+                Err(AdmitError::Unavailable(e)) => metrics.admission(Err(e), &job.principal.tier),
+                // A concurrent attempt of a request already counted: no decision of its own.
+                Err(_) => {}
+            }
             outcome
+        })
+    }
+
+    fn idempotency_key(
+        &self,
+        customer: Arc<str>,
+        route: Arc<str>,
+        key: IdempotencyKey,
+    ) -> BoxFuture<Result<Option<StoredKey>, LedgerUnavailable>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            // Not an account id: it holds no key (its admission is refused anyway).
+            let Ok(customer) = Uuid::parse_str(&customer) else {
+                return Ok(None);
+            };
+            let now = OffsetDateTime::now_utc();
+            let found = store
+                .ledger()
+                .idempotency_key(customer, &route, key.as_str(), now)
+                .await;
+            match found {
+                Ok(found) => Ok(found.map(|k| StoredKey {
+                    fingerprint: k.fingerprint,
+                    answer: k.answer.map(|a| StoredAnswer {
+                        status: a.status,
+                        headers: a.headers,
+                        body: a.body.map(Into::into),
+                    }),
+                })),
+                Err(e) => {
+                    tracing::warn!(error = %e, "idempotency key lookup failed; refusing (fail closed)");
+                    Err(LedgerUnavailable)
+                }
+            }
+        })
+    }
+
+    fn record_answer(&self, job_id: String, answer: StoredAnswer) -> BoxFuture<()> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let Ok(id) = Uuid::parse_str(&job_id) else {
+                return;
+            };
+            let answer = IdempotentAnswer {
+                status: answer.status,
+                headers: answer.headers,
+                body: answer.body.map(|b| b.to_vec()),
+            };
+            for attempt in 1..=RELEASE_ATTEMPTS {
+                match store.ledger().record_idempotent_answer(id, &answer).await {
+                    Ok(_) => return,
+                    Err(e) if attempt == RELEASE_ATTEMPTS => {
+                        tracing::warn!(job = %id, error = %e,
+                            "could not store the answer to a keyed job submission; retries \
+                             with its key get 409 until the key expires");
+                    }
+                    Err(_) => {
+                        let pause = std::time::Duration::from_millis(50 * u64::from(attempt));
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            }
         })
     }
 }
@@ -78,7 +149,7 @@ async fn admit(
     store: &Store,
     metrics: &LedgerMetrics,
     job: &JobAdmission,
-) -> Result<Outcome, LedgerUnavailable> {
+) -> Result<Outcome, AdmitError> {
     let policy = &job.policy;
     let facts = JobFacts {
         tier: &job.principal.tier,
@@ -103,17 +174,21 @@ async fn admit(
         }
         Err(e) => {
             tracing::warn!(error = %e, "screening hold lookup failed; refusing (fail closed)");
-            return Err(LedgerUnavailable);
+            return Err(LedgerUnavailable.into());
         }
     }
     let request = ledger_request(job, customer_id, tier);
-    let options = admission_options(&job.estimate);
+    let options = AdmissionOptions {
+        idempotency: job.idempotency.as_ref().map(|c| claim(c, request.now)),
+        ..admission_options(&job.estimate)
+    };
     let decision = match store.ledger().admit_with(&request, &options).await {
         Ok(d) => d,
         Err(LedgerError::Invalid(why)) => return refused(RefusalReason::InvalidRequest(why)),
+        Err(LedgerError::IdempotencyKeyTaken) => return Err(AdmitError::KeyTaken),
         Err(e) => {
             tracing::warn!(error = %e, "job admission failed; refusing (fail closed)");
-            return Err(LedgerUnavailable);
+            return Err(LedgerUnavailable.into());
         }
     };
     metrics.crossed(&decision.crossings);
@@ -176,6 +251,15 @@ fn ledger_request(
         // `assume_max`) plus the policy's grace.
         lease: Some(estimate.duration.saturating_add(job.policy.lease_grace())),
         now: OffsetDateTime::now_utc(),
+    }
+}
+
+/// The ledger's claim of the gateway's idempotency key, expiring `ttl` after `now`.
+fn claim(c: &KeyClaim, now: OffsetDateTime) -> IdempotencyClaim {
+    IdempotencyClaim {
+        key: c.key.as_str().to_owned(),
+        fingerprint: c.fingerprint.clone(),
+        expires_at: now.saturating_add(c.ttl.try_into().unwrap_or(time::Duration::DAY)),
     }
 }
 

@@ -6,17 +6,27 @@
 //! The ledger is a port ([`ComputeLedger`]) the root crate implements with the SQL store. When the
 //! ledger cannot be reached the job is refused with 503 (fail closed): nothing is admitted that is
 //! not recorded.
+//!
+//! A submission with an `Idempotency-Key` ([`crate::idempotency`]) is looked up in the ledger
+//! once its body is read: a retry of an answered request gets that answer again, without a
+//! second admission; a fresh key is claimed by the ledger together with the admitted job.
+//! Without the header nothing of this runs.
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, header};
 use http_body_util::{BodyExt, Limited};
 
 use crate::auth::{BoxFuture, Principal};
 use crate::client_body::ClientBody;
 use crate::error::GatewayError;
+use crate::idempotency::{
+    IN_FLIGHT_RETRY_AFTER, IdempotencyKey, Judgement, KeyClaim, StoredAnswer, StoredKey,
+    fingerprint, judge,
+};
 use crate::metering::{Estimate, JobSpec, Profile, SpecLimits, estimate, parse_job_spec};
 use crate::policy::Policy;
 
@@ -52,6 +62,8 @@ pub struct JobAdmission {
     /// The submitter is in a frontier-restricted jurisdiction group (the enforcer's standing):
     /// no job may bring its run lineage or linked group to the policy's frontier FLOP.
     pub frontier_restricted: bool,
+    /// The client's idempotency key, to claim with the job when it is admitted.
+    pub idempotency: Option<KeyClaim>,
 }
 
 /// The ledger's typed answer (admitted, held with a reason, refused with a reason), defined
@@ -63,16 +75,52 @@ pub use computegate_policy::admission::Outcome as AdmissionOutcome;
 #[error("compute ledger unavailable")]
 pub struct LedgerUnavailable;
 
+/// Why the ledger gave no decision.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdmitError {
+    /// It could not be asked.
+    #[error(transparent)]
+    Unavailable(#[from] LedgerUnavailable),
+    /// Another admitted job holds the submission's idempotency key (a concurrent attempt of
+    /// the same request, perhaps on another replica); nothing was recorded.
+    #[error("the idempotency key is held by another job")]
+    KeyTaken,
+}
+
 /// The port to the compute ledger.
 pub trait ComputeLedger: Send + Sync + 'static {
-    /// Reserves the job's estimate against every budget scope and records the decision.
-    fn admit(&self, job: JobAdmission) -> BoxFuture<Result<AdmissionOutcome, LedgerUnavailable>>;
+    /// Reserves the job's estimate against every budget scope and records the decision (and,
+    /// when admitted, claims its idempotency key in the same step).
+    fn admit(&self, job: JobAdmission) -> BoxFuture<Result<AdmissionOutcome, AdmitError>>;
 
     /// Returns the reservation of an admitted job that will not run: forwarding failed or the
     /// upstream did not accept it (`reason` says which, for the audit record). Best effort — the
     /// implementation retries and logs; a release that still fails leaves the reservation
     /// counted until it leaves the rolling windows (it can only over-count, never admit more).
     fn release(&self, job_id: String, reason: String) -> BoxFuture<()>;
+
+    /// The unexpired idempotency key `key` of `customer` on `route`, if stored.
+    fn idempotency_key(
+        &self,
+        customer: Arc<str>,
+        route: Arc<str>,
+        key: IdempotencyKey,
+    ) -> BoxFuture<Result<Option<StoredKey>, LedgerUnavailable>>;
+
+    /// Stores the answer to the submission of the admitted job `job_id`, for its key's
+    /// retries. Best effort like [`ComputeLedger::release`]: an answer that cannot be stored
+    /// leaves the key in flight (retries get 409) until it expires.
+    fn record_answer(&self, job_id: String, answer: StoredAnswer) -> BoxFuture<()>;
+}
+
+/// What a job submission comes to, short of an error answer.
+#[derive(Debug)]
+pub enum Submission {
+    /// Admitted: forward it.
+    Admitted(Admitted),
+    /// A retry of an answered request: answer it again.
+    Replay(StoredAnswer),
 }
 
 /// A job that may be forwarded.
@@ -86,28 +134,61 @@ pub struct Admitted {
     pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
     /// Headers for the client's response.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// It claimed an idempotency key: the answer is to be stored for retries.
+    pub keyed: bool,
 }
 
-/// Reads, meters and admits one job submission; `Err` is what to answer instead (its problem
-/// document comes from [`GatewayError::to_problem`], the one mapping to HTTP).
+/// The headers of a job's answer kept for replays: what describes the job and where to find
+/// it, never anything of the moment (rate-limit state, the remaining budget, cookies).
+pub fn describes_the_job(name: &HeaderName) -> bool {
+    [
+        &header::CONTENT_TYPE,
+        &header::LOCATION,
+        &RUN_HEADER,
+        &ESTIMATE_HEADER,
+    ]
+    .contains(&name)
+}
+
+/// Reads, meters and admits one job submission (`request` is its head); `Err` is what to
+/// answer instead (its problem document comes from [`GatewayError::to_problem`], the one
+/// mapping to HTTP). `key_ttl`: how long an idempotency key answers retries.
 pub async fn admit_job(
     ledger: &dyn ComputeLedger,
     policy: Arc<Policy>,
     profile: Profile,
     body: ClientBody,
-    headers: &HeaderMap,
+    request: &http::request::Parts,
     admission: (Principal, Arc<str>, String, IpAddr, bool),
-) -> Result<Admitted, GatewayError> {
-    let bytes = match Limited::new(body, JOB_BODY_CAP as usize).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(GatewayError::JobSpecTooLarge {
-                limit: JOB_BODY_CAP,
-            });
+    key_ttl: Duration,
+) -> Result<Submission, GatewayError> {
+    let key = IdempotencyKey::from_headers(&request.headers)
+        .map_err(GatewayError::InvalidIdempotencyKey)?;
+    let bytes = read_job_body(body).await?;
+    let (principal, route, request_id, client_ip, frontier_restricted) = admission;
+    let idempotency = match key {
+        None => None,
+        Some(key) => {
+            let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
+            let fingerprint = fingerprint(&request.method, target, &bytes);
+            let stored = ledger
+                .idempotency_key(principal.customer_id.clone(), route.clone(), key.clone())
+                .await
+                .map_err(|_| GatewayError::LedgerUnavailable)?;
+            if let Some(stored) = stored {
+                return answer_retry(stored, &fingerprint);
+            }
+            Some(KeyClaim {
+                key,
+                fingerprint,
+                ttl: key_ttl,
+            })
         }
-        Err(_) => return Err(GatewayError::ClientBody),
     };
-    let run_header = headers.get(&RUN_HEADER).and_then(|v| v.to_str().ok());
+    let run_header = request
+        .headers
+        .get(&RUN_HEADER)
+        .and_then(|v| v.to_str().ok());
     let spec = parse_job_spec(
         profile,
         &bytes,
@@ -120,7 +201,10 @@ pub async fn admit_job(
     })?;
     let estimate =
         estimate(&spec, &policy).map_err(|e| GatewayError::JobNotEstimable(e.to_string()))?;
-    let (principal, route, request_id, client_ip, frontier_restricted) = admission;
+    // Only for a keyed submission: what a concurrent claim of its key is looked up by.
+    let keyed = idempotency
+        .clone()
+        .map(|claim| (principal.customer_id.clone(), route.clone(), claim));
     let job = JobAdmission {
         principal,
         route,
@@ -130,9 +214,11 @@ pub async fn admit_job(
         estimate,
         policy,
         frontier_restricted,
+        idempotency,
     };
     match ledger.admit(job).await {
-        Err(LedgerUnavailable) => Err(GatewayError::LedgerUnavailable),
+        Err(AdmitError::Unavailable(_)) => Err(GatewayError::LedgerUnavailable),
+        Err(AdmitError::KeyTaken) => key_taken(ledger, keyed).await,
         Ok(AdmissionOutcome::Held(hold)) => Err(GatewayError::JobHeld(hold)),
         Ok(AdmissionOutcome::Denied(refusal)) => Err(GatewayError::JobDenied(refusal)),
         Ok(AdmissionOutcome::Admitted(admitted)) => {
@@ -148,13 +234,61 @@ pub async fn admit_job(
             if let Ok(job) = HeaderValue::from_str(&admitted.job_id) {
                 upstream_headers.push((JOB_HEADER.clone(), job));
             }
-            Ok(Admitted {
+            Ok(Submission::Admitted(Admitted {
                 job_id: admitted.job_id,
                 body: bytes,
                 upstream_headers,
                 response_headers,
+                keyed: keyed.is_some(),
+            }))
+        }
+    }
+}
+
+/// The job body, read up to [`JOB_BODY_CAP`].
+async fn read_job_body(body: ClientBody) -> Result<Bytes, GatewayError> {
+    match Limited::new(body, JOB_BODY_CAP as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::JobSpecTooLarge {
+                limit: JOB_BODY_CAP,
             })
         }
+        Err(_) => Err(GatewayError::ClientBody),
+    }
+}
+
+/// The answer to a request whose key is stored.
+fn answer_retry(stored: StoredKey, fingerprint: &str) -> Result<Submission, GatewayError> {
+    match judge(stored, fingerprint) {
+        Judgement::Replay(answer) => Ok(Submission::Replay(answer)),
+        Judgement::InFlight => Err(GatewayError::IdempotencyKeyInFlight {
+            retry_after: IN_FLIGHT_RETRY_AFTER,
+        }),
+        Judgement::Reused => Err(GatewayError::IdempotencyKeyReused),
+    }
+}
+
+/// A concurrent attempt claimed the key between the look-up and the admission: answered as
+/// the key now stands (usually in flight). A key already given back again (that attempt was
+/// held, denied or refused upstream) is still answered 409: the retry is judged anew.
+async fn key_taken(
+    ledger: &dyn ComputeLedger,
+    keyed: Option<(Arc<str>, Arc<str>, KeyClaim)>,
+) -> Result<Submission, GatewayError> {
+    let in_flight = GatewayError::IdempotencyKeyInFlight {
+        retry_after: IN_FLIGHT_RETRY_AFTER,
+    };
+    let Some((customer, route, claim)) = keyed else {
+        return Err(in_flight);
+    };
+    let stored = ledger
+        .idempotency_key(customer, route, claim.key.clone())
+        .await
+        .map_err(|_| GatewayError::LedgerUnavailable)?;
+    match stored {
+        Some(stored) => answer_retry(stored, &claim.fingerprint),
+        None => Err(in_flight),
     }
 }
 

@@ -14,6 +14,8 @@ use hyper::body::Incoming;
 
 use crate::client_body::ClientBody;
 
+pub mod peek;
+
 /// Boxed error of body streams.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

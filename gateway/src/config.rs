@@ -105,6 +105,11 @@ pub struct ServerConfig {
     /// Set `X-Real-IP` on requests bound upstream to the client address the gateway saw.
     /// Default true.
     pub set_x_real_ip: bool,
+    /// How long an `Idempotency-Key` on a job submission answers retries with the first
+    /// answer (see [`crate::idempotency`]); afterwards the key may be used again. Between 1 min
+    /// and 30 days. Default 24 h.
+    #[serde(with = "human_duration")]
+    pub idempotency_key_ttl: Duration,
     /// Tokio worker threads; 0 = one per CPU the process may run on. Default 0.
     pub worker_threads: usize,
     /// Serve the public listener over TLS when set.
@@ -436,6 +441,13 @@ impl Config {
                 "must be > 0 and at most 1h",
             ));
         }
+        let ttl = s.idempotency_key_ttl;
+        if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(30 * 86_400) {
+            return Err(invalid(
+                "server.idempotency_key_ttl".into(),
+                "must be between 1m and 30 days",
+            ));
+        }
         if s.body_min_rate.as_u64() == 0 {
             return Err(invalid("server.body_min_rate".into(), "must be > 0"));
         }
@@ -692,6 +704,7 @@ impl Default for ServerConfig {
                 .map(|n| n.to_string())
                 .collect(),
             set_x_real_ip: true,
+            idempotency_key_ttl: crate::idempotency::DEFAULT_KEY_TTL,
             worker_threads: 0,
             tls: None,
         }

@@ -10,6 +10,7 @@ use http::StatusCode;
 use computegate_policy::admission::{Hold, Refusal};
 
 use crate::auth::AuthError;
+use crate::idempotency::KeyError;
 use crate::metering::Profile;
 use crate::policy::DenialRule;
 use crate::problem::Problem;
@@ -122,6 +123,18 @@ pub enum GatewayError {
     /// The ledger or the tier's caps refuse the job.
     #[error("job denied: {0}")]
     JobDenied(Refusal),
+    /// The `Idempotency-Key` header is malformed.
+    #[error("invalid idempotency key: {0}")]
+    InvalidIdempotencyKey(KeyError),
+    /// The idempotency key was used for another request (another body, method or path).
+    #[error("idempotency key reused for another request")]
+    IdempotencyKeyReused,
+    /// The first request with this idempotency key is still in flight.
+    #[error("idempotency key in flight")]
+    IdempotencyKeyInFlight {
+        /// Hint for `Retry-After`.
+        retry_after: Duration,
+    },
 }
 
 // === impl GatewayError ===
@@ -306,6 +319,27 @@ impl GatewayError {
             .with("limit_flop", refusal.limit_flop)
             .with("threshold", refusal.threshold.clone())
             .with("required_tier", refusal.required_tier.clone()),
+            InvalidIdempotencyKey(e) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "Invalid Idempotency-Key",
+                e.to_string(),
+            ),
+            IdempotencyKeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "this Idempotency-Key was used for a different request (method, path or body); \
+                 use a new key for a new request",
+            ),
+            IdempotencyKeyInFlight { retry_after } => Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-flight",
+                "Request in progress",
+                "the first request with this Idempotency-Key is still being processed; retry \
+                 after a moment to get its answer",
+            )
+            .retry_after(*retry_after),
         }
     }
 }

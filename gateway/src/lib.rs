@@ -19,12 +19,15 @@
 //!      (policy decisions: computegate-policy; cluster-wide tokens: TokenLeaser port)
 //!   ─▶ owner_path route naming a job: JobOwners port (cached) ─▶ 404 unless the caller owns it
 //!   ─▶ body limit (Content-Length now, streamed count later) ─▶ 413
-//!   ─▶ job_submit: JobSpec + FLOP estimate (metering) ─▶ ComputeLedger port ─▶ typed Outcome
+//!   ─▶ job_submit: body read ─▶ Idempotency-Key? stored answer replayed / 409 in flight /
+//!      422 reused (idempotency, via the ComputeLedger port)
+//!   ─▶ JobSpec + FLOP estimate (metering) ─▶ ComputeLedger port ─▶ typed Outcome
 //!      (computegate-policy admission) ─▶ GatewayError: 403 job-denied / 409 held for review /
 //!      503 ledger unavailable; admitted ─▶ forward (release on an upstream refusal)
 //!   ─▶ forward: hop-by-hop removed, X-Forwarded-*/Forwarded set, identity headers added,
 //!      pick address round-robin (passive health) ─▶ 502 connect / 504 timeout
 //!   ─▶ accepted job: its upstream id read from the answer, bound to the owner (JobOwners)
+//!   ─▶ keyed job not released: the answer kept for the key's retries (ComputeLedger)
 //!   ─▶ response streamed back (+ X-Request-Id); 101 ─▶ bytes spliced both ways
 //!   ─▶ metrics: requests by route/method/status class, latency histogram, in-flight
 //! ```
@@ -42,6 +45,7 @@ pub mod enforce;
 pub mod error;
 pub mod forward;
 pub mod h2_headers;
+pub mod idempotency;
 pub mod metering;
 pub mod metrics;
 pub mod ownership;

@@ -14,20 +14,17 @@
 
 pub mod path;
 
-use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use http::Response;
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 pub use self::path::{OwnerPath, PathRefused};
 use crate::auth::{BoxFuture, Principal};
-use crate::body::{BoxError, ResponseBody};
+use crate::body::ResponseBody;
+use crate::body::peek::PeekedBody;
 use crate::error::GatewayError;
 
 /// How long a known owner is served from memory. Bounds how long, after an upstream reuses an
@@ -79,14 +76,6 @@ pub struct Ownership {
 struct CacheEntry {
     owner: Option<Arc<str>>,
     until: Instant,
-}
-
-/// A response body whose first frames were read (to learn a job id) and are replayed before
-/// the rest of the stream.
-struct Replay {
-    frames: VecDeque<Frame<Bytes>>,
-    error: Option<BoxError>,
-    rest: Option<ResponseBody>,
 }
 
 // === impl Ownership ===
@@ -158,7 +147,7 @@ impl Ownership {
         resp: Response<ResponseBody>,
     ) -> Response<ResponseBody> {
         let (parts, body) = resp.into_parts();
-        let replay = Replay::read(body, ANSWER_CAP).await;
+        let replay = PeekedBody::read(body, ANSWER_CAP).await;
         match replay
             .complete_data()
             .and_then(|data| id_at(&data, pointer))
@@ -260,107 +249,6 @@ fn id_at(body: &[u8], pointer: &str) -> Option<String> {
         serde_json::Value::String(s) if !s.is_empty() && s.len() <= 256 => Some(s.clone()),
         serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
         _ => None,
-    }
-}
-
-// === impl Replay ===
-
-impl Replay {
-    /// Reads frames of `body` until it ends, fails, or more than `cap` data bytes were read.
-    async fn read(mut body: ResponseBody, cap: usize) -> Self {
-        let mut frames = VecDeque::new();
-        let mut seen = 0usize;
-        loop {
-            match body.frame().await {
-                None => {
-                    return Self {
-                        frames,
-                        error: None,
-                        rest: None,
-                    };
-                }
-                Some(Err(e)) => {
-                    return Self {
-                        frames,
-                        error: Some(e),
-                        rest: None,
-                    };
-                }
-                Some(Ok(frame)) => {
-                    seen += frame.data_ref().map_or(0, Bytes::len);
-                    frames.push_back(frame);
-                    if seen > cap {
-                        return Self {
-                            frames,
-                            error: None,
-                            rest: Some(body),
-                        };
-                    }
-                }
-            }
-        }
-    }
-
-    /// The whole body's data, when it was read to its end without error.
-    fn complete_data(&self) -> Option<Bytes> {
-        if self.rest.is_some() || self.error.is_some() {
-            return None;
-        }
-        let mut data = BytesMut::new();
-        for frame in &self.frames {
-            if let Some(chunk) = frame.data_ref() {
-                data.extend_from_slice(chunk);
-            }
-        }
-        Some(data.freeze())
-    }
-}
-
-impl Body for Replay {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        if let Some(frame) = this.frames.pop_front() {
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        if let Some(e) = this.error.take() {
-            return Poll::Ready(Some(Err(e)));
-        }
-        match &mut this.rest {
-            Some(rest) => Pin::new(rest).poll_frame(cx),
-            None => Poll::Ready(None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.frames.is_empty()
-            && self.error.is_none()
-            && self.rest.as_ref().is_none_or(Body::is_end_stream)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let buffered: u64 = self
-            .frames
-            .iter()
-            .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
-            .sum();
-        match &self.rest {
-            None => SizeHint::with_exact(buffered),
-            Some(rest) => {
-                let inner = rest.size_hint();
-                let mut hint = SizeHint::new();
-                hint.set_lower(inner.lower() + buffered);
-                if let Some(upper) = inner.upper() {
-                    hint.set_upper(upper + buffered);
-                }
-                hint
-            }
-        }
     }
 }
 

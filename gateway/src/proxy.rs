@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::access_log::{AccessLog, AccessRecord, rfc3339_millis};
-use crate::admission::{Admitted, ComputeLedger, admit_job};
+use crate::admission::{ComputeLedger, Submission, admit_job, describes_the_job};
 use crate::auth::{AuthError, AuthOutcome, Authenticator, Principal, bearer};
 use crate::body::{BodyLimitExceeded, ClientBodyError, ResponseBody, UpstreamBody, find_in_chain};
 use crate::client_body::{BodyPace, ClientBody};
@@ -58,6 +58,8 @@ pub struct Gateway {
     ledger: Option<Arc<dyn ComputeLedger>>,
     ownership: Ownership,
     access_log: Option<AccessLog>,
+    /// How long an idempotency key answers retries (`server.idempotency_key_ttl`).
+    idempotency_key_ttl: std::time::Duration,
 }
 
 /// What dispatch learned about a request, for its access-log line.
@@ -128,6 +130,7 @@ impl Gateway {
             ledger: None,
             ownership: Ownership::new(None),
             access_log: None,
+            idempotency_key_ttl: config.server.idempotency_key_ttl,
         })
     }
 
@@ -333,18 +336,23 @@ impl Gateway {
         let mut response_headers = Vec::new();
         let mut upstream_headers = Vec::new();
         let mut admitted_job = None;
+        let mut keyed = false;
         let body = match (route.class, &principal) {
             (RouteClass::JobSubmit, Some(p)) => {
                 let caller = (p, cleared.standing.frontier_restricted);
                 match self
-                    .meter_job(route, caller, client, request_id, &parts.headers, incoming)
+                    .meter_job(route, caller, client, request_id, &parts, incoming)
                     .await
                 {
-                    Ok(admitted) => {
+                    Ok(Submission::Admitted(admitted)) => {
                         admitted_job = Some(admitted.job_id);
+                        keyed = admitted.keyed;
                         upstream_headers = admitted.upstream_headers;
                         response_headers = admitted.response_headers;
                         UpstreamBody::Buffered(http_body_util::Full::new(admitted.body))
+                    }
+                    Ok(Submission::Replay(answer)) => {
+                        return (crate::idempotency::replay(answer), metrics);
                     }
                     Err(e) => {
                         return (problem(&e), metrics);
@@ -365,13 +373,15 @@ impl Gateway {
                 client_upgrade,
             )
             .await;
+        let mut released = false;
         if let (Some(job_id), Some(reason)) = (&admitted_job, not_taken(&resp)) {
             self.release_job(job_id.clone(), reason).await;
+            released = true;
         }
-        match resp {
+        let resp = match resp {
             Ok(mut resp) => {
                 if let (Some(job_id), Some(pointer), Some(p)) =
-                    (admitted_job, &route.job_id_pointer, &principal)
+                    (admitted_job.clone(), &route.job_id_pointer, &principal)
                     && resp.status().is_success()
                 {
                     resp = self
@@ -387,10 +397,31 @@ impl Gateway {
                 for (name, value) in response_headers {
                     resp.headers_mut().insert(name, value);
                 }
-                (resp, metrics)
+                resp
             }
-            Err(e) => (problem(&e), metrics),
+            Err(e) => problem(&e),
+        };
+        match admitted_job {
+            // The job may exist upstream (accepted, or the outcome is unknown): what the client
+            // hears now is what a retry with its key hears (see `crate::idempotency`).
+            Some(job_id) if keyed && !released => (self.keep_answer(job_id, resp).await, metrics),
+            _ => (resp, metrics),
         }
+    }
+
+    /// Stores `resp` as the answer to the keyed submission of `job_id`, awaited before
+    /// answering so a retry that follows at once finds it, and returns it unchanged.
+    async fn keep_answer(
+        &self,
+        job_id: String,
+        resp: Response<ResponseBody>,
+    ) -> Response<ResponseBody> {
+        let Some(ledger) = &self.ledger else {
+            return resp;
+        };
+        let (resp, answer) = crate::idempotency::keep(resp, describes_the_job).await;
+        ledger.record_answer(job_id, answer).await;
+        resp
     }
 
     /// Returns the reservation of an admitted job the upstream did not take (see [`not_taken`]).
@@ -409,9 +440,9 @@ impl Gateway {
         (principal, frontier_restricted): (&Principal, bool),
         client: ClientFacts,
         request_id: &HeaderValue,
-        headers: &http::HeaderMap,
+        request: &http::request::Parts,
         body: ClientBody,
-    ) -> Result<Admitted, GatewayError> {
+    ) -> Result<Submission, GatewayError> {
         let unavailable = || GatewayError::Unavailable {
             reason: "job admission is not configured",
             retry_after: std::time::Duration::from_secs(5),
@@ -428,7 +459,7 @@ impl Gateway {
             principal.clone(),
             route.name.clone(),
             request_id.to_str().unwrap_or_default().to_string(),
-            client.origin_ip(headers),
+            client.origin_ip(&request.headers),
             frontier_restricted,
         );
         admit_job(
@@ -436,8 +467,9 @@ impl Gateway {
             enforcer.policy().current(),
             profile,
             body,
-            headers,
+            request,
             admission,
+            self.idempotency_key_ttl,
         )
         .await
     }

@@ -47,7 +47,26 @@ impl Handler for Gateway {
         req: Request<Incoming>,
         conn: ConnFacts,
     ) -> Response<ResponseBody> {
-        self.handle(req, conn).await
+        if !req
+            .headers()
+            .contains_key(&crate::idempotency::IDEMPOTENCY_KEY)
+        {
+            return self.handle(req, conn).await;
+        }
+        // A keyed submission is finished even when its client goes away (the usual reason
+        // to retry): a request dropped between admission and the upstream's answer would
+        // leave its key in flight, and its retries refused, until the key expires.
+        match tokio::spawn(async move { self.handle(req, conn).await }).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::error!(error = %e, "request task failed");
+                let problem = GatewayError::Unavailable {
+                    reason: "the request could not be completed",
+                    retry_after: Duration::from_secs(1),
+                };
+                problem.to_problem().into_response().map(ResponseBody::full)
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The lease sweep: every replica closes, every [`SWEEP_EVERY`], the jobs whose lease (time
 //! limit plus the policy's `lease_grace`) ended without a final usage event. The ledger makes a
 //! job expire once however many replicas sweep (`computegate_kyc::ledger` `close` module), so
-//! no leader election is needed.
+//! no leader election is needed. The same loop purges expired idempotency keys of job
+//! submissions (one indexed read when none is due).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,16 @@ impl Metering {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "lease sweep failed; retrying"),
+        }
+        let purged = self
+            .store
+            .ledger()
+            .purge_idempotency_keys(OffsetDateTime::now_utc())
+            .await;
+        match purged {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(keys = n, "purged expired idempotency keys"),
+            Err(e) => tracing::warn!(error = %e, "idempotency key purge failed; retrying"),
         }
     }
 }

@@ -4,7 +4,11 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 
 use super::*;
+use bytes::Bytes;
+use http_body::Frame;
+
 use crate::auth::{AuthMethod, IdentityHeaders};
+use crate::body::peek::PeekedBody;
 
 /// Bindings in memory: `job → customer` as the ledger knows it, `(upstream, id) → job`.
 #[derive(Default)]
@@ -189,14 +193,11 @@ async fn a_large_answer_is_forwarded_whole_and_binds_nothing() {
     );
     // A streamed body of two frames, the first already past the cap.
     let (a, b) = big.split_at(ANSWER_CAP + 8);
-    let two_frames = Replay {
-        frames: [a, b]
+    let two_frames = PeekedBody::from_frames(
+        [a, b]
             .into_iter()
-            .map(|part| Frame::data(Bytes::from_static(part.as_bytes())))
-            .collect(),
-        error: None,
-        rest: None,
-    };
+            .map(|part| Frame::data(Bytes::from_static(part.as_bytes()))),
+    );
     let resp = Response::new(ResponseBody::Boxed(two_frames.boxed_unsync()));
     let resp = ownership
         .learn(&sim, "/id", "ledger-1".into(), &principal("alice"), resp)
