@@ -65,6 +65,27 @@ fn bad_duration_names_the_key() {
 }
 
 #[test]
+fn idempotency_key_ttl_has_a_default_and_is_validated() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.server.idempotency_key_ttl, Duration::from_secs(24 * 3600));
+    let text = format!("{MINIMAL}\n[server]\nidempotency_key_ttl = \"2h\"\n");
+    let c = Config::from_toml(&text, no_env()).unwrap();
+    assert_eq!(c.server.idempotency_key_ttl, Duration::from_secs(7200));
+    c.validate().unwrap();
+    for value in ["30s", "31d"] {
+        let text = format!("{MINIMAL}\n[server]\nidempotency_key_ttl = \"{value}\"\n");
+        let err = Config::from_toml(&text, no_env())
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("server.idempotency_key_ttl"),
+            "{value}: {err}"
+        );
+    }
+}
+
+#[test]
 fn body_pace_has_defaults_and_is_validated() {
     let c = Config::from_toml(MINIMAL, no_env()).unwrap();
     assert_eq!(c.server.body_read_timeout, Duration::from_secs(30));
