@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, Validation};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -38,7 +38,7 @@ use sha2::{Digest, Sha256};
 pub mod bearer;
 pub mod throttle;
 
-use self::bearer::{TokenCheck, api_key_id, check_access_token, classify};
+use self::bearer::{TokenCheck, access_token_validation, api_key_id, check_access_token, classify};
 use self::throttle::WindowCounter;
 use crate::auth::{
     AuthError, AuthMethod, AuthOutcome, Authenticator, BoxFuture, IdentityHeaders, Principal,
@@ -333,14 +333,8 @@ impl CredentialVerifier {
         registry: &mut Registry,
         clock: fn() -> u64,
     ) -> Arc<Self> {
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[settings.issuer.as_str()]);
-        validation.set_audience(&[settings.audience.as_str()]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "aud", "iss"]);
-        // Time checks are ours, against the injected clock (time is an input, also in tests).
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = settings.leeway.as_secs();
+        let validation =
+            access_token_validation(&settings.issuer, &settings.audience, settings.leeway);
         let attempts = Family::<AttemptLabels, Counter>::default();
         let cache = Family::<CacheLabels, Counter>::default();
         registry.register(
