@@ -347,8 +347,25 @@ async fn flow(kyc: &Kyc) {
     .await;
     let view = kyc.submit(&org, &org_app).await;
     assert_eq!(view["status"], "pending_review", "{view}");
-    let top =
+    // The policy's `requires` for the tier: a verified IDV outcome is not on file, so the
+    // approval is refused naming it, until the senior documents a manual check.
+    let bare =
         json!({"action": "approve", "tier": "validated_end_user", "reason": "VEU criteria met"});
+    let resp = kyc.decide(&senior1, &org_app, bare).await;
+    let doc = expect_problem(resp, 422, "evidence-missing").await;
+    assert_eq!(doc["missing_evidence"], json!(["idv_verified"]), "{doc}");
+    assert!(
+        doc["detail"].as_str().unwrap().contains("manual_checks"),
+        "{doc}"
+    );
+    let plan_by_hand = json!({"action": "approve", "tier": "validated_end_user", "reason": "x",
+        "manual_checks": [{"evidence": "compliance_plan", "note": "saw it"}]});
+    let resp = kyc.decide(&senior1, &org_app, plan_by_hand).await;
+    let doc = expect_problem(resp, 422, "invalid-request").await;
+    assert_eq!(error_fields(&doc), ["manual_checks"], "{doc}");
+    let top = json!({"action": "approve", "tier": "validated_end_user", "reason": "VEU criteria met",
+        "manual_checks": [{"evidence": "idv_verified",
+                           "note": "representative's passport checked on a video call"}]});
     let resp = kyc.decide(&reviewer, &org_app, top.clone()).await;
     expect_problem(resp, 403, "forbidden").await;
     let resp = kyc.decide(&senior1, &org_app, top.clone()).await;
@@ -372,6 +389,24 @@ async fn flow(kyc: &Kyc) {
         .await
         .unwrap();
     assert_eq!(seen(&echo, "x-computegate-tier"), ["validated_end_user"]);
+    // The audit chain records the approval as resting on a manual check, with its note.
+    let resp = kyc
+        .staff_get(
+            &auditor,
+            "/staff/v1/audit?action=kyc.application.approved&limit=1000",
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let page: Value = resp.json().await.unwrap();
+    let record = (page["records"].as_array().unwrap().iter())
+        .find(|r| r["detail"]["tier"] == "validated_end_user")
+        .unwrap_or_else(|| panic!("no top-tier approval in {page}"));
+    let evidence = &record["detail"]["evidence"];
+    assert_eq!(
+        evidence["manual_checks"][0]["evidence"], "idv_verified",
+        "{record}"
+    );
+    assert_eq!(evidence["on_file"], json!(["compliance_plan"]), "{record}");
 
     // Suspension takes effect on the data plane at once; so does resuming.
     let suspend = format!("/staff/v1/customers/{}/suspend", maria.id);

@@ -376,7 +376,8 @@ async fn staff_roles_and_conflicts_of_interest_are_enforced() {
         let reviewer = kyc.staff("reviewer").await;
         let auditor = kyc.staff("auditor").await;
         let admin = kyc.staff("admin").await;
-        let approve = json!({"action": "approve", "tier": "identity_verified", "reason": "fine"});
+        let approve = json!({"action": "approve", "tier": "identity_verified", "reason": "fine",
+            "manual_checks": [{"evidence": "idv_verified", "note": "checked by hand"}]});
 
         let claim = format!("/staff/v1/applications/{app}/claim");
         let resp = kyc.staff_post(&insider, &claim, &json!({})).await;

@@ -26,6 +26,7 @@ use std::time::Duration;
 pub mod admission;
 mod caps;
 mod decide;
+mod evidence;
 mod model;
 mod route_class;
 mod serde_util;
@@ -36,6 +37,7 @@ pub use caps::{CapExceeded, CapNeeds, TierCaps};
 pub use decide::{
     Denial, DenialRule, JurisdictionStanding, authorize_jurisdiction, authorize_route,
 };
+pub use evidence::Evidence;
 pub use model::{
     Accelerator, Action, Condition, CountryGroup, FrontierRule, JurisdictionRules,
     MissingTimeLimit, PeakFlops, PolicyDate, Precision, RateLimitSpec, RuleStatus, Scope,

@@ -52,6 +52,11 @@ pub struct Tier {
     /// How often holders must re-verify ("182d"), for the verification workflow; absent = never.
     #[serde(default, with = "optional_human_duration")]
     pub reverify_every: Option<Duration>,
+    /// Evidence a reviewer's approval to this tier needs on file (`["idv_verified"]`); a kind
+    /// that allows it may instead be covered by the reviewer's documented manual check. Default:
+    /// none.
+    #[serde(default)]
+    pub requires: Vec<crate::Evidence>,
 }
 
 /// A GCRA / token-bucket request rate.

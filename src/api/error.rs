@@ -68,6 +68,14 @@ pub enum ApiError {
     /// A webhook's signature is missing, stale or wrong, or its sender unknown.
     #[error("bad signature: {0}")]
     BadSignature(&'static str),
+    /// An approval lacks evidence the tier's policy requires (each kind named).
+    #[error("evidence missing for {tier}")]
+    EvidenceMissing {
+        /// The tier applied for.
+        tier: String,
+        /// What is missing.
+        missing: Vec<computegate_policy::Evidence>,
+    },
     /// The path exists but not with this method; `allow` lists the methods it takes.
     #[error("method not allowed")]
     MethodNotAllowed {
@@ -173,6 +181,26 @@ impl ApiError {
                     detail,
                 )
                 .with("errors", errors)
+            }
+            Self::EvidenceMissing { tier, missing } => {
+                let detail: Vec<String> = (missing.iter())
+                    .map(|e| {
+                        let remedy = if e.manual_check_allowed() {
+                            "; or document a manual check in manual_checks"
+                        } else {
+                            ""
+                        };
+                        format!("{e}: {}{remedy}", e.describe())
+                    })
+                    .collect();
+                let names: Vec<&str> = missing.iter().map(|e| e.as_str()).collect();
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "evidence-missing",
+                    "Evidence missing",
+                    format!("approval to {tier} needs: {}", detail.join("; ")),
+                )
+                .with("missing_evidence", names)
             }
             Self::InvalidState(why) => Problem::new(
                 StatusCode::CONFLICT,

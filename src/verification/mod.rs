@@ -174,6 +174,11 @@ impl Verification {
             .map(crate::identity::span)
     }
 
+    /// The evidence the policy's tier `name` requires an approval to have on file.
+    pub fn required_evidence(&self, name: &str) -> Vec<computegate_policy::Evidence> {
+        (self.policy.current().tier(name)).map_or_else(Vec::new, |t| t.requires.clone())
+    }
+
     /// Tells the data plane (here and on other replicas) that a customer's status or tier
     /// changed, and refreshes the application gauges soon. The other members of its
     /// organization are told too: their principals carry the organization's verified

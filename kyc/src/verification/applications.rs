@@ -454,6 +454,7 @@ pub(super) fn apply(
     let ctx = CaseContext {
         applicant: loaded.row.applicant()?,
         has_compliance_plan: false,
+        idv_verified: false,
         reverify_after: None,
         now,
     };

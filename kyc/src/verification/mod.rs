@@ -63,8 +63,8 @@ pub use self::review::{
 };
 pub use self::risk::{JurisdictionRules, RiskAssessment, RiskFactor};
 pub use self::state::{
-    ApplicationStatus, Approval, ScreeningCleared, ScreeningDecision, ScreeningOutcome,
-    TransitionError,
+    ApplicationStatus, Approval, ApprovalEvidence, ManualCheck, ScreeningCleared,
+    ScreeningDecision, ScreeningOutcome, TransitionError,
 };
 pub use self::suspension::{SUSPENDED_ACTION, SuspensionReason};
 pub use self::webhooks::{IdvOutcome, IdvProvider};

@@ -9,7 +9,7 @@ use super::applications::{REASON, REVIEW, ReviewFile, apply, system};
 use super::records::{
     AppRow, CaseTx, CustomerChange, Extra, Loaded, app_select, open_json, seal_json,
 };
-use super::state::{CaseContext, Event, Party, StaffParty, check_conflict};
+use super::state::{ApprovalEvidence, CaseContext, Event, Party, StaffParty, check_conflict};
 use super::{
     ApplicationStatus, CustomerCaller, StaffApplicationView, StaffCaller, VerificationError,
 };
@@ -56,6 +56,9 @@ pub struct DecisionRequest {
     pub reason: String,
     /// Re-verification period of the tier being granted (policy data); `None` for no expiry.
     pub reverify_after: Option<Duration>,
+    /// For an approval: the evidence the tier's policy requires and the reviewer's manual checks
+    /// (empty for other actions).
+    pub evidence: ApprovalEvidence,
 }
 
 /// Which applications the queue lists; unset filters match everything. Oldest submission
@@ -366,6 +369,7 @@ impl VerificationStore<'_> {
             action: decision,
             reason,
             reverify_after,
+            evidence,
         } = request;
         let reason = reason.as_str();
         let party = self.staff_party(staff).await?;
@@ -373,6 +377,7 @@ impl VerificationStore<'_> {
             StaffDecision::Approve { tier } => Event::Approve {
                 tier: tier.clone(),
                 reason: reason.to_owned(),
+                evidence,
             },
             StaffDecision::Reject => Event::Reject {
                 reason: reason.to_owned(),
@@ -388,6 +393,7 @@ impl VerificationStore<'_> {
             let ctx = CaseContext {
                 applicant: loaded.row.applicant()?,
                 has_compliance_plan: tx.has_compliance_plan(id).await?,
+                idv_verified: loaded.row.idv()? == Some(super::IdvOutcome::Verified),
                 reverify_after,
                 now,
             };
@@ -825,6 +831,7 @@ fn context(loaded: &Loaded, now: OffsetDateTime) -> Result<CaseContext, Verifica
     Ok(CaseContext {
         applicant: loaded.row.applicant()?,
         has_compliance_plan: false,
+        idv_verified: false,
         reverify_after: None,
         now,
     })

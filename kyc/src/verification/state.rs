@@ -20,11 +20,15 @@
 //! including loading a stored case — yields `approved` without a cleared screening. The top
 //! tier (`validated_end_user`) needs two distinct `senior_reviewer` approvals and a compliance
 //! plan on file; no staff member may act on a case of their own organization or their own
-//! email.
+//! email. An approval also needs the evidence the tier's policy `requires` (a verified IDV
+//! outcome, a compliance plan), or — where the kind allows it — the reviewer's documented manual
+//! check, which the audit record carries as such.
 
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
+
+use computegate_policy::Evidence;
 
 use super::payload::ApplicantKind;
 use crate::accounts::{StaffRole, Tier};
@@ -190,10 +194,31 @@ pub struct CaseContext {
     pub applicant: Applicant,
     /// Whether a `compliance_plan` document is on file.
     pub has_compliance_plan: bool,
+    /// Whether the latest identity-verification outcome of the application is `verified`.
+    pub idv_verified: bool,
     /// Re-verification period of the tier being approved (policy), if any.
     pub reverify_after: Option<Duration>,
     /// Now.
     pub now: OffsetDateTime,
+}
+
+/// The evidence side of an approval: what the tier's policy requires on file, and the checks the
+/// reviewer documents in place of evidence that is not on file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalEvidence {
+    /// The tier's `requires` list (policy data).
+    pub required: Vec<Evidence>,
+    /// Manual checks the reviewer documents, one per evidence kind at most.
+    pub manual_checks: Vec<ManualCheck>,
+}
+
+/// A reviewer's documented check standing in for evidence that is not on file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ManualCheck {
+    /// The evidence it stands in for (one whose kind allows a manual check).
+    pub evidence: Evidence,
+    /// What the reviewer checked and how (1..=1000 characters).
+    pub note: String,
 }
 
 /// What happens to a case.
@@ -222,6 +247,8 @@ pub enum Event {
         tier: Tier,
         /// Why.
         reason: String,
+        /// What the tier requires and the reviewer's manual checks.
+        evidence: ApprovalEvidence,
     },
     /// Staff reject.
     Reject {
@@ -292,6 +319,20 @@ pub enum TransitionError {
     /// The top tier needs a compliance plan on file.
     #[error("a compliance plan document is required for this tier")]
     CompliancePlanMissing,
+    /// The tier's policy requires evidence that is neither on file nor covered by a manual check.
+    #[error(
+        "approval to {tier} needs evidence that is missing: {}",
+        display_list(missing)
+    )]
+    EvidenceMissing {
+        /// The tier applied for.
+        tier: String,
+        /// Each missing kind, in policy order.
+        missing: Vec<Evidence>,
+    },
+    /// A manual check was offered for evidence that must be on file.
+    #[error("{0} cannot be replaced by a manual check; it must be on file")]
+    ManualCheckNotAccepted(Evidence),
     /// The tier cannot be granted to this kind of application.
     #[error("tier {0} cannot be granted to this application")]
     TierNotAllowed(String),
@@ -450,8 +491,12 @@ impl Case {
                     screening,
                     approvals,
                 },
-                Event::Approve { tier, reason },
-            ) => return approve(party, ctx, screening, approvals, tier, reason),
+                Event::Approve {
+                    tier,
+                    reason,
+                    evidence,
+                },
+            ) => return approve(party, ctx, screening, approvals, tier, reason, evidence),
             (Case::PendingReview { .. }, Event::Reject { reason }) => {
                 require_staff(party, ctx, name, REVIEWERS)?;
                 let reason = check_reason(reason)?;
@@ -538,12 +583,14 @@ fn approve(
     mut approvals: Vec<Approval>,
     tier: Tier,
     reason: String,
+    evidence: ApprovalEvidence,
 ) -> Result<Transition, TransitionError> {
     const NAME: &str = "approve";
     let staff = require_staff(party, ctx, NAME, REVIEWERS)?;
     let reason = check_reason(reason)?;
     check_tier_fits(&tier, ctx.applicant.kind)?;
     let cleared = ScreeningCleared::check(&screening)?;
+    let on_file = check_evidence(ctx, &tier, &evidence)?;
     let top = tier.as_str() == Tier::VALIDATED_END_USER;
     if top {
         if staff.role != StaffRole::SeniorReviewer {
@@ -566,7 +613,12 @@ fn approve(
         at: ctx.now,
     });
     let approvers: Vec<Uuid> = approvals.iter().map(|a| a.staff_id).collect();
-    let extra = json!({ "reason": reason, "tier": tier.as_str(), "approvers": approvers });
+    let extra = json!({
+        "reason": reason,
+        "tier": tier.as_str(),
+        "approvers": approvers,
+        "evidence": { "on_file": on_file, "manual_checks": evidence.manual_checks },
+    });
     if top && approvals.len() < 2 {
         let next = Case::PendingReview {
             screening,
@@ -590,6 +642,43 @@ fn approve(
         AuditAction::ApplicationApproved,
         extra,
     ))
+}
+
+/// The required evidence on file, or the refusal naming what is missing. A manual check counts
+/// only for a kind that allows one; one offered for any other kind is refused outright.
+fn check_evidence(
+    ctx: &CaseContext,
+    tier: &Tier,
+    evidence: &ApprovalEvidence,
+) -> Result<Vec<Evidence>, TransitionError> {
+    if let Some(check) =
+        (evidence.manual_checks.iter()).find(|c| !c.evidence.manual_check_allowed())
+    {
+        return Err(TransitionError::ManualCheckNotAccepted(check.evidence));
+    }
+    let on_file = |e: Evidence| match e {
+        Evidence::IdvVerified => ctx.idv_verified,
+        Evidence::CompliancePlan => ctx.has_compliance_plan,
+    };
+    let checked = |e: Evidence| evidence.manual_checks.iter().any(|c| c.evidence == e);
+    let missing: Vec<Evidence> = (evidence.required.iter().copied())
+        .filter(|e| !on_file(*e) && !checked(*e))
+        .collect();
+    if !missing.is_empty() {
+        return Err(TransitionError::EvidenceMissing {
+            tier: tier.as_str().to_owned(),
+            missing,
+        });
+    }
+    Ok(Evidence::ALL.into_iter().filter(|e| on_file(*e)).collect())
+}
+
+fn display_list(items: &[Evidence]) -> String {
+    items
+        .iter()
+        .map(|e| e.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_tier_fits(tier: &Tier, kind: ApplicantKind) -> Result<(), TransitionError> {

@@ -26,6 +26,7 @@ async fn approve(s: &Store, key: &MasterKey, who: &StaffCaller, app: Uuid, tier:
                 },
                 reason: "jurisdiction test decision".into(),
                 reverify_after: Some(Duration::days(365)),
+                evidence: Default::default(),
             },
             t0() + Duration::days(days),
         )

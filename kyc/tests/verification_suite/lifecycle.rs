@@ -148,6 +148,7 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
                 },
                 reason: "passport and screening clear".into(),
                 reverify_after: Some(Duration::days(365)),
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -383,6 +384,7 @@ async fn request_info_then_resubmit(ctx: Ctx) {
                 action: StaffDecision::RequestInfo,
                 reason: "please upload a readable passport scan".into(),
                 reverify_after: None,
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -436,6 +438,7 @@ async fn request_info_then_resubmit(ctx: Ctx) {
                 action: StaffDecision::Reject,
                 reason: "declined".into(),
                 reverify_after: None,
+                evidence: Default::default(),
             },
             t0(),
         )

@@ -42,6 +42,7 @@ async fn decide(
                 action,
                 reason: "linking test decision".into(),
                 reverify_after: Some(Duration::days(365)),
+                evidence: Default::default(),
             },
             t0(),
         )

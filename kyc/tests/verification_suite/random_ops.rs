@@ -120,6 +120,7 @@ async fn random_sequences_audit_exactly_once(ctx: Ctx) {
                         action,
                         reason: "random".into(),
                         reverify_after: None,
+                        evidence: Default::default(),
                     };
                     let r = s
                         .verification()

@@ -63,6 +63,7 @@ async fn top_tier_needs_two_distinct_seniors(ctx: Ctx) {
                 action: d,
                 reason: "VEU review".into(),
                 reverify_after: Some(Duration::days(182)),
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -178,6 +179,7 @@ async fn reviewer_cannot_decide_own_case(ctx: Ctx) {
                     action: d,
                     reason: "mine".into(),
                     reverify_after: None,
+                    evidence: Default::default(),
                 },
                 t0(),
             )
@@ -243,6 +245,7 @@ async fn screening_hit_blocks_approval_until_overridden(ctx: Ctx) {
                 action: approve(Tier::IDENTITY_VERIFIED),
                 reason: "ok".into(),
                 reverify_after: None,
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -283,6 +286,7 @@ async fn screening_hit_blocks_approval_until_overridden(ctx: Ctx) {
                 action: approve(Tier::IDENTITY_VERIFIED),
                 reason: "ok".into(),
                 reverify_after: None,
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -335,6 +339,7 @@ async fn claims_are_respected(ctx: Ctx) {
                 action: StaffDecision::Reject,
                 reason: "no".into(),
                 reverify_after: None,
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -363,6 +368,7 @@ async fn claims_are_respected(ctx: Ctx) {
                 action: StaffDecision::Reject,
                 reason: "no".into(),
                 reverify_after: None,
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -390,6 +396,7 @@ async fn suspend_resume_close_customer(ctx: Ctx) {
                 action: approve(Tier::IDENTITY_VERIFIED),
                 reason: "ok".into(),
                 reverify_after: None,
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -514,6 +521,7 @@ async fn approvals_expire_when_due(ctx: Ctx) {
                 action: approve(Tier::IDENTITY_VERIFIED),
                 reason: "ok".into(),
                 reverify_after: Some(Duration::days(30)),
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -568,6 +576,7 @@ async fn approvals_expire_when_due(ctx: Ctx) {
                 action: approve(Tier::IDENTITY_VERIFIED),
                 reason: "re-verified".into(),
                 reverify_after: None,
+                evidence: Default::default(),
             },
             t0(),
         )
@@ -595,6 +604,7 @@ async fn newer_approval_supersedes_older(ctx: Ctx) {
             action: approve(Tier::IDENTITY_VERIFIED),
             reason: "ok".into(),
             reverify_after: Some(Duration::days(30)),
+            evidence: Default::default(),
         };
         s.verification()
             .decide_application(&key, &reviewer, id, request, t0())

@@ -188,6 +188,12 @@ fn transition_refused(t: TransitionError) -> ApiError {
             format!("tier {tier} cannot be granted to this application"),
         ),
         TransitionError::ReasonRequired => field("reason", "missing", t.to_string()),
+        TransitionError::EvidenceMissing { tier, missing } => {
+            ApiError::EvidenceMissing { tier, missing }
+        }
+        TransitionError::ManualCheckNotAccepted(_) => {
+            field("manual_checks", "not_allowed", t.to_string())
+        }
         other => ApiError::InvalidState(other.to_string()),
     }
 }
@@ -223,6 +229,11 @@ mod tests {
         assert_eq!(status(TransitionError::DuplicateApprover.into()), 403);
         assert_eq!(status(TransitionError::ScreeningNotCleared.into()), 409);
         assert_eq!(status(TransitionError::ReasonRequired.into()), 422);
+        let missing = TransitionError::EvidenceMissing {
+            tier: "identity_verified".into(),
+            missing: vec![computegate_policy::Evidence::IdvVerified],
+        };
+        assert_eq!(status(missing.into()), 422);
         assert_eq!(status(DocumentError::UnsupportedType.into()), 415);
         assert_eq!(status(DocumentError::TooLarge { max: 1 }.into()), 413);
         assert_eq!(

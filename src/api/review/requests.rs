@@ -3,8 +3,10 @@
 
 use computegate_kyc::accounts::Tier;
 use computegate_kyc::verification::{
-    ApplicationStatus, DecisionRequest, MAX_QUEUE_PAGE, QueueFilter, StaffDecision,
+    ApplicationStatus, ApprovalEvidence, DecisionRequest, MAX_QUEUE_PAGE, ManualCheck, QueueFilter,
+    StaffDecision,
 };
+use computegate_policy::Evidence;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -30,6 +32,15 @@ pub(super) struct DecisionBody {
     pub(super) action: Option<String>,
     pub(super) tier: Option<String>,
     pub(super) reason: Option<String>,
+    /// `[{"evidence","note"}]`: checks standing in for required evidence not on file.
+    pub(super) manual_checks: Option<Vec<ManualCheckBody>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ManualCheckBody {
+    pub(super) evidence: Option<String>,
+    pub(super) note: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -77,20 +88,66 @@ pub(super) fn decision_request(
     let reason = reason_of(body.reason.as_deref())
         .map_err(|e| errors.push(e))
         .ok();
+    let manual_checks = manual_checks(body, &mut errors);
     match (action, reason) {
         (Some(action), Some(reason)) if errors.is_empty() => {
-            let reverify_after = match &action {
-                StaffDecision::Approve { tier } => kyc.reverify_after(tier.as_str()),
-                _ => None,
+            let (reverify_after, evidence) = match &action {
+                StaffDecision::Approve { tier } => (
+                    kyc.reverify_after(tier.as_str()),
+                    ApprovalEvidence {
+                        required: kyc.required_evidence(tier.as_str()),
+                        manual_checks,
+                    },
+                ),
+                _ => (None, ApprovalEvidence::default()),
             };
             Ok(DecisionRequest {
                 action,
                 reason,
                 reverify_after,
+                evidence,
             })
         }
         _ => Err(ApiError::Invalid(errors)),
     }
+}
+
+/// The manual checks of an approval, each with a known evidence kind (once) and a note.
+fn manual_checks(body: &DecisionBody, errors: &mut Vec<(String, String)>) -> Vec<ManualCheck> {
+    let Some(items) = &body.manual_checks else {
+        return Vec::new();
+    };
+    if body.action.as_deref() != Some("approve") {
+        errors.push(("manual_checks".into(), "only with action approve".into()));
+        return Vec::new();
+    }
+    let mut checks: Vec<ManualCheck> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = |field: &str| format!("manual_checks[{i}].{field}");
+        let evidence = match item.evidence.as_deref().map(str::parse::<Evidence>) {
+            Some(Ok(e)) if checks.iter().any(|c| c.evidence == e) => {
+                errors.push((at("evidence"), "listed twice".into()));
+                None
+            }
+            Some(Ok(e)) => Some(e),
+            Some(Err(_)) => {
+                let kinds: Vec<&str> = Evidence::ALL.iter().map(|e| e.as_str()).collect();
+                errors.push((at("evidence"), format!("one of {}", kinds.join(", "))));
+                None
+            }
+            None => {
+                errors.push((at("evidence"), "required".into()));
+                None
+            }
+        };
+        let note = reason_of(item.note.as_deref())
+            .map_err(|(_, why)| errors.push((at("note"), why)))
+            .ok();
+        if let (Some(evidence), Some(note)) = (evidence, note) {
+            checks.push(ManualCheck { evidence, note });
+        }
+    }
+    checks
 }
 
 /// A required reason of 1..=1000 characters.

@@ -72,8 +72,21 @@ async fn a_case_is_queued_read_claimed_decided_and_its_document_downloaded() {
         .await
         .ok(200);
 
-    let approve =
+    // No IDV outcome on file: the policy's `requires` refuses the approval, naming it.
+    let bare =
         json!({"action": "approve", "tier": "identity_verified", "reason": "documents check out"});
+    let refused = api
+        .staff(
+            post(&format!("{path}/decision"))
+                .bearer(&reviewer)
+                .json(&bare),
+        )
+        .await;
+    let doc = refused.problem(422, "evidence-missing");
+    assert_eq!(doc["missing_evidence"], json!(["idv_verified"]), "{doc}");
+    let approve = json!({"action": "approve", "tier": "identity_verified",
+        "reason": "documents check out",
+        "manual_checks": [{"evidence": "idv_verified", "note": "passport checked by hand"}]});
     let decided = api
         .staff(
             post(&format!("{path}/decision"))

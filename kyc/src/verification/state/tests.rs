@@ -30,6 +30,7 @@ fn ctx(kind: ApplicantKind, plan: bool) -> CaseContext {
             kind,
         },
         has_compliance_plan: plan,
+        idv_verified: false,
         reverify_after: Some(Duration::days(180)),
         now: t0(),
     }
@@ -75,6 +76,7 @@ fn happy_path_and_audit_detail() {
             Event::Approve {
                 tier: tier(Tier::IDENTITY_VERIFIED),
                 reason: reason(),
+                evidence: ApprovalEvidence::default(),
             },
             &c,
         )
@@ -131,6 +133,7 @@ fn approval_needs_clear_or_overridden_screening() {
     let approve = || Event::Approve {
         tier: tier(Tier::IDENTITY_VERIFIED),
         reason: reason(),
+        evidence: ApprovalEvidence::default(),
     };
     let reviewer = staff(10, StaffRole::Reviewer, vec![]);
     let senior = staff(11, StaffRole::SeniorReviewer, vec![]);
@@ -175,10 +178,83 @@ fn approval_needs_clear_or_overridden_screening() {
 }
 
 #[test]
+fn approval_needs_the_required_evidence_or_a_documented_manual_check() {
+    let reviewer = staff(10, StaffRole::Reviewer, vec![]);
+    let approve = |manual_checks: Vec<ManualCheck>| Event::Approve {
+        tier: tier(Tier::IDENTITY_VERIFIED),
+        reason: reason(),
+        evidence: ApprovalEvidence {
+            required: vec![Evidence::IdvVerified],
+            manual_checks,
+        },
+    };
+    let check = |evidence| ManualCheck {
+        evidence,
+        note: "passport checked on a video call".into(),
+    };
+    let no_idv = ctx(ApplicantKind::Individual, false);
+    let err = pending(ScreeningDecision::Clear, &no_idv)
+        .apply(&reviewer, approve(vec![]), &no_idv)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TransitionError::EvidenceMissing {
+            tier: Tier::IDENTITY_VERIFIED.into(),
+            missing: vec![Evidence::IdvVerified],
+        }
+    );
+    assert!(err.to_string().contains("idv_verified"), "{err}");
+
+    // A compliance plan is a document: no manual check stands in for it.
+    let err = pending(ScreeningDecision::Clear, &no_idv)
+        .apply(
+            &reviewer,
+            approve(vec![check(Evidence::CompliancePlan)]),
+            &no_idv,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TransitionError::ManualCheckNotAccepted(Evidence::CompliancePlan)
+    );
+
+    // The reviewer's documented check covers it, and the audit record says so.
+    let t = pending(ScreeningDecision::Clear, &no_idv)
+        .apply(
+            &reviewer,
+            approve(vec![check(Evidence::IdvVerified)]),
+            &no_idv,
+        )
+        .unwrap();
+    assert_eq!(t.next.status(), ApplicationStatus::Approved);
+    assert_eq!(t.detail["evidence"]["on_file"], serde_json::json!([]));
+    assert_eq!(
+        t.detail["evidence"]["manual_checks"][0]["evidence"],
+        "idv_verified"
+    );
+
+    // A verified IDV outcome on file needs no check.
+    let idv = CaseContext {
+        idv_verified: true,
+        ..no_idv.clone()
+    };
+    let t = pending(ScreeningDecision::Clear, &idv)
+        .apply(&reviewer, approve(vec![]), &idv)
+        .unwrap();
+    assert_eq!(t.next.status(), ApplicationStatus::Approved);
+    assert_eq!(
+        t.detail["evidence"]["on_file"],
+        serde_json::json!(["idv_verified"])
+    );
+    assert_eq!(t.detail["evidence"]["manual_checks"], serde_json::json!([]));
+}
+
+#[test]
 fn top_tier_needs_two_distinct_unconflicted_seniors_and_a_plan() {
     let veu = || Event::Approve {
         tier: tier(Tier::VALIDATED_END_USER),
         reason: reason(),
+        evidence: ApprovalEvidence::default(),
     };
     let no_plan = ctx(ApplicantKind::Organization, false);
     let c = ctx(ApplicantKind::Organization, true);
@@ -227,6 +303,7 @@ fn reviewer_may_not_decide_own_case() {
         Event::Approve {
             tier: tier(Tier::IDENTITY_VERIFIED),
             reason: reason(),
+            evidence: ApprovalEvidence::default(),
         },
     ] {
         let err = pending(ScreeningDecision::Clear, &c)
@@ -251,6 +328,7 @@ fn tiers_must_fit_the_kind_and_reasons_are_required() {
                 Event::Approve {
                     tier: tier(t),
                     reason: reason(),
+                    evidence: ApprovalEvidence::default(),
                 },
                 &c,
             )
@@ -280,6 +358,7 @@ fn lifecycle_after_approval() {
             Event::Approve {
                 tier: tier(Tier::IDENTITY_VERIFIED),
                 reason: reason(),
+                evidence: ApprovalEvidence::default(),
             },
             &c,
         )
@@ -356,10 +435,12 @@ fn event(n: u8) -> Event {
         7 => Event::Approve {
             tier: tier(Tier::IDENTITY_VERIFIED),
             reason: reason(),
+            evidence: ApprovalEvidence::default(),
         },
         8 => Event::Approve {
             tier: tier(Tier::VALIDATED_END_USER),
             reason: reason(),
+            evidence: ApprovalEvidence::default(),
         },
         9 => Event::Reject { reason: reason() },
         10 => Event::RequestInfo { reason: reason() },
@@ -371,6 +452,7 @@ fn event(n: u8) -> Event {
         _ => Event::Approve {
             tier: tier(Tier::ORGANIZATION_VERIFIED),
             reason: reason(),
+            evidence: ApprovalEvidence::default(),
         },
     }
 }
