@@ -14,7 +14,7 @@ use computegate_kyc::ledger::{
     AdmissionOptions, AdmissionRequest, IdempotencyClaim, IdempotentAnswer, LedgerError, Verdict,
 };
 use computegate_policy::admission::{
-    Admitted, Hold, HoldReason, JobFacts, Outcome, Refusal, RefusalReason, precheck,
+    Admitted, Hold, HoldReason, JobFacts, Notice, Outcome, Refusal, RefusalReason, precheck,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -198,6 +198,7 @@ async fn admit(
             run_id: request.run_id,
             estimate_flop: facts.estimate_flop,
             remaining_flop: decision.remaining_flop,
+            notices: Notice::from_crossings(&request.thresholds.rules, &decision.crossings),
         }),
         Verdict::HeldForReview { review_id } => Outcome::Held(Hold {
             review_id: review_id.to_string(),

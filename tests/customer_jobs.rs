@@ -288,8 +288,20 @@ async fn the_usage_view_shows_budgets_thresholds_jobs_and_notices() {
         let other = m.customer().await;
 
         // Eight H100-hours (≈1.14e19) pass `heads-up` for the run and the customer.
-        let (_, job_id) = m.admit_echo(&c, &job("h100", 8, 1.0, "usage-run")).await;
+        let (admitted, job_id) = m.admit_echo(&c, &job("h100", 8, 1.0, "usage-run")).await;
         let flop = h100_flop(8, 1.0);
+        // The job's answer carries the notice of each `notify` threshold it crossed; `file-it`
+        // (report only) is not a notice.
+        let mut told = admitted.notices.clone();
+        told.sort_unstable();
+        assert_eq!(
+            told,
+            [
+                "heads-up; scope=customer; threshold_flop=1.0000e19",
+                "heads-up; scope=run; threshold_flop=1.0000e19",
+            ],
+            "{admitted:?}"
+        );
 
         let resp = usage_of(&m, &c.access).await;
         assert_eq!(resp.status(), 200, "{resp:?}");
@@ -372,6 +384,10 @@ async fn the_usage_view_shows_budgets_thresholds_jobs_and_notices() {
         )
         .await;
         assert_eq!(doc["missing_scope"], "jobs", "{doc}");
+
+        // A threshold fires once per scope: the next job's answer carries no notice.
+        let (quiet, _) = m.admit_echo(&c, &job("h100", 1, 0.1, "usage-run-2")).await;
+        assert_eq!(quiet.notices, Vec::<String>::new(), "{quiet:?}");
     })
     .await;
 }

@@ -20,6 +20,8 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, header};
 use http_body_util::{BodyExt, Limited};
 
+use computegate_policy::admission::Notice;
+
 use crate::auth::{BoxFuture, Principal};
 use crate::client_body::ClientBody;
 use crate::error::GatewayError;
@@ -39,6 +41,9 @@ pub static RUN_HEADER: HeaderName = HeaderName::from_static("x-computegate-run")
 pub static ESTIMATE_HEADER: HeaderName = HeaderName::from_static("x-computegate-estimate-flop");
 /// `X-Computegate-Remaining-Flop` on admitted responses.
 pub static REMAINING_HEADER: HeaderName = HeaderName::from_static("x-computegate-remaining-flop");
+/// `X-Computegate-Notice` on admitted responses, once per crossed threshold whose policy says
+/// `notify`: `<label>; scope=<scope>; threshold_flop=<FLOP>`.
+pub static NOTICE_HEADER: HeaderName = HeaderName::from_static("x-computegate-notice");
 /// `X-Computegate-Job`: the ledger's job id, forwarded upstream so usage events can name it.
 pub static JOB_HEADER: HeaderName = HeaderName::from_static("x-computegate-job");
 
@@ -230,6 +235,11 @@ pub async fn admit_job(
             if let Some(remaining) = admitted.remaining_flop {
                 response_headers.push((REMAINING_HEADER.clone(), flop_value(remaining)));
             }
+            for notice in &admitted.notices {
+                if let Some(value) = notice_value(notice) {
+                    response_headers.push((NOTICE_HEADER.clone(), value));
+                }
+            }
             let mut upstream_headers = Vec::new();
             if let Ok(job) = HeaderValue::from_str(&admitted.job_id) {
                 upstream_headers.push((JOB_HEADER.clone(), job));
@@ -297,9 +307,32 @@ fn flop_value(flop: f64) -> HeaderValue {
     HeaderValue::from_str(&format!("{flop:.4e}")).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
+/// A notice as a header value; `None` for a label that is not a valid header value (policy labels
+/// are plain ASCII, so only a broken policy loses one).
+fn notice_value(notice: &Notice) -> Option<HeaderValue> {
+    let text = format!(
+        "{}; scope={}; threshold_flop={:.4e}",
+        notice.label, notice.scope, notice.threshold_flop
+    );
+    HeaderValue::from_str(&text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notice_header_names_label_scope_and_threshold() {
+        let notice = Notice {
+            label: "eu-ai-act-systemic-1e25".into(),
+            scope: computegate_policy::Scope::Organization,
+            threshold_flop: 1e25,
+        };
+        assert_eq!(
+            notice_value(&notice).unwrap(),
+            "eu-ai-act-systemic-1e25; scope=organization; threshold_flop=1.0000e25"
+        );
+    }
 
     #[test]
     fn flop_header_is_exponent_form() {

@@ -394,8 +394,13 @@ impl Gateway {
                         resp.headers_mut().insert(name.clone(), value);
                     }
                 }
+                // The gateway's metering headers replace any the upstream sent; a name may
+                // repeat (one `X-Computegate-Notice` per crossing).
+                for (name, _) in &response_headers {
+                    resp.headers_mut().remove(name);
+                }
                 for (name, value) in response_headers {
-                    resp.headers_mut().insert(name, value);
+                    resp.headers_mut().append(name, value);
                 }
                 resp
             }

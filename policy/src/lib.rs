@@ -45,7 +45,9 @@ pub use model::{
 };
 pub use route_class::RouteClass;
 pub use serde_util::{display_path, short_duration};
-pub use thresholds::{FRONTIER_RESTRICTED_LABEL, LedgerLimits, ThresholdPolicy, ThresholdRule};
+pub use thresholds::{
+    FRONTIER_RESTRICTED_LABEL, LedgerLimits, ThresholdPolicy, ThresholdRule, notifies,
+};
 
 use model::PolicyDoc;
 

@@ -61,6 +61,12 @@ pub struct ThresholdPolicy {
     pub window: Duration,
 }
 
+/// Whether `rules` give the threshold labelled `label` a `notify` action: its crossings are
+/// told to the customer (in the job's answer and the usage view).
+pub fn notifies(rules: &[ThresholdRule], label: &str) -> bool {
+    (rules.iter()).any(|r| r.label == label && r.action == Action::Notify)
+}
+
 // === impl Policy ===
 
 impl Policy {

@@ -209,11 +209,7 @@ pub fn build(
 pub fn notices(rules: &[ThresholdRule], crossings: &[ScopeCrossing]) -> Vec<Notice> {
     crossings
         .iter()
-        .filter(|c| {
-            rules
-                .iter()
-                .any(|r| r.label == c.label && r.action == Action::Notify)
-        })
+        .filter(|c| computegate_policy::notifies(rules, &c.label))
         .map(|c| Notice {
             label: c.label.clone(),
             scope: c.scope.clone(),

@@ -106,6 +106,8 @@ pub(crate) struct Admitted {
     pub(crate) remaining: Option<f64>,
     /// `X-Computegate-Run`.
     pub(crate) run: String,
+    /// Each `X-Computegate-Notice` (a crossed `notify` threshold), in order.
+    pub(crate) notices: Vec<String>,
     /// The body the upstream answered with.
     pub(crate) body: Value,
 }
@@ -566,6 +568,9 @@ pub(crate) async fn expect_admitted(resp: reqwest::Response) -> Admitted {
         remaining: flop("x-computegate-remaining-flop"),
         run: header("x-computegate-run")
             .unwrap_or_else(|| panic!("no X-Computegate-Run on {headers:?}")),
+        notices: (headers.get_all("x-computegate-notice").iter())
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect(),
         body: serde_json::from_str(&text).unwrap_or(Value::Null),
     }
 }

@@ -9,8 +9,8 @@
 
 use std::fmt;
 
-use super::model::{Denial, DenialReason, Totals};
-use crate::{CapNeeds, Policy, Tier};
+use super::model::{Crossing, Denial, DenialReason, Totals};
+use crate::{CapNeeds, Policy, Scope, ThresholdRule, Tier, notifies};
 
 /// The ledger's answer to one job submission.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +34,19 @@ pub struct Admitted {
     pub estimate_flop: f64,
     /// Tightest remaining budget after this job, FLOP; `None` without FLOP caps.
     pub remaining_flop: Option<f64>,
+    /// Thresholds this job crossed whose policy says `notify`: the answer tells the customer.
+    pub notices: Vec<Notice>,
+}
+
+/// A threshold crossing the customer is told about (a `notify` action).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// The threshold's label.
+    pub label: String,
+    /// Which total crossed it.
+    pub scope: Scope,
+    /// The threshold, FLOP.
+    pub threshold_flop: f64,
 }
 
 /// A job held for review.
@@ -327,5 +340,22 @@ impl Decision {
             Decision::Held => "held",
             Decision::Denied => "denied",
         }
+    }
+}
+
+// === impl Notice ===
+
+impl Notice {
+    /// The notices among a job's `crossings`: those whose label `rules` give a `notify` action
+    /// (a crossing carries only its strongest action, so the rules are asked).
+    pub fn from_crossings(rules: &[ThresholdRule], crossings: &[Crossing]) -> Vec<Notice> {
+        (crossings.iter())
+            .filter(|c| notifies(rules, &c.label))
+            .map(|c| Notice {
+                label: c.label.clone(),
+                scope: c.scope,
+                threshold_flop: c.threshold_flop,
+            })
+            .collect()
     }
 }

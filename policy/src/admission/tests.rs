@@ -415,6 +415,7 @@ fn account_refusals_name_no_tier_and_outcomes_label_metrics_from_enums() {
                 run_id: "r".into(),
                 estimate_flop: 1.0,
                 remaining_flop: None,
+                notices: vec![],
             }),
             ("admitted", "within_limits"),
         ),
@@ -440,4 +441,37 @@ fn account_refusals_name_no_tier_and_outcomes_label_metrics_from_enums() {
         let (d, r) = outcome.metric_labels();
         assert_eq!((d.as_str(), r), (decision, reason), "{outcome:?}");
     }
+}
+
+#[test]
+fn notices_are_the_crossings_of_thresholds_with_a_notify_action() {
+    let rules = [
+        rule("eu", 10.0, Scope::Run, Action::Notify),
+        rule("eu", 10.0, Scope::Run, Action::Report),
+        rule("quiet", 5.0, Scope::Customer, Action::Report),
+    ];
+    let crossing = |label: &str, scope, action| Crossing {
+        label: label.into(),
+        threshold_flop: 10.0,
+        scope,
+        scope_id: uuid::Uuid::nil(),
+        action,
+        previous_flop: 0.0,
+        projected_flop: 20.0,
+        report_due_days: 14,
+    };
+    // A crossing carries its strongest action (report); the rules still say notify.
+    let crossings = [
+        crossing("eu", Scope::Run, Action::Report),
+        crossing("quiet", Scope::Customer, Action::Report),
+    ];
+    let notices = Notice::from_crossings(&rules, &crossings);
+    assert_eq!(
+        notices,
+        [Notice {
+            label: "eu".into(),
+            scope: Scope::Run,
+            threshold_flop: 10.0
+        }]
+    );
 }
