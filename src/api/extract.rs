@@ -74,6 +74,11 @@ pub struct Acting;
 #[derive(Debug)]
 pub struct AuditReaders;
 
+/// Roles that read customers' personal data (case files, organization members): reviewer,
+/// senior reviewer, auditor.
+#[derive(Debug)]
+pub struct CaseReaders;
+
 /// A staff member calling with a staff bearer token, in one of the roles `R` allows.
 #[derive(Debug)]
 pub struct StaffCaller<R: StaffRoles = AnyStaff> {
@@ -88,6 +93,10 @@ pub struct StaffCaller<R: StaffRoles = AnyStaff> {
 #[derive(Debug, Clone, Copy)]
 pub struct PathId(pub Uuid);
 
+/// Two resource ids from the path (a parent and a child), each parsed like [`PathId`].
+#[derive(Debug, Clone, Copy)]
+pub struct PathIds(pub Uuid, pub Uuid);
+
 /// A JSON body; a body that is not the endpoint's JSON is a 400 problem document.
 #[derive(Debug, FromRequest)]
 #[from_request(via(Json), rejection(ApiError))]
@@ -101,6 +110,15 @@ pub struct QueryParams<T>(pub T);
 // === impl CustomerCaller ===
 
 impl CustomerCaller {
+    /// Refuses an API key without `scope` (an access token carries every scope).
+    pub fn require(&self, scope: computegate_gateway::scope::Scope) -> Result<(), ApiError> {
+        if self.principal.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::ScopeMissing(scope))
+        }
+    }
+
     /// The caller in the verification store's terms.
     pub fn kyc(&self) -> verification::CustomerCaller {
         verification::CustomerCaller {
@@ -181,6 +199,16 @@ impl StaffRoles for AuditReaders {
     const REFUSAL: &'static str = "the audit chain is for auditors and admins";
 }
 
+impl StaffRoles for CaseReaders {
+    fn allows(role: StaffRole) -> bool {
+        match role {
+            StaffRole::Reviewer | StaffRole::SeniorReviewer | StaffRole::Auditor => true,
+            StaffRole::Admin => false,
+        }
+    }
+    const REFUSAL: &'static str = "customers' personal data is for reviewers and auditors";
+}
+
 // === impl StaffCaller ===
 
 impl<R: StaffRoles> StaffCaller<R> {
@@ -238,6 +266,21 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
         Uuid::parse_str(&text)
             .map(PathId)
             .map_err(|_| ApiError::NotFound)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PathIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Path((a, b)) = parts
+            .extract::<Path<(String, String)>>()
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        match (Uuid::parse_str(&a), Uuid::parse_str(&b)) {
+            (Ok(a), Ok(b)) => Ok(PathIds(a, b)),
+            _ => Err(ApiError::NotFound),
+        }
     }
 }
 

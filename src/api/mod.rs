@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod metering;
+pub mod organizations;
 pub mod plane;
 pub mod review;
 pub mod state;
@@ -40,7 +41,7 @@ pub const CUSTOMER_PREFIXES: &[&str] = &["/computegate/", "/.well-known/"];
 pub const STAFF_PREFIXES: &[&str] = &["/staff/"];
 
 /// The customer API: sign-up, tokens, keys and JWKS; verification applications and documents;
-/// IDV webhooks; usage events from the compute platform.
+/// IDV webhooks; usage events from the compute platform; organization membership.
 pub fn customer_router(state: ApiState) -> Router {
     Router::new()
         .merge(tokens::customer_routes())
@@ -49,19 +50,21 @@ pub fn customer_router(state: ApiState) -> Router {
         .merge(webhooks::routes())
         .merge(usage::routes())
         .merge(jobs::customer_routes())
+        .merge(organizations::customer_routes())
         .fallback(|| async { error::ApiError::NotFound })
         .layer(map_response(error::problem_for_bare_405))
         .with_state(state)
 }
 
-/// The staff API: staff sign-in, the review queue and decisions, the audit chain, and the
-/// compute-metering records.
+/// The staff API: staff sign-in, the review queue and decisions, the audit chain, the
+/// compute-metering records, and organization membership.
 pub fn staff_router(state: ApiState) -> Router {
     Router::new()
         .merge(tokens::staff_routes())
         .merge(review::routes())
         .merge(metering::routes())
         .merge(jobs::staff_routes())
+        .merge(organizations::staff_routes())
         .fallback(|| async { error::ApiError::NotFound })
         .layer(map_response(error::problem_for_bare_405))
         .with_state(state)

@@ -27,9 +27,8 @@ use crate::verification::{CustomerAction, Verification, parse_since};
 
 mod requests;
 
-use self::requests::{
-    DecisionBody, QueueQuery, ReasonBody, decision_request, queue_filter, reason_of,
-};
+use self::requests::{DecisionBody, QueueQuery, decision_request, queue_filter};
+pub(super) use self::requests::{ReasonBody, reason_of};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

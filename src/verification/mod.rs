@@ -15,6 +15,7 @@ mod fetcher;
 mod idv_fetch;
 mod metrics;
 mod onfido_api;
+mod organizations;
 mod rescreen;
 mod review;
 mod screening;
@@ -40,6 +41,7 @@ use crate::identity::Identity;
 pub use self::fetcher::IdvFetcher;
 pub use self::metrics::KycMetrics;
 pub use self::onfido_api::{OnfidoApi, OnfidoApiConfig, OnfidoConfigError};
+pub use self::organizations::OrganizationError;
 pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_customers};
 pub use self::screening::{
     LoadedList, ScreeningCache, ScreeningRunError, screen_subjects, subjects_of,

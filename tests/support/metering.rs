@@ -37,7 +37,7 @@ mod policies;
 pub(crate) use self::{
     demo::Demo,
     exports::{csv_records, parse_csv},
-    kyc::individual_application,
+    kyc::{individual_application, organization_application},
     policies::{default_policy, fine_tune, job, policy, threshold, tiers},
 };
 

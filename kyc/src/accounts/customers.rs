@@ -3,9 +3,11 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::membership::MemberRole;
 use super::{
     AccountError, Actor, Customer, CustomerKind, CustomerStatus, Email,
-    MAX_ORGANIZATION_NAME_CHARS, Organization, Subject, Tier, normalize_email, parse_column,
+    MAX_ORGANIZATION_NAME_CHARS, MembershipTx, Organization, Subject, Tier, normalize_email,
+    parse_column,
 };
 use crate::access_log::{self, AccessAction, AccessEvent, AccessOutcome};
 use crate::store::{AccountsStore, DbTime, StoreError, in_transaction, on_pool};
@@ -333,8 +335,9 @@ impl AccountsStore<'_> {
         }))
     }
 
-    /// Makes `customer_id` a member of `organization_id` (replacing any previous membership)
-    /// and records the administrative action in the same transaction.
+    /// Makes `customer_id` a plain member of `organization_id` (replacing any previous
+    /// membership; no invitation, no audit record — for tools and tests) and records the
+    /// administrative action in the access log in the same transaction.
     pub async fn add_organization_member(
         &self,
         organization_id: Uuid,
@@ -359,17 +362,16 @@ impl AccountsStore<'_> {
             if org.is_none() {
                 return Err(AccountError::OrganizationNotFound);
             }
-            let updated = sqlx::query(
-                "UPDATE customers SET organization_id = $1, updated_at = $2 WHERE id = $3",
-            )
-            .bind(organization_id)
-            .bind(DbTime::new(now))
-            .bind(customer_id)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 0 {
+            let customer: Option<Uuid> =
+                sqlx::query_scalar("SELECT id FROM customers WHERE id = $1")
+                    .bind(customer_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if customer.is_none() {
                 return Err(AccountError::CustomerNotFound);
             }
+            tx.join(organization_id, customer_id, MemberRole::Member, now)
+                .await?;
             access_log::insert_query(Uuid::now_v7(), &event)
                 .execute(&mut *tx)
                 .await?;

@@ -2,11 +2,14 @@
 //! with normalized unique emails, lifecycle status and verification tier.
 //!
 //! This file holds the value types and the pure rules (email normalization, parsing stored
-//! enums); `customers` and `staff` hold the store operations. Status and tier changes are
+//! enums); `customers` and `staff` hold the store operations, [`membership`] the rules of
+//! organization membership and `organizations` its store operations. Status and tier changes are
 //! administrative actions: each writes its access-log row in the same transaction, and a
 //! customer leaving `active` loses every refresh token at once.
 
 mod customers;
+pub mod membership;
+mod organizations;
 mod staff;
 
 use std::fmt;
@@ -19,6 +22,8 @@ use uuid::Uuid;
 use crate::names::stored_enum;
 use crate::store::StoreError;
 
+pub use self::organizations::MAX_REMOVAL_REASON_CHARS;
+pub(crate) use self::organizations::MembershipTx;
 pub use crate::names::UnknownName;
 
 /// Longest accepted email address (RFC 5321 path limit).

@@ -104,6 +104,20 @@ pub enum AuditAction {
     LedgerReviewApproved,
     /// Staff denied a held job.
     LedgerReviewDenied,
+    /// A KYB approval created the applicant's organization and made the applicant its owner.
+    OrganizationCreated,
+    /// A KYB re-verification linked the applicant's existing organization (owner kept).
+    OrganizationLinked,
+    /// An organization's owner invited an email address to join.
+    InvitationCreated,
+    /// An organization's owner revoked a pending invitation.
+    InvitationRevoked,
+    /// A customer accepted an invitation and joined the organization.
+    MemberJoined,
+    /// Staff removed a member from an organization.
+    MemberRemoved,
+    /// Staff read an organization's membership (personal data read).
+    MembershipViewed,
 }
 
 stored_enum!(AuditAction {
@@ -152,6 +166,13 @@ stored_enum!(AuditAction {
     ReportsExported => "ledger.reports.exported",
     LedgerReviewApproved => "ledger.review.approved",
     LedgerReviewDenied => "ledger.review.denied",
+    OrganizationCreated => "kyc.organization.created",
+    OrganizationLinked => "kyc.organization.linked",
+    InvitationCreated => "organization.invitation.created",
+    InvitationRevoked => "organization.invitation.revoked",
+    MemberJoined => "organization.member.joined",
+    MemberRemoved => "organization.member.removed",
+    MembershipViewed => "organization.membership.viewed",
 });
 
 // === impl AuditAction ===
@@ -185,7 +206,7 @@ mod tests {
             assert!(is_valid_action(action), "{action}");
             assert_eq!(action.as_str().parse::<AuditAction>(), Ok(action));
         }
-        assert_eq!(AuditAction::ALL.len(), 45);
+        assert_eq!(AuditAction::ALL.len(), 52);
         assert_eq!(
             AuditAction::ReportIdentityAttached,
             "ledger.report.identity_attached"

@@ -36,6 +36,7 @@ mod applications;
 mod conflict;
 mod idv_fetches;
 mod jurisdictions;
+mod kyb;
 mod linking;
 mod records;
 mod review;

@@ -434,7 +434,13 @@ impl VerificationStore<'_> {
                 let payload: super::ApplicationPayload =
                     open_json(key, id, super::applications::PAYLOAD, &sealed)?;
                 let (customer, org) = (loaded.row.customer_id, loaded.row.organization_id);
+                // A KYB approval establishes the organization (and its owner) first.
+                let (org, established) =
+                    super::kyb::establish(&mut tx, customer, org, &payload, &actor, now).await?;
                 super::linking::link_approved(&mut tx, key, customer, org, &payload, now).await?;
+                if let Some(entry) = &established {
+                    audit::append(&mut tx, entry).await?;
+                }
             }
             let status = t.next.status();
             let extra = Extra {

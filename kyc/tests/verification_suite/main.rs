@@ -12,5 +12,6 @@ mod idv;
 mod jurisdictions;
 mod lifecycle;
 mod linking;
+mod organizations;
 mod random_ops;
 mod review;

@@ -1,6 +1,7 @@
 //! What the services' refusals answer: one `From` impl per service error (identity, verification,
 //! webhooks, ledger, metering), so that a handler's `?` is its whole error handling.
 
+use computegate_kyc::accounts::membership::{InvitationState, MembershipError};
 use computegate_kyc::api_keys::KeyError;
 use computegate_kyc::ledger::LedgerError;
 use computegate_kyc::login::LoginError;
@@ -12,6 +13,7 @@ use computegate_kyc::verification::{
 use super::{ApiError, internal, unavailable};
 use crate::identity::IdentityError;
 use crate::metering::MeteringError;
+use crate::verification::OrganizationError;
 
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
@@ -164,6 +166,63 @@ fn verification_refused(e: VerificationError) -> ApiError {
     }
 }
 
+impl From<MembershipError> for ApiError {
+    fn from(e: MembershipError) -> Self {
+        match e {
+            MembershipError::NotFound => ApiError::NotFound,
+            MembershipError::NotOwner => {
+                ApiError::Forbidden("only the organization's owner may do this")
+            }
+            MembershipError::NotOrganizationTier => ApiError::Forbidden(
+                "the owner's account must hold an organization tier (organization_verified or validated_end_user)",
+            ),
+            MembershipError::AccountNotActive => ApiError::Forbidden("the account is not active"),
+            MembershipError::OrganizationAccount => {
+                ApiError::Forbidden("an organization account cannot join another organization")
+            }
+            MembershipError::InvalidEmail => ApiError::field("email", "not a valid email address"),
+            MembershipError::AlreadyMember => {
+                ApiError::Conflict("the account is already a member of this organization")
+            }
+            MembershipError::InAnotherOrganization => {
+                ApiError::Conflict("the account already belongs to another organization")
+            }
+            MembershipError::AlreadyInvited => {
+                ApiError::Conflict("the address already has a pending invitation")
+            }
+            MembershipError::TooManyInvitations => {
+                ApiError::Conflict("the organization has the maximum number of pending invitations")
+            }
+            MembershipError::NotPending(state) => ApiError::InvalidState(format!(
+                "the invitation is {}",
+                match state {
+                    InvitationState::Pending => "pending",
+                    InvitationState::Accepted => "accepted",
+                    InvitationState::Revoked => "revoked",
+                    InvitationState::Expired => "expired",
+                }
+            )),
+            MembershipError::OwnerNotRemovable => ApiError::InvalidState(
+                "the owner cannot be removed; suspend or close the owner's account instead".into(),
+            ),
+            MembershipError::ReasonRequired => {
+                ApiError::field("reason", "required, at most 1000 characters")
+            }
+            MembershipError::Store(e) => unavailable(e),
+            other => internal(other),
+        }
+    }
+}
+
+impl From<OrganizationError> for ApiError {
+    fn from(e: OrganizationError) -> Self {
+        match e {
+            OrganizationError::Membership(e) => e.into(),
+            OrganizationError::Staff(e) => e.into(),
+        }
+    }
+}
+
 fn transition_refused(t: TransitionError) -> ApiError {
     let field = |field: &str, code: &'static str, problem: String| {
         ApiError::InvalidFields(vec![FieldError {
@@ -235,6 +294,15 @@ mod tests {
         };
         assert_eq!(status(missing.into()), 422);
         assert_eq!(status(DocumentError::UnsupportedType.into()), 415);
+        let membership = |e: MembershipError| ApiError::from(e).to_problem().status().as_u16();
+        assert_eq!(membership(MembershipError::NotOwner), 403);
+        assert_eq!(membership(MembershipError::NotFound), 404);
+        assert_eq!(membership(MembershipError::InAnotherOrganization), 409);
+        assert_eq!(
+            membership(MembershipError::NotPending(InvitationState::Expired)),
+            409
+        );
+        assert_eq!(membership(MembershipError::InvalidEmail), 422);
         assert_eq!(status(DocumentError::TooLarge { max: 1 }.into()), 413);
         assert_eq!(
             status(

@@ -45,8 +45,8 @@ pub(super) struct ManualCheckBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ReasonBody {
-    pub(super) reason: Option<String>,
+pub(crate) struct ReasonBody {
+    pub(crate) reason: Option<String>,
 }
 
 /// The decision request, or every bad field at once.
@@ -151,7 +151,7 @@ fn manual_checks(body: &DecisionBody, errors: &mut Vec<(String, String)>) -> Vec
 }
 
 /// A required reason of 1..=1000 characters.
-pub(super) fn reason_of(reason: Option<&str>) -> Result<String, (String, String)> {
+pub(crate) fn reason_of(reason: Option<&str>) -> Result<String, (String, String)> {
     let bad = |why: &str| ("reason".to_string(), why.to_string());
     match reason {
         None => Err(bad("required")),

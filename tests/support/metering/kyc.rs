@@ -1,5 +1,6 @@
-//! The real KYC path to a tier: a denied-party list imported, an individual application
-//! submitted, and a reviewer's approval through `POST /staff/v1/applications/{id}/decision`.
+//! The real KYC path to a tier: a denied-party list imported, an individual (or organization)
+//! application submitted, and a reviewer's approval through
+//! `POST /staff/v1/applications/{id}/decision`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -104,8 +105,14 @@ impl Meter {
     /// staff path), retrying while screening is still deferred (the list import reaches the
     /// gateway within seconds).
     pub(crate) async fn approve_individual(&self, staff: &str, id: &str) {
+        self.approve_at(staff, id, "identity_verified").await;
+    }
+
+    /// Approves application `id` for `tier` as reviewer `staff`, like
+    /// [`Meter::approve_individual`].
+    pub(crate) async fn approve_at(&self, staff: &str, id: &str, tier: &str) {
         let path = format!("/staff/v1/applications/{id}/decision");
-        let body = json!({"action": "approve", "tier": "identity_verified",
+        let body = json!({"action": "approve", "tier": tier,
                           "reason": "screening clear (metering tests)",
                           "manual_checks": [{"evidence": "idv_verified",
                                              "note": "document checked by hand (metering tests)"}]});
@@ -125,6 +132,48 @@ impl Meter {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// A complete `organization_verified` (KYB) application of a Swedish company named
+/// `legal_name` with registration number `registration`.
+pub(crate) fn organization_application(legal_name: &str, registration: &str) -> Value {
+    let person = |name: &str, dob: &str, passport: &str| {
+        json!({
+            "legal_name": name,
+            "date_of_birth": dob,
+            "nationality": "SE",
+            "address": {"line1": "Kungsgatan 1", "city": "Stockholm", "postal_code": "11143", "country": "SE"},
+            "id_document": {"type": "passport", "number": passport, "issuing_country": "SE"},
+            "phone": "+46 70 123 45 67"
+        })
+    };
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..7];
+    let mut owner = person("Ingrid Solberg", "1975-05-20", &format!("SE{suffix}"));
+    owner["ownership_percent"] = json!(60.0);
+    json!({
+        "kind": "organization",
+        "requested_tier": "organization_verified",
+        "organization": {
+            "legal_name": legal_name,
+            "registration_number": registration,
+            "jurisdiction": "SE",
+            "address": {"line1": "Kungsgatan 1", "city": "Stockholm", "postal_code": "11143", "country": "SE"},
+            "headquarters_country": "SE",
+            "ultimate_parent_country": "SE",
+            "representative": person("Erik Nyberg", "1980-02-11", &format!("SR{suffix}")),
+            "beneficial_owners": [owner],
+            "reseller": false
+        },
+        "payment_fingerprint": format!("pm_fp_org_{suffix}"),
+        "intended_use": {
+            "category": "research",
+            "description": "Training foundation models for materials science.",
+            "biological_sequence_data": false,
+            "model_export": false
+        },
+        "expected_peak_accelerators": 256,
+        "expected_total_flop": 1.0e23
+    })
 }
 
 /// A complete `identity_verified` application of a person (the fixture list names Viktor

@@ -1,0 +1,160 @@
+//! Organization membership over HTTP. Customer API (public listener): the caller's organization
+//! and the invitations addressed to the caller (access token, or an API key with `read`); the
+//! owner's invitations and accepting one (access token only, like key management). Staff API (admin listener): an organization's members, and
+//! removing one (with a reason; through the conflict-of-interest guard).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use computegate_gateway::scope::Scope;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::error::ApiError;
+use super::extract::{
+    Acting, CaseReaders, CustomerCaller, CustomerSession, JsonBody, PathId, PathIds, StaffCaller,
+    no_store,
+};
+use super::review::{ReasonBody, reason_of};
+use super::state::ApiState;
+use crate::verification::Verification;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteRequest {
+    email: String,
+}
+
+/// The customer routes.
+pub(crate) fn customer_routes() -> Router<ApiState> {
+    Router::new()
+        .route("/computegate/v1/organization", get(mine))
+        .route(
+            "/computegate/v1/organization/invitations",
+            post(invite).get(received),
+        )
+        .route(
+            "/computegate/v1/organization/invitations/{id}",
+            delete(revoke),
+        )
+        .route(
+            "/computegate/v1/organization/invitations/{id}/accept",
+            post(accept),
+        )
+}
+
+/// The staff routes.
+pub(crate) fn staff_routes() -> Router<ApiState> {
+    Router::new()
+        .route("/staff/v1/organizations/{id}", get(staff_view))
+        .route(
+            "/staff/v1/organizations/{id}/members/{customer_id}/remove",
+            post(staff_remove),
+        )
+}
+
+/// The caller's organization: name, members (email, tier, role) and, for its owner, the
+/// pending invitations; 404 outside any organization.
+async fn mine(
+    State(kyc): State<Arc<Verification>>,
+    caller: CustomerCaller,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Read)?;
+    let view = kyc
+        .organization_of(caller.customer_id, OffsetDateTime::now_utc())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(no_store(Json(view)))
+}
+
+/// `{"email"}` → 201 the invitation (owner only).
+async fn invite(
+    State(kyc): State<Arc<Verification>>,
+    session: CustomerSession,
+    JsonBody(req): JsonBody<InviteRequest>,
+) -> Result<Response, ApiError> {
+    let invitation = kyc
+        .invite_member(&session.caller.kyc(), &req.email, OffsetDateTime::now_utc())
+        .await?;
+    Ok((StatusCode::CREATED, no_store(Json(invitation))).into_response())
+}
+
+/// The pending invitations addressed to the caller's email.
+async fn received(
+    State(kyc): State<Arc<Verification>>,
+    caller: CustomerCaller,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Read)?;
+    let invitations = kyc
+        .invitations_received(caller.customer_id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(no_store(Json(
+        serde_json::json!({ "invitations": invitations }),
+    )))
+}
+
+/// Revokes a pending invitation of the caller's organization (owner only) → 204.
+async fn revoke(
+    State(kyc): State<Arc<Verification>>,
+    session: CustomerSession,
+    PathId(id): PathId,
+) -> Result<Response, ApiError> {
+    kyc.revoke_invitation(&session.caller.kyc(), id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Accepts an invitation addressed to the caller → `{"organization_id","role":"member"}`.
+async fn accept(
+    State(kyc): State<Arc<Verification>>,
+    session: CustomerSession,
+    PathId(id): PathId,
+) -> Result<Response, ApiError> {
+    let organization = kyc
+        .accept_invitation(&session.caller.kyc(), id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(
+        Json(serde_json::json!({ "organization_id": organization, "role": "member" }))
+            .into_response(),
+    )
+}
+
+/// An organization's members and pending invitations; the read is audited.
+async fn staff_view(
+    State(kyc): State<Arc<Verification>>,
+    caller: StaffCaller<CaseReaders>,
+    PathId(id): PathId,
+) -> Result<Response, ApiError> {
+    let view = kyc
+        .organization_for_staff(&caller.kyc(), id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(no_store(Json(view)))
+}
+
+/// `{"reason"}`: removes a member (not the owner); the data plane hears at once.
+async fn staff_remove(
+    State(kyc): State<Arc<Verification>>,
+    caller: StaffCaller<Acting>,
+    PathIds(id, customer_id): PathIds,
+    JsonBody(body): JsonBody<ReasonBody>,
+) -> Result<Response, ApiError> {
+    let reason = reason_of(body.reason.as_deref()).map_err(|e| ApiError::Invalid(vec![e]))?;
+    kyc.remove_member(
+        &caller.kyc(),
+        id,
+        customer_id,
+        &reason,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    Ok(Json(serde_json::json!({
+        "organization_id": id,
+        "customer_id": customer_id,
+        "removed": true,
+    }))
+    .into_response())
+}
