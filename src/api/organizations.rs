@@ -158,3 +158,6 @@ async fn staff_remove(
     }))
     .into_response())
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,7 @@
 
 mod customers;
 pub mod membership;
+mod membership_tx;
 mod organizations;
 mod staff;
 
@@ -22,8 +23,8 @@ use uuid::Uuid;
 use crate::names::stored_enum;
 use crate::store::StoreError;
 
+pub(crate) use self::membership_tx::MembershipTx;
 pub use self::organizations::MAX_REMOVAL_REASON_CHARS;
-pub(crate) use self::organizations::MembershipTx;
 pub use crate::names::UnknownName;
 
 /// Longest accepted email address (RFC 5321 path limit).

@@ -28,6 +28,7 @@ async fn approve_kyb(
         },
         reason: "KYB complete".into(),
         reverify_after: None,
+        evidence: Default::default(),
     };
     s.verification()
         .decide_application(key, reviewer, id, request, now)
@@ -83,6 +84,7 @@ async fn kyb_approval_creates_the_organization_and_its_owner(ctx: Ctx) {
         },
         reason: "KYC complete".into(),
         reverify_after: None,
+        evidence: Default::default(),
     };
     s.verification()
         .decide_application(&key, &reviewer, id, request, t0())
