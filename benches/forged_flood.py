@@ -19,6 +19,29 @@ from cgharness import Harness  # noqa: E402
 KINDS = ["api_key_random_id", "api_key_real_id", "jwt_forged", "login_bad"]
 
 
+def core_split():
+    """(server cores, forger cores) when pinning (FLOOD_PIN, default on with >= 2 cores), else
+    (None, None). The forger gets the last core to itself, so the CPU its own Python loop burns
+    does not come out of the valid clients' and the gateway's share: what is left to measure is
+    what the forged requests cost the gateway."""
+    cores = sorted(os.sched_getaffinity(0))
+    if os.environ.get("FLOOD_PIN", "1" if len(cores) >= 2 else "0") != "1" or len(cores) < 2:
+        return None, None
+    return set(cores[:-1]), {cores[-1]}
+
+
+SERVER_CORES, FORGER_CORES = core_split()
+
+
+def pin_process(pid, cores):
+    """Pins every thread of `pid` (threads it starts later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:
+            pass
+
+
 def b64url(raw):
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -70,6 +93,8 @@ class Flood(Harness):
 
 def valid_worker(addr, bearers, seconds, threads, out):
     """Keep-alive GETs with valid credentials for `seconds`; puts (ok, other) on `out`."""
+    if SERVER_CORES:
+        os.sched_setaffinity(0, SERVER_CORES)
     host, port = addr.rsplit(":", 1)
     counts = [0, 0]
     lock = threading.Lock()
@@ -108,6 +133,8 @@ def valid_worker(addr, bearers, seconds, threads, out):
 
 def forger(addr, kind, facts, seconds, threads, out):
     """Floods from 127.0.0.2 with forged credentials of `kind`; puts {status: count} on `out`."""
+    if FORGER_CORES:
+        os.sched_setaffinity(0, FORGER_CORES)
     host, port = addr.rsplit(":", 1)
     stop = time.time() + seconds
     totals = {}
@@ -192,6 +219,11 @@ def main():
     try:
         h.start_sim()
         gw = h.start_gateway("flood")
+        if SERVER_CORES:
+            for pid in (gw.pid, h.sim.pid):
+                pin_process(pid, SERVER_CORES)
+        print(f"pinning: gateway, simulator and valid clients on cores {sorted(SERVER_CORES or [])}, "
+              f"forger on {sorted(FORGER_CORES or [])} (FLOOD_PIN=0: no pinning)", file=sys.stderr)
         email, customer, access = h.signup_login(gw)
         st, _, body, _ = h.http.request(gw.public, "POST", "/computegate/v1/keys", {"name": "flood"},
                                         {"authorization": f"Bearer {access}"})

@@ -15,8 +15,13 @@
 # phase: valid req/s and its ratio to the mean of the two baselines (target >= 0.90), the
 # forger's answers by status, and the gateway's peak VmRSS (target < 300 MiB).
 #
+# With two or more cores the forger is pinned to the last core and the gateway, the simulator and
+# the valid clients to the others (FLOOD_PIN=0 turns this off): on a small host the forger's own
+# Python loop would otherwise take CPU from the valid clients, which measures the load generator,
+# not what forged requests cost the gateway.
+#
 # Environment (defaults in brackets)
-#   FLOOD_PHASE [10]  FLOOD_VALID_THREADS [4]  FLOOD_FORGER_THREADS [16]
+#   FLOOD_PHASE [10]  FLOOD_VALID_THREADS [4]  FLOOD_FORGER_THREADS [16]  FLOOD_PIN [1 on >= 2 cores]
 #   FLOOD_BIN [target/release/computegate if built, else target/debug/computegate]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let shape = classify(text);
     let id = api_key_id(text);
     if let Ok(parsed) = parse_api_key(text) {
-        assert_eq!(shape.ok(), Some(AuthMethod::ApiKey), "strict parse, loose refusal");
+        assert_eq!(shape.as_ref().ok(), Some(&AuthMethod::ApiKey), "strict parse, loose refusal");
         assert_eq!(id, Some(parsed.key_id), "the two paths read different key ids");
         assert!(is_key_id(parsed.key_id));
     }

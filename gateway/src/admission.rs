@@ -144,13 +144,15 @@ pub struct Admitted {
 }
 
 /// The headers of a job's answer kept for replays: what describes the job and where to find
-/// it, never anything of the moment (rate-limit state, the remaining budget, cookies).
+/// it, and the threshold notices its admission gave (a client that lost the first answer still
+/// learns them); never anything of the moment (rate-limit state, the remaining budget, cookies).
 pub fn describes_the_job(name: &HeaderName) -> bool {
     [
         &header::CONTENT_TYPE,
         &header::LOCATION,
         &RUN_HEADER,
         &ESTIMATE_HEADER,
+        &NOTICE_HEADER,
     ]
     .contains(&name)
 }
@@ -320,6 +322,16 @@ fn notice_value(notice: &Notice) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replays_keep_what_describes_the_job_and_its_notices_only() {
+        for kept in [&RUN_HEADER, &ESTIMATE_HEADER, &NOTICE_HEADER, &header::LOCATION] {
+            assert!(describes_the_job(kept), "{kept}");
+        }
+        for dropped in [&REMAINING_HEADER, &header::SET_COOKIE] {
+            assert!(!describes_the_job(dropped), "{dropped}");
+        }
+    }
 
     #[test]
     fn notice_header_names_label_scope_and_threshold() {
