@@ -63,12 +63,35 @@ async fn an_address_that_keeps_failing_is_throttled_but_cached_credentials_still
             let resp = proxied(&http, &gw, &forged).await;
             assert_eq!(resp.status(), 401, "failure {i} is answered normally");
         }
+        // Past the limit, refusals are sent after `auth.failed_auth_delay` (1 s by default).
+        let started = std::time::Instant::now();
         expect_throttled(proxied(&http, &gw, &forged).await, "forged token").await;
         let random_key = format!("cg_{}_{}", "Q".repeat(16), "A".repeat(43));
         expect_throttled(proxied(&http, &gw, &random_key).await, "forged key").await;
-        // Credentials verified before are served from memory, throttled address or not.
+        let late = started.elapsed();
+        assert!(
+            late >= Duration::from_secs(2),
+            "two late refusals: {late:?}"
+        );
+        // Credentials verified before are served from memory, at once, throttled address or not.
+        let started = std::time::Instant::now();
         assert_eq!(proxied(&http, &gw, &tokens.access).await.status(), 200);
         assert_eq!(proxied(&http, &gw, &key).await.status(), 200);
+        let quick = started.elapsed();
+        assert!(
+            quick < Duration::from_secs(1),
+            "cached: not delayed ({quick:?})"
+        );
+        // A throttled login is answered late too (five failures lock the account's logins).
+        for _ in 0..5 {
+            let resp = token(&http, &gw, &account.email, "not the password").await;
+            assert_eq!(resp.status(), 401);
+        }
+        let started = std::time::Instant::now();
+        let resp = token(&http, &gw, &account.email, PASSWORD).await;
+        expect_problem(resp, 429, "throttled").await;
+        let late = started.elapsed();
+        assert!(late >= Duration::from_secs(1), "throttled login: {late:?}");
     })
     .await;
 }

@@ -325,7 +325,12 @@ mod tests {
 
     #[test]
     fn replays_keep_what_describes_the_job_and_its_notices_only() {
-        for kept in [&RUN_HEADER, &ESTIMATE_HEADER, &NOTICE_HEADER, &header::LOCATION] {
+        for kept in [
+            &RUN_HEADER,
+            &ESTIMATE_HEADER,
+            &NOTICE_HEADER,
+            &header::LOCATION,
+        ] {
             assert!(describes_the_job(kept), "{kept}");
         }
         for dropped in [&REMAINING_HEADER, &header::SET_COOKIE] {

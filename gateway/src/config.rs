@@ -304,6 +304,12 @@ pub struct AuthConfig {
     /// Window of the failed-authentication throttles. Default 1 min.
     #[serde(with = "human_duration")]
     pub failed_auth_window: Duration,
+    /// How long a refused authentication from a client address over
+    /// `failed_auth_per_address` waits before its 401/429 is sent — and a throttled login's 429
+    /// or "argon2 busy" 503 — so each connection of a forger makes at most one attempt per this
+    /// long (0 s = answer at once). At most 10 s. Default 1 s.
+    #[serde(with = "human_duration")]
+    pub failed_auth_delay: Duration,
     /// Sign-ups per client address per `signup_window` (0 = off). Default 60.
     pub signup_max_per_ip: u32,
     /// Window of the sign-up throttle. Default 10 min.
@@ -439,6 +445,12 @@ impl Config {
             return Err(invalid(
                 "server.body_read_timeout".into(),
                 "must be > 0 and at most 1h",
+            ));
+        }
+        if self.auth.failed_auth_delay > Duration::from_secs(10) {
+            return Err(invalid(
+                "auth.failed_auth_delay".into(),
+                "must be at most 10s",
             ));
         }
         let ttl = s.idempotency_key_ttl;
@@ -741,6 +753,7 @@ impl Default for AuthConfig {
             failed_auth_per_address: 50,
             failed_auth_per_key: 10,
             failed_auth_window: Duration::from_secs(60),
+            failed_auth_delay: Duration::from_secs(1),
             signup_max_per_ip: 60,
             signup_window: Duration::from_secs(600),
             forward_identity_token: false,

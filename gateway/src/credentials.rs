@@ -204,6 +204,9 @@ pub struct FailureLimits {
     pub per_key: u32,
     /// The window.
     pub window: Duration,
+    /// How long a refusal (401 or 429) to a client address over its limit waits before it is
+    /// sent (zero: at once).
+    pub throttled_delay: Duration,
 }
 
 impl Default for FailureLimits {
@@ -212,6 +215,7 @@ impl Default for FailureLimits {
             per_address: 50,
             per_key: 10,
             window: Duration::from_secs(60),
+            throttled_delay: Duration::from_secs(1),
         }
     }
 }
@@ -308,6 +312,8 @@ pub struct CredentialVerifier {
     key_ids: RwLock<HashMap<Arc<str>, (bool, Instant)>>,
     failures_by_address: WindowCounter<IpAddr>,
     failures_by_key: WindowCounter<Arc<str>>,
+    /// How late refusals to a throttled address are sent.
+    throttled_delay: Duration,
     attempts: Handles<AttemptLabels, 21>,
     cache: Handles<CacheLabels, 6>,
     clock: fn() -> u64,
@@ -371,6 +377,7 @@ impl CredentialVerifier {
                 settings.failures.window,
                 THROTTLE_CAPACITY,
             ),
+            throttled_delay: settings.failures.throttled_delay,
             attempts: Handles::new(attempts),
             cache: Handles::new(cache),
             clock,
@@ -788,6 +795,47 @@ enum Lookup<T> {
 
 impl Authenticator for CredentialVerifier {
     fn authenticate(&self, bearer: &str, client_ip: IpAddr) -> AuthOutcome {
+        let delay = self.throttled_delay;
+        if delay.is_zero() {
+            return self.decide(bearer, client_ip);
+        }
+        // Over the limit before this attempt (the attempt that reaches it is answered at once).
+        let address_blocked = self
+            .failures_by_address
+            .check(&client_ip, Instant::now())
+            .is_err();
+        let outcome = self.decide(bearer, client_ip);
+        // A client address that keeps failing gets its refusals late: each of its connections
+        // then makes at most one attempt per `throttled_delay`, so a flood costs the gateway a
+        // sleeping task instead of a request loop. Valid (cached) credentials are not refused
+        // and so never wait.
+        let throttled = |r: &Result<Principal, AuthError>| {
+            matches!(r, Err(AuthError::Throttled(_) | AuthError::Invalid(_)))
+        };
+        match outcome {
+            AuthOutcome::Ready(r) if throttled(&r) && address_blocked => {
+                AuthOutcome::Pending(Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    r
+                }))
+            }
+            AuthOutcome::Pending(f) if address_blocked => {
+                AuthOutcome::Pending(Box::pin(async move {
+                    let r = f.await;
+                    if throttled(&r) {
+                        tokio::time::sleep(delay).await;
+                    }
+                    r
+                }))
+            }
+            other => other,
+        }
+    }
+}
+
+impl CredentialVerifier {
+    /// The decision without the delay of throttled refusals.
+    fn decide(&self, bearer: &str, client_ip: IpAddr) -> AuthOutcome {
         let method = match classify(bearer) {
             Ok(m) => m,
             Err(e) => {

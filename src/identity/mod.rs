@@ -203,6 +203,7 @@ impl Identity {
                 per_address: a.failed_auth_per_address,
                 per_key: a.failed_auth_per_key,
                 window: a.failed_auth_window,
+                throttled_delay: a.failed_auth_delay,
             },
             store_outage_grace: a.store_outage_grace,
         };

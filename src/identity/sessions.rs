@@ -99,10 +99,23 @@ impl Identity {
                     (claims, Subject::Staff(s.id))
                 }),
         };
-        let (claims, subject) = login.map_err(|e| {
-            self.count_login(kind, login_result(&e));
-            IdentityError::Login(e)
-        })?;
+        let (claims, subject) = match login {
+            Ok(done) => done,
+            Err(e) => {
+                self.count_login(kind, login_result(&e));
+                if matches!(
+                    e,
+                    LoginError::Throttled { .. } | LoginError::Password(PasswordError::Busy)
+                ) {
+                    // As on the data plane: a throttled client's refusals are sent late, so each
+                    // of its connections makes at most one attempt per `failed_auth_delay`; so
+                    // is "argon2 is busy" (503), which a flood would otherwise turn into a
+                    // spin of instant answers while its first guesses are being hashed.
+                    tokio::time::sleep(self.auth.failed_auth_delay).await;
+                }
+                return Err(IdentityError::Login(e));
+            }
+        };
         self.count_login(kind, "ok");
         let refresh = self
             .store

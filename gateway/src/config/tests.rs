@@ -273,3 +273,23 @@ fn owner_paths_are_checked() {
     let err = check(object("") + jobs + "job_id_pointer = \"id\"\n").unwrap_err();
     assert_eq!(invalid_key(err), "routes[2].job_id_pointer");
 }
+
+#[test]
+fn failed_auth_delay_has_a_default_and_a_ceiling() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.auth.failed_auth_delay, Duration::from_secs(1));
+    let text = format!("{MINIMAL}\n[auth]\nfailed_auth_delay = \"0s\"\n");
+    assert_eq!(
+        Config::from_toml(&text, no_env())
+            .unwrap()
+            .auth
+            .failed_auth_delay,
+        Duration::ZERO
+    );
+    let text = format!("{MINIMAL}\n[auth]\nfailed_auth_delay = \"11s\"\n");
+    let err = Config::from_toml(&text, no_env())
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert!(err.to_string().contains("auth.failed_auth_delay"), "{err}");
+}

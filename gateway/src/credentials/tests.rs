@@ -541,6 +541,45 @@ async fn an_address_that_keeps_failing_is_throttled_before_any_signature_check()
     );
 }
 
+/// Refusals to a throttled address are sent late (tokio's clock is paused: the sleep is
+/// observed, not waited); cached credentials from it and other addresses are not delayed.
+#[tokio::test(start_paused = true)]
+async fn refusals_to_a_throttled_address_wait_and_nothing_else_does() {
+    let (v, dir) = verifier().await;
+    dir.put("c6", "unverified", AccountStatus::Active);
+    let valid = good_token("c6");
+    let attacker = "203.0.113.10";
+    assert!(run_from(&v, &valid, attacker).await.is_ok());
+    let timed = |cred: String, ip: &'static str| {
+        let v = &v;
+        async move {
+            let start = tokio::time::Instant::now();
+            let r = run_from(v, &cred, ip).await;
+            (r, start.elapsed())
+        }
+    };
+    let delay = FailureLimits::default().throttled_delay;
+    for _ in 0..FailureLimits::default().per_address {
+        let (r, took) = timed("not-a-credential".into(), attacker).await;
+        assert!(matches!(r, Err(AuthError::Invalid(_))));
+        assert!(took < delay, "under the limit: answered at once");
+    }
+    let (r, took) = timed("not-a-credential".into(), attacker).await;
+    assert!(matches!(r, Err(AuthError::Invalid(_))), "{r:?}");
+    assert!(took >= delay, "malformed, over the limit: late ({took:?})");
+    let forged = format!("cg_forgedkeyid9999_{}", "A".repeat(43));
+    let (r, took) = timed(forged, attacker).await;
+    assert!(matches!(r, Err(AuthError::Throttled(_))), "{r:?}");
+    assert!(took >= delay, "throttled: late ({took:?})");
+    let (r, took) = timed(valid.clone(), attacker).await;
+    assert!(r.is_ok() && took < delay, "cached: at once ({took:?})");
+    let (r, took) = timed("not-a-credential".into(), "198.51.100.8").await;
+    assert!(
+        r.is_err() && took < delay,
+        "another address: at once ({took:?})"
+    );
+}
+
 proptest::proptest! {
     #[test]
     fn classify_never_panics(s in "\\PC{0,300}") {
