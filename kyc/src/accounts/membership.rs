@@ -180,6 +180,10 @@ pub enum MembershipError {
     /// The organization has [`MAX_PENDING_INVITATIONS`] pending invitations.
     #[error("too many pending invitations")]
     TooManyInvitations,
+    /// The organization's owner account is not active (suspended or closed): its invitations
+    /// are not honoured.
+    #[error("the organization's owner account is not active")]
+    OrganizationInactive,
     /// The owner cannot be removed (suspend or close the owner's account instead).
     #[error("the owner cannot be removed")]
     OwnerNotRemovable,

@@ -202,6 +202,19 @@ impl AccountsStore<'_> {
                     .await?;
             let invitation = invitation.ok_or(MembershipError::NotFound)?;
             may_accept(&invitation, &joiner, now)?;
+            // An invitation speaks for its organization only while the owner's account does:
+            // one from a suspended or closed owner is not honoured.
+            let owner_status: Option<String> = sqlx::query_scalar(
+                "SELECT c.status FROM organization_members m \
+                 JOIN customers c ON c.id = m.customer_id \
+                 WHERE m.organization_id = $1 AND m.role = 'owner'",
+            )
+            .bind(invitation.organization_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if owner_status.as_deref() != Some("active") {
+                return Err(MembershipError::OrganizationInactive);
+            }
             let taken = sqlx::query(
                 "UPDATE organization_invitations SET accepted_at = $1, accepted_by = $2 \
                  WHERE id = $3 AND accepted_at IS NULL AND revoked_at IS NULL",

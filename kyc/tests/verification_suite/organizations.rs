@@ -3,7 +3,7 @@
 //! customer to one organization; staff removal keeps the owner. Time is passed in.
 
 use computegate_kyc::accounts::membership::{InvitationState, MemberRole, MembershipError};
-use computegate_kyc::accounts::{Actor, CustomerKind, StaffRole, Tier};
+use computegate_kyc::accounts::{Actor, CustomerKind, CustomerStatus, StaffRole, Tier};
 use computegate_kyc::verification::{
     CustomerCaller, DecisionRequest, ScreeningDecision, StaffDecision,
 };
@@ -237,7 +237,45 @@ async fn invitations_expire_revoke_and_bind_one_organization(ctx: Ctx) {
     chain_intact(s).await;
 }
 
+/// An invitation speaks for its organization only while the owner's account is active.
+async fn a_suspended_owners_invitations_are_not_honoured(ctx: Ctx) {
+    let s = &ctx.store;
+    let key = key();
+    let reviewer = staff(s, "rev@cg.example", StaffRole::Reviewer).await;
+    let owner = customer(s, "ceo@frontier.example", CustomerKind::Organization).await;
+    approve_kyb(s, &key, &owner, &reviewer, t0()).await;
+    let bob = customer(s, "bob@example.com", CustomerKind::Individual).await;
+    let accounts = s.accounts();
+    let actor = Actor::customer(owner.customer_id, None);
+    let bob_actor = Actor::customer(bob.customer_id, None);
+    let staff_actor = Actor::system("test");
+    let invitation = accounts
+        .invite_member(owner.customer_id, "bob@example.com", &actor, t0())
+        .await
+        .unwrap();
+    let set = |status| {
+        accounts.set_customer_status(owner.customer_id, status, &staff_actor, "review", t0())
+    };
+    set(CustomerStatus::Suspended).await.unwrap();
+    let err = accounts
+        .accept_invitation(bob.customer_id, invitation.id, &bob_actor, t0())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MembershipError::OrganizationInactive),
+        "{err:?}"
+    );
+    assert_eq!(organization_of(s, bob.customer_id).await, None);
+    set(CustomerStatus::Active).await.unwrap();
+    accounts
+        .accept_invitation(bob.customer_id, invitation.id, &bob_actor, t0())
+        .await
+        .unwrap();
+    assert!(organization_of(s, bob.customer_id).await.is_some());
+}
+
 crate::store_suite!(
     kyb_approval_creates_the_organization_and_its_owner,
     invitations_expire_revoke_and_bind_one_organization,
+    a_suspended_owners_invitations_are_not_honoured,
 );

@@ -177,6 +177,9 @@ impl From<MembershipError> for ApiError {
                 "the owner's account must hold an organization tier (organization_verified or validated_end_user)",
             ),
             MembershipError::AccountNotActive => ApiError::Forbidden("the account is not active"),
+            MembershipError::OrganizationInactive => {
+                ApiError::Conflict("the organization's owner account is not active")
+            }
             MembershipError::OrganizationAccount => {
                 ApiError::Forbidden("an organization account cannot join another organization")
             }
