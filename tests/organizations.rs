@@ -435,6 +435,34 @@ async fn membership_end_to_end(backend: Backend) {
         together,
         "organization total unchanged",
     );
+
+    // A member may leave on their own; the owner may not.
+    let resp = call(
+        &m,
+        &owner.cust,
+        reqwest::Method::POST,
+        invitations,
+        Some(json!({"email": stranger.email})),
+    )
+    .await;
+    assert_eq!(resp.status(), 201, "invite the stranger again: {resp:?}");
+    let doc: Value = resp.json().await.expect("invitation JSON");
+    let accept = format!("{invitations}/{}/accept", doc["id"].as_str().expect("id"));
+    let resp = call(&m, &stranger.cust, reqwest::Method::POST, &accept, None).await;
+    assert_eq!(resp.status(), 200, "stranger joins: {resp:?}");
+    let leave = "/computegate/v1/organization/leave";
+    let resp = call(&m, &owner.cust, reqwest::Method::POST, leave, None).await;
+    expect_problem(resp, 409, "invalid-state").await;
+    let resp = call(&m, &stranger.cust, reqwest::Method::POST, leave, None).await;
+    assert_eq!(resp.status(), 204, "leave: {resp:?}");
+    let me = get_json(&m, &stranger.cust, "/computegate/v1/me").await;
+    assert_eq!(me["organization_id"], Value::Null, "{me}");
+    let resp = call(&m, &stranger.cust, reqwest::Method::POST, leave, None).await;
+    assert_eq!(
+        resp.status(),
+        404,
+        "not in an organization any more: {resp:?}"
+    );
 }
 
 #[tokio::test]

@@ -45,6 +45,7 @@ pub(crate) fn customer_routes() -> Router<ApiState> {
             "/computegate/v1/organization/invitations/{id}/accept",
             post(accept),
         )
+        .route("/computegate/v1/organization/leave", post(leave))
 }
 
 /// The staff routes.
@@ -121,6 +122,16 @@ async fn accept(
         Json(serde_json::json!({ "organization_id": organization, "role": "member" }))
             .into_response(),
     )
+}
+
+/// The caller leaves their organization (members only; the owner cannot) → 204.
+async fn leave(
+    State(kyc): State<Arc<Verification>>,
+    session: CustomerSession,
+) -> Result<Response, ApiError> {
+    kyc.leave_organization(&session.caller.kyc(), OffsetDateTime::now_utc())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// An organization's members and pending invitations; the read is audited.

@@ -73,6 +73,22 @@ impl Verification {
         Ok(organization)
     }
 
+    /// The caller (a member, not the owner) leaves their organization; audited as a removal by
+    /// the member, and the data plane hears at once. Returns the organization left.
+    pub async fn leave_organization(
+        &self,
+        caller: &CustomerCaller,
+        now: OffsetDateTime,
+    ) -> Result<Uuid, MembershipError> {
+        let organization = self
+            .store()
+            .accounts()
+            .leave_organization(caller.customer_id, &caller.actor(), now)
+            .await?;
+        self.customer_changed(caller.customer_id).await;
+        Ok(organization)
+    }
+
     /// The caller's organization as they see it; `None` outside any organization.
     pub async fn organization_of(
         &self,

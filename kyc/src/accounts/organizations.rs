@@ -296,6 +296,28 @@ impl AccountsStore<'_> {
         Ok(())
     }
 
+    /// `customer_id`, a member (not the owner), leaves their organization: the removal of
+    /// [`Self::remove_member`], with the member as actor. Returns the organization left.
+    pub async fn leave_organization(
+        &self,
+        customer_id: Uuid,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Uuid, MembershipError> {
+        let customer = self.customer_by_id(customer_id).await.map_err(store_of)?;
+        let organization =
+            (customer.and_then(|c| c.organization_id)).ok_or(MembershipError::NotFound)?;
+        self.remove_member(
+            organization,
+            customer_id,
+            "left the organization",
+            actor,
+            now,
+        )
+        .await?;
+        Ok(organization)
+    }
+
     /// The organization of `customer_id` as they see it (pending invitations only for its
     /// owner); `None` outside any organization.
     pub async fn organization_of_customer(
