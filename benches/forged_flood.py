@@ -240,7 +240,11 @@ def main():
         rows = []
         base, other, _, rss, cpu = phase(gw, bearers, None, facts, seconds, valid_threads, forger_threads)
         rows.append(("baseline", base, other, {}, rss, cpu))
-        for kind in KINDS:
+        kinds = [k for k in os.environ.get("FLOOD_KINDS", " ".join(KINDS)).split() if k]
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise SystemExit(f"FLOOD_KINDS: unknown {unknown}; known: {KINDS}")
+        for kind in kinds:
             time.sleep(2)
             rows.append((kind,) + phase(gw, bearers, kind, facts, seconds, valid_threads, forger_threads))
         time.sleep(2)

@@ -22,6 +22,7 @@
 #
 # Environment (defaults in brackets)
 #   FLOOD_PHASE [10]  FLOOD_VALID_THREADS [4]  FLOOD_FORGER_THREADS [16]  FLOOD_PIN [1 on >= 2 cores]
+#   FLOOD_KINDS [all: api_key_random_id api_key_real_id jwt_forged login_bad]
 #   FLOOD_BIN [target/release/computegate if built, else target/debug/computegate]
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
