@@ -435,13 +435,17 @@ pub(crate) fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A plain-HTTP client that never uses a system proxy.
+/// A plain-HTTP client that never uses a system proxy. Idle pooled connections are dropped
+/// after 5 s, before the gateway closes them (`server.header_read_timeout`, 10 s by default):
+/// otherwise a test that pauses that long may send on a connection the gateway is closing at
+/// that moment and see a transport error — the idle-timeout race every HTTP client has.
 pub(crate) fn client() -> reqwest::Client {
     install_crypto();
     reqwest::Client::builder()
         .use_rustls_tls()
         .no_proxy()
         .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .expect("reqwest client")
 }
