@@ -124,6 +124,50 @@ async fn throttles_by_forwarded_address(setup: Setup) {
     .await;
 }
 
+/// The data plane's failed-authentication throttle (and its delay) also counts per client
+/// behind a trusted balancer: one forger cannot lock out every customer's new credentials.
+#[tokio::test]
+async fn bearer_throttle_counts_the_forwarded_client_not_the_balancer() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let key = master_key();
+        let setup = Setup::auth("failed_auth_per_address = 3");
+        let gw = Gateway::start_with_env(
+            &identity_config(sim.addr, &setup),
+            &[
+                ("COMPUTEGATE_MASTER_KEY", key.as_str()),
+                ("COMPUTEGATE_SERVER__TRUST_FORWARDED_HEADERS", "true"),
+            ],
+        )
+        .await;
+        let http = client();
+        let account = support::identity::new_account(&http, &gw).await;
+        let tokens = support::identity::login(&http, &gw, &account).await;
+        let echo = |bearer: String, client_ip: &str| {
+            http.get(gw.url("/v1/echo"))
+                .header("authorization", format!("Bearer {bearer}"))
+                .header("x-forwarded-for", format!("203.0.113.250, {client_ip}"))
+                .send()
+        };
+        let forged = format!("cg_{}_{}", "Q".repeat(16), "A".repeat(43));
+        for _ in 0..3 {
+            let resp = echo(forged.clone(), "198.51.100.66").await.expect("send");
+            assert_eq!(resp.status(), 401);
+        }
+        let resp = echo(forged.clone(), "198.51.100.66").await.expect("send");
+        expect_problem(resp, 429, "auth-throttled").await;
+        // A customer behind the same balancer, with a credential never seen before (not
+        // cached): verified and served at once.
+        let started = std::time::Instant::now();
+        let resp = echo(tokens.access.clone(), "198.51.100.67")
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 200, "{resp:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn throttles_by_the_forwarded_client_address_in_process() {
     throttles_by_forwarded_address(Setup::auth("login_max_failures_per_ip = 3")).await;

@@ -155,12 +155,37 @@ pub fn prepare_request_headers(headers: &mut HeaderMap, client: &ClientFacts) ->
     info
 }
 
-/// Prepares an upstream response's headers for the client.
+/// Prepares an upstream response's headers for the client. Headers only the gateway may write
+/// in an answer — every `X-Computegate-*` (metering, notices) and `Idempotent-Replayed`, in any
+/// case or `_`/`-` spelling — are removed, so an upstream cannot fake a threshold notice, a
+/// replay marker or an estimate; the gateway adds its own afterwards.
 pub fn prepare_response_headers(headers: &mut HeaderMap, upgraded: bool) {
     let info = strip_hop_by_hop(headers);
+    strip_gateway_answer_headers(headers);
     if upgraded && let Some(upgrade) = info.upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, upgrade);
+    }
+}
+
+/// Removes upstream-sent headers whose name normalizes to one the gateway writes in answers.
+fn strip_gateway_answer_headers(headers: &mut HeaderMap) {
+    let owned = |name: &HeaderName| {
+        let n = name.as_str();
+        // Fast path: no `_` means the name is already in its normalized (lower-case) form.
+        let check = |n: &str| n.starts_with(IDENTITY_HEADER_PREFIX) || n == "idempotent-replayed";
+        if n.contains('_') {
+            check(&untrusted::normalize(n))
+        } else {
+            check(n)
+        }
+    };
+    if !headers.keys().any(owned) {
+        return;
+    }
+    let doomed: Vec<HeaderName> = headers.keys().filter(|n| owned(n)).cloned().collect();
+    for name in doomed {
+        headers.remove(name);
     }
 }
 

@@ -277,7 +277,12 @@ impl Gateway {
         let principal = match route.class {
             RouteClass::Public => None,
             RouteClass::Authenticated | RouteClass::JobSubmit => {
-                match self.authenticate(&req, client.ip).await {
+                // The failed-authentication throttle counts per client, not per load balancer:
+                // behind a trusted balancer that is the address it appended.
+                match self
+                    .authenticate(&req, client.origin_ip(req.headers()))
+                    .await
+                {
                     Ok(p) => Some(p),
                     Err(e) => return (problem(&GatewayError::Auth(e)), metrics),
                 }

@@ -159,6 +159,27 @@ fn response_hop_by_hop_removed() {
     assert_eq!(h["content-type"], "a/b");
 }
 
+#[test]
+fn upstreams_cannot_send_headers_only_the_gateway_writes_in_answers() {
+    let mut h = map(&[
+        (
+            "x-computegate-notice",
+            "spoofed; scope=organization; threshold_flop=1",
+        ),
+        ("X_Computegate_Notice", "spoofed"),
+        ("x-computegate-tier", "validated_end_user"),
+        ("idempotent-replayed", "true"),
+        ("Idempotent_Replayed", "true"),
+        ("x-custom", "kept"),
+        ("location", "/v1/jobs/7"),
+    ]);
+    prepare_response_headers(&mut h, false);
+    let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(h["x-custom"], "kept");
+    assert_eq!(h["location"], "/v1/jobs/7");
+}
+
 proptest::proptest! {
     #[test]
     fn never_panics_on_arbitrary_connection_tokens(tokens in "[ -~]{0,80}") {
