@@ -133,9 +133,27 @@ impl VerificationStore<'_> {
             if loaded.row.kind()? != payload.kind && status != ApplicationStatus::Draft {
                 return Err(VerificationError::NotEditable(status));
             }
+            // An identity-verification outcome is about one person: when the verified person's
+            // identity changes (name, date of birth, nationality, document), it no longer counts
+            // and IDV must be done again.
+            let idv_cleared = loaded.row.idv()?.is_some() && {
+                let old_sealed: Vec<u8> = sqlx::query_scalar(
+                    "SELECT payload_sealed FROM verification_applications WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let old: ApplicationPayload = open_json(key, id, PAYLOAD, &old_sealed)?;
+                match (old.verified_person(), payload.verified_person()) {
+                    (Some(a), Some(b)) => !a.same_identity(b),
+                    (None, None) => false,
+                    _ => true,
+                }
+            };
             let done = sqlx::query(
                 "UPDATE verification_applications SET kind = $1, requested_tier = $2, country = $3, \
-                 payload_sealed = $4, updated_at = $5, version = version + 1 \
+                 payload_sealed = $4, updated_at = $5, version = version + 1, \
+                 idv_outcome = CASE WHEN $8 THEN NULL ELSE idv_outcome END \
                  WHERE id = $6 AND version = $7",
             )
             .bind(payload.kind.as_str())
@@ -145,6 +163,7 @@ impl VerificationStore<'_> {
             .bind(DbTime::new(now))
             .bind(id)
             .bind(loaded.row.version)
+            .bind(idv_cleared)
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 0 {
@@ -156,7 +175,7 @@ impl VerificationStore<'_> {
                 AuditAction::ApplicationUpdated,
                 format!("application:{id}"),
             )
-            .with_detail(serde_json::json!({ "status": status }));
+            .with_detail(serde_json::json!({ "status": status, "idv_cleared": idv_cleared }));
             audit::append(&mut tx, &entry).await?;
         });
         self.get_application(key, caller, id).await

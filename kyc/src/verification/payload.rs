@@ -85,6 +85,20 @@ pub struct Person {
     pub phone: Option<String>,
 }
 
+// === impl Person ===
+
+impl Person {
+    /// Whether `other` is the same person as far as identity verification is concerned: the
+    /// same legal name, date of birth, nationality and identity document. Contact details
+    /// (address, phone) may change without invalidating a verification.
+    pub fn same_identity(&self, other: &Person) -> bool {
+        self.legal_name == other.legal_name
+            && self.date_of_birth == other.date_of_birth
+            && self.nationality == other.nationality
+            && self.id_document == other.id_document
+    }
+}
+
 /// A postal address.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Address {
@@ -222,6 +236,17 @@ struct Checker {
 }
 
 // === impl ApplicationPayload ===
+
+impl ApplicationPayload {
+    /// The person identity verification checks: the individual applicant, or an organization's
+    /// representative.
+    pub fn verified_person(&self) -> Option<&Person> {
+        match &self.organization {
+            Some(org) => org.representative.as_ref(),
+            None => self.individual.as_ref(),
+        }
+    }
+}
 
 impl ApplicationPayload {
     /// Parses JSON. A body that is not the right shape at all (wrong types) yields one error

@@ -1,6 +1,6 @@
 //! IDV webhooks end to end below HTTP: signature, mapping, idempotent recording.
 
-use computegate_kyc::accounts::CustomerKind;
+use computegate_kyc::accounts::{CustomerKind, StaffRole};
 use computegate_kyc::verification::webhooks::{
     self, DEFAULT_TOLERANCE, IdvEvent, WebhookError, WebhookSecret, WebhookSecrets,
 };
@@ -282,7 +282,57 @@ async fn onfido_notices_queue_once_and_claim_once(ctx: Ctx) {
     assert_eq!((counts.pending, counts.failed), (0, 1));
 }
 
+/// A verified outcome is about one person: replacing the person's identity in the application
+/// clears it (IDV must be done again); a new phone number or address does not.
+async fn an_identity_change_clears_the_idv_outcome(ctx: Ctx) {
+    let s = &ctx.store;
+    let key = key();
+    let alice = customer(s, "alice@example.com", CustomerKind::Individual).await;
+    let reviewer = staff(s, "rev@cg.example", StaffRole::Reviewer).await;
+    let app = s
+        .verification()
+        .create_draft(&key, &alice, &individual(), t0())
+        .await
+        .unwrap();
+    let verified = IdvEvent {
+        provider: IdvProvider::Stripe,
+        event_id: "evt_verified".into(),
+        application_id: app.id,
+        outcome: IdvOutcome::Verified,
+    };
+    s.verification()
+        .record_idv_event(&verified, t0())
+        .await
+        .unwrap();
+    let outcome = || async {
+        s.verification()
+            .application_for_staff(&key, &reviewer, app.id, t0())
+            .await
+            .unwrap()
+            .idv_outcome
+    };
+    assert_eq!(outcome().await, Some(IdvOutcome::Verified));
+    let mut p = individual();
+    p.individual.as_mut().unwrap().phone = Some("+44 20 7946 0000".into());
+    s.verification()
+        .update_draft(&key, &alice, app.id, &p, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome().await,
+        Some(IdvOutcome::Verified),
+        "contact details only"
+    );
+    p.individual.as_mut().unwrap().legal_name = Some("Somebody Else".into());
+    s.verification()
+        .update_draft(&key, &alice, app.id, &p, t0())
+        .await
+        .unwrap();
+    assert_eq!(outcome().await, None, "another person: verify again");
+}
+
 crate::store_suite!(
     webhook_events_are_idempotent,
-    onfido_notices_queue_once_and_claim_once
+    onfido_notices_queue_once_and_claim_once,
+    an_identity_change_clears_the_idv_outcome
 );

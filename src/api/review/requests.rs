@@ -121,6 +121,14 @@ fn manual_checks(body: &DecisionBody, errors: &mut Vec<(String, String)>) -> Vec
         errors.push(("manual_checks".into(), "only with action approve".into()));
         return Vec::new();
     }
+    if items.len() > Evidence::ALL.len() {
+        let most = Evidence::ALL.len();
+        errors.push((
+            "manual_checks".into(),
+            format!("at most {most} entries, one per evidence kind"),
+        ));
+        return Vec::new();
+    }
     let mut checks: Vec<ManualCheck> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = |field: &str| format!("manual_checks[{i}].{field}");
