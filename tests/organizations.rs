@@ -218,6 +218,8 @@ async fn membership_end_to_end(backend: Backend) {
     let invitation: Value = resp.json().await.expect("invitation JSON");
     let invitation_id = invitation["id"].as_str().expect("invitation id").to_owned();
     assert_eq!(invitation["email"], member.email.as_str(), "{invitation}");
+    // The acceptance token is in this answer only; the owner hands it to the invitee.
+    let token = json!({"token": invitation["token"].as_str().expect("token")});
     let resp = call(
         &m,
         &owner.cust,
@@ -237,21 +239,57 @@ async fn membership_end_to_end(backend: Backend) {
     let stranger = person(&m, "individual").await;
     let seen = get_json(&m, &stranger.cust, invitations).await;
     assert_eq!(seen["invitations"], json!([]), "{seen}");
-    let resp = call(&m, &stranger.cust, reqwest::Method::POST, &accept, None).await;
+    let resp = call(
+        &m,
+        &stranger.cust,
+        reqwest::Method::POST,
+        &accept,
+        Some(token.clone()),
+    )
+    .await;
     expect_problem(resp, 404, "not-found").await;
+    assert!(
+        view["invitations"][0].get("token").is_none(),
+        "shown once: {view}"
+    );
     let seen = get_json(&m, &member.cust, invitations).await;
     assert_eq!(
         seen["invitations"][0]["organization_name"], "Helios Compute AB",
         "{seen}"
     );
 
-    // The member accepts: same organization, own tier kept.
-    let resp = call(&m, &member.cust, reqwest::Method::POST, &accept, None).await;
+    // The address alone does not do: a wrong token reads as no invitation.
+    let guess = json!({"token": "cgi_guess"});
+    let resp = call(
+        &m,
+        &member.cust,
+        reqwest::Method::POST,
+        &accept,
+        Some(guess),
+    )
+    .await;
+    expect_problem(resp, 404, "not-found").await;
+    // The member accepts with the owner's token: same organization, own tier kept.
+    let resp = call(
+        &m,
+        &member.cust,
+        reqwest::Method::POST,
+        &accept,
+        Some(token.clone()),
+    )
+    .await;
     assert_eq!(resp.status(), 200, "accept: {resp:?}");
     let me = get_json(&m, &member.cust, "/computegate/v1/me").await;
     assert_eq!(me["organization_id"], org.as_str(), "{me}");
     assert_eq!(me["tier"], "identity_verified", "{me}");
-    let resp = call(&m, &member.cust, reqwest::Method::POST, &accept, None).await;
+    let resp = call(
+        &m,
+        &member.cust,
+        reqwest::Method::POST,
+        &accept,
+        Some(token),
+    )
+    .await;
     expect_problem(resp, 409, "invalid-state").await;
     // A member is not the owner: it cannot invite.
     let resp = call(
@@ -331,7 +369,15 @@ async fn membership_end_to_end(backend: Backend) {
         "{invitations}/{}/accept",
         rival_invitation["id"].as_str().expect("id")
     );
-    let resp = call(&m, &member.cust, reqwest::Method::POST, &rival_accept, None).await;
+    let rival_token = json!({"token": rival_invitation["token"].as_str().expect("token")});
+    let resp = call(
+        &m,
+        &member.cust,
+        reqwest::Method::POST,
+        &rival_accept,
+        Some(rival_token),
+    )
+    .await;
     expect_problem(resp, 409, "conflict").await;
     // The owner revokes an invitation it no longer wants.
     let resp = call(
@@ -354,7 +400,7 @@ async fn membership_end_to_end(backend: Backend) {
         &stranger.cust,
         reqwest::Method::POST,
         &format!("{revoke}/accept"),
-        None,
+        Some(json!({"token": doc["token"].as_str().expect("token")})),
     )
     .await;
     expect_problem(resp, 409, "invalid-state").await;
@@ -448,7 +494,15 @@ async fn membership_end_to_end(backend: Backend) {
     assert_eq!(resp.status(), 201, "invite the stranger again: {resp:?}");
     let doc: Value = resp.json().await.expect("invitation JSON");
     let accept = format!("{invitations}/{}/accept", doc["id"].as_str().expect("id"));
-    let resp = call(&m, &stranger.cust, reqwest::Method::POST, &accept, None).await;
+    let again = json!({"token": doc["token"].as_str().expect("token")});
+    let resp = call(
+        &m,
+        &stranger.cust,
+        reqwest::Method::POST,
+        &accept,
+        Some(again),
+    )
+    .await;
     assert_eq!(resp.status(), 200, "stranger joins: {resp:?}");
     let leave = "/computegate/v1/organization/leave";
     let resp = call(&m, &owner.cust, reqwest::Method::POST, leave, None).await;

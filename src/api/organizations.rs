@@ -29,6 +29,13 @@ struct InviteRequest {
     email: String,
 }
 
+/// `{"token"}`: the acceptance token the owner was given with the invitation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptRequest {
+    token: String,
+}
+
 /// The customer routes.
 pub(crate) fn customer_routes() -> Router<ApiState> {
     Router::new()
@@ -109,14 +116,17 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Accepts an invitation addressed to the caller → `{"organization_id","role":"member"}`.
+/// `{"token"}`: accepts an invitation addressed to the caller →
+/// `{"organization_id","role":"member"}`.
 async fn accept(
     State(kyc): State<Arc<Verification>>,
     session: CustomerSession,
     PathId(id): PathId,
+    JsonBody(req): JsonBody<AcceptRequest>,
 ) -> Result<Response, ApiError> {
+    let now = OffsetDateTime::now_utc();
     let organization = kyc
-        .accept_invitation(&session.caller.kyc(), id, OffsetDateTime::now_utc())
+        .accept_invitation(&session.caller.kyc(), id, &req.token, now)
         .await?;
     Ok(
         Json(serde_json::json!({ "organization_id": organization, "role": "member" }))

@@ -56,18 +56,25 @@ impl Verification {
             .await
     }
 
-    /// The caller accepts an invitation addressed to them and joins its organization; the
-    /// data plane hears at once. Returns the organization.
+    /// The caller accepts an invitation addressed to them, showing its token, and joins its
+    /// organization; the data plane hears at once. Returns the organization.
     pub async fn accept_invitation(
         &self,
         caller: &CustomerCaller,
         invitation_id: Uuid,
+        token: &str,
         now: OffsetDateTime,
     ) -> Result<Uuid, MembershipError> {
         let organization = self
             .store()
             .accounts()
-            .accept_invitation(caller.customer_id, invitation_id, &caller.actor(), now)
+            .accept_invitation(
+                caller.customer_id,
+                invitation_id,
+                token,
+                &caller.actor(),
+                now,
+            )
             .await?;
         self.customer_changed(caller.customer_id).await;
         Ok(organization)

@@ -75,6 +75,11 @@ pub struct Invitation {
     /// When revoked.
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// The acceptance token, only in the answer to the owner who created the invitation (the
+    /// store keeps its SHA-256): the invitee needs it to accept.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// An invitation addressed to the caller, with the organization's name.
@@ -184,6 +189,9 @@ pub enum MembershipError {
     /// are not honoured.
     #[error("the organization's owner account is not active")]
     OrganizationInactive,
+    /// A token could not be generated (the random number generator failed).
+    #[error("token generation failed: {0}")]
+    Token(String),
     /// The owner cannot be removed (suspend or close the owner's account instead).
     #[error("the owner cannot be removed")]
     OwnerNotRemovable,
@@ -282,6 +290,7 @@ mod tests {
             accepted_at: None,
             accepted_by: None,
             revoked_at: None,
+            token: None,
         }
     }
 

@@ -64,6 +64,7 @@ impl AccountsStore<'_> {
         let email = email.as_str().to_owned();
         let id = Uuid::now_v7();
         let expires_at = now + INVITATION_VALIDITY;
+        let token = new_token()?;
         let invitation = in_transaction!(self.store, |tx| {
             let owner = tx
                 .lock_member(owner_id)
@@ -98,8 +99,8 @@ impl AccountsStore<'_> {
             }
             sqlx::query(
                 "INSERT INTO organization_invitations \
-                 (id, organization_id, email, invited_by, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 (id, organization_id, email, invited_by, created_at, expires_at, token_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
             .bind(organization)
@@ -107,6 +108,7 @@ impl AccountsStore<'_> {
             .bind(owner_id)
             .bind(DbTime::new(now))
             .bind(DbTime::new(expires_at))
+            .bind(token_hash(&token))
             .execute(&mut *tx)
             .await?;
             // The address stays out of the chain (personal data); the invitation id names it.
@@ -128,6 +130,7 @@ impl AccountsStore<'_> {
                 accepted_at: None,
                 accepted_by: None,
                 revoked_at: None,
+                token: Some(token.clone()),
             }
         });
         Ok(invitation)
@@ -187,6 +190,7 @@ impl AccountsStore<'_> {
         &self,
         customer_id: Uuid,
         invitation_id: Uuid,
+        token: &str,
         actor: &Actor,
         now: OffsetDateTime,
     ) -> Result<Uuid, MembershipError> {
@@ -201,6 +205,16 @@ impl AccountsStore<'_> {
                     .fetch_optional(&mut *tx)
                     .await?;
             let invitation = invitation.ok_or(MembershipError::NotFound)?;
+            // The address alone proves nothing (sign-ups do not confirm it): the invitee shows
+            // the token the owner was given. A wrong one is answered like an unknown invitation.
+            let stored: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT token_hash FROM organization_invitations WHERE id = $1")
+                    .bind(invitation_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if stored.as_deref() != Some(token_hash(token).as_slice()) {
+                return Err(MembershipError::NotFound);
+            }
             may_accept(&invitation, &joiner, now)?;
             // An invitation speaks for its organization only while the owner's account does:
             // one from a suspended or closed owner is not honoured.
@@ -421,6 +435,24 @@ impl AccountsStore<'_> {
         });
         Ok(rows)
     }
+}
+
+/// Prefix of invitation acceptance tokens (`cgi_` + 32 random bytes, unpadded base64url).
+const TOKEN_PREFIX: &str = "cgi_";
+
+/// A new acceptance token.
+fn new_token() -> Result<String, MembershipError> {
+    use base64::Engine as _;
+    let bytes: [u8; 32] =
+        crate::crypto::random_bytes().map_err(|e| MembershipError::Token(e.to_string()))?;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    Ok(format!("{TOKEN_PREFIX}{text}"))
+}
+
+/// What the store keeps of a token: its SHA-256.
+fn token_hash(token: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).to_vec()
 }
 
 fn store_of(e: super::AccountError) -> MembershipError {

@@ -121,7 +121,13 @@ async fn invitations_expire_revoke_and_bind_one_organization(ctx: Ctx) {
     assert_eq!(old.email, "ada@example.com");
     let late = t0() + Duration::days(7);
     let err = accounts
-        .accept_invitation(ada.customer_id, old.id, &ada_actor, late)
+        .accept_invitation(
+            ada.customer_id,
+            old.id,
+            old.token.as_deref().unwrap(),
+            &ada_actor,
+            late,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -143,7 +149,13 @@ async fn invitations_expire_revoke_and_bind_one_organization(ctx: Ctx) {
         .await
         .unwrap();
     let err = accounts
-        .accept_invitation(ada.customer_id, revoked.id, &ada_actor, late)
+        .accept_invitation(
+            ada.customer_id,
+            revoked.id,
+            revoked.token.as_deref().unwrap(),
+            &ada_actor,
+            late,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -164,7 +176,13 @@ async fn invitations_expire_revoke_and_bind_one_organization(ctx: Ctx) {
         1
     );
     let joined = accounts
-        .accept_invitation(ada.customer_id, third.id, &ada_actor, late)
+        .accept_invitation(
+            ada.customer_id,
+            third.id,
+            third.token.as_deref().unwrap(),
+            &ada_actor,
+            late,
+        )
         .await
         .unwrap();
     assert_eq!(joined, org);
@@ -185,7 +203,13 @@ async fn invitations_expire_revoke_and_bind_one_organization(ctx: Ctx) {
         .await
         .unwrap();
     let err = accounts
-        .accept_invitation(ada.customer_id, poach.id, &ada_actor, late)
+        .accept_invitation(
+            ada.customer_id,
+            poach.id,
+            poach.token.as_deref().unwrap(),
+            &ada_actor,
+            late,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -253,12 +277,30 @@ async fn a_suspended_owners_invitations_are_not_honoured(ctx: Ctx) {
         .invite_member(owner.customer_id, "bob@example.com", &actor, t0())
         .await
         .unwrap();
+    // The address is not enough: the owner's token is (a wrong one reads as no invitation).
+    let err = accounts
+        .accept_invitation(
+            bob.customer_id,
+            invitation.id,
+            "cgi_guess",
+            &bob_actor,
+            t0(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MembershipError::NotFound), "{err:?}");
     let set = |status| {
         accounts.set_customer_status(owner.customer_id, status, &staff_actor, "review", t0())
     };
     set(CustomerStatus::Suspended).await.unwrap();
     let err = accounts
-        .accept_invitation(bob.customer_id, invitation.id, &bob_actor, t0())
+        .accept_invitation(
+            bob.customer_id,
+            invitation.id,
+            invitation.token.as_deref().unwrap(),
+            &bob_actor,
+            t0(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -268,7 +310,13 @@ async fn a_suspended_owners_invitations_are_not_honoured(ctx: Ctx) {
     assert_eq!(organization_of(s, bob.customer_id).await, None);
     set(CustomerStatus::Active).await.unwrap();
     accounts
-        .accept_invitation(bob.customer_id, invitation.id, &bob_actor, t0())
+        .accept_invitation(
+            bob.customer_id,
+            invitation.id,
+            invitation.token.as_deref().unwrap(),
+            &bob_actor,
+            t0(),
+        )
         .await
         .unwrap();
     assert!(organization_of(s, bob.customer_id).await.is_some());

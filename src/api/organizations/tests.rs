@@ -34,7 +34,8 @@ async fn a_customer_outside_any_organization_sees_none_and_cannot_invite() {
     .await
     .problem(422, "invalid-request");
     let accept = format!("{INVITATIONS}/{}/accept", Uuid::now_v7());
-    api.customer(post(&accept).bearer(&c.token))
+    let token = json!({"token": "cgi_unknown"});
+    api.customer(post(&accept).bearer(&c.token).json(&token))
         .await
         .problem(404, "not-found");
     api.customer(post(&format!("{INVITATIONS}/not-a-uuid/accept")).bearer(&c.token))
@@ -82,7 +83,8 @@ async fn api_keys_read_with_the_read_scope_and_never_change_membership() {
         .await
         .problem(403, "forbidden");
     let accept = format!("{INVITATIONS}/{}/accept", Uuid::now_v7());
-    api.customer(post(&accept).bearer(&reader))
+    let token = json!({"token": "cgi_unknown"});
+    api.customer(post(&accept).bearer(&reader).json(&token))
         .await
         .problem(403, "forbidden");
 }
