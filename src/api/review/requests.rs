@@ -158,15 +158,27 @@ fn manual_checks(body: &DecisionBody, errors: &mut Vec<(String, String)>) -> Vec
     checks
 }
 
-/// A required reason of 1..=1000 characters.
+/// A required reason of 1..=1000 characters, free of control characters (newlines and tabs
+/// aside) and of bidirectional-override characters, which could disguise what a reason says in
+/// the audit chain, its CSV export or a console.
 pub(crate) fn reason_of(reason: Option<&str>) -> Result<String, (String, String)> {
     let bad = |why: &str| ("reason".to_string(), why.to_string());
     match reason {
         None => Err(bad("required")),
         Some(r) if r.trim().is_empty() => Err(bad("must not be blank")),
         Some(r) if r.chars().count() > MAX_REASON_CHARS => Err(bad("at most 1000 characters")),
+        Some(r) if r.chars().any(disguising) => Err(bad(
+            "must not contain control or bidirectional-override characters",
+        )),
         Some(r) => Ok(r.trim().to_owned()),
     }
+}
+
+/// Control characters other than newline and tab, and the Unicode bidirectional embedding,
+/// override and isolate characters.
+fn disguising(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The queue filter from the query, or every bad parameter at once.
@@ -253,6 +265,19 @@ fn parse_age(text: &str) -> Option<time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_refuse_control_and_bidi_override_characters() {
+        assert_eq!(
+            reason_of(Some("  checked\non a call\t ")).unwrap(),
+            "checked\non a call"
+        );
+        for sneaky in ["a\u{0}b", "ok \u{202E}gnp.exe", "x\u{2066}y", "bell\u{7}"] {
+            let (field, why) = reason_of(Some(sneaky)).unwrap_err();
+            assert_eq!(field, "reason");
+            assert!(why.contains("control"), "{sneaky:?}: {why}");
+        }
+    }
 
     #[test]
     fn ages_parse() {
