@@ -12,6 +12,7 @@ pub mod ledger_port;
 pub mod metering;
 pub mod operator;
 pub mod ownership_port;
+mod periodic;
 pub mod policy_file;
 pub mod ratelimit_redis;
 pub mod report_identity;

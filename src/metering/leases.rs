@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 
 use super::Metering;
+use crate::periodic::every;
 
 /// Time between sweeps: how late past its lease end a job may be closed (one indexed query when
 /// nothing is due).
@@ -21,26 +21,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 impl Metering {
     /// Starts the lease sweep; it ends when `stop` turns true or the service is dropped.
-    pub fn spawn_lease_sweep(self: &Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_EVERY);
-            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    changed = stop.changed() => {
-                        if changed.is_err() || *stop.borrow() {
-                            break;
-                        }
-                        continue;
-                    }
-                }
-                let Some(metering) = weak.upgrade() else {
-                    break;
-                };
-                metering.sweep_leases().await;
-            }
+    pub fn spawn_lease_sweep(self: &Arc<Self>, stop: watch::Receiver<bool>) {
+        every(self, stop, SWEEP_EVERY, |metering| async move {
+            metering.sweep_leases().await;
         });
     }
 

@@ -11,7 +11,6 @@
 //! - **stats**: refreshes the application gauges periodically and soon after a change;
 //! - **Onfido fetches**: the `idv_fetch` worker, started alongside.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use uuid::Uuid;
 use super::Verification;
 use super::rescreen::RESCREEN_ACTION;
 use super::screening::subjects_of;
+use crate::periodic::every;
 
 /// How often left-over submissions are screened.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -63,32 +63,6 @@ fn spawn(kyc: &Arc<Verification>, stop: watch::Receiver<bool>) {
         async move { pick_up_rescreens(&k, &cursor).await }
     });
     spawn_stats(kyc, stop);
-}
-
-/// Runs `f` every `period` until `stop` or the service goes away.
-fn every<F, Fut>(kyc: &Arc<Verification>, mut stop: watch::Receiver<bool>, period: Duration, f: F)
-where
-    F: Fn(Arc<Verification>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    let weak = Arc::downgrade(kyc);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            let Some(kyc) = weak.upgrade() else { break };
-            f(kyc).await;
-        }
-    });
 }
 
 fn spawn_stats(kyc: &Arc<Verification>, mut stop: watch::Receiver<bool>) {
