@@ -795,36 +795,16 @@ enum Lookup<T> {
 
 impl Authenticator for CredentialVerifier {
     fn authenticate(&self, bearer: &str, client_ip: IpAddr) -> AuthOutcome {
+        let (outcome, late) = self.decide(bearer, client_ip);
         let delay = self.throttled_delay;
-        if delay.is_zero() {
-            return self.decide(bearer, client_ip);
-        }
-        // Over the limit before this attempt (the attempt that reaches it is answered at once).
-        let address_blocked = self
-            .failures_by_address
-            .check(&client_ip, Instant::now())
-            .is_err();
-        let outcome = self.decide(bearer, client_ip);
         // A client address that keeps failing gets its refusals late: each of its connections
         // then makes at most one attempt per `throttled_delay`, so a flood costs the gateway a
         // sleeping task instead of a request loop. Valid (cached) credentials are not refused
         // and so never wait.
-        let throttled = |r: &Result<Principal, AuthError>| {
-            matches!(r, Err(AuthError::Throttled(_) | AuthError::Invalid(_)))
-        };
         match outcome {
-            AuthOutcome::Ready(r) if throttled(&r) && address_blocked => {
+            AuthOutcome::Ready(r) if late && !delay.is_zero() => {
                 AuthOutcome::Pending(Box::pin(async move {
                     tokio::time::sleep(delay).await;
-                    r
-                }))
-            }
-            AuthOutcome::Pending(f) if address_blocked => {
-                AuthOutcome::Pending(Box::pin(async move {
-                    let r = f.await;
-                    if throttled(&r) {
-                        tokio::time::sleep(delay).await;
-                    }
                     r
                 }))
             }
@@ -834,14 +814,19 @@ impl Authenticator for CredentialVerifier {
 }
 
 impl CredentialVerifier {
-    /// The decision without the delay of throttled refusals.
-    fn decide(&self, bearer: &str, client_ip: IpAddr) -> AuthOutcome {
+    /// The decision, and whether its refusal is to be sent late: a refusal to an address that
+    /// was over its failure limit before this attempt (the attempt that reaches the limit is
+    /// answered at once). The limit is read only where the throttle already reads it — never
+    /// for a cached credential.
+    fn decide(&self, bearer: &str, client_ip: IpAddr) -> (AuthOutcome, bool) {
         let method = match classify(bearer) {
             Ok(m) => m,
             Err(e) => {
                 self.count(0, 2);
-                self.failures_by_address.hit(&client_ip, Instant::now());
-                return AuthOutcome::Ready(Err(e));
+                let now = Instant::now();
+                let late = self.failures_by_address.check(&client_ip, now).is_err();
+                self.failures_by_address.hit(&client_ip, now);
+                return (AuthOutcome::Ready(Err(e)), late);
             }
         };
         let digest = digest(bearer);
@@ -853,7 +838,10 @@ impl CredentialVerifier {
         };
         if !cached && let Err(after) = self.failures_by_address.check(&client_ip, Instant::now()) {
             let refused = Err(AuthError::Throttled(after));
-            return AuthOutcome::Ready(self.finish(method, client_ip, refused));
+            return (
+                AuthOutcome::Ready(self.finish(method, client_ip, refused)),
+                true,
+            );
         }
         let customer = match method {
             AuthMethod::Jwt => match self.token_from_memory(bearer, &digest) {
@@ -863,23 +851,29 @@ impl CredentialVerifier {
             _ => self.key_from_memory(&digest),
         };
         match customer {
-            Some(Err(e)) => return AuthOutcome::Ready(self.finish(method, client_ip, Err(e))),
+            Some(Err(e)) => {
+                return (
+                    AuthOutcome::Ready(self.finish(method, client_ip, Err(e))),
+                    false,
+                );
+            }
             Some(Ok(grant)) => {
                 if let Some(r) = self.principal_from_memory(&grant.customer_id) {
                     let r = r.map(|p| grant.apply(p));
-                    return AuthOutcome::Ready(self.finish(method, client_ip, r));
+                    return (AuthOutcome::Ready(self.finish(method, client_ip, r)), false);
                 }
             }
             None => {}
         }
         let Some(me) = self.me.upgrade() else {
-            return AuthOutcome::Ready(Err(AuthError::Unavailable));
+            return (AuthOutcome::Ready(Err(AuthError::Unavailable)), false);
         };
         let credential = bearer.to_string();
-        AuthOutcome::Pending(Box::pin(async move {
+        let pending = AuthOutcome::Pending(Box::pin(async move {
             let result = me.clone().slow_path(credential, client_ip, method).await;
             me.finish(method, client_ip, result)
-        }))
+        }));
+        (pending, false)
     }
 }
 
