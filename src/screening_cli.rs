@@ -17,7 +17,10 @@ use computegate_kyc::Store;
 use computegate_kyc::accounts::Actor;
 use computegate_kyc::audit::{AuditAction, AuditEntry, ExportFormat};
 use computegate_kyc::cluster::{Notice, Notices};
-use computegate_kyc::screening::{ImportRequest, ListFormat, ListInput, ScoringConfig};
+use computegate_kyc::screening::{
+    EntryKind, ImportRequest, ListFormat, ListInput, ListVersion, PartialDate, RankedMatch,
+    ScoringConfig, ScreeningSubject, country_code,
+};
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt as _;
 
@@ -48,6 +51,36 @@ pub enum ScreeningCommand {
         #[command(flatten)]
         target: StoreTarget,
     },
+    /// Screen one name against the latest imported list and print the ranked matches with the
+    /// features that made each score (an ad-hoc check; nothing is recorded).
+    Check {
+        /// The name, in any script and order.
+        name: String,
+        /// Date of birth: YYYY-MM-DD, YYYY-MM or YYYY.
+        #[arg(long)]
+        dob: Option<String>,
+        /// Country: ISO 3166 alpha-2 code or English name (repeatable).
+        #[arg(long)]
+        country: Vec<String>,
+        /// Whom the name belongs to.
+        #[arg(long, value_enum, default_value_t = SubjectKind::Person)]
+        kind: SubjectKind,
+        /// How many matches to print.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Where the store is.
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+}
+
+/// The kind of a name checked with `screening check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SubjectKind {
+    /// An individual.
+    Person,
+    /// A company or other organization.
+    Organization,
 }
 
 /// `computegate audit …`.
@@ -78,15 +111,38 @@ pub enum AuditCommand {
 
 /// Runs `computegate screening …`.
 pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
-    let ScreeningCommand::Import {
-        format,
-        alt,
-        add,
-        label,
-        file,
-        target,
-    } = command;
-    let format = ListFormat::from_name(&format).ok_or_else(|| {
+    match command {
+        ScreeningCommand::Import {
+            format,
+            alt,
+            add,
+            label,
+            file,
+            target,
+        } => import(&format, alt, add, label, &file, &target).await,
+        ScreeningCommand::Check {
+            name,
+            dob,
+            country,
+            kind,
+            limit,
+            target,
+        } => {
+            let subject = check_subject(name, dob.as_deref(), country, kind)?;
+            check(&subject, limit, &target).await
+        }
+    }
+}
+
+async fn import(
+    format: &str,
+    alt: Option<PathBuf>,
+    add: Option<PathBuf>,
+    label: Option<String>,
+    file: &Path,
+    target: &StoreTarget,
+) -> anyhow::Result<()> {
+    let format = ListFormat::from_name(format).ok_or_else(|| {
         StartupConfigError(format!(
             "--format `{format}` is not one of csl, sdn, opensanctions"
         ))
@@ -96,43 +152,27 @@ pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
     }
     let request = ImportRequest {
         format,
-        main: input(&file)?,
+        main: input(file)?,
         aliases: alt.as_deref().map(input).transpose()?,
         addresses: add.as_deref().map(input).transpose()?,
         label,
     };
-    let (config, master, store) = open(&target).await?;
+    let (config, master, store) = open(target).await?;
     store.migrate().await.context("migration failed")?;
     let started = Instant::now();
-    let now = OffsetDateTime::now_utc();
-    let version = store
-        .screening()
-        .import_screening_list(request, now)
-        .await
-        .with_context(|| format!("cannot import {}", file.display()))?;
+    let version = import_list(
+        &store,
+        request,
+        &Actor::system("cli"),
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .with_context(|| format!("cannot import {}", file.display()))?;
     let import_secs = started.elapsed().as_secs_f64();
     println!(
         "imported list version {} ({}, {} entries, sha256 {}) in {import_secs:.2}s",
         version.id, version.format, version.entry_count, version.sha256
     );
-    let entry = AuditEntry::new(
-        now,
-        &Actor::system("cli"),
-        AuditAction::ScreeningListImported,
-        format!("screening_list:{}", version.id),
-    )
-    .with_detail(serde_json::json!({
-        "format": version.format,
-        "label": version.label,
-        "source_file": version.source_file,
-        "entries": version.entry_count,
-        "sha256": version.sha256,
-    }));
-    store
-        .audit()
-        .record_audit(&entry)
-        .await
-        .context("cannot record the import")?;
 
     let started = Instant::now();
     let index = store
@@ -169,6 +209,152 @@ pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
         println!("replicas notified through Redis");
     }
     Ok(())
+}
+
+/// Imports a list version and records the import in the audit chain (the CLI and the demo).
+pub(crate) async fn import_list<R: std::io::Read + Send + 'static>(
+    store: &Store,
+    request: ImportRequest<R>,
+    actor: &Actor,
+    now: OffsetDateTime,
+) -> anyhow::Result<ListVersion> {
+    let version = store
+        .screening()
+        .import_screening_list(request, now)
+        .await?;
+    let entry = AuditEntry::new(
+        now,
+        actor,
+        AuditAction::ScreeningListImported,
+        format!("screening_list:{}", version.id),
+    )
+    .with_detail(serde_json::json!({
+        "format": version.format,
+        "label": version.label,
+        "source_file": version.source_file,
+        "entries": version.entry_count,
+        "sha256": version.sha256,
+    }));
+    store
+        .audit()
+        .record_audit(&entry)
+        .await
+        .context("cannot record the import")?;
+    Ok(version)
+}
+
+/// The subject of `screening check`, every argument checked.
+fn check_subject(
+    name: String,
+    dob: Option<&str>,
+    countries: Vec<String>,
+    kind: SubjectKind,
+) -> Result<ScreeningSubject, StartupConfigError> {
+    if name.trim().is_empty() {
+        return Err(StartupConfigError("the name to check is empty".into()));
+    }
+    let date_of_birth = dob
+        .map(|text| {
+            PartialDate::parse(text).ok_or_else(|| {
+                StartupConfigError(format!(
+                    "--dob `{text}` is not a date (YYYY-MM-DD, YYYY-MM or YYYY)"
+                ))
+            })
+        })
+        .transpose()?;
+    for country in &countries {
+        if country_code(country).is_none() {
+            return Err(StartupConfigError(format!(
+                "--country `{country}` is not an ISO 3166 alpha-2 code or a country name"
+            )));
+        }
+    }
+    let kind = match kind {
+        SubjectKind::Person => EntryKind::Person,
+        SubjectKind::Organization => EntryKind::Organization,
+    };
+    Ok(ScreeningSubject {
+        date_of_birth,
+        countries,
+        ..ScreeningSubject::new(kind, name)
+    })
+}
+
+async fn check(
+    subject: &ScreeningSubject,
+    limit: usize,
+    target: &StoreTarget,
+) -> anyhow::Result<()> {
+    let (_, _, store) = open(target).await?;
+    store
+        .check_schema()
+        .await
+        .context("the store is not ready")?;
+    let Some(version) = store.screening().latest_screening_version().await? else {
+        return Err(anyhow::anyhow!(
+            "no denied-party list has been imported yet: run `computegate screening import` first"
+        ));
+    };
+    let index = store
+        .screening()
+        .load_screening_index(version.id, ScoringConfig::default())
+        .await
+        .context("cannot load the list")?;
+    let matches = index.search(subject, limit);
+    print!("{}", render_matches(&version, index.config(), &matches));
+    Ok(())
+}
+
+/// The ranked matches as `screening check` prints them.
+fn render_matches(
+    version: &ListVersion,
+    config: &ScoringConfig,
+    matches: &[RankedMatch<'_>],
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "list {} ({}, {} entries, imported {}); review at {:.2}, hit at {:.2}",
+        version.label,
+        version.id,
+        version.entry_count,
+        version.imported_at.date(),
+        config.thresholds.review,
+        config.thresholds.hit,
+    );
+    if matches.is_empty() {
+        let _ = writeln!(
+            out,
+            "no match: the name shares no candidate token with the list"
+        );
+        return out;
+    }
+    for (rank, m) in matches.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\n{}. {:.3} {:<6} {} [{}; {}; {}]",
+            rank + 1,
+            m.score,
+            m.decision.as_str(),
+            m.entry.names.first().map_or("", String::as_str),
+            m.entry.key,
+            m.entry.source,
+            m.entry.kind.as_str(),
+        );
+        let _ = writeln!(out, "   matched name: {}", m.explanation.matched_name);
+        if !m.entry.programs.is_empty() {
+            let _ = writeln!(out, "   programs: {}", m.entry.programs.join(", "));
+        }
+        for f in &m.explanation.features {
+            let _ = writeln!(
+                out,
+                "   {:<20} {:>6.3} {:>+7.3}  {}",
+                f.name, f.value, f.weight, f.note
+            );
+        }
+    }
+    out
 }
 
 /// Runs `computegate audit …`.

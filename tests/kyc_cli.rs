@@ -82,6 +82,66 @@ async fn screening_import_refuses_bad_input_and_imports_nothing() {
 }
 
 #[tokio::test]
+async fn screening_check_prints_ranked_matches_with_their_explanation() {
+    within(TIMEOUT, async {
+        let kyc = Kyc::start(&Setup::default()).await;
+        let out = kyc.cli(&["screening", "check", "Viktor Kalashov"]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            text(&out.stderr).contains("no denied-party list has been imported"),
+            "{out:?}"
+        );
+        for bad in [
+            &[
+                "screening",
+                "check",
+                "Viktor Kalashov",
+                "--dob",
+                "14/03/1971",
+            ][..],
+            &[
+                "screening",
+                "check",
+                "Viktor Kalashov",
+                "--country",
+                "Atlantis",
+            ],
+            &["screening", "check", "Viktor Kalashov", "--kind", "vessel"],
+            &["screening", "check", "  "],
+        ] {
+            let out = kyc.cli(bad);
+            assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+        }
+
+        kyc.import("csl", "csl.csv");
+        let out = kyc.cli(&[
+            "screening",
+            "check",
+            "Victor Kalashoff",
+            "--dob",
+            "1971-03-14",
+            "--country",
+            "CY",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let printed = text(&out.stdout);
+        assert!(printed.contains("1. "), "{printed}");
+        assert!(printed.contains("KALASHOV"), "{printed}");
+        assert!(printed.contains("date_of_birth"), "{printed}");
+        assert!(printed.contains("hit"), "{printed}");
+
+        let out = kyc.cli(&["screening", "check", "Quorvant", "--kind", "organization"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(text(&out.stdout).contains("QUORVANT"), "{out:?}");
+
+        let out = kyc.cli(&["screening", "check", "Marguerite Fontaine"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(text(&out.stdout).contains("no match"), "{out:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn audit_export_and_verify() {
     within(TIMEOUT, async {
         let kyc = Kyc::start(&Setup::default()).await;

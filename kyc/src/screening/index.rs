@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::normalize::normalize_name;
 use super::score::{self, PreparedSubject, ScoredMatch, ScoringConfig, score_name, upper_bound};
-use super::{ListEntry, ScreeningResult, ScreeningSubject};
+use super::{Decision, ListEntry, MatchExplanation, ScreeningResult, ScreeningSubject};
 
 /// Postings longer than this are checked by lookup instead of enumerated.
 const FREQUENT_POSTINGS: usize = 5_000;
@@ -71,6 +71,19 @@ pub struct IndexStats {
     pub tokens: usize,
     /// Deletion-neighbourhood keys.
     pub deletion_keys: usize,
+}
+
+/// One entry of an ad-hoc [`ScreeningIndex::search`], with why it scored as it did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedMatch<'a> {
+    /// The list entry.
+    pub entry: &'a ListEntry,
+    /// Its best name's score in `[0, 1]`.
+    pub score: f64,
+    /// The decision that score would give under the index's thresholds.
+    pub decision: Decision,
+    /// Which name matched and every contribution.
+    pub explanation: MatchExplanation,
 }
 
 /// Which entry name an indexed name is.
@@ -192,6 +205,47 @@ impl ScreeningIndex {
             decision: self.config.decide(score),
             best: explained.map(|m| m.explanation),
         }
+    }
+
+    /// The `limit` best-scoring entries for `subject`, best first, each with its explanation:
+    /// the ad-hoc search staff run ("who on the list looks like this name?"), where seeing the
+    /// runners-up matters as much as the winner. One match per entry (its best-scoring name);
+    /// entries scoring 0 are left out. Slower than [`screen`](Self::screen), which prunes
+    /// every candidate that cannot win; fine for one query at a time.
+    pub fn search(&self, subject: &ScreeningSubject, limit: usize) -> Vec<RankedMatch<'_>> {
+        let prepared = PreparedSubject::new(subject);
+        let mut best_per_entry: FxHashMap<u32, (u32, ScoredMatch)> = FxHashMap::default();
+        for name in self.candidates(&prepared.tokens) {
+            let entry = self.names[name as usize].entry;
+            let Some(scored) = self.score(&prepared, name, true, 0.0) else {
+                continue;
+            };
+            if scored.score <= 0.0 {
+                continue;
+            }
+            let better = best_per_entry.get(&entry).is_none_or(|(kept, m)| {
+                scored.score > m.score || scored.score == m.score && name < *kept
+            });
+            if better {
+                best_per_entry.insert(entry, (name, scored));
+            }
+        }
+        let mut ranked: Vec<(u32, ScoredMatch)> = best_per_entry
+            .into_iter()
+            .map(|(entry, (_, scored))| (entry, scored))
+            .collect();
+        // Best first; equal scores in list order, so the answer is deterministic.
+        ranked.sort_by(|(ea, a), (eb, b)| b.score.total_cmp(&a.score).then(ea.cmp(eb)));
+        ranked.truncate(limit);
+        ranked
+            .into_iter()
+            .map(|(entry, scored)| RankedMatch {
+                entry: &self.entries[entry as usize],
+                score: scored.score,
+                decision: self.config.decide(scored.score),
+                explanation: scored.explanation,
+            })
+            .collect()
     }
 
     fn score(

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 pub use self::country::country_code;
 pub use self::date::PartialDate;
-pub use self::index::{IndexStats, ScreeningIndex};
+pub use self::index::{IndexStats, RankedMatch, ScreeningIndex};
 pub use self::parse::{ParseError, ParseStats, RecordError};
 pub use self::score::{ScoringConfig, ScoringConfigError, Thresholds};
 pub use self::store::{ImportRequest, ListInput, ListVersion, ScreeningError, StoredScreening};

@@ -172,3 +172,48 @@ fn hash_and_deletions() {
     assert_eq!(buf, b"acd");
     assert_ne!(hash32(b"abc"), hash32(b"acb"));
 }
+
+#[test]
+fn search_ranks_entries_best_first_with_the_winner_of_screen() {
+    let idx = index();
+    let mut subject = ScreeningSubject::person("Ivan Zorvat");
+    subject.date_of_birth = PartialDate::full(1970, 1, 12);
+    let ranked = idx.search(&subject, 10);
+    let screened = idx.screen(&subject);
+    assert_eq!(
+        ranked.first().map(|m| m.entry.key.as_str()),
+        screened.best.as_ref().map(|b| b.entry_key.as_str())
+    );
+    assert_eq!(ranked[0].score, screened.score);
+    assert_eq!(ranked[0].decision, screened.decision);
+    // One match per entry, best first, every one explained.
+    let keys: Vec<&str> = ranked.iter().map(|m| m.entry.key.as_str()).collect();
+    let mut unique = keys.clone();
+    unique.dedup();
+    assert_eq!(keys, unique);
+    assert!(ranked.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(
+        ranked
+            .iter()
+            .all(|m| m.score > 0.0 && !m.explanation.features.is_empty())
+    );
+    assert!(
+        ranked[0]
+            .explanation
+            .features
+            .iter()
+            .any(|f| f.name == "date_of_birth" && f.weight > 0.0)
+    );
+}
+
+#[test]
+fn search_respects_the_limit_and_finds_nothing_for_unrelated_names() {
+    let idx = index();
+    let subject = ScreeningSubject::organization("Korvalis Shipping");
+    assert_eq!(idx.search(&subject, 1).len(), 1);
+    assert!(idx.search(&subject, 0).is_empty());
+    assert!(
+        idx.search(&ScreeningSubject::person("Quentin Applebaum"), 10)
+            .is_empty()
+    );
+}
