@@ -35,7 +35,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let master = crate::identity::master_key_from_env(|k| std::env::var(k).ok())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let usage_secrets = api::usage::secrets_from(|k| std::env::var(k).ok());
-    let running = start(&config, master, usage_secrets, stop_rx).await?;
+    let idv_secrets = crate::verification::idv_secrets_from_env(|k| std::env::var(k).ok());
+    let running = start(&config, master, usage_secrets, idv_secrets, stop_rx).await?;
     println!(
         "computegate listening: public={} admin={}",
         running.addrs.public, running.addrs.admin
@@ -70,6 +71,7 @@ pub async fn start(
     config: &Config,
     master: MasterKey,
     usage_secrets: Option<computegate_kyc::verification::webhooks::WebhookSecrets>,
+    idv_secrets: crate::verification::IdvSecrets,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -82,7 +84,7 @@ pub async fn start(
         identity.clone(),
         master,
         policy.clone(),
-        crate::verification::idv_secrets_from_env(|k| std::env::var(k).ok()),
+        idv_secrets,
         crate::verification::OnfidoApiConfig::from_env(|k| std::env::var(k).ok())
             .context("invalid Onfido API settings")?,
         &mut registry,

@@ -1,5 +1,5 @@
 //! `computegate demo` on free ports: the one-process gateway, simulator and embedded store,
-//! with the addresses read from what it prints.
+//! with the addresses (and the rest of its next steps) read from what it prints.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
@@ -21,6 +21,8 @@ pub(crate) struct Demo {
     pub(crate) sim: SocketAddr,
     /// Its data dir.
     pub(crate) dir: TempDir,
+    /// What it printed once it ran (its next steps).
+    pub(crate) printed: String,
 }
 
 // === impl Demo ===
@@ -45,46 +47,46 @@ impl Demo {
         let mut proc = Proc::spawn(&args, &[]);
         let stdout = proc.child.stdout.take().expect("piped stdout");
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // Everything the demo prints up to its last line, "Stop with Ctrl-C."
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            let mut found: Vec<String> = Vec::new();
+            let mut printed = String::new();
             for line in lines.by_ref() {
                 let Ok(line) = line else { break };
-                let trimmed = line.trim_start();
-                let addr = |prefix: &str| {
-                    trimmed.strip_prefix(prefix).map(|rest| {
-                        rest.trim()
-                            .trim_start_matches("http://")
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned()
-                    })
-                };
-                for prefix in ["gateway (public)", "admin (metrics)", "compute simulator"] {
-                    if let Some(a) = addr(prefix) {
-                        found.push(a);
-                    }
-                }
-                if found.len() == 3 {
+                printed.push_str(&line);
+                printed.push('\n');
+                if line.trim() == "Stop with Ctrl-C." {
                     break;
                 }
             }
-            let _ = tx.send(found);
+            let _ = tx.send(printed);
             for _ in lines {}
         });
-        let found = match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(found)) if found.len() == 3 => found,
+        let printed = match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(printed)) if printed.contains("Stop with Ctrl-C.") => printed,
             other => panic!(
-                "demo did not print its addresses ({other:?}):\n{}",
+                "demo did not print its next steps ({other:?}):\n{}",
                 proc.stderr()
             ),
         };
-        let parse = |s: &str| s.parse().unwrap_or_else(|_| panic!("demo address {s:?}"));
+        let addr = |prefix: &str| -> SocketAddr {
+            printed
+                .lines()
+                .find_map(|line| line.trim_start().strip_prefix(prefix))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_start_matches("http://")
+                        .split_whitespace()
+                        .next()
+                })
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("demo printed no {prefix} address:\n{printed}"))
+        };
         Self {
-            public: parse(&found[0]),
-            admin: parse(&found[1]),
-            sim: parse(&found[2]),
+            public: addr("gateway (public)"),
+            admin: addr("admin listener"),
+            sim: addr("compute simulator"),
+            printed,
             proc,
             dir,
         }
