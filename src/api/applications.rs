@@ -15,7 +15,7 @@ use axum::extract::{Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use computegate_kyc::verification::{
-    ApplicationPayload, ApplicationStatus, DocumentType, DocumentUpload,
+    ApplicationPayload, ApplicationStatus, ApplicationView, DocumentType, DocumentUpload,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -26,8 +26,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{CustomerCaller, PathId, no_store};
+use super::extract::{CustomerCaller, PathId, QueryParams, no_store};
 use super::openapi::limited;
+use super::page::{PageQuery, PageRequest};
 use super::state::ApiState;
 use crate::verification::Verification;
 
@@ -44,6 +45,16 @@ struct Created {
     id: Uuid,
     #[schema(value_type = String)]
     status: ApplicationStatus,
+}
+
+/// A page of the caller's applications, newest first.
+#[derive(Serialize, ToSchema)]
+struct ApplicationList {
+    /// Each with its status, granted tier, expiry, reason, payload and document metadata.
+    #[schema(value_type = Vec<Object>)]
+    applications: Vec<ApplicationView>,
+    /// The next page's cursor; `null` on the last page.
+    next: Option<String>,
 }
 
 /// The upload form (`multipart/form-data`).
@@ -98,24 +109,31 @@ async fn create(
     )))
 }
 
-/// The caller's applications.
+/// A page of the caller's applications, newest first.
 #[utoipa::path(
     get,
     path = "/computegate/v1/kyc/applications",
     tag = "verification",
-    responses((status = 200, description = "`{\"applications\": [...]}`", body = Object)),
+    params(PageQuery),
+    responses((status = 200, body = ApplicationList)),
     security(("customer" = []))
 )]
 async fn list(
     State(kyc): State<Arc<Verification>>,
     caller: CustomerCaller,
+    QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let apps = kyc
         .store()
         .verification()
-        .customer_applications(kyc.master(), &caller.kyc())
+        .customer_applications(kyc.master(), &caller.kyc(), page.after, page.fetch())
         .await?;
-    Ok(no_store(Json(serde_json::json!({ "applications": apps }))))
+    let page = page.page(apps, |a| (a.created_at, a.id));
+    Ok(no_store(Json(ApplicationList {
+        applications: page.items,
+        next: page.next,
+    })))
 }
 
 /// One of the caller's applications, with what is still missing.

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use computegate_gateway::scope::Scope;
+use computegate_kyc::accounts::membership::ReceivedInvitation;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -19,9 +20,10 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{
-    Acting, CaseReaders, CustomerCaller, CustomerSession, JsonBody, PathId, PathIds, StaffCaller,
-    no_store,
+    Acting, CaseReaders, CustomerCaller, CustomerSession, JsonBody, PathId, PathIds, QueryParams,
+    StaffCaller, no_store,
 };
+use super::page::{PageQuery, PageRequest};
 use super::review::{ReasonBody, reason_of};
 use super::state::ApiState;
 use crate::verification::Verification;
@@ -38,6 +40,14 @@ struct InviteRequest {
 #[serde(deny_unknown_fields)]
 struct AcceptRequest {
     token: String,
+}
+
+/// A page of invitations addressed to the caller.
+#[derive(Serialize, ToSchema)]
+struct InvitationList {
+    invitations: Vec<ReceivedInvitation>,
+    /// The next page's cursor; `null` on the last page.
+    next: Option<String>,
 }
 
 /// The organization joined.
@@ -114,25 +124,31 @@ async fn invite(
     Ok((StatusCode::CREATED, no_store(Json(invitation))).into_response())
 }
 
-/// The pending invitations addressed to the caller's email.
+/// A page of the pending invitations addressed to the caller's email, oldest first.
 #[utoipa::path(
     get,
     path = "/computegate/v1/organization/invitations",
     tag = "organizations",
-    responses((status = 200, description = "`{\"invitations\": [...]}`", body = Object)),
+    params(PageQuery),
+    responses((status = 200, body = InvitationList)),
     security(("customer" = []))
 )]
 async fn received(
     State(kyc): State<Arc<Verification>>,
     caller: CustomerCaller,
+    QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let now = OffsetDateTime::now_utc();
     let invitations = kyc
-        .invitations_received(caller.customer_id, OffsetDateTime::now_utc())
+        .invitations_received(caller.customer_id, now, page.after, page.fetch())
         .await?;
-    Ok(no_store(Json(
-        serde_json::json!({ "invitations": invitations }),
-    )))
+    let page = page.page(invitations, |i| (i.created_at, i.id));
+    Ok(no_store(Json(InvitationList {
+        invitations: page.items,
+        next: page.next,
+    })))
 }
 
 /// Revokes a pending invitation of the caller's organization (owner only) → 204.

@@ -787,17 +787,26 @@ impl VerificationStore<'_> {
             .collect()
     }
 
-    /// The customer's own applications, newest first (for "what do I need for a higher tier").
+    /// A page of the customer's own applications, newest first (for "what do I need for a
+    /// higher tier"): at most `limit`, after the `(created_at, id)` of `after` in that order (a
+    /// keyset cursor: the last application of the previous page).
     pub async fn customer_applications(
         &self,
         key: &MasterKey,
         caller: &CustomerCaller,
+        after: Option<(OffsetDateTime, Uuid)>,
+        limit: u32,
     ) -> Result<Vec<super::ApplicationView>, VerificationError> {
         let rows: Vec<AppRow> = on_pool!(self.store, |pool| sqlx::query_as(concat!(
             app_select!(),
-            "WHERE a.customer_id = $1 ORDER BY a.created_at DESC LIMIT 50"
+            "WHERE a.customer_id = $1 \
+             AND ($2 IS NULL OR a.created_at < $2 OR (a.created_at = $2 AND a.id < $3)) \
+             ORDER BY a.created_at DESC, a.id DESC LIMIT $4"
         ))
         .bind(caller.customer_id)
+        .bind(after.map(|(at, _)| DbTime::new(at)))
+        .bind(after.map(|(_, id)| id))
+        .bind(i64::from(limit))
         .fetch_all(pool)
         .await?);
         let mut out = Vec::with_capacity(rows.len());

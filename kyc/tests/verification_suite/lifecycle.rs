@@ -303,14 +303,14 @@ async fn others_applications_are_not_found(ctx: Ctx) {
     assert_eq!(view.status, ApplicationStatus::Draft);
     assert!(
         s.verification()
-            .customer_applications(&key, &mallory)
+            .customer_applications(&key, &mallory, None, 100)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         s.verification()
-            .customer_applications(&key, &alice)
+            .customer_applications(&key, &alice, None, 100)
             .await
             .unwrap()
             .len(),
