@@ -83,6 +83,7 @@ pub(crate) fn routes(kyc: &Verification) -> OpenApiRouter<ApiState> {
 #[utoipa::path(
     post,
     path = "/computegate/v1/kyc/applications",
+    operation_id = "create_application",
     tag = "verification",
     request_body(content = Object, description = "The application document (see docs/api.md)"),
     responses((status = 201, body = Created, headers(("Location" = String)))),
@@ -113,6 +114,7 @@ async fn create(
 #[utoipa::path(
     get,
     path = "/computegate/v1/kyc/applications",
+    operation_id = "list_applications",
     tag = "verification",
     params(PageQuery),
     responses((status = 200, body = ApplicationList)),
@@ -140,6 +142,7 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/computegate/v1/kyc/applications/{id}",
+    operation_id = "get_application",
     tag = "verification",
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "The application", body = Object)),
@@ -163,6 +166,7 @@ async fn read(
 #[utoipa::path(
     patch,
     path = "/computegate/v1/kyc/applications/{id}",
+    operation_id = "patch_application",
     tag = "verification",
     params(("id" = Uuid, Path)),
     request_body(content = Object, content_type = "application/merge-patch+json"),
@@ -193,6 +197,7 @@ async fn patch(
 #[utoipa::path(
     post,
     path = "/computegate/v1/kyc/applications/{id}/submit",
+    operation_id = "submit_application",
     tag = "verification",
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "The application", body = Object)),
@@ -213,6 +218,7 @@ async fn submit(
 #[utoipa::path(
     get,
     path = "/computegate/v1/kyc/applications/{id}/documents",
+    operation_id = "list_documents",
     tag = "verification",
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "`{\"documents\": [...]}`", body = Object)),
@@ -236,6 +242,7 @@ async fn documents(
 #[utoipa::path(
     post,
     path = "/computegate/v1/kyc/applications/{id}/documents",
+    operation_id = "upload_document",
     tag = "verification",
     params(("id" = Uuid, Path)),
     request_body(content = UploadForm, content_type = "multipart/form-data"),

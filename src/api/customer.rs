@@ -177,6 +177,7 @@ async fn logout(
 #[utoipa::path(
     get,
     path = "/computegate/v1/me",
+    operation_id = "get_me",
     tag = "account",
     responses((status = 200, body = Me)),
     security(("customer" = []))
@@ -206,6 +207,7 @@ async fn me(State(id): State<Arc<Identity>>, caller: CustomerCaller) -> Result<R
 #[utoipa::path(
     post,
     path = "/computegate/v1/keys",
+    operation_id = "create_api_key",
     tag = "account",
     request_body = CreateKeyRequest,
     responses((status = 201, body = CreatedKey)),
@@ -243,6 +245,7 @@ async fn create_key(
 #[utoipa::path(
     get,
     path = "/computegate/v1/keys",
+    operation_id = "list_api_keys",
     tag = "account",
     params(PageQuery),
     responses((status = 200, body = KeyList)),
@@ -282,6 +285,7 @@ async fn list_keys(
 #[utoipa::path(
     delete,
     path = "/computegate/v1/keys/{id}",
+    operation_id = "revoke_api_key",
     tag = "account",
     params(("id" = String, Path, description = "The key id")),
     responses((status = 204, description = "Revoked")),

@@ -48,6 +48,7 @@ struct JobQuery {
     /// `reserved`, `running`, `finished`, `released`, `closed`, `held_for_review` or `denied`.
     status: Option<String>,
     /// Items per page, 1..=500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// The `next` of the previous page.
     cursor: Option<String>,
@@ -81,6 +82,7 @@ pub(crate) fn staff_routes() -> OpenApiRouter<ApiState> {
 #[utoipa::path(
     get,
     path = "/computegate/v1/usage",
+    operation_id = "get_usage",
     tag = "usage",
     responses((status = 200, description = "The usage view", body = Object)),
     security(("customer" = []))
@@ -107,6 +109,7 @@ async fn customer_usage(
 #[utoipa::path(
     get,
     path = "/computegate/v1/jobs",
+    operation_id = "list_my_jobs",
     tag = "usage",
     params(PageQuery),
     responses((status = 200, body = JobList)),
@@ -132,6 +135,7 @@ async fn customer_jobs(
 #[utoipa::path(
     post,
     path = "/computegate/v1/jobs/{id}/close",
+    operation_id = "close_my_job",
     tag = "usage",
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "The closed job and its charge", body = Object)),
@@ -166,6 +170,7 @@ async fn customer_close(
 #[utoipa::path(
     post,
     path = "/staff/v1/jobs/{id}/close",
+    operation_id = "close_job",
     tag = "metering",
     params(("id" = Uuid, Path)),
     request_body = StaffClose,
@@ -206,6 +211,7 @@ async fn staff_close(
 #[utoipa::path(
     get,
     path = "/staff/v1/jobs",
+    operation_id = "list_jobs",
     tag = "metering",
     params(JobQuery),
     responses((status = 200, body = JobList)),
@@ -249,6 +255,7 @@ async fn job_page(metering: &Metering, q: JobQuery) -> Result<JobList, ApiError>
 #[utoipa::path(
     get,
     path = "/staff/v1/jobs/{id}",
+    operation_id = "get_job",
     tag = "metering",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = JobRecord)),

@@ -37,6 +37,7 @@ struct ListQuery {
     /// Reports: `due`, `filed`, `withdrawn`; job reviews: `pending`, `approved`, `denied`.
     status: Option<String>,
     /// Items per page, 1..=500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// The `next` of the previous page.
     cursor: Option<String>,
@@ -148,6 +149,7 @@ fn json_format() -> String {
 #[utoipa::path(
     get,
     path = "/staff/v1/runs",
+    operation_id = "list_runs",
     tag = "metering",
     params(ListQuery),
     responses((status = 200, body = RunList)),
@@ -178,6 +180,7 @@ async fn runs(
 #[utoipa::path(
     get,
     path = "/staff/v1/reports",
+    operation_id = "list_reports",
     tag = "metering",
     params(ListQuery),
     responses((status = 200, body = ReportList)),
@@ -223,6 +226,7 @@ async fn reports(
 #[utoipa::path(
     get,
     path = "/staff/v1/reports/export",
+    operation_id = "export_reports",
     tag = "metering",
     params(ExportQuery),
     responses(
@@ -266,6 +270,7 @@ async fn export(
 #[utoipa::path(
     post,
     path = "/staff/v1/reports/{id}/filed",
+    operation_id = "mark_report_filed",
     tag = "metering",
     params(("id" = Uuid, Path)),
     request_body = FiledBody,
@@ -301,6 +306,7 @@ async fn filed(
 #[utoipa::path(
     get,
     path = "/staff/v1/job-reviews",
+    operation_id = "list_job_reviews",
     tag = "metering",
     params(ListQuery),
     responses((status = 200, body = ReviewList)),
@@ -341,6 +347,7 @@ async fn reviews(
 #[utoipa::path(
     post,
     path = "/staff/v1/job-reviews/{id}/decision",
+    operation_id = "decide_job_review",
     tag = "metering",
     params(("id" = Uuid, Path)),
     request_body = ReviewDecision,
@@ -388,6 +395,7 @@ async fn decide_review(
 #[utoipa::path(
     post,
     path = "/staff/v1/groups/link",
+    operation_id = "link_accounts",
     tag = "metering",
     request_body = LinkBody,
     responses((status = 200, description = "The group, its crossings and reports", body = Object)),
@@ -419,6 +427,7 @@ async fn link(
 #[utoipa::path(
     post,
     path = "/staff/v1/groups/unlink",
+    operation_id = "unlink_account",
     tag = "metering",
     request_body = UnlinkBody,
     responses((status = 200, body = Unlinked)),

@@ -137,7 +137,8 @@ fn add_bearer(doc: &mut Document, name: &str, description: &str) {
 // === impl Rendered ===
 
 impl Rendered {
-    /// Completes `doc` (every operation may answer a problem document) and renders it.
+    /// Completes `doc` (every operation may answer a problem document; every response has the
+    /// description OpenAPI 3.1 requires) and renders it.
     pub(crate) fn new(mut doc: Document) -> Rendered {
         for item in doc.paths.paths.values_mut() {
             let operations = [
@@ -149,6 +150,7 @@ impl Rendered {
             ];
             for op in operations.into_iter().flatten() {
                 add_problem_responses(op);
+                describe_responses(op);
             }
         }
         // Serializing a document built from our own types cannot fail; an empty body would
@@ -179,6 +181,21 @@ fn add_problem_responses(op: &mut Operation) {
     }
 }
 
+/// Gives a response the annotation left undescribed its status's reason phrase ("OK",
+/// "Created", …): OpenAPI 3.1 requires a description on every response.
+fn describe_responses(op: &mut Operation) {
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response
+            && response.description.is_empty()
+        {
+            let reason = (status.parse::<u16>().ok())
+                .and_then(|code| http::StatusCode::from_u16(code).ok())
+                .and_then(|code| code.canonical_reason());
+            response.description = reason.unwrap_or("The answer").to_owned();
+        }
+    }
+}
+
 /// Gives a route's methods a body limit (`DefaultBodyLimit`): past it, 413.
 pub(crate) fn limited(
     (schemas, paths, methods): UtoipaMethodRouter<ApiState>,
@@ -195,6 +212,7 @@ pub(crate) fn limited(
 #[utoipa::path(
     get,
     path = "/computegate/openapi.json",
+    operation_id = "openapi_document",
     tag = "meta",
     responses((status = 200, description = "The customer API's OpenAPI 3.1 document", content_type = "application/json"))
 )]
@@ -206,6 +224,7 @@ pub(crate) async fn customer_document(Extension(doc): Extension<Rendered>) -> Re
 #[utoipa::path(
     get,
     path = "/staff/v1/openapi.json",
+    operation_id = "openapi_document",
     tag = "meta",
     responses((status = 200, description = "The staff API's OpenAPI 3.1 document", content_type = "application/json"))
 )]

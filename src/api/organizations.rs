@@ -88,6 +88,7 @@ pub(crate) fn staff_routes() -> OpenApiRouter<ApiState> {
 #[utoipa::path(
     get,
     path = "/computegate/v1/organization",
+    operation_id = "get_organization",
     tag = "organizations",
     responses((status = 200, description = "The organization", body = Object)),
     security(("customer" = []))
@@ -108,6 +109,7 @@ async fn mine(
 #[utoipa::path(
     post,
     path = "/computegate/v1/organization/invitations",
+    operation_id = "invite_member",
     tag = "organizations",
     request_body = InviteRequest,
     responses((status = 201, description = "The invitation", body = Object)),
@@ -128,6 +130,7 @@ async fn invite(
 #[utoipa::path(
     get,
     path = "/computegate/v1/organization/invitations",
+    operation_id = "list_received_invitations",
     tag = "organizations",
     params(PageQuery),
     responses((status = 200, body = InvitationList)),
@@ -155,6 +158,7 @@ async fn received(
 #[utoipa::path(
     delete,
     path = "/computegate/v1/organization/invitations/{id}",
+    operation_id = "revoke_invitation",
     tag = "organizations",
     params(("id" = Uuid, Path)),
     responses((status = 204, description = "Revoked")),
@@ -175,6 +179,7 @@ async fn revoke(
 #[utoipa::path(
     post,
     path = "/computegate/v1/organization/invitations/{id}/accept",
+    operation_id = "accept_invitation",
     tag = "organizations",
     params(("id" = Uuid, Path)),
     request_body = AcceptRequest,
@@ -202,6 +207,7 @@ async fn accept(
 #[utoipa::path(
     post,
     path = "/computegate/v1/organization/leave",
+    operation_id = "leave_organization",
     tag = "organizations",
     responses((status = 204, description = "Left")),
     security(("customer" = []))
@@ -219,6 +225,7 @@ async fn leave(
 #[utoipa::path(
     get,
     path = "/staff/v1/organizations/{id}",
+    operation_id = "get_organization",
     tag = "organizations",
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "The organization", body = Object)),
@@ -239,6 +246,7 @@ async fn staff_view(
 #[utoipa::path(
     post,
     path = "/staff/v1/organizations/{id}/members/{customer_id}/remove",
+    operation_id = "remove_member",
     tag = "organizations",
     params(("id" = Uuid, Path), ("customer_id" = Uuid, Path)),
     request_body = ReasonBody,

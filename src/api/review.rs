@@ -48,6 +48,7 @@ struct AuditQuery {
     /// Only records with exactly this action.
     action: Option<String>,
     /// Items per page, 1..=500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// The `next` of the previous page.
     cursor: Option<String>,
@@ -123,6 +124,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
 #[utoipa::path(
     get,
     path = "/staff/v1/applications",
+    operation_id = "list_review_queue",
     tag = "review",
     params(QueueQuery),
     responses((status = 200, body = Queue)),
@@ -152,6 +154,7 @@ async fn queue(
 #[utoipa::path(
     get,
     path = "/staff/v1/applications/{id}",
+    operation_id = "get_case_file",
     tag = "review",
     params(("id" = Uuid, Path)),
     responses((status = 200, description = "The case file", body = Object)),
@@ -172,6 +175,7 @@ async fn detail(
 #[utoipa::path(
     post,
     path = "/staff/v1/applications/{id}/claim",
+    operation_id = "claim_application",
     tag = "review",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Claim)),
@@ -195,6 +199,7 @@ async fn claim(
 #[utoipa::path(
     post,
     path = "/staff/v1/applications/{id}/unclaim",
+    operation_id = "unclaim_application",
     tag = "review",
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Claim)),
@@ -219,6 +224,7 @@ async fn unclaim(
 #[utoipa::path(
     post,
     path = "/staff/v1/applications/{id}/decision",
+    operation_id = "decide_application",
     tag = "review",
     params(("id" = Uuid, Path)),
     request_body = DecisionBody,
@@ -273,6 +279,7 @@ async fn override_screening(
 #[utoipa::path(
     post,
     path = "/staff/v1/customers/{id}/suspend",
+    operation_id = "suspend_customer",
     tag = "review",
     params(("id" = Uuid, Path)),
     request_body = ReasonBody,
@@ -292,6 +299,7 @@ async fn suspend(
 #[utoipa::path(
     post,
     path = "/staff/v1/customers/{id}/resume",
+    operation_id = "resume_customer",
     tag = "review",
     params(("id" = Uuid, Path)),
     request_body = ReasonBody,
@@ -311,6 +319,7 @@ async fn resume(
 #[utoipa::path(
     post,
     path = "/staff/v1/customers/{id}/close",
+    operation_id = "close_customer",
     tag = "review",
     params(("id" = Uuid, Path)),
     request_body = ReasonBody,
@@ -351,6 +360,7 @@ async fn act_on_customer(
 #[utoipa::path(
     get,
     path = "/staff/v1/documents/{id}",
+    operation_id = "download_document",
     tag = "review",
     params(("id" = Uuid, Path)),
     responses((
@@ -393,6 +403,7 @@ async fn download(
 #[utoipa::path(
     get,
     path = "/staff/v1/audit",
+    operation_id = "list_audit_records",
     tag = "review",
     params(AuditQuery),
     responses((status = 200, body = AuditPage)),

@@ -50,6 +50,7 @@ pub(crate) fn staff_routes() -> OpenApiRouter<ApiState> {
 #[utoipa::path(
     post,
     path = "/computegate/v1/auth/token",
+    operation_id = "password_grant",
     tag = "account",
     request_body = PasswordGrant,
     responses((status = 200, body = TokenResponse))
@@ -66,6 +67,7 @@ async fn customer_token(
 #[utoipa::path(
     post,
     path = "/staff/v1/auth/token",
+    operation_id = "staff_password_grant",
     tag = "staff",
     request_body = PasswordGrant,
     responses((status = 200, body = TokenResponse))
@@ -100,6 +102,7 @@ async fn password_grant(
 #[utoipa::path(
     post,
     path = "/computegate/v1/auth/refresh",
+    operation_id = "refresh_grant",
     tag = "account",
     request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse))

@@ -85,6 +85,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
 #[utoipa::path(
     post,
     path = "/computegate/v1/meter/usage",
+    operation_id = "record_usage_event",
     tag = "usage",
     params(("X-Computegate-Signature" = String, Header, description = "`t=<unix>,v1=<hex HMAC-SHA256(secret, \"t.body\")>`")),
     request_body = EventBody,

@@ -48,6 +48,7 @@ pub(super) fn body_refused(rejection: BytesRejection, limit: usize) -> ApiError 
 #[utoipa::path(
     post,
     path = "/computegate/v1/kyc/webhooks/{provider}",
+    operation_id = "idv_webhook",
     tag = "verification",
     params(("provider" = String, Path, description = "`stripe`, `persona` or `onfido`")),
     request_body(content = Object, description = "The provider's event, as it signed it"),

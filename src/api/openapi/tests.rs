@@ -95,10 +95,18 @@ async fn both_documents_are_served_as_openapi_3_1() {
             "{side:?}"
         );
         assert!(doc["paths"][sample]["get"].is_object(), "{side:?}: {doc}");
+        let mut ids = std::collections::BTreeSet::new();
         for (path, method, op) in operations(&doc) {
             // Every operation may answer a problem document.
             let problem = &op["responses"]["4XX"]["content"]["application/problem+json"];
             assert!(problem.is_object(), "{method} {path}: {op}");
+            // OpenAPI 3.1 requires a description on every response, and unique operation ids.
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let description = response["description"].as_str().unwrap_or_default();
+                assert!(!description.is_empty(), "{method} {path} {status}");
+            }
+            let id = op["operationId"].as_str().expect("an operation id");
+            assert!(ids.insert(id.to_owned()), "{side:?}: {id} twice");
         }
     }
     // Each API documents only its own listener's paths.

@@ -30,6 +30,7 @@ pub(super) struct QueueQuery {
     /// Only applications submitted at least this long ago (`90s`, `30m`, `12h`, `7d`).
     pub(super) older_than: Option<String>,
     /// Items per page, 1..=500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub(super) limit: Option<String>,
     /// The `next` of the previous page.
     pub(super) cursor: Option<String>,
