@@ -244,6 +244,7 @@ impl Metering {
             customer_id: Some(customer_id),
             status: None,
             limit: USAGE_VIEW_JOBS,
+            after: None,
         };
         let jobs = self.store.ledger().list_jobs(&filter).await?;
         let viewer = usage_view::Viewer {

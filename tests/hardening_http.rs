@@ -287,7 +287,7 @@ async fn signed_intake_bounds_signature_entries_and_body_size_before_any_mac() {
             format!(",v1={}", "ab".repeat(32)).repeat(469)
         );
         let resp = post(flood, body.clone()).await.expect("send");
-        expect_problem(resp, 401, "unauthenticated").await;
+        expect_problem(resp, 401, "bad-signature").await;
         // A body far beyond any real event is refused before the MAC, even when signed.
         let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(100 * 1024));
         let resp = post(usage_signature(USAGE_SECRET, t, &big), big)

@@ -187,6 +187,45 @@ async fn staff_created_by_the_cli_signs_in_on_the_admin_listener_only() {
     .await;
 }
 
+/// Each listener serves its own API's OpenAPI document, to anyone, and not the other's; a
+/// request without a credential gets the bare `Bearer` challenge (RFC 6750 §3.1).
+#[tokio::test]
+async fn each_listener_serves_its_own_openapi_document() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let gw = IdGateway::start(sim.addr, &Setup::default()).await;
+        let http = client();
+        let documents = [
+            (
+                gw.url("/computegate/openapi.json"),
+                "Computegate customer API",
+                gw.admin_url("/computegate/openapi.json"),
+            ),
+            (
+                gw.admin_url("/staff/v1/openapi.json"),
+                "Computegate staff API",
+                gw.url("/staff/v1/openapi.json"),
+            ),
+        ];
+        for (url, title, elsewhere) in documents {
+            let resp = http.get(&url).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{url}: {resp:?}");
+            let doc: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(doc["openapi"], "3.1.0", "{url}");
+            assert_eq!(doc["info"]["title"], title, "{url}");
+            let resp = http.get(&elsewhere).send().await.unwrap();
+            assert_eq!(resp.status(), 404, "{elsewhere}: {resp:?}");
+        }
+        let resp = http.get(gw.url("/computegate/v1/me")).send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            "Bearer realm=\"computegate\""
+        );
+    })
+    .await
+}
+
 #[tokio::test]
 async fn generated_staff_password_is_printed_once_and_works() {
     within(TEST_TIMEOUT, async {

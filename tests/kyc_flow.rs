@@ -393,7 +393,7 @@ async fn flow(kyc: &Kyc) {
     let resp = kyc
         .staff_get(
             &auditor,
-            "/staff/v1/audit?action=kyc.application.approved&limit=1000",
+            "/staff/v1/audit?action=kyc.application.approved&limit=500",
         )
         .await;
     assert_eq!(resp.status(), 200);

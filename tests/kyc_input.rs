@@ -109,7 +109,7 @@ async fn applications_list_every_bad_field_and_keep_their_state() {
                 Some(&individual("Lena Berg", "1990-01-01", "DE", "C01X00T47")),
             )
             .await;
-        expect_problem(resp, 409, "conflict").await;
+        expect_problem(resp, 409, "application-in-progress").await;
         let resp = kyc
             .customer_call(
                 &c,

@@ -13,7 +13,7 @@ use crate::auth::AuthError;
 use crate::idempotency::KeyError;
 use crate::metering::Profile;
 use crate::policy::DenialRule;
-use crate::problem::Problem;
+use crate::problem::{Challenge, Problem};
 
 /// An error answered by the gateway itself instead of the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -367,13 +367,9 @@ pub fn auth_problem(err: &AuthError) -> Problem {
             },
         )
         .with("reason", *reason),
-        AuthError::Missing | AuthError::Invalid(_) => Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "Unauthenticated",
-            err.to_string(),
-        )
-        .www_authenticate("Bearer error=\"invalid_token\""),
+        // No credential sent: the bare challenge; a refused one: `error="invalid_token"`.
+        AuthError::Missing => unauthenticated(err).www_authenticate(Challenge::Bearer),
+        AuthError::Invalid(_) => unauthenticated(err).www_authenticate(Challenge::InvalidToken),
         AuthError::Throttled(retry_after) => Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "auth-throttled",
@@ -390,6 +386,15 @@ pub fn auth_problem(err: &AuthError) -> Problem {
         )
         .retry_after(Duration::from_secs(1)),
     }
+}
+
+fn unauthenticated(err: &AuthError) -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "Unauthenticated",
+        err.to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -434,5 +439,24 @@ mod tests {
 
         let p = GatewayError::LedgerUnavailable.to_problem();
         assert_eq!(p.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn only_a_refused_credential_is_challenged_with_invalid_token() {
+        let challenge = |e: AuthError| {
+            let resp = auth_problem(&e).into_response();
+            resp.headers()[http::header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(
+            challenge(AuthError::Missing),
+            "Bearer realm=\"computegate\""
+        );
+        assert_eq!(
+            challenge(AuthError::Invalid("expired")),
+            "Bearer realm=\"computegate\", error=\"invalid_token\""
+        );
     }
 }

@@ -16,6 +16,21 @@ pub const PROBLEM_BASE: &str = "https://computegate.dev/problems/";
 /// Media type of problem documents.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
+/// The `WWW-Authenticate` challenge of a 401, named in one place for every listener.
+///
+/// RFC 6750 §3.1: a request that sent no credential gets the bare challenge (no `error`
+/// attribute, since nothing was wrong with a credential it did not send); only a credential that
+/// was sent and refused gets `error="invalid_token"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// No credential was sent: `Bearer realm="computegate"`.
+    Bearer,
+    /// A bearer credential was sent and refused.
+    InvalidToken,
+    /// A signed request (webhook, usage event) without a valid signature.
+    Signature,
+}
+
 /// An RFC 9457 problem document under construction.
 #[derive(Debug, Clone)]
 pub struct Problem {
@@ -25,7 +40,7 @@ pub struct Problem {
     detail: String,
     extensions: Map<String, Value>,
     retry_after: Option<Duration>,
-    www_authenticate: Option<&'static str>,
+    www_authenticate: Option<Challenge>,
     headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
@@ -64,8 +79,8 @@ impl Problem {
     }
 
     /// Sets `WWW-Authenticate` (401 answers).
-    pub fn www_authenticate(mut self, value: &'static str) -> Self {
-        self.www_authenticate = Some(value);
+    pub fn www_authenticate(mut self, challenge: Challenge) -> Self {
+        self.www_authenticate = Some(challenge);
         self
     }
 
@@ -113,13 +128,29 @@ impl Problem {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
-        if let Some(value) = self.www_authenticate {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        if let Some(challenge) = self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge.header_value()),
+            );
         }
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
         resp
+    }
+}
+
+// === impl Challenge ===
+
+impl Challenge {
+    /// The header value.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Challenge::Bearer => "Bearer realm=\"computegate\"",
+            Challenge::InvalidToken => "Bearer realm=\"computegate\", error=\"invalid_token\"",
+            Challenge::Signature => "Signature",
+        }
     }
 }
 

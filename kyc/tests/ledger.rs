@@ -11,6 +11,7 @@ mod ledger {
     mod fixtures;
     mod groups;
     mod idempotency;
+    mod pages;
     mod race;
     mod reports;
     mod thresholds;

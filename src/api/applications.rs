@@ -8,19 +8,27 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::{Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use computegate_kyc::verification::{ApplicationPayload, DocumentType, DocumentUpload};
+use computegate_kyc::verification::{
+    ApplicationPayload, ApplicationStatus, ApplicationView, DocumentType, DocumentUpload,
+};
+use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{CustomerCaller, PathId, no_store};
+use super::extract::{CustomerCaller, PathId, QueryParams, no_store};
+use super::openapi::limited;
+use super::page::{PageQuery, PageRequest};
 use super::state::ApiState;
 use crate::verification::Verification;
 
@@ -31,31 +39,56 @@ const MULTIPART_OVERHEAD: usize = 64 * 1024;
 /// Longest `type` field of an upload.
 const MAX_TYPE_FIELD: usize = 64;
 
-/// The customer's verification routes; uploads take up to `kyc`'s document size limit.
-pub(crate) fn routes(kyc: &Verification) -> Router<ApiState> {
-    let upload_limit = kyc.limits().max_bytes + MULTIPART_OVERHEAD;
-    Router::new()
-        .route(
-            "/computegate/v1/kyc/applications",
-            post(create)
-                .get(list)
-                .layer(DefaultBodyLimit::max(APPLICATION_BODY_LIMIT)),
-        )
-        .route(
-            "/computegate/v1/kyc/applications/{id}",
-            get(read)
-                .patch(patch)
-                .layer(DefaultBodyLimit::max(APPLICATION_BODY_LIMIT)),
-        )
-        .route("/computegate/v1/kyc/applications/{id}/submit", post(submit))
-        .route(
-            "/computegate/v1/kyc/applications/{id}/documents",
-            post(upload)
-                .get(documents)
-                .layer(DefaultBodyLimit::max(upload_limit)),
-        )
+/// A new application: its id and status.
+#[derive(Serialize, ToSchema)]
+struct Created {
+    id: Uuid,
+    #[schema(value_type = String)]
+    status: ApplicationStatus,
 }
 
+/// A page of the caller's applications, newest first.
+#[derive(Serialize, ToSchema)]
+struct ApplicationList {
+    /// Each with its status, granted tier, expiry, reason, payload and document metadata.
+    #[schema(value_type = Vec<Object>)]
+    applications: Vec<ApplicationView>,
+    /// The next page's cursor; `null` on the last page.
+    next: Option<String>,
+}
+
+/// The upload form (`multipart/form-data`).
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only; the parts are read one by one")]
+struct UploadForm {
+    /// The document; its part's `Content-Type` and file name must match its bytes.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// `passport`, `national_id`, `compliance_plan`, …
+    r#type: String,
+}
+
+/// The customer's verification routes; uploads take up to `kyc`'s document size limit.
+pub(crate) fn routes(kyc: &Verification) -> OpenApiRouter<ApiState> {
+    let upload_limit = kyc.limits().max_bytes + MULTIPART_OVERHEAD;
+    OpenApiRouter::new()
+        .routes(limited(routes!(create, list), APPLICATION_BODY_LIMIT))
+        .routes(limited(routes!(read, patch), APPLICATION_BODY_LIMIT))
+        .routes(routes!(submit))
+        .routes(limited(routes!(upload, documents), upload_limit))
+}
+
+/// Starts an application (a draft; incomplete fields are allowed until submission). A customer
+/// has one open application at a time: another is refused 409 naming it.
+#[utoipa::path(
+    post,
+    path = "/computegate/v1/kyc/applications",
+    operation_id = "create_application",
+    tag = "verification",
+    request_body(content = Object, description = "The application document (see docs/api.md)"),
+    responses((status = 201, body = Created, headers(("Location" = String)))),
+    security(("customer" = []))
+)]
 async fn create(
     State(kyc): State<Arc<Verification>>,
     caller: CustomerCaller,
@@ -70,22 +103,51 @@ async fn create(
     Ok(no_store((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(serde_json::json!({"id": view.id, "status": view.status})),
+        Json(Created {
+            id: view.id,
+            status: view.status,
+        }),
     )))
 }
 
+/// A page of the caller's applications, newest first.
+#[utoipa::path(
+    get,
+    path = "/computegate/v1/kyc/applications",
+    operation_id = "list_applications",
+    tag = "verification",
+    params(PageQuery),
+    responses((status = 200, body = ApplicationList)),
+    security(("customer" = []))
+)]
 async fn list(
     State(kyc): State<Arc<Verification>>,
     caller: CustomerCaller,
+    QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let apps = kyc
         .store()
         .verification()
-        .customer_applications(kyc.master(), &caller.kyc())
+        .customer_applications(kyc.master(), &caller.kyc(), page.after, page.fetch())
         .await?;
-    Ok(no_store(Json(serde_json::json!({ "applications": apps }))))
+    let page = page.page(apps, |a| (a.created_at, a.id));
+    Ok(no_store(Json(ApplicationList {
+        applications: page.items,
+        next: page.next,
+    })))
 }
 
+/// One of the caller's applications, with what is still missing.
+#[utoipa::path(
+    get,
+    path = "/computegate/v1/kyc/applications/{id}",
+    operation_id = "get_application",
+    tag = "verification",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The application", body = Object)),
+    security(("customer" = []))
+)]
 async fn read(
     State(kyc): State<Arc<Verification>>,
     caller: CustomerCaller,
@@ -101,6 +163,16 @@ async fn read(
 
 /// JSON merge patch (RFC 7396) over the stored application, while it is a draft or waiting for
 /// more information.
+#[utoipa::path(
+    patch,
+    path = "/computegate/v1/kyc/applications/{id}",
+    operation_id = "patch_application",
+    tag = "verification",
+    params(("id" = Uuid, Path)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The application", body = Object)),
+    security(("customer" = []))
+)]
 async fn patch(
     State(kyc): State<Arc<Verification>>,
     caller: CustomerCaller,
@@ -122,6 +194,15 @@ async fn patch(
 
 /// Hands the application in (screened at once when a list is loaded); the answer is the
 /// application as it stands afterwards.
+#[utoipa::path(
+    post,
+    path = "/computegate/v1/kyc/applications/{id}/submit",
+    operation_id = "submit_application",
+    tag = "verification",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The application", body = Object)),
+    security(("customer" = []))
+)]
 async fn submit(
     State(kyc): State<Arc<Verification>>,
     caller: CustomerCaller,
@@ -133,6 +214,16 @@ async fn submit(
     Ok(no_store(Json(view)))
 }
 
+/// The application's documents (metadata only).
+#[utoipa::path(
+    get,
+    path = "/computegate/v1/kyc/applications/{id}/documents",
+    operation_id = "list_documents",
+    tag = "verification",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "`{\"documents\": [...]}`", body = Object)),
+    security(("customer" = []))
+)]
 async fn documents(
     State(kyc): State<Arc<Verification>>,
     caller: CustomerCaller,
@@ -148,6 +239,16 @@ async fn documents(
 
 /// `multipart/form-data` with a `file` part (its `Content-Type` and file name are checked
 /// against the bytes) and a `type` field (`passport`, `compliance_plan`, …).
+#[utoipa::path(
+    post,
+    path = "/computegate/v1/kyc/applications/{id}/documents",
+    operation_id = "upload_document",
+    tag = "verification",
+    params(("id" = Uuid, Path)),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, description = "The document's metadata", body = Object)),
+    security(("customer" = []))
+)]
 async fn upload(
     State(kyc): State<Arc<Verification>>,
     caller: CustomerCaller,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use computegate_gateway::auth::AuthError;
 use computegate_gateway::error::auth_problem;
-use computegate_gateway::problem::Problem;
+use computegate_gateway::problem::{Challenge, Problem};
 use http::StatusCode;
 
 /// Why an API request failed, named for what happened.
@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The thing does not exist (or is not the caller's to see).
     #[error("not found")]
     NotFound,
+    /// Nothing is served at this path (the routers' fallback).
+    #[error("no route")]
+    NoRoute,
     /// A unique value is taken.
     #[error("conflict: {0}")]
     Conflict(&'static str),
@@ -56,6 +59,14 @@ pub enum ApiError {
     /// A document (e.g. a KYC application) has bad fields, each with a stable code.
     #[error("invalid document ({} field errors)", .0.len())]
     InvalidFields(Vec<computegate_kyc::verification::FieldError>),
+    /// The customer already has an open application (named, so they can go on with it).
+    #[error("application {id} is in progress")]
+    ApplicationInProgress {
+        /// The open application.
+        id: uuid::Uuid,
+        /// Where it stands.
+        status: computegate_kyc::verification::ApplicationStatus,
+    },
     /// The request is valid but not in the resource's current state (a state-machine refusal).
     #[error("invalid state: {0}")]
     InvalidState(String),
@@ -76,6 +87,9 @@ pub enum ApiError {
         /// What is missing.
         missing: Vec<computegate_policy::Evidence>,
     },
+    /// A list's `cursor` parameter is not one this list issued.
+    #[error("bad cursor")]
+    BadCursor,
     /// The path exists but not with this method; `allow` lists the methods it takes.
     #[error("method not allowed")]
     MethodNotAllowed {
@@ -111,6 +125,12 @@ impl ApiError {
                 )
                 .with("errors", errors)
             }
+            Self::BadCursor => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-cursor",
+                "Bad cursor",
+                "the cursor is not one this list issued; start again without it",
+            ),
             Self::MalformedBody(why) => Problem::new(
                 StatusCode::BAD_REQUEST,
                 "malformed-body",
@@ -124,7 +144,8 @@ impl ApiError {
                 "Unauthenticated",
                 *why,
             )
-            .www_authenticate("Bearer error=\"invalid_token\""),
+            // Every use is a credential that was sent and refused (a password, a refresh token).
+            .www_authenticate(Challenge::InvalidToken),
             Self::Forbidden(why) => {
                 Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", *why)
             }
@@ -136,6 +157,12 @@ impl ApiError {
                 "not-found",
                 "Not found",
                 "no such resource",
+            ),
+            Self::NoRoute => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "nothing is served at this path",
             ),
             Self::MethodNotAllowed { .. } => Problem::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -202,6 +229,21 @@ impl ApiError {
                 )
                 .with("missing_evidence", names)
             }
+            Self::ApplicationInProgress { id, status } => Problem::new(
+                StatusCode::CONFLICT,
+                "application-in-progress",
+                "Application in progress",
+                format!(
+                    "application {id} is {status}; continue it (or wait for its decision) \
+                     instead of starting another"
+                ),
+            )
+            .with("application_id", id.to_string())
+            .with("application_status", status.as_str())
+            .with(
+                "application",
+                format!("/computegate/v1/kyc/applications/{id}"),
+            ),
             Self::InvalidState(why) => Problem::new(
                 StatusCode::CONFLICT,
                 "invalid-state",
@@ -226,7 +268,7 @@ impl ApiError {
                 "Bad signature",
                 *why,
             )
-            .www_authenticate("Signature"),
+            .www_authenticate(Challenge::Signature),
         }
     }
 }
@@ -268,9 +310,15 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
     }
 }
 
+/// A JSON body that could not be read: 413 past the route's body limit (axum's
+/// `DefaultBodyLimit`, 2 MiB unless the route sets its own), else 400.
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        Self::MalformedBody(rejection.body_text())
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge("the body is larger than this endpoint accepts".into())
+        } else {
+            Self::MalformedBody(rejection.body_text())
+        }
     }
 }
 

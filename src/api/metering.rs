@@ -6,48 +6,61 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use computegate_kyc::ledger::{
-    ExportFormat, ExportKind, ReportFilter, ReportStatus, ReviewResolution, ReviewStatus, RunFilter,
+    ExportFormat, ExportKind, JobReview, ReportFilter, ReportStatus, ReviewResolution,
+    ReviewStatus, RunFilter, RunSummary, TrainingRunReport,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{Acting, JsonBody, PathId, QueryParams, StaffCaller};
+use super::page::PageRequest;
 use super::state::ApiState;
 use crate::metering::{ExportRequest, Metering};
 use crate::verification::Verification;
 
-/// Largest page a list answers.
-const PAGE: u32 = 500;
-
-#[derive(Deserialize)]
+/// A metering list's filters and page.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this customer's items.
     customer_id: Option<Uuid>,
+    /// Reports: `due`, `filed`, `withdrawn`; job reviews: `pending`, `approved`, `denied`.
     status: Option<String>,
+    /// Items per page, 1..=500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// The `next` of the previous page.
+    cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The authority's reference for a filed report.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FiledBody {
     reference: String,
 }
 
-#[derive(Deserialize)]
+/// A decision on a held job.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewDecision {
+    /// `approve` or `deny`.
     action: String,
     reason: String,
 }
 
-#[derive(Deserialize)]
+/// Two accounts to link into one group.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LinkBody {
     customer_a: Uuid,
@@ -55,58 +68,124 @@ struct LinkBody {
     reason: String,
 }
 
-#[derive(Deserialize)]
+/// An account to take out of its group.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UnlinkBody {
     customer_id: Uuid,
     reason: String,
 }
 
-#[derive(Deserialize)]
+/// What to export.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ExportQuery {
+    /// `training-runs`, `quarterly` or `eu-art52`.
     kind: String,
+    /// `YYYY-MM-DD` or RFC 3339.
     since: String,
+    /// `json` (default) or `csv`.
     #[serde(default = "json_format")]
     format: String,
     customer_id: Option<Uuid>,
 }
 
-/// The metering staff routes.
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/staff/v1/runs", get(runs))
-        .route("/staff/v1/reports", get(reports))
-        .route("/staff/v1/reports/export", get(export))
-        .route("/staff/v1/reports/{id}/filed", post(filed))
-        .route("/staff/v1/job-reviews", get(reviews))
-        .route("/staff/v1/job-reviews/{id}/decision", post(decide_review))
-        .route("/staff/v1/groups/link", post(link))
-        .route("/staff/v1/groups/unlink", post(unlink))
+/// A page of training runs, newest first.
+#[derive(Serialize, ToSchema)]
+struct RunList {
+    runs: Vec<RunSummary>,
+    /// The next page's cursor; `null` on the last page.
+    next: Option<String>,
 }
 
-fn limit(q: &ListQuery) -> u32 {
-    q.limit.unwrap_or(100).clamp(1, PAGE)
+/// A page of training-run reports, soonest due first.
+#[derive(Serialize, ToSchema)]
+struct ReportList {
+    reports: Vec<TrainingRunReport>,
+    /// The next page's cursor; `null` on the last page.
+    next: Option<String>,
+}
+
+/// A page of job reviews, newest first.
+#[derive(Serialize, ToSchema)]
+struct ReviewList {
+    reviews: Vec<JobReview>,
+    /// The next page's cursor; `null` on the last page.
+    next: Option<String>,
+}
+
+/// An account taken out of its group.
+#[derive(Serialize, ToSchema)]
+struct Unlinked {
+    customer_id: Uuid,
+    /// The group it left, if it was in one.
+    left_group: Option<Uuid>,
+}
+
+/// The metering staff routes.
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(runs))
+        .routes(routes!(reports))
+        .routes(routes!(export))
+        .routes(routes!(filed))
+        .routes(routes!(reviews))
+        .routes(routes!(decide_review))
+        .routes(routes!(link))
+        .routes(routes!(unlink))
+}
+
+/// The page a list query asks for (sorted by a time and an id).
+fn page_of(q: &ListQuery) -> Result<PageRequest<(OffsetDateTime, Uuid)>, ApiError> {
+    PageRequest::parse(q.limit, q.cursor.as_deref())
 }
 
 fn json_format() -> String {
     "json".into()
 }
 
+/// A page of training runs with their own and their lineage's FLOP, newest first.
+#[utoipa::path(
+    get,
+    path = "/staff/v1/runs",
+    operation_id = "list_runs",
+    tag = "metering",
+    params(ListQuery),
+    responses((status = 200, body = RunList)),
+    security(("staff" = []))
+)]
 async fn runs(
     State(metering): State<Arc<Metering>>,
     _: StaffCaller,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
+    let page = page_of(&q)?;
     let filter = RunFilter {
         customer_id: q.customer_id,
         since: None,
-        limit: limit(&q),
+        limit: page.fetch(),
+        after: page.after,
     };
     let runs = metering.store().ledger().list_runs(&filter).await?;
-    Ok(Json(serde_json::json!({"runs": runs})).into_response())
+    let page = page.page(runs, |r| (r.first_seen_at, r.id));
+    Ok(Json(RunList {
+        runs: page.items,
+        next: page.next,
+    })
+    .into_response())
 }
 
+/// A page of training-run reports (with due dates), soonest due first.
+#[utoipa::path(
+    get,
+    path = "/staff/v1/reports",
+    operation_id = "list_reports",
+    tag = "metering",
+    params(ListQuery),
+    responses((status = 200, body = ReportList)),
+    security(("staff" = []))
+)]
 async fn reports(
     State(metering): State<Arc<Metering>>,
     _: StaffCaller,
@@ -124,19 +203,40 @@ async fn reports(
             ));
         }
     };
+    let page = page_of(&q)?;
     let filter = ReportFilter {
         status,
         due_before: None,
         customer_id: q.customer_id,
-        limit: limit(&q),
+        limit: page.fetch(),
+        after: page.after,
     };
     let reports = metering.store().ledger().list_reports(&filter).await?;
-    Ok(Json(serde_json::json!({"reports": reports})).into_response())
+    let page = page.page(reports, |r| (r.due_at, r.id));
+    Ok(Json(ReportList {
+        reports: page.items,
+        next: page.next,
+    })
+    .into_response())
 }
 
 /// `GET /staff/v1/reports/export?kind=training-runs|quarterly|eu-art52&since=YYYY-MM-DD
 /// [&format=json|csv][&customer_id=…]`: the same documents as `computegate report export`.
 /// Any staff role may export; each export is audited (who, what, since when, how many).
+#[utoipa::path(
+    get,
+    path = "/staff/v1/reports/export",
+    operation_id = "export_reports",
+    tag = "metering",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The export, JSON or CSV", content(
+            (Object = "application/json"),
+            (String = "text/csv"),
+        ))
+    ),
+    security(("staff" = []))
+)]
 async fn export(
     State(metering): State<Arc<Metering>>,
     caller: StaffCaller,
@@ -166,6 +266,17 @@ async fn export(
         .into_response())
 }
 
+/// Marks a report filed with the authority, with its reference.
+#[utoipa::path(
+    post,
+    path = "/staff/v1/reports/{id}/filed",
+    operation_id = "mark_report_filed",
+    tag = "metering",
+    params(("id" = Uuid, Path)),
+    request_body = FiledBody,
+    responses((status = 200, body = TrainingRunReport)),
+    security(("staff" = []))
+)]
 async fn filed(
     State(metering): State<Arc<Metering>>,
     State(kyc): State<Arc<Verification>>,
@@ -191,6 +302,16 @@ async fn filed(
     Ok(Json(report).into_response())
 }
 
+/// A page of job reviews (jobs held by `review` thresholds), newest first.
+#[utoipa::path(
+    get,
+    path = "/staff/v1/job-reviews",
+    operation_id = "list_job_reviews",
+    tag = "metering",
+    params(ListQuery),
+    responses((status = 200, body = ReviewList)),
+    security(("staff" = []))
+)]
 async fn reviews(
     State(metering): State<Arc<Metering>>,
     _: StaffCaller,
@@ -208,14 +329,31 @@ async fn reviews(
             ));
         }
     };
+    let page = page_of(&q)?;
     let reviews = metering
         .store()
         .ledger()
-        .list_job_reviews(status, limit(&q))
+        .list_job_reviews(status, page.after, page.fetch())
         .await?;
-    Ok(Json(serde_json::json!({"reviews": reviews})).into_response())
+    let page = page.page(reviews, |r| (r.created_at, r.id));
+    Ok(Json(ReviewList {
+        reviews: page.items,
+        next: page.next,
+    })
+    .into_response())
 }
 
+/// Approves or denies a held job (the customer resubmits an approved one).
+#[utoipa::path(
+    post,
+    path = "/staff/v1/job-reviews/{id}/decision",
+    operation_id = "decide_job_review",
+    tag = "metering",
+    params(("id" = Uuid, Path)),
+    request_body = ReviewDecision,
+    responses((status = 200, body = JobReview)),
+    security(("staff" = []))
+)]
 async fn decide_review(
     State(metering): State<Arc<Metering>>,
     State(kyc): State<Arc<Verification>>,
@@ -254,6 +392,15 @@ async fn decide_review(
 
 /// Links two accounts; the merged group's rolling total is re-checked against the policy's
 /// group thresholds at once. Answers the group with the crossings and report ids it fired.
+#[utoipa::path(
+    post,
+    path = "/staff/v1/groups/link",
+    operation_id = "link_accounts",
+    tag = "metering",
+    request_body = LinkBody,
+    responses((status = 200, description = "The group, its crossings and reports", body = Object)),
+    security(("staff" = []))
+)]
 async fn link(
     State(metering): State<Arc<Metering>>,
     State(kyc): State<Arc<Verification>>,
@@ -276,6 +423,16 @@ async fn link(
     Ok(Json(linked).into_response())
 }
 
+/// Takes an account out of its group.
+#[utoipa::path(
+    post,
+    path = "/staff/v1/groups/unlink",
+    operation_id = "unlink_account",
+    tag = "metering",
+    request_body = UnlinkBody,
+    responses((status = 200, body = Unlinked)),
+    security(("staff" = []))
+)]
 async fn unlink(
     State(metering): State<Arc<Metering>>,
     State(kyc): State<Arc<Verification>>,
@@ -295,10 +452,11 @@ async fn unlink(
             OffsetDateTime::now_utc(),
         )
         .await?;
-    Ok(
-        Json(serde_json::json!({"customer_id": body.customer_id, "left_group": left}))
-            .into_response(),
-    )
+    Ok(Json(Unlinked {
+        customer_id: body.customer_id,
+        left_group: left,
+    })
+    .into_response())
 }
 
 #[cfg(test)]

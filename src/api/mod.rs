@@ -15,7 +15,9 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod metering;
+pub mod openapi;
 pub mod organizations;
+pub mod page;
 pub mod plane;
 pub mod review;
 pub mod state;
@@ -28,8 +30,11 @@ mod test_support;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::middleware::map_response;
+use axum::{Extension, Router};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use self::plane::RouterPlane;
 pub use self::state::ApiState;
@@ -40,10 +45,9 @@ pub const CUSTOMER_PREFIXES: &[&str] = &["/computegate/", "/.well-known/"];
 /// Path prefixes the staff API owns on the admin listener.
 pub const STAFF_PREFIXES: &[&str] = &["/staff/"];
 
-/// The customer API: sign-up, tokens, keys and JWKS; verification applications and documents;
-/// IDV webhooks; usage events from the compute platform; organization membership.
-pub fn customer_router(state: ApiState) -> Router {
-    Router::new()
+/// The customer API's routes with their OpenAPI document.
+pub(crate) fn customer_api(state: &ApiState) -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(openapi::CustomerDoc::openapi())
         .merge(tokens::customer_routes())
         .merge(customer::routes())
         .merge(applications::routes(&state.kyc))
@@ -51,22 +55,42 @@ pub fn customer_router(state: ApiState) -> Router {
         .merge(usage::routes())
         .merge(jobs::customer_routes())
         .merge(organizations::customer_routes())
-        .fallback(|| async { error::ApiError::NotFound })
-        .layer(map_response(error::problem_for_bare_405))
-        .with_state(state)
+        .routes(routes!(openapi::customer_document))
 }
 
-/// The staff API: staff sign-in, the review queue and decisions, the audit chain, the
-/// compute-metering records, and organization membership.
-pub fn staff_router(state: ApiState) -> Router {
-    Router::new()
+/// The staff API's routes with their OpenAPI document.
+pub(crate) fn staff_api() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(openapi::StaffDoc::openapi())
         .merge(tokens::staff_routes())
         .merge(review::routes())
         .merge(metering::routes())
         .merge(jobs::staff_routes())
         .merge(organizations::staff_routes())
-        .fallback(|| async { error::ApiError::NotFound })
+        .routes(routes!(openapi::staff_document))
+}
+
+/// The customer API: sign-up, tokens, keys and JWKS; verification applications and documents;
+/// IDV webhooks; usage events from the compute platform; organization membership; its OpenAPI
+/// document.
+pub fn customer_router(state: ApiState) -> Router {
+    let api = customer_api(&state);
+    finish(api, state)
+}
+
+/// The staff API: staff sign-in, the review queue and decisions, the audit chain, the
+/// compute-metering records, and organization membership; its OpenAPI document.
+pub fn staff_router(state: ApiState) -> Router {
+    finish(staff_api(), state)
+}
+
+/// The served router: the routes, the document they make (for its own route), problem
+/// documents for unknown paths and bare 405s.
+fn finish(api: OpenApiRouter<ApiState>, state: ApiState) -> Router {
+    let (router, doc) = api.split_for_parts();
+    router
+        .fallback(|| async { error::ApiError::NoRoute })
         .layer(map_response(error::problem_for_bare_405))
+        .layer(Extension(openapi::Rendered::new(doc)))
         .with_state(state)
 }
 

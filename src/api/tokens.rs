@@ -4,66 +4,109 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{MethodRouter, post};
-use axum::{Json, Router};
 use computegate_kyc::login::LoginAttempt;
 use serde::Deserialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{Client, JsonBody, no_store};
 use super::state::ApiState;
-use crate::identity::{AccountKind, Identity};
+use crate::identity::{AccountKind, Identity, TokenResponse};
 
-#[derive(Deserialize)]
+/// The password grant.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordGrant {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+/// The refresh grant.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: String,
 }
 
 /// The customer token routes (password and refresh grants).
-pub(crate) fn customer_routes() -> Router<ApiState> {
-    Router::new()
-        .route(
-            "/computegate/v1/auth/token",
-            password_grant(AccountKind::Customer),
-        )
-        .route("/computegate/v1/auth/refresh", post(refresh))
+pub(crate) fn customer_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(customer_token))
+        .routes(routes!(refresh))
 }
 
 /// The staff token route (password grant).
-pub(crate) fn staff_routes() -> Router<ApiState> {
-    Router::new().route("/staff/v1/auth/token", password_grant(AccountKind::Staff))
+pub(crate) fn staff_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(staff_token))
 }
 
-/// `POST {"email","password"}` for accounts of `kind`.
-fn password_grant(kind: AccountKind) -> MethodRouter<ApiState> {
-    post(
-        move |State(id): State<Arc<Identity>>,
-              Client(client): Client,
-              JsonBody(req): JsonBody<PasswordGrant>| async move {
-            let attempt = LoginAttempt {
-                email: &req.email,
-                password: &req.password,
-                client_ip: client.ip,
-            };
-            let tokens = id
-                .password_grant(kind, attempt, OffsetDateTime::now_utc())
-                .await?;
-            Ok::<Response, ApiError>(no_store(Json(tokens)))
-        },
-    )
+/// Signs a customer in: an access token and a refresh token.
+#[utoipa::path(
+    post,
+    path = "/computegate/v1/auth/token",
+    operation_id = "password_grant",
+    tag = "account",
+    request_body = PasswordGrant,
+    responses((status = 200, body = TokenResponse))
+)]
+async fn customer_token(
+    State(id): State<Arc<Identity>>,
+    Client(client): Client,
+    JsonBody(req): JsonBody<PasswordGrant>,
+) -> Result<Response, ApiError> {
+    password_grant(&id, AccountKind::Customer, client.ip, req).await
 }
 
+/// Signs a staff member in: a staff access token.
+#[utoipa::path(
+    post,
+    path = "/staff/v1/auth/token",
+    operation_id = "staff_password_grant",
+    tag = "staff",
+    request_body = PasswordGrant,
+    responses((status = 200, body = TokenResponse))
+)]
+async fn staff_token(
+    State(id): State<Arc<Identity>>,
+    Client(client): Client,
+    JsonBody(req): JsonBody<PasswordGrant>,
+) -> Result<Response, ApiError> {
+    password_grant(&id, AccountKind::Staff, client.ip, req).await
+}
+
+/// `{"email","password"}` for accounts of `kind`.
+async fn password_grant(
+    id: &Identity,
+    kind: AccountKind,
+    client_ip: std::net::IpAddr,
+    req: PasswordGrant,
+) -> Result<Response, ApiError> {
+    let attempt = LoginAttempt {
+        email: &req.email,
+        password: &req.password,
+        client_ip,
+    };
+    let tokens = id
+        .password_grant(kind, attempt, OffsetDateTime::now_utc())
+        .await?;
+    Ok(no_store(Json(tokens)))
+}
+
+/// Trades a refresh token for new tokens (the old refresh token is spent).
+#[utoipa::path(
+    post,
+    path = "/computegate/v1/auth/refresh",
+    operation_id = "refresh_grant",
+    tag = "account",
+    request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse))
+)]
 async fn refresh(
     State(id): State<Arc<Identity>>,
     Client(client): Client,

@@ -12,20 +12,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use computegate_kyc::ledger::{LedgerError, UsageKind, UsageOutcome};
 use computegate_kyc::verification::webhooks::{WebhookSecret, WebhookSecrets, verify_timestamped};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::openapi::limited;
 use super::state::ApiState;
 use crate::metering::{Metering, MeteringError, UsageReport};
 
@@ -37,17 +40,28 @@ pub const MAX_USAGE_BODY: usize = 16 * 1024;
 /// How far an event's signing time may be from ours.
 const TOLERANCE: Duration = Duration::from_secs(300);
 
-#[derive(Deserialize)]
+/// A usage event from the compute platform.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EventBody {
+    /// The sender's id for the event (idempotency).
     event_id: String,
+    /// The ledger job (`X-Computegate-Job`).
     job_id: Uuid,
+    /// `started`, `heartbeat` or `finished`.
     kind: String,
+    /// Accelerator-seconds so far (heartbeat, finished).
     #[serde(default)]
     accelerator_seconds: Option<f64>,
     accelerator_type: String,
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
+}
+
+/// `recorded` or `duplicate`.
+#[derive(Serialize, ToSchema)]
+struct EventRecorded {
+    status: &'static str,
 }
 
 /// Reads the usage secrets through one function (the process environment in production).
@@ -62,13 +76,21 @@ pub fn secrets_from(env: impl Fn(&str) -> Option<String>) -> Option<WebhookSecre
 }
 
 /// The usage-event route (under the customer API's `/computegate/` prefix).
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new().route(
-        "/computegate/v1/meter/usage",
-        post(record).layer(DefaultBodyLimit::max(MAX_USAGE_BODY)),
-    )
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(limited(routes!(record), MAX_USAGE_BODY))
 }
 
+/// Records a usage event, signed with `X-Computegate-Signature: t=<unix>,v1=<hex HMAC>` (no
+/// bearer token); idempotent by `event_id`.
+#[utoipa::path(
+    post,
+    path = "/computegate/v1/meter/usage",
+    operation_id = "record_usage_event",
+    tag = "usage",
+    params(("X-Computegate-Signature" = String, Header, description = "`t=<unix>,v1=<hex HMAC-SHA256(secret, \"t.body\")>`")),
+    request_body = EventBody,
+    responses((status = 200, body = EventRecorded))
+)]
 async fn record(
     State(metering): State<Arc<Metering>>,
     headers: HeaderMap,
@@ -82,7 +104,7 @@ async fn record(
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let now = OffsetDateTime::now_utc();
     let Some(signature) = signature else {
-        return Err(ApiError::Unauthenticated("the event is not signed"));
+        return Err(ApiError::BadSignature("the event is not signed"));
     };
     let body = body.map_err(|r| super::webhooks::body_refused(r, MAX_USAGE_BODY))?;
     verify_timestamped(
@@ -92,7 +114,7 @@ async fn record(
         now,
         crate::identity::span(TOLERANCE),
     )
-    .map_err(|_| ApiError::Unauthenticated("the event signature is not valid"))?;
+    .map_err(|_| ApiError::BadSignature("the event signature is not valid"))?;
     let event: EventBody =
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
     let seconds = |field: &str| {
@@ -131,7 +153,7 @@ async fn record(
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(Json(serde_json::json!({ "status": status })).into_response())
+    Ok(Json(EventRecorded { status }).into_response())
 }
 
 #[cfg(test)]

@@ -10,29 +10,28 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use computegate_kyc::verification::webhooks::{
     DEFAULT_TOLERANCE, MAX_WEBHOOK_BODY, ParsedWebhook, parse_event, verify_signature,
 };
 use computegate_kyc::verification::{IdvProvider, IdvRecorded};
 use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
+use super::openapi::limited;
 use super::state::ApiState;
 use crate::verification::Verification;
 
 /// The webhook route.
-pub(crate) fn routes() -> Router<ApiState> {
-    Router::new().route(
-        "/computegate/v1/kyc/webhooks/{provider}",
-        post(receive).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
-    )
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(limited(routes!(receive), MAX_WEBHOOK_BODY))
 }
 
 /// The answer to a signed body that could not be read: 413 past `limit` bytes, else 400.
@@ -44,6 +43,21 @@ pub(super) fn body_refused(rejection: BytesRejection, limit: usize) -> ApiError 
     }
 }
 
+/// An identity-verification provider's event, authenticated by the provider's signature over
+/// the raw body (no bearer token).
+#[utoipa::path(
+    post,
+    path = "/computegate/v1/kyc/webhooks/{provider}",
+    operation_id = "idv_webhook",
+    tag = "verification",
+    params(("provider" = String, Path, description = "`stripe`, `persona` or `onfido`")),
+    request_body(content = Object, description = "The provider's event, as it signed it"),
+    responses((
+        status = 200,
+        description = "Recorded (`duplicate` on a replay), queued for fetching (Onfido) or ignored",
+        body = Object
+    ))
+)]
 async fn receive(
     State(kyc): State<Arc<Verification>>,
     Path(provider): Path<String>,

@@ -30,9 +30,16 @@ impl Identity {
             .await?)
     }
 
-    /// The customer's keys (never their secrets).
-    pub async fn api_keys(&self, customer_id: Uuid) -> Result<Vec<ApiKey>, IdentityError> {
-        Ok(self.store.credentials().list_api_keys(customer_id).await?)
+    /// A page of the customer's keys, newest first (never their secrets): at most `limit`,
+    /// after the `(created_at, id)` of `after`.
+    pub async fn api_keys(
+        &self,
+        customer_id: Uuid,
+        after: Option<(OffsetDateTime, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, IdentityError> {
+        let credentials = self.store.credentials();
+        Ok(credentials.list_api_keys(customer_id, after, limit).await?)
     }
 
     /// Revokes one of the customer's keys and tells every replica.

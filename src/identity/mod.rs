@@ -106,7 +106,7 @@ pub struct SignUp<'a> {
 }
 
 /// Issued tokens in the RFC 6749 response shape.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// Signed access JWT.
     pub access_token: String,

@@ -108,15 +108,17 @@ impl Verification {
             .await
     }
 
-    /// The pending invitations addressed to the caller.
+    /// A page of the pending invitations addressed to the caller, oldest first.
     pub async fn invitations_received(
         &self,
         customer_id: Uuid,
         now: OffsetDateTime,
+        after: Option<(OffsetDateTime, Uuid)>,
+        limit: u32,
     ) -> Result<Vec<ReceivedInvitation>, MembershipError> {
         self.store()
             .accounts()
-            .invitations_received(customer_id, now)
+            .invitations_received(customer_id, now, after, limit)
             .await
     }
 

@@ -73,7 +73,7 @@ pub async fn rescreen_customers(
             limit: MAX_QUEUE_PAGE,
             ..QueueFilter::default()
         };
-        // Walk every application in `status`, page by page (keyset order: submitted_at, id).
+        // Walk every application in `status`, page by page (keyset order: `QueueItem::cursor`).
         loop {
             let page = store.verification().application_queue(&filter).await?;
             for item in &page {
@@ -85,9 +85,7 @@ pub async fn rescreen_customers(
                     report.suspended.push(item.customer_id);
                 }
             }
-            let last = page
-                .last()
-                .and_then(|i| i.submitted_at.map(|at| (at, i.id)));
+            let last = page.last().map(QueueItem::cursor);
             match last {
                 Some(cursor) if page.len() >= MAX_QUEUE_PAGE as usize => {
                     filter.after = Some(cursor)

@@ -83,7 +83,7 @@ pub struct Invitation {
 }
 
 /// An invitation addressed to the caller, with the organization's name.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ReceivedInvitation {
     /// Invitation id.
     pub id: Uuid,
@@ -94,6 +94,9 @@ pub struct ReceivedInvitation {
     /// Acceptable until.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// When it was sent (the list's order).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
 /// One member as the owner and staff see them.

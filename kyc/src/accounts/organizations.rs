@@ -413,23 +413,33 @@ impl AccountsStore<'_> {
         }))
     }
 
-    /// The pending invitations addressed to `customer_id`'s email, oldest first.
+    /// A page of the pending invitations addressed to `customer_id`'s email, oldest first: at
+    /// most `limit`, after the `(created_at, id)` of `after` in that order (a keyset cursor: the
+    /// last invitation of the previous page).
     pub async fn invitations_received(
         &self,
         customer_id: Uuid,
         now: OffsetDateTime,
+        after: Option<(OffsetDateTime, Uuid)>,
+        limit: u32,
     ) -> Result<Vec<ReceivedInvitation>, MembershipError> {
         let rows: Vec<ReceivedInvitation> = on_pool!(self.store, |pool| {
             sqlx::query_as(
-                "SELECT i.id, i.organization_id, o.name AS organization_name, i.expires_at \
+                "SELECT i.id, i.organization_id, o.name AS organization_name, i.expires_at, \
+                 i.created_at \
                  FROM organization_invitations i \
                  JOIN organizations o ON o.id = i.organization_id \
                  JOIN customers c ON c.email = i.email \
                  WHERE c.id = $1 AND i.accepted_at IS NULL AND i.revoked_at IS NULL \
-                 AND i.expires_at > $2 ORDER BY i.created_at, i.id LIMIT 100",
+                 AND i.expires_at > $2 \
+                 AND ($3 IS NULL OR i.created_at > $3 OR (i.created_at = $3 AND i.id > $4)) \
+                 ORDER BY i.created_at, i.id LIMIT $5",
             )
             .bind(customer_id)
             .bind(DbTime::new(now))
+            .bind(after.map(|(at, _)| DbTime::new(at)))
+            .bind(after.map(|(_, id)| id))
+            .bind(i64::from(limit))
             .fetch_all(pool)
             .await?
         });

@@ -111,15 +111,27 @@ impl CredentialsStore<'_> {
         Ok(CreatedApiKey { id, key })
     }
 
-    /// The customer's keys (active, expired and revoked), newest first, without secrets.
-    pub async fn list_api_keys(&self, customer_id: Uuid) -> Result<Vec<ApiKey>, KeyError> {
+    /// A page of the customer's keys (active, expired and revoked), newest first, without
+    /// secrets: at most `limit`, after the `(created_at, id)` of `after` in that order (a keyset
+    /// cursor: the last key of the previous page).
+    pub async fn list_api_keys(
+        &self,
+        customer_id: Uuid,
+        after: Option<(OffsetDateTime, &str)>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, KeyError> {
         const SQL: &str = concat!(
             "SELECT ",
             key_columns!(),
-            " FROM api_keys WHERE customer_id = $1 ORDER BY created_at DESC, id"
+            " FROM api_keys WHERE customer_id = $1 \
+             AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND id > $4)) \
+             ORDER BY created_at DESC, id LIMIT $2"
         );
         let rows: Vec<KeyRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(customer_id)
+            .bind(i64::from(limit))
+            .bind(after.map(|(at, _)| DbTime::new(at)))
+            .bind(after.map(|(_, id)| id))
             .fetch_all(pool)
             .await?);
         Ok(rows.into_iter().map(KeyRow::into_key).collect())

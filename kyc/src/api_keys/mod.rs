@@ -229,6 +229,19 @@ pub fn validate_new_key(new: &NewApiKey, now: OffsetDateTime) -> Result<(), KeyE
     Ok(())
 }
 
+// === impl KeyState ===
+
+impl KeyState {
+    /// The state's name in API answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Revoked => "revoked",
+            KeyState::Expired => "expired",
+        }
+    }
+}
+
 // === impl ApiKey ===
 
 impl ApiKey {

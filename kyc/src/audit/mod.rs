@@ -134,7 +134,7 @@ pub struct AuditEntry {
 }
 
 /// A stored record.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Position in the chain, from 1.
     pub seq: i64,
@@ -144,6 +144,7 @@ pub struct AuditRecord {
     /// `staff:<uuid>`, `customer:<uuid>` or `system:<label>`.
     pub actor: String,
     /// The actor's address, when the action came over the network.
+    #[schema(value_type = Option<String>)]
     pub actor_ip: Option<IpAddr>,
     /// What happened.
     pub action: String,
@@ -152,8 +153,10 @@ pub struct AuditRecord {
     /// Structured detail.
     pub detail: serde_json::Value,
     /// The previous record's hash.
+    #[schema(value_type = String)]
     pub prev_hash: ChainHash,
     /// This record's hash.
+    #[schema(value_type = String)]
     pub hash: ChainHash,
 }
 

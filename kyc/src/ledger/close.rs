@@ -22,6 +22,7 @@
 
 use serde_json::json;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::model::{JobStatus, LedgerError, MAX_ATTEMPTS, check_text, require_staff};
@@ -285,7 +286,8 @@ async fn close_in<T: LedgerTx + ChainTx>(
         "closed_reason": reason,
         "note": note,
         "previous_status": status,
-        "lease_expires_at": job.lease_expires_at.map(|t| t.unix_timestamp()),
+        // RFC 3339, like every timestamp the APIs show (the audit API shows this detail).
+        "lease_expires_at": job.lease_expires_at.and_then(|t| t.format(&Rfc3339).ok()),
         "charge": charge,
         "used_flop": closed.used_flop,
         "reserved_flop": closed.reserved_flop,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::close::CloseReason;
 use super::model::{JobStatus, LedgerError, MAX_PAGE};
 use crate::accounts::parse_column;
-use crate::store::{LedgerStore, on_pool};
+use crate::store::{DbTime, LedgerStore, on_pool};
 
 /// Which jobs [`LedgerStore::list_jobs`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,10 +18,13 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     /// Page size (capped at [`MAX_PAGE`]; 0 means [`MAX_PAGE`]).
     pub limit: u32,
+    /// Keyset cursor: only jobs after this `(decided_at, id)` in list order (the last job of
+    /// the previous page).
+    pub after: Option<(OffsetDateTime, Uuid)>,
 }
 
 /// A job as staff and its customer see it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct JobRecord {
     /// Ledger job id (`X-Computegate-Job`).
     pub id: Uuid,
@@ -30,6 +33,7 @@ pub struct JobRecord {
     /// Run id.
     pub run_id: String,
     /// Where it stands.
+    #[schema(value_type = String)]
     pub status: JobStatus,
     /// The admission decision (`admitted`, `admitted_after_review`, `held_for_review`,
     /// `denied_…`).
@@ -62,6 +66,7 @@ pub struct JobRecord {
     pub lease_expires_at: Option<OffsetDateTime>,
     /// Why it was closed without a final usage event (`lease_expired`, `customer`, `staff`),
     /// kept after a late `finished` event reconciles it.
+    #[schema(value_type = Option<String>)]
     pub closed_reason: Option<CloseReason>,
     /// Who closed it (`system:lease`, `customer:<id>`, `staff:<id>`).
     pub closed_by: Option<String>,
@@ -109,6 +114,7 @@ impl LedgerStore<'_> {
         const SQL: &str = concat!(
             job_record_sql!(),
             "WHERE ($1 IS NULL OR j.customer_id = $1) AND ($2 IS NULL OR j.status = $2) \
+             AND ($4 IS NULL OR j.decided_at < $4 OR (j.decided_at = $4 AND j.id < $5)) \
              ORDER BY j.decided_at DESC, j.id DESC LIMIT $3"
         );
         let limit = i64::from(match filter.limit {
@@ -120,6 +126,8 @@ impl LedgerStore<'_> {
                 .bind(filter.customer_id)
                 .bind(filter.status.map(JobStatus::as_str))
                 .bind(limit)
+                .bind(filter.after.map(|(at, _)| DbTime::new(at)))
+                .bind(filter.after.map(|(_, id)| id))
                 .fetch_all(pool)
                 .await?
         });

@@ -21,10 +21,13 @@ pub struct RunFilter {
     pub since: Option<OffsetDateTime>,
     /// Page size (capped at [`MAX_PAGE`]; 0 means [`MAX_PAGE`]).
     pub limit: u32,
+    /// Keyset cursor: only runs after this `(first_seen_at, id)` in list order (the last run
+    /// of the previous page).
+    pub after: Option<(OffsetDateTime, Uuid)>,
 }
 
 /// A run with its FLOP.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
     /// Run row id.
     pub id: Uuid,
@@ -77,10 +80,13 @@ pub struct ReportFilter {
     pub customer_id: Option<Uuid>,
     /// Page size (capped at [`MAX_PAGE`]; 0 means [`MAX_PAGE`]).
     pub limit: u32,
+    /// Keyset cursor: only reports after this `(due_at, id)` in list order (the last report
+    /// of the previous page).
+    pub after: Option<(OffsetDateTime, Uuid)>,
 }
 
 /// A large-training-run report.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct TrainingRunReport {
     /// Report id.
     pub id: Uuid,
@@ -95,6 +101,7 @@ pub struct TrainingRunReport {
     /// Lineage root run row id.
     pub lineage_root: Uuid,
     /// Thresholds crossed.
+    #[schema(value_type = Vec<Object>)]
     pub crossings: Vec<Crossing>,
     /// Identity snapshot supplied by the caller (absent until attached for usage-time reports).
     pub identity_snapshot: Option<serde_json::Value>,
@@ -209,6 +216,7 @@ const LIST_RUNS: &str = "SELECT r.id, r.customer_id, r.run_id, r.parent_run_id, 
         AS accelerator_seconds \
      FROM ledger_runs r JOIN ledger_runs root ON root.id = r.lineage_root \
      WHERE ($1 IS NULL OR r.customer_id = $1) AND ($2 IS NULL OR r.first_seen_at >= $2) \
+     AND ($4 IS NULL OR r.first_seen_at < $4 OR (r.first_seen_at = $4 AND r.id < $5)) \
      ORDER BY r.first_seen_at DESC, r.id DESC LIMIT $3";
 
 // === impl ReportStatus ===
@@ -231,6 +239,8 @@ impl LedgerStore<'_> {
                 .bind(filter.customer_id)
                 .bind(filter.since.map(DbTime::new))
                 .bind(page(filter.limit))
+                .bind(filter.after.map(|(at, _)| DbTime::new(at)))
+                .bind(filter.after.map(|(_, id)| id))
                 .fetch_all(pool)
                 .await?
         });
@@ -251,6 +261,7 @@ impl LedgerStore<'_> {
                     OR ($1 = 'filed' AND filed_at IS NOT NULL) \
                     OR ($1 = 'withdrawn' AND withdrawn_at IS NOT NULL)) \
                AND ($2 IS NULL OR due_at < $2) AND ($3 IS NULL OR customer_id = $3) \
+               AND ($5 IS NULL OR due_at > $5 OR (due_at = $5 AND id > $6)) \
              ORDER BY due_at, id LIMIT $4"
         );
         let status = filter.status.map(ReportStatus::as_str);
@@ -260,6 +271,8 @@ impl LedgerStore<'_> {
                 .bind(filter.due_before.map(DbTime::new))
                 .bind(filter.customer_id)
                 .bind(page(filter.limit))
+                .bind(filter.after.map(|(at, _)| DbTime::new(at)))
+                .bind(filter.after.map(|(_, id)| id))
                 .fetch_all(pool)
                 .await?
         });

@@ -35,7 +35,7 @@ pub enum ReviewStatus {
 }
 
 /// A review hold.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct JobReview {
     /// Review id.
     pub id: Uuid,
@@ -48,11 +48,13 @@ pub struct JobReview {
     /// Its estimate.
     pub estimate_flop: f64,
     /// The `review` crossings that held it.
+    #[schema(value_type = Vec<Object>)]
     pub crossings: Vec<Crossing>,
     /// Why the caller asked for the hold, when it did (see
     /// [`AdmissionOptions::hold_for_review`](super::model::AdmissionOptions::hold_for_review)).
     pub hold_reason: Option<String>,
     /// Status.
+    #[schema(value_type = String)]
     pub status: ReviewStatus,
     /// When the job was held.
     #[serde(with = "time::serde::rfc3339")]
@@ -167,16 +169,19 @@ impl LedgerStore<'_> {
     }
 
     /// Review holds, newest first: all, or only those with `status`; at most
-    /// [`super::model::MAX_PAGE`].
+    /// [`super::model::MAX_PAGE`]. `after` is a keyset cursor: only reviews after this
+    /// `(created_at, id)` in list order (the last review of the previous page).
     pub async fn list_job_reviews(
         &self,
         status: Option<ReviewStatus>,
+        after: Option<(OffsetDateTime, Uuid)>,
         limit: u32,
     ) -> Result<Vec<JobReview>, LedgerError> {
         const SQL: &str = concat!(
             "SELECT ",
             review_columns!(),
             " FROM ledger_reviews WHERE ($1 IS NULL OR status = $1) \
+             AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
              ORDER BY created_at DESC, id DESC LIMIT $2"
         );
         let limit = i64::from(limit.min(super::model::MAX_PAGE));
@@ -184,6 +189,8 @@ impl LedgerStore<'_> {
             sqlx::query_as(SQL)
                 .bind(status.map(ReviewStatus::as_str))
                 .bind(limit)
+                .bind(after.map(|(at, _)| DbTime::new(at)))
+                .bind(after.map(|(_, id)| id))
                 .fetch_all(pool)
                 .await?
         });

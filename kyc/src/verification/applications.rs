@@ -13,7 +13,7 @@ use super::{
     ApplicationStatus, ApplicationView, CustomerCaller, IdvRecorded, JurisdictionRules,
     RiskAssessment, ScreeningSubject, ScreeningSummary, VerificationError,
 };
-use crate::accounts::Actor;
+use crate::accounts::{Actor, parse_column};
 use crate::audit::{self, AuditAction, AuditEntry};
 use crate::crypto::MasterKey;
 use crate::store::{DbTime, VerificationStore, in_transaction, on_pool};
@@ -73,15 +73,18 @@ impl VerificationStore<'_> {
             "requested_tier": payload.requested_tier,
         }));
         in_transaction!(self.store, |tx| {
-            let open: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM verification_applications WHERE customer_id = $1 \
-                 AND status IN ('draft', 'submitted', 'screening', 'pending_review', 'needs_info')",
+            // The refusal names the open application, so the customer can go on with it.
+            let open: Option<(Uuid, String)> = sqlx::query_as(
+                "SELECT id, status FROM verification_applications WHERE customer_id = $1 \
+                 AND status IN ('draft', 'submitted', 'screening', 'pending_review', 'needs_info') \
+                 ORDER BY created_at DESC LIMIT 1",
             )
             .bind(caller.customer_id)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            if open > 0 {
-                return Err(VerificationError::ApplicationInProgress);
+            if let Some((id, status)) = open {
+                let status = parse_column(&status, "verification_applications.status")?;
+                return Err(VerificationError::ApplicationInProgress { id, status });
             }
             let inserted = sqlx::query(
                 "INSERT INTO verification_applications (id, customer_id, kind, status, \

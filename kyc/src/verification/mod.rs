@@ -216,9 +216,14 @@ pub enum VerificationError {
     /// The state machine refused.
     #[error(transparent)]
     Transition(#[from] TransitionError),
-    /// The customer already has an application on its way to a decision.
-    #[error("an application is already in progress")]
-    ApplicationInProgress,
+    /// The customer already has an application on its way to a decision: this one.
+    #[error("application {id} is already in progress ({status})")]
+    ApplicationInProgress {
+        /// The open application.
+        id: Uuid,
+        /// Where it stands.
+        status: ApplicationStatus,
+    },
     /// Only drafts and applications waiting for more information can be edited.
     #[error("application cannot be edited in status {0}")]
     NotEditable(ApplicationStatus),

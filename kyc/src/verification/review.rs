@@ -19,7 +19,7 @@ use crate::crypto::MasterKey;
 use crate::store::{DbTime, VerificationStore, in_transaction, on_pool};
 
 /// Largest queue page.
-pub const MAX_QUEUE_PAGE: u32 = 500;
+pub const MAX_QUEUE_PAGE: u32 = 1000;
 
 /// Roles that may read case files and the queue.
 const READERS: &[StaffRole] = &[
@@ -75,21 +75,23 @@ pub struct QueueFilter {
     pub country: Option<String>,
     /// Page size; 0 means 100, at most [`MAX_QUEUE_PAGE`].
     pub limit: u32,
-    /// Keyset cursor: only applications after this `(submitted_at, id)` in queue order (pass
-    /// the last item of the previous page to walk the whole queue).
+    /// Keyset cursor: only applications after this `(queued_at, id)` in queue order (pass
+    /// [`QueueItem::cursor`] of the last item of the previous page to walk the whole queue).
     pub after: Option<(OffsetDateTime, Uuid)>,
 }
 
 /// One queue line: clear columns only, nothing personal.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct QueueItem {
     /// Application id.
     pub id: Uuid,
     /// Applicant.
     pub customer_id: Uuid,
     /// Individual or organization.
+    #[schema(value_type = String)]
     pub kind: super::ApplicantKind,
     /// Status.
+    #[schema(value_type = String)]
     pub status: ApplicationStatus,
     /// Tier applied for.
     pub requested_tier: Option<String>,
@@ -106,8 +108,21 @@ pub struct QueueItem {
     /// Last submission.
     #[serde(with = "time::serde::rfc3339::option")]
     pub submitted_at: Option<OffsetDateTime>,
+    /// Creation.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
     /// Who claimed it.
     pub claimed_by: Option<Uuid>,
+}
+
+// === impl QueueItem ===
+
+impl QueueItem {
+    /// The item's place in queue order, for [`QueueFilter::after`]: its last submission, or its
+    /// creation for a draft never submitted (so the order is total whatever the status).
+    pub fn cursor(&self) -> (OffsetDateTime, Uuid) {
+        (self.submitted_at.unwrap_or(self.created_at), self.id)
+    }
 }
 
 /// The result of a decision.
@@ -174,8 +189,9 @@ impl VerificationStore<'_> {
             app_select!(),
             "WHERE a.status = $1 AND ($2 IS NULL OR a.risk_score >= $2) \
              AND ($3 IS NULL OR a.submitted_at <= $3) AND ($4 IS NULL OR a.country = $4) \
-             AND ($6 IS NULL OR a.submitted_at > $6 OR (a.submitted_at = $6 AND a.id > $7)) \
-             ORDER BY a.submitted_at, a.id LIMIT $5"
+             AND ($6 IS NULL OR COALESCE(a.submitted_at, a.created_at) > $6 \
+                  OR (COALESCE(a.submitted_at, a.created_at) = $6 AND a.id > $7)) \
+             ORDER BY COALESCE(a.submitted_at, a.created_at), a.id LIMIT $5"
         );
         let status = filter.status.unwrap_or(ApplicationStatus::PendingReview);
         let limit = match filter.limit {
@@ -206,6 +222,7 @@ impl VerificationStore<'_> {
                     screening_overridden: r.screening_overridden_by.is_some(),
                     idv_outcome: r.idv_outcome,
                     submitted_at: r.submitted_at,
+                    created_at: r.created_at,
                     claimed_by: r.claimed_by,
                 })
             })
@@ -770,17 +787,26 @@ impl VerificationStore<'_> {
             .collect()
     }
 
-    /// The customer's own applications, newest first (for "what do I need for a higher tier").
+    /// A page of the customer's own applications, newest first (for "what do I need for a
+    /// higher tier"): at most `limit`, after the `(created_at, id)` of `after` in that order (a
+    /// keyset cursor: the last application of the previous page).
     pub async fn customer_applications(
         &self,
         key: &MasterKey,
         caller: &CustomerCaller,
+        after: Option<(OffsetDateTime, Uuid)>,
+        limit: u32,
     ) -> Result<Vec<super::ApplicationView>, VerificationError> {
         let rows: Vec<AppRow> = on_pool!(self.store, |pool| sqlx::query_as(concat!(
             app_select!(),
-            "WHERE a.customer_id = $1 ORDER BY a.created_at DESC LIMIT 50"
+            "WHERE a.customer_id = $1 \
+             AND ($2 IS NULL OR a.created_at < $2 OR (a.created_at = $2 AND a.id < $3)) \
+             ORDER BY a.created_at DESC, a.id DESC LIMIT $4"
         ))
         .bind(caller.customer_id)
+        .bind(after.map(|(at, _)| DbTime::new(at)))
+        .bind(after.map(|(_, id)| id))
+        .bind(i64::from(limit))
         .fetch_all(pool)
         .await?);
         let mut out = Vec::with_capacity(rows.len());

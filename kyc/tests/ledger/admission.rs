@@ -137,7 +137,7 @@ async fn one_job_crosses_1e25_and_another_1e26(ctx: Ctx) {
     assert_eq!(d.totals_after.group_flop, 2e25);
     let reviews = s
         .ledger()
-        .list_job_reviews(Some(ReviewStatus::Pending), 10)
+        .list_job_reviews(Some(ReviewStatus::Pending), None, 10)
         .await
         .unwrap();
     assert_eq!(reviews.len(), 1);
@@ -368,7 +368,7 @@ async fn review_hold_approval_and_resubmission(ctx: Ctx) {
     assert!(d.crossings.iter().any(|x| x.label == "us_1e26_run"));
     let consumed = s
         .ledger()
-        .list_job_reviews(Some(ReviewStatus::Approved), 10)
+        .list_job_reviews(Some(ReviewStatus::Approved), None, 10)
         .await
         .unwrap();
     assert_eq!(consumed[0].consumed_by, Some(d.job_id));

@@ -219,6 +219,7 @@ async fn a_staff_link_rechecks_group_thresholds_at_once(ctx: Ctx) {
             due_before: None,
             customer_id: None,
             limit: 0,
+            after: None,
         })
         .await
         .unwrap();

@@ -101,7 +101,7 @@ async fn a_review_the_caller_asks_for_holds_until_approved(ctx: Ctx) {
     };
     let pending = s
         .ledger()
-        .list_job_reviews(Some(ReviewStatus::Pending), 10)
+        .list_job_reviews(Some(ReviewStatus::Pending), None, 10)
         .await
         .unwrap();
     assert_eq!(pending[0].id, review_id);

@@ -46,7 +46,11 @@ async fn create_verify_revoke(ctx: Ctx) {
     assert_eq!(parsed.key_id, created.id);
     assert!(!format!("{created:?}").contains(parsed.secret));
 
-    let listed = s.credentials().list_api_keys(owner.id).await.unwrap();
+    let listed = s
+        .credentials()
+        .list_api_keys(owner.id, None, 100)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, created.id);
     assert_eq!(listed[0].name, name);
@@ -54,7 +58,7 @@ async fn create_verify_revoke(ctx: Ctx) {
     assert_eq!(listed[0].state(t0()), KeyState::Active);
     assert!(
         s.credentials()
-            .list_api_keys(other.id)
+            .list_api_keys(other.id, None, 100)
             .await
             .unwrap()
             .is_empty()
@@ -217,4 +221,56 @@ async fn expiry_and_limits(ctx: Ctx) {
     ));
 }
 
-crate::store_suite!(create_verify_revoke, expiry_and_limits);
+/// Keys list newest first a page at a time: walking with the last key's `(created_at, id)` as
+/// the cursor yields every key once, keys created at the same instant included.
+async fn keys_page_by_keyset(ctx: Ctx) {
+    let s = &ctx.store;
+    let h = hasher();
+    let owner = s
+        .accounts()
+        .create_customer("pages@example.com", HASH, CustomerKind::Individual, t0())
+        .await
+        .unwrap();
+    let actor = Actor::customer(owner.id, None);
+    for i in 0..5 {
+        // Three keys at one instant, two a minute later.
+        let at = if i < 3 {
+            t0()
+        } else {
+            t0() + Duration::minutes(1)
+        };
+        s.credentials()
+            .create_api_key(&h, owner.id, new_key(&format!("k{i}")), &actor, at)
+            .await
+            .unwrap();
+    }
+    let whole = s
+        .credentials()
+        .list_api_keys(owner.id, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(whole.len(), 5);
+    assert!(whole.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+    for limit in [1, 2, 3] {
+        let mut seen = Vec::new();
+        let mut after: Option<(time::OffsetDateTime, String)> = None;
+        loop {
+            let cursor = after.as_ref().map(|(at, id)| (*at, id.as_str()));
+            let page = s
+                .credentials()
+                .list_api_keys(owner.id, cursor, limit)
+                .await
+                .unwrap();
+            after = page.last().map(|k| (k.created_at, k.id.clone()));
+            let short = page.len() < limit as usize;
+            seen.extend(page.into_iter().map(|k| k.id));
+            if short {
+                break;
+            }
+        }
+        let ids: Vec<String> = whole.iter().map(|k| k.id.clone()).collect();
+        assert_eq!(seen, ids, "by {limit}");
+    }
+}
+
+crate::store_suite!(create_verify_revoke, expiry_and_limits, keys_page_by_keyset);

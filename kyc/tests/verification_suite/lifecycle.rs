@@ -88,7 +88,8 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].country.as_deref(), Some("GB"));
     // The keyset cursor continues after the last item seen: nothing follows the only one.
-    let cursor = (queue[0].submitted_at.unwrap(), queue[0].id);
+    let cursor = queue[0].cursor();
+    assert_eq!(cursor, (queue[0].submitted_at.unwrap(), queue[0].id));
     let after = s
         .verification()
         .application_queue(&QueueFilter {
@@ -251,7 +252,11 @@ async fn validation_lists_every_bad_field(ctx: Ctx) {
         .create_draft(&key, &alice, &partial, t0())
         .await
         .unwrap_err();
-    assert!(matches!(err, VerificationError::ApplicationInProgress));
+    assert!(
+        matches!(err, VerificationError::ApplicationInProgress { id, status }
+            if id == view.id && status == ApplicationStatus::Draft),
+        "{err:?}"
+    );
     chain_intact(s).await;
 }
 
@@ -298,14 +303,14 @@ async fn others_applications_are_not_found(ctx: Ctx) {
     assert_eq!(view.status, ApplicationStatus::Draft);
     assert!(
         s.verification()
-            .customer_applications(&key, &mallory)
+            .customer_applications(&key, &mallory, None, 100)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         s.verification()
-            .customer_applications(&key, &alice)
+            .customer_applications(&key, &alice, None, 100)
             .await
             .unwrap()
             .len(),

@@ -169,7 +169,7 @@ async fn invitations_expire_revoke_and_bind_one_organization(ctx: Ctx) {
         .unwrap();
     assert_eq!(
         accounts
-            .invitations_received(ada.customer_id, late)
+            .invitations_received(ada.customer_id, late, None, 100)
             .await
             .unwrap()
             .len(),
@@ -322,7 +322,100 @@ async fn a_suspended_owners_invitations_are_not_honoured(ctx: Ctx) {
     assert!(organization_of(s, bob.customer_id).await.is_some());
 }
 
+/// Received invitations and a customer's applications page by keyset: walking either with
+/// the last item's `(created_at, id)` as the cursor yields every item once, ties included.
+async fn invitations_and_applications_page_by_keyset(ctx: Ctx) {
+    let s = &ctx.store;
+    let key = key();
+    let reviewer = staff(s, "rev@cg.example", StaffRole::Reviewer).await;
+    let ada = customer(s, "ada@example.com", CustomerKind::Individual).await;
+    // Three organizations invite Ada: two at one instant, one a minute later.
+    for (i, at) in [t0(), t0(), t0() + Duration::minutes(1)]
+        .into_iter()
+        .enumerate()
+    {
+        let owner = customer(
+            s,
+            &format!("ceo{i}@org.example"),
+            CustomerKind::Organization,
+        )
+        .await;
+        approve_kyb(s, &key, &owner, &reviewer, t0()).await;
+        let actor = Actor::customer(owner.customer_id, None);
+        s.accounts()
+            .invite_member(owner.customer_id, "ada@example.com", &actor, at)
+            .await
+            .unwrap();
+    }
+    let now = t0() + Duration::hours(1);
+    let accounts = s.accounts();
+    let whole = accounts
+        .invitations_received(ada.customer_id, now, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(whole.len(), 3);
+    for limit in [1, 2] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = accounts
+                .invitations_received(ada.customer_id, now, after, limit)
+                .await
+                .unwrap();
+            after = page.last().map(|i| (i.created_at, i.id));
+            let short = page.len() < limit as usize;
+            seen.extend(page);
+            if short {
+                break;
+            }
+        }
+        assert_eq!(seen, whole, "invitations by {limit}");
+    }
+
+    // Three applications of one customer (each rejected before the next is opened).
+    let reject = || DecisionRequest {
+        action: StaffDecision::Reject,
+        reason: "not enough".into(),
+        reverify_after: None,
+        evidence: Default::default(),
+    };
+    for _ in 0..3 {
+        let id = pending(s, &key, &ada, &individual(), ScreeningDecision::Clear).await;
+        s.verification()
+            .decide_application(&key, &reviewer, id, reject(), t0())
+            .await
+            .unwrap();
+    }
+    let verification = s.verification();
+    let whole: Vec<Uuid> = verification
+        .customer_applications(&key, &ada, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(whole.len(), 3);
+    for limit in [1, 2] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = verification
+                .customer_applications(&key, &ada, after, limit)
+                .await
+                .unwrap();
+            after = page.last().map(|a| (a.created_at, a.id));
+            let short = page.len() < limit as usize;
+            seen.extend(page.iter().map(|a| a.id));
+            if short {
+                break;
+            }
+        }
+        assert_eq!(seen, whole, "applications by {limit}");
+    }
+}
+
 crate::store_suite!(
+    invitations_and_applications_page_by_keyset,
     kyb_approval_creates_the_organization_and_its_owner,
     invitations_expire_revoke_and_bind_one_organization,
     a_suspended_owners_invitations_are_not_honoured,

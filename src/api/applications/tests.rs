@@ -239,12 +239,15 @@ async fn bad_bodies_and_fields_are_refused() {
         "type"
     );
 
-    // A second application while one is in progress is a conflict.
-    api.customer(
-        post(BASE)
-            .bearer(&c.token)
-            .json(&individual("Maria Lindqvist", "SE")),
-    )
-    .await
-    .problem(409, "conflict");
+    // A second application while one is in progress is a conflict naming the open one.
+    let answer = api
+        .customer(
+            post(BASE)
+                .bearer(&c.token)
+                .json(&individual("Maria Lindqvist", "SE")),
+        )
+        .await;
+    let doc = answer.problem(409, "application-in-progress");
+    assert_eq!(doc["application_id"], id.to_string());
+    assert_eq!(doc["application"], format!("{BASE}/{id}"));
 }

@@ -3,6 +3,8 @@
 
 use http::{Method, header};
 use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::api::test_support::{Api, Call, PASSWORD, bad_credentials, get, post};
 
@@ -55,10 +57,13 @@ async fn me_answers_the_callers_record_and_refuses_bad_credentials() {
         };
         let answer = api.customer(call).await;
         answer.problem(401, "unauthenticated");
-        assert!(
-            answer.headers.contains_key(header::WWW_AUTHENTICATE),
-            "{what}: {answer:?}"
-        );
+        // RFC 6750 §3.1: `error=` only when a credential was sent.
+        let challenge = answer.headers[header::WWW_AUTHENTICATE].to_str().unwrap();
+        let expected = match token {
+            None => "Bearer realm=\"computegate\"",
+            Some(_) => "Bearer realm=\"computegate\", error=\"invalid_token\"",
+        };
+        assert_eq!(challenge, expected, "{what}");
     }
 }
 
@@ -169,6 +174,56 @@ async fn api_keys_are_created_listed_and_revoked_by_a_session_only() {
     api.customer(Call::new(Method::DELETE, unknown).bearer(&c.token))
         .await
         .problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn keys_page_with_a_cursor_and_times_are_rfc_3339() {
+    let api = Api::start().await;
+    let c = api.new_customer().await;
+    for name in ["a", "b", "c"] {
+        let new = json!({"name": name, "expires_at": "2099-01-02T03:04:05Z"});
+        api.customer(post("/computegate/v1/keys").bearer(&c.token).json(&new))
+            .await
+            .ok(201);
+    }
+    let mut names = Vec::new();
+    let mut path = "/computegate/v1/keys?limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let answer = api.customer(get(&path).bearer(&c.token)).await;
+        let body = answer.ok(200).clone();
+        pages += 1;
+        for key in body["keys"].as_array().unwrap() {
+            names.push(key["name"].as_str().unwrap().to_owned());
+            let created = key["created_at"].as_str().expect("a string");
+            OffsetDateTime::parse(created, &Rfc3339).expect("RFC 3339");
+            assert_eq!(key["expires_at"], "2099-01-02T03:04:05Z");
+        }
+        match body["next"].as_str() {
+            Some(next) => path = format!("/computegate/v1/keys?limit=2&cursor={next}"),
+            None => break,
+        }
+    }
+    // Two pages (2 + 1): the last has `next: null`, and every key shows once, newest first.
+    assert_eq!(pages, 2);
+    assert_eq!(names, ["c", "b", "a"]);
+    let me = api
+        .customer(get("/computegate/v1/me").bearer(&c.token))
+        .await;
+    let created = me.ok(200)["created_at"].as_str().expect("a string");
+    OffsetDateTime::parse(created, &Rfc3339).expect("RFC 3339");
+
+    let bad = api
+        .customer(get("/computegate/v1/keys?cursor=bm9wZQ").bearer(&c.token))
+        .await;
+    bad.problem(400, "bad-cursor");
+    let too_many = api
+        .customer(get("/computegate/v1/keys?limit=501").bearer(&c.token))
+        .await;
+    assert_eq!(
+        too_many.problem(422, "invalid-request")["errors"][0]["field"],
+        "limit"
+    );
 }
 
 #[tokio::test]

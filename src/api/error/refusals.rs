@@ -142,8 +142,8 @@ fn verification_refused(e: VerificationError) -> ApiError {
         VerificationError::Invalid(errors) => ApiError::InvalidFields(errors),
         VerificationError::NotFound => ApiError::NotFound,
         VerificationError::Transition(t) => transition_refused(t),
-        VerificationError::ApplicationInProgress => {
-            ApiError::Conflict("an application is already in progress")
+        VerificationError::ApplicationInProgress { id, status } => {
+            ApiError::ApplicationInProgress { id, status }
         }
         VerificationError::NotEditable(status) => ApiError::InvalidState(format!(
             "the application cannot be edited while it is {status}"
@@ -286,7 +286,18 @@ mod tests {
         let status = |e: VerificationError| ApiError::from(e).to_problem().status().as_u16();
         assert_eq!(status(VerificationError::NotFound), 404);
         assert_eq!(status(VerificationError::RoleNotPermitted), 403);
-        assert_eq!(status(VerificationError::ApplicationInProgress), 409);
+        let open = VerificationError::ApplicationInProgress {
+            id: uuid::Uuid::nil(),
+            status: computegate_kyc::verification::ApplicationStatus::NeedsInfo,
+        };
+        let doc = ApiError::from(open).to_problem().to_json();
+        assert_eq!(doc["status"], 409);
+        assert_eq!(doc["application_id"], uuid::Uuid::nil().to_string());
+        assert_eq!(doc["application_status"], "needs_info");
+        assert_eq!(
+            doc["application"],
+            format!("/computegate/v1/kyc/applications/{}", uuid::Uuid::nil())
+        );
         assert_eq!(status(TransitionError::ConflictOfInterest.into()), 403);
         assert_eq!(status(TransitionError::DuplicateApprover.into()), 403);
         assert_eq!(status(TransitionError::ScreeningNotCleared.into()), 409);

@@ -3,47 +3,63 @@
 
 use computegate_kyc::accounts::Tier;
 use computegate_kyc::verification::{
-    ApplicationStatus, ApprovalEvidence, DecisionRequest, MAX_QUEUE_PAGE, ManualCheck, QueueFilter,
-    StaffDecision,
+    ApplicationStatus, ApprovalEvidence, DecisionRequest, ManualCheck, QueueFilter, StaffDecision,
 };
 use computegate_policy::Evidence;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::api::error::ApiError;
+use crate::api::page::{MAX_LIMIT, PageRequest};
 use crate::verification::Verification;
 
 /// Longest reason, in characters (the state machine's limit).
 const MAX_REASON_CHARS: usize = 1000;
 
-#[derive(Deserialize)]
+/// The review queue's filters and page (each parameter checked, every bad one reported).
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct QueueQuery {
+    /// Application status (default `pending_review`).
     pub(super) status: Option<String>,
+    /// Only risk scores at or above this (0..=100).
     pub(super) min_risk: Option<String>,
+    /// Only this primary country (ISO 3166-1 alpha-2).
     pub(super) country: Option<String>,
+    /// Only applications submitted at least this long ago (`90s`, `30m`, `12h`, `7d`).
     pub(super) older_than: Option<String>,
+    /// Items per page, 1..=500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub(super) limit: Option<String>,
+    /// The `next` of the previous page.
+    pub(super) cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A staff decision on an application.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DecisionBody {
+    /// `approve`, `reject` or `request_info`.
     pub(super) action: Option<String>,
+    /// The tier granted (approve only).
     pub(super) tier: Option<String>,
     pub(super) reason: Option<String>,
     /// `[{"evidence","note"}]`: checks standing in for required evidence not on file.
     pub(super) manual_checks: Option<Vec<ManualCheckBody>>,
 }
 
-#[derive(Deserialize)]
+/// A manual check standing in for evidence not on file.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ManualCheckBody {
     pub(super) evidence: Option<String>,
     pub(super) note: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A staff action's reason (1..=1000 characters; no control or bidirectional-override
+/// characters).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReasonBody {
     pub(crate) reason: Option<String>,
@@ -181,8 +197,12 @@ fn disguising(c: char) -> bool {
         || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// The queue filter from the query, or every bad parameter at once.
-pub(super) fn queue_filter(q: &QueueQuery, now: OffsetDateTime) -> Result<QueueFilter, ApiError> {
+/// The queue filter from the query (with the page it asks for: the filter's `limit` fetches
+/// one item more than the page), or every bad parameter at once.
+pub(super) fn queue_filter(
+    q: &QueueQuery,
+    now: OffsetDateTime,
+) -> Result<(QueueFilter, PageRequest<(OffsetDateTime, uuid::Uuid)>), ApiError> {
     let mut errors: Vec<(String, String)> = Vec::new();
     let mut bad = |field: &str, why: &str| errors.push((field.into(), why.into()));
     let status = q
@@ -224,24 +244,26 @@ pub(super) fn queue_filter(q: &QueueQuery, now: OffsetDateTime) -> Result<QueueF
     let limit = q
         .limit
         .as_deref()
-        .map_or(Some(0), |s| match s.parse::<u32>() {
-            Ok(n) if (1..=MAX_QUEUE_PAGE).contains(&n) => Some(n),
+        .map_or(Some(None), |s| match s.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Some(Some(n)),
             _ => {
                 bad("limit", "an integer 1..=500");
                 None
             }
         });
-    match limit {
-        Some(limit) if errors.is_empty() => Ok(QueueFilter {
-            status,
-            min_risk,
-            submitted_before,
-            country,
-            limit,
-            after: None,
-        }),
-        _ => Err(ApiError::Invalid(errors)),
-    }
+    let Some(limit) = limit.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Invalid(errors));
+    };
+    let page = PageRequest::parse(limit, q.cursor.as_deref())?;
+    let filter = QueueFilter {
+        status,
+        min_risk,
+        submitted_before,
+        country,
+        limit: page.fetch(),
+        after: page.after,
+    };
+    Ok((filter, page))
 }
 
 /// `<n>` seconds or `<n>s|m|h|d`.
@@ -298,6 +320,7 @@ mod tests {
             country: None,
             older_than: Some("9999999999999d".into()),
             limit: None,
+            cursor: None,
         };
         let Err(ApiError::Invalid(errors)) = queue_filter(&q, OffsetDateTime::now_utc()) else {
             panic!("expected invalid");
@@ -313,6 +336,7 @@ mod tests {
             country: Some("de".into()),
             older_than: Some("soon".into()),
             limit: Some("0".into()),
+            cursor: None,
         };
         let Err(ApiError::Invalid(errors)) = queue_filter(&q, OffsetDateTime::now_utc()) else {
             panic!("expected invalid");

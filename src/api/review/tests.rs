@@ -361,6 +361,36 @@ async fn the_audit_chain_is_for_auditors_and_admins() {
     let body = page.ok(200);
     assert!(!body["records"].as_array().unwrap().is_empty(), "{body}");
     assert!(page.no_store());
+    // Walking the chain one record at a time by cursor reads every record once, in order.
+    let whole = api
+        .staff(get("/staff/v1/audit").bearer(&auditor))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(whole["next"], Value::Null);
+    let mut seqs = Vec::new();
+    let mut path = "/staff/v1/audit?limit=1".to_owned();
+    while seqs.len() <= whole["records"].as_array().unwrap().len() {
+        let page = api.staff(get(&path).bearer(&auditor)).await.ok(200).clone();
+        seqs.extend(
+            page["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["seq"].clone()),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/staff/v1/audit?limit=1&cursor={next}"),
+            None => break,
+        }
+    }
+    let all: Vec<Value> = (whole["records"].as_array().unwrap().iter())
+        .map(|r| r["seq"].clone())
+        .collect();
+    assert_eq!(seqs, all);
+    api.staff(get("/staff/v1/audit?cursor=LTE").bearer(&auditor))
+        .await
+        .problem(400, "bad-cursor");
     api.staff(get("/staff/v1/audit").bearer(&reviewer))
         .await
         .problem(403, "forbidden");

@@ -52,10 +52,10 @@ async fn unsigned_forged_malformed_and_unknown_events_are_refused() {
     let body = event(job, "started", "h100");
     api.customer(post(PATH).json(&body))
         .await
-        .problem(401, "unauthenticated");
+        .problem(401, "bad-signature");
     api.customer(signed("not-our-secret", &body))
         .await
-        .problem(401, "unauthenticated");
+        .problem(401, "bad-signature");
     api.customer(signed(USAGE_SECRET, &json!({"event_id": "x"})))
         .await
         .problem(400, "malformed-body");

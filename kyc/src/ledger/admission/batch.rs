@@ -298,6 +298,7 @@ mod tests {
                 customer_id: Some(customer),
                 since: None,
                 limit: 10,
+                after: None,
             })
             .await
             .expect("runs");
