@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod console;
 pub mod demo;
 pub mod identity;
 pub mod ledger_metrics;

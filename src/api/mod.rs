@@ -38,7 +38,7 @@ pub use self::state::ApiState;
 pub const CUSTOMER_PREFIXES: &[&str] = &["/computegate/", "/.well-known/"];
 
 /// Path prefixes the staff API owns on the admin listener.
-pub const STAFF_PREFIXES: &[&str] = &["/staff/"];
+pub const STAFF_PREFIXES: &[&str] = &["/staff/", "/console"];
 
 /// The customer API: sign-up, tokens, keys and JWKS; verification applications and documents;
 /// IDV webhooks; usage events from the compute platform; organization membership.
@@ -57,7 +57,8 @@ pub fn customer_router(state: ApiState) -> Router {
 }
 
 /// The staff API: staff sign-in, the review queue and decisions, the audit chain, the
-/// compute-metering records, and organization membership.
+/// compute-metering records, and organization membership; and the compliance console's pages
+/// under `/console/`.
 pub fn staff_router(state: ApiState) -> Router {
     Router::new()
         .merge(tokens::staff_routes())
@@ -67,6 +68,8 @@ pub fn staff_router(state: ApiState) -> Router {
         .merge(organizations::staff_routes())
         .fallback(|| async { error::ApiError::NotFound })
         .layer(map_response(error::problem_for_bare_405))
+        // The console renders its own errors as pages, so it joins after the problem layer.
+        .merge(crate::console::router(state.kyc.master()))
         .with_state(state)
 }
 

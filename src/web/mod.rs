@@ -83,7 +83,13 @@ where
         .layer(from_fn_with_state(state, session::track))
         .layer(from_fn_with_state(surface, error::html_errors))
         .layer(map_response(headers::secure_headers));
-    Router::new().nest(surface.root, inner)
+    // A nested `/` answers the root without its slash only (axum 0.8); the root with it, the
+    // address people type and the surfaces link to, goes there.
+    let root = surface.root;
+    Router::new().nest(root, inner).route(
+        &surface.path(""),
+        axum::routing::any(move || async move { axum::response::Redirect::permanent(root) }),
+    )
 }
 
 #[cfg(test)]

@@ -18,29 +18,29 @@ const MAX_REASON_CHARS: usize = 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct QueueQuery {
-    pub(super) status: Option<String>,
-    pub(super) min_risk: Option<String>,
-    pub(super) country: Option<String>,
-    pub(super) older_than: Option<String>,
-    pub(super) limit: Option<String>,
+pub(crate) struct QueueQuery {
+    pub(crate) status: Option<String>,
+    pub(crate) min_risk: Option<String>,
+    pub(crate) country: Option<String>,
+    pub(crate) older_than: Option<String>,
+    pub(crate) limit: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DecisionBody {
-    pub(super) action: Option<String>,
-    pub(super) tier: Option<String>,
-    pub(super) reason: Option<String>,
+pub(crate) struct DecisionBody {
+    pub(crate) action: Option<String>,
+    pub(crate) tier: Option<String>,
+    pub(crate) reason: Option<String>,
     /// `[{"evidence","note"}]`: checks standing in for required evidence not on file.
-    pub(super) manual_checks: Option<Vec<ManualCheckBody>>,
+    pub(crate) manual_checks: Option<Vec<ManualCheckBody>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ManualCheckBody {
-    pub(super) evidence: Option<String>,
-    pub(super) note: Option<String>,
+pub(crate) struct ManualCheckBody {
+    pub(crate) evidence: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -50,7 +50,7 @@ pub(crate) struct ReasonBody {
 }
 
 /// The decision request, or every bad field at once.
-pub(super) fn decision_request(
+pub(crate) fn decision_request(
     kyc: &Verification,
     body: &DecisionBody,
 ) -> Result<DecisionRequest, ApiError> {
@@ -182,7 +182,7 @@ fn disguising(c: char) -> bool {
 }
 
 /// The queue filter from the query, or every bad parameter at once.
-pub(super) fn queue_filter(q: &QueueQuery, now: OffsetDateTime) -> Result<QueueFilter, ApiError> {
+pub(crate) fn queue_filter(q: &QueueQuery, now: OffsetDateTime) -> Result<QueueFilter, ApiError> {
     let mut errors: Vec<(String, String)> = Vec::new();
     let mut bad = |field: &str, why: &str| errors.push((field.into(), why.into()));
     let status = q
