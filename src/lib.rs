@@ -22,3 +22,4 @@ pub mod sim;
 pub mod startup;
 pub mod telemetry;
 pub mod verification;
+pub mod web;

@@ -24,7 +24,7 @@ pub mod usage;
 pub mod webhooks;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use std::sync::Arc;
 
