@@ -15,6 +15,7 @@ pub mod operator;
 pub mod ownership_port;
 mod periodic;
 pub mod policy_file;
+pub mod portal;
 pub mod ratelimit_redis;
 pub mod report_identity;
 pub mod screening_cli;

@@ -41,7 +41,8 @@ pub const CUSTOMER_PREFIXES: &[&str] = &["/computegate/", "/.well-known/"];
 pub const STAFF_PREFIXES: &[&str] = &["/staff/", "/console"];
 
 /// The customer API: sign-up, tokens, keys and JWKS; verification applications and documents;
-/// IDV webhooks; usage events from the compute platform; organization membership.
+/// IDV webhooks; usage events from the compute platform; organization membership; and the
+/// customer portal's pages under `/computegate/account/` ([`crate::portal`]).
 pub fn customer_router(state: ApiState) -> Router {
     Router::new()
         .merge(tokens::customer_routes())
@@ -51,6 +52,7 @@ pub fn customer_router(state: ApiState) -> Router {
         .merge(usage::routes())
         .merge(jobs::customer_routes())
         .merge(organizations::customer_routes())
+        .merge(crate::portal::router(&state))
         .fallback(|| async { error::ApiError::NotFound })
         .layer(map_response(error::problem_for_bare_405))
         .with_state(state)

@@ -169,20 +169,17 @@ fn case_path(id: Uuid) -> String {
 /// role refusal as one problem on `field`; role refusals and server-side failures become the
 /// error page.
 fn form_errors(e: ApiError, field: &str) -> Result<FormErrors, WebError> {
-    match e {
-        ApiError::Invalid(pairs) => Ok(FormErrors::from_pairs(pairs)),
-        other => match WebError::from(other) {
-            refusal @ WebError::Refused { status, .. } if status == StatusCode::FORBIDDEN => {
-                // A role refusal is not something the form can fix: the 403 page says why.
-                Err(refusal)
-            }
-            WebError::Refused { detail, title, .. } => {
-                let mut errors = FormErrors::new();
-                errors.add(field, format!("{title}: {detail}"));
-                Ok(errors)
-            }
-            page => Err(page),
-        },
+    match FormErrors::from_refusal(e) {
+        Err(WebError::Refused {
+            status,
+            title,
+            detail,
+        }) if status != StatusCode::FORBIDDEN => {
+            let mut errors = FormErrors::new();
+            errors.add(field, format!("{title}: {detail}"));
+            Ok(errors)
+        }
+        other => other,
     }
 }
 

@@ -75,7 +75,7 @@ impl<R: StaffRoles> Staff<R> {
             self.caller.user.email,
             self.caller.user.role.as_str()
         );
-        Chrome::new(&self.browser, title).signed_in(who, NAV, current)
+        self.browser.chrome(title).signed_in(who, NAV, current)
     }
 }
 

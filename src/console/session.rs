@@ -46,7 +46,7 @@ pub(super) fn routes() -> Router<ApiState> {
 
 async fn login_page(browser: Browser) -> Response {
     render(&LoginPage {
-        chrome: Chrome::new(&browser, "Staff sign-in"),
+        chrome: browser.chrome("Staff sign-in"),
         errors: FormErrors::new(),
         email: String::new(),
     })
@@ -92,7 +92,7 @@ async fn login(
         }
     }
     let page = LoginPage {
-        chrome: Chrome::new(&browser, "Staff sign-in"),
+        chrome: browser.chrome("Staff sign-in"),
         errors,
         email: form.email,
     };

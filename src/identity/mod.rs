@@ -6,7 +6,7 @@
 //! and on other replicas as soon as the notice arrives.
 
 mod api_keys;
-mod browser;
+pub mod browser;
 mod directory;
 mod error;
 mod notices;

@@ -16,6 +16,7 @@ mod idv_fetch;
 mod metrics;
 mod onfido_api;
 mod organizations;
+pub mod outstanding;
 mod rescreen;
 mod review;
 mod screening;

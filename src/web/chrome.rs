@@ -3,13 +3,7 @@
 //! the surface (name, stylesheet, root), the navigation, who is signed in and the session's CSRF
 //! token (for the sign-out button and the page's own forms).
 
-use askama::Template;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-
-use super::Surface;
-use super::error::WebError;
-use super::session::Browser;
+use super::surface::Surface;
 
 /// What the layout shows around a page.
 #[derive(Debug, Clone)]
@@ -40,25 +34,15 @@ pub struct NavLink {
 // === impl Chrome ===
 
 impl Chrome {
-    /// The chrome of a page of `browser`'s surface, without navigation or user.
-    pub fn new(browser: &Browser, title: impl Into<String>) -> Chrome {
-        Chrome {
-            surface: browser.surface(),
-            title: title.into(),
-            nav: Vec::new(),
-            user: None,
-            csrf: browser.csrf_token(),
-        }
-    }
-
-    /// The chrome of a page outside any session (error pages).
-    pub fn bare(surface: &'static Surface, title: impl Into<String>) -> Chrome {
+    /// The chrome of a page of `surface` whose forms carry `csrf` (empty outside a session),
+    /// without navigation or user. A handler usually calls `Browser::chrome` instead.
+    pub fn new(surface: &'static Surface, csrf: String, title: impl Into<String>) -> Chrome {
         Chrome {
             surface,
             title: title.into(),
             nav: Vec::new(),
             user: None,
-            csrf: String::new(),
+            csrf,
         }
     }
 
@@ -80,20 +64,5 @@ impl Chrome {
             })
             .collect();
         self
-    }
-}
-
-/// Renders a page as `text/html`; a template failure is an internal error page.
-pub fn render(page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            )],
-            html,
-        )
-            .into_response(),
-        Err(e) => WebError::Internal(format!("template failed: {e}")).into_response(),
     }
 }

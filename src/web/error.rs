@@ -15,8 +15,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use computegate_gateway::auth::AuthError;
 
-use super::Surface;
-use super::chrome::{Chrome, render};
+use super::chrome::Chrome;
+use super::surface::Surface;
 use crate::api::error::ApiError;
 
 /// Why a browser request failed, named for what happened.
@@ -225,15 +225,22 @@ pub(crate) async fn html_errors(
         parts.headers.extend(redirect.headers);
         return Response::from_parts(parts, axum::body::Body::empty());
     }
-    let html = render(&ErrorTemplate {
-        chrome: Chrome::bare(surface, page.title),
+    let template = ErrorTemplate {
+        chrome: Chrome::new(surface, String::new(), page.title),
         detail: page.detail,
         status: status.as_u16(),
+    };
+    let html = template.render().unwrap_or_else(|e| {
+        // The error page itself failed (a bug): say it in the plainest HTML there is.
+        tracing::error!(error = %e, "error page template failed");
+        "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()
     });
-    let (html_parts, body) = html.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.extend(html_parts.headers);
-    Response::from_parts(parts, body)
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(html))
 }
 
 /// What a page says about an error the handlers did not describe (a framework rejection).

@@ -1,8 +1,31 @@
-//! Form errors in plain words, next to the field they are about. A handler that refuses a form
+//! Forms: the CSRF-checked form extractor ([`CsrfForm`]) and form errors in plain words, next
+//! to the field they are about. A handler that refuses a form
 //! renders the same page again with the values typed and a [`FormErrors`]; the macros of
 //! `templates/web/forms.html` show each message under its label, tie it to the input with
 //! `aria-describedby` and `aria-invalid`, and the page lists them all in a summary at the top
 //! whose links move the focus to each field.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::WebError;
+use super::session::Browser;
+use crate::api::error::ApiError;
+
+/// A `application/x-www-form-urlencoded` form whose `csrf` field matched the session's token;
+/// anything else is refused with 403 before `T` is even parsed. `T` ignores the `csrf` field
+/// (serde skips unknown fields unless told otherwise); a `Vec<(String, String)>` takes every
+/// field in order.
+#[derive(Debug)]
+pub struct CsrfForm<T>(pub T);
+
+#[derive(serde::Deserialize, Default)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
 
 /// The problems with one submitted form.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +44,18 @@ impl FormErrors {
     /// Errors as `(field name, problem)` pairs (the services' own shape).
     pub fn from_pairs(fields: Vec<(String, String)>) -> FormErrors {
         FormErrors { fields }
+    }
+
+    /// A service's refusal of a form: its field errors (shown next to the fields), or the page
+    /// to answer instead when the refusal is not about fields.
+    pub fn from_refusal(e: impl Into<ApiError>) -> Result<FormErrors, WebError> {
+        match e.into() {
+            ApiError::Invalid(fields) => Ok(FormErrors::from_pairs(fields)),
+            ApiError::InvalidFields(fields) => Ok(FormErrors {
+                fields: fields.into_iter().map(|f| (f.field, f.problem)).collect(),
+            }),
+            other => Err(other.into()),
+        }
     }
 
     /// Adds a problem with field `name` (the input's `name`).
@@ -50,6 +85,51 @@ impl FormErrors {
     /// digits turned into `-` (names like `owners[0].legal_name` are not convenient ids).
     pub fn id(&self, name: &str) -> String {
         field_id(name)
+    }
+}
+
+/// Whether two texts are equal, whatever string type each is (the `select` macro compares an
+/// option with the current value, which a page may pass as `String` or `&str`).
+pub fn same(a: impl AsRef<str>, b: impl AsRef<str>) -> bool {
+    a.as_ref() == b.as_ref()
+}
+
+// === impl CsrfForm ===
+
+impl<S, T> FromRequest<S> for CsrfForm<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, WebError> {
+        let (mut parts, body) = req.into_parts();
+        let browser = Browser::from_request_parts(&mut parts, state).await?;
+        let is_form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if !is_form {
+            return Err(WebError::BadRequest(
+                "this page takes a form; send it from the page itself".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    WebError::TooLarge("the form is larger than this page accepts".into())
+                } else {
+                    WebError::BadRequest("the form could not be read".into())
+                }
+            })?;
+        let CsrfField { csrf } = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+        browser.check_csrf(&csrf)?;
+        let form = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| WebError::BadRequest(format!("the form could not be read: {e}")))?;
+        Ok(CsrfForm(form))
     }
 }
 

@@ -31,45 +31,24 @@ pub mod csrf;
 pub mod error;
 pub mod forms;
 pub mod headers;
+pub mod page;
 pub mod session;
+pub mod surface;
 
 use axum::Router;
 use axum::middleware::{from_fn_with_state, map_response};
 
-pub use self::chrome::{Chrome, NavLink, render};
-pub use self::csrf::{CsrfForm, CsrfKey};
+pub use self::chrome::{Chrome, NavLink};
+pub use self::csrf::CsrfKey;
 pub use self::error::WebError;
-pub use self::forms::FormErrors;
+pub use self::forms::{CsrfForm, FormErrors};
+pub use self::page::render;
 pub use self::session::{Browser, TokenPair};
+pub use self::surface::Surface;
 
-/// One browser surface: where it lives, what it is called, which cookie carries its session.
-#[derive(Debug)]
-pub struct Surface {
-    /// The surface's name in page titles and the banner (`Computegate account`).
-    pub name: &'static str,
-    /// Path prefix without a trailing slash (`/computegate/account`); the session cookie's
-    /// `Path`.
-    pub root: &'static str,
-    /// The session cookie's name.
-    pub cookie: &'static str,
-}
-
-// === impl Surface ===
-
-impl Surface {
-    /// An absolute path under the surface: `path("login")` is `<root>/login`.
-    pub fn path(&self, rest: &str) -> String {
-        format!("{}/{}", self.root, rest.trim_start_matches('/'))
-    }
-
-    /// The stylesheet's path, versioned by its content so that it can be cached for long.
-    pub fn stylesheet(&self) -> String {
-        format!("{}/assets/site.css?v={}", self.root, assets::version())
-    }
-}
-
-/// Wraps a surface's pages (routes relative to its root, e.g. `/login`) with the stylesheet, the
-/// session cookie, HTML error pages and the security headers, nested under `surface.root`.
+/// Wraps a surface's pages (routes relative to its root, e.g. `/login`; `/` is the start page
+/// at the root itself, and `<root>/` redirects there) with the stylesheet, the session cookie,
+/// HTML error pages and the security headers, nested under `surface.root`.
 /// `key` signs the CSRF tokens (derive it from the master key with [`CsrfKey::derive`], one
 /// label per surface).
 pub fn mount<S>(surface: &'static Surface, key: CsrfKey, pages: Router<S>) -> Router<S>
@@ -83,13 +62,15 @@ where
         .layer(from_fn_with_state(state, session::track))
         .layer(from_fn_with_state(surface, error::html_errors))
         .layer(map_response(headers::secure_headers));
-    // A nested `/` answers the root without its slash only (axum 0.8); the root with it, the
-    // address people type and the surfaces link to, goes there.
-    let root = surface.root;
-    Router::new().nest(root, inner).route(
-        &surface.path(""),
-        axum::routing::any(move || async move { axum::response::Redirect::permanent(root) }),
-    )
+    // The start page is the root itself; `<root>/` (as people type it) is sent there.
+    let start = surface.root;
+    Router::new()
+        .nest(surface.root, inner)
+        .route(
+            &format!("{}/", surface.root),
+            axum::routing::get(move || async move { axum::response::Redirect::permanent(start) }),
+        )
+        .layer(map_response(headers::secure_headers))
 }
 
 #[cfg(test)]

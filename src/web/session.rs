@@ -23,9 +23,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::Surface;
+use super::chrome::Chrome;
 use super::csrf::CsrfKey;
 use super::error::WebError;
+use super::surface::Surface;
 use crate::api::extract::Client;
 
 /// The access and refresh tokens of a signed-in session. `Debug` hides both.
@@ -93,6 +94,12 @@ impl Browser {
     /// The signed-in session's tokens (`None`: nobody is signed in).
     pub fn tokens(&self) -> Option<TokenPair> {
         self.jar().tokens.clone()
+    }
+
+    /// The layout of a page of this session titled `title` (no navigation or user yet; see
+    /// [`Chrome::signed_in`]).
+    pub fn chrome(&self, title: impl Into<String>) -> Chrome {
+        Chrome::new(self.surface(), self.csrf_token(), title)
     }
 
     /// The CSRF token every form of this session carries in its `csrf` field.

@@ -64,7 +64,9 @@ fn app() -> Router {
 }
 
 fn page(b: &Browser, name: String, errors: FormErrors) -> Response {
-    let chrome = Chrome::new(b, "Echo").signed_in("a@b.example", &[("echo", "Echo")], "echo");
+    let chrome = b
+        .chrome("Echo")
+        .signed_in("a@b.example", &[("echo", "Echo")], "echo");
     render(&EchoPage {
         chrome,
         errors,
