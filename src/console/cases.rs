@@ -41,7 +41,7 @@ struct QueuePage {
     filter: QueueForm,
     statuses: Vec<(String, String)>,
     table: Table,
-    now: OffsetDateTime,
+    now: String,
 }
 
 #[derive(Template)]
@@ -161,6 +161,11 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/organizations/{id}", get(organization))
 }
 
+/// `2026-12-07 05:02 UTC`.
+fn minute(t: OffsetDateTime) -> String {
+    format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
+}
+
 fn case_path(id: Uuid) -> String {
     CONSOLE.path(&format!("applications/{id}"))
 }
@@ -240,7 +245,7 @@ async fn queue(
         filter: form,
         statuses,
         table,
-        now,
+        now: minute(now),
     };
     Ok((status, render(&page)).into_response())
 }
