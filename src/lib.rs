@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod console;
 pub mod demo;
 pub mod identity;
 pub mod ledger_metrics;
@@ -14,6 +15,7 @@ pub mod operator;
 pub mod ownership_port;
 mod periodic;
 pub mod policy_file;
+pub mod portal;
 pub mod ratelimit_redis;
 pub mod report_identity;
 pub mod screening_cli;
@@ -22,3 +24,4 @@ pub mod sim;
 pub mod startup;
 pub mod telemetry;
 pub mod verification;
+pub mod web;

@@ -18,8 +18,8 @@ use computegate_kyc::accounts::Actor;
 use computegate_kyc::audit::{AuditAction, AuditEntry, ExportFormat};
 use computegate_kyc::cluster::{Notice, Notices};
 use computegate_kyc::screening::{
-    EntryKind, ImportRequest, ListFormat, ListInput, ListVersion, PartialDate, RankedMatch,
-    ScoringConfig, ScreeningSubject, country_code,
+    EntryKind, ImportRequest, ListFormat, ListInput, ListVersion, RankedMatch, ScoringConfig,
+    ScreeningSubject,
 };
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt as _;
@@ -250,33 +250,19 @@ fn check_subject(
     countries: Vec<String>,
     kind: SubjectKind,
 ) -> Result<ScreeningSubject, StartupConfigError> {
-    if name.trim().is_empty() {
-        return Err(StartupConfigError("the name to check is empty".into()));
-    }
-    let date_of_birth = dob
-        .map(|text| {
-            PartialDate::parse(text).ok_or_else(|| {
-                StartupConfigError(format!(
-                    "--dob `{text}` is not a date (YYYY-MM-DD, YYYY-MM or YYYY)"
-                ))
-            })
-        })
-        .transpose()?;
-    for country in &countries {
-        if country_code(country).is_none() {
-            return Err(StartupConfigError(format!(
-                "--country `{country}` is not an ISO 3166 alpha-2 code or a country name"
-            )));
-        }
-    }
     let kind = match kind {
         SubjectKind::Person => EntryKind::Person,
         SubjectKind::Organization => EntryKind::Organization,
     };
-    Ok(ScreeningSubject {
-        date_of_birth,
-        countries,
-        ..ScreeningSubject::new(kind, name)
+    crate::verification::adhoc_subject(&name, dob, &countries, kind).map_err(|errors| {
+        let problems: Vec<String> = errors
+            .iter()
+            .map(|(field, why)| match field.as_str() {
+                "name" => format!("the name to check {why}"),
+                flag => format!("--{flag} {why}"),
+            })
+            .collect();
+        StartupConfigError(problems.join("; "))
     })
 }
 
@@ -390,10 +376,7 @@ async fn verify(target: &StoreTarget) -> anyhow::Result<()> {
             Ok(())
         }
         Some(broken) => {
-            let reason = serde_json::to_value(broken.reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| format!("{:?}", broken.reason));
+            let reason = broken.reason.as_str();
             println!(
                 "chain broken at seq {}: {reason} ({} records verified before it)",
                 broken.seq, result.records

@@ -149,7 +149,7 @@ impl std::fmt::Debug for MasterKey {
 }
 
 /// Fills an array from the operating system's CSPRNG.
-pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).map_err(|_| CryptoError::Rng)?;
     Ok(buf)

@@ -330,8 +330,8 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(meta)).into_response())
 }
 
-/// Reads one multipart part, refusing it past `max` bytes.
-async fn read_part(
+/// Reads one multipart part, refusing it past `max` bytes (the portal's upload reads with it too).
+pub(crate) async fn read_part(
     mut field: axum::extract::multipart::Field<'_>,
     max: usize,
     what: &str,
@@ -358,7 +358,7 @@ fn body_error(rejection: BytesRejection) -> ApiError {
     }
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+pub(crate) fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge("the upload is larger than the document size limit".into())
     } else {

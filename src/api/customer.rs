@@ -128,13 +128,6 @@ async fn signup(
     Client(client): Client,
     JsonBody(req): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
-    // Every attempt counts, before any hashing: sign-ups are argon2 work an anonymous client
-    // can ask for.
-    if let Err(after) = id.signups.admit(&client.ip, std::time::Instant::now()) {
-        return Err(ApiError::Throttled(
-            after + std::time::Duration::from_secs(1),
-        ));
-    }
     let sign_up = SignUp {
         email: &req.email,
         password: &req.password,
@@ -322,9 +315,10 @@ async fn jwks(State(id): State<Arc<Identity>>) -> Response {
         .into_response()
 }
 
-/// The scopes of a new key: every data-plane scope when none are named; otherwise at least one,
+/// The scopes of a new key (the JSON API's and the portal's): every data-plane scope when none
+/// are named; otherwise at least one,
 /// each a known one (an unknown name would silently grant nothing).
-fn key_scopes(requested: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
+pub(crate) fn key_scopes(requested: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
     use computegate_gateway::scope::{SCOPE_NAMES, Scope};
     let Some(names) = requested else {
         return Ok(SCOPE_NAMES.iter().map(|s| s.to_string()).collect());

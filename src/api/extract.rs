@@ -229,6 +229,21 @@ impl<R: StaffRoles> StaffCaller<R> {
     }
 }
 
+impl<R: StaffRoles> StaffCaller<R> {
+    /// The caller `user` at `client_ip`, when its role is one of `R`'s (the console builds its
+    /// callers from a session cookie with this, the staff API from a bearer token).
+    pub fn new(user: StaffUser, client_ip: IpAddr) -> Result<Self, ApiError> {
+        if !R::allows(user.role) {
+            return Err(ApiError::Forbidden(R::REFUSAL));
+        }
+        Ok(StaffCaller {
+            user,
+            client_ip,
+            roles: PhantomData,
+        })
+    }
+}
+
 impl<S, R> FromRequestParts<S> for StaffCaller<R>
 where
     Arc<Identity>: FromRef<S>,
@@ -242,14 +257,7 @@ where
         let identity = Arc::<Identity>::from_ref(state);
         let token = bearer(&parts.headers)?;
         let user = identity.authenticate_staff(token).await?;
-        if !R::allows(user.role) {
-            return Err(ApiError::Forbidden(R::REFUSAL));
-        }
-        Ok(StaffCaller {
-            user,
-            client_ip: client.ip,
-            roles: PhantomData,
-        })
+        StaffCaller::new(user, client.ip)
     }
 }
 

@@ -26,7 +26,7 @@ pub mod usage;
 pub mod webhooks;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use std::sync::Arc;
 
@@ -43,7 +43,7 @@ pub use self::state::ApiState;
 pub const CUSTOMER_PREFIXES: &[&str] = &["/computegate/", "/.well-known/"];
 
 /// Path prefixes the staff API owns on the admin listener.
-pub const STAFF_PREFIXES: &[&str] = &["/staff/"];
+pub const STAFF_PREFIXES: &[&str] = &["/staff/", "/console"];
 
 /// The customer API's routes with their OpenAPI document.
 pub(crate) fn customer_api(state: &ApiState) -> OpenApiRouter<ApiState> {
@@ -71,26 +71,31 @@ pub(crate) fn staff_api() -> OpenApiRouter<ApiState> {
 
 /// The customer API: sign-up, tokens, keys and JWKS; verification applications and documents;
 /// IDV webhooks; usage events from the compute platform; organization membership; its OpenAPI
-/// document.
+/// document; and the customer portal's pages under `/computegate/account/` ([`crate::portal`]).
 pub fn customer_router(state: ApiState) -> Router {
     let api = customer_api(&state);
-    finish(api, state)
+    let pages = crate::portal::router(&state);
+    finish(api, pages, state)
 }
 
 /// The staff API: staff sign-in, the review queue and decisions, the audit chain, the
-/// compute-metering records, and organization membership; its OpenAPI document.
+/// compute-metering records, and organization membership; its OpenAPI document; and the
+/// compliance console's pages under `/console/` ([`crate::console`]).
 pub fn staff_router(state: ApiState) -> Router {
-    finish(staff_api(), state)
+    let pages = crate::console::router(state.kyc.master());
+    finish(staff_api(), pages, state)
 }
 
 /// The served router: the routes, the document they make (for its own route), problem
-/// documents for unknown paths and bare 405s.
-fn finish(api: OpenApiRouter<ApiState>, state: ApiState) -> Router {
+/// documents for unknown paths and bare 405s; then the browser surface's `pages`, which answer
+/// their own errors as HTML pages and so join after the problem layers.
+fn finish(api: OpenApiRouter<ApiState>, pages: Router<ApiState>, state: ApiState) -> Router {
     let (router, doc) = api.split_for_parts();
     router
         .fallback(|| async { error::ApiError::NoRoute })
         .layer(map_response(error::problem_for_bare_405))
         .layer(Extension(openapi::Rendered::new(doc)))
+        .merge(pages)
         .with_state(state)
 }
 

@@ -31,7 +31,7 @@ use super::page::PageRequest;
 use super::state::ApiState;
 use crate::verification::{CustomerAction, Verification, parse_since};
 
-mod requests;
+pub(crate) mod requests;
 
 use self::requests::{DecisionBody, QueueQuery, decision_request, queue_filter};
 pub(super) use self::requests::{ReasonBody, reason_of};

@@ -150,6 +150,12 @@ impl Api {
 
     /// A new staff user in `role`, signed in: its access token.
     pub(crate) async fn staff_token(&self, role: StaffRole) -> String {
+        let email = self.staff_account(role).await;
+        self.login(AccountKind::Staff, &email).await.0
+    }
+
+    /// A new staff user in `role` with password [`PASSWORD`]: its email.
+    pub(crate) async fn staff_account(&self, role: StaffRole) -> String {
         let email = format!("s-{}@router.example", Uuid::now_v7().simple());
         let id = self.identity();
         let hash = id.hasher.hash_async(PASSWORD.to_owned()).await.unwrap();
@@ -164,7 +170,7 @@ impl Api {
             )
             .await
             .expect("create staff");
-        self.login(AccountKind::Staff, &email).await.0
+        email
     }
 
     /// An API key of `customer` (its secret).

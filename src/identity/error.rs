@@ -17,6 +17,9 @@ pub enum IdentityError {
     /// Sign-up fields are invalid; each entry is `(field, problem)`, every problem at once.
     #[error("invalid sign-up ({} fields)", .0.len())]
     InvalidSignUp(Vec<(String, String)>),
+    /// Too many sign-ups from this client address; retry after the duration.
+    #[error("too many sign-ups from this address")]
+    SignUpThrottled(std::time::Duration),
     /// The email is already registered.
     #[error("the email is already registered")]
     EmailTaken,

@@ -6,6 +6,7 @@
 //! and on other replicas as soon as the notice arrives.
 
 mod api_keys;
+pub mod browser;
 mod directory;
 mod error;
 mod notices;
@@ -30,6 +31,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
 
+pub use self::browser::ResumedSession;
 use self::directory::SharedKeyring;
 pub use self::directory::{StoreDirectory, UPSTREAM_AUDIENCE};
 pub use self::error::IdentityError;

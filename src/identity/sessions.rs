@@ -20,13 +20,21 @@ use super::{AccountKind, Identity, IdentityError, SignUp, TokenResponse, span};
 // === impl Identity ===
 
 impl Identity {
-    /// Creates a customer account (every bad field reported at once) and logs the sign-up.
+    /// Creates a customer account (every bad field reported at once) and logs the sign-up;
+    /// refuses a client address past `auth.signup_max_per_ip` in the window.
     pub async fn sign_up(
         &self,
         req: SignUp<'_>,
         client_ip: IpAddr,
         now: OffsetDateTime,
     ) -> Result<Uuid, IdentityError> {
+        // Every attempt counts, before any hashing: sign-ups are argon2 work an anonymous client
+        // can ask for (through the JSON API and the portal alike).
+        if let Err(after) = self.signups.admit(&client_ip, std::time::Instant::now()) {
+            return Err(IdentityError::SignUpThrottled(
+                after + std::time::Duration::from_secs(1),
+            ));
+        }
         let mut errors = Vec::new();
         let kind = match req.kind {
             "individual" => Some(CustomerKind::Individual),

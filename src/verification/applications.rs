@@ -1,5 +1,6 @@
 //! A customer's own applications through the [`Verification`] service: drafting (with the
-//! policy's tier check the store cannot make), JSON merge patches over the stored draft, and
+//! policy's tier check the store cannot make), JSON merge patches over the stored draft or a
+//! whole replacement (the portal's form), and
 //! submission with immediate screening — each counted in the funnel and announced to the
 //! application gauges here, so the HTTP handlers only translate.
 
@@ -53,10 +54,22 @@ impl Verification {
         merge_patch(&mut doc, patch);
         let bytes = serde_json::to_vec(&doc).map_err(document_error)?;
         let payload = ApplicationPayload::from_json(&bytes).map_err(VerificationError::Invalid)?;
-        self.prevalidate(&payload, now)?;
+        self.replace_application(caller, id, &payload, now).await
+    }
+
+    /// Replaces the stored application with `payload` as a whole (the portal's form holds every
+    /// field), while it is a draft or waiting for more information; checked like a draft.
+    pub async fn replace_application(
+        &self,
+        caller: &CustomerCaller,
+        id: Uuid,
+        payload: &ApplicationPayload,
+        now: OffsetDateTime,
+    ) -> Result<ApplicationView, VerificationError> {
+        self.prevalidate(payload, now)?;
         self.store()
             .verification()
-            .update_draft(self.master(), caller, id, &payload, now)
+            .update_draft(self.master(), caller, id, payload, now)
             .await
     }
 

@@ -16,6 +16,7 @@ mod idv_fetch;
 mod metrics;
 mod onfido_api;
 mod organizations;
+pub mod outstanding;
 mod rescreen;
 mod review;
 mod screening;
@@ -44,7 +45,7 @@ pub use self::onfido_api::{OnfidoApi, OnfidoApiConfig, OnfidoConfigError};
 pub use self::organizations::OrganizationError;
 pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_customers};
 pub use self::screening::{
-    LoadedList, ScreeningCache, ScreeningRunError, screen_subjects, subjects_of,
+    LoadedList, ScreeningCache, ScreeningRunError, adhoc_subject, screen_subjects, subjects_of,
 };
 pub use self::webhook_secrets::{IdvSecrets, idv_secrets_from_env};
 
@@ -160,6 +161,24 @@ impl Verification {
     /// The jurisdiction rules of the policy in force.
     pub fn jurisdiction(&self) -> JurisdictionRules {
         jurisdiction_rules(&self.policy.current())
+    }
+
+    /// The latest imported denied-party list (`None`: none was ever imported).
+    pub async fn current_list(
+        &self,
+    ) -> Result<Option<Arc<LoadedList>>, computegate_kyc::screening::ScreeningError> {
+        self.lists.current(self.store()).await
+    }
+
+    /// The policy in force (the console shows it with each rule's source).
+    pub fn policy_in_force(&self) -> Arc<computegate_policy::Policy> {
+        self.policy.current()
+    }
+
+    /// The names of the policy's tiers, lowest first.
+    pub fn tier_names(&self) -> Vec<String> {
+        let policy = self.policy.current();
+        policy.tiers().iter().map(|t| t.name.clone()).collect()
     }
 
     /// Whether the policy in force defines tier `name`.

@@ -154,6 +154,54 @@ fn decision(d: Decision) -> ScreeningDecision {
     }
 }
 
+/// The subject of an ad-hoc screening search (`computegate screening check`, the console's
+/// screening page): a name in any script, an optional date of birth (`YYYY-MM-DD`, `YYYY-MM`
+/// or `YYYY`) and countries (alpha-2 codes or names). Every problem at once, by field (`name`,
+/// `dob`, `country`).
+pub fn adhoc_subject(
+    name: &str,
+    dob: Option<&str>,
+    countries: &[String],
+    kind: EntryKind,
+) -> Result<computegate_kyc::screening::ScreeningSubject, Vec<(String, String)>> {
+    let mut errors: Vec<(String, String)> = Vec::new();
+    if name.trim().is_empty() {
+        errors.push(("name".into(), "is empty".into()));
+    }
+    let date_of_birth = dob.filter(|d| !d.trim().is_empty()).and_then(|text| {
+        let parsed = PartialDate::parse(text.trim());
+        if parsed.is_none() {
+            errors.push((
+                "dob".into(),
+                format!("`{text}` is not a date (YYYY-MM-DD, YYYY-MM or YYYY)"),
+            ));
+        }
+        parsed
+    });
+    let countries: Vec<String> = countries
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for country in &countries {
+        if computegate_kyc::screening::country_code(country).is_none() {
+            errors.push((
+                "country".into(),
+                format!("`{country}` is not an ISO 3166 alpha-2 code or a country name"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(computegate_kyc::screening::ScreeningSubject {
+        date_of_birth,
+        countries,
+        ..computegate_kyc::screening::ScreeningSubject::new(kind, name.trim())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use computegate_kyc::verification::payload::ApplicationPayload;

@@ -50,6 +50,17 @@ pub enum BrokenReason {
     Reordered,
 }
 
+impl BrokenReason {
+    /// The reason's name, as serialized (`edited`, `deleted`, `reordered`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokenReason::Edited => "edited",
+            BrokenReason::Deleted => "deleted",
+            BrokenReason::Reordered => "reordered",
+        }
+    }
+}
+
 /// A stored row as read for verification, every column raw.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(super) struct RawRow {

@@ -57,7 +57,7 @@ pub use self::documents::{
     StaffDocument,
 };
 pub use self::idv_fetches::{IdvFetch, IdvFetchCounts};
-pub use self::payload::{ApplicantKind, ApplicationPayload, FieldError, ValidationMode};
+pub use self::payload::{ApplicantKind, ApplicationPayload, FieldError, ValidationMode, tier_fits};
 pub use self::review::{
     ApplicationStats, DecisionOutcome, DecisionRequest, MAX_QUEUE_PAGE, QueueFilter, QueueItem,
     StaffDecision,

@@ -206,6 +206,19 @@ pub const USE_CATEGORIES: [&str; 6] = [
 /// Accepted identity document types.
 pub const ID_DOCUMENT_TYPES: [&str; 3] = ["passport", "national_id", "driving_licence"];
 
+/// Whether an applicant of `kind` may apply for tier `tier` (the built-in tiers belong to one
+/// kind each; a tier a policy adds is open to both).
+pub fn tier_fits(kind: ApplicantKind, tier: &str) -> bool {
+    match tier {
+        Tier::UNVERIFIED => false,
+        Tier::IDENTITY_VERIFIED => kind == ApplicantKind::Individual,
+        Tier::ORGANIZATION_VERIFIED | Tier::VALIDATED_END_USER => {
+            kind == ApplicantKind::Organization
+        }
+        _ => true,
+    }
+}
+
 /// How strict validation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValidationMode {
@@ -399,14 +412,7 @@ impl ApplicationPayload {
             );
             return;
         }
-        let fits = match tier {
-            Tier::IDENTITY_VERIFIED => self.kind == ApplicantKind::Individual,
-            Tier::ORGANIZATION_VERIFIED | Tier::VALIDATED_END_USER => {
-                self.kind == ApplicantKind::Organization
-            }
-            _ => true,
-        };
-        if !fits {
+        if !tier_fits(self.kind, tier) {
             c.push(
                 "requested_tier",
                 "not_allowed",

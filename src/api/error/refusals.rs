@@ -20,6 +20,7 @@ impl From<IdentityError> for ApiError {
         match e {
             IdentityError::Auth(e) => ApiError::Auth(e),
             IdentityError::InvalidSignUp(fields) => ApiError::Invalid(fields),
+            IdentityError::SignUpThrottled(after) => ApiError::Throttled(after),
             IdentityError::EmailTaken => ApiError::Conflict("the email is already registered"),
             IdentityError::Login(e) => login_refused(e),
             IdentityError::RefreshInvalid => {

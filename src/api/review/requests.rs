@@ -20,41 +20,41 @@ const MAX_REASON_CHARS: usize = 1000;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub(super) struct QueueQuery {
+pub(crate) struct QueueQuery {
     /// Application status (default `pending_review`).
-    pub(super) status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Only risk scores at or above this (0..=100).
-    pub(super) min_risk: Option<String>,
+    pub(crate) min_risk: Option<String>,
     /// Only this primary country (ISO 3166-1 alpha-2).
-    pub(super) country: Option<String>,
+    pub(crate) country: Option<String>,
     /// Only applications submitted at least this long ago (`90s`, `30m`, `12h`, `7d`).
-    pub(super) older_than: Option<String>,
+    pub(crate) older_than: Option<String>,
     /// Items per page, 1..=500 (default 100).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
-    pub(super) limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// The `next` of the previous page.
-    pub(super) cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// A staff decision on an application.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DecisionBody {
+pub(crate) struct DecisionBody {
     /// `approve`, `reject` or `request_info`.
-    pub(super) action: Option<String>,
+    pub(crate) action: Option<String>,
     /// The tier granted (approve only).
-    pub(super) tier: Option<String>,
-    pub(super) reason: Option<String>,
+    pub(crate) tier: Option<String>,
+    pub(crate) reason: Option<String>,
     /// `[{"evidence","note"}]`: checks standing in for required evidence not on file.
-    pub(super) manual_checks: Option<Vec<ManualCheckBody>>,
+    pub(crate) manual_checks: Option<Vec<ManualCheckBody>>,
 }
 
 /// A manual check standing in for evidence not on file.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ManualCheckBody {
-    pub(super) evidence: Option<String>,
-    pub(super) note: Option<String>,
+pub(crate) struct ManualCheckBody {
+    pub(crate) evidence: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// A staff action's reason (1..=1000 characters; no control or bidirectional-override
@@ -66,7 +66,7 @@ pub(crate) struct ReasonBody {
 }
 
 /// The decision request, or every bad field at once.
-pub(super) fn decision_request(
+pub(crate) fn decision_request(
     kyc: &Verification,
     body: &DecisionBody,
 ) -> Result<DecisionRequest, ApiError> {
@@ -199,7 +199,7 @@ fn disguising(c: char) -> bool {
 
 /// The queue filter from the query (with the page it asks for: the filter's `limit` fetches
 /// one item more than the page), or every bad parameter at once.
-pub(super) fn queue_filter(
+pub(crate) fn queue_filter(
     q: &QueueQuery,
     now: OffsetDateTime,
 ) -> Result<(QueueFilter, PageRequest<(OffsetDateTime, uuid::Uuid)>), ApiError> {
