@@ -116,11 +116,32 @@ async fn an_organization_signs_up_fills_its_form_uploads_and_sees_what_is_missin
                 text.contains("The person acting for the organization"),
                 "{text}"
             );
-            if std::env::var_os("COMPUTEGATE_DOCS_SCREENSHOTS").is_some() {
+            let docs_screenshots = std::env::var_os("COMPUTEGATE_DOCS_SCREENSHOTS").is_some();
+            if docs_screenshots {
                 let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
                 std::fs::create_dir_all(&dir).expect("docs/screenshots");
                 let png = b.client.screenshot().await.expect("screenshot");
                 std::fs::write(dir.join("portal-status.png"), png).expect("save");
+            }
+
+            // The overview: the tier with its caps, and what the next tiers need.
+            b.click("nav a[href='/computegate/account']").await;
+            let text = b.main_text().await;
+            assert!(text.contains("Your tier: unverified"), "{text}");
+            assert!(text.contains("Next: organization_verified"), "{text}");
+            assert!(text.contains("Next: validated_end_user"), "{text}");
+            assert!(
+                text.contains("A compliance plan document uploaded"),
+                "{text}"
+            );
+            assert!(text.contains("is draft"), "{text}");
+            // Usage: every budget and the thresholds ahead, no jobs yet.
+            b.click("nav a[href='/computegate/account/usage']").await;
+            let text = b.main_text().await;
+            assert!(text.contains("No jobs yet."), "{text}");
+            assert!(text.contains("Jobs running or reserved"), "{text}");
+            if docs_screenshots {
+                b.save_evidence("portal-usage").await;
             }
         })
         .await;

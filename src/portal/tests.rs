@@ -490,14 +490,22 @@ async fn jobs_show_their_flop_and_why_one_was_refused() {
     let api = Api::start().await;
     let mut tab = Tab::new(&api);
     let email = tab.sign_up("individual").await;
-    let customer = (api.identity().store.accounts().customer_by_email(&email).await)
+    let customer = (api
+        .identity()
+        .store
+        .accounts()
+        .customer_by_email(&email)
+        .await)
         .unwrap()
         .unwrap();
     admit_capped(&api, customer.id, 1e18, None, Some(1e19)).await;
     admit_capped(&api, customer.id, 5e19, None, Some(1e19)).await;
     let html = text(&tab.get("/usage").await);
     assert!(html.contains("<td>Admitted</td>"), "{html}");
-    assert!(html.contains("1.00e18"), "the admitted job's estimate: {html}");
+    assert!(
+        html.contains("1.00e18"),
+        "the admitted job's estimate: {html}"
+    );
     assert!(
         html.contains("Refused: the training run would pass your tier&#39;s FLOP-per-run cap"),
         "{html}"

@@ -129,7 +129,7 @@ fn scope_row(s: &ScopeView) -> ScopeRow {
                     t.label.clone(),
                     flop(t.flop),
                     flop(t.remaining_flop),
-                    t.means.join(" "),
+                    t.means.join("; "),
                 )
             })
             .collect(),
