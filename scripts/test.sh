@@ -5,7 +5,8 @@
 #
 # 1. makes sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, user postgres, trust auth,
 #    database `test`) answer — installing them with apt (when root) and starting them if needed —
-#    and exports their URLs for the tests;
+#    and exports their URLs for the tests; installs `chromium` and `chromium-driver` with apt when
+#    missing (the browser tests, `#[ignore = "needs chromium"]`);
 # 2. cargo fmt --check;  3. cargo clippy -D warnings;
 # 4. checks that aws-lc-rs is not in the dependency graph (one crypto provider: ring);
 # 5. cargo test --workspace -- --include-ignored (tests that need Redis/PostgreSQL are
@@ -14,8 +15,10 @@
 # Environment:
 #   COMPUTEGATE_TEST_REDIS_URL     default redis://127.0.0.1:6379
 #   COMPUTEGATE_TEST_DATABASE_URL  default postgres://postgres@127.0.0.1:5432/test
-#   When one of these is set to another server, that server is only checked (never installed or
-#   started) and must already answer.
+#   COMPUTEGATE_TEST_CHROMEDRIVER  default /usr/bin/chromedriver
+#   COMPUTEGATE_TEST_CHROMIUM      default /usr/bin/chromium
+#   When one of these is set to another server or path, it is only checked (never installed or
+#   started) and must already answer (or be executable).
 #
 # Option:
 #   --servers-only   do step 1 only and print the exports (handy before a plain `cargo test`)
@@ -40,10 +43,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly DEFAULT_REDIS_URL="redis://127.0.0.1:6379"
 readonly DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
 readonly WAIT_SECONDS=30
+readonly DEFAULT_CHROMEDRIVER="/usr/bin/chromedriver"
+readonly DEFAULT_CHROMIUM="/usr/bin/chromium"
 
 COMPUTEGATE_TEST_REDIS_URL="${COMPUTEGATE_TEST_REDIS_URL:-$DEFAULT_REDIS_URL}"
 COMPUTEGATE_TEST_DATABASE_URL="${COMPUTEGATE_TEST_DATABASE_URL:-$DEFAULT_DATABASE_URL}"
+COMPUTEGATE_TEST_CHROMEDRIVER="${COMPUTEGATE_TEST_CHROMEDRIVER:-$DEFAULT_CHROMEDRIVER}"
+COMPUTEGATE_TEST_CHROMIUM="${COMPUTEGATE_TEST_CHROMIUM:-$DEFAULT_CHROMIUM}"
 export COMPUTEGATE_TEST_REDIS_URL COMPUTEGATE_TEST_DATABASE_URL
+export COMPUTEGATE_TEST_CHROMEDRIVER COMPUTEGATE_TEST_CHROMIUM
 
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -288,16 +296,37 @@ ensure_postgres() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Chromium (the browser tests drive Debian's chromium through chromedriver)
+# ---------------------------------------------------------------------------------------------
+
+ensure_browser() {
+  local driver=$COMPUTEGATE_TEST_CHROMEDRIVER chromium=$COMPUTEGATE_TEST_CHROMIUM
+  if [[ -x "$driver" && -x "$chromium" ]]; then
+    log "chromium and chromedriver found ($chromium, $driver)"
+    return 0
+  fi
+  if [[ "$driver" != "$DEFAULT_CHROMEDRIVER" || "$chromium" != "$DEFAULT_CHROMIUM" ]]; then
+    die "COMPUTEGATE_TEST_CHROMEDRIVER=$driver / COMPUTEGATE_TEST_CHROMIUM=$chromium: not executable (a non-default path is only checked, never installed)"
+  fi
+  apt_install chromium chromium-driver
+  [[ -x "$driver" && -x "$chromium" ]] || die "chromium-driver installed but $driver or $chromium is missing"
+  log "chromium and chromedriver installed"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Steps
 # ---------------------------------------------------------------------------------------------
 
 STEP="servers"
-log "step 1/5: Redis and PostgreSQL"
+log "step 1/5: Redis, PostgreSQL and Chromium"
 ensure_redis
 ensure_postgres
+ensure_browser
 if [[ $SERVERS_ONLY -eq 1 ]]; then
   printf 'export COMPUTEGATE_TEST_REDIS_URL=%q\n' "$COMPUTEGATE_TEST_REDIS_URL"
   printf 'export COMPUTEGATE_TEST_DATABASE_URL=%q\n' "$COMPUTEGATE_TEST_DATABASE_URL"
+  printf 'export COMPUTEGATE_TEST_CHROMEDRIVER=%q\n' "$COMPUTEGATE_TEST_CHROMEDRIVER"
+  printf 'export COMPUTEGATE_TEST_CHROMIUM=%q\n' "$COMPUTEGATE_TEST_CHROMIUM"
   exit 0
 fi
 

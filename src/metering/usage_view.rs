@@ -102,6 +102,10 @@ pub struct JobView {
     pub lease_expires_at: Option<OffsetDateTime>,
     /// Why it was closed without a final usage event.
     pub closed_reason: Option<computegate_kyc::ledger::CloseReason>,
+    /// The admission decision as the ledger stored it (`admitted`, `held_for_review`,
+    /// `denied_run_cap`, …), for the portal's pages; not part of the JSON answer.
+    #[serde(skip)]
+    pub decision: String,
 }
 
 /// A `notify` threshold crossed.
@@ -308,6 +312,7 @@ fn job_view(j: &JobRecord) -> JobView {
         decided_at: j.decided_at,
         lease_expires_at: j.lease_expires_at,
         closed_reason: j.closed_reason,
+        decision: j.decision.clone(),
     }
 }
 

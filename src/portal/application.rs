@@ -52,6 +52,7 @@ struct StatusView {
     status: &'static str,
     explanation: &'static str,
     tone: &'static str,
+    reference: String,
     requested_tier: String,
     reason: Option<String>,
     submitted_at: Option<String>,
@@ -290,9 +291,10 @@ fn show(
     let sections = application_form::sections(kind, &tiers, &values);
     let today = OffsetDateTime::now_utc().date();
     let status = current.map(|a| status_view(a, &kyc.outstanding(a, today), &sections));
-    let doc_types = DocumentType::ALL
-        .iter()
-        .map(|t| (t.as_str().to_owned(), doc_label(*t).to_owned()))
+    let doc_types = std::iter::once((String::new(), "Choose".to_owned()))
+        .chain(
+            (DocumentType::ALL.iter()).map(|t| (t.as_str().to_owned(), doc_label(*t).to_owned())),
+        )
         .collect();
     render(&ApplicationPage {
         chrome: me.chrome("Verification", "application"),
@@ -320,7 +322,10 @@ fn status_view(app: &ApplicationView, out: &Outstanding, sections: &[Section]) -
                 );
             }
             if f.name.starts_with(&format!("{path}.")) {
-                return (crate::web::forms::field_id(&f.name), s.legend.clone());
+                // A whole group is missing (an address, an identity document): name the group.
+                let group = path.rsplit('.').next().unwrap_or(path);
+                let label = format!("{}: {}", s.legend, humanize(group));
+                return (crate::web::forms::field_id(&f.name), label);
             }
         }
         (String::new(), path.to_owned())
@@ -329,6 +334,7 @@ fn status_view(app: &ApplicationView, out: &Outstanding, sections: &[Section]) -
         status,
         explanation,
         tone,
+        reference: app.id.to_string(),
         requested_tier: app
             .requested_tier
             .clone()
@@ -403,13 +409,24 @@ fn status_words(s: ApplicationStatus) -> (&'static str, &'static str, &'static s
     }
 }
 
+/// A payload key in words: `id_document` → `Id document`, `beneficial_owners[0]` → `Beneficial
+/// owners`.
+fn humanize(key: &str) -> String {
+    let key = key.split('[').next().unwrap_or(key).replace('_', " ");
+    let mut chars = key.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 fn evidence_words(e: Evidence) -> &'static str {
     match e {
         Evidence::CompliancePlan => {
             "A compliance plan document (upload it below as “Compliance plan”)."
         }
         Evidence::IdvVerified => {
-            "A verified identity check of the applicant (or the organization's representative) by our identity-verification provider; we start it once you submit."
+            "A verified identity check of the applicant (or of the organization's representative) by our identity-verification provider; the provider records its outcome on this application under its reference (shown above)."
         }
     }
 }

@@ -483,3 +483,32 @@ async fn usage_and_organization_pages_render_for_a_new_customer() {
     assert!(text(&a).contains("There is a problem"), "{}", text(&a));
     assert!(text(&a).contains("owner may do this"), "{}", text(&a));
 }
+
+#[tokio::test]
+async fn jobs_show_their_flop_and_why_one_was_refused() {
+    use crate::api::metering::fixtures::admit_capped;
+    let api = Api::start().await;
+    let mut tab = Tab::new(&api);
+    let email = tab.sign_up("individual").await;
+    let customer = (api
+        .identity()
+        .store
+        .accounts()
+        .customer_by_email(&email)
+        .await)
+        .unwrap()
+        .unwrap();
+    admit_capped(&api, customer.id, 1e18, None, Some(1e19)).await;
+    admit_capped(&api, customer.id, 5e19, None, Some(1e19)).await;
+    let html = text(&tab.get("/usage").await);
+    assert!(html.contains("<td>Admitted</td>"), "{html}");
+    assert!(
+        html.contains("1.00e18"),
+        "the admitted job's estimate: {html}"
+    );
+    assert!(
+        html.contains("Refused: the training run would pass your tier&#39;s FLOP-per-run cap"),
+        "{html}"
+    );
+    assert!(html.contains("<td>denied</td>"), "{html}");
+}

@@ -25,8 +25,8 @@ struct UsagePage {
     policy_version: String,
     open_jobs: String,
     scopes: Vec<ScopeRow>,
-    /// `(id, run, status, estimate, measured, charged, decided)`.
-    jobs: Vec<[String; 7]>,
+    /// `(id, run, status, decision, estimate, measured, charged, decided)`.
+    jobs: Vec<[String; 8]>,
     /// `(when, message)`.
     notices: Vec<(String, String)>,
 }
@@ -71,6 +71,7 @@ fn page_of(chrome: Chrome, view: UsageView) -> UsagePage {
                     j.id.to_string(),
                     j.run_id.clone(),
                     j.status.as_str().replace('_', " "),
+                    decision_words(&j.decision),
                     flop(j.estimate_flop),
                     flop(j.measured_flop),
                     flop(j.charged_flop),
@@ -83,6 +84,24 @@ fn page_of(chrome: Chrome, view: UsageView) -> UsagePage {
             .collect(),
         tier: view.tier,
         policy_version: view.policy_version,
+    }
+}
+
+/// The ledger's decision code in words (the codes of `kyc::ledger`'s admission record).
+fn decision_words(code: &str) -> String {
+    match code {
+        "admitted" => "Admitted".into(),
+        "admitted_after_review" => "Admitted after review".into(),
+        "held_for_review" => "Held for review by compliance staff".into(),
+        "denied_run_cap" => {
+            "Refused: the training run would pass your tier's FLOP-per-run cap".into()
+        }
+        "denied_customer_window_cap" => {
+            "Refused: your compute in the rolling window would pass your tier's cap".into()
+        }
+        "denied_concurrent_jobs" => "Refused: your tier's limit of jobs at once is reached".into(),
+        "denied_threshold" => "Refused: a blocking compute threshold would be crossed".into(),
+        other => other.replace('_', " "),
     }
 }
 
@@ -110,7 +129,7 @@ fn scope_row(s: &ScopeView) -> ScopeRow {
                     t.label.clone(),
                     flop(t.flop),
                     flop(t.remaining_flop),
-                    t.means.join(" "),
+                    t.means.join("; "),
                 )
             })
             .collect(),

@@ -18,6 +18,17 @@ pub(crate) async fn admit(
     flop: f64,
     hold: Option<&str>,
 ) -> AdmissionDecision {
+    admit_capped(api, customer_id, flop, hold, None).await
+}
+
+/// As [`admit`], under a per-run cap of `max_flop_per_run` (a bigger job is denied).
+pub(crate) async fn admit_capped(
+    api: &Api,
+    customer_id: Uuid,
+    flop: f64,
+    hold: Option<&str>,
+    max_flop_per_run: Option<f64>,
+) -> AdmissionDecision {
     let policy = computegate_gateway::policy::Policy::from_toml(crate::policy_file::DEFAULT_POLICY)
         .expect("default policy");
     let window = Duration::from_secs(30 * 86_400);
@@ -36,7 +47,7 @@ pub(crate) async fn admit(
         flop_per_accelerator_second: None,
         bio_sequence: false,
         limits: LedgerLimits {
-            max_flop_per_run: None,
+            max_flop_per_run,
             max_flop_per_customer_window: None,
             window,
             max_concurrent_jobs: None,
