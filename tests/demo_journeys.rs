@@ -184,6 +184,17 @@ async fn the_demo_walks_every_journey() {
             http: client(),
         };
         let printed = n.demo.printed.clone();
+        // The printed pages and documents answer.
+        let pages = [
+            (n.public("/computegate/account/login"), 200),
+            (n.admin("/console/login"), 200),
+            (n.public("/computegate/openapi.json"), 200),
+            (n.admin("/staff/v1/openapi.json"), 200),
+        ];
+        for (url, status) in pages {
+            let resp = n.http.get(&url).send().await.expect("send GET");
+            assert_eq!(resp.status(), status, "{url}");
+        }
         for needle in [
             "/computegate/account/",
             "/console/",

@@ -342,7 +342,7 @@ async fn case_page(
             } else {
                 format!("staff {}", a.staff_id)
             };
-            format!("{} approved {} at {}", who, a.tier.as_str(), a.at)
+            format!("{} approved {} at {}", who, a.tier.as_str(), minute(a.at))
         })
         .collect();
     let history = kyc
@@ -390,7 +390,7 @@ async fn case_page(
         label: l.to_owned(),
         value: v,
     };
-    let when = |t: Option<OffsetDateTime>| t.map_or_else(String::new, |t| t.to_string());
+    let when = |t: Option<OffsetDateTime>| t.map_or_else(String::new, minute);
     let summary = vec![
         label("Status", app.status.as_str().replace('_', " ")),
         label("Kind", app.kind.as_str().to_owned()),
@@ -424,7 +424,7 @@ async fn case_page(
             content_type: d.content_type.as_str().to_owned(),
             size_bytes: d.size_bytes,
             sha256: d.sha256.clone(),
-            uploaded_at: d.uploaded_at.to_string(),
+            uploaded_at: minute(d.uploaded_at),
             image: d.content_type.as_str().starts_with("image/"),
         })
         .collect();
