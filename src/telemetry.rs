@@ -11,9 +11,11 @@ pub fn init(log: &LogConfig) {
         Ok(f) => (f, false),
         Err(_) => (EnvFilter::new("info"), true),
     };
+    // Colour codes only for a person at a terminal, never into a file, a pipe or a journal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = match log.format {
         LogFormat::Json => builder.json().try_init(),

@@ -25,6 +25,9 @@ use support::identity::PASSWORD;
 use support::metering::Demo;
 use support::within;
 
+/// Typed into the free-text fields: both surfaces must show these characters, never markup.
+const EVIL: &str = "<script>alert('pwned')</script><img src=x onerror=alert(1)>";
+
 /// Budget of the journey (a gateway, a simulator, Chromium and several argon2 logins on a
 /// loaded 2-core machine).
 const JOURNEY: Duration = Duration::from_secs(240);
@@ -67,7 +70,11 @@ async fn an_organization_reaches_the_top_tier_through_the_portal_and_the_console
             b.click("main form button[type=submit]").await;
             wait_for_path(&b, "/computegate/account/application").await;
             b.choose("#f-requested-tier", "validated_end_user").await;
-            fill_application(&b, &organization("validated_end_user")).await;
+            // Free text is hostile: the console must show it as text too.
+            let mut payload = organization("validated_end_user");
+            payload["organization"]["legal_name"] = json!(EVIL);
+            payload["intended_use"]["description"] = json!(EVIL);
+            fill_application(&b, &payload).await;
             b.click("button[name=action][value=save]").await;
             wait_for_path(&b, "/computegate/account/application?done=saved").await;
             let text = b.main_text().await;
@@ -111,6 +118,13 @@ async fn an_organization_reaches_the_top_tier_through_the_portal_and_the_console
             wait_for_path(&b, &format!("/console/applications/{app}")).await;
             let text = b.main_text().await;
             assert!(text.contains("Per-feature breakdown") || text.contains("No candidate"), "{text}");
+            // What the customer typed is shown as text: no element was made of it, no alert.
+            assert!(text.matches("<script>alert('pwned')</script>").count() >= 2, "{text}");
+            for tag in ["script", "img"] {
+                let found = b.client.find_all(Locator::Css(tag)).await.expect("query");
+                assert!(found.is_empty(), "a <{tag}> element was made from typed text");
+            }
+            assert!(b.client.get_alert_text().await.is_err(), "an alert is open");
             decide(&b, "validated_end_user", "VEU criteria met").await;
             wait_for_path(&b, &format!("/console/applications/{app}/decision")).await;
             let text = b.main_text().await;

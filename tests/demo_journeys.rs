@@ -279,6 +279,11 @@ async fn the_demo_walks_every_journey() {
         ]);
         assert!(out.status.success(), "{out:?}");
 
+        // Logs into a pipe carry no terminal colour codes.
+        let logs = n.demo.proc.stderr();
+        assert!(logs.contains("gateway started"), "{logs}");
+        assert!(!logs.contains('\u{1b}'), "colour codes in piped logs: {logs:?}");
+
         // --- screening: the sample list is in force ---
         let out = n.cli(&["screening", "check", "Iwan Zorwath", "--dob", "1970-01-12"]);
         assert!(out.status.success(), "{out:?}");

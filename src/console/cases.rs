@@ -166,6 +166,17 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/organizations/{id}", get(organization))
 }
 
+/// A waiting time to the minute: `45 min`, `3 h 12 min`, `2 d 5 h`.
+fn waited(d: time::Duration) -> String {
+    let minutes = d.whole_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours) {
+        (0, 0) => format!("{mins} min"),
+        (0, _) => format!("{hours} h {mins} min"),
+        _ => format!("{days} d {hours} h"),
+    }
+}
+
 /// `2026-12-07 05:02 UTC`.
 fn minute(t: OffsetDateTime) -> String {
     format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
@@ -221,10 +232,22 @@ async fn queue(
         }
         Err(e) => (Vec::new(), None, form_errors(e, "status")?),
     };
+    // Each line with how long it has waited since its last submission.
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .map(|item| {
+            let mut line = serde_json::to_value(item).unwrap_or_default();
+            if let (Some(at), Some(obj)) = (item.submitted_at, line.as_object_mut()) {
+                obj.insert("waiting".into(), waited(now - at).into());
+            }
+            line
+        })
+        .collect();
     let table = Table::of(
         &items,
         &[
             ("/id", "Application"),
+            ("/waiting", "Waiting"),
             ("/status", "Status"),
             ("/kind", "Kind"),
             ("/requested_tier", "Tier applied for"),
@@ -682,4 +705,18 @@ async fn organization(
         members,
         invitations,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_times_read_to_the_minute() {
+        assert_eq!(waited(time::Duration::seconds(59)), "0 min");
+        assert_eq!(waited(time::Duration::minutes(45)), "45 min");
+        assert_eq!(waited(time::Duration::minutes(192)), "3 h 12 min");
+        assert_eq!(waited(time::Duration::hours(53)), "2 d 5 h");
+        assert_eq!(waited(time::Duration::seconds(-5)), "0 min");
+    }
 }
