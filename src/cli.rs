@@ -23,8 +23,8 @@ pub struct Cli {
 enum Command {
     /// Run the gateway from a configuration file.
     Serve {
-        /// TOML configuration file.
-        #[arg(long)]
+        /// TOML configuration file (default: `COMPUTEGATE_CONFIG`).
+        #[arg(long, env = "COMPUTEGATE_CONFIG")]
         config: PathBuf,
     },
     /// Run gateway + simulated compute API + embedded store in one process, with next steps.
@@ -113,6 +113,13 @@ enum ConfigCommand {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    match crate::environment::Environment::from_process() {
+        Ok(env) => env.install(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     match cli.command {
         Command::Config {
             command: ConfigCommand::Check { file },

@@ -106,13 +106,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     // Stripe Identity's webhook is on with a per-run secret (or the operator's own), so the
     // printed sample event can record a verified identity on an application.
-    let idv_secret = std::env::var("COMPUTEGATE_IDV_STRIPE_SECRET")
-        .ok()
+    let idv_secret = crate::environment::var("COMPUTEGATE_IDV_STRIPE_SECRET")
         .filter(|s| !s.trim().is_empty())
         .unwrap_or_else(|| format!("whsec_demo_{}", uuid::Uuid::new_v4().simple()));
     let idv_secrets = crate::verification::idv_secrets_from_env(|k| match k {
         "COMPUTEGATE_IDV_STRIPE_SECRET" => Some(idv_secret.clone()),
-        _ => std::env::var(k).ok(),
+        _ => crate::environment::var(k),
     });
     let running = crate::serve::start(
         &config,

@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod console;
 pub mod demo;
+pub mod environment;
 pub mod identity;
 pub mod ledger_metrics;
 pub mod ledger_port;

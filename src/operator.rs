@@ -16,11 +16,12 @@ use time::OffsetDateTime;
 
 use crate::startup::StartupConfigError;
 
-/// Where the store is: a deployment's config file or an embedded data directory.
+/// Where the store is: a deployment's config file (`--config`, or `COMPUTEGATE_CONFIG` when
+/// neither option is given) or an embedded data directory.
 #[derive(Debug, Clone, clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(required = false, multiple = false)]
 pub struct StoreTarget {
-    /// Configuration file of the deployment.
+    /// Configuration file of the deployment (default: `COMPUTEGATE_CONFIG`).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Data directory of the embedded store (the demo's).
@@ -64,23 +65,31 @@ pub enum KeysCommand {
 impl StoreTarget {
     /// The configuration and master key this target names.
     pub fn resolve(&self) -> anyhow::Result<(Config, MasterKey)> {
-        match (&self.config, &self.data_dir) {
-            (Some(path), _) => {
-                let config = Config::load(path, std::env::vars())
-                    .map_err(|e| StartupConfigError(e.to_string()))?;
-                let master = crate::identity::master_key_from_env(|k| std::env::var(k).ok())?;
-                Ok((config, master))
-            }
-            (None, Some(dir)) => {
-                let mut config = Config::default();
-                config.data_dir = dir.clone();
-                let master = crate::identity::master_key_from_data_dir(dir)?;
-                Ok((config, master))
-            }
-            (None, None) => {
-                Err(StartupConfigError("give --config FILE or --data-dir DIR".into()).into())
-            }
+        // clap refuses --config together with --data-dir; the environment's config file only
+        // stands in when neither option is given.
+        if let Some(dir) = &self.data_dir {
+            let mut config = Config::default();
+            config.data_dir = dir.clone();
+            let master = crate::identity::master_key_from_data_dir(dir)?;
+            return Ok((config, master));
         }
+        let path = self
+            .config
+            .clone()
+            .or_else(|| {
+                crate::environment::var("COMPUTEGATE_CONFIG")
+                    .filter(|p| !p.trim().is_empty())
+                    .map(PathBuf::from)
+            })
+            .ok_or_else(|| {
+                StartupConfigError(
+                    "give --config FILE or --data-dir DIR (or set COMPUTEGATE_CONFIG)".into(),
+                )
+            })?;
+        let config =
+            Config::load(&path, std::env::vars()).map_err(|e| StartupConfigError(e.to_string()))?;
+        let master = crate::identity::master_key_from_env(crate::environment::var)?;
+        Ok((config, master))
     }
 
     async fn open(&self) -> anyhow::Result<(Config, MasterKey, Store)> {

@@ -32,10 +32,10 @@ pub struct BoundAddrs {
 
 /// Runs the gateway until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let master = crate::identity::master_key_from_env(|k| std::env::var(k).ok())?;
+    let master = crate::identity::master_key_from_env(crate::environment::var)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let usage_secrets = api::usage::secrets_from(|k| std::env::var(k).ok());
-    let idv_secrets = crate::verification::idv_secrets_from_env(|k| std::env::var(k).ok());
+    let usage_secrets = api::usage::secrets_from(crate::environment::var);
+    let idv_secrets = crate::verification::idv_secrets_from_env(crate::environment::var);
     let running = start(&config, master, usage_secrets, idv_secrets, stop_rx).await?;
     println!(
         "computegate listening: public={} admin={}",
@@ -85,7 +85,7 @@ pub async fn start(
         master,
         policy.clone(),
         idv_secrets,
-        crate::verification::OnfidoApiConfig::from_env(|k| std::env::var(k).ok())
+        crate::verification::OnfidoApiConfig::from_env(crate::environment::var)
             .context("invalid Onfido API settings")?,
         &mut registry,
     );

@@ -7,7 +7,7 @@
 //! it; the customer creates an API key in the portal and submits a job through the gateway
 //! (admitted), then a biological-sequence run past 1e23 FLOP, which the policy holds for
 //! review (refused with the reason; the portal lists the run with the threshold that holds it). Failures leave a screenshot in `target/browser-screenshots/`; with
-//! `COMPUTEGATE_DOCS_SCREENSHOTS=1` the console's case file is saved as
+//! `COMPUTEGATE_TEST_DOCS_SCREENSHOTS=1` the console's case file is saved as
 //! `docs/screenshots/console-case.png` (the README shows it).
 
 mod browser_support;
@@ -147,7 +147,7 @@ async fn an_organization_reaches_the_top_tier_through_the_portal_and_the_console
             let text = b.main_text().await;
             assert!(text.contains("Status\napproved") || text.contains("approved"), "{text}");
             assert!(text.contains("Tier granted"), "{text}");
-            if std::env::var_os("COMPUTEGATE_DOCS_SCREENSHOTS").is_some() {
+            if std::env::var_os("COMPUTEGATE_TEST_DOCS_SCREENSHOTS").is_some() {
                 let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
                 std::fs::create_dir_all(&dir).expect("docs/screenshots");
                 let png = b.client.screenshot().await.expect("screenshot");

@@ -3,7 +3,7 @@
 //! beneficial owner, uploads a document and sees the status page with what is still missing;
 //! and HTML or script typed into free-text fields comes back as text, never as markup.
 //! Screenshots of failures land in `target/browser-screenshots/`; with
-//! `COMPUTEGATE_DOCS_SCREENSHOTS=1` the status page is also saved as
+//! `COMPUTEGATE_TEST_DOCS_SCREENSHOTS=1` the status page is also saved as
 //! `docs/screenshots/portal-status.png` (the README shows it).
 
 mod browser_support;
@@ -116,7 +116,7 @@ async fn an_organization_signs_up_fills_its_form_uploads_and_sees_what_is_missin
                 text.contains("The person acting for the organization"),
                 "{text}"
             );
-            let docs_screenshots = std::env::var_os("COMPUTEGATE_DOCS_SCREENSHOTS").is_some();
+            let docs_screenshots = std::env::var_os("COMPUTEGATE_TEST_DOCS_SCREENSHOTS").is_some();
             if docs_screenshots {
                 let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
                 std::fs::create_dir_all(&dir).expect("docs/screenshots");

@@ -21,9 +21,9 @@ pub use computegate_policy::RouteClass;
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "COMPUTEGATE_";
 
-/// Top-level keys that environment overrides may address; other `COMPUTEGATE_*` variables
-/// (such as `COMPUTEGATE_MASTER_KEY`) are not configuration keys and are left alone.
-const TOP_LEVEL_KEYS: &[&str] = &[
+/// Top-level keys (sections) that environment overrides may address; other `COMPUTEGATE_*`
+/// variables (such as `COMPUTEGATE_MASTER_KEY`) are not configuration keys and are left alone.
+pub const CONFIG_SECTIONS: &[&str] = &[
     "data_dir",
     "server",
     "upstreams",
@@ -805,7 +805,7 @@ fn apply_env_override(doc: &mut toml::Table, var: &str, value: &str) -> Result<(
     };
     let lower = name.to_ascii_lowercase();
     let segments: Vec<&str> = lower.split("__").collect();
-    if !TOP_LEVEL_KEYS.contains(&segments[0]) {
+    if !CONFIG_SECTIONS.contains(&segments[0]) {
         return Ok(());
     }
     let env_err = |reason: &str| ConfigError::Env {
