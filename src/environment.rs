@@ -80,15 +80,20 @@ impl Environment {
             if !name.starts_with(ENV_PREFIX) || name.starts_with(TEST_PREFIX) {
                 continue;
             }
-            if let Some((section, _)) = name[ENV_PREFIX.len()..].split_once("__") {
-                let section = section.to_ascii_lowercase();
-                if !CONFIG_SECTIONS.contains(&section.as_str()) {
-                    problems.push(format!(
-                        "{name}: `{section}` is not a configuration section (one of {})",
-                        CONFIG_SECTIONS.join(", ")
-                    ));
-                }
+            let rest = &name[ENV_PREFIX.len()..];
+            let section = rest
+                .split("__")
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if CONFIG_SECTIONS.contains(&section.as_str()) {
+                // A configuration override (`COMPUTEGATE_DATA_DIR`, `COMPUTEGATE_SERVER__…`).
                 out.insert(name, value);
+            } else if rest.contains("__") {
+                problems.push(format!(
+                    "{name}: `{section}` is not a configuration section (one of {})",
+                    CONFIG_SECTIONS.join(", ")
+                ));
             } else if SECRETS.contains(&name.as_str()) || SETTINGS.contains(&name.as_str()) {
                 out.insert(name, value);
             } else if let Some(secret) = name
@@ -186,6 +191,7 @@ mod tests {
             ("COMPUTEGATE_SERVER__PUBLIC_ADDR", "0.0.0.0:8080"),
             ("COMPUTEGATE_TEST_REDIS_URL", "redis://x"),
             ("COMPUTEGATE_CONFIG", "/etc/computegate.toml"),
+            ("COMPUTEGATE_DATA_DIR", "/var/lib/computegate"),
             ("PATH", "/usr/bin"),
         ])
         .unwrap();

@@ -87,7 +87,8 @@ pub enum ApiError {
         /// What is missing.
         missing: Vec<computegate_policy::Evidence>,
     },
-    /// A list's `cursor` parameter is not one this list issued.
+    /// A list's `cursor` parameter does not decode to a position in the list (cursors are
+    /// plain keyset positions, not signed: a made-up one only moves within the caller's own list).
     #[error("bad cursor")]
     BadCursor,
     /// The path exists but not with this method; `allow` lists the methods it takes.
@@ -129,7 +130,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "bad-cursor",
                 "Bad cursor",
-                "the cursor is not one this list issued; start again without it",
+                "the cursor is not a position in this list; start again without it",
             ),
             Self::MalformedBody(why) => Problem::new(
                 StatusCode::BAD_REQUEST,
