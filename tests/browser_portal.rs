@@ -12,7 +12,7 @@ mod support;
 
 use std::time::Duration;
 
-use browser_support::{Browser, with_browser};
+use browser_support::{EVIL, with_browser};
 use fantoccini::Locator;
 use kyc_support::Kyc;
 use support::identity::{PASSWORD, Setup};
@@ -22,9 +22,6 @@ use support::within;
 /// machine).
 const JOURNEY: Duration = Duration::from_secs(180);
 
-/// Typed into every free-text field: it must come back as these characters.
-const EVIL: &str = "<script>alert('pwned')</script><img src=x onerror=alert(1)>";
-
 #[tokio::test]
 #[ignore = "needs chromium"]
 async fn an_organization_signs_up_fills_its_form_uploads_and_sees_what_is_missing() {
@@ -32,8 +29,7 @@ async fn an_organization_signs_up_fills_its_form_uploads_and_sees_what_is_missin
         let kyc = Kyc::start(&Setup::default()).await;
         let root = kyc.gw.url("/computegate/account");
         with_browser("portal_organization_journey", |b| async move {
-            let email = sign_up(&b, &root, "organization").await;
-            assert_eq!(b.path().await, "/computegate/account/application");
+            let email = b.sign_up(&root, "organization", PASSWORD).await;
             let text = b.main_text().await;
             assert!(text.contains("Apply for a higher tier"), "{text}");
             assert!(
@@ -60,10 +56,8 @@ async fn an_organization_signs_up_fills_its_form_uploads_and_sees_what_is_missin
             b.fill("#f-expected-peak-accelerators", "64").await;
             b.click("button[name=action][value=save]").await;
 
-            assert_eq!(
-                b.path().await,
-                "/computegate/account/application?done=saved"
-            );
+            b.wait_for_path("/computegate/account/application?done=saved")
+                .await;
             let text = b.main_text().await;
             assert!(text.contains("Your application was saved."), "{text}");
             assert!(text.contains("Status: Draft"), "{text}");
@@ -73,7 +67,7 @@ async fn an_organization_signs_up_fills_its_form_uploads_and_sees_what_is_missin
                 "{text}"
             );
             assert!(text.contains("A compliance plan document"), "{text}");
-            assert_shown_as_text(&b, 0).await;
+            b.assert_shown_as_text(0).await;
             for input in [
                 "#f-organization-legal-name",
                 "#f-organization-beneficial-owners-0--legal-name",
@@ -84,20 +78,7 @@ async fn an_organization_signs_up_fills_its_form_uploads_and_sees_what_is_missin
             }
 
             // Upload the compliance plan.
-            b.choose("#f-type", "compliance_plan").await;
-            let pdf = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/data/kyc/passport.pdf");
-            b.find("#f-file")
-                .await
-                .send_keys(&pdf.display().to_string())
-                .await
-                .expect("choose the file");
-            b.click("form[enctype='multipart/form-data'] button[type=submit]")
-                .await;
-            assert_eq!(
-                b.path().await,
-                "/computegate/account/application?done=uploaded"
-            );
+            b.upload_document("compliance_plan").await;
             let text = b.main_text().await;
             assert!(text.contains("The document was uploaded."), "{text}");
             assert!(text.contains("Compliance plan"), "{text}");
@@ -162,8 +143,7 @@ async fn html_typed_into_free_text_fields_is_shown_as_text() {
             b.fill("#f-password", PASSWORD).await;
             b.choose("#f-kind", "individual").await;
             b.click("main form button[type=submit]").await;
-            let text = b.main_text().await;
-            assert!(text.contains("There is a problem"), "{text}");
+            b.wait_for_text("There is a problem").await;
             assert_eq!(
                 b.find("#f-email")
                     .await
@@ -173,49 +153,19 @@ async fn html_typed_into_free_text_fields_is_shown_as_text() {
                     .as_deref(),
                 Some(EVIL)
             );
-            assert_shown_as_text(&b, 0).await;
+            b.assert_shown_as_text(0).await;
 
             // A key named with markup.
-            sign_up(&b, &root, "individual").await;
+            b.sign_up(&root, "individual", PASSWORD).await;
             b.goto(&format!("{root}/keys")).await;
             b.fill("#f-name", EVIL).await;
             b.click("main form.stacked button[type=submit]").await;
-            let text = b.main_text().await;
-            assert!(text.contains("Copy the key now"), "{text}");
-            assert_shown_as_text(&b, 1).await;
+            b.wait_for_text("Copy the key now").await;
+            b.assert_shown_as_text(1).await;
             let cell = b.find("main table tbody td").await.text().await.unwrap();
             assert_eq!(cell, EVIL);
         })
         .await;
     })
     .await;
-}
-
-/// Signs up a new customer of `kind` through the form; returns its email.
-async fn sign_up(b: &Browser, root: &str, kind: &str) -> String {
-    let email = format!("browser-{}@portal.example", uuid::Uuid::now_v7().simple());
-    b.goto(&format!("{root}/signup")).await;
-    b.fill("#f-email", &email).await;
-    b.fill("#f-password", PASSWORD).await;
-    b.choose("#f-kind", kind).await;
-    b.click("main form button[type=submit]").await;
-    email
-}
-
-/// No script ran and no markup was made of [`EVIL`]: the page has no `script` or `img`
-/// element and no alert is open; the text appears `at_least` times in the page's text.
-async fn assert_shown_as_text(b: &Browser, at_least: usize) {
-    for tag in ["script", "img"] {
-        let found = b.client.find_all(Locator::Css(tag)).await.expect("query");
-        assert!(
-            found.is_empty(),
-            "a <{tag}> element was made from typed text"
-        );
-    }
-    assert!(b.client.get_alert_text().await.is_err(), "an alert is open");
-    let text = b.main_text().await;
-    assert!(
-        text.matches("<script>alert('pwned')</script>").count() >= at_least,
-        "{text}"
-    );
 }

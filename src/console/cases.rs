@@ -24,7 +24,7 @@ use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::api::extract::{Acting, CaseReaders};
 use crate::api::review::requests::{
-    DecisionBody, ManualCheckBody, QueueQuery, decision_request, queue_filter, reason_of,
+    DecisionBody, ManualCheckBody, QueueQuery, decision_request, queue_filter,
 };
 use crate::metering::Metering;
 use crate::verification::{CustomerAction, Verification};
@@ -583,9 +583,7 @@ async fn override_screening(
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<ReasonForm>,
 ) -> Result<Response, WebError> {
-    let reason = reason_of(Some(&form.reason)).map_err(|(_, why)| {
-        WebError::BadRequest(format!("The reason {why}. Go back and give one."))
-    })?;
+    let reason = super::reason(&form.reason)?;
     kyc.override_screening(&staff.caller.kyc(), id, &reason, OffsetDateTime::now_utc())
         .await
         .map_err(|e| WebError::from(ApiError::from(e)))?;
@@ -599,9 +597,7 @@ async fn customer_action(
     action: CustomerAction,
     form: ReasonForm,
 ) -> Result<Response, WebError> {
-    let reason = reason_of(Some(&form.reason)).map_err(|(_, why)| {
-        WebError::BadRequest(format!("The reason {why}. Go back and give one."))
-    })?;
+    let reason = super::reason(&form.reason)?;
     kyc.act_on_customer(
         &staff.caller.kyc(),
         customer_id,

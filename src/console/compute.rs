@@ -22,7 +22,6 @@ use super::{CONSOLE, Staff};
 use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::api::extract::Acting;
-use crate::api::review::requests::reason_of;
 use crate::metering::{ExportRequest, Metering};
 use crate::verification::Verification;
 use crate::web::{Chrome, CsrfForm, FormErrors, WebError, render};
@@ -205,9 +204,7 @@ async fn decide_review(
         "deny" => ReviewResolution::Deny,
         _ => return Err(WebError::BadRequest("Choose approve or deny.".into())),
     };
-    let reason = reason_of(Some(&form.reason)).map_err(|(_, why)| {
-        WebError::BadRequest(format!("The reason {why}. Go back and give one."))
-    })?;
+    let reason = super::reason(&form.reason)?;
     if let Some(customer) = metering
         .store()
         .ledger()

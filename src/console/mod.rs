@@ -103,5 +103,13 @@ where
     }
 }
 
+/// The reason of a one-field action form (override, suspend, review decision), checked as the
+/// staff API checks it; a bad one is a 400 page saying what is wrong.
+fn reason(text: &str) -> Result<String, WebError> {
+    crate::api::review::requests::reason_of(Some(text)).map_err(|(_, why)| {
+        WebError::BadRequest(format!("The reason {why}. Go back and give one."))
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,9 @@ const DRIVER_START: Duration = Duration::from_secs(30);
 /// How long a page element may take to appear.
 const ELEMENT_WAIT: Duration = Duration::from_secs(15);
 
+/// Typed into free-text fields: every surface must show these characters, never markup.
+pub(crate) const EVIL: &str = "<script>alert('pwned')</script><img src=x onerror=alert(1)>";
+
 /// A WebDriver session in a headless Chromium.
 pub(crate) struct Browser {
     /// The WebDriver client.
@@ -149,6 +152,27 @@ impl Browser {
         self.find("main").await.text().await.expect("main text")
     }
 
+    /// The text of `main` once it contains `needle` (after a form answered on the same address,
+    /// where no path change says the new page is there).
+    pub(crate) async fn wait_for_text(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + ELEMENT_WAIT;
+        loop {
+            // The old page's `main` may go stale under us while the new one loads.
+            let text = match self.client.find(Locator::Css("main")).await {
+                Ok(main) => main.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`{needle}` never appeared: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The page's HTML as the browser holds it.
     pub(crate) async fn source(&self) -> String {
         self.client.source().await.expect("page source")
@@ -161,6 +185,76 @@ impl Browser {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         }
+    }
+
+    /// Waits until the browser shows `path` (and query): a click returns before the next page
+    /// has loaded, so reading the path right after one races the navigation.
+    pub(crate) async fn wait_for_path(&self, path: &str) {
+        let deadline = std::time::Instant::now() + ELEMENT_WAIT;
+        loop {
+            let now = self.path().await;
+            if now == path {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still at {now}, not {path}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Signs up a new customer of `kind` in the portal at `root`; returns its email.
+    pub(crate) async fn sign_up(&self, root: &str, kind: &str, password: &str) -> String {
+        let email = format!("browser-{}@portal.example", uuid::Uuid::now_v7().simple());
+        self.goto(&format!("{root}/signup")).await;
+        self.fill("#f-email", &email).await;
+        self.fill("#f-password", password).await;
+        self.choose("#f-kind", kind).await;
+        self.click("main form button[type=submit]").await;
+        self.wait_for_path("/computegate/account/application").await;
+        email
+    }
+
+    /// Uploads the test PDF as a document of `doc_type` on the portal's application page.
+    pub(crate) async fn upload_document(&self, doc_type: &str) {
+        self.choose("#f-type", doc_type).await;
+        let pdf =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/kyc/passport.pdf");
+        self.find("#f-file")
+            .await
+            .send_keys(&pdf.display().to_string())
+            .await
+            .expect("choose the file");
+        self.click("form[enctype='multipart/form-data'] button[type=submit]")
+            .await;
+        self.wait_for_path("/computegate/account/application?done=uploaded")
+            .await;
+    }
+
+    /// No script ran and no markup was made of [`EVIL`]: the page has no `script` or `img`
+    /// element and no alert is open; its text appears `at_least` times in `main`.
+    pub(crate) async fn assert_shown_as_text(&self, at_least: usize) {
+        for tag in ["script", "img"] {
+            let found = self
+                .client
+                .find_all(Locator::Css(tag))
+                .await
+                .expect("query");
+            assert!(
+                found.is_empty(),
+                "a <{tag}> element was made from typed text"
+            );
+        }
+        assert!(
+            self.client.get_alert_text().await.is_err(),
+            "an alert is open"
+        );
+        let text = self.main_text().await;
+        assert!(
+            text.matches("<script>alert('pwned')</script>").count() >= at_least,
+            "{text}"
+        );
     }
 
     /// Saves a screenshot and the page source as `target/browser-screenshots/<name>.*`.
