@@ -37,6 +37,10 @@ enum Command {
         /// Simulated seconds per real second.
         #[arg(long, default_value_t = 3600.0)]
         speedup: f64,
+        /// Report the usage of admitted jobs, signed with `COMPUTEGATE_USAGE_SECRET`, to this
+        /// gateway endpoint (`http://HOST:PORT/computegate/v1/meter/usage`) once a second.
+        #[arg(long, value_name = "URL")]
+        usage_url: Option<http::Uri>,
     },
     /// Apply database migrations.
     Migrate {
@@ -204,9 +208,20 @@ pub fn main() -> ExitCode {
             crate::telemetry::init(&Default::default());
             run_async(1, crate::screening_cli::audit(command))
         }
-        Command::Sim { addr, speedup } => {
+        Command::Sim {
+            addr,
+            speedup,
+            usage_url,
+        } => {
             crate::telemetry::init(&Default::default());
-            run_async(0, crate::serve::run_sim(addr, speedup))
+            let usage = match usage_url.map(crate::serve::sim_usage_reporting).transpose() {
+                Ok(usage) => usage,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            run_async(0, crate::serve::run_sim(addr, speedup, usage))
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Metering metrics (bounded labels: decision, reason, tier, threshold label): admissions,
-//! FLOP admitted by tier, threshold crossings, and gauges of open
-//! reservations and reports due, refreshed from the store every 15 s.
+//! FLOP admitted and measured by tier, threshold crossings, and gauges of open reservations and
+//! of reports due, overdue and due soon, refreshed from the store every 15 s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use computegate_gateway::admission::LedgerUnavailable;
 use computegate_kyc::Store;
 use computegate_kyc::ledger::Crossing;
+use computegate_policy::Policy;
 use computegate_policy::admission::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +20,9 @@ use tokio::sync::watch;
 
 /// How often the gauges are re-read from the store.
 const REFRESH: Duration = Duration::from_secs(15);
+
+/// Reports falling due within this window count as "due soon" (the alert's three days).
+const DUE_SOON: time::Duration = time::Duration::days(3);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AdmissionLabels {
@@ -41,11 +45,13 @@ struct CrossingLabel {
 pub struct LedgerMetrics {
     admissions: Family<AdmissionLabels, Counter>,
     flop_admitted: Family<TierLabel, Counter<f64>>,
+    flop_measured: Family<TierLabel, Counter<f64>>,
     crossings: Family<CrossingLabel, Counter>,
     leases_expired: Counter,
     open_reservations: Gauge,
     reports_due: Gauge,
     reports_overdue: Gauge,
+    reports_due_soon: Gauge,
 }
 
 // === impl LedgerMetrics ===
@@ -56,11 +62,13 @@ impl LedgerMetrics {
         let m = Self {
             admissions: Family::default(),
             flop_admitted: Family::default(),
+            flop_measured: Family::default(),
             crossings: Family::default(),
             leases_expired: Counter::default(),
             open_reservations: Gauge::default(),
             reports_due: Gauge::default(),
             reports_overdue: Gauge::default(),
+            reports_due_soon: Gauge::default(),
         };
         registry.register(
             "computegate_admissions",
@@ -71,6 +79,11 @@ impl LedgerMetrics {
             "computegate_flop_admitted",
             "Estimated FLOP of admitted jobs, by tier",
             m.flop_admitted.clone(),
+        );
+        registry.register(
+            "computegate_flop_measured",
+            "FLOP measured from usage reports of admitted jobs, by the customer's tier when reported",
+            m.flop_measured.clone(),
         );
         registry.register(
             "computegate_threshold_crossings",
@@ -97,7 +110,36 @@ impl LedgerMetrics {
             "Threshold reports past their due date and not filed",
             m.reports_overdue.clone(),
         );
+        registry.register(
+            "computegate_reports_due_soon",
+            "Threshold reports not filed and due within three days (not yet overdue)",
+            m.reports_due_soon.clone(),
+        );
         Arc::new(m)
+    }
+
+    /// Creates, at 0, the series a dashboard or an alert reads before their first event: the
+    /// admitted and store-unavailable decisions, FLOP admitted for every tier and crossings of
+    /// every threshold of `policy`. A series that does not exist yet reads as "no data", which
+    /// `rate()` and `increase()` cannot tell from a scrape failure.
+    pub fn start_at_zero(&self, policy: &Policy) {
+        for (decision, reason) in [("admitted", "within_limits"), ("unavailable", "store")] {
+            let _ = self
+                .admissions
+                .get_or_create(&AdmissionLabels { decision, reason });
+        }
+        for tier in policy.tiers() {
+            let label = TierLabel {
+                tier: tier.name.clone(),
+            };
+            let _ = self.flop_admitted.get_or_create(&label);
+            let _ = self.flop_measured.get_or_create(&label);
+        }
+        for threshold in policy.thresholds() {
+            let _ = self.crossings.get_or_create(&CrossingLabel {
+                label: threshold.label.clone(),
+            });
+        }
     }
 
     /// Counts jobs this replica closed by lease expiry.
@@ -135,6 +177,17 @@ impl LedgerMetrics {
         }
     }
 
+    /// Adds measured FLOP for `tier`.
+    pub fn measured(&self, tier: &str, flop: f64) {
+        if flop.is_finite() && flop > 0.0 {
+            self.flop_measured
+                .get_or_create(&TierLabel {
+                    tier: tier.to_string(),
+                })
+                .inc_by(flop);
+        }
+    }
+
     /// Counts threshold crossings.
     pub fn crossed(&self, crossings: &[Crossing]) {
         for c in crossings {
@@ -162,15 +215,55 @@ impl LedgerMetrics {
                 }
                 if let Ok(due) = store
                     .ledger()
-                    .reports_due_count(OffsetDateTime::now_utc())
+                    .reports_due_count(OffsetDateTime::now_utc(), DUE_SOON)
                     .await
                 {
                     m.reports_due
                         .set(i64::try_from(due.open).unwrap_or(i64::MAX));
                     m.reports_overdue
                         .set(i64::try_from(due.overdue).unwrap_or(i64::MAX));
+                    m.reports_due_soon
+                        .set(i64::try_from(due.due_soon).unwrap_or(i64::MAX));
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    #[test]
+    fn series_that_alerts_read_exist_before_their_first_event() {
+        let policy = Policy::from_toml(crate::policy_file::DEFAULT_POLICY).unwrap();
+        let mut registry = Registry::default();
+        let metrics = LedgerMetrics::register(&mut registry);
+        metrics.start_at_zero(&policy);
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        assert!(
+            out.contains(
+                "computegate_admissions_total{decision=\"admitted\",reason=\"within_limits\"} 0"
+            ),
+            "{out}"
+        );
+        for threshold in policy.thresholds() {
+            let series = format!(
+                "computegate_threshold_crossings_total{{label=\"{}\"}} 0",
+                threshold.label
+            );
+            assert!(out.contains(&series), "{series} missing from {out}");
+        }
+        for tier in policy.tiers() {
+            for family in ["admitted", "measured"] {
+                let series = format!(
+                    "computegate_flop_{family}_total{{tier=\"{}\"}} 0",
+                    tier.name
+                );
+                assert!(out.contains(&series), "{series} missing from {out}");
+            }
+        }
     }
 }

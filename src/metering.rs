@@ -201,6 +201,20 @@ impl Metering {
             .await?;
         if let UsageOutcome::Recorded(recorded) = &outcome {
             self.metrics.crossed(&recorded.crossings);
+            if recorded.measured_flop > 0.0 {
+                // The tier the customer holds now (a job does not record the tier it was
+                // admitted at): one keyed read per event that measured something.
+                let tier = match self
+                    .store
+                    .accounts()
+                    .customer_by_id(recorded.customer_id)
+                    .await
+                {
+                    Ok(Some(c)) => c.tier.as_str().to_owned(),
+                    _ => "unknown".to_owned(),
+                };
+                self.metrics.measured(&tier, recorded.measured_flop);
+            }
             if !recorded.report_ids.is_empty() {
                 crate::report_identity::attach(
                     &self.store,

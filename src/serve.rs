@@ -92,6 +92,7 @@ pub async fn start(
     kyc.spawn_tasks(stop.clone());
     // --- end verification ---------------------------------------------------------------------
     let ledger_metrics = crate::ledger_metrics::LedgerMetrics::register(&mut registry);
+    ledger_metrics.start_at_zero(&policy.current());
     let metering = crate::metering::Metering::new(
         identity.store.clone(),
         kyc.master().clone(),
@@ -229,16 +230,33 @@ async fn reload_on_sighup(cert: Option<Arc<ReloadableCert>>, policy: Option<Poli
 }
 
 /// Runs the simulator alone until SIGTERM/SIGINT.
-pub async fn run_sim(addr: SocketAddr, speedup: f64) -> anyhow::Result<()> {
+/// Usage reporting of a simulator run on its own: to `url`, signed with the gateway's usage
+/// secret (`COMPUTEGATE_USAGE_SECRET`, or the file `COMPUTEGATE_USAGE_SECRET_FILE` names).
+pub fn sim_usage_reporting(url: http::Uri) -> anyhow::Result<crate::sim::UsageReporting> {
+    let secret = crate::environment::var("COMPUTEGATE_USAGE_SECRET")
+        .filter(|s| !s.is_empty())
+        .context(
+            "--usage-url needs COMPUTEGATE_USAGE_SECRET (the gateway's usage signing secret)",
+        )?;
+    Ok(crate::sim::UsageReporting {
+        url,
+        secret,
+        interval: std::time::Duration::from_secs(1),
+    })
+}
+
+/// Runs the simulator alone on `addr`, reporting usage when `usage` says where.
+pub async fn run_sim(
+    addr: SocketAddr,
+    speedup: f64,
+    usage: Option<crate::sim::UsageReporting>,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
     println!("computegate simulator listening: http://{bound}");
-    let config = crate::sim::SimConfig {
-        speedup,
-        usage: None,
-    };
+    let config = crate::sim::SimConfig { speedup, usage };
     crate::sim::serve(listener, config, server::termination_signal())
         .await
         .context("simulator failed")

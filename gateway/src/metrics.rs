@@ -31,6 +31,8 @@ const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
 ];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Kinds of failed upstream exchange.
+const UPSTREAM_ERROR_KINDS: [&str; 3] = ["connect", "timeout", "protocol"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -71,8 +73,15 @@ pub struct GatewayMetrics {
 // === impl GatewayMetrics ===
 
 impl GatewayMetrics {
-    /// Registers the metrics for `route_names` into `registry`.
-    pub fn register(registry: &mut Registry, route_names: &[Arc<str>]) -> Self {
+    /// Registers the metrics for `route_names` and the pools `upstream_names` into `registry`.
+    ///
+    /// Every upstream error series starts at 0, so that a rate or an alert on it has a series
+    /// to read before the first failure (an absent series reads as "no data", not as zero).
+    pub fn register(
+        registry: &mut Registry,
+        route_names: &[Arc<str>],
+        upstream_names: &[&str],
+    ) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let duration = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(LATENCY_BUCKETS)
@@ -104,6 +113,14 @@ impl GatewayMetrics {
             "Build information",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
+        for upstream in upstream_names {
+            for kind in UPSTREAM_ERROR_KINDS {
+                let _ = upstream_errors.get_or_create(&UpstreamErrorLabels {
+                    upstream: (*upstream).to_string(),
+                    kind,
+                });
+            }
+        }
         let resolve = |route: &Arc<str>| RouteMetrics {
             requests: METHODS
                 .iter()
@@ -189,7 +206,7 @@ mod tests {
     #[test]
     fn encodes_bounded_labels() {
         let mut registry = Registry::default();
-        let m = GatewayMetrics::register(&mut registry, &[Arc::from("jobs")]);
+        let m = GatewayMetrics::register(&mut registry, &[Arc::from("jobs")], &["sim"]);
         m.route(0).observe(&Method::POST, 201, 0.002);
         m.route(9)
             .observe(&Method::from_bytes(b"BREW").unwrap(), 404, 0.0);
@@ -204,6 +221,10 @@ mod tests {
         ));
         assert!(
             out.contains("computegate_upstream_errors_total{upstream=\"sim\",kind=\"connect\"} 1")
+        );
+        // Series that have not seen an error yet are there at 0.
+        assert!(
+            out.contains("computegate_upstream_errors_total{upstream=\"sim\",kind=\"timeout\"} 0")
         );
         assert!(out.contains(
             "computegate_http_request_duration_seconds_bucket{le=\"0.0025\",route=\"jobs\"} 1"

@@ -109,7 +109,8 @@ impl Gateway {
             names.iter().position(|n| *n == name).unwrap_or(0)
         });
         let route_names: Vec<Arc<str>> = routes.routes().iter().map(|r| r.name.clone()).collect();
-        let metrics = GatewayMetrics::register(registry, &route_names);
+        let upstream_names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        let metrics = GatewayMetrics::register(registry, &route_names, &upstream_names);
         Ok(Self {
             routes,
             pools,

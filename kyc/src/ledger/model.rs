@@ -249,6 +249,8 @@ pub struct UsageRecorded {
     pub status: JobStatus,
     /// Measured FLOP so far.
     pub used_flop: f64,
+    /// Measured FLOP this event added (0 for a duplicate-free event that measured nothing new).
+    pub measured_flop: f64,
     /// Still reserved.
     pub reserved_flop: f64,
     /// How far the charge now exceeds the admitted estimate (0 when within it).

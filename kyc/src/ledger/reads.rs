@@ -148,6 +148,8 @@ pub struct ReportsDue {
     pub open: u64,
     /// Not filed and past the due date.
     pub overdue: u64,
+    /// Not filed, not yet past the due date, and due before the end of the window asked for.
+    pub due_soon: u64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -402,20 +404,28 @@ impl LedgerStore<'_> {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Unfiled reports, and how many of them are past due at `now`.
-    pub async fn reports_due_count(&self, now: OffsetDateTime) -> Result<ReportsDue, LedgerError> {
-        let (open, overdue): (i64, i64) = on_pool!(self.store, |pool| {
+    /// Unfiled reports, how many of them are past due at `now`, and how many fall due within
+    /// `soon` of `now`.
+    pub async fn reports_due_count(
+        &self,
+        now: OffsetDateTime,
+        soon: Duration,
+    ) -> Result<ReportsDue, LedgerError> {
+        let (open, overdue, due_soon): (i64, i64, i64) = on_pool!(self.store, |pool| {
             sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN due_at < $1 THEN 1 ELSE 0 END), 0) \
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN due_at < $1 THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN due_at >= $1 AND due_at < $2 THEN 1 ELSE 0 END), 0) \
                  FROM ledger_reports WHERE filed_at IS NULL AND withdrawn_at IS NULL",
             )
             .bind(DbTime::new(now))
+            .bind(DbTime::new(now + soon))
             .fetch_one(pool)
             .await?
         });
         Ok(ReportsDue {
             open: u64::try_from(open).unwrap_or(0),
             overdue: u64::try_from(overdue).unwrap_or(0),
+            due_soon: u64::try_from(due_soon).unwrap_or(0),
         })
     }
 }

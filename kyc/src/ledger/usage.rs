@@ -193,6 +193,7 @@ async fn usage_in<T: LedgerTx + ChainTx>(
         customer_id: job.customer_id,
         status: applied.status,
         used_flop: applied.used_flop,
+        measured_flop: (applied.used_flop - job.used_flop).max(0.0),
         reserved_flop: applied.reserved_flop,
         overrun_flop: (applied.used_flop + applied.reserved_flop - job.estimate_flop).max(0.0),
         flop_per_accelerator_second: charge_rate(&job, event),

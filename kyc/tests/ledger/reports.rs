@@ -54,10 +54,17 @@ async fn reports_have_due_dates_and_are_filed_by_staff(ctx: Ctx) {
     assert_eq!(soon.len(), 1);
     let counts = s
         .ledger()
-        .reports_due_count(t0() + Duration::days(16))
+        .reports_due_count(t0() + Duration::days(16), Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!((counts.open, counts.overdue), (2, 1));
+    assert_eq!((counts.open, counts.overdue, counts.due_soon), (2, 1, 0));
+    // The one not yet overdue falls due within a long enough window.
+    let counts = s
+        .ledger()
+        .reports_due_count(t0() + Duration::days(16), Duration::days(3650))
+        .await
+        .unwrap();
+    assert_eq!((counts.open, counts.overdue, counts.due_soon), (2, 1, 1));
 
     let r = s
         .ledger()
@@ -108,7 +115,14 @@ async fn reports_have_due_dates_and_are_filed_by_staff(ctx: Ctx) {
         .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].id, second.report_ids[0]);
-    assert_eq!(s.ledger().reports_due_count(t0()).await.unwrap().open, 1);
+    assert_eq!(
+        s.ledger()
+            .reports_due_count(t0(), Duration::ZERO)
+            .await
+            .unwrap()
+            .open,
+        1
+    );
 }
 
 async fn exports_training_runs_quarterly_and_eu_art52(ctx: Ctx) {

@@ -40,6 +40,7 @@ async fn measured_usage_replaces_the_reservation_and_finish_releases(ctx: Ctx) {
         (r.used_flop, r.reserved_flop, r.overrun_flop),
         (300.0, 700.0, 0.0)
     );
+    assert_eq!(r.measured_flop, 300.0);
     assert_eq!(lineage_total(s, c, "run").await, 1000.0);
     assert_eq!(s.ledger().open_reservations_count().await.unwrap(), 1);
 
@@ -47,6 +48,7 @@ async fn measured_usage_replaces_the_reservation_and_finish_releases(ctx: Ctx) {
     let r = recorded(s, &usage(d.job_id, "e3", finished(50.0), at)).await;
     assert_eq!(r.status, JobStatus::Finished);
     assert_eq!((r.used_flop, r.reserved_flop), (500.0, 0.0));
+    assert_eq!(r.measured_flop, 200.0);
     assert_eq!(lineage_total(s, c, "run").await, 500.0);
     assert_eq!(s.ledger().open_reservations_count().await.unwrap(), 0);
 
