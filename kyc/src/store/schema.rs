@@ -42,9 +42,9 @@ pub enum SchemaState {
     },
 }
 
-/// One migration as `computegate migrate status` lists it.
+/// One migration as `computegate migrate status` lists it (plain data: callers build them in
+/// their tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct MigrationStatus {
     /// The version (the file name's number).
     pub version: i64,
