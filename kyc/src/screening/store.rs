@@ -47,8 +47,8 @@ use crate::store::{DbTime, ScreeningStore, StoreError, from_sqlx, in_transaction
 /// PostgreSQL's 65 535 limits).
 const CHUNK_ROWS: usize = 1_000;
 
-/// Chunks per transaction: 5 000 rows, a few tens of milliseconds of SQLite's write lock, so a
-/// login waiting behind a batch waits about that long.
+/// Chunks per transaction: 5 000 rows, a small slice of a million-entry import, so a login
+/// waiting for SQLite's write lock waits for one batch, not the import.
 const BATCH_CHUNKS: usize = 5;
 
 /// Rows per transaction of an import.
