@@ -418,6 +418,13 @@ mod screening {
             s.screening().latest_screening_version().await.unwrap(),
             Some(good)
         );
+        // At least the first batch is committed (the parser is 7 chunks past the channel's
+        // 4), though not yet current.
+        let (_, entries) = counts(&ctx).await;
+        assert!(
+            entries >= 12 + i64::try_from(BATCH_ROWS).unwrap(),
+            "{entries}"
+        );
         assert!(!import.is_finished());
         open.send(()).unwrap();
         let version = import.await.unwrap().unwrap();
