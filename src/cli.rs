@@ -107,7 +107,8 @@ enum PolicyCommand {
 enum ConfigCommand {
     /// Validate a configuration file (with COMPUTEGATE_* overrides applied) and exit.
     Check {
-        /// TOML configuration file.
+        /// TOML configuration file (default: `COMPUTEGATE_CONFIG`).
+        #[arg(env = "COMPUTEGATE_CONFIG")]
         file: PathBuf,
     },
 }

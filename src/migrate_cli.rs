@@ -57,7 +57,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Some(MigrateCommand::Status { check, target }) => {
-            let store = target.connect_existing().await?;
+            let (_, store) = target.connect_existing().await?;
             let status = store
                 .migration_status()
                 .await

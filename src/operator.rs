@@ -1,6 +1,12 @@
-//! Operator commands that work on the store directly: `migrate`, `staff create`, `keys rotate`.
-//! Each takes `--config FILE` (the store and Redis of a deployment; master key from
+//! Operator commands that work on the store directly: `staff create`, `keys rotate`,
+//! `report export`, and where every store command finds its store ([`StoreTarget`]). Each takes
+//! `--config FILE` (the store and Redis of a deployment; master key from
 //! `COMPUTEGATE_MASTER_KEY`) or `--data-dir DIR` (the demo's embedded store and key file).
+//!
+//! Commands that write open the store with [`StoreTarget::open_for_writing`] (creating an
+//! embedded store and applying pending migrations); commands that only read use
+//! [`StoreTarget::open_existing`], which creates and migrates nothing and says what to run when
+//! the store is missing or behind.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -117,18 +123,18 @@ impl StoreTarget {
     /// nothing, and fails with what to run when the store is missing or its schema is not the
     /// one this binary needs.
     pub async fn open_existing(&self) -> anyhow::Result<(Config, Store)> {
-        let config = self.config()?;
-        let store = Store::connect_existing(&config.database_url())
-            .await
-            .map_err(not_ready)?;
+        let (config, store) = self.connect_existing().await?;
         store.check_schema().await.map_err(not_ready)?;
         Ok((config, store))
     }
 
     /// Connects to the store without creating it or checking its schema (`migrate status`).
-    pub async fn connect_existing(&self) -> anyhow::Result<Store> {
-        let url = self.config()?.database_url();
-        Store::connect_existing(&url).await.map_err(not_ready)
+    pub async fn connect_existing(&self) -> anyhow::Result<(Config, Store)> {
+        let config = self.config()?;
+        let store = Store::connect_existing(&config.database_url())
+            .await
+            .map_err(not_ready)?;
+        Ok((config, store))
     }
 }
 

@@ -284,3 +284,21 @@ fn enum_arguments_list_their_values_and_complete_in_shells() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("bash"), "{err}");
 }
+
+#[test]
+fn config_check_takes_the_file_from_computegate_config() {
+    let dir = TempDir::new("config-env");
+    let config = dir.write(
+        "computegate.toml",
+        format!(
+            "data_dir = {:?}\n",
+            dir.path().join("data").display().to_string()
+        ),
+    );
+    let args = ["config".to_string(), "check".to_string()];
+    let (code, out, err) = cli(&args, &[("COMPUTEGATE_CONFIG", config.to_str().unwrap())]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(": ok ("), "{out}");
+    let (code, _, err) = cli(&args, &[]);
+    assert_eq!(code, Some(2), "{err}");
+}
