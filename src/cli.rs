@@ -42,12 +42,8 @@ enum Command {
         #[arg(long, value_name = "URL")]
         usage_url: Option<http::Uri>,
     },
-    /// Apply database migrations.
-    Migrate {
-        /// Where the store is.
-        #[command(flatten)]
-        target: crate::operator::StoreTarget,
-    },
+    /// Apply database migrations (`migrate status` lists them and changes nothing).
+    Migrate(crate::migrate_cli::MigrateArgs),
     /// Staff users.
     Staff {
         #[command(subcommand)]
@@ -70,9 +66,9 @@ enum Command {
     },
     /// Print the FLOP estimate and its basis for a job specification, without running anything.
     Estimate {
-        /// Job-spec profile: generic, slurm or kubernetes.
-        #[arg(long)]
-        profile: String,
+        /// How the job specification is read.
+        #[arg(long, value_enum)]
+        profile: crate::arguments::ProfileArg,
         /// Policy file (default: the shipped default policy).
         #[arg(long)]
         policy: Option<PathBuf>,
@@ -94,6 +90,12 @@ enum Command {
         #[command(subcommand)]
         command: crate::screening_cli::AuditCommand,
     },
+    /// Print a shell completion script (subcommands, options and their values) to standard
+    /// output, e.g. `computegate completions bash > /etc/bash_completion.d/computegate`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,7 +111,8 @@ enum PolicyCommand {
 enum ConfigCommand {
     /// Validate a configuration file (with COMPUTEGATE_* overrides applied) and exit.
     Check {
-        /// TOML configuration file.
+        /// TOML configuration file (default: `COMPUTEGATE_CONFIG`).
+        #[arg(env = "COMPUTEGATE_CONFIG")]
         file: PathBuf,
     },
 }
@@ -171,7 +174,17 @@ pub fn main() -> ExitCode {
             profile,
             policy,
             file,
-        } => estimate(&profile, policy.as_deref(), &file),
+        } => estimate(profile.into(), policy.as_deref(), &file),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "computegate",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
         Command::Serve { config } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
@@ -188,9 +201,9 @@ pub fn main() -> ExitCode {
             crate::telemetry::init(&Default::default());
             run_async(1, crate::operator::report(command))
         }
-        Command::Migrate { target } => {
+        Command::Migrate(args) => {
             crate::telemetry::init(&Default::default());
-            run_async(1, crate::operator::migrate(target))
+            run_async(1, crate::migrate_cli::migrate(args))
         }
         Command::Staff { command } => {
             crate::telemetry::init(&Default::default());
@@ -266,13 +279,13 @@ fn run_async(
 }
 
 /// `computegate estimate`: the estimate and its basis for a job spec.
-fn estimate(profile: &str, policy: Option<&std::path::Path>, file: &std::path::Path) -> ExitCode {
-    use computegate_gateway::metering::{EstimateReport, Profile, estimate_file};
+fn estimate(
+    profile: computegate_gateway::metering::Profile,
+    policy: Option<&std::path::Path>,
+    file: &std::path::Path,
+) -> ExitCode {
+    use computegate_gateway::metering::{EstimateReport, estimate_file};
     use computegate_gateway::policy::Policy;
-    let Some(profile) = Profile::parse(profile) else {
-        eprintln!("error: --profile `{profile}` is not one of generic, slurm, kubernetes");
-        return ExitCode::from(EXIT_CONFIG);
-    };
     let policy = match policy {
         Some(path) => {
             computegate_gateway::policy::load(path).map_err(|e| format!("{}: {e}", path.display()))

@@ -242,6 +242,7 @@ async fn seed_screening_list(store: &Store) -> anyhow::Result<u64> {
         request,
         &Actor::system("demo"),
         OffsetDateTime::now_utc(),
+        |_| {},
     )
     .await
     .context("cannot import the demo's sample denied-party list")?;

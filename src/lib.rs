@@ -4,6 +4,7 @@
 //! ([`serve`], [`demo`]), logging ([`telemetry`]) and the simulated compute API ([`sim`]).
 
 pub mod api;
+pub mod arguments;
 pub mod cli;
 pub mod console;
 pub mod demo;
@@ -12,11 +13,13 @@ pub mod identity;
 pub mod ledger_metrics;
 pub mod ledger_port;
 pub mod metering;
+pub mod migrate_cli;
 pub mod operator;
 pub mod ownership_port;
 mod periodic;
 pub mod policy_file;
 pub mod portal;
+pub mod progress;
 pub mod ratelimit_redis;
 pub mod report_identity;
 pub mod screening_cli;

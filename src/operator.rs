@@ -1,17 +1,23 @@
-//! Operator commands that work on the store directly: `migrate`, `staff create`, `keys rotate`.
-//! Each takes `--config FILE` (the store and Redis of a deployment; master key from
+//! Operator commands that work on the store directly: `staff create`, `keys rotate`,
+//! `report export`, and where every store command finds its store ([`StoreTarget`]). Each takes
+//! `--config FILE` (the store and Redis of a deployment; master key from
 //! `COMPUTEGATE_MASTER_KEY`) or `--data-dir DIR` (the demo's embedded store and key file).
+//!
+//! Commands that write open the store with [`StoreTarget::open_for_writing`] (creating an
+//! embedded store and applying pending migrations); commands that only read use
+//! [`StoreTarget::open_existing`], which creates and migrates nothing and says what to run when
+//! the store is missing or behind.
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use computegate_gateway::config::Config;
-use computegate_kyc::Store;
 use computegate_kyc::accounts::{Actor, StaffRole};
 use computegate_kyc::cluster::{Notice, Notices};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::password::{Hasher, PasswordParams, check_policy};
+use computegate_kyc::{Store, StoreError};
 use time::OffsetDateTime;
 
 use crate::startup::StartupConfigError;
@@ -37,9 +43,9 @@ pub enum StaffCommand {
         /// Email of the staff user.
         #[arg(long)]
         email: String,
-        /// Role: reviewer, senior_reviewer, auditor or admin.
-        #[arg(long)]
-        role: String,
+        /// The staff user's role.
+        #[arg(long, value_enum)]
+        role: crate::arguments::RoleArg,
         /// Read the password from standard input instead of generating one.
         #[arg(long)]
         password_stdin: bool,
@@ -63,15 +69,14 @@ pub enum KeysCommand {
 // === impl StoreTarget ===
 
 impl StoreTarget {
-    /// The configuration and master key this target names.
-    pub fn resolve(&self) -> anyhow::Result<(Config, MasterKey)> {
+    /// The configuration this target names.
+    pub fn config(&self) -> anyhow::Result<Config> {
         // clap refuses --config together with --data-dir; the environment's config file only
         // stands in when neither option is given.
         if let Some(dir) = &self.data_dir {
             let mut config = Config::default();
             config.data_dir = dir.clone();
-            let master = crate::identity::master_key_from_data_dir(dir)?;
-            return Ok((config, master));
+            return Ok(config);
         }
         let path = self
             .config
@@ -86,14 +91,23 @@ impl StoreTarget {
                     "give --config FILE or --data-dir DIR (or set COMPUTEGATE_CONFIG)".into(),
                 )
             })?;
-        let config =
-            Config::load(&path, std::env::vars()).map_err(|e| StartupConfigError(e.to_string()))?;
-        let master = crate::identity::master_key_from_env(crate::environment::var)?;
-        Ok((config, master))
+        Config::load(&path, std::env::vars()).map_err(|e| StartupConfigError(e.to_string()).into())
     }
 
-    async fn open(&self) -> anyhow::Result<(Config, MasterKey, Store)> {
-        let (config, master) = self.resolve()?;
+    /// The master key: the data directory's key file (created on first use) or
+    /// `COMPUTEGATE_MASTER_KEY` with a configuration file.
+    fn master_key(&self) -> anyhow::Result<MasterKey> {
+        match &self.data_dir {
+            Some(dir) => crate::identity::master_key_from_data_dir(dir),
+            None => crate::identity::master_key_from_env(crate::environment::var),
+        }
+    }
+
+    /// Opens the store for a command that writes: creates an embedded store that is not there
+    /// yet and applies pending migrations (one progress line each).
+    pub async fn open_for_writing(&self) -> anyhow::Result<(Config, MasterKey, Store)> {
+        let config = self.config()?;
+        let master = self.master_key()?;
         let url = config.database_url();
         if url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir)?;
@@ -101,19 +115,45 @@ impl StoreTarget {
         let store = Store::connect(&url)
             .await
             .context("cannot open the database")?;
+        crate::migrate_cli::apply(&store).await?;
         Ok((config, master, store))
+    }
+
+    /// Opens the store as it is, for a command that only reads: creates nothing, migrates
+    /// nothing, and fails with what to run when the store is missing or its schema is not the
+    /// one this binary needs.
+    pub async fn open_existing(&self) -> anyhow::Result<(Config, Store)> {
+        let (config, store) = self.connect_existing().await?;
+        store.check_schema().await.map_err(not_ready)?;
+        Ok((config, store))
+    }
+
+    /// Connects to the store without creating it or checking its schema (`migrate status`).
+    pub async fn connect_existing(&self) -> anyhow::Result<(Config, Store)> {
+        let config = self.config()?;
+        let store = Store::connect_existing(&config.database_url())
+            .await
+            .map_err(not_ready)?;
+        Ok((config, store))
     }
 }
 
-/// `computegate migrate`.
-pub async fn migrate(target: StoreTarget) -> anyhow::Result<()> {
-    let (_, _, store) = target.open().await?;
-    store.migrate().await.context("migration failed")?;
-    println!(
-        "database schema is up to date ({:?})",
-        store.schema_state().await?
-    );
-    Ok(())
+/// What a command that only reads says when the store is not ready for it.
+fn not_ready(error: StoreError) -> anyhow::Error {
+    match error {
+        StoreError::SchemaBehind { found: None, .. } => anyhow::anyhow!(
+            "the store has no schema yet: run migrations first (`computegate migrate`)"
+        ),
+        StoreError::SchemaBehind {
+            found: Some(found),
+            known,
+        } => anyhow::anyhow!(
+            "the store's schema is at migration {found}, this binary needs {known}: \
+             run migrations first (`computegate migrate`)"
+        ),
+        StoreError::Missing { .. } => anyhow::Error::new(error),
+        other => anyhow::Error::new(other).context("the store is not ready"),
+    }
 }
 
 /// `computegate staff …`.
@@ -124,11 +164,7 @@ pub async fn staff(command: StaffCommand) -> anyhow::Result<()> {
         password_stdin,
         target,
     } = command;
-    let role: StaffRole = role.parse().map_err(|_| {
-        StartupConfigError(format!(
-            "--role `{role}` is not one of reviewer, senior_reviewer, auditor, admin"
-        ))
-    })?;
+    let role = StaffRole::from(role);
     let (password, generated) = if password_stdin {
         let mut text = String::new();
         std::io::stdin()
@@ -139,8 +175,7 @@ pub async fn staff(command: StaffCommand) -> anyhow::Result<()> {
         (generate_password(), true)
     };
     check_policy(&password).map_err(|e| StartupConfigError(format!("password: {e}")))?;
-    let (config, _, store) = target.open().await?;
-    store.migrate().await.context("migration failed")?;
+    let (config, _, store) = target.open_for_writing().await?;
     let a = &config.auth;
     let hasher = Hasher::new(PasswordParams {
         memory_kib: a.argon2_memory_kib,
@@ -174,8 +209,7 @@ pub async fn staff(command: StaffCommand) -> anyhow::Result<()> {
 /// `computegate keys …`.
 pub async fn keys(command: KeysCommand) -> anyhow::Result<()> {
     let KeysCommand::Rotate { target } = command;
-    let (config, master, store) = target.open().await?;
-    store.migrate().await.context("migration failed")?;
+    let (config, master, store) = target.open_for_writing().await?;
     let verify_for = crate::identity::span(config.auth.access_token_ttl + config.auth.leeway);
     let kid = store
         .credentials()
@@ -213,16 +247,15 @@ fn generate_password() -> String {
 pub enum ReportCommand {
     /// Export compliance reports as JSON or CSV to standard output (or `--output FILE`).
     Export {
-        /// `training-runs` (threshold reports), `quarterly` (bundle with due dates) or
-        /// `eu-art52` (one customer's evidence pack; needs `--customer`).
-        #[arg(long)]
-        kind: String,
+        /// What to export.
+        #[arg(long, value_enum)]
+        kind: crate::arguments::ReportKindArg,
         /// Start date, `YYYY-MM-DD` or RFC 3339.
         #[arg(long)]
         since: String,
-        /// `json` or `csv`.
-        #[arg(long, default_value = "json")]
-        format: String,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = crate::arguments::ReportFormatArg::Json)]
+        format: crate::arguments::ReportFormatArg,
         /// Customer id for `eu-art52`.
         #[arg(long)]
         customer: Option<uuid::Uuid>,
@@ -246,13 +279,11 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
         output,
         target,
     } = command;
-    let kind = ExportKind::parse(&kind, customer)
+    let kind = ExportKind::parse(kind.as_str(), customer)
         .map_err(|why| StartupConfigError(format!("--kind: {why}")))?;
-    let format = ExportFormat::parse(&format)
-        .map_err(|why| StartupConfigError(format!("--format: {why}")))?;
+    let format = ExportFormat::from(format);
     let since = parse_since(&since)?;
-    let (_, _, store) = target.open().await?;
-    store.migrate().await.context("migration failed")?;
+    let (_, store) = target.open_existing().await?;
     let mut buffer: Vec<u8> = Vec::new();
     let count = store
         .ledger()

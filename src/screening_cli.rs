@@ -24,18 +24,20 @@ use computegate_kyc::screening::{
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt as _;
 
+use crate::arguments::{AuditFormatArg, ListFormatArg};
 use crate::operator::StoreTarget;
+use crate::progress::{Counting, Progress};
 use crate::startup::StartupConfigError;
-use crate::verification::{LoadedList, rescreen_customers};
+use crate::verification::{LoadedList, rescreen_customers_reporting};
 
 /// `computegate screening …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ScreeningCommand {
     /// Import a denied-party list as a new version, then re-screen every screened customer (approved or at the trial tier).
     Import {
-        /// List format: csl, sdn or opensanctions.
-        #[arg(long)]
-        format: String,
+        /// The list format.
+        #[arg(long, value_enum)]
+        format: ListFormatArg,
         /// SDN `alt.csv` (aliases), with `--format sdn`.
         #[arg(long)]
         alt: Option<PathBuf>,
@@ -97,9 +99,9 @@ pub enum AuditCommand {
         /// RFC 3339 time or YYYY-MM-DD (midnight UTC).
         #[arg(long)]
         since: String,
-        /// jsonl or csv.
-        #[arg(long, default_value = "jsonl")]
-        format: String,
+        /// The output format.
+        #[arg(long, value_enum, default_value_t = AuditFormatArg::Jsonl)]
+        format: AuditFormatArg,
         /// Output file (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
@@ -119,7 +121,7 @@ pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
             label,
             file,
             target,
-        } => import(&format, alt, add, label, &file, &target).await,
+        } => import(format.into(), alt, add, label, &file, &target).await,
         ScreeningCommand::Check {
             name,
             dob,
@@ -135,18 +137,13 @@ pub async fn screening(command: ScreeningCommand) -> anyhow::Result<()> {
 }
 
 async fn import(
-    format: &str,
+    format: ListFormat,
     alt: Option<PathBuf>,
     add: Option<PathBuf>,
     label: Option<String>,
     file: &Path,
     target: &StoreTarget,
 ) -> anyhow::Result<()> {
-    let format = ListFormat::from_name(format).ok_or_else(|| {
-        StartupConfigError(format!(
-            "--format `{format}` is not one of csl, sdn, opensanctions"
-        ))
-    })?;
     if format != ListFormat::Sdn && (alt.is_some() || add.is_some()) {
         return Err(StartupConfigError("--alt and --add go with --format sdn".into()).into());
     }
@@ -157,17 +154,19 @@ async fn import(
         addresses: add.as_deref().map(input).transpose()?,
         label,
     };
-    let (config, master, store) = open(target).await?;
-    store.migrate().await.context("migration failed")?;
+    let (config, master, store) = target.open_for_writing().await?;
     let started = Instant::now();
+    let mut progress = Progress::start("screening import", "entries", None);
     let version = import_list(
         &store,
         request,
         &Actor::system("cli"),
         OffsetDateTime::now_utc(),
+        |stored| progress.set(stored),
     )
     .await
     .with_context(|| format!("cannot import {}", file.display()))?;
+    progress.finish();
     let import_secs = started.elapsed().as_secs_f64();
     println!(
         "imported list version {} ({}, {} entries, sha256 {}) in {import_secs:.2}s",
@@ -181,9 +180,17 @@ async fn import(
         .await
         .context("cannot load the new list")?;
     let list = LoadedList { version, index };
-    let report = rescreen_customers(&store, &master, &list, OffsetDateTime::now_utc())
-        .await
-        .context("re-screening customers failed")?;
+    let mut progress = Progress::start("screening rescreen", "applications", None);
+    let report = rescreen_customers_reporting(
+        &store,
+        &master,
+        &list,
+        OffsetDateTime::now_utc(),
+        &mut |screened| progress.set(screened),
+    )
+    .await
+    .context("re-screening customers failed")?;
+    progress.finish();
     println!(
         "re-screened {} applications in {:.2}s: {} hits, {} customers suspended pending review",
         report.screened,
@@ -212,15 +219,17 @@ async fn import(
 }
 
 /// Imports a list version and records the import in the audit chain (the CLI and the demo).
+/// `progress` is called with the number of entries stored after each committed batch.
 pub(crate) async fn import_list<R: std::io::Read + Send + 'static>(
     store: &Store,
     request: ImportRequest<R>,
     actor: &Actor,
     now: OffsetDateTime,
+    progress: impl FnMut(u64),
 ) -> anyhow::Result<ListVersion> {
     let version = store
         .screening()
-        .import_screening_list(request, now)
+        .import_screening_list_reporting(request, now, progress)
         .await?;
     let entry = AuditEntry::new(
         now,
@@ -271,11 +280,7 @@ async fn check(
     limit: usize,
     target: &StoreTarget,
 ) -> anyhow::Result<()> {
-    let (_, _, store) = open(target).await?;
-    store
-        .check_schema()
-        .await
-        .context("the store is not ready")?;
+    let (_, store) = target.open_existing().await?;
     let Some(version) = store.screening().latest_screening_version().await? else {
         return Err(anyhow::anyhow!(
             "no denied-party list has been imported yet: run `computegate screening import` first"
@@ -352,16 +357,12 @@ pub async fn audit(command: AuditCommand) -> anyhow::Result<()> {
             format,
             output,
             target,
-        } => export(&target, &since, &format, output.as_deref()).await,
+        } => export(&target, &since, format.into(), output.as_deref()).await,
     }
 }
 
 async fn verify(target: &StoreTarget) -> anyhow::Result<()> {
-    let (_, _, store) = open(target).await?;
-    store
-        .check_schema()
-        .await
-        .context("the store is not ready")?;
+    let (_, store) = target.open_existing().await?;
     let result = store
         .audit()
         .verify_audit_chain()
@@ -392,56 +393,36 @@ async fn verify(target: &StoreTarget) -> anyhow::Result<()> {
 async fn export(
     target: &StoreTarget,
     since: &str,
-    format: &str,
+    format: ExportFormat,
     output: Option<&Path>,
 ) -> anyhow::Result<()> {
     let since = crate::operator::parse_since(since)?;
-    let format: ExportFormat = format
-        .parse()
-        .map_err(|_| StartupConfigError(format!("--format `{format}` is not one of jsonl, csv")))?;
-    let (_, _, store) = open(target).await?;
-    store
-        .check_schema()
-        .await
-        .context("the store is not ready")?;
+    let (_, store) = target.open_existing().await?;
+    let progress = Progress::start("audit export", "bytes", None);
     let written = match output {
         Some(path) => {
-            let mut file = tokio::fs::File::create(path)
+            let file = tokio::fs::File::create(path)
                 .await
                 .with_context(|| format!("cannot create {}", path.display()))?;
-            let n = store.audit().audit_export(since, format, &mut file).await?;
+            let mut out = Counting::new(file, progress);
+            let n = store.audit().audit_export(since, format, &mut out).await?;
+            out.flush().await?;
+            let (file, progress) = out.into_parts();
             file.sync_all().await?;
+            progress.finish();
             println!("exported {n} records to {}", path.display());
             n
         }
         None => {
-            let mut out = StdoutWriter(std::io::stdout());
+            let mut out = Counting::new(StdoutWriter(std::io::stdout()), progress);
             let n = store.audit().audit_export(since, format, &mut out).await?;
             out.flush().await?;
+            out.into_parts().1.finish();
             n
         }
     };
     tracing::info!(records = written, "audit export written");
     Ok(())
-}
-
-/// The store of `target` with its configuration and master key.
-async fn open(
-    target: &StoreTarget,
-) -> anyhow::Result<(
-    computegate_gateway::config::Config,
-    computegate_kyc::crypto::MasterKey,
-    Store,
-)> {
-    let (config, master) = target.resolve()?;
-    let url = config.database_url();
-    if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir)?;
-    }
-    let store = Store::connect(&url)
-        .await
-        .context("cannot open the database")?;
-    Ok((config, master, store))
 }
 
 /// Standard output as an `AsyncWrite` (the CLI runs nothing else meanwhile, so the blocking

@@ -36,10 +36,13 @@ fn a_misspelt_variable_stops_the_command_with_the_closest_name() {
         "{out:?}"
     );
     // The same command gets as far as the store once the environment is right (a read-only
-    // command never migrates, so a new store is refused as not ready).
+    // command never creates or migrates a store, so a missing one is refused with what to run).
     let out = run_cli(&args, &[]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(text(&out.stderr).contains("run migrations"), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("`computegate migrate`"),
+        "{out:?}"
+    );
 }
 
 #[test]

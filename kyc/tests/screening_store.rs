@@ -6,18 +6,21 @@ mod support;
 
 /// Named so that `cargo test -p computegate-kyc screening` selects these tests.
 mod screening {
-    use std::io::Cursor;
+    use std::io::{Cursor, Read};
     use std::path::PathBuf;
+    use std::sync::mpsc;
 
+    use computegate_kyc::accounts::Actor;
+    use computegate_kyc::audit::{AuditAction, AuditEntry};
     use computegate_kyc::screening::{
-        Decision, ImportRequest, ListFormat, ListInput, ScoringConfig, ScreeningError,
+        BATCH_ROWS, Decision, ImportRequest, ListFormat, ListInput, ScoringConfig, ScreeningError,
         ScreeningSubject,
     };
     use sha2::{Digest, Sha256};
     use time::Duration;
     use uuid::Uuid;
 
-    use crate::support::{Ctx, t0};
+    use crate::support::{Backend, Ctx, t0};
 
     fn data(name: &str) -> Vec<u8> {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -250,13 +253,7 @@ mod screening {
 
     async fn large_import_is_chunked(ctx: Ctx) {
         // More than one full chunk plus a partial one, with keys and order preserved.
-        let mut csv = String::from("id,source,type,name,dates_of_birth\n");
-        for i in 0..2_345 {
-            csv.push_str(&format!(
-                "{i},TEST,Individual,\"Person{i} Testname{}\",1970-01-01\n",
-                i % 7
-            ));
-        }
+        let csv = people_csv(2_345);
         let v = ctx
             .store
             .screening()
@@ -280,9 +277,189 @@ mod screening {
         assert_eq!(r.best.unwrap().entry_key, "csl:TEST:1234");
     }
 
+    /// A CSL CSV of `n` people, `csl:TEST:0` to `csl:TEST:{n-1}`.
+    fn people_csv(n: usize) -> String {
+        let mut csv = String::from("id,source,type,name,dates_of_birth\n");
+        for i in 0..n {
+            csv.push_str(&format!(
+                "{i},TEST,Individual,\"Person{i} Testname{}\",1970-01-01\n",
+                i % 7
+            ));
+        }
+        csv
+    }
+
+    /// Hands out `bytes`, then fails with an I/O error (a file cut off, a disk gone), or, with
+    /// a gate, first waits until the test opens it.
+    struct Interrupted {
+        bytes: Cursor<Vec<u8>>,
+        /// Where the interruption is.
+        at: u64,
+        /// `None`: fail there. `Some`: tell the test, wait for it, then go on.
+        gate: Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>,
+    }
+
+    impl Read for Interrupted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let position = self.bytes.position();
+            if position == self.at {
+                match self.gate.take() {
+                    None => return Err(std::io::Error::other("the file is cut off")),
+                    Some((reached, open)) => {
+                        reached.send(()).unwrap();
+                        open.recv().unwrap();
+                    }
+                }
+            }
+            let room = if position < self.at {
+                usize::try_from(self.at - position).unwrap().min(buf.len())
+            } else {
+                buf.len()
+            };
+            self.bytes.read(&mut buf[..room])
+        }
+    }
+
+    /// Byte offset of line `n` (0-based, the header being line 0) of `text`.
+    fn line_offset(text: &str, n: usize) -> u64 {
+        let offset: usize = text.split_inclusive('\n').take(n).map(str::len).sum();
+        u64::try_from(offset).unwrap()
+    }
+
+    async fn a_failed_import_leaves_the_previous_list_current(ctx: Ctx) {
+        let s = &ctx.store;
+        let good = s
+            .screening()
+            .import_screening_list(
+                ImportRequest::new(ListFormat::Csl, "csl.csv", Cursor::new(data("csl.csv"))),
+                t0(),
+            )
+            .await
+            .unwrap();
+        // Cut off after two committed batches and part of a third.
+        let csv = people_csv(BATCH_ROWS * 3);
+        let reader = Interrupted {
+            at: line_offset(&csv, BATCH_ROWS * 2 + 1_500),
+            bytes: Cursor::new(csv.into_bytes()),
+            gate: None,
+        };
+        let err = s
+            .screening()
+            .import_screening_list(
+                ImportRequest::new(ListFormat::Csl, "cut.csv", reader),
+                t0() + Duration::hours(1),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ScreeningError::Parse(_)) && format!("{err:?}").contains("cut off"),
+            "{err:?}"
+        );
+        assert_eq!(
+            s.screening().latest_screening_version().await.unwrap(),
+            Some(good.clone())
+        );
+        let (lists, entries) = counts(&ctx).await;
+        assert_eq!(
+            (lists, entries),
+            (1, 12),
+            "no rows of the failed import remain"
+        );
+    }
+
+    async fn a_write_during_a_large_import_takes_its_turn(ctx: Ctx) {
+        let s = ctx.store.clone();
+        let good = s
+            .screening()
+            .import_screening_list(
+                ImportRequest::new(ListFormat::Csl, "csl.csv", Cursor::new(data("csl.csv"))),
+                t0(),
+            )
+            .await
+            .unwrap();
+        // The import stops reading after two batches until the test has written.
+        let csv = people_csv(BATCH_ROWS * 3);
+        let (reached_tx, reached) = mpsc::channel();
+        let (open, open_rx) = mpsc::channel();
+        let reader = Interrupted {
+            at: line_offset(&csv, BATCH_ROWS * 2 + 1_500),
+            bytes: Cursor::new(csv.into_bytes()),
+            gate: Some((reached_tx, open_rx)),
+        };
+        let importer = s.clone();
+        let import = tokio::spawn(async move {
+            importer
+                .screening()
+                .import_screening_list(
+                    ImportRequest::new(ListFormat::Csl, "big.csv", reader),
+                    t0() + Duration::hours(1),
+                )
+                .await
+        });
+        tokio::task::spawn_blocking(move || reached.recv().unwrap())
+            .await
+            .unwrap();
+        // Midway, a transactional write (an audit record: SQLite's write lock, taken in turn)
+        // goes through at once, and readers still see the previous version as current.
+        let entry = AuditEntry::new(
+            t0(),
+            &Actor::system("test"),
+            AuditAction::ScreeningListImported,
+            "screening_list:test",
+        );
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            s.audit().record_audit(&entry),
+        )
+        .await
+        .expect("the write is not held up behind the whole import")
+        .unwrap();
+        assert_eq!(
+            s.screening().latest_screening_version().await.unwrap(),
+            Some(good)
+        );
+        // At least the first batch is committed (the parser is 7 chunks past the channel's
+        // 4), though not yet current.
+        let (_, entries) = counts(&ctx).await;
+        assert!(
+            entries >= 12 + i64::try_from(BATCH_ROWS).unwrap(),
+            "{entries}"
+        );
+        assert!(!import.is_finished());
+        open.send(()).unwrap();
+        let version = import.await.unwrap().unwrap();
+        assert_eq!(version.entry_count, u64::try_from(BATCH_ROWS * 3).unwrap());
+        assert_eq!(
+            s.screening().latest_screening_version().await.unwrap(),
+            Some(version)
+        );
+    }
+
+    /// Rows in `screening_lists` and `screening_entries`.
+    async fn counts(ctx: &Ctx) -> (i64, i64) {
+        const SQL: &str = "SELECT (SELECT COUNT(*) FROM screening_lists), \
+             (SELECT COUNT(*) FROM screening_entries)";
+        match ctx.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
+                let row = sqlx::query_as(SQL).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                row
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
+                let row = sqlx::query_as(SQL).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                row
+            }
+        }
+    }
+
     crate::store_suite!(
         import_latest_load_and_record,
         unknown_versions_and_bad_input,
         large_import_is_chunked,
+        a_failed_import_leaves_the_previous_list_current,
+        a_write_during_a_large_import_takes_its_turn,
     );
 }

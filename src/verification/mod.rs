@@ -43,7 +43,9 @@ pub use self::fetcher::IdvFetcher;
 pub use self::metrics::KycMetrics;
 pub use self::onfido_api::{OnfidoApi, OnfidoApiConfig, OnfidoConfigError};
 pub use self::organizations::OrganizationError;
-pub use self::rescreen::{RESCREEN_ACTION, RescreenReport, rescreen_customers};
+pub use self::rescreen::{
+    RESCREEN_ACTION, RescreenReport, rescreen_customers, rescreen_customers_reporting,
+};
 pub use self::screening::{
     LoadedList, ScreeningCache, ScreeningRunError, adhoc_subject, screen_subjects, subjects_of,
 };

@@ -66,6 +66,18 @@ pub async fn rescreen_customers(
     list: &LoadedList,
     now: OffsetDateTime,
 ) -> Result<RescreenReport, ScreeningRunError> {
+    rescreen_customers_reporting(store, master, list, now, &mut |_| {}).await
+}
+
+/// [`rescreen_customers`], calling `progress` with the number of applications screened so far
+/// after each one (the CLI's progress bar or count lines).
+pub async fn rescreen_customers_reporting(
+    store: &Store,
+    master: &MasterKey,
+    list: &LoadedList,
+    now: OffsetDateTime,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<RescreenReport, ScreeningRunError> {
     let mut report = RescreenReport::default();
     for status in RESCREENED {
         let mut filter = QueueFilter {
@@ -84,6 +96,7 @@ pub async fn rescreen_customers(
                 {
                     report.suspended.push(item.customer_id);
                 }
+                progress(report.screened);
             }
             let last = page.last().map(QueueItem::cursor);
             match last {

@@ -32,7 +32,10 @@ pub use self::date::PartialDate;
 pub use self::index::{IndexStats, RankedMatch, ScreeningIndex};
 pub use self::parse::{ParseError, ParseStats, RecordError};
 pub use self::score::{ScoringConfig, ScoringConfigError, Thresholds};
-pub use self::store::{ImportRequest, ListInput, ListVersion, ScreeningError, StoredScreening};
+pub use self::store::{
+    BATCH_ROWS, ImportRequest, ListInput, ListVersion, STALE_IMPORT, ScreeningError,
+    StoredScreening,
+};
 
 /// What a list entry (or a screened subject) is. Only compatible kinds can match: a person is
 /// never a hit on a vessel.

@@ -3,10 +3,21 @@
 //! `screening_results` (migration 0004).
 //!
 //! An import parses on a blocking thread and streams chunks of serialized entries over a
-//! bounded channel into one transaction of multi-row INSERTs (one statement text for every
-//! full chunk, so it is prepared once), so memory stays bounded and a failed or interrupted
-//! import leaves nothing behind. On SQLite that transaction holds the write lock for the whole
-//! import (seconds for a million entries); other writers queue behind it on the busy timeout.
+//! bounded channel to multi-row INSERTs (one statement text for every full chunk, so it is
+//! prepared once), so memory stays bounded. The rows are committed in batches of
+//! [`BATCH_ROWS`], each its own short transaction, so on SQLite other writers (logins,
+//! decisions) take their turn between batches instead of waiting behind a million-entry import
+//! for its whole length.
+//!
+//! Readers still see an import as all or nothing: the version row is written first with an
+//! empty `sha256`, which marks it as *being imported*, and every read of versions
+//! ([`ScreeningStore::latest_screening_version`], [`ScreeningStore::screening_list_version`],
+//! and so loading an index) skips such rows. The last transaction sets the digest, label and
+//! count, and only then does the new version become current. An import that fails (a malformed
+//! file, an empty list, a database error) deletes its version row, and with it its entries
+//! (`ON DELETE CASCADE`), so the previous version stays current and no partial rows remain. A
+//! process killed mid-import leaves an invisible incomplete version; the next import removes
+//! such leftovers older than [`STALE_IMPORT`].
 //!
 //! `sha256` is the hex SHA-256 of the main file; for an SDN set with `alt.csv`/`add.csv` it
 //! is the SHA-256 of the text `sdn.csv <hex>\nalt.csv <hex>\nadd.csv <hex>\n` (lines for the
@@ -35,6 +46,18 @@ use crate::store::{DbTime, ScreeningStore, StoreError, from_sqlx, in_transaction
 /// Entries per multi-row INSERT (four bind parameters each: well under SQLite's 32 766 and
 /// PostgreSQL's 65 535 limits).
 const CHUNK_ROWS: usize = 1_000;
+
+/// Chunks per transaction: 5 000 rows, a small slice of a million-entry import, so a login
+/// waiting for SQLite's write lock waits for one batch, not the import.
+const BATCH_CHUNKS: usize = 5;
+
+/// Rows per transaction of an import.
+pub const BATCH_ROWS: usize = CHUNK_ROWS * BATCH_CHUNKS;
+
+/// How old an incomplete version must be before an import removes it as the leftover of a
+/// killed process (an import of a million entries takes well under this, so a concurrent
+/// import's rows are never removed).
+pub const STALE_IMPORT: time::Duration = time::Duration::hours(6);
 
 /// Chunks buffered between the parser thread and the inserter.
 const CHANNEL_CHUNKS: usize = 4;
@@ -198,13 +221,26 @@ impl<R> ImportRequest<R> {
 
 impl ScreeningStore<'_> {
     /// Imports a list as a new version: parses it (see [`crate::screening::parse`]), stores
-    /// every normalized entry and the version row in one transaction, and returns the version.
-    /// A malformed file is [`ScreeningError::Parse`] naming the line and record; an empty one
-    /// is [`ScreeningError::EmptyList`]. Either way nothing is stored.
+    /// every normalized entry in batches and then the finished version row, and returns the
+    /// version (see the module docs for what readers see meanwhile). A malformed file is
+    /// [`ScreeningError::Parse`] naming the line and record; an empty one is
+    /// [`ScreeningError::EmptyList`]. Either way nothing is left stored.
     pub async fn import_screening_list<R: Read + Send + 'static>(
         &self,
         request: ImportRequest<R>,
         now: OffsetDateTime,
+    ) -> Result<ListVersion, ScreeningError> {
+        self.import_screening_list_reporting(request, now, |_| {})
+            .await
+    }
+
+    /// [`ScreeningStore::import_screening_list`], calling `progress` with the number of entries
+    /// stored after each committed batch.
+    pub async fn import_screening_list_reporting<R: Read + Send + 'static>(
+        &self,
+        request: ImportRequest<R>,
+        now: OffsetDateTime,
+        progress: impl FnMut(u64),
     ) -> Result<ListVersion, ScreeningError> {
         if let Some(label) = &request.label {
             check_text(label, "label")?;
@@ -216,69 +252,58 @@ impl ScreeningStore<'_> {
         files.extend(request.addresses.iter().map(|a| a.file_name.clone()));
         let source_file: String = files.join("+").chars().take(MAX_REF_LEN).collect();
         let label = request.label.clone();
-        let (tx, mut rx) = mpsc::channel::<Vec<Row>>(CHANNEL_CHUNKS);
+        self.remove_stale_imports(now).await?;
+        on_pool!(self.store, |pool| sqlx::query(concat!(
+            "INSERT INTO screening_lists (",
+            list_columns!(),
+            ") VALUES ($1, $2, $3, '', '', 0, $4)"
+        ))
+        .bind(id)
+        .bind(format.as_str())
+        .bind(&source_file)
+        .bind(DbTime::new(now))
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        let (tx, rx) = mpsc::channel::<Vec<Row>>(CHANNEL_CHUNKS);
         let parser = tokio::task::spawn_blocking(move || parse_for_import(request, tx));
-        let full_sql: Arc<str> = insert_sql(CHUNK_ROWS).into();
-        let version = in_transaction!(self.store, |t| {
-            sqlx::query(concat!(
-                "INSERT INTO screening_lists (",
-                list_columns!(),
-                ") VALUES ($1, $2, $3, '', '', 0, $4)"
-            ))
-            .bind(id)
-            .bind(format.as_str())
-            .bind(&source_file)
-            .bind(DbTime::new(now))
-            .execute(&mut *t)
-            .await?;
-            let mut seq: i64 = 0;
-            while let Some(chunk) = rx.recv().await {
-                let sql = if chunk.len() == CHUNK_ROWS {
-                    AssertSqlSafe(Arc::clone(&full_sql))
-                } else {
-                    AssertSqlSafe(insert_sql(chunk.len()).into())
-                };
-                let mut query = sqlx::query(sql);
-                for (key, json) in &chunk {
-                    query = query.bind(id).bind(seq).bind(key).bind(json);
-                    seq += 1;
-                }
-                query.execute(&mut *t).await?;
+        let stored = self.store_entries(id, rx, progress).await;
+        // The parser's own error (a malformed line) explains a closed channel better than the
+        // inserter's, so it comes first; it is awaited in any case so it never outlives us.
+        let parsed = parser.await.map_err(|_| ScreeningError::Task);
+        let finished = match (parsed, stored) {
+            (Ok(Err(e)) | Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(Ok(parsed)), Ok(())) if parsed.entries == 0 => Err(ScreeningError::EmptyList),
+            (Ok(Ok(parsed)), Ok(())) => {
+                let label = label.unwrap_or_else(|| default_label(format, now, &parsed.sha256));
+                self.finish_version(id, &label, &parsed)
+                    .await
+                    .map(|()| ListVersion {
+                        id,
+                        format,
+                        source_file,
+                        label,
+                        sha256: parsed.sha256,
+                        entry_count: parsed.entries,
+                        imported_at: DbTime::new(now).get(),
+                    })
             }
-            let parsed = parser.await.map_err(|_| ScreeningError::Task)??;
-            if parsed.entries == 0 {
-                return Err(ScreeningError::EmptyList);
+        };
+        if finished.is_err() {
+            // Best effort: if the database is what failed, the row stays invisible (empty
+            // digest) and a later import removes it as stale.
+            if let Err(e) = self.remove_version(id).await {
+                tracing::warn!(error = %e, "cannot remove the rows of a failed screening import");
             }
-            let label = label.unwrap_or_else(|| default_label(format, now, &parsed.sha256));
-            sqlx::query(
-                "UPDATE screening_lists SET label = $1, sha256 = $2, entry_count = $3 \
-                 WHERE id = $4",
-            )
-            .bind(&label)
-            .bind(&parsed.sha256)
-            .bind(i64::try_from(parsed.entries).unwrap_or(i64::MAX))
-            .bind(id)
-            .execute(&mut *t)
-            .await?;
-            ListVersion {
-                id,
-                format,
-                source_file,
-                label,
-                sha256: parsed.sha256,
-                entry_count: parsed.entries,
-                imported_at: DbTime::new(now).get(),
-            }
-        });
-        Ok(version)
+        }
+        finished
     }
-
     /// The most recently imported list version, if any.
     pub async fn latest_screening_version(&self) -> Result<Option<ListVersion>, ScreeningError> {
         const SQL: &str = concat!(
             "SELECT ",
             list_columns!(),
-            " FROM screening_lists ORDER BY imported_at DESC, id DESC LIMIT 1"
+            " FROM screening_lists WHERE sha256 <> '' ORDER BY imported_at DESC, id DESC LIMIT 1"
         );
         let row: Option<ListRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .fetch_optional(pool)
@@ -294,7 +319,7 @@ impl ScreeningStore<'_> {
         const SQL: &str = concat!(
             "SELECT ",
             list_columns!(),
-            " FROM screening_lists WHERE id = $1"
+            " FROM screening_lists WHERE id = $1 AND sha256 <> ''"
         );
         let row: Option<ListRow> = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(id)
@@ -394,6 +419,100 @@ impl ScreeningStore<'_> {
             .fetch_all(pool)
             .await?);
         rows.into_iter().map(ResultRow::into_stored).collect()
+    }
+
+    /// Stores the entries arriving on `rx` under version `id`, [`BATCH_ROWS`] per
+    /// transaction. The chunks of a batch are received before its transaction begins, so the
+    /// write lock is never held while the parser works.
+    async fn store_entries(
+        &self,
+        id: Uuid,
+        mut rx: mpsc::Receiver<Vec<Row>>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), ScreeningError> {
+        let full_sql: Arc<str> = insert_sql(CHUNK_ROWS).into();
+        let mut seq: i64 = 0;
+        loop {
+            let mut batch: Vec<Vec<Row>> = Vec::with_capacity(BATCH_CHUNKS);
+            while batch.len() < BATCH_CHUNKS {
+                match rx.recv().await {
+                    Some(chunk) => batch.push(chunk),
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let last = batch.len() < BATCH_CHUNKS;
+            in_transaction!(self.store, |t| {
+                for chunk in &batch {
+                    let sql = if chunk.len() == CHUNK_ROWS {
+                        AssertSqlSafe(Arc::clone(&full_sql))
+                    } else {
+                        AssertSqlSafe(insert_sql(chunk.len()).into())
+                    };
+                    let mut query = sqlx::query(sql);
+                    for (offset, (key, json)) in chunk.iter().enumerate() {
+                        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+                        query = query.bind(id).bind(seq + offset).bind(key).bind(json);
+                    }
+                    query.execute(&mut *t).await?;
+                    seq += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+                }
+            });
+            progress(u64::try_from(seq).unwrap_or(0));
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sets the digest, label and count of version `id`: from here on it is current.
+    async fn finish_version(
+        &self,
+        id: Uuid,
+        label: &str,
+        parsed: &Parsed,
+    ) -> Result<(), ScreeningError> {
+        on_pool!(self.store, |pool| sqlx::query(
+            "UPDATE screening_lists SET label = $1, sha256 = $2, entry_count = $3 WHERE id = $4"
+        )
+        .bind(label)
+        .bind(&parsed.sha256)
+        .bind(i64::try_from(parsed.entries).unwrap_or(i64::MAX))
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    /// Deletes version `id` and its entries (an import that failed).
+    async fn remove_version(&self, id: Uuid) -> Result<(), ScreeningError> {
+        on_pool!(self.store, |pool| sqlx::query(
+            "DELETE FROM screening_lists WHERE id = $1 AND sha256 = ''"
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ())?);
+        Ok(())
+    }
+
+    /// Deletes incomplete versions started more than [`STALE_IMPORT`] before `now`: the
+    /// leftovers of an import whose process was killed.
+    async fn remove_stale_imports(&self, now: OffsetDateTime) -> Result<(), ScreeningError> {
+        let removed = on_pool!(self.store, |pool| sqlx::query(
+            "DELETE FROM screening_lists WHERE sha256 = '' AND imported_at < $1"
+        )
+        .bind(DbTime::new(now - STALE_IMPORT))
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if removed > 0 {
+            tracing::info!(removed, "removed the rows of interrupted screening imports");
+        }
+        Ok(())
     }
 }
 

@@ -68,9 +68,29 @@ impl Store {
     /// Opens pools for `url`: `sqlite://PATH?mode=rwc` (WAL, foreign keys on, busy timeout) or
     /// `postgres://…`. Does not migrate; call [`Store::migrate`] or [`Store::check_schema`].
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::open(url, true).await
+    }
+
+    /// Opens the store at `url` only if it is already there, creating nothing: a SQLite file
+    /// that does not exist is [`StoreError::Missing`] (whatever `mode=` the URL gives). For
+    /// commands that only read; they then check the schema instead of migrating.
+    pub async fn connect_existing(url: &str) -> Result<Store, StoreError> {
+        Store::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Store, StoreError> {
         let backend = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(StoreError::InvalidUrl)?
+            let options = SqliteConnectOptions::from_str(url).map_err(StoreError::InvalidUrl)?;
+            let options = if create {
+                options
+            } else if options.get_filename().exists() {
+                options.create_if_missing(false)
+            } else {
+                return Err(StoreError::Missing {
+                    path: options.get_filename().to_path_buf(),
+                });
+            };
+            let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 // FULL: a committed write (a decision, an audit record) survives power loss;
                 // NORMAL could lose the last commits in WAL mode.
@@ -183,6 +203,18 @@ mod tests {
             url_scheme("no-scheme-but-a-long-string"),
             "no-scheme-but-a-"
         );
+    }
+
+    #[tokio::test]
+    async fn an_existing_store_is_never_created() {
+        let path = std::env::temp_dir().join(format!("cg-missing-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let err = Store::connect_existing(&url).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Missing { path: p } if *p == path),
+            "{err:?}"
+        );
+        assert!(!path.exists());
     }
 
     #[tokio::test]

@@ -14,6 +14,12 @@ pub enum StoreError {
     /// The URL has a supported scheme but its options did not parse.
     #[error("invalid database URL")]
     InvalidUrl(#[source] sqlx::Error),
+    /// A command that only reads found no SQLite database file (it never creates one).
+    #[error("no database at {}: create it with `computegate migrate`", path.display())]
+    Missing {
+        /// The SQLite file looked for.
+        path: std::path::PathBuf,
+    },
     /// The database holds a migration this binary does not know: it was written by a newer
     /// version and running against it could corrupt data.
     #[error(

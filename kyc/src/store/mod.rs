@@ -41,5 +41,5 @@ pub use self::handles::{
     VerificationStore,
 };
 pub(crate) use self::macros::{from_sqlx, in_transaction, on_pool};
-pub use self::schema::SchemaState;
+pub use self::schema::{AppliedMigration, MigrationState, MigrationStatus, SchemaState};
 pub use self::timestamp::DbTime;

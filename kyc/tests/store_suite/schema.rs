@@ -1,7 +1,7 @@
 //! Migrations: idempotent, and refused on a schema newer than the binary.
 
 use computegate_kyc::StoreError;
-use computegate_kyc::store::SchemaState;
+use computegate_kyc::store::{MigrationState, SchemaState};
 
 use crate::support::{Backend, Ctx, TestDb};
 
@@ -65,7 +65,41 @@ async fn newer_schema_is_refused(ctx: Ctx) {
     assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err:?}");
 }
 
+async fn status_lists_pending_then_applied_migrations(ctx: Ctx) {
+    let fresh = TestDb::new(ctx.backend).await;
+    let before = fresh.store.migration_status().await.unwrap();
+    assert!(before.len() > 10, "{before:?}");
+    assert!(before.iter().all(|m| m.state == MigrationState::Pending));
+    assert!(before.windows(2).all(|w| w[0].version < w[1].version));
+    // Listing read only: the database is still empty.
+    assert!(matches!(
+        fresh.store.schema_state().await.unwrap(),
+        SchemaState::Behind { found: None, .. }
+    ));
+    let mut applied = Vec::new();
+    fresh
+        .store
+        .migrate_reporting(|m| applied.push((m.version, m.description.clone())))
+        .await
+        .unwrap();
+    let expected: Vec<(i64, String)> = before
+        .iter()
+        .map(|m| (m.version, m.description.clone()))
+        .collect();
+    assert_eq!(applied, expected, "each migration reported once, in order");
+    let after = fresh.store.migration_status().await.unwrap();
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after
+            .iter()
+            .all(|m| matches!(m.state, MigrationState::Applied { at: Some(_) })),
+        "{after:?}"
+    );
+    fresh.finish().await;
+}
+
 crate::store_suite!(
+    status_lists_pending_then_applied_migrations,
     migrations_are_idempotent,
     empty_database_is_behind,
     newer_schema_is_refused,
