@@ -175,7 +175,10 @@ async fn each_contract_allows_with_the_identity_and_refuses_like_the_proxy() {
                     "x-computegate-organization",
                     "x-computegate-job",
                 ] {
-                    assert!(remove.split(',').any(|n| n == name), "{name} in {remove}");
+                    assert!(
+                        remove.split(',').any(|n| n.trim() == name),
+                        "{name} in {remove}"
+                    );
                 }
                 assert!(!remove.contains("x-computegate-customer"), "{remove}");
             } else {
@@ -408,7 +411,10 @@ async fn only_the_configured_proxies_are_answered() {
             if path.starts_with("/envoy") {
                 let remove = header(h, "x-envoy-auth-headers-to-remove").unwrap_or("");
                 for name in ["x-computegate-customer", "x-computegate-tier"] {
-                    assert!(remove.split(',').any(|n| n == name), "{name} in {remove}");
+                    assert!(
+                        remove.split(',').any(|n| n.trim() == name),
+                        "{name} in {remove}"
+                    );
                 }
                 assert!(!remove.contains("authorization"), "{remove}");
             }

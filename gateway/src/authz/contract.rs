@@ -197,7 +197,7 @@ fn envoy_allowed(mut resp: Response<ResponseBody>) -> Response<ResponseBody> {
     if headers.contains_key(&header_names::CUSTOMER) {
         remove.push(header::AUTHORIZATION.as_str());
     }
-    if let Ok(value) = HeaderValue::from_str(&remove.join(",")) {
+    if let Ok(value) = HeaderValue::from_str(&remove.join(", ")) {
         resp.headers_mut().insert(&ENVOY_HEADERS_TO_REMOVE, value);
     }
     resp
