@@ -305,8 +305,7 @@ impl Gateway {
                 parts,
                 body,
                 (route, client),
-                principal.as_ref(),
-                job.as_ref(),
+                (principal.as_ref(), job.as_ref()),
                 request_id,
                 client_upgrade,
             )
@@ -443,8 +442,7 @@ impl Gateway {
         mut parts: http::request::Parts,
         body: UpstreamBody,
         (route, client): (&Route, ClientFacts),
-        principal: Option<&Principal>,
-        job: Option<&AdmittedJob>,
+        (principal, job): (Option<&Principal>, Option<&AdmittedJob>),
         request_id: &HeaderValue,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Result<Response<ResponseBody>, GatewayError> {

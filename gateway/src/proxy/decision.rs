@@ -42,6 +42,11 @@ pub(crate) enum Door {
 }
 
 /// What the decision comes to.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned by value once per request and taken apart at once, never stored; boxing \
+              the allowed request would allocate on the hot path"
+)]
 pub(crate) enum Verdict<'g> {
     /// The request may go on to its upstream.
     Allowed(Allowed<'g>),
