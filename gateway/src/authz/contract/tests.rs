@@ -84,3 +84,16 @@ fn a_problem_document_fits_one_ascii_header_value_and_reads_back_the_same() {
     assert_eq!(back, doc);
     assert_eq!(ascii_json(b"not json"), "");
 }
+
+proptest::proptest! {
+    /// Any text in a problem document (details echo client input: a route, a header name)
+    /// fits one header value and reads back as the same document.
+    #[test]
+    fn any_problem_text_fits_a_header(detail in ".*", extra in proptest::collection::vec(proptest::char::any(), 0..8)) {
+        let doc = serde_json::json!({"detail": detail, "extra": extra.iter().collect::<String>()});
+        let text = ascii_json(doc.to_string().as_bytes());
+        proptest::prop_assert!(HeaderValue::from_str(&text).is_ok());
+        let back: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        proptest::prop_assert_eq!(back, doc);
+    }
+}
