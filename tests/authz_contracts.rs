@@ -323,6 +323,25 @@ async fn a_job_is_admitted_with_its_body_metered_and_settled_and_refused_without
         let started = usage_event("authz-start", job_id, "started", None, "h100");
         assert_eq!(m.usage_ok(&started).await, "recorded");
 
+        // Traefik with `forwardBody` sends it in its (GET) ask: admitted the same way.
+        let resp = m
+            .http
+            .get(authz_url(&m, "/traefik"))
+            .header("x-forwarded-method", "POST")
+            .header("x-forwarded-uri", "/v1/jobs")
+            .header("x-forwarded-host", HOST)
+            .header("authorization", format!("Bearer {}", c.access))
+            .body(job("h100", 1, 0.5, "edge-run-2").to_string())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 200, "{resp:?}");
+        assert_eq!(
+            header(resp.headers(), "x-computegate-run"),
+            Some("edge-run-2")
+        );
+        assert!(resp.headers().contains_key("x-computegate-job"), "{resp:?}");
+
         // nginx never sends the body: refused, nothing admitted.
         let resp = ask(&m, Proxy::Nginx, &submit).await;
         expect_refusal(resp, Proxy::Nginx, 501, "job-body-not-forwarded").await;
@@ -365,8 +384,8 @@ async fn a_job_is_admitted_with_its_body_metered_and_settled_and_refused_without
         let runs = m.runs(&staff, &c.id).await;
         let jobs: f64 = runs.iter().map(|r| num(&r["jobs"])).sum();
         assert_eq!(
-            jobs, 1.0,
-            "only the complete, unkeyed job was admitted: {runs:?}"
+            jobs, 2.0,
+            "only the complete, unkeyed jobs were admitted: {runs:?}"
         );
     })
     .await;
