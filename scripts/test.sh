@@ -6,7 +6,8 @@
 # 1. makes sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, user postgres, trust auth,
 #    database `test`) answer — installing them with apt (when root) and starting them if needed —
 #    and exports their URLs for the tests; installs `chromium` and `chromium-driver` with apt when
-#    missing (the browser tests, `#[ignore = "needs chromium"]`);
+#    missing (the browser tests, `#[ignore = "needs chromium"]`), and `nginx` when missing (the
+#    external-authorization test in front of the simulator, `#[ignore = "needs nginx"]`);
 # 2. cargo fmt --check;  3. cargo clippy -D warnings;
 # 4. checks that aws-lc-rs is not in the dependency graph (one crypto provider: ring);
 # 5. cargo test --workspace -- --include-ignored (tests that need Redis/PostgreSQL are
@@ -17,6 +18,8 @@
 #   COMPUTEGATE_TEST_DATABASE_URL  default postgres://postgres@127.0.0.1:5432/test
 #   COMPUTEGATE_TEST_CHROMEDRIVER  default /usr/bin/chromedriver
 #   COMPUTEGATE_TEST_CHROMIUM      default /usr/bin/chromium
+#   COMPUTEGATE_TEST_NGINX         default /usr/sbin/nginx (tests/authz_nginx.rs runs it as its own
+#                                  foreground process: own port, pid, logs and temp files)
 #   When one of these is set to another server or path, it is only checked (never installed or
 #   started) and must already answer (or be executable).
 #
@@ -45,13 +48,15 @@ readonly DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
 readonly WAIT_SECONDS=30
 readonly DEFAULT_CHROMEDRIVER="/usr/bin/chromedriver"
 readonly DEFAULT_CHROMIUM="/usr/bin/chromium"
+readonly DEFAULT_NGINX="/usr/sbin/nginx"
 
 COMPUTEGATE_TEST_REDIS_URL="${COMPUTEGATE_TEST_REDIS_URL:-$DEFAULT_REDIS_URL}"
 COMPUTEGATE_TEST_DATABASE_URL="${COMPUTEGATE_TEST_DATABASE_URL:-$DEFAULT_DATABASE_URL}"
 COMPUTEGATE_TEST_CHROMEDRIVER="${COMPUTEGATE_TEST_CHROMEDRIVER:-$DEFAULT_CHROMEDRIVER}"
 COMPUTEGATE_TEST_CHROMIUM="${COMPUTEGATE_TEST_CHROMIUM:-$DEFAULT_CHROMIUM}"
+COMPUTEGATE_TEST_NGINX="${COMPUTEGATE_TEST_NGINX:-$DEFAULT_NGINX}"
 export COMPUTEGATE_TEST_REDIS_URL COMPUTEGATE_TEST_DATABASE_URL
-export COMPUTEGATE_TEST_CHROMEDRIVER COMPUTEGATE_TEST_CHROMIUM
+export COMPUTEGATE_TEST_CHROMEDRIVER COMPUTEGATE_TEST_CHROMIUM COMPUTEGATE_TEST_NGINX
 
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -314,19 +319,39 @@ ensure_browser() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# nginx (the external-authorization test puts Debian's nginx in front of the simulator)
+# ---------------------------------------------------------------------------------------------
+
+ensure_nginx() {
+  local nginx=$COMPUTEGATE_TEST_NGINX
+  if [[ -x "$nginx" ]]; then
+    log "nginx found ($nginx)"
+    return 0
+  fi
+  if [[ "$nginx" != "$DEFAULT_NGINX" ]]; then
+    die "COMPUTEGATE_TEST_NGINX=$nginx: not executable (a non-default path is only checked, never installed)"
+  fi
+  apt_install nginx
+  [[ -x "$nginx" ]] || die "nginx installed but $nginx is missing"
+  log "nginx installed"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Steps
 # ---------------------------------------------------------------------------------------------
 
 STEP="servers"
-log "step 1/5: Redis, PostgreSQL and Chromium"
+log "step 1/5: Redis, PostgreSQL, Chromium and nginx"
 ensure_redis
 ensure_postgres
 ensure_browser
+ensure_nginx
 if [[ $SERVERS_ONLY -eq 1 ]]; then
   printf 'export COMPUTEGATE_TEST_REDIS_URL=%q\n' "$COMPUTEGATE_TEST_REDIS_URL"
   printf 'export COMPUTEGATE_TEST_DATABASE_URL=%q\n' "$COMPUTEGATE_TEST_DATABASE_URL"
   printf 'export COMPUTEGATE_TEST_CHROMEDRIVER=%q\n' "$COMPUTEGATE_TEST_CHROMEDRIVER"
   printf 'export COMPUTEGATE_TEST_CHROMIUM=%q\n' "$COMPUTEGATE_TEST_CHROMIUM"
+  printf 'export COMPUTEGATE_TEST_NGINX=%q\n' "$COMPUTEGATE_TEST_NGINX"
   exit 0
 fi
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use computegate_gateway::access_log::{AccessLog, AccessLogTarget};
 use computegate_gateway::admin::Admin;
+use computegate_gateway::authz::Authz;
 use computegate_gateway::config::Config;
 use computegate_gateway::proxy::Gateway;
 use computegate_gateway::server::{self, ServeSettings};
@@ -28,6 +29,8 @@ pub struct BoundAddrs {
     pub public: SocketAddr,
     /// Admin listener.
     pub admin: SocketAddr,
+    /// External-authorization listener, when `[authz]` is configured.
+    pub authz: Option<SocketAddr>,
 }
 
 /// Runs the gateway until SIGTERM/SIGINT.
@@ -37,8 +40,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let usage_secrets = api::usage::secrets_from(crate::environment::var);
     let idv_secrets = crate::verification::idv_secrets_from_env(crate::environment::var);
     let running = start(&config, master, usage_secrets, idv_secrets, stop_rx).await?;
+    let authz = running
+        .addrs
+        .authz
+        .map(|a| format!(" authz={a}"))
+        .unwrap_or_default();
     println!(
-        "computegate listening: public={} admin={}",
+        "computegate listening: public={} admin={}{authz}",
         running.addrs.public, running.addrs.admin
     );
     server::termination_signal().await;
@@ -169,9 +177,17 @@ pub async fn start(
                 config.server.admin_addr
             )
         })?;
+    let authz = match &config.authz {
+        Some(c) => Some(bind_authz(c, gateway.clone()).await?),
+        None => None,
+    };
     let addrs = BoundAddrs {
         public: public.local_addr()?,
         admin: admin_listener.local_addr()?,
+        authz: authz
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr())
+            .transpose()?,
     };
     let settings = ServeSettings::from(&config.server);
     let admin = Arc::new(Admin::new(
@@ -181,7 +197,7 @@ pub async fn start(
         Some(staff_api),
         stop.clone(),
     ));
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(server::serve(
             public,
             gateway,
@@ -189,14 +205,38 @@ pub async fn start(
             settings.clone(),
             stop.clone(),
         )),
-        tokio::spawn(server::serve(admin_listener, admin, None, settings, stop)),
+        tokio::spawn(server::serve(
+            admin_listener,
+            admin,
+            None,
+            settings.clone(),
+            stop.clone(),
+        )),
     ];
-    tracing::info!(public = %addrs.public, admin = %addrs.admin, "gateway started");
+    if let Some((listener, authz)) = authz {
+        // Plain HTTP: edge proxies ask over their own network (see docs/authz.md).
+        tasks.push(tokio::spawn(server::serve(
+            listener, authz, None, settings, stop,
+        )));
+    }
+    tracing::info!(public = %addrs.public, admin = %addrs.admin, authz = ?addrs.authz, "gateway started");
     Ok(Running {
         addrs,
         identity,
         tasks,
     })
+}
+
+/// Binds the external-authorization listener (`[authz]`) in front of `gateway`'s decision.
+async fn bind_authz(
+    config: &computegate_gateway::config::AuthzConfig,
+    gateway: Arc<Gateway>,
+) -> anyhow::Result<(TcpListener, Arc<Authz>)> {
+    let authz = Authz::new(gateway, config).map_err(|e| StartupConfigError(e.to_string()))?;
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on authz.addr {}", config.addr))?;
+    Ok((listener, Arc::new(authz)))
 }
 
 /// What SIGHUP reloads: the policy file with its handle and metrics.

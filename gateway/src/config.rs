@@ -33,6 +33,7 @@ pub const CONFIG_SECTIONS: &[&str] = &[
     "auth",
     "policy",
     "log",
+    "authz",
 ];
 
 /// The whole configuration of one Computegate process.
@@ -67,6 +68,29 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The external-authorization listener, where edge proxies (Envoy `ext_authz`, nginx
+    /// `auth_request`, Traefik `ForwardAuth`) ask for the data plane's decision instead of
+    /// sending traffic through Computegate (see [`crate::authz`]). Off when absent.
+    #[serde(default)]
+    pub authz: Option<AuthzConfig>,
+}
+
+/// The `[authz]` section: where authorization requests are answered and whom they come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AuthzConfig {
+    /// Listener for authorization requests, apart from the public and admin ones (it answers
+    /// nothing else). Required.
+    pub addr: SocketAddr,
+    /// Addresses (`10.0.0.5`) or CIDR blocks (`10.0.0.0/24`) of the edge proxies allowed to
+    /// ask; a request from any other peer is refused with 403. Only these proxies' `X-Original-*`,
+    /// `X-Forwarded-*` and `Forwarded` headers are believed. Required, at least one.
+    pub trusted_proxies: Vec<String>,
+    /// Path prefix under which Envoy's `ext_authz` HTTP service asks (Envoy's
+    /// `http_service.path_prefix`; the original path follows it). Default `/envoy`.
+    #[serde(default = "default_envoy_path_prefix")]
+    pub envoy_path_prefix: String,
 }
 
 /// Listener addresses, TLS and connection limits.
@@ -587,6 +611,9 @@ impl Config {
                 reason: format!("file {} does not exist", file.display()),
             });
         }
+        if let Some(authz) = &self.authz {
+            authz.validate(&self.server)?;
+        }
         let a = &self.auth;
         if a.access_token_ttl < Duration::from_secs(10) {
             return Err(invalid(
@@ -674,6 +701,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             policy: PolicyConfig::default(),
             log: LogConfig::default(),
+            authz: None,
         }
     }
 }
@@ -698,6 +726,67 @@ pub fn parse_upstream_address(addr: &str) -> Result<Authority, String> {
         return Err(format!("`{addr}` has no port"));
     }
     Ok(authority)
+}
+
+// === impl AuthzConfig ===
+
+impl AuthzConfig {
+    /// The trusted proxies as networks (a bare address is a one-address network).
+    pub fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                parse_network(text).ok_or_else(|| ConfigError::Invalid {
+                    key: format!("authz.trusted_proxies[{i}]"),
+                    reason: "not an IP address or CIDR block".into(),
+                })
+            })
+            .collect()
+    }
+
+    fn validate(&self, server: &ServerConfig) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: format!("authz.{key}"),
+            reason: reason.to_string(),
+        };
+        if self.addr.port() != 0
+            && (self.addr == server.public_addr || self.addr == server.admin_addr)
+        {
+            return Err(invalid(
+                "addr",
+                "must differ from server.public_addr and server.admin_addr",
+            ));
+        }
+        if self.trusted_proxies.is_empty() {
+            return Err(invalid("trusted_proxies", "needs at least one address"));
+        }
+        self.trusted_networks()?;
+        let prefix = &self.envoy_path_prefix;
+        let reserved = crate::authz::FIXED_PATHS
+            .iter()
+            .any(|p| prefix.starts_with(p) || p.starts_with(prefix.as_str()));
+        if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') || reserved {
+            return Err(invalid(
+                "envoy_path_prefix",
+                "must start with '/', not end with '/', and not overlap /nginx or /traefik",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `10.0.0.5`, `::1` or `10.0.0.0/24`.
+fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
+fn default_envoy_path_prefix() -> String {
+    "/envoy".into()
 }
 
 impl Default for ServerConfig {

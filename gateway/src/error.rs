@@ -135,6 +135,20 @@ pub enum GatewayError {
         /// Hint for `Retry-After`.
         retry_after: Duration,
     },
+    /// An edge proxy asked about a job submission without sending its complete body, so the
+    /// job cannot be metered (see [`crate::authz`]); it is refused, never let through.
+    #[error("job submission authorized without its body")]
+    JobBodyNotForwarded,
+    /// An edge proxy asked about a job submission with an `Idempotency-Key`, whose answer only
+    /// the proxy door can keep (see [`crate::authz`]).
+    #[error("idempotency key on an externally authorized job submission")]
+    IdempotencyNeedsProxy,
+    /// An authorization request from an address outside `authz.trusted_proxies`.
+    #[error("authorization request from an untrusted peer")]
+    AuthzPeerNotTrusted,
+    /// An authorization request without the headers its contract uses to name the request.
+    #[error("authorization request without {0}")]
+    AuthzRequestIncomplete(&'static str),
 }
 
 // === impl GatewayError ===
@@ -340,6 +354,33 @@ impl GatewayError {
                  after a moment to get its answer",
             )
             .retry_after(*retry_after),
+            JobBodyNotForwarded => Problem::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "job-body-not-forwarded",
+                "Job submission not available here",
+                "jobs are metered from their body, and the proxy in front of this service does \
+                 not pass request bodies to its authorization check; the job was not submitted",
+            ),
+            IdempotencyNeedsProxy => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency-key-unsupported",
+                "Idempotency-Key not supported here",
+                "this route is authorized by the proxy in front of the service, where an \
+                 Idempotency-Key cannot be honoured; submit without it (each submission is a \
+                 new job)",
+            ),
+            AuthzPeerNotTrusted => Problem::new(
+                StatusCode::FORBIDDEN,
+                "authz-peer-not-trusted",
+                "Forbidden",
+                "authorization requests are answered only for the configured trusted proxies",
+            ),
+            AuthzRequestIncomplete(what) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "authz-request-incomplete",
+                "Bad authorization request",
+                format!("the authorization request does not carry {what}"),
+            ),
         }
     }
 }

@@ -31,11 +31,17 @@
 //!   ─▶ response streamed back (+ X-Request-Id); 101 ─▶ bytes spliced both ways
 //!   ─▶ metrics: requests by route/method/status class, latency histogram, in-flight
 //! ```
+//!
+//! The authorization listener ([`authz`], `[authz]`) is a second front door to the same
+//! decision: an edge proxy's ask becomes the request it names, runs every step above up to and
+//! including job admission, and is answered 200 with the upstream identity headers instead of
+//! being forwarded, or refused with the same problem document.
 
 pub mod access_log;
 pub mod admin;
 pub mod admission;
 pub mod auth;
+pub mod authz;
 pub mod body;
 pub mod client_body;
 pub mod config;

@@ -19,8 +19,8 @@ use crate::admission::{ComputeLedger, Submission, admit_job, describes_the_job};
 use crate::auth::{AuthError, AuthOutcome, Authenticator, Principal, bearer};
 use crate::body::{BodyLimitExceeded, ClientBodyError, ResponseBody, UpstreamBody, find_in_chain};
 use crate::client_body::{BodyPace, ClientBody};
-use crate::config::{Config, RouteClass};
-use crate::enforce::{Cleared, Enforcer, Refusal};
+use crate::config::Config;
+use crate::enforce::Enforcer;
 use crate::error::GatewayError;
 use crate::forward::{self, ClientFacts, X_REQUEST_ID};
 use crate::metering::Profile;
@@ -29,6 +29,10 @@ use crate::ownership::{JobOwners, Ownership};
 use crate::policy::PolicyHandle;
 use crate::route::{Route, RouteTable};
 use crate::upstream::UpstreamPool;
+
+mod decision;
+
+pub(crate) use decision::{AdmittedJob, Allowed, Door, Verdict, client_facing, upstream_identity};
 
 /// A handler for the gateway's own endpoints on the public listener (sign-up, tokens, JWKS).
 pub trait ControlPlane: Send + Sync + 'static {
@@ -187,6 +191,18 @@ impl Gateway {
 
     /// Answers one request.
     pub async fn handle(&self, req: Request<Incoming>, conn: ConnFacts) -> Response<ResponseBody> {
+        self.handle_at(req, conn, Door::Proxy).await
+    }
+
+    /// Answers one request that came in at `door`: the same limits, decision, access record,
+    /// metrics and `X-Request-Id` for both; an authorization request (already translated to the
+    /// request it asks about, from a trusted proxy) is answered by [`crate::authz::answer`].
+    pub(crate) async fn handle_at(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnFacts,
+        door: Door,
+    ) -> Response<ResponseBody> {
         let start = Instant::now();
         self.metrics.in_flight.inc();
         let _in_flight = InFlight(&self.metrics);
@@ -197,7 +213,9 @@ impl Gateway {
         let client = ClientFacts {
             ip: conn.ip,
             proto: if conn.tls { "https" } else { "http" },
-            trust_forwarded: self.trust_forwarded,
+            // An edge proxy's authorization request comes from a configured trusted proxy,
+            // whose forwarding headers name the client.
+            trust_forwarded: self.trust_forwarded || door != Door::Proxy,
         };
         // Read before the request is consumed; only when there is a log to write.
         let logged = self.access_log.as_ref().map(|_| {
@@ -211,7 +229,14 @@ impl Gateway {
         let (body, body_clock) = ClientBody::new(incoming, self.body_pace);
         let req = Request::from_parts(parts, body);
         let mut seen = Seen::default();
-        let (mut resp, route_metrics) = self.dispatch(req, client, &request_id, &mut seen).await;
+        let (mut resp, route_metrics) = match door {
+            Door::Proxy => self.dispatch(req, client, &request_id, &mut seen).await,
+            Door::Authz { .. } => {
+                let (verdict, metrics) =
+                    self.decide(req, client, &request_id, &mut seen, door).await;
+                (crate::authz::answer(verdict, &request_id), metrics)
+            }
+        };
         if body_clock.expired() {
             // Whoever read the body (admission, the upstream stream, a control-plane handler)
             // made its own error of it; the cause is the client's pace, so it is a 408.
@@ -258,164 +283,60 @@ impl Gateway {
         request_id: &HeaderValue,
         seen: &mut Seen,
     ) -> (Response<ResponseBody>, &RouteMetrics) {
-        if let Err(e) = self.check_head_size(&req).and_then(|()| check_host(&req)) {
-            return (problem(&e), self.metrics.unmatched());
-        }
-        if let Some(control) = &self.control {
-            let path = req.uri().path();
-            if control.prefixes().iter().any(|p| path.starts_with(p)) {
-                seen.route = Some(Arc::from("control"));
-                return (control.handle(req, client).await, self.metrics.control());
-            }
-        }
-        let host = request_host(&req);
-        let Some(route) = self.routes.find(host, req.uri().path(), req.method()) else {
-            return (problem(&GatewayError::NoRoute), self.metrics.unmatched());
-        };
-        let metrics = self.metrics.route(route.index);
-        seen.route = Some(route.name.clone());
-        seen.job_submission = route.class == RouteClass::JobSubmit;
-        let principal = match route.class {
-            RouteClass::Public => None,
-            RouteClass::Authenticated | RouteClass::JobSubmit => {
-                // The failed-authentication throttle counts per client, not per load balancer:
-                // behind a trusted balancer that is the address it appended.
-                match self
-                    .authenticate(&req, client.origin_ip(req.headers()))
-                    .await
-                {
-                    Ok(p) => Some(p),
-                    Err(e) => return (problem(&GatewayError::Auth(e)), metrics),
-                }
-            }
-        };
-        if let Some(p) = &principal {
-            seen.customer = Some(p.customer_id.clone());
-            seen.credential = p.credential_id.clone();
-        }
-        // Key scopes, from the cached principal (no store round trip).
-        if let Some(p) = &principal
-            && let Err(missing) = p.scopes.allow(route.class, req.method())
-        {
-            return (problem(&GatewayError::ScopeMissing(missing)), metrics);
-        }
-        let mut cleared = Cleared::default();
-        if let (Some(enforcer), Some(p)) = (&self.enforcer, &principal) {
-            match enforcer.check(p, route, req.method(), Instant::now()).await {
-                Ok(c) => cleared = c,
-                Err(Refusal::Denied(d)) => return (problem(&GatewayError::TierDenied(d)), metrics),
-                Err(Refusal::RateLimited(d)) => {
-                    return (problem(&GatewayError::RateLimited(d)), metrics);
-                }
-                Err(Refusal::RateLimitStoreDown) => {
-                    let e = GatewayError::Unavailable {
-                        reason: "rate limits cannot be checked right now",
-                        retry_after: crate::ratelimit::cluster::PROBE_INTERVAL,
-                    };
-                    return (problem(&e), metrics);
-                }
-            }
-        }
-        if let (Some(template), Some(p)) = (&route.owner_path, &principal)
-            && let Err(e) = self
-                .ownership
-                .check(template, &route.upstream_name, req.uri().path(), p)
-                .await
-        {
-            return (problem(&e), metrics);
-        }
-        if let Some(len) = content_length(&req)
-            && len > route.max_body
-        {
-            return (
-                problem(&GatewayError::BodyTooLarge {
-                    limit: route.max_body,
-                }),
-                metrics,
-            );
-        }
         let client_upgrade = req
             .headers()
             .contains_key(header::UPGRADE)
             .then(|| hyper::upgrade::on(&mut req));
-        let (parts, incoming) = req.into_parts();
-        let mut response_headers = Vec::new();
-        let mut upstream_headers = Vec::new();
-        let mut admitted_job = None;
-        let mut keyed = false;
-        let body = match (route.class, &principal) {
-            (RouteClass::JobSubmit, Some(p)) => {
-                let caller = (p, cleared.standing.frontier_restricted);
-                match self
-                    .meter_job(route, caller, client, request_id, &parts, incoming)
-                    .await
-                {
-                    Ok(Submission::Admitted(admitted)) => {
-                        admitted_job = Some(admitted.job_id);
-                        keyed = admitted.keyed;
-                        upstream_headers = admitted.upstream_headers;
-                        response_headers = admitted.response_headers;
-                        UpstreamBody::Buffered(http_body_util::Full::new(admitted.body))
-                    }
-                    Ok(Submission::Replay(answer)) => {
-                        return (crate::idempotency::replay(answer), metrics);
-                    }
-                    Err(e) => {
-                        return (problem(&e), metrics);
-                    }
-                }
-            }
-            _ => UpstreamBody::streaming(incoming, route.max_body),
+        let (verdict, metrics) = self
+            .decide(req, client, request_id, seen, Door::Proxy)
+            .await;
+        let Allowed {
+            route,
+            principal,
+            rate,
+            parts,
+            body,
+            job,
+        } = match verdict {
+            Verdict::Allowed(allowed) => allowed,
+            Verdict::Answered(resp) => return (resp, metrics),
         };
         let resp = self
             .forward(
                 parts,
                 body,
-                upstream_headers,
-                route,
-                client,
-                principal.as_ref(),
+                (route, client),
+                (principal.as_ref(), job.as_ref()),
                 request_id,
                 client_upgrade,
             )
             .await;
         let mut released = false;
-        if let (Some(job_id), Some(reason)) = (&admitted_job, not_taken(&resp)) {
-            self.release_job(job_id.clone(), reason).await;
+        if let (Some(job), Some(reason)) = (&job, not_taken(&resp)) {
+            self.release_job(job.id.clone(), reason).await;
             released = true;
         }
         let resp = match resp {
             Ok(mut resp) => {
-                if let (Some(job_id), Some(pointer), Some(p)) =
-                    (admitted_job.clone(), &route.job_id_pointer, &principal)
+                if let (Some(job), Some(pointer), Some(p)) =
+                    (&job, &route.job_id_pointer, &principal)
                     && resp.status().is_success()
                 {
                     resp = self
                         .ownership
-                        .learn(&route.upstream_name, pointer, job_id, p, resp)
+                        .learn(&route.upstream_name, pointer, job.id.clone(), p, resp)
                         .await;
                 }
-                if let Some(decision) = cleared.rate {
-                    for (name, value) in decision.headers() {
-                        resp.headers_mut().insert(name.clone(), value);
-                    }
-                }
-                // The gateway's metering headers replace any the upstream sent; a name may
-                // repeat (one `X-Computegate-Notice` per crossing).
-                for (name, _) in &response_headers {
-                    resp.headers_mut().remove(name);
-                }
-                for (name, value) in response_headers {
-                    resp.headers_mut().append(name, value);
-                }
+                // The gateway's metering headers replace any the upstream sent.
+                decision::client_facing(rate.as_ref(), job.as_ref(), resp.headers_mut());
                 resp
             }
             Err(e) => problem(&e),
         };
-        match admitted_job {
+        match job {
             // The job may exist upstream (accepted, or the outcome is unknown): what the client
             // hears now is what a retry with its key hears (see `crate::idempotency`).
-            Some(job_id) if keyed && !released => (self.keep_answer(job_id, resp).await, metrics),
+            Some(job) if job.keyed && !released => (self.keep_answer(job.id, resp).await, metrics),
             _ => (resp, metrics),
         }
     }
@@ -517,15 +438,12 @@ impl Gateway {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)] // one call site; the pieces are all distinct
     async fn forward(
         &self,
         mut parts: http::request::Parts,
         body: UpstreamBody,
-        gateway_headers: Vec<(http::HeaderName, HeaderValue)>,
-        route: &Route,
-        client: ClientFacts,
-        principal: Option<&Principal>,
+        (route, client): (&Route, ClientFacts),
+        (principal, job): (Option<&Principal>, Option<&AdmittedJob>),
         request_id: &HeaderValue,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Result<Response<ResponseBody>, GatewayError> {
@@ -545,16 +463,12 @@ impl Gateway {
         }
         let hop = forward::prepare_request_headers(&mut parts.headers, &client);
         self.untrusted.apply(&mut parts.headers, client.ip);
-        parts.headers.insert(&X_REQUEST_ID, request_id.clone());
-        if let Some(p) = principal {
+        if principal.is_some() {
             // The caller's secret stays here; upstreams get the verified identity instead.
             parts.headers.remove(header::AUTHORIZATION);
-            p.headers.apply(&mut parts.headers);
         }
         // Set by the gateway (after client-sent `X-Computegate-*` headers were removed).
-        for (name, value) in gateway_headers {
-            parts.headers.insert(name, value);
-        }
+        decision::upstream_identity(principal, job, request_id, &mut parts.headers);
         parts.uri = upstream_uri(&target.authority, &parts.uri)?;
         parts.version = Version::HTTP_11;
         let upgrading = hop.upgrade.is_some();

@@ -73,6 +73,8 @@ pub(crate) struct Gateway {
     pub(crate) public: SocketAddr,
     /// Admin listener.
     pub(crate) admin: SocketAddr,
+    /// External-authorization listener (`[authz]`), when configured.
+    pub(crate) authz: Option<SocketAddr>,
     /// Holds `gateway.toml` and the data dir.
     pub(crate) dir: TempDir,
 }
@@ -312,11 +314,12 @@ impl Gateway {
         let (proc, line) = Proc::start(&args, &env)
             .await
             .unwrap_or_else(|(_, why)| panic!("gateway {why}"));
-        let (public, admin) = parse_banner(&line);
+        let (public, admin, authz) = parse_banner(&line);
         Self {
             proc,
             public,
             admin,
+            authz,
             dir,
         }
     }
@@ -332,17 +335,22 @@ impl Gateway {
     }
 }
 
-/// Parses `computegate listening: public=ADDR admin=ADDR`.
-fn parse_banner(line: &str) -> (SocketAddr, SocketAddr) {
+/// Parses `computegate listening: public=ADDR admin=ADDR[ authz=ADDR]`.
+fn parse_banner(line: &str) -> (SocketAddr, SocketAddr, Option<SocketAddr>) {
     let rest = line
         .strip_prefix("computegate listening: public=")
         .unwrap_or_else(|| panic!("unexpected gateway banner {line:?}"));
-    let (public, admin) = rest
+    let (public, rest) = rest
         .split_once(" admin=")
         .unwrap_or_else(|| panic!("unexpected gateway banner {line:?}"));
+    let (admin, authz) = match rest.split_once(" authz=") {
+        Some((admin, authz)) => (admin, Some(authz.parse().expect("authz address"))),
+        None => (rest, None),
+    };
     (
         public.parse().expect("public address"),
         admin.parse().expect("admin address"),
+        authz,
     )
 }
 

@@ -293,3 +293,72 @@ fn failed_auth_delay_has_a_default_and_a_ceiling() {
         .unwrap_err();
     assert!(err.to_string().contains("auth.failed_auth_delay"), "{err}");
 }
+
+#[test]
+fn the_authz_section_is_optional_validated_and_overridable() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert!(c.authz.is_none(), "off unless configured");
+
+    let with = |section: &str| {
+        let text = format!("{MINIMAL}\n[authz]\n{section}\n");
+        Config::from_toml(&text, no_env()).and_then(|c| c.validate().map(|()| c))
+    };
+    let c = with(
+        "addr = \"127.0.0.1:8081\"\ntrusted_proxies = [\"10.0.0.5\", \"10.1.0.0/16\", \"::1\"]",
+    )
+    .expect("valid");
+    let authz = c.authz.expect("configured");
+    assert_eq!(authz.envoy_path_prefix, "/envoy", "documented default");
+    let nets = authz.trusted_networks().expect("networks");
+    assert!(nets[0].contains(&"10.0.0.5".parse::<std::net::IpAddr>().unwrap()));
+    assert!(nets[1].contains(&"10.1.200.3".parse::<std::net::IpAddr>().unwrap()));
+    assert!(!nets[0].contains(&"10.0.0.6".parse::<std::net::IpAddr>().unwrap()));
+
+    for (section, key) in [
+        (
+            "addr = \"127.0.0.1:8081\"\ntrusted_proxies = []",
+            "authz.trusted_proxies",
+        ),
+        (
+            "addr = \"127.0.0.1:8081\"\ntrusted_proxies = [\"10.0.0.300\"]",
+            "authz.trusted_proxies[0]",
+        ),
+        (
+            "addr = \"127.0.0.1:8081\"\ntrusted_proxies = [\"10.0.0.1\", \"proxy.local\"]",
+            "authz.trusted_proxies[1]",
+        ),
+        (
+            "addr = \"127.0.0.1:8080\"\ntrusted_proxies = [\"10.0.0.1\"]",
+            "authz.addr",
+        ),
+        (
+            "addr = \"127.0.0.1:8081\"\ntrusted_proxies = [\"10.0.0.1\"]\nenvoy_path_prefix = \"/nginx\"",
+            "authz.envoy_path_prefix",
+        ),
+        (
+            "addr = \"127.0.0.1:8081\"\ntrusted_proxies = [\"10.0.0.1\"]\nenvoy_path_prefix = \"/\"",
+            "authz.envoy_path_prefix",
+        ),
+        (
+            "addr = \"127.0.0.1:8081\"\ntrusted_proxies = [\"10.0.0.1\"]\nenvoy_path_prefix = \"envoy/\"",
+            "authz.envoy_path_prefix",
+        ),
+    ] {
+        let err = with(section).expect_err(section);
+        assert_eq!(invalid_key(err), key, "{section}");
+    }
+    let missing = with("addr = \"127.0.0.1:8081\"").expect_err("trusted_proxies is required");
+    assert!(
+        invalid_key(missing).starts_with("authz"),
+        "names the section"
+    );
+
+    let overridden = Config::from_toml(
+        &format!(
+            "{MINIMAL}\n[authz]\naddr = \"127.0.0.1:8081\"\ntrusted_proxies = [\"10.0.0.1\"]\n"
+        ),
+        env(&[("COMPUTEGATE_AUTHZ__ADDR", "0.0.0.0:9999")]),
+    )
+    .unwrap();
+    assert_eq!(overridden.authz.unwrap().addr.to_string(), "0.0.0.0:9999");
+}
