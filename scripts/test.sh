@@ -7,11 +7,16 @@
 #    database `test`) answer — installing them with apt (when root) and starting them if needed —
 #    and exports their URLs for the tests; installs `chromium` and `chromium-driver` with apt when
 #    missing (the browser tests, `#[ignore = "needs chromium"]`), and `nginx` when missing (the
-#    external-authorization test in front of the simulator, `#[ignore = "needs nginx"]`);
+#    external-authorization test in front of the simulator, `#[ignore = "needs nginx"]`),
+#    `prometheus` when promtool is missing (rule tests; the cluster test runs the server), and
+#    kubernetes-validate in a virtual environment under target/tools-venv;
 # 2. cargo fmt --check;  3. cargo clippy -D warnings;
 # 4. checks that aws-lc-rs is not in the dependency graph (one crypto provider: ring);
-# 5. cargo test --workspace -- --include-ignored (tests that need Redis/PostgreSQL are
-#    `#[ignore = "needs …"]` under plain `cargo test`, and run here, never skipped).
+# 5. promtool check + unit tests of deploy/prometheus/rules.yml, kubernetes-validate --strict of
+#    deploy/kubernetes/ and scripts/check_manifests.py (references between the manifests);
+# 6. cargo test --workspace -- --include-ignored (tests that need Redis/PostgreSQL are
+#    `#[ignore = "needs …"]` under plain `cargo test`, and run here, never skipped; the cluster
+#    test runs scripts/cluster.sh with the debug binary for two minutes).
 #
 # Environment:
 #   COMPUTEGATE_TEST_REDIS_URL     default redis://127.0.0.1:6379
@@ -337,15 +342,51 @@ ensure_nginx() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Prometheus (promtool for the rule tests; the server for the cluster test) and the Python tools
+# that validate the Kubernetes manifests
+# ---------------------------------------------------------------------------------------------
+
+ensure_prometheus() {
+  if [[ -x /usr/bin/promtool && -x /usr/bin/prometheus ]]; then
+    log "prometheus and promtool found"
+    return 0
+  fi
+  apt_install prometheus
+  [[ -x /usr/bin/promtool ]] || die "prometheus installed but /usr/bin/promtool is missing"
+  log "prometheus installed"
+}
+
+readonly TOOLS_VENV="target/tools-venv"
+readonly KUBERNETES_VALIDATE="kubernetes-validate==1.37.0"
+
+ensure_tools_venv() {
+  if [[ -x "$TOOLS_VENV/bin/kubernetes-validate" ]]; then
+    log "kubernetes-validate found ($TOOLS_VENV)"
+    return 0
+  fi
+  command -v python3 >/dev/null || apt_install python3
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    apt_install python3-venv
+  fi
+  log "python3 -m venv $TOOLS_VENV; pip install $KUBERNETES_VALIDATE"
+  rm -rf "$TOOLS_VENV"
+  python3 -m venv "$TOOLS_VENV" || die "cannot create a Python virtual environment"
+  "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check "$KUBERNETES_VALIDATE" ||
+    die "pip install $KUBERNETES_VALIDATE failed"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Steps
 # ---------------------------------------------------------------------------------------------
 
 STEP="servers"
-log "step 1/5: Redis, PostgreSQL, Chromium and nginx"
+log "step 1/6: Redis, PostgreSQL, Chromium, nginx, Prometheus and the manifest validator"
 ensure_redis
 ensure_postgres
 ensure_browser
 ensure_nginx
+ensure_prometheus
+ensure_tools_venv
 if [[ $SERVERS_ONLY -eq 1 ]]; then
   printf 'export COMPUTEGATE_TEST_REDIS_URL=%q\n' "$COMPUTEGATE_TEST_REDIS_URL"
   printf 'export COMPUTEGATE_TEST_DATABASE_URL=%q\n' "$COMPUTEGATE_TEST_DATABASE_URL"
@@ -356,15 +397,15 @@ if [[ $SERVERS_ONLY -eq 1 ]]; then
 fi
 
 STEP="fmt"
-log "step 2/5: cargo fmt --all -- --check"
+log "step 2/6: cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
 STEP="clippy"
-log "step 3/5: cargo clippy --workspace --all-targets -- -D warnings"
+log "step 3/6: cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 STEP="crypto-provider"
-log "step 4/5: no aws-lc-rs in the dependency graph (one crypto provider: ring)"
+log "step 4/6: no aws-lc-rs in the dependency graph (one crypto provider: ring)"
 tree_out=""
 tree_rc=0
 tree_out=$(cargo tree -i aws-lc-rs --workspace -e normal,dev 2>&1) || tree_rc=$?
@@ -379,8 +420,15 @@ elif ! grep -q 'did not match any packages' <<<"$tree_out"; then
 fi
 log "aws-lc-rs: not present"
 
+STEP="deploy-files"
+log "step 5/6: Prometheus rules (promtool check + unit tests) and Kubernetes manifests (strict schema + references)"
+/usr/bin/promtool check rules deploy/prometheus/rules.yml
+/usr/bin/promtool test rules deploy/prometheus/rules.test.yml
+"$TOOLS_VENV/bin/kubernetes-validate" --strict --quiet deploy/kubernetes/*.yaml
+"$TOOLS_VENV/bin/python" scripts/check_manifests.py deploy/kubernetes
+
 STEP="test"
-log "step 5/5: cargo test --workspace -- --include-ignored"
+log "step 6/6: cargo test --workspace -- --include-ignored"
 TEST_LOG=$(mktemp)
 cargo test --workspace -- --include-ignored 2>&1 | tee "$TEST_LOG"
 
@@ -402,6 +450,6 @@ fi
 if [[ $failed -ne 0 ]]; then
   die "$failed test(s) failed"
 fi
-printf '\nscripts/test.sh: fmt, clippy, crypto-provider check and %d test suites OK in %ds\n' \
+printf '\nscripts/test.sh: fmt, clippy, crypto-provider check, deploy files and %d test suites OK in %ds\n' \
   "$suites" "$((SECONDS - START_TIME))"
 printf 'tests: %d passed, %d failed\n' "$passed" "$failed"

@@ -154,6 +154,15 @@ pub fn main() -> ExitCode {
                     metered,
                     owned
                 );
+                if let Some(authz) = &config.authz {
+                    println!(
+                        "authorization service on {} for {} trusted proxies (Envoy prefix {}, \
+                         nginx /nginx, Traefik /traefik)",
+                        authz.addr,
+                        authz.trusted_proxies.len(),
+                        authz.envoy_path_prefix
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,

@@ -105,3 +105,23 @@ fn the_kubernetes_configmap_meters_jobs() {
     );
     assert!(n >= 1, "the ConfigMap has no job_submit route");
 }
+
+#[test]
+fn config_check_names_the_authorization_listener() {
+    let file = deploy("computegate.example.toml");
+    let out = run_cli(
+        &[OsStr::new("config"), OsStr::new("check"), file.as_os_str()],
+        &[
+            ("COMPUTEGATE_AUTHZ__ADDR", "127.0.0.1:18089"),
+            ("COMPUTEGATE_AUTHZ__TRUSTED_PROXIES", "[\"10.0.0.0/24\", \"10.0.1.7\"]"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout.contains(
+            "authorization service on 127.0.0.1:18089 for 2 trusted proxies (Envoy prefix /envoy"
+        ),
+        "{stdout}"
+    );
+}
