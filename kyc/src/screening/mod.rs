@@ -21,6 +21,7 @@ mod date;
 mod index;
 pub mod normalize;
 pub mod parse;
+pub mod phonetic;
 pub mod score;
 mod store;
 

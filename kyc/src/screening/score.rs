@@ -22,11 +22,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{normalize_id, normalize_name};
+use super::normalize::{is_patronymic, normalize_id, normalize_name};
+use super::phonetic::{PhoneticKey, phonetic_key};
 use super::{
     Decision, EntryKind, Feature, ListEntry, MatchExplanation, PartialDate, ScreeningSubject,
     country_code,
 };
+
+/// Lowest Jaro-Winkler at which two tokens whose phonetic keys agree still pair: below it the
+/// agreement is more likely a collision of short keys (`Khan` / `Chen`) than one name.
+const PHONETIC_MIN_JW: f64 = 0.0;
 
 /// How far below a threshold a capped score is set.
 const CAP_MARGIN: f64 = 0.01;
@@ -63,15 +68,21 @@ pub struct ScoringConfig {
     /// Share of the token-set similarity taken by the query's coverage (the rest is the
     /// listed name's coverage). Default 0.60.
     pub query_coverage_weight: f64,
-    /// Added for the same full date of birth. Default +0.08.
+    /// Similarity given to two tokens whose spellings differ but whose phonetic skeleton keys
+    /// ([`phonetic_key`](super::phonetic::phonetic_key)) agree (`Chtcherbakov` /
+    /// `Shcherbakov`), when their Jaro-Winkler is lower; at or above `token_match_min` such
+    /// tokens pair. 0 turns the feature, and the index's phonetic candidates, off.
+    /// Default 0.92.
+    pub phonetic_match: f64,
+    /// Added for the same full date of birth. Default +0.12.
     pub dob_exact: f64,
-    /// Added for the same year and month. Default +0.06.
+    /// Added for the same year and month. Default +0.08.
     pub dob_month: f64,
-    /// Added for the same year (one side knows only the year). Default +0.04.
+    /// Added for the same year (one side knows only the year). Default +0.05.
     pub dob_year: f64,
     /// Added for a year apart, or the same year with another month or day. Default −0.05.
     pub dob_near: f64,
-    /// Added for dates two or more years apart. Default −0.25.
+    /// Added for dates two or more years apart. Default −0.30.
     pub dob_conflict: f64,
     /// Added when subject and entry share a country. Default +0.04.
     pub country_match: f64,
@@ -114,6 +125,8 @@ pub struct ScoredMatch {
 pub(crate) struct PreparedSubject {
     pub(crate) kind: EntryKind,
     pub(crate) tokens: Vec<String>,
+    /// The phonetic key of each token.
+    pub(crate) keys: Vec<PhoneticKey>,
     pub(crate) joined: String,
     pub(crate) date_of_birth: Option<PartialDate>,
     pub(crate) countries: Vec<&'static str>,
@@ -125,6 +138,8 @@ pub(crate) struct PreparedSubject {
 pub(crate) struct NameRef<'a> {
     /// Its normalized tokens.
     pub(crate) tokens: &'a [&'a str],
+    /// The phonetic key of each token.
+    pub(crate) keys: &'a [&'a PhoneticKey],
     /// Index into the entry's names, or weak aliases when `weak`.
     pub(crate) idx: usize,
     pub(crate) weak: bool,
@@ -137,6 +152,8 @@ pub(crate) struct NameComparison {
     pub(crate) token_set: f64,
     /// Matched pairs whose tokens both have two or more letters.
     pub(crate) matched: usize,
+    /// Pairs made only by phonetic key (their spellings alone would not pair).
+    pub(crate) phonetic: usize,
     pub(crate) pairs: Vec<(usize, usize, f64)>,
 }
 
@@ -159,11 +176,12 @@ impl Default for ScoringConfig {
             token_match_min: 0.90,
             edit_match_min_len: 5,
             query_coverage_weight: 0.60,
-            dob_exact: 0.08,
-            dob_month: 0.06,
-            dob_year: 0.04,
+            phonetic_match: 0.92,
+            dob_exact: 0.12,
+            dob_month: 0.08,
+            dob_year: 0.05,
             dob_near: -0.05,
-            dob_conflict: -0.25,
+            dob_conflict: -0.30,
             country_match: 0.04,
             country_conflict: -0.04,
             id_match: 0.15,
@@ -192,6 +210,7 @@ impl ScoringConfig {
             ("jaro_winkler_weight", self.jaro_winkler_weight),
             ("token_match_min", self.token_match_min),
             ("query_coverage_weight", self.query_coverage_weight),
+            ("phonetic_match", self.phonetic_match),
             ("dob_exact", self.dob_exact),
             ("dob_month", self.dob_month),
             ("dob_year", self.dob_year),
@@ -254,8 +273,11 @@ pub fn score_entry(
     let mut best: Option<ScoredMatch> = None;
     for (idx, weak, tokens) in &names {
         let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let keys: Vec<PhoneticKey> = tokens.iter().map(|t| phonetic_key(t)).collect();
+        let key_refs: Vec<&PhoneticKey> = keys.iter().collect();
         let name = NameRef {
             tokens: &refs,
+            keys: &key_refs,
             idx: *idx,
             weak: *weak,
         };
@@ -306,6 +328,7 @@ impl PreparedSubject {
         PreparedSubject {
             kind: subject.kind,
             joined: name.joined(),
+            keys: name.tokens().iter().map(|t| phonetic_key(t)).collect(),
             tokens: name.tokens().to_vec(),
             date_of_birth: subject.date_of_birth,
             countries,
@@ -328,8 +351,15 @@ pub(crate) fn score_name(
     floor: f64,
 ) -> Option<ScoredMatch> {
     let query: Vec<&str> = subject.tokens.iter().map(String::as_str).collect();
+    let query_keys: Vec<&PhoneticKey> = subject.keys.iter().collect();
     let name_floor = floor - subject.max_bonus(config);
-    let cmp = compare_names(&query, &subject.joined, name.tokens, config, name_floor)?;
+    let cmp = compare_names(
+        (&query, &query_keys),
+        &subject.joined,
+        (name.tokens, name.keys),
+        config,
+        name_floor,
+    )?;
     let mut sheet = Sheet::new(explain);
     name_features(config, &query, name.tokens, &cmp, &mut sheet);
     let corroborated = corroboration(config, subject, entry, &mut sheet);
@@ -355,6 +385,15 @@ pub(crate) fn score_name(
             )
         };
         sheet.cap(&mut score, limit, "weak_alias", || note.to_owned());
+    }
+    if cmp.phonetic > 0 && !corroborated {
+        sheet.cap(&mut score, below(t.hit), "rule_phonetic_only", || {
+            format!(
+                "{} token(s) matched only by sound: without a date of birth, country or \
+                 identifier that agrees, at most a review",
+                cmp.phonetic
+            )
+        });
     }
     if cmp.matched < 2 {
         sheet.cap(&mut score, below(t.hit), "rule_single_token", || {
@@ -415,22 +454,33 @@ pub(crate) fn upper_bound(
     bound
 }
 
-/// The one-to-one token pairing and then Jaro-Winkler on the sorted-token strings; `None`
+/// The one-to-one token pairing (a patronymic only with a patronymic) and then Jaro-Winkler on the sorted-token strings; `None`
 /// when no token pairs, or when the pairing bounds the name score (before corroboration)
-/// below `floor` (the string comparison, the costly part, is then skipped).
+/// below `floor` (the string comparison, the costly part, is then skipped). Each side is its
+/// tokens and their phonetic keys.
 pub(crate) fn compare_names(
-    query: &[&str],
+    (query, query_keys): (&[&str], &[&PhoneticKey]),
     query_joined: &str,
-    name: &[&str],
+    (name, name_keys): (&[&str], &[&PhoneticKey]),
     config: &ScoringConfig,
     floor: f64,
 ) -> Option<NameComparison> {
-    let mut candidates: Vec<(usize, usize, f64)> = Vec::new();
+    let agree = |i: usize, j: usize| matches!((query_keys.get(i), name_keys.get(j)), (Some(a), Some(b)) if a.agrees(b));
+    // (query token, name token, similarity, paired by phonetic key only)
+    let mut candidates: Vec<(usize, usize, f64, bool)> = Vec::new();
     for (i, q) in query.iter().enumerate() {
         for (j, n) in name.iter().enumerate() {
+            if is_patronymic(q) != is_patronymic(n) {
+                continue;
+            }
             let sim = token_similarity(q, n);
-            if sim >= config.token_match_min || one_edit_apart(q, n, sim, config) {
-                candidates.push((i, j, sim));
+            let by_spelling = sim >= config.token_match_min || one_edit_apart(q, n, sim, config);
+            let by_sound = config.phonetic_match > sim && sim >= PHONETIC_MIN_JW && agree(i, j);
+            match (by_spelling, by_sound) {
+                (true, true) => candidates.push((i, j, config.phonetic_match, false)),
+                (true, false) => candidates.push((i, j, sim, false)),
+                (false, true) => candidates.push((i, j, config.phonetic_match, true)),
+                (false, false) => {}
             }
         }
     }
@@ -442,11 +492,13 @@ pub(crate) fn compare_names(
     let mut used_q = vec![false; query.len()];
     let mut used_n = vec![false; name.len()];
     let mut pairs = Vec::new();
-    for (i, j, sim) in candidates {
+    let mut phonetic = 0;
+    for (i, j, sim, by_sound) in candidates {
         if !used_q[i] && !used_n[j] {
             used_q[i] = true;
             used_n[j] = true;
             pairs.push((i, j, sim));
+            phonetic += usize::from(by_sound);
         }
     }
     let sum: f64 = pairs.iter().map(|p| p.2).sum();
@@ -461,11 +513,19 @@ pub(crate) fn compare_names(
     if best_case < floor {
         return None;
     }
-    let jaro_winkler = jaro_winkler(query_joined, &name.join(" "));
+    // The listed name's tokens in the order of the query tokens they paired with: two
+    // spellings of one name sort differently (`tchegouk oleg`, `cheguk oleg`). Unpaired listed
+    // tokens (a patronymic or second surname the applicant left out) are already counted by
+    // the token-set coverage; leaving them in the string would count them twice.
+    let mut aligned: Vec<(usize, &str)> = pairs.iter().map(|&(i, j, _)| (i, name[j])).collect();
+    aligned.sort_unstable();
+    let aligned: Vec<&str> = aligned.into_iter().map(|(_, t)| t).collect();
+    let jaro_winkler = jaro_winkler(query_joined, &aligned.join(" "));
     Some(NameComparison {
         jaro_winkler,
         token_set,
         matched,
+        phonetic,
         pairs,
     })
 }

@@ -128,3 +128,32 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn arabic_compounds_are_one_token() {
+    assert_eq!(person("Abd al-Rahman Haddad"), ["abdalrahman", "haddad"]);
+    assert_eq!(person("Abdul Rahman"), ["abdulrahman"]);
+    assert_eq!(person("Hasan Nasr Allah"), ["hasan", "nasrallah"]);
+    assert_eq!(person("Abd Allah"), ["abdallah"]);
+    // Alone, or at the end, the parts stay as they are.
+    assert_eq!(person("Allah Abd"), ["abd", "allah"]);
+    // Organizations are left alone.
+    assert_eq!(org("Abd Trading"), ["abd", "trading"]);
+}
+
+#[test]
+fn patronymics_are_told_apart() {
+    for t in [
+        "vladimirovich",
+        "vladimirovitch",
+        "wladimirowitsch",
+        "vladimirovic",
+        "petrovna",
+        "iwanowna",
+    ] {
+        assert!(is_patronymic(t), "{t}");
+    }
+    for t in ["ivanov", "petrova", "ivan", "rich", "ovic", "heinrich"] {
+        assert!(!is_patronymic(t), "{t}");
+    }
+}
