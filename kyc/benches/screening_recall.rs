@@ -108,9 +108,10 @@ fn main() {
     }
 }
 
-/// The matcher before this evaluation, then each lever added to the previous one.
-/// `SCREENING_EVAL_THRESHOLDS=review,hit` replaces the default thresholds of the last two
-/// (for tuning on the tuning set).
+/// The levers off (the weights and thresholds before this evaluation), then each lever added
+/// to the previous one; the last is [`ScoringConfig::default`].
+/// `SCREENING_EVAL_THRESHOLDS=review,hit` replaces the thresholds of the last one (for tuning
+/// on the tuning set).
 fn configs() -> Vec<(&'static str, ScoringConfig)> {
     let mut now = ScoringConfig::default();
     if let Ok(t) = std::env::var("SCREENING_EVAL_THRESHOLDS")
@@ -119,8 +120,12 @@ fn configs() -> Vec<(&'static str, ScoringConfig)> {
     {
         now.thresholds = Thresholds { review, hit };
     }
-    let before = ScoringConfig {
-        thresholds: ScoringConfig::default().thresholds,
+    let off = ScoringConfig {
+        thresholds: Thresholds {
+            review: 0.80,
+            hit: 0.92,
+        },
+        edit_match_min_len: 5,
         phonetic_match: 0.0,
         dob_exact: 0.08,
         dob_month: 0.06,
@@ -131,15 +136,24 @@ fn configs() -> Vec<(&'static str, ScoringConfig)> {
     };
     let phonetic = ScoringConfig {
         phonetic_match: now.phonetic_match,
-        ..before
+        ..off
+    };
+    let dob = ScoringConfig {
+        dob_exact: now.dob_exact,
+        dob_month: now.dob_month,
+        dob_year: now.dob_year,
+        dob_near: now.dob_near,
+        dob_conflict: now.dob_conflict,
+        ..phonetic
     };
     vec![
-        (
-            "before (edit distance only, old date-of-birth weights)",
-            before,
-        ),
+        ("levers off (old weights and thresholds)", off),
         ("+ phonetic keys (index and token pairing)", phonetic),
-        ("+ date of birth as a strong feature (defaults)", now),
+        ("+ date of birth as a strong feature", dob),
+        (
+            "+ one-edit tokens from 4 letters, thresholds 0.83 / 0.95 (defaults)",
+            now,
+        ),
     ]
 }
 

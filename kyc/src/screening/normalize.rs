@@ -7,7 +7,8 @@
 //! (Cyrillic `а е о р с х у`, Greek `ο α`…, so `Vlаdimir` with a Cyrillic `а` is `vladimir`);
 //! every other letter transliterated to Latin and stripped of diacritics (`Путин` → `putin`,
 //! `Müller` → `muller`); lower case; `0`/`1` between two letters read as `o`/`l`; honorifics
-//! (persons) and legal-form suffixes (organizations) removed; the parts of an Arabic compound
+//! (persons) and legal-form suffixes (organizations, also one typo away from a long one:
+//! `Lomited`) removed; the parts of an Arabic compound
 //! name joined into one token (`Abd al-Rahman` → `abdalrahman`, `Nasr Allah` → `nasrallah`,
 //! persons); the tokens sorted and
 //! deduplicated, so token order never matters.
@@ -133,8 +134,7 @@ pub fn normalize_name(raw: &str, kind: EntryKind) -> NormalizedName {
     let mut tokens: Vec<String> = strip_sp_z_oo(&words, drop_legal)
         .iter()
         .filter(|t| {
-            !(drop_honorifics && HONORIFICS.contains(&t.as_str())
-                || drop_legal && LEGAL_FORMS.contains(&t.as_str()))
+            !(drop_honorifics && HONORIFICS.contains(&t.as_str()) || drop_legal && is_legal_form(t))
         })
         .cloned()
         .collect();
@@ -279,6 +279,20 @@ fn fold_digits(token: &mut String) {
     }
     // Only ASCII bytes were replaced by ASCII bytes, so the text is still UTF-8.
     *token = String::from_utf8(bytes).unwrap_or_default();
+}
+
+/// Legal forms at least this long are also recognized one typo away (`Lomited`, `Compay`).
+const MIN_FUZZY_LEGAL_FORM: usize = 6;
+
+/// Whether a token is a legal form or filler word of an organization's name.
+fn is_legal_form(token: &str) -> bool {
+    LEGAL_FORMS.contains(&token)
+        || token.len() + 1 >= MIN_FUZZY_LEGAL_FORM
+            && LEGAL_FORMS.iter().any(|f| {
+                f.len() >= MIN_FUZZY_LEGAL_FORM
+                    && f.len().abs_diff(token.len()) <= 1
+                    && strsim::osa_distance(f, token) <= 1
+            })
 }
 
 /// Endings of East Slavic patronymics in the common romanizations (`-ovich`, `-ovitch`,

@@ -141,6 +141,9 @@ fn theophoric(bytes: &mut Vec<u8>) {
         return;
     }
     let mut cut = 4;
+    while bytes.get(cut).is_some_and(|&b| is_vowel(b)) {
+        cut += 1;
+    }
     if bytes.get(cut) == Some(&b'l') && bytes.len() > cut + 1 {
         cut += 1;
     }
@@ -314,6 +317,7 @@ mod tests {
             "Abdurrahman",
             "Abdul Rahman",
             "Abdelrahman",
+            "Abdoulrahman",
         ]);
         same(&["Tariq al-Zawahiri", "Tarik az-Zawahiri"]);
         same(&["Rida", "Ridha", "Redha"]);

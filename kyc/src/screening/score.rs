@@ -43,9 +43,9 @@ const MIN_ID_LEN: usize = 4;
 /// Where the decision bands start.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
-    /// Score at or above which a person reviews the match. Default 0.80.
+    /// Score at or above which a person reviews the match. Default 0.83.
     pub review: f64,
-    /// Score at or above which the match is a hit. Default 0.92.
+    /// Score at or above which the match is a hit. Default 0.95.
     pub hit: f64,
 }
 
@@ -63,7 +63,7 @@ pub struct ScoringConfig {
     pub token_match_min: f64,
     /// Shortest tokens (in letters) that count as matched when one edit apart even below
     /// `token_match_min` (Jaro-Winkler punishes a typo near the start of a short token).
-    /// Default 5.
+    /// Default 4.
     pub edit_match_min_len: usize,
     /// Share of the token-set similarity taken by the query's coverage (the rest is the
     /// listed name's coverage). Default 0.60.
@@ -174,7 +174,7 @@ impl Default for ScoringConfig {
             thresholds: Thresholds::default(),
             jaro_winkler_weight: 0.35,
             token_match_min: 0.90,
-            edit_match_min_len: 5,
+            edit_match_min_len: 4,
             query_coverage_weight: 0.60,
             phonetic_match: 0.92,
             dob_exact: 0.12,
@@ -192,8 +192,8 @@ impl Default for ScoringConfig {
 impl Default for Thresholds {
     fn default() -> Thresholds {
         Thresholds {
-            review: 0.80,
-            hit: 0.92,
+            review: 0.83,
+            hit: 0.95,
         }
     }
 }
@@ -454,7 +454,7 @@ pub(crate) fn upper_bound(
     bound
 }
 
-/// The one-to-one token pairing (a patronymic only with a patronymic) and then Jaro-Winkler on the sorted-token strings; `None`
+/// The one-to-one token pairing (a patronymic not with a surname) and then Jaro-Winkler on the sorted-token strings; `None`
 /// when no token pairs, or when the pairing bounds the name score (before corroboration)
 /// below `floor` (the string comparison, the costly part, is then skipped). Each side is its
 /// tokens and their phonetic keys.
@@ -470,7 +470,9 @@ pub(crate) fn compare_names(
     let mut candidates: Vec<(usize, usize, f64, bool)> = Vec::new();
     for (i, q) in query.iter().enumerate() {
         for (j, n) in name.iter().enumerate() {
-            if is_patronymic(q) != is_patronymic(n) {
+            // A patronymic is not its father's surname (`Ivanovich`, `Ivanov`); a typo in
+            // a patronymic's ending still pairs.
+            if is_patronymic(q) != is_patronymic(n) && q.len().abs_diff(n.len()) > 1 {
                 continue;
             }
             let sim = token_similarity(q, n);
@@ -492,6 +494,10 @@ pub(crate) fn compare_names(
     let mut used_q = vec![false; query.len()];
     let mut used_n = vec![false; name.len()];
     let mut pairs = Vec::new();
+    // The listed name's tokens in the order of the query tokens they paired with; a token
+    // paired by sound stands as the query spells it (its spelling difference is what the key
+    // forgives; the token-set similarity already counts it below an exact match).
+    let mut aligned: Vec<(usize, &str)> = Vec::new();
     let mut phonetic = 0;
     for (i, j, sim, by_sound) in candidates {
         if !used_q[i] && !used_n[j] {
@@ -499,6 +505,7 @@ pub(crate) fn compare_names(
             used_n[j] = true;
             pairs.push((i, j, sim));
             phonetic += usize::from(by_sound);
+            aligned.push((i, if by_sound { query[i] } else { name[j] }));
         }
     }
     let sum: f64 = pairs.iter().map(|p| p.2).sum();
@@ -513,11 +520,10 @@ pub(crate) fn compare_names(
     if best_case < floor {
         return None;
     }
-    // The listed name's tokens in the order of the query tokens they paired with: two
-    // spellings of one name sort differently (`tchegouk oleg`, `cheguk oleg`). Unpaired listed
-    // tokens (a patronymic or second surname the applicant left out) are already counted by
-    // the token-set coverage; leaving them in the string would count them twice.
-    let mut aligned: Vec<(usize, &str)> = pairs.iter().map(|&(i, j, _)| (i, name[j])).collect();
+    // In query order: two spellings of one name sort differently (`tchegouk oleg`, `cheguk
+    // oleg`). Unpaired listed tokens (a patronymic or second surname the applicant left out)
+    // are already counted by the token-set coverage; leaving them in the string would count
+    // them twice.
     aligned.sort_unstable();
     let aligned: Vec<&str> = aligned.into_iter().map(|(_, t)| t).collect();
     let jaro_winkler = jaro_winkler(query_joined, &aligned.join(" "));

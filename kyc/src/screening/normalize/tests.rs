@@ -157,3 +157,14 @@ fn patronymics_are_told_apart() {
         assert!(!is_patronymic(t), "{t}");
     }
 }
+
+#[test]
+fn legal_forms_one_typo_away_are_dropped() {
+    assert_eq!(org("Povpakra Metals Copany"), ["metals", "povpakra"]);
+    assert_eq!(
+        org("Zhaschein Machinery Lomited"),
+        ["machinery", "zhaschein"]
+    );
+    // Short forms must match exactly: `Go` is not `Co`.
+    assert_eq!(org("Go Trading"), ["go", "trading"]);
+}
