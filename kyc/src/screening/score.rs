@@ -2,21 +2,26 @@
 //!
 //! `score = min(caps, clamp(Σ feature weights, 0, 1))` where the features are:
 //!
-//! - **name** (best over the entry's names): `jaro_winkler_weight` × Jaro-Winkler of the two
-//!   sorted-token strings, plus the rest × a token-set similarity — tokens are paired one to
-//!   one, a pair counting when its Jaro-Winkler is at least `token_match_min` or when both
-//!   tokens have `edit_match_min_len`+ letters and are one edit apart; the similarity blends the share of the
-//!   query's tokens matched (weight `query_coverage_weight`) with the share of the listed
-//!   name's tokens matched, each pair counted by its similarity. Weighting the query side
-//!   keeps a listed patronymic or second surname that the applicant left out from sinking a
-//!   match.
+//! - **name** (best over the entry's names): `jaro_winkler_weight` × Jaro-Winkler of the
+//!   query's sorted-token string against the listed tokens it paired with, in the same order,
+//!   plus the rest × a token-set similarity — tokens are paired one to one, a pair counting
+//!   when its Jaro-Winkler is at least `token_match_min`, when both tokens have
+//!   `edit_match_min_len`+ letters and are one edit apart, or when their phonetic keys agree
+//!   (similarity `phonetic_match`; `Chtcherbakov` / `Shcherbakov`, `Youssef` / `Yusuf`); a
+//!   patronymic never pairs with a surname (`Ivanovich` / `Ivanov`). The similarity blends
+//!   the share of the query's tokens matched (weight `query_coverage_weight`) with the share
+//!   of the listed name's tokens matched, each pair counted by its similarity. Weighting the
+//!   query side keeps a listed patronymic or second surname that the applicant left out from
+//!   sinking a match.
 //! - **date of birth**: same day / same month / same year add; a year apart or the same year
 //!   with another month or day subtracts a little; two or more years apart subtracts a lot.
 //! - **country**: a shared country adds, disjoint non-empty sets subtract.
 //! - **identifier number**: the same normalized number adds strongly.
 //!
 //! Caps (each recorded as a `rule_*` feature): fewer than two matched tokens (a single-token
-//! query, a surname-only match) stays below the hit threshold; a weak alias stays below review
+//! query, a surname-only match) stays below the hit threshold; so does a name with a token
+//! matched only by sound, unless the date of birth, country or an identifier agrees
+//! (`rule_phonetic_only`); a weak alias stays below review
 //! unless the date of birth, country or an identifier corroborates it, and below hit even
 //! then; a kind mismatch (person against vessel or organization) stays below review.
 
