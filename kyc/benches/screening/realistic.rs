@@ -233,7 +233,7 @@ fn cyrillic_person(rng: &mut Rng) -> Generated {
     let latin = |s: &str| bgn_pcgn(s);
     let mut names = vec![format!(
         "{} {} {}",
-        latin(&given.to_owned()),
+        latin(given),
         latin(&patronymic),
         latin(&surname).to_uppercase()
     )];
