@@ -18,7 +18,8 @@
 //! - the Arabic article in any spelling (`al el ul ar as ash at az ad an`…) is `al`, and
 //!   `Abd` + the article (`Abdul-`, `Abdel-`, `Abdal-`, `Abdur-`) is `abd`;
 //! - where languages read a letter differently, a second reading is kept: `ch` as `kh`
-//!   (German `Chabarow`, `Michail`) and a leading `j` + vowel as `zh` (French `Joukov`), in
+//!   (German `Chabarow`, `Michail`) and a `j` before a vowel, at the start or after a vowel,
+//!   as `zh` (French `Joukov`, `Khoupajin`), in
 //!   tokens of six or more letters; two keys agree when any reading of one equals any
 //!   reading of the other;
 //! - a letter repeated next to itself counts once (`Hassan`/`Hasan`, `Abdullah`/`Abdulah`).
@@ -82,7 +83,7 @@ pub struct PhoneticKey {
 enum Reading {
     /// `ch` as a hushing sibilant, a leading `j` as a glide.
     Primary,
-    /// `ch` as `kh`, a leading `j` as `zh`.
+    /// `ch` as `kh`, a `j` before a vowel (leading or between vowels) as `zh`.
     Alternative,
 }
 
@@ -175,7 +176,13 @@ fn skeleton(bytes: &[u8], reading: Reading) -> String {
                 Reading::Alternative => b"h",
             };
             (letter, 2)
-        } else if i == 0 && leading_j {
+        } else if i == 0 && leading_j
+            || reading == Reading::Alternative
+                && rest[0] == b'j'
+                && i > 0
+                && is_vowel(bytes[i - 1])
+                && rest.get(1).is_some_and(|&b| is_vowel(b))
+        {
             (b"s", 1)
         } else {
             (single(rest[0]), 1)
@@ -297,6 +304,7 @@ mod tests {
         same(&["Khabarov", "Chabarow"]);
         same(&["Zhukov", "Joukov", "Schukow", "Žukov"]);
         same(&["Zhuravlev", "Jouravlev", "Schurawljow"]);
+        same(&["Khupazhin", "Khoupajin", "Chupaschin"]);
         same(&["Timoshchykh", "Timoščyh", "Timoschtschych"]);
         same(&["Shevchuk", "Ševčuk", "Chevtchouk", "Schewtschuk"]);
     }
