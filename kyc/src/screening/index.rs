@@ -89,7 +89,7 @@ pub struct IndexStats {
     pub tokens: usize,
     /// Deletion-neighbourhood keys.
     pub deletion_keys: usize,
-    /// Tokens reachable by phonetic key.
+    /// Phonetic-index entries (one per key reading of each vocabulary token).
     pub phonetic_keys: usize,
 }
 
@@ -412,18 +412,14 @@ impl ScreeningIndex {
     }
 
     fn name_token_strs(&self, name: u32) -> Vec<&str> {
-        let start = self.name_starts[name as usize] as usize;
-        let end = self.name_starts[name as usize + 1] as usize;
-        self.name_tokens[start..end]
+        self.name_token_ids(name)
             .iter()
             .map(|&t| &*self.vocab[t as usize])
             .collect()
     }
 
     fn name_keys(&self, name: u32) -> Vec<&PhoneticKey> {
-        let start = self.name_starts[name as usize] as usize;
-        let end = self.name_starts[name as usize + 1] as usize;
-        self.name_tokens[start..end]
+        self.name_token_ids(name)
             .iter()
             .map(|&t| &self.vocab_keys[t as usize])
             .collect()

@@ -34,10 +34,6 @@ use super::{
     country_code,
 };
 
-/// Lowest Jaro-Winkler at which two tokens whose phonetic keys agree still pair: below it the
-/// agreement is more likely a collision of short keys (`Khan` / `Chen`) than one name.
-const PHONETIC_MIN_JW: f64 = 0.0;
-
 /// How far below a threshold a capped score is set.
 const CAP_MARGIN: f64 = 0.01;
 
@@ -459,7 +455,8 @@ pub(crate) fn upper_bound(
     bound
 }
 
-/// The one-to-one token pairing (a patronymic not with a surname) and then Jaro-Winkler on the sorted-token strings; `None`
+/// The one-to-one token pairing (a patronymic never with a surname) and then Jaro-Winkler of
+/// the query's sorted-token string against the paired listed tokens in the same order; `None`
 /// when no token pairs, or when the pairing bounds the name score (before corroboration)
 /// below `floor` (the string comparison, the costly part, is then skipped). Each side is its
 /// tokens and their phonetic keys.
@@ -482,7 +479,7 @@ pub(crate) fn compare_names(
             }
             let sim = token_similarity(q, n);
             let by_spelling = sim >= config.token_match_min || one_edit_apart(q, n, sim, config);
-            let by_sound = config.phonetic_match > sim && sim >= PHONETIC_MIN_JW && agree(i, j);
+            let by_sound = config.phonetic_match > sim && agree(i, j);
             match (by_spelling, by_sound) {
                 (true, true) => candidates.push((i, j, config.phonetic_match, false)),
                 (true, false) => candidates.push((i, j, sim, false)),
