@@ -7,7 +7,12 @@
 //! one-letter deletion of it — so a query token finds vocabulary tokens one edit away
 //! (insertion, deletion, substitution or transposition) with a handful of binary searches.
 //!
-//! A query keeps the names that share at least two of its tokens (exactly or one edit away);
+//! A phonetic index maps each token's skeleton key ([`phonetic_key`]) to the vocabulary tokens
+//! with that key, so a query token also reaches the spellings another romanization gives the
+//! same name (`Chtcherbakov` reaches `shcherbakov`), one edit or not.
+//!
+//! A query keeps the names that share at least two of its tokens (exactly, one edit away or
+//! by phonetic key);
 //! a one-token query keeps the names with that token, shortest names first. Tokens so common
 //! that their postings exceed [`FREQUENT_POSTINGS`] do not enumerate candidates: they are
 //! checked by binary search against the candidates the rarer tokens produced. At most
@@ -21,6 +26,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use uuid::Uuid;
 
 use super::normalize::normalize_name;
+use super::phonetic::{PhoneticKey, phonetic_key};
 use super::score::{self, PreparedSubject, ScoredMatch, ScoringConfig, score_name, upper_bound};
 use super::{Decision, ListEntry, MatchExplanation, ScreeningResult, ScreeningSubject};
 
@@ -41,6 +47,13 @@ const MAX_QUERY_TOKENS: usize = 32;
 const MIN_FUZZY_VOCAB: usize = 4;
 const MIN_FUZZY_QUERY: usize = 3;
 
+/// Shortest phonetic key reading that reaches other spellings through the index.
+const MIN_INDEX_KEY_LEN: usize = 2;
+
+/// A phonetic key reading shared by more vocabulary tokens than this reaches none of them: it
+/// says too little about the name.
+const MAX_KEY_SPELLINGS: usize = 4_096;
+
 /// A denied-party list ready to screen against. Immutable once built; share it behind an
 /// `Arc` and swap it when a new list version is imported.
 pub struct ScreeningIndex {
@@ -58,6 +71,11 @@ pub struct ScreeningIndex {
     postings: Vec<u32>,
     /// `(hash32(variant) << 32) | token id`, sorted.
     deletes: Vec<u64>,
+    /// The phonetic key of each vocabulary token.
+    vocab_keys: Vec<PhoneticKey>,
+    /// `(hash32(key) << 32) | token id`, sorted, for every reading of [`MIN_INDEX_KEY_LEN`]+
+    /// letters.
+    phonetic: Vec<u64>,
 }
 
 /// Sizes of a built index.
@@ -71,6 +89,8 @@ pub struct IndexStats {
     pub tokens: usize,
     /// Deletion-neighbourhood keys.
     pub deletion_keys: usize,
+    /// Phonetic-index entries (one per key reading of each vocabulary token).
+    pub phonetic_keys: usize,
 }
 
 /// One entry of an ad-hoc [`ScreeningIndex::search`], with why it scored as it did.
@@ -129,6 +149,8 @@ impl ScreeningIndex {
             posting_starts: Vec::new(),
             postings: Vec::new(),
             deletes: Vec::new(),
+            vocab_keys: Vec::new(),
+            phonetic: Vec::new(),
         };
         for (e, entry) in entries.iter().enumerate() {
             index.add_names(e, entry);
@@ -136,6 +158,7 @@ impl ScreeningIndex {
         index.entries = entries;
         index.build_postings();
         index.build_deletes();
+        index.build_phonetic();
         index
     }
 
@@ -166,6 +189,7 @@ impl ScreeningIndex {
             names: self.names.len(),
             tokens: self.vocab.len(),
             deletion_keys: self.deletes.len(),
+            phonetic_keys: self.phonetic.len(),
         }
     }
 
@@ -176,7 +200,7 @@ impl ScreeningIndex {
         // Numbers only for every candidate, skipping those that cannot beat the best so far;
         // then the explanation for the winner.
         let mut best: Option<(f64, u32, u32)> = None;
-        for name in self.candidates(&prepared.tokens) {
+        for name in self.candidates(&prepared.tokens, &prepared.keys) {
             let NameRef { entry, weak, .. } = self.names[name as usize];
             if let Some((score, _, best_name)) = best {
                 let kind = self.entries[entry as usize].kind;
@@ -215,7 +239,7 @@ impl ScreeningIndex {
     pub fn search(&self, subject: &ScreeningSubject, limit: usize) -> Vec<RankedMatch<'_>> {
         let prepared = PreparedSubject::new(subject);
         let mut best_per_entry: FxHashMap<u32, (u32, ScoredMatch)> = FxHashMap::default();
-        for name in self.candidates(&prepared.tokens) {
+        for name in self.candidates(&prepared.tokens, &prepared.keys) {
             let entry = self.names[name as usize].entry;
             let Some(scored) = self.score(&prepared, name, true, 0.0) else {
                 continue;
@@ -257,8 +281,10 @@ impl ScreeningIndex {
     ) -> Option<ScoredMatch> {
         let NameRef { entry, idx, weak } = self.names[name as usize];
         let tokens = self.name_token_strs(name);
+        let keys = self.name_keys(name);
         let name = score::NameRef {
             tokens: &tokens,
+            keys: &keys,
             idx: usize::from(idx),
             weak,
         };
@@ -358,29 +384,79 @@ impl ScreeningIndex {
         self.deletes = deletes;
     }
 
+    /// Every vocabulary token's phonetic key, and the key index over the informative ones.
+    fn build_phonetic(&mut self) {
+        self.vocab_keys = self.vocab.iter().map(|t| phonetic_key(t)).collect();
+        let mut phonetic: Vec<u64> = self
+            .vocab_keys
+            .iter()
+            .enumerate()
+            .flat_map(|(id, k)| k.forms().map(move |f| (id, f)))
+            .filter(|(_, form)| form.len() >= MIN_INDEX_KEY_LEN)
+            .map(|(id, form)| delete_key(hash32(form.as_bytes()), id as u32))
+            .collect();
+        phonetic.sort_unstable();
+        self.phonetic = phonetic;
+    }
+
     fn postings_of(&self, token: u32) -> &[u32] {
         let start = self.posting_starts[token as usize] as usize;
         let end = self.posting_starts[token as usize + 1] as usize;
         &self.postings[start..end]
     }
 
-    fn name_token_strs(&self, name: u32) -> Vec<&str> {
+    fn name_token_ids(&self, name: u32) -> &[u32] {
         let start = self.name_starts[name as usize] as usize;
         let end = self.name_starts[name as usize + 1] as usize;
-        self.name_tokens[start..end]
+        &self.name_tokens[start..end]
+    }
+
+    fn name_token_strs(&self, name: u32) -> Vec<&str> {
+        self.name_token_ids(name)
             .iter()
             .map(|&t| &*self.vocab[t as usize])
             .collect()
     }
 
-    /// Vocabulary tokens equal to `q` or one edit away from it.
-    fn reach(&self, q: &str) -> Vec<u32> {
+    fn name_keys(&self, name: u32) -> Vec<&PhoneticKey> {
+        self.name_token_ids(name)
+            .iter()
+            .map(|&t| &self.vocab_keys[t as usize])
+            .collect()
+    }
+
+    /// Vocabulary tokens sharing a reading of `key` (none for a short reading or one shared
+    /// by too many spellings, or when the phonetic feature is off).
+    fn phonetic_reach(&self, key: &PhoneticKey, out: &mut Vec<u32>) {
+        if self.config.phonetic_match <= 0.0 {
+            return;
+        }
+        for form in key.forms().filter(|f| f.len() >= MIN_INDEX_KEY_LEN) {
+            let hash = u64::from(hash32(form.as_bytes()));
+            let lo = self.phonetic.partition_point(|&d| (d >> 32) < hash);
+            let ids: Vec<u32> = self.phonetic[lo..]
+                .iter()
+                .take_while(|&&d| (d >> 32) == hash)
+                .map(|&d| (d & u64::from(u32::MAX)) as u32)
+                .filter(|&id| self.vocab_keys[id as usize].forms().any(|f| f == form))
+                .collect();
+            if ids.len() <= MAX_KEY_SPELLINGS {
+                out.extend(ids);
+            }
+        }
+    }
+
+    /// Vocabulary tokens equal to `q`, one edit away from it, or sharing its phonetic `key`.
+    fn reach(&self, q: &str, key: &PhoneticKey) -> Vec<u32> {
         let mut out = Vec::new();
         if let Some(&id) = self.vocab_ids.get(q) {
             out.push(id);
         }
+        self.phonetic_reach(key, &mut out);
         let bytes = q.as_bytes();
         if bytes.len() < MIN_FUZZY_QUERY {
+            out.sort_unstable();
+            out.dedup();
             return out;
         }
         let mut keys = vec![hash32(bytes)];
@@ -419,12 +495,13 @@ impl ScreeningIndex {
 
     /// Candidate names for the query tokens, rarest shared tokens first, at most
     /// [`MAX_SCORED`].
-    fn candidates(&self, query: &[String]) -> Vec<u32> {
+    fn candidates(&self, query: &[String], keys: &[PhoneticKey]) -> Vec<u32> {
         let groups: Vec<Group> = query
             .iter()
+            .zip(keys)
             .take(MAX_QUERY_TOKENS)
-            .map(|q| {
-                let tokens = self.reach(q);
+            .map(|(q, key)| {
+                let tokens = self.reach(q, key);
                 let size = tokens.iter().map(|&t| self.postings_of(t).len()).sum();
                 Group { tokens, size }
             })
@@ -448,11 +525,12 @@ impl ScreeningIndex {
                     }
                 }
             } else {
+                // A name has a handful of tokens and the group (sorted) may have hundreds.
                 for (name, mask) in masks.iter_mut() {
-                    let contains = groups[g]
-                        .tokens
+                    let contains = self
+                        .name_token_ids(*name)
                         .iter()
-                        .any(|&t| self.postings_of(t).binary_search(name).is_ok());
+                        .any(|t| groups[g].tokens.binary_search(t).is_ok());
                     if contains {
                         *mask |= bit;
                     }

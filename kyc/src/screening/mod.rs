@@ -4,13 +4,16 @@
 //!
 //! 1. **Candidates** ([`ScreeningIndex`]): an inverted index over normalized name tokens
 //!    ([`normalize`]: NFKC, case fold, transliteration to Latin, diacritics, homoglyphs, token
-//!    order, legal suffixes), widened by a deletion neighbourhood so a one-letter typo still
-//!    finds the token. A multi-token query only keeps names that share at least two tokens.
-//! 2. **Score** ([`score`]): name similarity (Jaro-Winkler on the sorted-token string blended
-//!    with a token-set measure) corroborated or contradicted by date of birth, country and
-//!    identifier numbers. Every contribution is a [`Feature`] in the [`MatchExplanation`], so a
-//!    reviewer sees why. A single-token or surname-only match and a weak-alias-only match are
-//!    never a hit; a kind mismatch (person against a vessel) is not even a review.
+//!    order, legal suffixes, Arabic compound names), widened by a deletion neighbourhood so a
+//!    one-letter typo still finds the token, and by [`phonetic`] skeleton keys so another
+//!    romanization of the same name (`Chtcherbakov`, `Schtscherbakow`, `Shcherbakov`) does too.
+//!    A multi-token query only keeps names that share at least two tokens.
+//! 2. **Score** ([`score`]): name similarity (Jaro-Winkler on the aligned token strings blended
+//!    with a token-set measure; tokens pair by spelling or by phonetic key) corroborated or
+//!    contradicted by date of birth, country and identifier numbers. Every contribution is a
+//!    [`Feature`] in the [`MatchExplanation`], so a reviewer sees why. A single-token or
+//!    surname-only match, a match by sound alone and a weak-alias-only match are never a hit
+//!    without corroboration; a kind mismatch (person against a vessel) is not even a review.
 //!
 //! Everything here is pure and deterministic; the [`Store`](crate::Store) methods in `store`
 //! import list versions, load an index and record results (tables `screening_lists`,
@@ -21,6 +24,7 @@ mod date;
 mod index;
 pub mod normalize;
 pub mod parse;
+pub mod phonetic;
 pub mod score;
 mod store;
 
@@ -152,7 +156,8 @@ pub struct MatchExplanation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Feature {
     /// Stable identifier: `name_jaro_winkler`, `name_token_set`, `date_of_birth`, `country`,
-    /// `id_number`, `weak_alias`, `rule_single_token`, `rule_kind_mismatch`.
+    /// `id_number`, `weak_alias`, `rule_single_token`, `rule_phonetic_only`,
+    /// `rule_kind_mismatch`.
     pub name: String,
     /// The measured value (a similarity in `[0, 1]`, or +1 / 0 / −1 for agree / unknown /
     /// disagree).

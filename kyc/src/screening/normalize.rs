@@ -7,7 +7,10 @@
 //! (Cyrillic `а е о р с х у`, Greek `ο α`…, so `Vlаdimir` with a Cyrillic `а` is `vladimir`);
 //! every other letter transliterated to Latin and stripped of diacritics (`Путин` → `putin`,
 //! `Müller` → `muller`); lower case; `0`/`1` between two letters read as `o`/`l`; honorifics
-//! (persons) and legal-form suffixes (organizations) removed; the tokens sorted and
+//! (persons) and legal-form suffixes (organizations, also one typo away from a long one:
+//! `Lomited`) removed; the parts of an Arabic compound
+//! name joined into one token (`Abd al-Rahman` → `abdalrahman`, `Nasr Allah` → `nasrallah`,
+//! persons); the tokens sorted and
 //! deduplicated, so token order never matters.
 
 use unicode_normalization::UnicodeNormalization;
@@ -122,14 +125,16 @@ impl NormalizedName {
 /// for persons, legal forms for organizations, both for [`EntryKind::Other`]). When dropping
 /// would leave nothing (a company called "Company Limited"), nothing is dropped.
 pub fn normalize_name(raw: &str, kind: EntryKind) -> NormalizedName {
-    let words = name_tokens(raw);
+    let mut words = name_tokens(raw);
     let drop_honorifics = matches!(kind, EntryKind::Person | EntryKind::Other);
+    if drop_honorifics {
+        words = join_theophoric(words);
+    }
     let drop_legal = matches!(kind, EntryKind::Organization | EntryKind::Other);
     let mut tokens: Vec<String> = strip_sp_z_oo(&words, drop_legal)
         .iter()
         .filter(|t| {
-            !(drop_honorifics && HONORIFICS.contains(&t.as_str())
-                || drop_legal && LEGAL_FORMS.contains(&t.as_str()))
+            !(drop_honorifics && HONORIFICS.contains(&t.as_str()) || drop_legal && is_legal_form(t))
         })
         .cloned()
         .collect();
@@ -274,6 +279,75 @@ fn fold_digits(token: &mut String) {
     }
     // Only ASCII bytes were replaced by ASCII bytes, so the text is still UTF-8.
     *token = String::from_utf8(bytes).unwrap_or_default();
+}
+
+/// Legal forms at least this long are also recognized one typo away (`Lomited`, `Compay`).
+const MIN_FUZZY_LEGAL_FORM: usize = 6;
+
+/// Whether a token is a legal form or filler word of an organization's name.
+fn is_legal_form(token: &str) -> bool {
+    LEGAL_FORMS.contains(&token)
+        || token.len() + 1 >= MIN_FUZZY_LEGAL_FORM
+            && LEGAL_FORMS.iter().any(|f| {
+                f.len() >= MIN_FUZZY_LEGAL_FORM
+                    && f.len().abs_diff(token.len()) <= 1
+                    && strsim::osa_distance(f, token) <= 1
+            })
+}
+
+/// Endings of East Slavic patronymics in the common romanizations (`-ovich`, `-ovitch`,
+/// `-owitsch`, `-ovič` → `-ovic`, `-ovna`, `-owna`), and of South Slavic `-ović` surnames,
+/// which read the same way.
+const PATRONYMIC_ENDINGS: &[&str] = &[
+    "ovich", "evich", "ovitch", "evitch", "owitsch", "ewitsch", "ovic", "evic", "ovna", "evna",
+    "owna", "ewna",
+];
+
+/// Whether a normalized token is a patronymic (`Vladimirovich`, `Petrovna`). A patronymic
+/// and a surname are different names even when one starts with the other (`Ivanovich`,
+/// `Ivanov`), so the scorer never pairs one with the other.
+pub fn is_patronymic(token: &str) -> bool {
+    token.len() > 6 && PATRONYMIC_ENDINGS.iter().any(|e| token.ends_with(e))
+}
+
+/// `Abd` forms that begin an Arabic compound name (`Abd al-Rahman`, `Abdul Karim`).
+const ABD_FORMS: &[&str] = &[
+    "abd", "abdul", "abdel", "abdal", "abdol", "abdoul", "abdu", "abdur", "abdar", "abdus",
+];
+
+/// Spellings of the Arabic article inside such a compound.
+const ARTICLE_FORMS: &[&str] = &["al", "el", "ul", "ar", "as", "ash", "ur", "ad", "az", "an"];
+
+/// `Allah` forms that end one (`Nasr Allah`, `Abd Allah`, `Ahmad Ullah`).
+const ALLAH_FORMS: &[&str] = &["allah", "ullah", "ollah", "illah"];
+
+/// Joins the parts of an Arabic compound name into one token (`Abd al-Rahman` →
+/// `abdalrahman`, `Nasr Allah` → `nasrallah`), because lists and applicants write them as one
+/// word (`Abdurrahman`, `Nasrallah`) or as two or three, and one token cannot pair with two.
+fn join_theophoric(words: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let word = &words[i];
+        if ABD_FORMS.contains(&word.as_str()) && i + 1 < words.len() {
+            let mut joined = word.clone();
+            let mut next = i + 1;
+            if ARTICLE_FORMS.contains(&words[next].as_str()) && next + 1 < words.len() {
+                joined.push_str(&words[next]);
+                next += 1;
+            }
+            joined.push_str(&words[next]);
+            out.push(joined);
+            i = next + 1;
+            continue;
+        }
+        match out.last_mut() {
+            Some(prev) if ALLAH_FORMS.contains(&word.as_str()) => prev.push_str(word),
+            _ => out.push(word.clone()),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Drops a trailing Polish `sp. z o.o.` (`sp`, `z`, `oo`) from an organization's tokens.

@@ -2,27 +2,33 @@
 //!
 //! `score = min(caps, clamp(Σ feature weights, 0, 1))` where the features are:
 //!
-//! - **name** (best over the entry's names): `jaro_winkler_weight` × Jaro-Winkler of the two
-//!   sorted-token strings, plus the rest × a token-set similarity — tokens are paired one to
-//!   one, a pair counting when its Jaro-Winkler is at least `token_match_min` or when both
-//!   tokens have `edit_match_min_len`+ letters and are one edit apart; the similarity blends the share of the
-//!   query's tokens matched (weight `query_coverage_weight`) with the share of the listed
-//!   name's tokens matched, each pair counted by its similarity. Weighting the query side
-//!   keeps a listed patronymic or second surname that the applicant left out from sinking a
-//!   match.
+//! - **name** (best over the entry's names): `jaro_winkler_weight` × Jaro-Winkler of the
+//!   query's sorted-token string against the listed tokens it paired with, in the same order,
+//!   plus the rest × a token-set similarity — tokens are paired one to one, a pair counting
+//!   when its Jaro-Winkler is at least `token_match_min`, when both tokens have
+//!   `edit_match_min_len`+ letters and are one edit apart, or when their phonetic keys agree
+//!   (similarity `phonetic_match`; `Chtcherbakov` / `Shcherbakov`, `Youssef` / `Yusuf`); a
+//!   patronymic never pairs with a surname (`Ivanovich` / `Ivanov`). The similarity blends
+//!   the share of the query's tokens matched (weight `query_coverage_weight`) with the share
+//!   of the listed name's tokens matched, each pair counted by its similarity. Weighting the
+//!   query side keeps a listed patronymic or second surname that the applicant left out from
+//!   sinking a match.
 //! - **date of birth**: same day / same month / same year add; a year apart or the same year
 //!   with another month or day subtracts a little; two or more years apart subtracts a lot.
 //! - **country**: a shared country adds, disjoint non-empty sets subtract.
 //! - **identifier number**: the same normalized number adds strongly.
 //!
 //! Caps (each recorded as a `rule_*` feature): fewer than two matched tokens (a single-token
-//! query, a surname-only match) stays below the hit threshold; a weak alias stays below review
+//! query, a surname-only match) stays below the hit threshold; so does a name with a token
+//! matched only by sound, unless the date of birth, country or an identifier agrees
+//! (`rule_phonetic_only`); a weak alias stays below review
 //! unless the date of birth, country or an identifier corroborates it, and below hit even
 //! then; a kind mismatch (person against vessel or organization) stays below review.
 
 use serde::{Deserialize, Serialize};
 
-use super::normalize::{normalize_id, normalize_name};
+use super::normalize::{is_patronymic, normalize_id, normalize_name};
+use super::phonetic::{PhoneticKey, phonetic_key};
 use super::{
     Decision, EntryKind, Feature, ListEntry, MatchExplanation, PartialDate, ScreeningSubject,
     country_code,
@@ -38,9 +44,9 @@ const MIN_ID_LEN: usize = 4;
 /// Where the decision bands start.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
-    /// Score at or above which a person reviews the match. Default 0.80.
+    /// Score at or above which a person reviews the match. Default 0.83.
     pub review: f64,
-    /// Score at or above which the match is a hit. Default 0.92.
+    /// Score at or above which the match is a hit. Default 0.95.
     pub hit: f64,
 }
 
@@ -58,20 +64,26 @@ pub struct ScoringConfig {
     pub token_match_min: f64,
     /// Shortest tokens (in letters) that count as matched when one edit apart even below
     /// `token_match_min` (Jaro-Winkler punishes a typo near the start of a short token).
-    /// Default 5.
+    /// Default 4.
     pub edit_match_min_len: usize,
     /// Share of the token-set similarity taken by the query's coverage (the rest is the
     /// listed name's coverage). Default 0.60.
     pub query_coverage_weight: f64,
-    /// Added for the same full date of birth. Default +0.08.
+    /// Similarity given to two tokens whose spellings differ but whose phonetic skeleton keys
+    /// ([`phonetic_key`](super::phonetic::phonetic_key)) agree (`Chtcherbakov` /
+    /// `Shcherbakov`), when their Jaro-Winkler is lower; at or above `token_match_min` such
+    /// tokens pair. 0 turns the feature, and the index's phonetic candidates, off.
+    /// Default 0.92.
+    pub phonetic_match: f64,
+    /// Added for the same full date of birth. Default +0.12.
     pub dob_exact: f64,
-    /// Added for the same year and month. Default +0.06.
+    /// Added for the same year and month. Default +0.08.
     pub dob_month: f64,
-    /// Added for the same year (one side knows only the year). Default +0.04.
+    /// Added for the same year (one side knows only the year). Default +0.05.
     pub dob_year: f64,
     /// Added for a year apart, or the same year with another month or day. Default −0.05.
     pub dob_near: f64,
-    /// Added for dates two or more years apart. Default −0.25.
+    /// Added for dates two or more years apart. Default −0.30.
     pub dob_conflict: f64,
     /// Added when subject and entry share a country. Default +0.04.
     pub country_match: f64,
@@ -114,6 +126,8 @@ pub struct ScoredMatch {
 pub(crate) struct PreparedSubject {
     pub(crate) kind: EntryKind,
     pub(crate) tokens: Vec<String>,
+    /// The phonetic key of each token.
+    pub(crate) keys: Vec<PhoneticKey>,
     pub(crate) joined: String,
     pub(crate) date_of_birth: Option<PartialDate>,
     pub(crate) countries: Vec<&'static str>,
@@ -125,6 +139,8 @@ pub(crate) struct PreparedSubject {
 pub(crate) struct NameRef<'a> {
     /// Its normalized tokens.
     pub(crate) tokens: &'a [&'a str],
+    /// The phonetic key of each token.
+    pub(crate) keys: &'a [&'a PhoneticKey],
     /// Index into the entry's names, or weak aliases when `weak`.
     pub(crate) idx: usize,
     pub(crate) weak: bool,
@@ -137,6 +153,8 @@ pub(crate) struct NameComparison {
     pub(crate) token_set: f64,
     /// Matched pairs whose tokens both have two or more letters.
     pub(crate) matched: usize,
+    /// Pairs made only by phonetic key (their spellings alone would not pair).
+    pub(crate) phonetic: usize,
     pub(crate) pairs: Vec<(usize, usize, f64)>,
 }
 
@@ -157,13 +175,14 @@ impl Default for ScoringConfig {
             thresholds: Thresholds::default(),
             jaro_winkler_weight: 0.35,
             token_match_min: 0.90,
-            edit_match_min_len: 5,
+            edit_match_min_len: 4,
             query_coverage_weight: 0.60,
-            dob_exact: 0.08,
-            dob_month: 0.06,
-            dob_year: 0.04,
+            phonetic_match: 0.92,
+            dob_exact: 0.12,
+            dob_month: 0.08,
+            dob_year: 0.05,
             dob_near: -0.05,
-            dob_conflict: -0.25,
+            dob_conflict: -0.30,
             country_match: 0.04,
             country_conflict: -0.04,
             id_match: 0.15,
@@ -174,8 +193,8 @@ impl Default for ScoringConfig {
 impl Default for Thresholds {
     fn default() -> Thresholds {
         Thresholds {
-            review: 0.80,
-            hit: 0.92,
+            review: 0.83,
+            hit: 0.95,
         }
     }
 }
@@ -192,6 +211,7 @@ impl ScoringConfig {
             ("jaro_winkler_weight", self.jaro_winkler_weight),
             ("token_match_min", self.token_match_min),
             ("query_coverage_weight", self.query_coverage_weight),
+            ("phonetic_match", self.phonetic_match),
             ("dob_exact", self.dob_exact),
             ("dob_month", self.dob_month),
             ("dob_year", self.dob_year),
@@ -254,8 +274,11 @@ pub fn score_entry(
     let mut best: Option<ScoredMatch> = None;
     for (idx, weak, tokens) in &names {
         let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let keys: Vec<PhoneticKey> = tokens.iter().map(|t| phonetic_key(t)).collect();
+        let key_refs: Vec<&PhoneticKey> = keys.iter().collect();
         let name = NameRef {
             tokens: &refs,
+            keys: &key_refs,
             idx: *idx,
             weak: *weak,
         };
@@ -306,6 +329,7 @@ impl PreparedSubject {
         PreparedSubject {
             kind: subject.kind,
             joined: name.joined(),
+            keys: name.tokens().iter().map(|t| phonetic_key(t)).collect(),
             tokens: name.tokens().to_vec(),
             date_of_birth: subject.date_of_birth,
             countries,
@@ -328,8 +352,15 @@ pub(crate) fn score_name(
     floor: f64,
 ) -> Option<ScoredMatch> {
     let query: Vec<&str> = subject.tokens.iter().map(String::as_str).collect();
+    let query_keys: Vec<&PhoneticKey> = subject.keys.iter().collect();
     let name_floor = floor - subject.max_bonus(config);
-    let cmp = compare_names(&query, &subject.joined, name.tokens, config, name_floor)?;
+    let cmp = compare_names(
+        (&query, &query_keys),
+        &subject.joined,
+        (name.tokens, name.keys),
+        config,
+        name_floor,
+    )?;
     let mut sheet = Sheet::new(explain);
     name_features(config, &query, name.tokens, &cmp, &mut sheet);
     let corroborated = corroboration(config, subject, entry, &mut sheet);
@@ -355,6 +386,15 @@ pub(crate) fn score_name(
             )
         };
         sheet.cap(&mut score, limit, "weak_alias", || note.to_owned());
+    }
+    if cmp.phonetic > 0 && !corroborated {
+        sheet.cap(&mut score, below(t.hit), "rule_phonetic_only", || {
+            format!(
+                "{} token(s) matched only by sound: without a date of birth, country or \
+                 identifier that agrees, at most a review",
+                cmp.phonetic
+            )
+        });
     }
     if cmp.matched < 2 {
         sheet.cap(&mut score, below(t.hit), "rule_single_token", || {
@@ -415,22 +455,36 @@ pub(crate) fn upper_bound(
     bound
 }
 
-/// The one-to-one token pairing and then Jaro-Winkler on the sorted-token strings; `None`
+/// The one-to-one token pairing (a patronymic never with a surname) and then Jaro-Winkler of
+/// the query's sorted-token string against the paired listed tokens in the same order; `None`
 /// when no token pairs, or when the pairing bounds the name score (before corroboration)
-/// below `floor` (the string comparison, the costly part, is then skipped).
+/// below `floor` (the string comparison, the costly part, is then skipped). Each side is its
+/// tokens and their phonetic keys.
 pub(crate) fn compare_names(
-    query: &[&str],
+    (query, query_keys): (&[&str], &[&PhoneticKey]),
     query_joined: &str,
-    name: &[&str],
+    (name, name_keys): (&[&str], &[&PhoneticKey]),
     config: &ScoringConfig,
     floor: f64,
 ) -> Option<NameComparison> {
-    let mut candidates: Vec<(usize, usize, f64)> = Vec::new();
+    let agree = |i: usize, j: usize| matches!((query_keys.get(i), name_keys.get(j)), (Some(a), Some(b)) if a.agrees(b));
+    // (query token, name token, similarity, paired by phonetic key only)
+    let mut candidates: Vec<(usize, usize, f64, bool)> = Vec::new();
     for (i, q) in query.iter().enumerate() {
         for (j, n) in name.iter().enumerate() {
+            // A patronymic is not its father's surname (`Ivanovich`, `Ivanov`); a typo in
+            // a patronymic's ending still pairs.
+            if is_patronymic(q) != is_patronymic(n) && q.len().abs_diff(n.len()) > 1 {
+                continue;
+            }
             let sim = token_similarity(q, n);
-            if sim >= config.token_match_min || one_edit_apart(q, n, sim, config) {
-                candidates.push((i, j, sim));
+            let by_spelling = sim >= config.token_match_min || one_edit_apart(q, n, sim, config);
+            let by_sound = config.phonetic_match > sim && agree(i, j);
+            match (by_spelling, by_sound) {
+                (true, true) => candidates.push((i, j, config.phonetic_match, false)),
+                (true, false) => candidates.push((i, j, sim, false)),
+                (false, true) => candidates.push((i, j, config.phonetic_match, true)),
+                (false, false) => {}
             }
         }
     }
@@ -442,11 +496,18 @@ pub(crate) fn compare_names(
     let mut used_q = vec![false; query.len()];
     let mut used_n = vec![false; name.len()];
     let mut pairs = Vec::new();
-    for (i, j, sim) in candidates {
+    // The listed name's tokens in the order of the query tokens they paired with; a token
+    // paired by sound stands as the query spells it (its spelling difference is what the key
+    // forgives; the token-set similarity already counts it below an exact match).
+    let mut aligned: Vec<(usize, &str)> = Vec::new();
+    let mut phonetic = 0;
+    for (i, j, sim, by_sound) in candidates {
         if !used_q[i] && !used_n[j] {
             used_q[i] = true;
             used_n[j] = true;
             pairs.push((i, j, sim));
+            phonetic += usize::from(by_sound);
+            aligned.push((i, if by_sound { query[i] } else { name[j] }));
         }
     }
     let sum: f64 = pairs.iter().map(|p| p.2).sum();
@@ -461,11 +522,18 @@ pub(crate) fn compare_names(
     if best_case < floor {
         return None;
     }
-    let jaro_winkler = jaro_winkler(query_joined, &name.join(" "));
+    // In query order: two spellings of one name sort differently (`tchegouk oleg`, `cheguk
+    // oleg`). Unpaired listed tokens (a patronymic or second surname the applicant left out)
+    // are already counted by the token-set coverage; leaving them in the string would count
+    // them twice.
+    aligned.sort_unstable();
+    let aligned: Vec<&str> = aligned.into_iter().map(|(_, t)| t).collect();
+    let jaro_winkler = jaro_winkler(query_joined, &aligned.join(" "));
     Some(NameComparison {
         jaro_winkler,
         token_set,
         matched,
+        phonetic,
         pairs,
     })
 }

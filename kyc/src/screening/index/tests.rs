@@ -217,3 +217,29 @@ fn search_respects_the_limit_and_finds_nothing_for_unrelated_names() {
             .is_empty()
     );
 }
+
+#[test]
+fn other_romanizations_reach_the_entry_through_the_phonetic_index() {
+    let entries = vec![
+        entry(
+            "p1",
+            EntryKind::Person,
+            &["Yevgeniy Arkadyevich SHCHERBAKOV"],
+        ),
+        entry("p2", EntryKind::Person, &["Fedor ZAYTSEV"]),
+        entry("p3", EntryKind::Person, &["Yusuf al-Rashid"]),
+    ];
+    let idx = ScreeningIndex::build(Uuid::nil(), entries, ScoringConfig::default());
+    assert!(idx.stats().phonetic_keys > 0);
+    for (name, key) in [
+        ("Evgueni Chtcherbakov", "p1"),
+        ("Jewgeni Schtscherbakow", "p1"),
+        ("Fëdor Zajcev", "p2"),
+        ("Fjodor Saizew", "p2"),
+        ("Youssef ar-Rachid", "p3"),
+    ] {
+        let (found, decision) = best(&idx, &ScreeningSubject::person(name));
+        assert_eq!(found.as_deref(), Some(key), "{name}");
+        assert!(decision >= Decision::Review, "{name}: {decision:?}");
+    }
+}
