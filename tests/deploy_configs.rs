@@ -113,7 +113,10 @@ fn config_check_names_the_authorization_listener() {
         &[OsStr::new("config"), OsStr::new("check"), file.as_os_str()],
         &[
             ("COMPUTEGATE_AUTHZ__ADDR", "127.0.0.1:18089"),
-            ("COMPUTEGATE_AUTHZ__TRUSTED_PROXIES", "[\"10.0.0.0/24\", \"10.0.1.7\"]"),
+            (
+                "COMPUTEGATE_AUTHZ__TRUSTED_PROXIES",
+                "[\"10.0.0.0/24\", \"10.0.1.7\"]",
+            ),
         ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);

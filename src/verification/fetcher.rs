@@ -2,6 +2,7 @@
 //! the wake-up the webhook handler rings after queueing a notice, and the worker's metrics.
 //! Kept apart from the worker so the service holds it without importing the worker.
 
+use computegate_kyc::verification::onfido::OnfidoResource;
 use computegate_kyc::verification::{IdvOutcome, IdvProvider};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -97,6 +98,18 @@ impl FetchMetrics {
         let provider = IdvProvider::Onfido.as_str();
         let _ = m.retries.get_or_create(&ProviderLabel { provider });
         let _ = m.given_up.get_or_create(&ProviderLabel { provider });
+        // The request family exists before the first fetch (dashboards and alerts read it).
+        for resource in [
+            OnfidoResource::Check,
+            OnfidoResource::Report,
+            OnfidoResource::WorkflowRun,
+        ] {
+            let _ = m.requests.get_or_create(&RequestLabel {
+                provider,
+                resource: resource.as_str(),
+                result: "ok",
+            });
+        }
         m
     }
 
