@@ -87,7 +87,9 @@ pub async fn apply(store: &Store) -> anyhow::Result<()> {
         .filter(|m| m.state == MigrationState::Pending)
         .count();
     if pending == 0 {
-        return Ok(());
+        // Nothing to apply, but a schema migrated by a newer binary (a rollback) must still be
+        // refused before a writing command touches it; `migrate` checks that and applies nothing.
+        return store.migrate().await.context("migration failed");
     }
     let mut progress = Progress::start("migrate", "migrations", u64::try_from(pending).ok());
     let mut done = 0;

@@ -441,3 +441,40 @@ async fn only_the_configured_proxies_are_answered() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_http2_ask_is_decided_for_the_host_of_its_authority() {
+    within(TEST_TIMEOUT, async {
+        // A host-bound authenticated route before a public route for any host: an ask that
+        // lost its host would be allowed by the second without a credential.
+        let rest = format!(
+            "{}[[routes]]\nname = \"secure\"\nhost = \"{HOST}\"\npath_prefix = \"/\"\n\
+             upstream = \"sim\"\nclass = \"authenticated\"\n\n\
+             [[routes]]\nname = \"any-host\"\npath_prefix = \"/\"\nupstream = \"sim\"\n\
+             class = \"public\"\n{AUTHZ}",
+            support::upstream("sim", &[support::closed_port()], ""),
+        );
+        let gw = Gateway::start(&support::config("", &rest)).await;
+        let addr = gw.authz.expect("authz listener");
+        let url = format!("http://{HOST}:{}/envoy/v1/anything", addr.port());
+        support::install_crypto();
+        // Envoy's HTTP service over HTTP/2 names the client's host in `:authority` only.
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .resolve(HOST, addr)
+            .build()
+            .expect("client");
+        let resp = h2.get(&url).send().await.expect("HTTP/2 ask");
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        expect_problem(resp, 401, "unauthenticated").await;
+        // Over HTTP/1.1 the same ask carries it in `Host`, with the same answer.
+        let h1 = reqwest::Client::builder()
+            .http1_only()
+            .resolve(HOST, addr)
+            .build()
+            .expect("client");
+        let resp = h1.get(&url).send().await.expect("HTTP/1.1 ask");
+        expect_problem(resp, 401, "unauthenticated").await;
+    })
+    .await;
+}

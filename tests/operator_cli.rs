@@ -186,10 +186,48 @@ fn migrate_reports_each_migration_and_status_lists_them_applied() {
     );
 
     // A second `migrate` has nothing to apply and says so without progress lines.
-    let args: Vec<String> = ["migrate".to_string()].into_iter().chain(target).collect();
+    let args: Vec<String> = ["migrate".to_string()]
+        .into_iter()
+        .chain(target.clone())
+        .collect();
     let (code, _, err) = cli(&args, &[]);
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("migration applied"), "{err}");
+
+    // A newer binary's migration (a rollback): writing commands refuse the store even when
+    // nothing of their own is pending; `migrate status` lists it as unknown.
+    support::metering::sqlite_exec(
+        &data.join("computegate.db"),
+        "INSERT INTO _sqlx_migrations VALUES (9999, 'from a newer binary', \
+         datetime('now'), 1, x'00', 1)",
+        &[],
+    );
+    let (code, out, err) = cli(&args, &[]);
+    assert_eq!(code, Some(1), "migrate on a newer schema: {out} {err}");
+    assert!(err.contains("unknown to this binary"), "{err}");
+    let staff: Vec<String> = [
+        "staff",
+        "create",
+        "--email",
+        "rollback@example.test",
+        "--role",
+        "reviewer",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(target.clone())
+    .collect();
+    let (code, out, err) = cli(&staff, &[]);
+    assert_eq!(code, Some(1), "staff create on a newer schema: {out} {err}");
+    assert!(err.contains("unknown to this binary"), "{err}");
+    let args: Vec<String> = ["migrate", "status"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(target)
+        .collect();
+    let (code, out, err) = cli(&args, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("1 unknown to this binary"), "{out}");
 }
 
 #[test]

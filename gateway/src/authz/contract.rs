@@ -131,6 +131,15 @@ pub fn translate(
     // Not part of the decision; the proxy's own forwarding header about the ask.
     parts.headers.remove(&X_FORWARDED_PROTO);
     parts.method = method;
+    // Over HTTP/2 the host the client asked for is the ask's `:authority` (Envoy's HTTP service
+    // on an h2 cluster) and there is no `Host` header: keep it, or the ask would match no
+    // host-bound route and a route for any host would decide instead.
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, host);
+    }
     parts.uri = Uri::from(target);
     Ok(Asked {
         body_forwarded: !partial && !body.is_end_stream(),
