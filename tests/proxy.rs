@@ -100,6 +100,52 @@ async fn forwards_method_path_query_body_and_headers() {
     .await;
 }
 
+/// Routes match the raw path and the exact method, so what an upstream might read differently
+/// — dot or empty segments, encoded separators, a method in lower case — is refused with 400
+/// before routing, never forwarded past the route it would really reach (here the metered job
+/// route, reached through the public ping route or by a lower-case method).
+#[tokio::test]
+async fn paths_and_methods_an_upstream_could_read_differently_are_refused() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let gw = Gateway::start(&sim_everything(sim.addr, "", "")).await;
+        for (method, path) in [
+            ("GET", "/v1/echo/../jobs"),
+            ("GET", "/v1/echo/%2e%2e/jobs"),
+            ("GET", "/v1/echo/./x"),
+            ("GET", "/v1//echo"),
+            ("GET", "/v1/echo%2Fx"),
+            ("GET", "/v1/echo%5Cx"),
+            ("GET", "/v1/echo/%zz"),
+            ("post", "/v1/echo"),
+            ("Get", "/v1/echo"),
+        ] {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", "gw.test")
+                .body(Empty::<Bytes>::new())
+                .expect("request");
+            let resp = h1_exchange(gw.public, req).await;
+            assert_eq!(resp.head.status, 400, "{method} {path}");
+            let doc: Value = serde_json::from_slice(&resp.body).expect("problem JSON");
+            assert_eq!(doc["status"], 400, "{method} {path}: {doc}");
+        }
+        // Canonical forms still reach the upstream (which answers them, 404 included): a
+        // trailing slash, encoded spaces, a query with `%2F`.
+        for path in ["/v1/echo/", "/v1/echo/a%20b", "/v1/echo?next=%2Fv1%2F..%2Fjobs"] {
+            let req = Request::get(path)
+                .header("host", "gw.test")
+                .body(Empty::<Bytes>::new())
+                .expect("request");
+            let resp = h1_exchange(gw.public, req).await;
+            assert_ne!(resp.head.status, 400, "{path}");
+            assert!(resp.head.headers.contains_key("x-request-id"), "{path}");
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn removes_hop_by_hop_headers() {
     within(TEST_TIMEOUT, async {

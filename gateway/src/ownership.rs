@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use http::Response;
 use http_body_util::BodyExt;
 
-pub use self::path::{OwnerPath, PathRefused};
+pub use self::path::{OwnerPath, PathRefused, check_canonical};
 use crate::auth::{BoxFuture, Principal};
 use crate::body::ResponseBody;
 use crate::body::peek::PeekedBody;

@@ -24,7 +24,7 @@ enum Segment {
     Any,
 }
 
-/// A request path that cannot be matched safely on a route with an owner rule.
+/// A request path that cannot be matched safely: an upstream could read it as another path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the request path is not in canonical form (dot or empty segments, encoded separators)")]
 pub struct PathRefused;
@@ -84,6 +84,13 @@ impl OwnerPath {
         }
         Ok(id)
     }
+}
+
+/// Whether `path` is canonical (no dot or empty segments but a trailing slash, no encoded
+/// separators, well-formed escapes). Every route is matched on the raw path, so a path an
+/// upstream might normalize into another route's (`/v1/ping/../jobs`) is refused before routing.
+pub fn check_canonical(path: &str) -> Result<(), PathRefused> {
+    canonical_segments(path).map(|_| ())
 }
 
 fn is_name_char(c: char) -> bool {

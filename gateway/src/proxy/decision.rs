@@ -97,7 +97,11 @@ impl Gateway {
         door: Door,
     ) -> (Verdict<'_>, &RouteMetrics) {
         let refuse = |e: &GatewayError| Verdict::Answered(problem(e));
-        if let Err(e) = self.check_head_size(&req).and_then(|()| check_host(&req)) {
+        if let Err(e) = self
+            .check_head_size(&req)
+            .and_then(|()| check_host(&req))
+            .and_then(|()| check_target(&req))
+        {
             return (refuse(&e), self.metrics.unmatched());
         }
         if let Some(control) = &self.control {
@@ -281,4 +285,20 @@ pub(crate) fn client_facing(
             headers.append(name.clone(), value.clone());
         }
     }
+}
+
+/// Refuses what routing must not guess at: a path an upstream could normalize into another
+/// route's path (routes match the raw path, so `/v1/ping/../jobs` would pass as the public ping
+/// route), and a method in lower case (methods are case-sensitive and routes list them in upper
+/// case, so `post /v1/jobs` would miss the metered job route and reach an upstream that may
+/// upper-case it).
+fn check_target<B>(req: &Request<B>) -> Result<(), GatewayError> {
+    crate::ownership::check_canonical(req.uri().path())
+        .map_err(|refused| GatewayError::BadRequest(refused.to_string()))?;
+    if req.method().as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(GatewayError::BadRequest(
+            "the method is not in upper case (methods are case-sensitive)".into(),
+        ));
+    }
+    Ok(())
 }
