@@ -102,7 +102,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   done
 }
 
-http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
 
 alive() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
@@ -137,7 +137,7 @@ start_postgres() {
   as_postgres "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >"$LOGS/initdb.log" 2>&1 ||
     die "initdb failed (see $LOGS/initdb.log)"
   as_postgres "$bindir/pg_ctl" -D "$data" -l "$LOGS/postgres.log" -w \
-    -o "-p $p -k $data -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null ||
+    -o "-p $p -k '$data' -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null ||
     die "PostgreSQL did not start (see $LOGS/postgres.log)"
   head -1 "$data/postmaster.pid" >"$RUN/postgres.pid"
   "$bindir/psql" -h 127.0.0.1 -p "$p" -U postgres -qAt -c "CREATE DATABASE computegate" >/dev/null
@@ -260,10 +260,6 @@ with_gateway_env() {
 
 start_gateways() {
   local n
-  for n in 1 2; do
-    [[ -f "$RUN/gateway-$n-public.port" ]] || free_port >"$RUN/gateway-$n-public.port"
-    free_port >"$RUN/gateway-$n-admin.port"
-  done
   write_config
   log "migrate the shared PostgreSQL store"
   with_gateway_env 1 "$BIN" migrate >"$LOGS/migrate.log" 2>&1 || die "migrate failed (see $LOGS/migrate.log)"
@@ -326,6 +322,14 @@ start_traffic() {
     --seconds "$TRAFFIC_SECONDS"
 }
 
+# Whether Prometheus has scraped both replicas successfully.
+both_scraped() {
+  curl -fsS --max-time 2 "http://127.0.0.1:$(port prometheus)/api/v1/targets?state=active" 2>/dev/null |
+    python3 -c 'import json, sys
+targets = json.load(sys.stdin)["data"]["activeTargets"]
+sys.exit(0 if len(targets) == 2 and all(t["health"] == "up" for t in targets) else 1)'
+}
+
 cmd_start() {
   local name
   for name in postgres redis sim gateway-1 gateway-2 prometheus traffic; do
@@ -342,14 +346,22 @@ cmd_start() {
   start_postgres
   log "Redis"
   start_redis
-  # The simulator needs replica 1's public port for usage reports, the replicas the simulator's.
-  free_port >"$RUN/gateway-1-public.port"
+  # The simulator needs replica 1's public port for usage reports, Prometheus the admin ports;
+  # Prometheus starts before the replicas so that it sees every counter from 0 (an increase
+  # before the first scrape would be lost to increase()).
+  local n
+  for n in 1 2; do
+    free_port >"$RUN/gateway-$n-public.port"
+    free_port >"$RUN/gateway-$n-admin.port"
+  done
   log "simulator"
   start_sim
-  log "two gateway replicas"
-  start_gateways
   log "Prometheus"
   start_prometheus
+  log "two gateway replicas"
+  start_gateways
+  # Traffic only once every counter has been scraped at its starting value.
+  wait_for 60 "Prometheus's first scrape of both replicas" both_scraped
   if [[ "$TRAFFIC_SECONDS" != 0 ]]; then
     log "traffic for ${TRAFFIC_SECONDS}s (logs/traffic.log)"
     start_traffic
@@ -412,7 +424,7 @@ print("firing alerts: %d" % len(alerts))
 for a in alerts:
     labels = ", ".join("%s=%s" % kv for kv in sorted(a["labels"].items()) if kv[0] != "alertname")
     print("  %s (%s)" % (a["labels"]["alertname"], labels))'
-  echo "compliance series (both replicas):"
+  echo "compliance series (summed over the replicas Prometheus scrapes now):"
   printf '  %-42s %s\n' \
     "admissions (all decisions)" "$(promql 'sum(computegate_admissions_total)')" \
     "admitted FLOP" "$(promql 'sum(computegate_flop_admitted_total)')" \

@@ -182,36 +182,54 @@ async fn the_cluster_script_runs_two_replicas_that_prometheus_scrapes_and_the_se
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
-    // `status` tells the same story.
-    let status = cluster(dir.path(), "status");
-    let report = text(&status);
-    assert!(status.status.success(), "status failed:\n{report}");
-    for line in [
-        "replicas ready: 2/2",
-        "prometheus targets up: 2/2",
-        "firing alerts:",
-    ] {
-        assert!(report.contains(line), "status lacks {line:?}:\n{report}");
+    // `status` tells the same story, and the shipped rule on crossings fires (Prometheus saw
+    // the counters at 0 before the traffic began).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = cluster(dir.path(), "status");
+        let report = text(&status);
+        assert!(status.status.success(), "status failed:\n{report}");
+        for line in [
+            "replicas ready: 2/2",
+            "prometheus targets up: 2/2",
+            "firing alerts:",
+        ] {
+            assert!(report.contains(line), "status lacks {line:?}:\n{report}");
+        }
+        if report.contains("ComputegateThresholdCrossed (label=eu-gpai-indicative-1e23") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ComputegateThresholdCrossed never fired:\n{report}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 
     // Every metric a shipped rule or dashboard panel names is exported by a running replica.
-    let exposition = http
-        .get(format!(
-            "http://127.0.0.1:{}/metrics",
-            port(dir.path(), "gateway-2-admin")
-        ))
-        .send()
-        .await
-        .expect("scrape replica 2")
-        .text()
-        .await
-        .expect("metrics text");
-    let families: BTreeSet<String> = exposition
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split(' ').next())
-        .map(str::to_owned)
-        .collect();
+    // Families exported by the running replicas: a family whose series appear with their first
+    // event (a kind of failed authentication, say) shows on the replica that saw one.
+    let mut families = BTreeSet::new();
+    for replica in ["gateway-1-admin", "gateway-2-admin"] {
+        let exposition = http
+            .get(format!(
+                "http://127.0.0.1:{}/metrics",
+                port(dir.path(), replica)
+            ))
+            .send()
+            .await
+            .expect("scrape a replica")
+            .text()
+            .await
+            .expect("metrics text");
+        families.extend(
+            exposition
+                .lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .filter_map(|l| l.split(' ').next())
+                .map(str::to_owned),
+        );
+    }
     for file in [
         "deploy/prometheus/rules.yml",
         "deploy/grafana/computegate.json",

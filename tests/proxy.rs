@@ -133,7 +133,11 @@ async fn paths_and_methods_an_upstream_could_read_differently_are_refused() {
         }
         // Canonical forms still reach the upstream (which answers them, 404 included): a
         // trailing slash, encoded spaces, a query with `%2F`.
-        for path in ["/v1/echo/", "/v1/echo/a%20b", "/v1/echo?next=%2Fv1%2F..%2Fjobs"] {
+        for path in [
+            "/v1/echo/",
+            "/v1/echo/a%20b",
+            "/v1/echo?next=%2Fv1%2F..%2Fjobs",
+        ] {
             let req = Request::get(path)
                 .header("host", "gw.test")
                 .body(Empty::<Bytes>::new())

@@ -230,6 +230,16 @@ impl Identity {
             "Password logins by kind (customer, staff) and result (ok, invalid, throttled, inactive, error)",
             logins.clone(),
         );
+        // Present at 0 before the first login, so that the dashboard's and the alert's rates
+        // read a series on every replica.
+        for kind in [AccountKind::Customer, AccountKind::Staff] {
+            for result in ["ok", "invalid"] {
+                let _ = logins.get_or_create(&LoginLabels {
+                    kind: kind.as_str(),
+                    result,
+                });
+            }
+        }
         let identity = Arc::new(Identity {
             store,
             hasher,

@@ -295,7 +295,12 @@ pub(crate) fn client_facing(
 fn check_target<B>(req: &Request<B>) -> Result<(), GatewayError> {
     crate::ownership::check_canonical(req.uri().path())
         .map_err(|refused| GatewayError::BadRequest(refused.to_string()))?;
-    if req.method().as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+    if req
+        .method()
+        .as_str()
+        .bytes()
+        .any(|b| b.is_ascii_lowercase())
+    {
         return Err(GatewayError::BadRequest(
             "the method is not in upper case (methods are case-sensitive)".into(),
         ));
