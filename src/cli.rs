@@ -186,13 +186,11 @@ pub fn main() -> ExitCode {
         } => estimate(profile.into(), policy.as_deref(), &file),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "computegate",
-                &mut std::io::stdout(),
-            );
-            ExitCode::SUCCESS
+            // Rendered first, then written: clap_complete panics on a write error, and a closed
+            // pipe (`… | head`) is an ordinary way for standard output to end.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "computegate", &mut script);
+            write_stdout(&script)
         }
         Command::Serve { config } => {
             let config = match load_config(&config) {
@@ -244,6 +242,20 @@ pub fn main() -> ExitCode {
                 }
             };
             run_async(0, crate::serve::run_sim(addr, speedup, usage))
+        }
+    }
+}
+
+/// Writes `bytes` to standard output; a closed pipe or another write error is exit 1 with its
+/// message, never a panic.
+pub fn write_stdout(bytes: &[u8]) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -62,7 +62,13 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
                 .migration_status()
                 .await
                 .context("cannot read the migrations")?;
-            print!("{}", render_status(&status));
+            {
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                out.write_all(render_status(&status).as_bytes())
+                    .and_then(|()| out.flush())
+                    .context("cannot write to standard output")?;
+            }
             let not_current = status
                 .iter()
                 .any(|m| !matches!(m.state, MigrationState::Applied { .. }));

@@ -219,7 +219,12 @@ pub async fn start(
             listener, authz, None, settings, stop,
         )));
     }
-    tracing::info!(public = %addrs.public, admin = %addrs.admin, authz = ?addrs.authz, "gateway started");
+    match addrs.authz {
+        Some(authz) => {
+            tracing::info!(public = %addrs.public, admin = %addrs.admin, %authz, "gateway started")
+        }
+        None => tracing::info!(public = %addrs.public, admin = %addrs.admin, "gateway started"),
+    }
     Ok(Running {
         addrs,
         identity,
