@@ -226,7 +226,8 @@ async fn each_contract_allows_with_the_identity_and_refuses_like_the_proxy() {
         };
         expect_problem(ask(&m, Proxy::Envoy, &own).await, 404, "no-route").await;
 
-        // A malformed ask names what is missing.
+        // A malformed ask names what is missing, shaped for nginx like any refusal (a bare 400
+        // would reach the client as nginx's own 500).
         let resp = m
             .http
             .get(authz_url(&m, "/nginx"))
@@ -234,7 +235,7 @@ async fn each_contract_allows_with_the_identity_and_refuses_like_the_proxy() {
             .send()
             .await
             .expect("send");
-        let doc = expect_problem(resp, 400, "authz-request-incomplete").await;
+        let doc = expect_refusal(resp, Proxy::Nginx, 400, "authz-request-incomplete").await;
         assert!(
             doc["detail"]
                 .as_str()

@@ -83,7 +83,8 @@ impl Authz {
         };
         let asked = match contract::translate(req, contract, &self.envoy_prefix) {
             Ok(asked) => asked,
-            Err(refused) => return refused,
+            // Shaped like any refusal: nginx turns a bare 400 into a 500 of its own.
+            Err(refused) => return contract::shape(contract, refused).await,
         };
         let door = Door::Authz {
             body_forwarded: asked.body_forwarded,
