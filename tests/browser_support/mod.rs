@@ -149,7 +149,17 @@ impl Browser {
 
     /// The visible text of the page's `main` element.
     pub(crate) async fn main_text(&self) -> String {
-        self.find("main").await.text().await.expect("main text")
+        let deadline = std::time::Instant::now() + ELEMENT_WAIT;
+        loop {
+            // A page still replacing the previous one can make the `main` just found stale.
+            match self.find("main").await.text().await {
+                Ok(text) => return text,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("main text: {e}"),
+            }
+        }
     }
 
     /// The text of `main` once it contains `needle` (after a form answered on the same address,
