@@ -33,7 +33,7 @@ use uuid::Uuid;
 #[path = "screening/data.rs"]
 mod data;
 
-use data::{COMMON_SURNAMES, FIRST_NAMES, Rng};
+use data::Rng;
 
 /// Entries sampled per evaluation class.
 const EVAL_SAMPLE: usize = 400;
@@ -181,14 +181,7 @@ fn evaluate_false_positives(index: &ScreeningIndex, rng: &mut Rng) -> (FpReport,
     let mut attempts = 0;
     while report.screened < FP_NAMES && attempts < FP_NAMES * 50 {
         attempts += 1;
-        let first = FIRST_NAMES[rng.below(FIRST_NAMES.len())];
-        let last = COMMON_SURNAMES[rng.below(COMMON_SURNAMES.len())];
-        let name = if rng.below(4) == 0 {
-            let second = COMMON_SURNAMES[rng.below(COMMON_SURNAMES.len())];
-            format!("{first} {last} {second}")
-        } else {
-            format!("{first} {last}")
-        };
+        let name = data::common_name(rng);
         if !seen.insert(name.clone()) {
             continue;
         }

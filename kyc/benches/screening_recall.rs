@@ -39,7 +39,7 @@ mod realistic;
 #[path = "screening/variants.rs"]
 mod variants;
 
-use data::{COMMON_SURNAMES, FIRST_NAMES, Rng};
+use data::Rng;
 use realistic::Generated;
 use variants::{CLASSES, Class};
 
@@ -247,14 +247,7 @@ fn evaluate_false_positives(
     let mut attempts = 0;
     while report.screened < FP_NAMES && attempts < FP_NAMES * 50 {
         attempts += 1;
-        let first = FIRST_NAMES[rng.below(FIRST_NAMES.len())];
-        let last = COMMON_SURNAMES[rng.below(COMMON_SURNAMES.len())];
-        let name = if rng.below(4) == 0 {
-            let second = COMMON_SURNAMES[rng.below(COMMON_SURNAMES.len())];
-            format!("{first} {last} {second}")
-        } else {
-            format!("{first} {last}")
-        };
+        let name = data::common_name(&mut rng);
         if !seen.insert(name.clone()) {
             continue;
         }

@@ -247,7 +247,7 @@ async fn nginx_refusal(resp: Response<ResponseBody>) -> Response<ResponseBody> {
     Response::from_parts(parts, ResponseBody::full(bytes))
 }
 
-/// `json` re-encoded on one line of visible ASCII (non-ASCII as `\uXXXX` escapes), so it fits a
+/// `json` re-encoded on one line of visible ASCII (non-ASCII as JSON `\u` escapes), so it fits a
 /// header value; the same document to any JSON reader. Not JSON → empty.
 pub fn ascii_json(json: &[u8]) -> String {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(json) else {

@@ -90,7 +90,18 @@ impl OwnerPath {
 /// separators, well-formed escapes). Every route is matched on the raw path, so a path an
 /// upstream might normalize into another route's (`/v1/ping/../jobs`) is refused before routing.
 pub fn check_canonical(path: &str) -> Result<(), PathRefused> {
-    canonical_segments(path).map(|_| ())
+    // Runs on every request: decodes (and allocates) only segments that carry an escape.
+    let rest = path.strip_prefix('/').ok_or(PathRefused)?;
+    let mut parts = rest.split('/').peekable();
+    while let Some(part) = parts.next() {
+        let last = parts.peek().is_none();
+        if part.contains('%') {
+            segment_allowed(&percent_decode(part).ok_or(PathRefused)?, last)?;
+        } else {
+            segment_allowed(part, last)?;
+        }
+    }
+    Ok(())
 }
 
 fn is_name_char(c: char) -> bool {
@@ -105,17 +116,23 @@ fn canonical_segments(path: &str) -> Result<Vec<String>, PathRefused> {
     let mut out = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
         let decoded = percent_decode(part).ok_or(PathRefused)?;
-        // An empty segment is allowed only as a trailing slash.
-        if (decoded.is_empty() && i != last)
-            || decoded == "."
-            || decoded == ".."
-            || decoded.contains(['/', '\\'])
-        {
-            return Err(PathRefused);
-        }
+        segment_allowed(&decoded, i == last)?;
         out.push(decoded);
     }
     Ok(out)
+}
+
+/// A decoded segment an upstream reads as itself: not `.` or `..`, no separator inside, and
+/// empty only as a trailing slash.
+fn segment_allowed(decoded: &str, last: bool) -> Result<(), PathRefused> {
+    if (decoded.is_empty() && !last)
+        || decoded == "."
+        || decoded == ".."
+        || decoded.contains(['/', '\\'])
+    {
+        return Err(PathRefused);
+    }
+    Ok(())
 }
 
 /// Decodes `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.
@@ -142,6 +159,34 @@ fn percent_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_routing_check_refuses_exactly_what_owner_matching_refuses() {
+        for path in [
+            "/",
+            "/v1/jobs",
+            "/v1/jobs/",
+            "/v1/a%20b",
+            "/v1//jobs",
+            "/v1/./x",
+            "/v1/../x",
+            "/v1/%2e%2e/x",
+            "/v1/a%2Fb",
+            "/v1/a%5cb",
+            "/v1/%zz",
+            "/v1/%ff",
+            "v1/jobs",
+            "//",
+        ] {
+            assert_eq!(
+                check_canonical(path).is_ok(),
+                canonical_segments(path).is_ok(),
+                "{path}"
+            );
+        }
+        assert!(check_canonical("/v1/jobs/").is_ok());
+        assert!(check_canonical("/v1/ping/../jobs").is_err());
+    }
 
     fn jobs() -> OwnerPath {
         OwnerPath::parse("/v1/jobs/{id}").expect("template")

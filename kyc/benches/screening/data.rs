@@ -124,6 +124,19 @@ impl Rng {
 }
 
 /// `n` entries: 60 % persons, 35 % organizations, 5 % vessels.
+/// A common name that may or may not be listed: a common first name with one common surname, or
+/// (one time in four) two — the false-positive probe of both screening benches.
+pub(crate) fn common_name(rng: &mut Rng) -> String {
+    let first = FIRST_NAMES[rng.below(FIRST_NAMES.len())];
+    let last = COMMON_SURNAMES[rng.below(COMMON_SURNAMES.len())];
+    if rng.below(4) == 0 {
+        let second = COMMON_SURNAMES[rng.below(COMMON_SURNAMES.len())];
+        format!("{first} {last} {second}")
+    } else {
+        format!("{first} {last}")
+    }
+}
+
 pub(crate) fn generate(n: usize, seed: u64) -> Vec<ListEntry> {
     let mut rng = Rng::new(seed);
     (0..n)
