@@ -21,6 +21,15 @@
 #     upstream, and non-2xx/socket errors; then medians over rounds and the ratio to direct.
 #   - LOAD_AUTH=1 adds authenticated runs through Computegate (JWT and API key) once the identity
 #     endpoints exist; otherwise it says "skipped: identity endpoints not available".
+#   - TLS targets (`computegate-tls`, `haproxy-tls`, `nginx-tls`: each terminates TLS with the same
+#     throwaway ECDSA P-256 certificate, ALPN h2 + http/1.1, and proxies over plain HTTP/1.1
+#     keep-alive to the simulator) run the TLS workloads: `h2` (h2load, 64 connections × 10
+#     streams), `h1tls` (h2load --h1, 64 connections), `handshake` (a new TLS 1.3 connection per
+#     request, full handshakes, benches/load/handshake.py) and `resume` (the same, every
+#     connection resuming the previous one's session). Plain targets run only the plain workloads
+#     and TLS targets only the TLS ones. For the h2load workloads the p50 column is h2load's mean
+#     request time and the p99 column its maximum (h2load prints no percentiles); the handshake
+#     workloads report no latency.
 # Everything it starts is stopped, and its temp dir removed, on exit. Traffic goes to 127.0.0.1 only.
 #
 # Environment (defaults in brackets)
@@ -28,8 +37,15 @@
 #   LOAD_WARMUP [2]             seconds of unrecorded warmup before every measured run
 #   LOAD_ROUNDS [3]             interleaved rounds
 #   LOAD_CONNECTIONS [64]       connections for get/post (unloaded always uses 1)
-#   LOAD_TARGETS ["direct computegate nginx haproxy"]
-#   LOAD_WORKLOADS ["get post unloaded"]
+#   LOAD_TARGETS ["direct computegate nginx haproxy"]  (add computegate-tls haproxy-tls nginx-tls;
+#                               computegate-tpc and computegate-tpc-tls are computegate and
+#                               computegate-tls with server.runtime = "thread_per_core", to compare
+#                               both runtimes interleaved in one run)
+#   LOAD_RUNTIME [work_stealing]  server.runtime of the computegate and computegate-tls targets
+#                               (work_stealing | thread_per_core)
+#   LOAD_WORKLOADS ["get post unloaded"]  (add h2 h1tls handshake resume for the TLS targets)
+#   LOAD_STREAMS [10]           concurrent streams per connection in the h2 workload
+#   LOAD_HANDSHAKE_CLIENTS [4]  parallel clients of the handshake workloads
 #   LOAD_AUTH [0]               1: also computegate-jwt and computegate-apikey (see auth_setup)
 #   LOAD_BUILD [1]              0: skip cargo build --release
 #   LOAD_BIN [target/release/computegate]
@@ -54,21 +70,26 @@ CONNS=${LOAD_CONNECTIONS:-64}
 TARGETS=${LOAD_TARGETS:-"direct computegate nginx haproxy"}
 WORKLOADS=${LOAD_WORKLOADS:-"get post unloaded"}
 AUTH=${LOAD_AUTH:-0}
+STREAMS=${LOAD_STREAMS:-10}
+HS_CLIENTS=${LOAD_HANDSHAKE_CLIENTS:-4}
 BUILD=${LOAD_BUILD:-1}
 BIN=${LOAD_BIN:-$ROOT/target/release/computegate}
 CLIENT_CPU=${LOAD_CLIENT_CPU:-0}
 SERVER_CPU=${LOAD_SERVER_CPU:-1}
 INSTALL=${LOAD_INSTALL:-1}
 QUIET_WAIT=${LOAD_QUIET_WAIT:-30}
+RUNTIME=${LOAD_RUNTIME:-work_stealing}
 WRK_LUA="$ROOT/benches/load/wrk.lua"
 
-for v in DURATION WARMUP ROUNDS CONNS CLIENT_CPU SERVER_CPU QUIET_WAIT; do
+[[ "$RUNTIME" == work_stealing || "$RUNTIME" == thread_per_core ]] ||
+  { echo "load.sh: LOAD_RUNTIME must be work_stealing or thread_per_core, got '$RUNTIME'" >&2; exit 2; }
+for v in DURATION WARMUP ROUNDS CONNS CLIENT_CPU SERVER_CPU QUIET_WAIT STREAMS HS_CLIENTS; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "load.sh: $v must be a whole number, got '${!v}'" >&2; exit 2; }
 done
 ((DURATION >= 1 && ROUNDS >= 1 && CONNS >= 1)) || { echo "load.sh: duration, rounds and connections must be >= 1" >&2; exit 2; }
 
 COMMAND_LINE=""
-for v in LOAD_DURATION LOAD_WARMUP LOAD_ROUNDS LOAD_CONNECTIONS LOAD_TARGETS LOAD_WORKLOADS LOAD_AUTH LOAD_BUILD LOAD_BIN LOAD_CLIENT_CPU LOAD_SERVER_CPU LOAD_INSTALL LOAD_QUIET_WAIT; do
+for v in LOAD_DURATION LOAD_WARMUP LOAD_ROUNDS LOAD_CONNECTIONS LOAD_TARGETS LOAD_WORKLOADS LOAD_STREAMS LOAD_HANDSHAKE_CLIENTS LOAD_AUTH LOAD_BUILD LOAD_BIN LOAD_CLIENT_CPU LOAD_SERVER_CPU LOAD_INSTALL LOAD_QUIET_WAIT; do
   if [[ -n "${!v:-}" ]]; then
     COMMAND_LINE+="$v=$(printf '%q' "${!v}") "
   fi
@@ -134,6 +155,16 @@ need wrk wrk || die "wrk is not installed and could not be installed (apt-get in
 need curl curl || die "curl is not installed and could not be installed"
 need taskset util-linux || die "taskset is missing"
 
+is_tls_target() { [[ "$1" == *-tls ]]; }
+is_tls_workload() { [[ " h2 h1tls handshake resume " == *" $1 "* ]]; }
+WANT_TLS=0
+for t in $TARGETS; do is_tls_target "$t" && WANT_TLS=1; done
+if [[ "$WANT_TLS" == "1" ]]; then
+  need h2load nghttp2-client || die "h2load is not installed and could not be installed (apt-get install nghttp2-client)"
+  need openssl openssl || die "openssl is missing (it makes the run's throwaway certificate)"
+  need python3 python3 || die "python3 is missing (benches/load/handshake.py)"
+fi
+
 NCPU=$(nproc)
 if ((NCPU < 2)); then
   say "only $NCPU CPU: client and servers share CPU 0 (numbers are not comparable with 2-core runs)"
@@ -169,11 +200,11 @@ start_bg() { # start_bg NAME CMD... : on the server CPU, output to $TMP/NAME.log
   PIDS+=("$LAST_PID")
 }
 
-wait_http() { # wait_http URL PID SECONDS : 2xx from URL while PID lives
+wait_http() { # wait_http URL PID SECONDS : 2xx from URL while PID lives (https: not verified)
   local url=$1 pid=$2 secs=$3 i
   for ((i = 0; i < secs * 10; i++)); do
     kill -0 "$pid" 2>/dev/null || return 1
-    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+    curl -kfsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
     sleep 0.1
   done
   return 1
@@ -258,6 +289,67 @@ run_wrk() {
   R_errors=$((R_connect + R_read + R_write + R_status + R_timeout))
 }
 
+# run_h2load URL WORKLOAD SECONDS [-H header] → sets R_* variables like run_wrk. h2load prints
+# the mean and maximum request time, not percentiles: they go into R_p50_us and R_p99_us.
+run_h2load() {
+  local url=$1 workload=$2 secs=$3
+  shift 3
+  local out mode=()
+  if [[ "$workload" == "h2" ]]; then mode=(-m "$STREAMS"); else mode=(--h1); fi
+  out=$(timeout $((secs + 30)) taskset -c "$CLIENT_CPU" \
+    h2load -t 1 -c "$CONNS" "${mode[@]}" -D "$secs" "$@" "$url" 2>&1) || {
+    printf '%s\n' "$out" >&2
+    return 1
+  }
+  local finished requests timing
+  finished=$(grep -m1 '^finished in' <<<"$out" || true)
+  requests=$(grep -m1 '^requests:' <<<"$out" || true)
+  timing=$(grep -m1 '^time for request:' <<<"$out" || true)
+  [[ -n "$finished" && -n "$requests" && -n "$timing" ]] || {
+    printf '%s\n' "$out" >&2
+    return 1
+  }
+  # "requests: N total, N started, N done, N succeeded, F failed, E errored, T timeout"
+  # "status codes: A 2xx, B 3xx, C 4xx, D 5xx"; "time for request: min max mean sd ±sd"
+  eval "$(awk -v f="$finished" -v r="$requests" -v t="$timing" -v s="$(grep -m1 '^status codes:' <<<"$out")" '
+    function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1e6; return v + 0 }
+    BEGIN {
+      split(f, F, " "); secs = F[3]; sub(/s,?$/, "", secs)
+      split(r, R, " "); split(s, S, " "); split(t, T, " ")
+      printf "R_duration_us=%d R_requests=%d R_failed=%d R_non2xx=%d R_p50_us=%d R_p99_us=%d\n",
+        secs * 1e6, R[8], R[10] + R[12] + R[14], S[5] + S[7] + S[9], us(T[6]), us(T[5])
+    }')"
+  R_errors=$((R_failed + R_non2xx))
+  R_requests=$((R_requests - R_non2xx))
+}
+
+# run_handshake HOST PORT WORKLOAD SECONDS → sets R_* variables (no latency). A `resume` run in
+# which the server resumed fewer than 90 % of the connections counts them all as errors: the
+# workload would silently measure full handshakes otherwise.
+run_handshake() {
+  local host=$1 port=$2 workload=$3 secs=$4 mode=full out line kv
+  [[ "$workload" == "resume" ]] && mode=resumed
+  out=$(timeout $((secs + 30)) taskset -c "$CLIENT_CPU" \
+    python3 "$ROOT/benches/load/handshake.py" "$host" "$port" "$secs" "$mode" "$HS_CLIENTS" 2>&1) || {
+    printf '%s\n' "$out" >&2
+    return 1
+  }
+  line=$(grep '^HSRESULT ' <<<"$out" | tail -n 1)
+  [[ -n "$line" ]] || {
+    printf '%s\n' "$out" >&2
+    return 1
+  }
+  R_requests=0 R_duration_us=1 R_errors=0 R_resumed=0 R_status=0 R_p50_us=0 R_p99_us=0
+  for kv in ${line#HSRESULT }; do
+    printf -v "R_${kv%%=*}" '%s' "${kv#*=}"
+  done
+  R_errors=$((R_errors + R_status))
+  if [[ "$mode" == "resumed" ]] && ((R_resumed * 10 < R_requests * 9)); then
+    say "only $R_resumed of $R_requests connections were resumed"
+    R_errors=$((R_errors + R_requests))
+  fi
+}
+
 # ---------------------------------------------------------------------------------------------
 # build and upstream
 # ---------------------------------------------------------------------------------------------
@@ -272,6 +364,11 @@ dirty=""
 # (the benchmark's own files and BENCHMARKS.md do not change the binary)
 [[ -n "$(git status --porcelain --untracked-files=no -- . ':!benches/load.sh' ':!benches/load' ':!BENCHMARKS.md' 2>/dev/null | head -n 1)" ]] &&
   dirty=" + uncommitted changes"
+if [[ -n "${LOAD_BIN:-}" ]]; then
+  # A binary given from elsewhere: the tree's revision says nothing about it.
+  rev="$BIN (given by LOAD_BIN; this tree is at $rev)"
+  dirty=""
+fi
 
 SIM_PORT=$(free_port)
 start_bg sim "$BIN" sim --addr "127.0.0.1:$SIM_PORT"
@@ -287,7 +384,7 @@ say "simulator on 127.0.0.1:$SIM_PORT (pid $SIM_PID)"
 # ---------------------------------------------------------------------------------------------
 declare -A URL=() PID=() NOTE=() HDR=()
 
-write_computegate_config() { # FILE PORT ADMIN_PORT CLASS DATA_DIR [POLICY_FILE]
+write_computegate_config() { # FILE PORT ADMIN_PORT CLASS DATA_DIR RUNTIME [POLICY_FILE]
   cat >"$1" <<EOF
 # written by benches/load.sh
 data_dir = "$5"
@@ -295,6 +392,7 @@ data_dir = "$5"
 [server]
 public_addr = "127.0.0.1:$2"
 admin_addr = "127.0.0.1:$3"
+runtime = "$6"
 
 [upstreams.sim]
 addresses = ["127.0.0.1:$SIM_PORT"]
@@ -312,8 +410,8 @@ max_body = "1MiB"
 level = "warn"   # no per-request logging during the benchmark
 format = "text"
 EOF
-  if [[ -n "${6:-}" ]]; then
-    printf '\n[policy]\nfile = "%s"\n' "$6" >>"$1"
+  if [[ -n "${7:-}" ]]; then
+    printf '\n[policy]\nfile = "%s"\n' "$7" >>"$1"
   fi
 }
 
@@ -329,7 +427,8 @@ write_bench_policy() { # FILE
 }
 
 start_computegate() { # NAME CLASS
-  local name=$1 class=$2 port admin policy=""
+  local name=$1 class=$2 port admin policy="" runtime=$RUNTIME
+  [[ "$name" == computegate-tpc* ]] && runtime=thread_per_core
   port=$(free_port)
   admin=$(free_port)
   mkdir -p "$TMP/$name-data"
@@ -337,15 +436,31 @@ start_computegate() { # NAME CLASS
     policy="$TMP/$name-policy.toml"
     write_bench_policy "$policy"
   fi
-  write_computegate_config "$TMP/$name.toml" "$port" "$admin" "$class" "$TMP/$name-data" "$policy"
+  write_computegate_config "$TMP/$name.toml" "$port" "$admin" "$class" "$TMP/$name-data" "$runtime" "$policy"
+  if is_tls_target "$name"; then
+    tls_certificate
+    printf '\n[server.tls]\ncert = "%s"\nkey = "%s"\n' "$TMP/tls/cert.pem" "$TMP/tls/key.pem" >>"$TMP/$name.toml"
+  fi
   start_bg "$name" env COMPUTEGATE_MASTER_KEY="$MASTER_KEY" "$BIN" serve --config "$TMP/$name.toml"
   PID[$name]=$LAST_PID
   URL[$name]="http://127.0.0.1:$port"
+  is_tls_target "$name" && URL[$name]="https://127.0.0.1:$port"
   ADMIN_URL="http://127.0.0.1:$admin"
   if ! wait_http "$ADMIN_URL/healthz" "${PID[$name]}" 20; then
     NOTE[$name]="did not start: $(tail -n 3 "$TMP/$name.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
     return 1
   fi
+}
+
+# The TLS targets' certificate: ECDSA P-256, self-signed, for this run only.
+tls_certificate() {
+  [[ -f "$TMP/tls/cert.pem" ]] && return 0
+  mkdir -p "$TMP/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=bench" -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" >/dev/null 2>&1 ||
+    die "openssl could not make the run's certificate"
+  cat "$TMP/tls/cert.pem" "$TMP/tls/key.pem" >"$TMP/tls/haproxy.pem"
+  chmod 644 "$TMP/tls/"*.pem # nginx reads the key as root before dropping privileges; fine either way
 }
 
 # A throwaway key-encryption key for this run's temp data dir only.
@@ -358,34 +473,46 @@ setup_target() {
       URL[$t]="http://127.0.0.1:$SIM_PORT"
       PID[$t]=""
       ;;
-    computegate)
-      start_computegate computegate public || return 1
-      if [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${URL[$t]}/v1/ping")" != "200" ]]; then
+    computegate | computegate-tls | computegate-tpc | computegate-tpc-tls)
+      start_computegate "$t" public || return 1
+      if [[ "$(curl -ks -o /dev/null -w '%{http_code}' --max-time 2 "${URL[$t]}/v1/ping")" != "200" ]]; then
         NOTE[$t]="GET /v1/ping through it did not answer 200"
         return 1
       fi
       ;;
-    nginx)
+    nginx | nginx-tls)
       need nginx nginx || {
         NOTE[$t]="nginx not installed"
         return 1
       }
       port=$(free_port)
-      mkdir -p "$TMP/nginx"
-      cat >"$TMP/nginx/nginx.conf" <<EOF
+      local listen="listen 127.0.0.1:$port;" scheme=http
+      if is_tls_target "$t"; then
+        tls_certificate
+        scheme=https
+        # nginx 1.22 (Debian 12) spells HTTP/2 on the listen line; TLS 1.3 and 1.2 as the others.
+        listen="listen 127.0.0.1:$port ssl http2;
+    ssl_certificate $TMP/tls/cert.pem;
+    ssl_certificate_key $TMP/tls/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
+    http2_max_concurrent_streams 128;"
+      fi
+      mkdir -p "$TMP/$t"
+      cat >"$TMP/$t/nginx.conf" <<EOF
 # written by benches/load.sh
 worker_processes 1;          # one worker: the proxy's single pinned core
 daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
+pid $TMP/$t/nginx.pid;
+error_log $TMP/$t/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $TMP/nginx/body;
-  proxy_temp_path $TMP/nginx/proxy;
-  fastcgi_temp_path $TMP/nginx/fastcgi;
-  uwsgi_temp_path $TMP/nginx/uwsgi;
-  scgi_temp_path $TMP/nginx/scgi;
+  client_body_temp_path $TMP/$t/body;
+  proxy_temp_path $TMP/$t/proxy;
+  fastcgi_temp_path $TMP/$t/fastcgi;
+  uwsgi_temp_path $TMP/$t/uwsgi;
+  scgi_temp_path $TMP/$t/scgi;
   keepalive_timeout 75s;
   keepalive_requests 1000000;   # do not close benchmark connections every 1000 requests
   upstream sim {
@@ -394,7 +521,7 @@ http {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:$port;
+    $listen
     location / {
       proxy_pass http://sim;
       proxy_http_version 1.1;
@@ -404,21 +531,27 @@ http {
   }
 }
 EOF
-      start_bg nginx nginx -e "$TMP/nginx/error.log" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
+      start_bg "$t" nginx -e "$TMP/$t/error.log" -p "$TMP/$t" -c "$TMP/$t/nginx.conf"
       PID[$t]=$LAST_PID
-      URL[$t]="http://127.0.0.1:$port"
+      URL[$t]="$scheme://127.0.0.1:$port"
       wait_http "${URL[$t]}/v1/ping" "${PID[$t]}" 10 || {
-        NOTE[$t]="did not start: $(tail -n 3 "$TMP/nginx.log" "$TMP/nginx/error.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
+        NOTE[$t]="did not start: $(tail -n 3 "$TMP/$t.log" "$TMP/$t/error.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
         return 1
       }
       ;;
-    haproxy)
+    haproxy | haproxy-tls)
       need haproxy haproxy || {
         NOTE[$t]="haproxy not installed"
         return 1
       }
       port=$(free_port)
-      cat >"$TMP/haproxy.cfg" <<EOF
+      local bind="127.0.0.1:$port" scheme=http
+      if is_tls_target "$t"; then
+        tls_certificate
+        scheme=https
+        bind="127.0.0.1:$port ssl crt $TMP/tls/haproxy.pem alpn h2,http/1.1"
+      fi
+      cat >"$TMP/$t.cfg" <<EOF
 # written by benches/load.sh (no "log" lines: no access log)
 global
   nbthread 1                  # one thread: the proxy's single pinned core
@@ -432,16 +565,16 @@ defaults
   timeout server 30s
   timeout http-keep-alive 75s
 frontend bench
-  bind 127.0.0.1:$port
+  bind $bind
   default_backend sim
 backend sim
   server sim1 127.0.0.1:$SIM_PORT
 EOF
-      start_bg haproxy haproxy -db -f "$TMP/haproxy.cfg"
+      start_bg "$t" haproxy -db -f "$TMP/$t.cfg"
       PID[$t]=$LAST_PID
-      URL[$t]="http://127.0.0.1:$port"
+      URL[$t]="$scheme://127.0.0.1:$port"
       wait_http "${URL[$t]}/v1/ping" "${PID[$t]}" 10 || {
-        NOTE[$t]="did not start: $(tail -n 3 "$TMP/haproxy.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
+        NOTE[$t]="did not start: $(tail -n 3 "$TMP/$t.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
         return 1
       }
       ;;
@@ -557,7 +690,7 @@ for t in "${ACTIVE[@]}"; do
   h=()
   [[ -n "${HDR[$t]:-}" ]] && h=(-H "${HDR[$t]}")
   [[ "$t" == "computegate-jwt" ]] && h=(-H "Authorization: Bearer $(auth_token)")
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${h[@]}" -H 'Content-Type: application/json' \
+  code=$(curl -ks -o /dev/null -w '%{http_code}' --max-time 5 "${h[@]}" -H 'Content-Type: application/json' \
     -d '{"probe":true}' "${URL[$t]}/v1/echo" || true)
   [[ "$code" == "200" ]] || say "note: POST /v1/echo through $t answered $code (its post runs will show errors)"
 done
@@ -568,7 +701,15 @@ done
 RESULTS="$TMP/results.tsv"
 : >"$RESULTS"
 n=${#ACTIVE[@]}
-TOTAL_RUNS=$((ROUNDS * n * $(wc -w <<<"$WORKLOADS")))
+pairs=0 # (workload, target) pairs that match: plain workloads on plain targets, TLS on TLS
+for w in $WORKLOADS; do
+  is_tls_workload "$w" || [[ " get post unloaded " == *" $w "* ]] || die "unknown workload $w (get, post, unloaded, h2, h1tls, handshake, resume)"
+  for t in "${ACTIVE[@]}"; do
+    if is_tls_workload "$w"; then is_tls_target "$t" && pairs=$((pairs + 1)); else is_tls_target "$t" || pairs=$((pairs + 1)); fi
+  done
+done
+((pairs > 0)) || die "no target runs these workloads (TLS workloads need a *-tls target, plain ones a plain target)"
+TOTAL_RUNS=$((ROUNDS * pairs))
 say "$TOTAL_RUNS runs of ${DURATION}s (+${WARMUP}s warmup each): about $((TOTAL_RUNS * (DURATION + WARMUP + 1) / 60 + 1)) min"
 
 run_no=0
@@ -578,10 +719,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
       get) path=/v1/ping c=$CONNS ;;
       post) path=/v1/echo c=$CONNS ;;
       unloaded) path=/v1/ping c=1 ;;
-      *) die "unknown workload $w (get, post, unloaded)" ;;
+      *) path=/v1/ping c=$CONNS ;;
     esac
     for ((k = 0; k < n; k++)); do
       t=${ACTIVE[$(((k + round - 1) % n))]} # rotate the order every round
+      if is_tls_workload "$w"; then is_tls_target "$t" || continue; else is_tls_target "$t" && continue; fi
       run_no=$((run_no + 1))
       args=()
       [[ -n "${HDR[$t]:-}" ]] && args=(-H "${HDR[$t]}")
@@ -591,8 +733,18 @@ for ((round = 1; round <= ROUNDS; round++)); do
       fi
       url="${URL[$t]}$path"
       wait_quiet
+      measure() { # SECONDS: the workload's client against $t
+        case "$w" in
+          h2 | h1tls) run_h2load "$url" "$w" "$1" "${args[@]}" ;;
+          handshake | resume)
+            local hostport=${URL[$t]#https://}
+            run_handshake "${hostport%:*}" "${hostport##*:}" "$w" "$1"
+            ;;
+          *) run_wrk "$url" "$w" "$c" "$1" "${args[@]}" ;;
+        esac
+      }
       if ((WARMUP > 0)); then
-        run_wrk "$url" "$w" "$c" "$WARMUP" "${args[@]}" >/dev/null || true
+        measure "$WARMUP" >/dev/null || true
       fi
       p0=0
       [[ -n "${PID[$t]}" ]] && p0=$(cpu_ticks "${PID[$t]}")
@@ -600,8 +752,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
       b0=$(busy_ticks)
       children_ticks
       c0=$CH_TICKS
-      if ! run_wrk "$url" "$w" "$c" "$DURATION" "${args[@]}"; then
-        say "run $run_no/$TOTAL_RUNS: round $round $w $t: wrk failed"
+      if ! measure "$DURATION"; then
+        say "run $run_no/$TOTAL_RUNS: round $round $w $t: the load generator failed"
         printf '%s\t%s\t%s\tFAILED\n' "$round" "$w" "$t" >>"$RESULTS"
         continue
       fi
@@ -638,14 +790,16 @@ echo
 echo "- command: \`$COMMAND_LINE\`"
 echo "- machine: \`nproc\` = $NCPU, CPU: $cpu_model, kernel $(uname -r)"
 echo "- load average (1/5/15 min) at start: $LOADAVG_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every number)"
-echo "- versions: computegate $rev$dirty (release build), nginx ${ver_nginx:-n/a}, HAProxy ${ver_haproxy:-n/a}, wrk ${ver_wrk:-n/a}"
+ver_h2load=""
+command -v h2load >/dev/null && ver_h2load=$(h2load --version 2>&1 | head -n 1 | awk '{print $NF}' || true)
+echo "- versions: computegate $rev$dirty (release build), nginx ${ver_nginx:-n/a}, HAProxy ${ver_haproxy:-n/a}, wrk ${ver_wrk:-n/a}, h2load ${ver_h2load:-n/a}"
 if ((QUIET_WAIT > 0)); then
   echo "- before each run the script waited for the machine to be quiet (< 20 % of a core busy, at most ${QUIET_WAIT}s): ${QUIET_WAITED}s waited in all"
 fi
 echo "- method: wrk (1 thread) pinned to CPU $CLIENT_CPU; simulator upstream and the proxy under test pinned to CPU $SERVER_CPU;" \
   "$ROUNDS interleaved rounds (order rotated), ${DURATION}s per run after ${WARMUP}s warmup;" \
   "get = GET /v1/ping with $CONNS connections, post = POST 1 KiB JSON to /v1/echo with $CONNS connections," \
-  "unloaded = GET /v1/ping over 1 connection. Medians over the quiet rounds (other CPU < 20 %), or over all rounds when none was quiet. CPU µs/req = (utime+stime) of the proxy process ÷ requests."
+  "unloaded = GET /v1/ping over 1 connection; TLS workloads (h2load / handshake.py, $CONNS connections, $STREAMS streams for h2, $HS_CLIENTS handshake clients) as described in the script's header. Medians over the quiet rounds (other CPU < 20 %), or over all rounds when none was quiet. CPU µs/req = (utime+stime) of the proxy process ÷ requests."
 for t in $TARGETS computegate-jwt computegate-apikey; do
   [[ -n "${NOTE[$t]:-}" ]] && echo "- **$t not measured**: ${NOTE[$t]}"
 done
@@ -682,12 +836,15 @@ END {
   }
   report()
 }
-function report(   nt, nw, T, W, w, i, d, drps, k, r, ratio, cpu, e, es, q, dp50, dp99, a, b) {
+function report(   nt, nw, T, W, w, i, d, drps, k, r, ratio, cpu, e, es, q, dp50, dp99, a, b, hk, hcpu, hr) {
   nt = split(order, T, " "); nw = split(workloads, W, " ")
-  print "| workload | target | req/s | p50 µs | p99 µs | proxy CPU µs/req | upstream CPU µs/req | req/s ÷ direct | errors | quiet runs |"
-  print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  print "| workload | target | req/s | p50 µs | p99 µs | proxy CPU µs/req | HAProxy CPU ÷ this | upstream CPU µs/req | req/s ÷ direct | errors | quiet runs |"
+  print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for (w = 1; w <= nw; w++) {
     d = W[w] SUBSEP "direct"; drps = (d in runs) ? median(rps[d]) : ""
+    # the peer of the issue targets: HAProxy on the same workload (TLS workloads: haproxy-tls)
+    hk = W[w] SUBSEP "haproxy"; if (!(hk in pc)) hk = W[w] SUBSEP "haproxy-tls"
+    hcpu = (hk in pc) ? median(pc[hk]) : ""
     for (i = 1; i <= nt; i++) {
       k = W[w] SUBSEP T[i]
       if (!(k in runs)) { if (k in failed) printf "| %s | %s | failed | | | | | | | |\n", W[w], T[i]; continue }
@@ -695,9 +852,10 @@ function report(   nt, nw, T, W, w, i, d, drps, k, r, ratio, cpu, e, es, q, dp50
       r = median(rps[k])
       ratio = (drps != "" && drps > 0) ? sprintf("%.2f", r / drps) : "n/a"
       cpu = (k in pc) ? sprintf("%.1f", median(pc[k])) : "—"
+      hr = (hcpu != "" && (k in pc) && median(pc[k]) > 0) ? sprintf("%.2f", hcpu / median(pc[k])) : "n/a"
       e = err[k] + 0; es = (e > 0) ? sprintf("**%d**", e) : "0"
       if (k in failed) es = es " (+" failed[k] " failed runs)"
-      printf "| %s | %s | %.0f | %.0f | %.0f | %s | %.1f | %s | %s | %s |\n", W[w], T[i], r, median(p50[k]), median(p99[k]), cpu, median(uc[k]), ratio, es, q
+      printf "| %s | %s | %.0f | %.0f | %.0f | %s | %s | %.1f | %s | %s | %s |\n", W[w], T[i], r, median(p50[k]), median(p99[k]), cpu, hr, median(uc[k]), ratio, es, q
     }
   }
   print ""
@@ -725,7 +883,7 @@ echo "<details><summary>Every run</summary>"
 echo
 echo "| round | workload | target | req/s | p50 µs | p99 µs | proxy CPU µs/req | upstream CPU µs/req | errors | requests | other CPU % |"
 echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-awk -F'\t' '$4 == "FAILED" { printf "| %s | %s | %s | wrk failed | | | | | | | |\n", $1, $2, $3; next }
+awk -F'\t' '$4 == "FAILED" { printf "| %s | %s | %s | failed | | | | | | | |\n", $1, $2, $3; next }
   { printf "| %s | %s | %s | %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$RESULTS"
 echo
 echo "</details>"

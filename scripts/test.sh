@@ -9,7 +9,8 @@
 #    missing (the browser tests, `#[ignore = "needs chromium"]`), and `nginx` when missing (the
 #    external-authorization test in front of the simulator, `#[ignore = "needs nginx"]`),
 #    `prometheus` when promtool is missing (rule tests; the cluster test runs the server), and
-#    kubernetes-validate in a virtual environment under target/tools-venv;
+#    kubernetes-validate and the STIX 2.1 validator (`stix2-validator`, for the exported incident
+#    bundles of tests/incidents.rs) in a virtual environment under target/tools-venv;
 # 2. cargo fmt --check;  3. cargo clippy -D warnings;
 # 4. checks that aws-lc-rs is not in the dependency graph (one crypto provider: ring);
 # 5. promtool check + unit tests of deploy/prometheus/rules.yml, kubernetes-validate --strict of
@@ -358,21 +359,31 @@ ensure_prometheus() {
 
 readonly TOOLS_VENV="target/tools-venv"
 readonly KUBERNETES_VALIDATE="kubernetes-validate==1.37.0"
+readonly STIX2_VALIDATOR="stix2-validator==3.2.0"
 
 ensure_tools_venv() {
-  if [[ -x "$TOOLS_VENV/bin/kubernetes-validate" ]]; then
+  if [[ ! -x "$TOOLS_VENV/bin/kubernetes-validate" ]]; then
+    command -v python3 >/dev/null || apt_install python3
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+      apt_install python3-venv
+    fi
+    log "python3 -m venv $TOOLS_VENV; pip install $KUBERNETES_VALIDATE"
+    rm -rf "$TOOLS_VENV"
+    python3 -m venv "$TOOLS_VENV" || die "cannot create a Python virtual environment"
+    "$TOOLS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$KUBERNETES_VALIDATE" ||
+      die "pip install $KUBERNETES_VALIDATE failed"
+  else
     log "kubernetes-validate found ($TOOLS_VENV)"
-    return 0
   fi
-  command -v python3 >/dev/null || apt_install python3
-  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-    apt_install python3-venv
+  # `python -m pip` (not bin/pip) installs into this venv even when target/ was copied from
+  # another checkout, whose bin/ scripts still name the original venv.
+  if "$TOOLS_VENV/bin/python" -c 'import stix2validator' 2>/dev/null; then
+    log "stix2-validator found ($TOOLS_VENV)"
+  else
+    log "pip install $STIX2_VALIDATOR ($TOOLS_VENV)"
+    "$TOOLS_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$STIX2_VALIDATOR" ||
+      die "pip install $STIX2_VALIDATOR failed"
   fi
-  log "python3 -m venv $TOOLS_VENV; pip install $KUBERNETES_VALIDATE"
-  rm -rf "$TOOLS_VENV"
-  python3 -m venv "$TOOLS_VENV" || die "cannot create a Python virtual environment"
-  "$TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check "$KUBERNETES_VALIDATE" ||
-    die "pip install $KUBERNETES_VALIDATE failed"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 use computegate_gateway::metering::Profile;
 use computegate_kyc::accounts::StaffRole;
 use computegate_kyc::audit::ExportFormat as AuditFormat;
+use computegate_kyc::incidents::Sharing;
 use computegate_kyc::ledger::ExportFormat as ReportFormat;
 use computegate_kyc::screening::ListFormat;
 
@@ -76,14 +77,19 @@ value_enum! {
     }
 }
 
-value_enum! {
-    /// `report export --format`.
-    ReportFormatArg => ReportFormat {
-        /// One pretty-printed JSON document.
-        Json => "json",
-        /// CSV with a header row.
-        Csv => "csv",
-    }
+/// `report export --format`. Not a plain mirror: `pdf` exists for the annual pack only, which
+/// [`ReportFormatArg::ledger`] and the annual export check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormatArg {
+    /// One pretty-printed JSON document.
+    #[value(name = "json")]
+    Json,
+    /// CSV with a header row.
+    #[value(name = "csv")]
+    Csv,
+    /// A PDF for people (`--kind annual` only).
+    #[value(name = "pdf")]
+    Pdf,
 }
 
 value_enum! {
@@ -96,8 +102,28 @@ value_enum! {
     }
 }
 
+value_enum! {
+    /// `incidents export --sharing`: how much personal data the bundle carries.
+    SharingArg => Sharing {
+        /// For another provider: addresses, email domains, payment fingerprints and API key
+        /// ids as their SHA-256; no customer, organization or run ids.
+        Partner => "partner",
+        /// For an authority: every value in clear, with our customer, organization and run ids.
+        Authority => "authority",
+    }
+}
+
+/// `incidents export --format`: the one format there is, named so a second can join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IncidentFormatArg {
+    /// A STIX 2.1 bundle (JSON).
+    #[value(name = "stix")]
+    Stix,
+}
+
 /// `report export --kind`. Not a plain mirror: `eu-art52` also needs `--customer`, which
-/// [`computegate_kyc::ledger::ExportKind::parse`] checks together with the name.
+/// [`computegate_kyc::ledger::ExportKind::parse`] checks together with the name, and `annual`
+/// is the attestation pack (`--year`), not a ledger export kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportKindArg {
     /// Every training-run report created since the date.
@@ -109,6 +135,9 @@ pub enum ReportKindArg {
     /// One customer's EU AI Act Art. 52 evidence pack (needs `--customer`).
     #[value(name = "eu-art52")]
     EuArt52,
+    /// The annual attestation pack of one calendar year (needs `--year`).
+    #[value(name = "annual")]
+    Annual,
 }
 
 // === impl ReportKindArg ===
@@ -120,6 +149,20 @@ impl ReportKindArg {
             ReportKindArg::TrainingRuns => "training-runs",
             ReportKindArg::Quarterly => "quarterly",
             ReportKindArg::EuArt52 => "eu-art52",
+            ReportKindArg::Annual => "annual",
+        }
+    }
+}
+
+// === impl ReportFormatArg ===
+
+impl ReportFormatArg {
+    /// The ledger export format, or `None` for `pdf` (annual pack only).
+    pub fn ledger(self) -> Option<ReportFormat> {
+        match self {
+            ReportFormatArg::Json => Some(ReportFormat::Json),
+            ReportFormatArg::Csv => Some(ReportFormat::Csv),
+            ReportFormatArg::Pdf => None,
         }
     }
 }
@@ -150,14 +193,30 @@ mod tests {
         mirrors::<ProfileArg, Profile>(&Profile::ALL, Profile::as_str);
         mirrors::<RoleArg, StaffRole>(&StaffRole::ALL, StaffRole::as_str);
         mirrors::<ListFormatArg, ListFormat>(&ListFormat::ALL, ListFormat::as_str);
-        mirrors::<ReportFormatArg, ReportFormat>(&ReportFormat::ALL, ReportFormat::as_str);
         mirrors::<AuditFormatArg, AuditFormat>(&AuditFormat::ALL, AuditFormat::as_str);
+        mirrors::<SharingArg, Sharing>(&Sharing::ALL, Sharing::as_str);
+    }
+
+    #[test]
+    fn report_formats_cover_the_ledger_formats_under_their_names() {
+        for format in ReportFormat::ALL {
+            let arg = ReportFormatArg::value_variants()
+                .iter()
+                .find(|a| a.ledger() == Some(format))
+                .expect("every ledger format has an argument");
+            let value = arg.to_possible_value().expect("no value is skipped");
+            assert_eq!(value.get_name(), format.as_str());
+        }
+        assert_eq!(ReportFormatArg::Pdf.ledger(), None);
     }
 
     #[test]
     fn report_kinds_are_the_names_the_ledger_parses() {
         let customer = Some(uuid::Uuid::nil());
         for kind in ReportKindArg::value_variants() {
+            if *kind == ReportKindArg::Annual {
+                continue;
+            }
             let value = kind.to_possible_value().expect("no value is skipped");
             assert_eq!(value.get_name(), kind.as_str());
             let with = ExportKind::parse(kind.as_str(), customer);

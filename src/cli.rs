@@ -59,6 +59,16 @@ enum Command {
         #[command(subcommand)]
         command: crate::operator::ReportCommand,
     },
+    /// Abuse incidents: STIX 2.1 export and import of partners' bundles.
+    Incidents {
+        #[command(subcommand)]
+        command: crate::incidents_cli::IncidentsCommand,
+    },
+    /// Retention: purge or redact records whose retention period has run out.
+    Retention {
+        #[command(subcommand)]
+        command: crate::retention::RetentionCommand,
+    },
     /// Policy tools.
     Policy {
         #[command(subcommand)]
@@ -198,7 +208,7 @@ pub fn main() -> ExitCode {
                 Err(code) => return code,
             };
             crate::telemetry::init(&config.log);
-            run_async(config.server.worker_threads, crate::serve::run(config))
+            run_on(serve_runtime(&config.server), crate::serve::run(config))
         }
         Command::Demo(args) => {
             crate::telemetry::init(&Default::default());
@@ -207,6 +217,14 @@ pub fn main() -> ExitCode {
         Command::Report { command } => {
             crate::telemetry::init(&Default::default());
             run_async(1, crate::operator::report(command))
+        }
+        Command::Incidents { command } => {
+            crate::telemetry::init(&Default::default());
+            run_async(1, crate::incidents_cli::incidents(command))
+        }
+        Command::Retention { command } => {
+            crate::telemetry::init(&Default::default());
+            run_async(1, crate::retention::retention(command))
         }
         Command::Migrate(args) => {
             crate::telemetry::init(&Default::default());
@@ -268,15 +286,41 @@ pub fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     })
 }
 
-/// Builds the runtime and runs `fut`, mapping its error to exit code 1 (or 2 for config errors).
+/// Runs `fut` on a multi-thread runtime of `worker_threads` (0 = one per CPU), mapping its
+/// error to exit code 1 (or 2 for config errors).
 fn run_async(
     worker_threads: usize,
     fut: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> ExitCode {
+    run_on(multi_thread(worker_threads), fut)
+}
+
+/// A multi-thread runtime of `worker_threads` workers; tokio's default (one per CPU) when 0.
+fn multi_thread(worker_threads: usize) -> tokio::runtime::Builder {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if worker_threads > 0 {
         builder.worker_threads(worker_threads);
     }
+    builder
+}
+
+/// The runtime `serve` starts on: the multi-thread one (`work_stealing`), or a current-thread
+/// one (`thread_per_core`) that is the first serving thread of
+/// [`computegate_gateway::listeners::Threads`], which starts the others.
+fn serve_runtime(server: &computegate_gateway::config::ServerConfig) -> tokio::runtime::Builder {
+    use computegate_gateway::config::ServerRuntime;
+    match server.runtime {
+        ServerRuntime::ThreadPerCore => tokio::runtime::Builder::new_current_thread(),
+        _ => multi_thread(server.worker_threads),
+    }
+}
+
+/// Builds the runtime `builder` describes and runs `fut` on it, mapping its error to exit
+/// code 1 (or 2 for config errors).
+fn run_on(
+    mut builder: tokio::runtime::Builder,
+    fut: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,13 +1,14 @@
 //! Metering metrics (bounded labels: decision, reason, tier, threshold label): admissions,
 //! FLOP admitted and measured by tier, threshold crossings, and gauges of open reservations and
-//! of reports due, overdue and due soon, refreshed from the store every 15 s.
+//! of reports due, overdue and due soon, refreshed from the store every 15 s, and how this replica
+//! group-committed its admissions (batches by path, admissions decided in them).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use computegate_gateway::admission::LedgerUnavailable;
 use computegate_kyc::Store;
-use computegate_kyc::ledger::Crossing;
+use computegate_kyc::ledger::{AdmissionBatchStats, Crossing};
 use computegate_policy::Policy;
 use computegate_policy::admission::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -40,6 +41,12 @@ struct CrossingLabel {
     label: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BatchPath {
+    /// `bulk` (the batch statements) or `one_by_one`.
+    path: &'static str,
+}
+
 /// The metering metrics.
 #[derive(Clone)]
 pub struct LedgerMetrics {
@@ -52,6 +59,8 @@ pub struct LedgerMetrics {
     reports_due: Gauge,
     reports_overdue: Gauge,
     reports_due_soon: Gauge,
+    admission_batches: Family<BatchPath, Counter>,
+    admissions_batched: Counter,
 }
 
 // === impl LedgerMetrics ===
@@ -69,6 +78,8 @@ impl LedgerMetrics {
             reports_due: Gauge::default(),
             reports_overdue: Gauge::default(),
             reports_due_soon: Gauge::default(),
+            admission_batches: Family::default(),
+            admissions_batched: Counter::default(),
         };
         registry.register(
             "computegate_admissions",
@@ -115,7 +126,41 @@ impl LedgerMetrics {
             "Threshold reports not filed and due within three days (not yet overdue)",
             m.reports_due_soon.clone(),
         );
+        registry.register(
+            "computegate_admission_batches",
+            "Transactions of this replica that decided two or more job admissions together (group commit), by path",
+            m.admission_batches.clone(),
+        );
+        registry.register(
+            "computegate_admissions_batched",
+            "Job admissions this replica decided in those transactions",
+            m.admissions_batched.clone(),
+        );
+        for path in ["bulk", "one_by_one"] {
+            let _ = m.admission_batches.get_or_create(&BatchPath { path });
+        }
         Arc::new(m)
+    }
+
+    /// Adds what the store's group commit did since `last` (its counters only grow) and
+    /// remembers `now`.
+    fn batched(&self, last: &mut AdmissionBatchStats, now: AdmissionBatchStats) {
+        let batches = now.batches.saturating_sub(last.batches);
+        let bulk = now
+            .bulk_batches
+            .saturating_sub(last.bulk_batches)
+            .min(batches);
+        self.admission_batches
+            .get_or_create(&BatchPath { path: "bulk" })
+            .inc_by(bulk);
+        self.admission_batches
+            .get_or_create(&BatchPath { path: "one_by_one" })
+            .inc_by(batches - bulk);
+        self.admissions_batched.inc_by(
+            now.batched_admissions
+                .saturating_sub(last.batched_admissions),
+        );
+        *last = now;
     }
 
     /// Creates, at 0, the series a dashboard or an alert reads before their first event: the
@@ -199,16 +244,18 @@ impl LedgerMetrics {
         }
     }
 
-    /// Refreshes the gauges from the store until `stop`.
+    /// Refreshes the gauges (and the group-commit counters) from the store until `stop`.
     pub fn spawn_refresh(self: &Arc<Self>, store: Store, mut stop: watch::Receiver<bool>) {
         let m = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REFRESH);
+            let mut last = AdmissionBatchStats::default();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
+                m.batched(&mut last, store.ledger().admission_batch_stats());
                 if let Ok(n) = store.ledger().open_reservations_count().await {
                     m.open_reservations
                         .set(i64::try_from(n).unwrap_or(i64::MAX));
@@ -264,6 +311,29 @@ mod tests {
                 );
                 assert!(out.contains(&series), "{series} missing from {out}");
             }
+        }
+    }
+
+    #[test]
+    fn group_commit_counters_add_what_the_store_did_since_the_last_refresh() {
+        let mut registry = Registry::default();
+        let metrics = LedgerMetrics::register(&mut registry);
+        let mut last = AdmissionBatchStats::default();
+        let stats = |batches, bulk_batches, batched_admissions| AdmissionBatchStats {
+            batches,
+            bulk_batches,
+            batched_admissions,
+        };
+        metrics.batched(&mut last, stats(3, 2, 40));
+        metrics.batched(&mut last, stats(5, 3, 70));
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        for series in [
+            "computegate_admission_batches_total{path=\"bulk\"} 3",
+            "computegate_admission_batches_total{path=\"one_by_one\"} 2",
+            "computegate_admissions_batched_total 70",
+        ] {
+            assert!(out.contains(series), "{series} missing from {out}");
         }
     }
 }

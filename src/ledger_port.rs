@@ -1,7 +1,8 @@
 //! The gateway's compute-ledger port over the store: an adapter. The policy crate decides
 //! (stateless checks with [`precheck`], the ledger's rules under its row locks, the typed
-//! [`Outcome`]); this file only reads the live screening hold, translates the gateway's job into
-//! the ledger's request, and counts the outcome.
+//! [`Outcome`]); this file only reads the live screening hold, asks whom the job is metered to
+//! (the caller, or the end customer a reseller names: `resellers`), translates the gateway's job
+//! into the ledger's request, and counts the outcome.
 
 use std::sync::Arc;
 
@@ -20,6 +21,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::ledger_metrics::LedgerMetrics;
+
+mod resellers;
+
+use self::resellers::{Account, account_of};
 
 /// [`ComputeLedger`] over the store.
 pub struct StoreLedger {
@@ -161,12 +166,20 @@ async fn admit(
         Ok(tier) => tier,
         Err(refusal) => return Ok(Outcome::Denied(refusal)),
     };
-    let Ok(customer_id) = Uuid::parse_str(&job.principal.customer_id) else {
+    let Ok(caller) = Uuid::parse_str(&job.principal.customer_id) else {
         return refused(RefusalReason::UnknownAccount);
     };
+    let account = match account_of(store, job, caller).await? {
+        Ok(account) => account,
+        Err(why) => {
+            let reason = RefusalReason::EndCustomer(why);
+            return Ok(Outcome::Denied(Refusal::account(&facts, reason)));
+        }
+    };
     // Read live (not from the principal cache): the hold starts the moment screening records a
-    // hit, on every replica, and ends when a reviewer clears it.
-    match store.verification().screening_hold(customer_id).await {
+    // hit, on every replica, and ends when a reviewer clears it. A reseller's own hold bars its
+    // end customers' jobs too (its credential submits them).
+    match store.verification().screening_hold(caller).await {
         Ok(false) => {}
         Ok(true) => {
             let hold = RefusalReason::ScreeningHold;
@@ -177,9 +190,9 @@ async fn admit(
             return Err(LedgerUnavailable.into());
         }
     }
-    let request = ledger_request(job, customer_id, tier);
+    let request = ledger_request(job, account, tier);
     let options = AdmissionOptions {
-        idempotency: job.idempotency.as_ref().map(|c| claim(c, request.now)),
+        idempotency: (job.idempotency.as_ref()).map(|c| claim(c, caller, account, request.now)),
         ..admission_options(&job.estimate)
     };
     let decision = match store.ledger().admit_with(&request, &options).await {
@@ -218,17 +231,23 @@ async fn admit(
     })
 }
 
-/// The ledger's request for `job` of `customer_id` under `tier`'s caps and the thresholds in
-/// force.
+/// The ledger's request for `job` metered to `account` under `tier`'s caps and the thresholds
+/// in force. An end customer's job is its own, as a customer of ours would be: its runs, its
+/// customer scope and its linked group, never the reseller's organization (the reseller's end
+/// customers are separate parties, and their compute is not the reseller's training); the
+/// caps are those of the reseller's tier.
 fn ledger_request(
     job: &JobAdmission,
-    customer_id: Uuid,
+    account: Account,
     tier: &computegate_policy::Tier,
 ) -> AdmissionRequest {
     let estimate = &job.estimate;
-    let org = job.principal.organization_id.as_deref();
+    let org = match account {
+        Account::Own(_) => job.principal.organization_id.as_deref(),
+        Account::EndCustomer { .. } => None,
+    };
     AdmissionRequest {
-        customer_id,
+        customer_id: account.id(),
         organization_id: org.and_then(|o| Uuid::parse_str(o).ok()),
         run_id: (job.spec.run_id.clone()).unwrap_or_else(|| format!("job-{}", job.request_id)),
         parent_run_id: job.spec.parent_run_id.clone(),
@@ -244,7 +263,12 @@ fn ledger_request(
         bio_sequence: job.spec.is_biological_sequence(),
         limits: tier.ledger_limits(),
         thresholds: Arc::new((job.policy).threshold_policy(tier.window, job.frontier_restricted)),
-        identity_snapshot: Some(crate::report_identity::from_principal(&job.principal)),
+        identity_snapshot: Some(match account {
+            Account::Own(_) => crate::report_identity::from_principal(&job.principal),
+            Account::EndCustomer { id, reseller } => {
+                crate::report_identity::end_customer(&job.principal, id, reseller)
+            }
+        }),
         route: job.route.to_string(),
         request_id: job.request_id.clone(),
         client_ip: Some(job.client_ip),
@@ -255,9 +279,12 @@ fn ledger_request(
     }
 }
 
-/// The ledger's claim of the gateway's idempotency key, expiring `ttl` after `now`.
-fn claim(c: &KeyClaim, now: OffsetDateTime) -> IdempotencyClaim {
+/// The ledger's claim of the gateway's idempotency key, expiring `ttl` after `now`. The key is
+/// the submitting `caller`'s (it looks its retries up as its own) even when `account`, the one
+/// metered, is a reseller's end customer.
+fn claim(c: &KeyClaim, caller: Uuid, account: Account, now: OffsetDateTime) -> IdempotencyClaim {
     IdempotencyClaim {
+        owner: (account.id() != caller).then_some(caller),
         key: c.key.as_str().to_owned(),
         fingerprint: c.fingerprint.clone(),
         expires_at: now.saturating_add(c.ttl.try_into().unwrap_or(time::Duration::DAY)),

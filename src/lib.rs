@@ -3,6 +3,7 @@
 //! The root crate is the binary's library: the command line ([`cli`]), process start-up
 //! ([`serve`], [`demo`]), logging ([`telemetry`]) and the simulated compute API ([`sim`]).
 
+pub mod annual_report;
 pub mod api;
 pub mod arguments;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod console;
 pub mod demo;
 pub mod environment;
 pub mod identity;
+pub mod incidents_cli;
 pub mod ledger_metrics;
 pub mod ledger_port;
 pub mod metering;
@@ -22,6 +24,8 @@ pub mod portal;
 pub mod progress;
 pub mod ratelimit_redis;
 pub mod report_identity;
+pub mod report_pdf;
+pub mod retention;
 pub mod screening_cli;
 pub mod serve;
 pub mod sim;

@@ -245,15 +245,23 @@ fn generate_password() -> String {
 /// Report subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ReportCommand {
-    /// Export compliance reports as JSON or CSV to standard output (or `--output FILE`).
+    /// Export compliance reports as JSON, CSV or (annual pack) PDF to standard output (or
+    /// `--output FILE`).
     Export {
         /// What to export.
         #[arg(long, value_enum)]
         kind: crate::arguments::ReportKindArg,
-        /// Start date, `YYYY-MM-DD` or RFC 3339.
+        /// Start date, `YYYY-MM-DD` or RFC 3339 (every kind but `annual`).
         #[arg(long)]
-        since: String,
-        /// The output format.
+        since: Option<String>,
+        /// Calendar year of the `annual` pack, or of the `quarterly` summary with `--quarter`
+        /// (UTC).
+        #[arg(long)]
+        year: Option<i32>,
+        /// Quarter (1–4) of the `quarterly` summary: the annual pack's figures over one quarter.
+        #[arg(long)]
+        quarter: Option<u8>,
+        /// The output format (`pdf` for `annual` only).
         #[arg(long, value_enum, default_value_t = crate::arguments::ReportFormatArg::Json)]
         format: crate::arguments::ReportFormatArg,
         /// Customer id for `eu-art52`.
@@ -270,18 +278,42 @@ pub enum ReportCommand {
 
 /// `computegate report …`.
 pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
-    use computegate_kyc::ledger::{ExportFormat, ExportKind};
+    use computegate_kyc::ledger::ExportKind;
     let ReportCommand::Export {
         kind,
         since,
+        year,
+        quarter,
         format,
         customer,
         output,
         target,
     } = command;
-    let kind = ExportKind::parse(kind.as_str(), customer)
+    if let Some(period) = crate::annual_report::PeriodArgs::of(kind, year, quarter) {
+        if since.is_some() || customer.is_some() {
+            let why = format!(
+                "--kind {} --year takes no --since or --customer",
+                kind.as_str()
+            );
+            return Err(StartupConfigError(why).into());
+        }
+        let (bytes, what) = crate::annual_report::export(&target, period, format).await?;
+        return deliver(&bytes, &what, output.as_deref());
+    }
+    if year.is_some() || quarter.is_some() {
+        let why = "--year and --quarter are for --kind annual and quarterly summaries only";
+        return Err(StartupConfigError(why.into()).into());
+    }
+    let kind_name = kind.as_str();
+    let kind = ExportKind::parse(kind_name, customer)
         .map_err(|why| StartupConfigError(format!("--kind: {why}")))?;
-    let format = ExportFormat::from(format);
+    let format = format.ledger().ok_or_else(|| {
+        StartupConfigError(
+            "--format pdf is for the annual pack and quarterly summaries only".into(),
+        )
+    })?;
+    let since =
+        since.ok_or_else(|| StartupConfigError(format!("--kind {} needs --since", kind_name)))?;
     let since = parse_since(&since)?;
     let (_, store) = target.open_existing().await?;
     let mut buffer: Vec<u8> = Vec::new();
@@ -290,16 +322,21 @@ pub async fn report(command: ReportCommand) -> anyhow::Result<()> {
         .export_reports(kind, since, format, &mut buffer)
         .await
         .map_err(|e| anyhow::anyhow!("export failed: {e}"))?;
+    deliver(&buffer, &format!("{count} records"), output.as_deref())
+}
+
+/// Writes an export to `output` or standard output and says `what` on standard error.
+fn deliver(bytes: &[u8], what: &str, output: Option<&std::path::Path>) -> anyhow::Result<()> {
     match output {
         Some(path) => {
-            std::fs::write(&path, &buffer)
+            std::fs::write(path, bytes)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("{count} records written to {}", path.display());
+            eprintln!("{what} written to {}", path.display());
         }
         None => {
             use std::io::Write;
-            std::io::stdout().write_all(&buffer)?;
-            eprintln!("{count} records");
+            std::io::stdout().write_all(bytes)?;
+            eprintln!("{what}");
         }
     }
     Ok(())

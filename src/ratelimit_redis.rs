@@ -2,7 +2,9 @@
 //! the gateway cluster-wide tier rate limits when `redis.url` is set.
 //!
 //! One GCRA bucket per customer under `<key_prefix>ratelimit:<customer id>`, holding its
-//! theoretical arrival time in microseconds of Redis's clock (so replica clocks never matter).
+//! theoretical arrival time in microseconds of Redis's clock (so replica clocks never matter)
+//! and the emission interval it was counted in (so a tier change carries the debt over in
+//! requests, see [`LEASE_SCRIPT`]).
 //! One Lua script per lease takes `min(n, available)` tokens atomically; a single key per
 //! script keeps it valid on Redis Cluster. Each write sets `PEXPIRE` to the moment the bucket
 //! is full again, when an absent key means the same thing, so idle customers vanish.
@@ -22,10 +24,17 @@ use computegate_kyc::cluster::{ClusterError, redis_client};
 use prometheus_client::registry::Registry;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-/// GCRA lease. KEYS[1]: the bucket (theoretical arrival time, µs). ARGV: emission interval
-/// (µs, ≥ 1), burst (≥ 1), tokens wanted. Returns `{granted, available after the take, µs
-/// until the next token when none is available}`. Numbers stay below 2^53 (µs since 1970),
-/// exact in Lua's doubles; they are written with `%.0f` so no digit is lost to `%.14g`.
+/// GCRA lease. KEYS[1]: the bucket, `<theoretical arrival time, µs>:<emission interval it was
+/// counted in, µs>` (a bare arrival time, as written before the interval was kept, counts in
+/// the interval asked). ARGV: emission interval (µs, ≥ 1), burst (≥ 1), tokens wanted. Returns
+/// `{granted, available after the take, µs until the next token when none is available}`.
+///
+/// When the interval asked differs from the stored one (the customer's tier or the policy
+/// changed), the debt is carried over in requests, not in time, and capped at a full bucket of
+/// the new quota — as [`computegate_gateway::ratelimit::Gcra`] does in process — so a customer
+/// promoted from 5/s to 500/s is not blocked for the seconds its old-tier requests cost.
+/// Numbers stay below 2^53 (µs since 1970), exact in Lua's doubles; they are written with
+/// `%.0f` so no digit is lost to `%.14g`.
 const LEASE_SCRIPT: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
@@ -34,15 +43,30 @@ local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
 local horizon = interval * burst
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local stored = redis.call('GET', KEYS[1])
+local tat, was = 0, interval
+if stored then
+  local t, i = string.match(stored, '^(%d+):(%d+)$')
+  if t then
+    tat, was = tonumber(t), tonumber(i)
+  else
+    tat = tonumber(stored) or 0
+  end
+end
 if tat < now then tat = now end
+local rescaled = false
+if was ~= interval and was > 0 and tat > now then
+  tat = now + math.min(math.ceil((tat - now) / was) * interval, horizon)
+  rescaled = true
+end
 local available = math.floor((now + horizon - tat) / interval)
 if available < 0 then available = 0 end
 local granted = math.min(wanted, available)
-if granted > 0 then
+if granted > 0 or rescaled then
   tat = tat + granted * interval
   local ttl_ms = math.ceil((tat - now) / 1000) + 1
-  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', string.format('%.0f', ttl_ms))
+  local value = string.format('%.0f:%.0f', tat, interval)
+  redis.call('SET', KEYS[1], value, 'PX', string.format('%.0f', ttl_ms))
 end
 local wait = 0
 if available == 0 then wait = tat + interval - horizon - now end

@@ -26,6 +26,20 @@ pub fn from_principal(p: &Principal) -> Value {
     )
 }
 
+/// The snapshot of a reseller's end customer, admitted through the reseller's credential
+/// `p`: the end customer is the customer (its tier is the reseller's, whose caps applied), and
+/// the reseller — its organization and the account that submitted — is named beside it. The
+/// end customer's identity stays sealed in its registration (staff reach it by its id).
+pub fn end_customer(p: &Principal, end_customer: Uuid, reseller: Uuid) -> Value {
+    let mut s = snapshot(&end_customer.to_string(), &p.tier, None, &[]);
+    s["reseller"] = json!({
+        "organization_id": reseller,
+        "customer_id": &*p.customer_id,
+        "jurisdictions": &*p.jurisdictions,
+    });
+    s
+}
+
 /// Attaches the customer's snapshot, read from the store now, to reports written without one
 /// (those of thresholds crossed by measured usage). Best effort: a report whose snapshot cannot
 /// be attached keeps its customer id, and the failure is logged.
@@ -68,12 +82,22 @@ async fn from_store(
         .verified_jurisdictions(master, customer_id)
         .await?;
     let organization = c.organization_id.map(|o| o.to_string());
-    Ok(Some(snapshot(
+    let mut s = snapshot(
         &c.id.to_string(),
         c.tier.as_str(),
         organization.as_deref(),
         &jurisdictions,
-    )))
+    );
+    // An end customer's report names its reseller, as at admission (the submitting account is
+    // not known after the fact).
+    if let Some(reseller) = store
+        .verification()
+        .reseller_of_end_customer(customer_id)
+        .await?
+    {
+        s["reseller"] = json!({ "organization_id": reseller });
+    }
+    Ok(Some(s))
 }
 
 fn snapshot(

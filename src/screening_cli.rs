@@ -192,7 +192,7 @@ async fn import(
     .context("re-screening customers failed")?;
     progress.finish();
     println!(
-        "re-screened {} applications in {:.2}s: {} hits, {} customers suspended pending review",
+        "re-screened {} applications and end customers in {:.2}s: {} hits, {} customers suspended pending review",
         report.screened,
         started.elapsed().as_secs_f64(),
         report.hits,
@@ -371,8 +371,8 @@ async fn verify(target: &StoreTarget) -> anyhow::Result<()> {
     match result.first_broken {
         None => {
             println!(
-                "chain intact, {} records (head seq {}, hash {})",
-                result.records, result.head.seq, result.head.hash
+                "chain intact, {} records, {} redacted (head seq {}, hash {})",
+                result.records, result.redacted, result.head.seq, result.head.hash
             );
             Ok(())
         }

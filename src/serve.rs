@@ -9,9 +9,11 @@ use computegate_gateway::access_log::{AccessLog, AccessLogTarget};
 use computegate_gateway::admin::Admin;
 use computegate_gateway::authz::Authz;
 use computegate_gateway::config::Config;
+use computegate_gateway::listeners::{Listener, ReleaseThreads, Threads};
 use computegate_gateway::proxy::Gateway;
 use computegate_gateway::server::{self, ServeSettings};
 use computegate_gateway::tls::ReloadableCert;
+use computegate_kyc::audit::PolicyTrigger;
 use computegate_kyc::crypto::MasterKey;
 
 use crate::api;
@@ -63,14 +65,18 @@ pub struct Running {
     /// The identity service (the demo seeds accounts through it).
     pub identity: Arc<Identity>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Keeps the extra serving threads' runtimes up until every thread has drained.
+    release_threads: ReleaseThreads,
 }
 
 impl Running {
-    /// Waits until both listeners have drained.
+    /// Waits until every listener, on every serving thread, has drained, then lets the serving
+    /// threads end.
     pub async fn wait(self) {
         for t in self.tasks {
             let _ = t.await;
         }
+        drop(self.release_threads);
     }
 }
 
@@ -87,6 +93,9 @@ pub async fn start(
     let identity = Identity::open(config, master.clone(), &mut registry).await?;
     let (policy, policy_metrics) =
         crate::policy_file::load(config.policy.file.as_deref(), &mut registry)?;
+    crate::policy_file::record(&identity.store, &policy.current(), PolicyTrigger::Startup)
+        .await
+        .context("cannot record the policy in force in the audit chain")?;
     // --- verification (KYC/KYB): service, background tasks, metrics -------------------------
     let kyc = crate::verification::Verification::new(
         identity.clone(),
@@ -109,6 +118,12 @@ pub async fn start(
         ledger_metrics.clone(),
     );
     metering.spawn_lease_sweep(stop.clone());
+    crate::retention::spawn_daily(
+        identity.store.clone(),
+        policy.clone(),
+        crate::retention::RetentionMetrics::register(&mut registry),
+        stop.clone(),
+    );
     let state = api::ApiState {
         identity: identity.clone(),
         kyc,
@@ -140,8 +155,18 @@ pub async fn start(
         .context("cannot connect to Redis for rate limits (redis.url)")?;
     ledger_metrics.spawn_refresh(identity.store.clone(), stop.clone());
     let policy_reload = config.policy.file.clone().map(|path| {
-        crate::policy_file::spawn_watcher(policy.clone(), path.clone(), policy_metrics.clone());
-        (policy.clone(), path, policy_metrics.clone())
+        crate::policy_file::spawn_watcher(
+            policy.clone(),
+            path.clone(),
+            policy_metrics.clone(),
+            identity.store.clone(),
+        );
+        (
+            policy.clone(),
+            path,
+            policy_metrics.clone(),
+            identity.store.clone(),
+        )
     });
     let gateway = Arc::new(gateway);
     let registry = Arc::new(registry);
@@ -161,14 +186,14 @@ pub async fn start(
     };
     tokio::spawn(reload_on_sighup(cert, policy_reload));
 
-    let public = TcpListener::bind(config.server.public_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on server.public_addr {}",
-                config.server.public_addr
-            )
-        })?;
+    // The data-plane listeners, one socket per serving thread (`server.runtime`).
+    let mut threads = Threads::new(config.server.listener_threads());
+    let public = threads.bind(config.server.public_addr).with_context(|| {
+        format!(
+            "cannot listen on server.public_addr {}",
+            config.server.public_addr
+        )
+    })?;
     let admin_listener = TcpListener::bind(config.server.admin_addr)
         .await
         .with_context(|| {
@@ -178,16 +203,13 @@ pub async fn start(
             )
         })?;
     let authz = match &config.authz {
-        Some(c) => Some(bind_authz(c, gateway.clone()).await?),
+        Some(c) => Some(bind_authz(c, gateway.clone(), &threads)?),
         None => None,
     };
     let addrs = BoundAddrs {
-        public: public.local_addr()?,
+        public: public.local_addr(),
         admin: admin_listener.local_addr()?,
-        authz: authz
-            .as_ref()
-            .map(|(listener, _)| listener.local_addr())
-            .transpose()?,
+        authz: authz.as_ref().map(|(listener, _)| listener.local_addr()),
     };
     let settings = ServeSettings::from(&config.server);
     let admin = Arc::new(Admin::new(
@@ -198,13 +220,7 @@ pub async fn start(
         stop.clone(),
     ));
     let mut tasks = vec![
-        tokio::spawn(server::serve(
-            public,
-            gateway,
-            tls,
-            settings.clone(),
-            stop.clone(),
-        )),
+        threads.serve(public, gateway, tls, &settings, &stop)?,
         tokio::spawn(server::serve(
             admin_listener,
             admin,
@@ -215,40 +231,50 @@ pub async fn start(
     ];
     if let Some((listener, authz)) = authz {
         // Plain HTTP: edge proxies ask over their own network (see docs/authz.md).
-        tasks.push(tokio::spawn(server::serve(
-            listener, authz, None, settings, stop,
-        )));
+        tasks.push(threads.serve(listener, authz, None, &settings, &stop)?);
     }
+    let serving = threads
+        .start()
+        .context("cannot start the serving threads")?;
+    tasks.extend(serving.drained);
+    let (runtime, threads) = (config.server.runtime, config.server.threads());
     match addrs.authz {
-        Some(authz) => {
-            tracing::info!(public = %addrs.public, admin = %addrs.admin, %authz, "gateway started")
-        }
-        None => tracing::info!(public = %addrs.public, admin = %addrs.admin, "gateway started"),
+        Some(authz) => tracing::info!(
+            public = %addrs.public, admin = %addrs.admin, %authz, ?runtime, threads,
+            "gateway started"
+        ),
+        None => tracing::info!(
+            public = %addrs.public, admin = %addrs.admin, ?runtime, threads, "gateway started"
+        ),
     }
     Ok(Running {
         addrs,
         identity,
         tasks,
+        release_threads: serving.release,
     })
 }
 
 /// Binds the external-authorization listener (`[authz]`) in front of `gateway`'s decision.
-async fn bind_authz(
+fn bind_authz(
     config: &computegate_gateway::config::AuthzConfig,
     gateway: Arc<Gateway>,
-) -> anyhow::Result<(TcpListener, Arc<Authz>)> {
+    threads: &Threads,
+) -> anyhow::Result<(Listener, Arc<Authz>)> {
     let authz = Authz::new(gateway, config).map_err(|e| StartupConfigError(e.to_string()))?;
-    let listener = TcpListener::bind(config.addr)
-        .await
+    let listener = threads
+        .bind(config.addr)
         .with_context(|| format!("cannot listen on authz.addr {}", config.addr))?;
     Ok((listener, Arc::new(authz)))
 }
 
-/// What SIGHUP reloads: the policy file with its handle and metrics.
+/// What SIGHUP reloads: the policy file with its handle and metrics, and the store its audit
+/// record goes to.
 type PolicyReload = (
     Arc<computegate_gateway::policy::PolicyHandle>,
     std::path::PathBuf,
     Arc<computegate_gateway::policy::PolicyMetrics>,
+    computegate_kyc::Store,
 );
 
 /// Reloads the TLS certificate and the policy file whenever SIGHUP arrives; a bad file keeps the
@@ -268,8 +294,8 @@ async fn reload_on_sighup(cert: Option<Arc<ReloadableCert>>, policy: Option<Poli
                 }
             }
         }
-        if let Some((handle, path, metrics)) = &policy {
-            crate::policy_file::reload(handle, path, metrics);
+        if let Some((handle, path, metrics, store)) = &policy {
+            crate::policy_file::reload(handle, path, metrics, store, PolicyTrigger::Sighup).await;
         }
     }
 }

@@ -400,6 +400,7 @@ async fn only_the_configured_proxies_are_answered() {
             + "\n[authz]\naddr = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.2/32\"]\n";
         let gw = Gateway::start(&config).await;
         let addr = gw.authz.expect("authz listener");
+        support::install_crypto();
         let from = |ip: [u8; 4]| {
             reqwest::Client::builder()
                 .local_address(std::net::IpAddr::from(ip))

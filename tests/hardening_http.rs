@@ -179,6 +179,104 @@ async fn an_early_refusal_of_a_post_whose_body_follows_closes_the_connection_ope
     .await;
 }
 
+/// A control-plane handler that answers before reading the whole body (a JSON body past the
+/// route's limit) leaves the rest of it on the connection, which hyper then closes. The answer
+/// must say so: a pooled client that reused the connection failed its next request with
+/// `IncompleteMessage` (seen in CI). A body read to its end keeps the connection.
+#[tokio::test]
+async fn a_handler_that_answers_before_the_body_ends_says_the_connection_closes() {
+    within(TEST_TIMEOUT, async {
+        let kyc = Kyc::start(&Setup::default()).await;
+        let c = kyc.customer().await;
+        // Raw: 1 MiB announced, 512 KiB sent, the rest never comes; the route's limit is far
+        // below either, so the 413 is decided while the body is still unread.
+        let stream = TcpStream::connect(kyc.gw.public).await.expect("connect");
+        let (mut reader, mut writer) = stream.into_split();
+        let head = format!(
+            "POST /computegate/v1/kyc/applications HTTP/1.1\r\nHost: gw\r\n\
+             authorization: Bearer {}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{{\"intended_use\":\"",
+            c.access,
+            1024 * 1024
+        );
+        let sender = tokio::spawn(async move {
+            // A write may fail once the gateway has answered and closed: that is the point.
+            let _ = writer.write_all(head.as_bytes()).await;
+            let _ = writer.write_all(&vec![b'x'; 512 * 1024]).await;
+            writer
+        });
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&buf).contains("\r\n\r\n") {
+            let n = tokio::time::timeout_at(deadline, reader.read(&mut chunk))
+                .await
+                .expect("an answer within 10 s")
+                .expect("read");
+            assert!(n > 0, "closed without an answer");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        drop(sender);
+        let text = String::from_utf8_lossy(&buf).to_lowercase();
+        assert_eq!(status_of(&buf), 413, "{text}");
+        assert!(
+            text.contains("\r\nconnection: close\r\n"),
+            "an answer before the body ends must say the connection closes: {text}"
+        );
+
+        // A pooled client: whether or not the gateway read the whole body before its 413,
+        // the next request on the same client never lands on a closing connection.
+        let mut huge = kyc_support::individual("A B", "1990-01-01", "DE", "X1");
+        huge["intended_use"]["description"] = serde_json::json!("x".repeat(300 * 1024));
+        for _ in 0..10 {
+            let resp = kyc
+                .customer_call(&c, reqwest::Method::POST, "", Some(&huge))
+                .await;
+            expect_problem(resp, 413, "payload-too-large").await;
+            let resp = kyc.customer_call(&c, reqwest::Method::GET, "", None).await;
+            assert_eq!(resp.status(), 200, "{resp:?}");
+        }
+        // Not JSON, but read to its end: the answer keeps the connection.
+        let resp = kyc
+            .http
+            .post(kyc.gw.url("/computegate/v1/kyc/applications"))
+            .header("authorization", format!("Bearer {}", c.access))
+            .body("{not json")
+            .send()
+            .await
+            .expect("send");
+        assert!(resp.headers().get("connection").is_none(), "{resp:?}");
+        expect_problem(resp, 422, "invalid-request").await;
+    })
+    .await;
+}
+
+/// A proxied POST whose body the upstream read to its end keeps its connection: the
+/// `Connection: close` of early answers must not cost every upload a new connection.
+#[tokio::test]
+async fn a_proxied_post_read_to_its_end_keeps_the_connection() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let gw = Gateway::start(&sim_everything(sim.addr, "", "")).await;
+        let http = client();
+        for size in [0usize, 1024, 256 * 1024] {
+            let resp = http
+                .post(gw.url("/v1/echo"))
+                .header("content-type", "application/octet-stream")
+                .body(vec![b'x'; size])
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(resp.status(), 200, "{size} bytes: {resp:?}");
+            assert!(
+                resp.headers().get("connection").is_none(),
+                "{size} bytes: {resp:?}"
+            );
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_age_beyond_the_calendar_is_a_bad_parameter_not_a_dropped_connection() {
     within(Duration::from_secs(120), async {
@@ -525,6 +623,7 @@ async fn an_http2_header_block_left_open_closes_the_connection() {
             start.elapsed()
         );
         // A complete request on a new HTTP/2 connection is still served.
+        support::install_crypto();
         let h2 = reqwest::Client::builder()
             .http2_prior_knowledge()
             .no_proxy()

@@ -5,12 +5,11 @@
 
 mod support;
 
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use support::identity::{counter, metrics};
 use support::metering::{Backend, Cust, Meter, assert_flop, expect_admitted, h100_flop, job};
-use support::metering::{policy, tiers};
+use support::metering::{policy, rewrite_keeping_mtime, rewrite_touching, tiers};
 use support::prometheus::Sample;
 use support::{TEST_TIMEOUT, expect_problem, within};
 
@@ -22,33 +21,6 @@ fn trial_policy(version: &str, accelerators: u32, burst: u32) -> String {
          rate_limit = {{ requests_per_second = 1000.0, burst = {burst} }}"
     );
     policy(version, &tiers(&[("unverified", &caps)]), "")
-}
-
-/// Writes `text` over `path`, keeping its modification time so that only a signal reloads it.
-fn rewrite_keeping_mtime(path: &Path, text: &str) {
-    let mtime = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .expect("mtime");
-    std::fs::write(path, text).expect("write policy");
-    let file = std::fs::File::options()
-        .write(true)
-        .open(path)
-        .expect("open policy");
-    file.set_modified(mtime).expect("set mtime");
-}
-
-/// Writes `text` over `path` with a modification time clearly after the previous one.
-fn rewrite_touching(path: &Path, text: &str) {
-    let before = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .expect("mtime");
-    std::fs::write(path, text).expect("write policy");
-    let file = std::fs::File::options()
-        .write(true)
-        .open(path)
-        .expect("open policy");
-    let later = before.max(SystemTime::now()) + Duration::from_secs(1);
-    file.set_modified(later).expect("set mtime");
 }
 
 fn reloads(samples: &[Sample], result: &str) -> f64 {
@@ -124,6 +96,16 @@ async fn sighup_applies_a_valid_policy_and_keeps_the_old_one_when_invalid(backen
     assert_eq!(rate_limit(&m, &c).await, "1000");
     let samples = metrics(&m.http, &m.gw).await;
     assert_eq!(version_in_force(&samples), ["reload.1"]);
+    // The group-commit series exist from the start, for dashboards and rate().
+    for path in ["bulk", "one_by_one"] {
+        let labels = [("path", path)];
+        let series =
+            support::prometheus::value(&samples, "computegate_admission_batches_total", &labels);
+        assert!(
+            series.is_some(),
+            "computegate_admission_batches_total{{path={path}}}"
+        );
+    }
     let applied0 = reloads(&samples, "applied");
     let rejected0 = reloads(&samples, "rejected");
 

@@ -17,10 +17,9 @@ mod support;
 
 use serde_json::{Value, json};
 
-use support::identity::{PASSWORD, Tokens, login, new_account, token, tokens_of, unique_email};
+use support::identity::{Tokens, login, new_account};
 use support::metering::{
-    Backend, Cust, Meter, assert_flop, h100_flop, job, num, organization_application, policy,
-    threshold, tiers,
+    Backend, Cust, Meter, assert_flop, h100_flop, job, num, policy, threshold, tiers,
 };
 use support::{Gateway, TEST_TIMEOUT, expect_problem, within};
 
@@ -53,24 +52,8 @@ async fn person(m: &Meter, kind: &str) -> Person {
             email: account.email.to_lowercase(),
         };
     }
-    let email = unique_email(kind).to_lowercase();
-    let resp = m
-        .http
-        .post(m.gw.url("/computegate/v1/auth/signup"))
-        .json(&json!({"email": email, "password": PASSWORD, "kind": kind}))
-        .send()
-        .await
-        .expect("send signup");
-    assert_eq!(resp.status(), 201, "signup: {resp:?}");
-    let doc: Value = resp.json().await.expect("signup JSON");
-    let tokens = tokens_of(token(&m.http, &m.gw, &email, PASSWORD).await).await;
-    Person {
-        cust: Cust {
-            id: doc["customer_id"].as_str().expect("customer_id").to_owned(),
-            access: tokens.access,
-        },
-        email,
-    }
+    let (cust, email) = m.signed_up(kind).await;
+    Person { cust, email }
 }
 
 /// `method path` on the public listener as `c`, with an optional JSON body.
@@ -99,20 +82,8 @@ async fn get_json(m: &Meter, c: &Cust, path: &str) -> Value {
 
 /// The KYB path: an organization application approved at `organization_verified`.
 async fn verified_owner(m: &Meter, reviewer: &str, legal_name: &str) -> Person {
-    let owner = person(m, "organization").await;
-    let me = get_json(m, &owner.cust, "/computegate/v1/me").await;
-    assert_eq!(me["organization_id"], Value::Null, "{me}");
-    let registration = format!("5566{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-    let app = m
-        .apply(
-            &owner.cust,
-            &organization_application(legal_name, &registration),
-        )
-        .await;
-    assert_eq!(app["status"], "pending_review", "{app}");
-    let id = app["id"].as_str().expect("application id");
-    m.approve_at(reviewer, id, "organization_verified").await;
-    owner
+    let (cust, email) = m.verified_organization(reviewer, legal_name).await;
+    Person { cust, email }
 }
 
 /// An individually verified customer (the real KYC path).

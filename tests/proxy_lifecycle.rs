@@ -12,8 +12,8 @@ use tokio::net::TcpListener;
 use support::prometheus::{self, Sample};
 use support::upstream::{TestUpstream, full};
 use support::{
-    Gateway, Sim, TEST_TIMEOUT, client, closed_port, config, route, sim_everything, upstream,
-    within,
+    Gateway, RUNTIME_VAR, Sim, TEST_TIMEOUT, client, closed_port, config, install_crypto, route,
+    sim_everything, upstream, within,
 };
 
 /// Fetches and strictly parses the admin `/metrics` of `gw`.
@@ -105,56 +105,117 @@ async fn ejected_upstream_recovers_after_cool_down() {
 async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
     within(TEST_TIMEOUT, async {
         let sim = Sim::start().await;
-        let mut gw = Gateway::start(&sim_everything(sim.addr, "", "")).await;
-        let http = client();
-        let slow = tokio::spawn({
-            let (http, url) = (http.clone(), gw.url("/v1/slow?ms=1500"));
-            async move {
-                let resp = http.get(url).send().await.expect("slow request");
-                let status = resp.status().as_u16();
-                (status, resp.json::<Value>().await.expect("slow JSON"))
-            }
-        });
-        // Signal once the request is inside the gateway.
-        let in_flight = |m: &[Sample]| prometheus::value(m, "computegate_http_in_flight", &[]);
-        while in_flight(&metrics(&http, &gw).await) != Some(1.0) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        gw.proc.signal("TERM");
-
-        // The listener closes at once; the process lives on while the request drains.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match tokio::net::TcpStream::connect(gw.public).await {
-                Err(e) => {
-                    // Refused once the listener is gone; a connect that raced the close (queued
-                    // in the kernel's backlog as the socket shut) is reset instead.
-                    assert!(
-                        matches!(
-                            e.kind(),
-                            std::io::ErrorKind::ConnectionRefused
-                                | std::io::ErrorKind::ConnectionReset
-                        ),
-                        "{e}"
-                    );
-                    break;
-                }
-                Ok(_) => assert!(Instant::now() < deadline, "still accepting after SIGTERM"),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(
-            !slow.is_finished(),
-            "the slow request ended before the listener closed"
-        );
-
-        let (status, body) = slow.await.expect("slow task");
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["slept_ms"], 1500);
-        let exit = gw.proc.wait_exit(Duration::from_secs(20)).await;
-        assert_eq!(exit.code(), Some(0), "stderr:\n{}", gw.proc.stderr());
+        let gw = Gateway::start(&sim_everything(sim.addr, "", "")).await;
+        drains_on_sigterm(gw).await;
     })
     .await;
+}
+
+#[tokio::test]
+async fn thread_per_core_proxies_on_every_thread_and_drains_them_on_sigterm() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let env = [
+            (RUNTIME_VAR, "thread_per_core"),
+            ("COMPUTEGATE_SERVER__WORKER_THREADS", "2"),
+        ];
+        let gw = Gateway::start_with_env(&sim_everything(sim.addr, "", ""), &env).await;
+        // The second serving thread runs its own runtime and socket. A new thread names itself
+        // once it first runs, which on a busy machine can be after the gateway is ready.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let names = thread_names(gw.proc.pid());
+            if names.iter().any(|n| n == "cg-serve-1") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no serving thread: {names:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A fresh connection per request, so the kernel spreads them over both sockets.
+        install_crypto();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+        for i in 0..16 {
+            let resp = http.get(gw.url("/v1/ping")).send().await.expect("GET");
+            assert_eq!(resp.status(), 200, "GET {i}");
+            let resp = http
+                .post(gw.url("/v1/echo"))
+                .body(vec![7u8; 3000 + i])
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(resp.status(), 200, "POST {i}");
+            let echo: Value = resp.json().await.expect("echo JSON");
+            assert_eq!(echo["method"], "POST", "{echo}");
+            assert_eq!(echo["body_bytes"], 3000 + i, "{echo}");
+        }
+        // Every thread's socket closes on SIGTERM, and the process waits for every thread.
+        drains_on_sigterm(gw).await;
+    })
+    .await;
+}
+
+/// The names of `pid`'s threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc task list");
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_owned())
+        .collect()
+}
+
+/// Sends SIGTERM to `gw` while a slow request is in flight: the listener closes at once, the
+/// request completes, and the process exits 0.
+async fn drains_on_sigterm(mut gw: Gateway) {
+    let http = client();
+    let slow = tokio::spawn({
+        let (http, url) = (http.clone(), gw.url("/v1/slow?ms=1500"));
+        async move {
+            let resp = http.get(url).send().await.expect("slow request");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.expect("slow JSON"))
+        }
+    });
+    // Signal once the request is inside the gateway.
+    let in_flight = |m: &[Sample]| prometheus::value(m, "computegate_http_in_flight", &[]);
+    while in_flight(&metrics(&http, &gw).await) != Some(1.0) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.proc.signal("TERM");
+
+    // The listener closes at once; the process lives on while the request drains.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::net::TcpStream::connect(gw.public).await {
+            Err(e) => {
+                // Refused once the listener is gone; a connect that raced the close (queued
+                // in the kernel's backlog as the socket shut) is reset instead.
+                assert!(
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+                    ),
+                    "{e}"
+                );
+                break;
+            }
+            Ok(_) => assert!(Instant::now() < deadline, "still accepting after SIGTERM"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !slow.is_finished(),
+        "the slow request ended before the listener closed"
+    );
+
+    let (status, body) = slow.await.expect("slow task");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["slept_ms"], 1500);
+    let exit = gw.proc.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(exit.code(), Some(0), "stderr:\n{}", gw.proc.stderr());
 }
 
 #[tokio::test]

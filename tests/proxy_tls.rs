@@ -17,7 +17,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use support::{Gateway, Sim, TEST_TIMEOUT, TempDir, install_crypto, sim_everything, within};
+use support::{
+    Gateway, RUNTIME_VAR, Sim, TEST_TIMEOUT, TempDir, install_crypto, sim_everything, within,
+};
 
 /// A self-signed certificate for `localhost`: (certificate PEM, key PEM, certificate DER).
 fn self_signed() -> (String, String, CertificateDer<'static>) {
@@ -29,15 +31,20 @@ fn self_signed() -> (String, String, CertificateDer<'static>) {
     )
 }
 
-/// A TLS gateway in front of `sim`, with its certificate files in `dir`.
-async fn tls_gateway(sim: &Sim, dir: &TempDir, cert_pem: &str, key_pem: &str) -> Gateway {
+/// A TLS gateway in front of `sim`, with its certificate files in `dir` and `env` added.
+async fn tls_gateway(
+    sim: &Sim,
+    dir: &TempDir,
+    (cert_pem, key_pem): (&str, &str),
+    env: &[(&str, &str)],
+) -> Gateway {
     let cert = dir.write("cert.pem", cert_pem);
     let key = dir.write("key.pem", key_pem);
     let text = sim_everything(sim.addr, "", "").replace(
         "\n[upstreams.sim]",
         &format!("[server.tls]\ncert = {cert:?}\nkey = {key:?}\n\n[upstreams.sim]"),
     );
-    Gateway::start(&text).await
+    Gateway::start_with_env(&text, env).await
 }
 
 /// A reqwest client that trusts only `cert_pem` and reaches `localhost` at `addr`.
@@ -106,53 +113,64 @@ async fn ping(sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>
 
 #[tokio::test]
 async fn http2_and_http1_over_tls_by_alpn() {
-    within(TEST_TIMEOUT, async {
-        let sim = Sim::start().await;
-        let dir = TempDir::new("tls");
-        let (cert, key, der) = self_signed();
-        let gw = tls_gateway(&sim, &dir, &cert, &key).await;
-        let url = format!("https://localhost:{}/v1/echo?x=1", gw.public.port());
+    within(TEST_TIMEOUT, serves_http2_and_http1_by_alpn(&[])).await;
+}
 
-        for (http1_only, version) in [
-            (false, http::Version::HTTP_2),
-            (true, http::Version::HTTP_11),
-        ] {
-            let resp = https_client(&cert, gw.public, http1_only)
-                .post(&url)
-                .body(vec![1u8; 4096])
-                .send()
-                .await
-                .expect("send over TLS");
-            assert_eq!(resp.version(), version);
-            assert_eq!(resp.status(), 200);
-            assert!(resp.headers().contains_key("x-request-id"));
-            let e: Value = resp.json().await.expect("echo JSON");
-            assert_eq!(e["method"], "POST", "{e}");
-            assert_eq!(e["query"], "x=1", "{e}");
-            assert_eq!(e["body_bytes"], 4096, "{e}");
-            // The gateway speaks HTTP/1.1 upstream, and says the client came over https.
-            assert_eq!(e["version"], "HTTP/1.1", "{e}");
-            assert_eq!(
-                e["headers"]["x-forwarded-proto"],
-                serde_json::json!(["https"]),
-                "{e}"
-            );
-            assert_eq!(
-                e["headers"]["host"],
-                serde_json::json!([format!("localhost:{}", gw.public.port())]),
-                "{e}"
-            );
-        }
+#[tokio::test]
+async fn thread_per_core_serves_http2_and_http1_over_tls() {
+    let env = [
+        (RUNTIME_VAR, "thread_per_core"),
+        ("COMPUTEGATE_SERVER__WORKER_THREADS", "2"),
+    ];
+    within(TEST_TIMEOUT, serves_http2_and_http1_by_alpn(&env)).await;
+}
 
-        // ALPN picks exactly what the client offers.
-        for proto in [&b"h2"[..], &b"http/1.1"[..]] {
-            let tls = tls_connect(gw.public, &connector(&der, &[proto]))
-                .await
-                .expect("handshake");
-            assert_eq!(tls.get_ref().1.alpn_protocol(), Some(proto));
-        }
-    })
-    .await;
+/// A TLS gateway started with `env` answers HTTP/2 and HTTP/1.1 as ALPN chose.
+async fn serves_http2_and_http1_by_alpn(env: &[(&str, &str)]) {
+    let sim = Sim::start().await;
+    let dir = TempDir::new("tls");
+    let (cert, key, der) = self_signed();
+    let gw = tls_gateway(&sim, &dir, (&cert, &key), env).await;
+    let url = format!("https://localhost:{}/v1/echo?x=1", gw.public.port());
+
+    for (http1_only, version) in [
+        (false, http::Version::HTTP_2),
+        (true, http::Version::HTTP_11),
+    ] {
+        let resp = https_client(&cert, gw.public, http1_only)
+            .post(&url)
+            .body(vec![1u8; 4096])
+            .send()
+            .await
+            .expect("send over TLS");
+        assert_eq!(resp.version(), version);
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().contains_key("x-request-id"));
+        let e: Value = resp.json().await.expect("echo JSON");
+        assert_eq!(e["method"], "POST", "{e}");
+        assert_eq!(e["query"], "x=1", "{e}");
+        assert_eq!(e["body_bytes"], 4096, "{e}");
+        // The gateway speaks HTTP/1.1 upstream, and says the client came over https.
+        assert_eq!(e["version"], "HTTP/1.1", "{e}");
+        assert_eq!(
+            e["headers"]["x-forwarded-proto"],
+            serde_json::json!(["https"]),
+            "{e}"
+        );
+        assert_eq!(
+            e["headers"]["host"],
+            serde_json::json!([format!("localhost:{}", gw.public.port())]),
+            "{e}"
+        );
+    }
+
+    // ALPN picks exactly what the client offers.
+    for proto in [&b"h2"[..], &b"http/1.1"[..]] {
+        let tls = tls_connect(gw.public, &connector(&der, &[proto]))
+            .await
+            .expect("handshake");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(proto));
+    }
 }
 
 #[tokio::test]
@@ -161,7 +179,7 @@ async fn http2_requests_get_forwarding_host() {
         let sim = Sim::start().await;
         let dir = TempDir::new("tls");
         let (cert, key, _) = self_signed();
-        let gw = tls_gateway(&sim, &dir, &cert, &key).await;
+        let gw = tls_gateway(&sim, &dir, (&cert, &key), &[]).await;
         let authority = format!("localhost:{}", gw.public.port());
         let resp = https_client(&cert, gw.public, false)
             .get(format!("https://{authority}/v1/echo"))
@@ -193,7 +211,7 @@ async fn sighup_reloads_the_certificate_keeping_connections() {
         let dir = TempDir::new("tls");
         let (cert_a, key_a, der_a) = self_signed();
         let (cert_b, key_b, der_b) = self_signed();
-        let gw = tls_gateway(&sim, &dir, &cert_a, &key_a).await;
+        let gw = tls_gateway(&sim, &dir, (&cert_a, &key_a), &[]).await;
         let (trust_a, trust_b) = (
             connector(&der_a, &[b"http/1.1"]),
             connector(&der_b, &[b"http/1.1"]),

@@ -106,6 +106,84 @@ async fn the_lease_script_grants_at_most_what_the_bucket_holds_and_refills_at_th
     .await;
 }
 
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis (scripts/test.sh)"]
+async fn a_tier_change_carries_the_spent_requests_over_not_the_time_they_cost() {
+    within(TEST_TIMEOUT, async {
+        let leaser = leaser().await;
+        let slow = Quota::new(5.0, 20).expect("quota"); // 200 ms interval, 4 s window
+        let fast = Quota::new(500.0, 2000).expect("quota"); // 2 ms interval, 4 s window
+        // Promotion: the whole slow burst spent, then the fast quota asked.
+        let promoted: Arc<str> = Arc::from("promoted");
+        let spent = leaser
+            .lease(promoted.clone(), slow, 20)
+            .await
+            .expect("lease");
+        assert_eq!(spent.granted, 20);
+        assert_eq!(
+            leaser
+                .lease(promoted.clone(), slow, 1)
+                .await
+                .expect("lease")
+                .granted,
+            0
+        );
+        let after = leaser
+            .lease(promoted.clone(), fast, 2000)
+            .await
+            .expect("lease");
+        // 20 requests owed at 2 ms: 1,980 left (a few more as time passes), not ~0.
+        assert!(
+            (1980..=2000).contains(&after.granted),
+            "a promotion keeps 20 requests of debt, not 4 s: {after:?}"
+        );
+        // Demotion: 1,500 fast requests spent (3 s at 2 ms) leave at most an empty slow bucket.
+        let demoted: Arc<str> = Arc::from("demoted");
+        let spent = leaser
+            .lease(demoted.clone(), fast, 1500)
+            .await
+            .expect("lease");
+        assert_eq!(spent.granted, 1500);
+        let after = leaser.lease(demoted.clone(), slow, 1).await.expect("lease");
+        assert_eq!(
+            after.granted, 0,
+            "1,500 requests owed fill the slow bucket: {after:?}"
+        );
+        assert!(
+            after.retry_after > Duration::ZERO && after.retry_after <= Duration::from_millis(200),
+            "{after:?}"
+        );
+        // It refills at the slow rate from there.
+        tokio::time::sleep(after.retry_after + Duration::from_millis(20)).await;
+        let later = leaser.lease(demoted.clone(), slow, 5).await.expect("lease");
+        assert_eq!(later.granted, 1, "{later:?}");
+        // A bucket written before the interval was kept (a bare arrival time) still counts.
+        let mut conn = redis_conn().await;
+        let (secs, micros): (i64, i64) = redis::cmd("TIME")
+            .query_async(&mut conn)
+            .await
+            .expect("TIME");
+        let ahead = secs * 1_000_000 + micros + 10_000_000;
+        let () = redis::cmd("SET")
+            .arg(leaser.bucket_key("bare"))
+            .arg(ahead.to_string())
+            .arg("PX")
+            .arg(10_000)
+            .query_async(&mut conn)
+            .await
+            .expect("SET");
+        let bare = leaser
+            .lease(Arc::from("bare"), slow, 1)
+            .await
+            .expect("lease");
+        assert_eq!(
+            bare.granted, 0,
+            "10 s ahead is beyond the 4 s window: {bare:?}"
+        );
+    })
+    .await;
+}
+
 /// Sends GETs as `c`, alternating between `a` and `b`, from `WORKERS` loops until `HAMMER` has
 /// passed; returns (admitted, denied, window length). Every answer must be a 200 or a 429 with
 /// its headers.

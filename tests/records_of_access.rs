@@ -15,20 +15,25 @@ use support::identity::create_key;
 use support::metering::{Backend, Cust, Meter, job, usage_event};
 use support::{TEST_TIMEOUT, TempDir, within};
 
-/// The access-log lines in `file` once at least `n` are there (the writer runs apart).
-async fn lines(file: &Path, n: usize) -> Vec<Value> {
+/// The access-log lines in `file` once a line for each of `ids` is there (the writer runs
+/// apart and writes in batches, so earlier lines may be there before ours).
+async fn lines(file: &Path, ids: &[&str]) -> Vec<Value> {
+    let mut last = Vec::new();
     for _ in 0..100 {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        let lines: Vec<Value> = text
+        last = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect();
-        if lines.len() >= n {
-            return lines;
+            .collect::<Vec<Value>>();
+        if ids
+            .iter()
+            .all(|id| last.iter().any(|l| l["request_id"] == *id))
+        {
+            return last;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("fewer than {n} access-log lines in {}", file.display());
+    panic!("no line for one of {ids:?} in {}: {last:?}", file.display());
 }
 
 async fn every_request_is_recorded(backend: Backend) {
@@ -84,7 +89,7 @@ async fn every_request_is_recorded(backend: Backend) {
             .expect("send anonymous read");
         assert_eq!(resp.status(), 401);
 
-        let all = lines(&log, 3).await;
+        let all = lines(&log, &["req-job-1", "req-read-1", "req-anon-1"]).await;
         let by_id = |id: &str| {
             all.iter()
                 .find(|l| l["request_id"] == id)

@@ -29,7 +29,9 @@ use crate::idempotency::{
     IN_FLIGHT_RETRY_AFTER, IdempotencyKey, Judgement, KeyClaim, StoredAnswer, StoredKey,
     fingerprint, judge,
 };
-use crate::metering::{Estimate, JobSpec, Profile, SpecLimits, estimate, parse_job_spec};
+use crate::metering::{
+    Estimate, JobSpec, Profile, SpecError, SpecLimits, estimate, parse_job_spec,
+};
 use crate::policy::Policy;
 
 /// Largest job-specification body read for metering, whatever the route's `max_body`.
@@ -44,6 +46,10 @@ pub static REMAINING_HEADER: HeaderName = HeaderName::from_static("x-computegate
 /// `X-Computegate-Notice` on admitted responses, once per crossed threshold whose policy says
 /// `notify`: `<label>; scope=<scope>; threshold_flop=<FLOP>`.
 pub static NOTICE_HEADER: HeaderName = HeaderName::from_static("x-computegate-notice");
+/// `X-Computegate-End-Customer`: the end customer a reseller runs the job for. The client's
+/// value is read here and checked by the ledger; like every `X-Computegate-*` header it is
+/// stripped before forwarding, and only the value of an admitted job is sent upstream.
+pub static END_CUSTOMER_HEADER: HeaderName = HeaderName::from_static("x-computegate-end-customer");
 /// `X-Computegate-Job`: the ledger's job id, forwarded upstream so usage events can name it.
 pub static JOB_HEADER: HeaderName = HeaderName::from_static("x-computegate-job");
 
@@ -177,7 +183,13 @@ pub async fn admit_job(
         None => None,
         Some(key) => {
             let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
-            let fingerprint = fingerprint(&request.method, target, &bytes);
+            let fingerprint = fingerprint(
+                &request.method,
+                target,
+                &bytes,
+                &request.headers,
+                &[&RUN_HEADER, &END_CUSTOMER_HEADER],
+            );
             let stored = ledger
                 .idempotency_key(principal.customer_id.clone(), route.clone(), key.clone())
                 .await
@@ -202,10 +214,13 @@ pub async fn admit_job(
         run_header,
         &SpecLimits::from_policy(&policy),
     )
+    .and_then(|spec| spec.with_end_customer_header(end_customer_header(&request.headers)?))
     .map_err(|e| GatewayError::InvalidJobSpec {
         profile,
         detail: e.to_string(),
     })?;
+    // Admitted only when the ledger found it to be the reseller's cleared end customer.
+    let end_customer = spec.end_customer.clone();
     let estimate =
         estimate(&spec, &policy).map_err(|e| GatewayError::JobNotEstimable(e.to_string()))?;
     // Only for a keyed submission: what a concurrent claim of its key is looked up by.
@@ -246,6 +261,9 @@ pub async fn admit_job(
             if let Ok(job) = HeaderValue::from_str(&admitted.job_id) {
                 upstream_headers.push((JOB_HEADER.clone(), job));
             }
+            if let Some(value) = end_customer.and_then(|e| HeaderValue::from_str(&e).ok()) {
+                upstream_headers.push((END_CUSTOMER_HEADER.clone(), value));
+            }
             Ok(Submission::Admitted(Admitted {
                 job_id: admitted.job_id,
                 body: bytes,
@@ -254,6 +272,24 @@ pub async fn admit_job(
                 keyed: keyed.is_some(),
             }))
         }
+    }
+}
+
+/// The client's `X-Computegate-End-Customer`, if sent once as text; sent twice or not as
+/// text, the job is refused rather than guessed at.
+fn end_customer_header(headers: &http::HeaderMap) -> Result<Option<&str>, SpecError> {
+    let refused = |reason: &str| SpecError::Field {
+        path: "X-Computegate-End-Customer".into(),
+        reason: reason.into(),
+    };
+    let mut values = headers.get_all(&END_CUSTOMER_HEADER).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(refused("is sent more than once")),
+        (Some(value), None) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| refused("is not visible ASCII text")),
     }
 }
 
@@ -349,6 +385,20 @@ mod tests {
             notice_value(&notice).unwrap(),
             "eu-ai-act-systemic-1e25; scope=organization; threshold_flop=1.0000e25"
         );
+    }
+
+    #[test]
+    fn the_end_customer_header_is_read_once_as_text() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(end_customer_header(&headers).unwrap(), None);
+        headers.insert(&END_CUSTOMER_HEADER, HeaderValue::from_static("ec-1"));
+        assert_eq!(end_customer_header(&headers).unwrap(), Some("ec-1"));
+        headers.append(&END_CUSTOMER_HEADER, HeaderValue::from_static("ec-2"));
+        assert!(end_customer_header(&headers).is_err(), "sent twice");
+        let mut opaque = http::HeaderMap::new();
+        let bytes = HeaderValue::from_bytes(b"ec-\xff").unwrap();
+        opaque.insert(&END_CUSTOMER_HEADER, bytes);
+        assert!(end_customer_header(&opaque).is_err(), "not text");
     }
 
     #[test]

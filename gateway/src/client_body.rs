@@ -12,6 +12,12 @@
 //! remembers it; [`crate::proxy::Gateway::handle`] then answers 408 `body-timeout` whatever the
 //! reader made of the error (job admission, streaming to the upstream, a control-plane handler),
 //! and on HTTP/1.x says `Connection: close` because the rest of the body is still on the wire.
+//!
+//! The clock also remembers whether the body was read to its end. An HTTP/1.x answer made before
+//! that (a handler that refused early, a JSON extractor past its limit, an upstream that answered
+//! first) leaves the rest of the body on the connection, so hyper closes it after the answer; the
+//! handler then says `Connection: close`, or the client would send its next request on a
+//! connection that is about to close and fail it (`IncompleteMessage`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -40,9 +46,16 @@ pub struct BodyPace {
     pub min_rate: u64,
 }
 
-/// Whether a request's body ran out of time; shared by the body and the request handler.
+/// Whether a request's body ran out of time, and whether it was read to its end; shared by the
+/// body and the request handler.
 #[derive(Debug, Clone, Default)]
-pub struct BodyClock(Arc<AtomicBool>);
+pub struct BodyClock(Arc<ClockState>);
+
+#[derive(Debug, Default)]
+struct ClockState {
+    expired: AtomicBool,
+    finished: AtomicBool,
+}
 
 /// A request body read under a [`BodyPace`].
 #[derive(Debug)]
@@ -73,7 +86,16 @@ impl BodyPace {
 impl BodyClock {
     /// Whether the body was cut off for being too slow.
     pub fn expired(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.expired.load(Ordering::Relaxed)
+    }
+
+    /// Whether the body was read to its end (nothing of it is left on the connection).
+    pub fn finished(&self) -> bool {
+        self.0.finished.load(Ordering::Relaxed)
+    }
+
+    fn finish(&self) {
+        self.0.finished.store(true, Ordering::Relaxed);
     }
 }
 
@@ -99,7 +121,7 @@ impl ClientBody {
     }
 
     fn expire(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.clock.0.store(true, Ordering::Relaxed);
+        self.clock.0.expired.store(true, Ordering::Relaxed);
         self.timer = None;
         Poll::Ready(Some(Err(BodyReadTimeout.into())))
     }
@@ -124,13 +146,16 @@ impl Body for ClientBody {
                     this.received = this.received.saturating_add(data.len() as u64);
                 }
                 // A trickler whose every read succeeds is still out of time past its deadline.
-                if !this.inner.is_end_stream() && Instant::now() > this.deadline(started) {
+                if this.inner.is_end_stream() {
+                    this.clock.finish();
+                } else if Instant::now() > this.deadline(started) {
                     return this.expire();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => {
+                this.clock.finish();
                 this.timer = None;
                 Poll::Ready(None)
             }

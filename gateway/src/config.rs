@@ -136,6 +136,8 @@ pub struct ServerConfig {
     pub idempotency_key_ttl: Duration,
     /// Tokio worker threads; 0 = one per CPU the process may run on. Default 0.
     pub worker_threads: usize,
+    /// How those threads run the listeners. Default `work_stealing`.
+    pub runtime: ServerRuntime,
     /// Serve the public listener over TLS when set.
     pub tls: Option<TlsConfig>,
 }
@@ -221,6 +223,20 @@ pub struct RouteConfig {
     pub job_id_pointer: Option<String>,
 }
 
+/// How the serve process schedules its work over `server.worker_threads` threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerRuntime {
+    /// One multi-thread tokio runtime; any worker runs any connection (work stealing).
+    #[default]
+    WorkStealing,
+    /// One current-thread tokio runtime per thread, each accepting on its own `SO_REUSEPORT`
+    /// socket of every data-plane listener; a connection stays on the thread that accepted it.
+    /// The first thread also runs the admin listener and the background tasks.
+    ThreadPerCore,
+}
+
 /// A route's rate limiting while the shared rate-limit store is unreachable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -251,7 +267,15 @@ pub struct DatabaseConfig {
     /// server). Default 1 s.
     #[serde(with = "human_duration")]
     pub probe_timeout: Duration,
+    /// How long the replica that gets the next turn to decide job admissions waits for more of
+    /// them, to decide in the same transaction (group commit). 0 (the default): a batch is
+    /// whatever queued while the previous one ran. At most [`MAX_ADMISSION_BATCH_WINDOW`].
+    #[serde(with = "human_duration")]
+    pub admission_batch_window: Duration,
 }
+
+/// The largest `database.admission_batch_window`: every admission may wait that much longer.
+pub const MAX_ADMISSION_BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
@@ -259,6 +283,7 @@ impl Default for DatabaseConfig {
             url: None,
             probe_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_secs(1),
+            admission_batch_window: Duration::ZERO,
         }
     }
 }
@@ -534,6 +559,12 @@ impl Config {
         if self.database.probe_timeout.is_zero() {
             return Err(invalid("database.probe_timeout".into(), "must be > 0"));
         }
+        if self.database.admission_batch_window > MAX_ADMISSION_BATCH_WINDOW {
+            return Err(invalid(
+                "database.admission_batch_window".into(),
+                "must be at most 10ms",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
             let key = |field: &str| format!("routes[{i}].{field}");
@@ -789,6 +820,28 @@ fn default_envoy_path_prefix() -> String {
     "/envoy".into()
 }
 
+// === impl ServerConfig ===
+
+impl ServerConfig {
+    /// Threads the serve process runs on: `worker_threads`, or one per CPU the process may run
+    /// on (its affinity mask, as tokio counts them) when 0.
+    pub fn threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// Threads each data-plane listener accepts on: every thread with `thread_per_core`; one
+    /// with `work_stealing`, whose runtime hands connections to any worker itself.
+    pub fn listener_threads(&self) -> usize {
+        match self.runtime {
+            ServerRuntime::WorkStealing => 1,
+            ServerRuntime::ThreadPerCore => self.threads(),
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -807,6 +860,7 @@ impl Default for ServerConfig {
             set_x_real_ip: true,
             idempotency_key_ttl: crate::idempotency::DEFAULT_KEY_TTL,
             worker_threads: 0,
+            runtime: ServerRuntime::WorkStealing,
             tls: None,
         }
     }

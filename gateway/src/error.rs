@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use computegate_policy::admission::{Hold, Refusal};
+use computegate_policy::admission::{EndCustomerRefusal, Hold, Refusal, RefusalReason};
 
 use crate::auth::AuthError;
 use crate::idempotency::KeyError;
@@ -322,6 +322,10 @@ impl GatewayError {
             .with("review_id", hold.review_id.clone())
             .with("reason", hold.reason.as_str())
             .with("estimated_flop", hold.estimate_flop),
+            JobDenied(Refusal {
+                reason: RefusalReason::EndCustomer(why),
+                ..
+            }) => end_customer_problem(*why),
             JobDenied(refusal) => Problem::new(
                 StatusCode::FORBIDDEN,
                 "job-denied",
@@ -438,9 +442,43 @@ fn unauthenticated(err: &AuthError) -> Problem {
     )
 }
 
+/// A reseller's job refused for its end customer: its own problem type per reason, so a
+/// reseller's client tells "name one" (400) from "not yours or unknown" (403) from "not cleared"
+/// (403) without parsing text. The detail never says whose an unknown id is.
+fn end_customer_problem(why: EndCustomerRefusal) -> Problem {
+    let (status, slug, title) = match why {
+        EndCustomerRefusal::Missing => (
+            StatusCode::BAD_REQUEST,
+            "end-customer-required",
+            "End customer required",
+        ),
+        EndCustomerRefusal::NotReseller => (
+            StatusCode::BAD_REQUEST,
+            "end-customer-not-allowed",
+            "End customer not allowed",
+        ),
+        EndCustomerRefusal::Unknown => (
+            StatusCode::FORBIDDEN,
+            "end-customer-unknown",
+            "Unknown end customer",
+        ),
+        EndCustomerRefusal::NotCleared => (
+            StatusCode::FORBIDDEN,
+            "end-customer-not-cleared",
+            "End customer not cleared",
+        ),
+        EndCustomerRefusal::ResellerSuspended => (
+            StatusCode::FORBIDDEN,
+            "reseller-suspended",
+            "Reseller suspended",
+        ),
+    };
+    Problem::new(status, slug, title, why.to_string()).with("reason", why.as_str())
+}
+
 #[cfg(test)]
 mod tests {
-    use computegate_policy::admission::{DenialReason, HoldReason, RefusalReason};
+    use computegate_policy::admission::{DenialReason, HoldReason};
 
     use super::*;
 
@@ -499,5 +537,42 @@ mod tests {
             challenge(AuthError::Invalid("expired")),
             "Bearer realm=\"computegate\", error=\"invalid_token\""
         );
+    }
+
+    #[test]
+    fn end_customer_refusals_have_their_own_problem_types() {
+        let want = [
+            (EndCustomerRefusal::Missing, 400, "end-customer-required"),
+            (
+                EndCustomerRefusal::NotReseller,
+                400,
+                "end-customer-not-allowed",
+            ),
+            (EndCustomerRefusal::Unknown, 403, "end-customer-unknown"),
+            (
+                EndCustomerRefusal::NotCleared,
+                403,
+                "end-customer-not-cleared",
+            ),
+            (
+                EndCustomerRefusal::ResellerSuspended,
+                403,
+                "reseller-suspended",
+            ),
+        ];
+        assert_eq!(want.len(), EndCustomerRefusal::ALL.len());
+        for (why, status, slug) in want {
+            let refusal = Refusal {
+                reason: RefusalReason::EndCustomer(why),
+                tier: "organization_verified".into(),
+                estimate_flop: 1e18,
+                limit_flop: None,
+                threshold: None,
+                required_tier: None,
+            };
+            let p = GatewayError::JobDenied(refusal).to_problem();
+            assert_eq!((p.status().as_u16(), p.slug()), (status, slug), "{why:?}");
+            assert_eq!(p.to_json()["reason"], why.as_str());
+        }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! job_submit with Idempotency-Key ─▶ key valid? ──no──▶ 400 invalid-idempotency-key
-//!   ─▶ body read ─▶ fingerprint = SHA-256(method, target, body)
+//!   ─▶ body read ─▶ fingerprint = SHA-256(method, target, body, run and end-customer headers)
 //!   ─▶ stored key of (customer, route)? ── other fingerprint ─▶ 422 idempotency-key-reused
 //!                                       ── in flight        ─▶ 409 idempotency-key-in-flight
 //!                                       ── answered         ─▶ the answer again
@@ -153,11 +153,26 @@ impl IdempotencyKey {
     }
 }
 
-/// SHA-256 (hex) of the request's method, target (path and query) and body, each part
-/// length-prefixed so no two requests share one.
-pub fn fingerprint(method: &Method, target: &str, body: &[u8]) -> String {
+/// SHA-256 (hex) of the request's method, target (path and query) and body, and of each
+/// header among `job_headers` it carries (they change what the job is: a reseller's retry
+/// naming another end customer, or another run, is another job, not a retry), each part
+/// length-prefixed so no two requests share one. A request without those headers hashes as
+/// method, target and body alone.
+pub fn fingerprint(
+    method: &Method,
+    target: &str,
+    body: &[u8],
+    headers: &HeaderMap,
+    job_headers: &[&HeaderName],
+) -> String {
     let mut hash = Sha256::new();
-    for part in [method.as_str().as_bytes(), target.as_bytes(), body] {
+    let sent = job_headers.iter().flat_map(|name| {
+        (headers.get_all(*name).iter()).flat_map(move |v| [name.as_str().as_bytes(), v.as_bytes()])
+    });
+    for part in [method.as_str().as_bytes(), target.as_bytes(), body]
+        .into_iter()
+        .chain(sent)
+    {
         hash.update((part.len() as u64).to_be_bytes());
         hash.update(part);
     }

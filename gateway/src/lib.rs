@@ -52,6 +52,7 @@ pub mod error;
 pub mod forward;
 pub mod h2_headers;
 pub mod idempotency;
+pub mod listeners;
 pub mod metering;
 pub mod metrics;
 pub mod ownership;

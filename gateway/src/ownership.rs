@@ -53,7 +53,8 @@ pub trait JobOwners: Send + Sync + 'static {
         upstream_job_id: String,
     ) -> BoxFuture<Result<(), OwnersUnavailable>>;
 
-    /// The customer id owning `upstream_job_id` on `upstream`, `None` when no job is bound to it.
+    /// The customer id owning `upstream_job_id` on `upstream` (for a reseller's end-customer job,
+    /// the reseller organization's id), `None` when no job is bound to it.
     fn owner(
         &self,
         upstream: Arc<str>,
@@ -105,7 +106,12 @@ impl Ownership {
             Err(refused) => return Err(GatewayError::BadRequest(refused.to_string())),
         };
         let owner = self.owner(upstream, id).await?;
-        if owner.as_deref() == Some(&*principal.customer_id) {
+        // The owner is a customer, or the reseller organization whose end customer's job it is
+        // (any account of the reseller submits for its end customers).
+        let owns = owner.as_deref().is_some_and(|o| {
+            o == &*principal.customer_id || principal.organization_id.as_deref() == Some(o)
+        });
+        if owns {
             Ok(())
         } else {
             Err(GatewayError::NotOwner)

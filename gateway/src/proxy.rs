@@ -107,7 +107,7 @@ impl Gateway {
         let pools = config
             .upstreams
             .iter()
-            .map(|(name, c)| UpstreamPool::new(name, c))
+            .map(|(name, c)| UpstreamPool::new(name, c, config.server.listener_threads()))
             .collect::<Result<Vec<_>, _>>()?;
         let routes = RouteTable::new(&config.routes, |name| {
             names.iter().position(|n| *n == name).unwrap_or(0)
@@ -265,10 +265,11 @@ impl Gateway {
             log.record(&record).await;
         }
         resp.headers_mut().insert(&X_REQUEST_ID, request_id);
-        if body_pending && resp.extensions().get::<Refused>().is_some() {
-            // The gateway answered without reading the whole body: the rest of it is still on
-            // the connection, which cannot carry another request. Say so, so the client opens
-            // a new connection instead of failing its next request on this one.
+        if body_pending && !body_clock.finished() {
+            // Answered before the whole body was read (the gateway refused early, a handler or
+            // an upstream answered first): the rest of it is still on the connection, which
+            // cannot carry another request. Say so, so the client opens a new connection
+            // instead of failing its next request on this one.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -474,7 +475,7 @@ impl Gateway {
         let upgrading = hop.upgrade.is_some();
         let up_req = Request::from_parts(parts, body);
 
-        let sent = tokio::time::timeout(pool.response_timeout, pool.client.request(up_req)).await;
+        let sent = tokio::time::timeout(pool.response_timeout, pool.client().request(up_req)).await;
         let mut resp = match sent {
             Err(_elapsed) => {
                 self.metrics.upstream_error(&pool.name, "timeout");
@@ -552,14 +553,8 @@ async fn splice_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upg
     }
 }
 
-/// Marks an answer the gateway made itself, possibly before reading the request body.
-#[derive(Debug, Clone, Copy)]
-struct Refused;
-
 fn problem(err: &GatewayError) -> Response<ResponseBody> {
-    let mut resp = err.to_problem().into_response().map(ResponseBody::full);
-    resp.extensions_mut().insert(Refused);
-    resp
+    err.to_problem().into_response().map(ResponseBody::full)
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any request with more than one, is

@@ -1,8 +1,8 @@
 //! Per-customer request rate limiting: GCRA in process, and the lease accounting for the
 //! cluster-wide mode.
 //!
-//! **Single node.** [`RateLimiter`] keeps one [`Gcra`] state (a theoretical arrival time) per
-//! key in a sharded map. A quota of `r` requests per second with burst `b` admits at most
+//! **Single node.** [`RateLimiter`] keeps one [`Gcra`] state (a theoretical arrival time and
+//! the interval it counts in) per key in a sharded map. A quota of `r` requests per second with burst `b` admits at most
 //! `b + r·t` requests in any interval of length `t`. Memory is bounded: each shard holds at most
 //! its share of `max_keys`; a key whose arrival time has passed is indistinguishable from a new
 //! key, so idle keys are dropped first (losslessly); only when a shard is full of active keys is
@@ -84,10 +84,11 @@ pub struct Decision {
 }
 
 /// GCRA state of one key: its theoretical arrival time, in nanoseconds since the limiter's
-/// epoch.
+/// epoch, and the emission interval it was counted in (0 before the first request).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Gcra {
     tat_ns: u64,
+    interval_ns: u64,
 }
 
 /// In-process limiter: GCRA per key in a sharded, bounded map.
@@ -221,6 +222,7 @@ impl Lease {
 impl Gcra {
     /// Checks one request at `now_ns` and, if allowed, records it.
     pub fn check(&mut self, quota: Quota, now_ns: u64) -> Decision {
+        self.rescale(quota, now_ns);
         let t = quota.interval_ns;
         let horizon = quota.horizon_ns();
         let tat = self.tat_ns.max(now_ns);
@@ -248,6 +250,24 @@ impl Gcra {
     /// Whether the key is back at a full burst (its state can be forgotten).
     pub fn is_idle(&self, now_ns: u64) -> bool {
         self.tat_ns <= now_ns
+    }
+
+    /// Carries the key's debt over to `quota` when its rate changed (a tier change, a policy
+    /// reload). The arrival time runs ahead of now by the requests not yet paid back, counted in
+    /// the old interval; left as time, 20 requests owed at 5/s (4 s) would block a customer
+    /// just promoted to 500/s for 2,000 requests' worth. So the debt is kept in requests —
+    /// re-timed at the new interval — and capped at one full bucket of the new quota.
+    fn rescale(&mut self, quota: Quota, now_ns: u64) {
+        let was = self.interval_ns;
+        self.interval_ns = quota.interval_ns;
+        if was == 0 || was == quota.interval_ns || self.tat_ns <= now_ns {
+            return;
+        }
+        let owed = (self.tat_ns - now_ns).div_ceil(was);
+        let debt = owed
+            .saturating_mul(quota.interval_ns)
+            .min(quota.horizon_ns());
+        self.tat_ns = now_ns.saturating_add(debt);
     }
 }
 

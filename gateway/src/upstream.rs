@@ -4,6 +4,10 @@
 //! An address that fails to connect is ejected for `eject_for`; after that it is tried again and
 //! stays in if it answers. When every address is ejected the one whose ejection ends first is
 //! tried anyway, so a pool never refuses outright because of stale health data.
+//!
+//! A pool holds one client per serving thread ([`crate::listeners`]): a client's pooled
+//! connections are driven by the runtime of the thread that opened them, so with
+//! `thread_per_core` each thread reuses only its own, and none is woken for another's requests.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -32,8 +36,8 @@ pub struct UpstreamPool {
     pub response_timeout: Duration,
     /// Connect timeout (used by readiness probes too).
     pub connect_timeout: Duration,
-    /// Pooled client.
-    pub client: UpstreamClient,
+    /// One pooled client per serving thread.
+    clients: Box<[UpstreamClient]>,
 }
 
 /// One address of a pool.
@@ -48,8 +52,12 @@ pub struct Target {
 // === impl UpstreamPool ===
 
 impl UpstreamPool {
-    /// Builds a pool from validated configuration.
-    pub fn new(name: &str, config: &UpstreamConfig) -> Result<Self, String> {
+    /// Builds a pool from validated configuration, for `serving_threads` serving threads.
+    pub fn new(
+        name: &str,
+        config: &UpstreamConfig,
+        serving_threads: usize,
+    ) -> Result<Self, String> {
         let targets = config
             .addresses
             .iter()
@@ -64,12 +72,16 @@ impl UpstreamPool {
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
         connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(connector);
+        let clients = (0..serving_threads.max(1))
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(config.pool_idle_timeout)
+                    .pool_max_idle_per_host(config.pool_max_idle_per_host)
+                    .build(connector.clone())
+            })
+            .collect();
         Ok(Self {
             name: name.to_string(),
             targets,
@@ -78,8 +90,13 @@ impl UpstreamPool {
             eject_for: config.eject_for,
             response_timeout: config.response_timeout,
             connect_timeout: config.connect_timeout,
-            client,
+            clients,
         })
+    }
+
+    /// The calling serving thread's client.
+    pub fn client(&self) -> &UpstreamClient {
+        &self.clients[crate::listeners::serving_thread() % self.clients.len()]
     }
 
     /// All addresses.
@@ -137,7 +154,7 @@ mod tests {
     fn pool(addrs: &[&str]) -> UpstreamPool {
         let text = format!("addresses = {addrs:?}\neject_for = \"10s\"\n");
         let cfg: UpstreamConfig = toml::from_str(&text).unwrap();
-        UpstreamPool::new("p", &cfg).unwrap()
+        UpstreamPool::new("p", &cfg, 1).unwrap()
     }
 
     #[tokio::test]

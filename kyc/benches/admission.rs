@@ -13,7 +13,15 @@
 //!     cargo bench -p computegate-kyc --bench admission
 //!
 //! Environment: `COMPUTEGATE_BENCH_SECONDS`, `COMPUTEGATE_BENCH_CONCURRENCY` (comma-separated,
-//! default `8,32`), `COMPUTEGATE_TEST_DATABASE_URL`.
+//! default `8,32`), `COMPUTEGATE_TEST_DATABASE_URL`, and:
+//!
+//! - `COMPUTEGATE_BENCH_WINDOWS`: batching windows in microseconds to measure admissions at
+//!   (comma-separated, default `0`; see `LedgerStore::set_admission_batch_window`);
+//! - `COMPUTEGATE_BENCH_REPLICAS`: stores (pools) on the one database, the tasks dealt among
+//!   them in turn — 2 stands for two replicas (default 1; PostgreSQL only, SQLite keeps 1);
+//! - `COMPUTEGATE_BENCH_BACKENDS`: `sqlite`, `postgres` or both (default both);
+//! - `COMPUTEGATE_BENCH_AUDIT`: 0 skips the audit-append-only rows (default 1);
+//! - `COMPUTEGATE_BENCH_CRITERION`: 0 skips the criterion run (default 1).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -23,7 +31,7 @@ use std::time::{Duration, Instant};
 use computegate_kyc::Store;
 use computegate_kyc::accounts::{Actor, CustomerKind};
 use computegate_kyc::audit::{AuditAction, AuditEntry};
-use computegate_kyc::ledger::{AdmissionRequest, Verdict};
+use computegate_kyc::ledger::{AdmissionBatchStats, AdmissionRequest, Verdict};
 use computegate_policy::{Action, LedgerLimits, Scope, ThresholdPolicy, ThresholdRule};
 use criterion::Criterion;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -48,12 +56,18 @@ const PLACEHOLDER_HASH: &str =
 struct Measured {
     backend: &'static str,
     what: &'static str,
+    replicas: usize,
+    window_us: u64,
     tasks: usize,
     ops: usize,
     seconds: f64,
     p50_us: u64,
     p99_us: u64,
     max_us: u64,
+    /// Group commits during the run (see `LedgerStore::admission_batch_stats`).
+    batches: u64,
+    bulk_batches: u64,
+    batched: u64,
 }
 
 /// What a task does once per iteration.
@@ -68,26 +82,41 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let seconds = env_number("COMPUTEGATE_BENCH_SECONDS", 5);
-    let concurrency: Vec<usize> = std::env::var("COMPUTEGATE_BENCH_CONCURRENCY")
-        .unwrap_or_else(|_| "8,32".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    let plan = Plan {
+        seconds: env_number("COMPUTEGATE_BENCH_SECONDS", 5),
+        concurrency: env_list("COMPUTEGATE_BENCH_CONCURRENCY", "8,32"),
+        windows_us: env_list("COMPUTEGATE_BENCH_WINDOWS", "0"),
+        audit_rows: env_number("COMPUTEGATE_BENCH_AUDIT", 1) != 0,
+    };
+    let replicas = env_number("COMPUTEGATE_BENCH_REPLICAS", 1).max(1) as usize;
+    let backends = std::env::var("COMPUTEGATE_BENCH_BACKENDS")
+        .unwrap_or_else(|_| "sqlite,postgres".into())
+        .to_lowercase();
     let load_before = load_average();
     let mut results = Vec::new();
     let mut versions = Vec::new();
     runtime.block_on(async {
-        let (store, path) = sqlite_store().await;
-        versions.push(sqlite_version(&path).await);
-        results.extend(measure_all(&store, "SQLite", &concurrency, seconds).await);
-        store.close().await;
-        remove_sqlite(&path);
+        if backends.contains("sqlite") {
+            let (store, path) = sqlite_store().await;
+            versions.push(sqlite_version(&path).await);
+            results.extend(measure_all(std::slice::from_ref(&store), "SQLite", &plan).await);
+            store.close().await;
+            remove_sqlite(&path);
+        }
+        if !backends.contains("postgres") {
+            return;
+        }
         match postgres_store().await {
-            Some((store, admin, name)) => {
+            Some((store, admin, name, url)) => {
                 versions.push(postgres_version(&admin).await);
-                results.extend(measure_all(&store, "PostgreSQL", &concurrency, seconds).await);
-                store.close().await;
+                let mut stores = vec![store];
+                for _ in 1..replicas {
+                    stores.push(Store::connect(&url).await.expect("another pool"));
+                }
+                results.extend(measure_all(&stores, "PostgreSQL", &plan).await);
+                for store in stores {
+                    store.close().await;
+                }
                 drop_database(&admin, &name).await;
             }
             None => println!(
@@ -96,48 +125,83 @@ fn main() {
         }
     });
     let load = format!("{load_before} → {}", load_average());
-    print_markdown(&results, &versions, seconds, &load);
-    criterion_single_admission(&runtime);
+    print_markdown(&results, &versions, plan.seconds, &load);
+    if env_number("COMPUTEGATE_BENCH_CRITERION", 1) != 0 {
+        criterion_single_admission(&runtime);
+    }
 }
 
-/// Admissions and bare audit appends at each concurrency.
-async fn measure_all(
-    store: &Store,
-    backend: &'static str,
-    concurrency: &[usize],
+/// What to measure on each backend.
+struct Plan {
     seconds: u64,
-) -> Vec<Measured> {
-    let max_tasks = concurrency.iter().copied().max().unwrap_or(8);
-    let customers = create_customers(store, max_tasks * CUSTOMERS_PER_TASK).await;
-    let mut out = Vec::new();
-    for &tasks in concurrency {
-        for (op, what) in [
-            (Op::Admit, "admission"),
-            (Op::AuditAppend, "audit append only"),
-        ] {
-            run_load(store, &customers, tasks, op, Duration::from_secs(1)).await;
-            let m = run_load(store, &customers, tasks, op, Duration::from_secs(seconds)).await;
-            let m = Measured { backend, what, ..m };
-            println!(
-                "{:<10} {:<18} tasks={:<3} {:>8.0}/s  p50={:>6} us  p99={:>6} us  max={:>7} us  ({} ops)",
-                m.backend,
-                m.what,
-                m.tasks,
-                m.ops as f64 / m.seconds,
-                m.p50_us,
-                m.p99_us,
-                m.max_us,
-                m.ops
-            );
-            out.push(m);
+    concurrency: Vec<u64>,
+    windows_us: Vec<u64>,
+    audit_rows: bool,
+}
+
+/// Admissions (at each batching window) and bare audit appends at each concurrency, the tasks
+/// dealt among `stores`.
+async fn measure_all(stores: &[Store], backend: &'static str, plan: &Plan) -> Vec<Measured> {
+    let max_tasks = plan.concurrency.iter().copied().max().unwrap_or(8) as usize;
+    let customers = create_customers(&stores[0], max_tasks * CUSTOMERS_PER_TASK).await;
+    let mut runs = Vec::new();
+    for &tasks in &plan.concurrency {
+        for &window in &plan.windows_us {
+            runs.push((tasks as usize, Op::Admit, "admission", window));
         }
+        if plan.audit_rows {
+            runs.push((tasks as usize, Op::AuditAppend, "audit append only", 0));
+        }
+    }
+    let mut out = Vec::new();
+    for (tasks, op, what, window_us) in runs {
+        for store in stores {
+            store
+                .ledger()
+                .set_admission_batch_window(Duration::from_micros(window_us));
+        }
+        run_load(stores, &customers, tasks, op, Duration::from_secs(1)).await;
+        let duration = Duration::from_secs(plan.seconds);
+        let grouped_before = batch_stats(stores);
+        let m = run_load(stores, &customers, tasks, op, duration).await;
+        let grouped = batch_stats(stores);
+        let batches = grouped.batches - grouped_before.batches;
+        let m = Measured {
+            backend,
+            what,
+            window_us,
+            ..m
+        };
+        let m = Measured {
+            batches,
+            bulk_batches: grouped.bulk_batches - grouped_before.bulk_batches,
+            batched: grouped.batched_admissions - grouped_before.batched_admissions,
+            ..m
+        };
+        println!(
+            "{:<10} {:<18} replicas={} window={:>5} us tasks={:<3} {:>8.0}/s  p50={:>6} us  p99={:>6} us  max={:>7} us  ({} ops; {} batches, {} in bulk, {} admissions batched)",
+            m.backend,
+            m.what,
+            m.replicas,
+            m.window_us,
+            m.tasks,
+            m.ops as f64 / m.seconds,
+            m.p50_us,
+            m.p99_us,
+            m.max_us,
+            m.ops,
+            m.batches,
+            m.bulk_batches,
+            m.batched
+        );
+        out.push(m);
     }
     out
 }
 
 /// `tasks` tasks run `op` back to back for `duration`; returns counts and latencies.
 async fn run_load(
-    store: &Store,
+    stores: &[Store],
     customers: &[Uuid],
     tasks: usize,
     op: Op,
@@ -150,7 +214,8 @@ async fn run_load(
     for t in 0..tasks {
         let mine: Vec<Uuid> =
             customers[t * CUSTOMERS_PER_TASK..(t + 1) * CUSTOMERS_PER_TASK].to_vec();
-        let (store, stop, policy) = (store.clone(), stop.clone(), policy.clone());
+        let store = stores[t % stores.len()].clone();
+        let (stop, policy) = (stop.clone(), policy.clone());
         handles.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut n = 0usize;
@@ -191,12 +256,17 @@ async fn run_load(
     Measured {
         backend: "",
         what: "",
+        replicas: stores.len(),
+        window_us: 0,
         tasks,
         ops: latencies.len(),
         seconds,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         max_us: latencies.last().copied().unwrap_or(0),
+        batches: 0,
+        bulk_batches: 0,
+        batched: 0,
     }
 }
 
@@ -293,7 +363,8 @@ fn remove_sqlite(path: &std::path::Path) {
 }
 
 /// A fresh database on the server, or `None` when it does not answer.
-async fn postgres_store() -> Option<(Store, String, String)> {
+/// Also returns the database's URL, for more pools on it.
+async fn postgres_store() -> Option<(Store, String, String, String)> {
     let admin =
         std::env::var("COMPUTEGATE_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
     let options = PgConnectOptions::from_str(&admin).ok()?;
@@ -316,11 +387,10 @@ async fn postgres_store() -> Option<(Store, String, String)> {
             (b, format!("?{q}"))
         });
     let host = base.rsplit_once('/').map_or(base, |(h, _)| h);
-    let store = Store::connect(&format!("{host}/{name}{query}"))
-        .await
-        .ok()?;
+    let url = format!("{host}/{name}{query}");
+    let store = Store::connect(&url).await.ok()?;
     store.migrate().await.expect("migrate postgres");
-    Some((store, admin, name))
+    Some((store, admin, name, url))
 }
 
 async fn drop_database(admin: &str, name: &str) {
@@ -398,13 +468,17 @@ fn print_markdown(results: &[Measured], versions: &[String], seconds: u64, load:
     println!(
         "admission writes its job row, updates its budget rows and appends its audit record in one transaction.\n"
     );
-    println!("| backend | operation | tasks | decisions/s | p50 | p99 | max |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| backend | operation | replicas | batching window | tasks | decisions/s | p50 | p99 | max |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for m in results {
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms |",
+            "| {} | {} | {} | {} µs | {} | {:.0} | {:.2} ms | {:.2} ms | {:.1} ms |",
             m.backend,
             m.what,
+            m.replicas,
+            m.window_us,
             m.tasks,
             m.ops as f64 / m.seconds,
             m.p50_us as f64 / 1000.0,
@@ -432,6 +506,27 @@ fn criterion_single_admission(runtime: &tokio::runtime::Runtime) {
     runtime.block_on(store.close());
     remove_sqlite(&path);
     c.final_summary();
+}
+
+/// The group-commit counters of all `stores`, summed.
+fn batch_stats(stores: &[Store]) -> AdmissionBatchStats {
+    stores
+        .iter()
+        .map(|s| s.ledger().admission_batch_stats())
+        .fold(AdmissionBatchStats::default(), |a, b| AdmissionBatchStats {
+            batches: a.batches + b.batches,
+            bulk_batches: a.bulk_batches + b.bulk_batches,
+            batched_admissions: a.batched_admissions + b.batched_admissions,
+        })
+}
+
+/// Comma-separated numbers (`default` when unset).
+fn env_list(key: &str, default: &str) -> Vec<u64> {
+    std::env::var(key)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
 }
 
 fn env_number(key: &str, default: u64) -> u64 {

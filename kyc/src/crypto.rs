@@ -3,7 +3,9 @@
 //! prefixed to the ciphertext, and associated data that binds a ciphertext to the row it
 //! belongs to (so a sealed value copied into another row fails to open).
 //!
-//! Also the crate's source of randomness (`random_bytes`), the operating system's CSPRNG.
+//! Also keyed hashing under a subkey of the master key ([`KeyedHasher`]: linking attributes,
+//! incident indicators) and the crate's source of randomness (`random_bytes`), the operating
+//! system's CSPRNG.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -145,6 +147,40 @@ impl MasterKey {
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MasterKey(..)")
+    }
+}
+
+/// HMAC-SHA256 under a subkey of the master key, over a domain and a value
+/// (`domain ‖ 0x00 ‖ value`): the form in which values that must be compared but not read
+/// (linking attributes, incident indicators) are stored. The domain separates kinds of value,
+/// so one spelled like another never matches it. Never printed.
+#[derive(Clone)]
+pub struct KeyedHasher([u8; 32]);
+
+// === impl KeyedHasher ===
+
+impl KeyedHasher {
+    /// The hasher keyed with the subkey of `master` for `label` (see
+    /// [`MasterKey::derive_subkey`]; changing a label re-keys every hash made with it).
+    pub fn derive(master: &MasterKey, label: &[u8]) -> KeyedHasher {
+        KeyedHasher(master.derive_subkey(label))
+    }
+
+    /// `HMAC-SHA256(key, domain ‖ 0x00 ‖ value)`.
+    pub fn digest(&self, domain: &str, value: &str) -> [u8; 32] {
+        // Cannot fail: HMAC accepts a key of any length.
+        let mut mac = <Hmac<Sha256> as HmacKeyInit>::new_from_slice(&self.0)
+            .expect("HMAC takes any key length");
+        mac.update(domain.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for KeyedHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyedHasher(..)")
     }
 }
 

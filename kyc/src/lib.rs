@@ -18,6 +18,10 @@
 //!   thresholds, usage events, linked account groups, review holds and training-run reports.
 //! - [`verification`]: KYC/KYB applications, their state machine, encrypted documents, IDV
 //!   webhooks, risk scores and staff review.
+//! - [`incidents`]: abuse incidents, their STIX 2.1 export, and partners' bundles imported
+//!   into review flags.
+//! - [`retention`]: purging and redacting records whose retention period ran out, once a day
+//!   across the cluster, with one audit record of the counts.
 //! - [`screening`]: denied-party lists (CSL, OFAC SDN, OpenSanctions): parsing, name
 //!   normalization, the candidate index and the explainable match score.
 //!
@@ -30,11 +34,13 @@ pub mod api_keys;
 pub mod audit;
 pub mod cluster;
 pub mod crypto;
+pub mod incidents;
 pub mod ledger;
 pub mod login;
 pub mod names;
 pub mod password;
 pub mod refresh;
+pub mod retention;
 pub mod revocation;
 pub mod screening;
 pub mod store;

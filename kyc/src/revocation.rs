@@ -43,6 +43,18 @@ impl CredentialsStore<'_> {
         Ok(())
     }
 
+    /// Whether the access token `jti` was revoked (staff tokens are checked here on every call,
+    /// against the shared store, instead of through the data plane's cached set).
+    pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = on_pool!(self.store, |pool| {
+            sqlx::query_as("SELECT expires_at FROM revoked_access_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.is_some())
+    }
+
     /// Revoked token ids that have not expired at `now`, with their expiry.
     pub async fn revoked_access_tokens(
         &self,

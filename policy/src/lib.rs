@@ -23,11 +23,15 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sha2::{Digest as _, Sha256};
+
 pub mod admission;
 mod caps;
 mod decide;
 mod evidence;
 mod model;
+pub mod resellers;
+mod retention;
 mod route_class;
 mod serde_util;
 mod thresholds;
@@ -43,6 +47,7 @@ pub use model::{
     MissingTimeLimit, PeakFlops, PolicyDate, Precision, RateLimitSpec, RuleStatus, Scope,
     Threshold, Tier, UnknownAccelerator, UnknownName,
 };
+pub use retention::{RecordClass, Retention, RetentionRule};
 pub use route_class::RouteClass;
 pub use serde_util::{display_path, short_duration};
 pub use thresholds::{
@@ -59,6 +64,8 @@ pub struct Policy {
     doc: PolicyDoc,
     /// Lower-cased accelerator type keys and aliases → index into `doc.accelerators`.
     accelerator_index: HashMap<String, usize>,
+    /// SHA-256 (lowercase hex) of the text parsed: tells two documents of one version apart.
+    digest: String,
 }
 
 /// A policy that could not be read or is not valid.
@@ -105,7 +112,14 @@ impl Policy {
         Ok(Self {
             doc,
             accelerator_index,
+            digest: text_digest(text),
         })
+    }
+
+    /// SHA-256 (lowercase hex) of the text this policy was parsed from, so a record of which
+    /// policy was in force can tell an edited file from the one before under the same version.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// Policy version (`"2026.1"`).
@@ -116,6 +130,12 @@ impl Policy {
     /// Date from which this policy applies.
     pub fn effective_from(&self) -> PolicyDate {
         self.doc.effective_from
+    }
+
+    /// Retention per record class (`[retention]`); a class without a rule is kept
+    /// indefinitely.
+    pub fn retention(&self) -> &Retention {
+        &self.doc.retention
     }
 
     /// Free-text description.
@@ -167,6 +187,11 @@ impl Policy {
     /// Covers queueing before the job starts and late delivery of the final event. Default 1 h.
     pub fn lease_grace(&self) -> Duration {
         self.doc.lease_grace
+    }
+
+    /// The reseller pass-through rule (`[resellers]`; defaults when the file has none).
+    pub fn resellers(&self) -> &resellers::ResellerRule {
+        &self.doc.resellers
     }
 
     /// Ratio between declared (6·N·D) and hardware estimates above which a job is flagged.
@@ -314,6 +339,14 @@ impl fmt::Display for Policy {
         }
         let accels: Vec<&str> = d.accelerators.iter().map(|a| a.type_key.as_str()).collect();
         writeln!(f, "accelerators: {}", accels.join(", "))?;
+        let kept: Vec<String> = RecordClass::ALL
+            .iter()
+            .map(|c| match d.retention.rule(*c) {
+                Some(r) => format!("{c} {} [{}]", short_duration(r.period), r.status.as_str()),
+                None => format!("{c} indefinitely"),
+            })
+            .collect();
+        writeln!(f, "retention: {}", kept.join(", "))?;
         let groups: Vec<String> = d
             .country_groups
             .iter()
@@ -321,6 +354,16 @@ impl fmt::Display for Policy {
             .collect();
         write!(f, "country groups: {}", groups.join(", "))
     }
+}
+
+fn text_digest(text: &str) -> String {
+    use fmt::Write as _;
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 fn cap_u64(v: Option<u64>) -> String {

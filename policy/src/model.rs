@@ -635,6 +635,9 @@ pub(super) struct PolicyDoc {
     pub(super) accelerators: Vec<Accelerator>,
     #[serde(default)]
     pub(super) thresholds: Vec<Threshold>,
+    #[serde(default)]
+    pub(super) retention: crate::retention::Retention,
+    pub(super) resellers: crate::resellers::ResellerRule,
 }
 
 fn default_window() -> Duration {

@@ -334,3 +334,22 @@ fn country_groups_accept_plain_lists() {
     );
     assert!(p.country_group("watch").unwrap().contains("FR-75"));
 }
+
+#[test]
+fn the_digest_is_the_sha256_of_the_text_and_tells_edits_apart() {
+    let p = default_policy();
+    assert_eq!(p.digest().len(), 64);
+    assert!(
+        p.digest()
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    // SHA-256 of the empty string, as a known value for the encoding.
+    assert_eq!(
+        text_digest(""),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    let edited = Policy::from_toml(&format!("{DEFAULT}\n# edited\n")).expect("valid");
+    assert_eq!(edited.version(), p.version());
+    assert_ne!(edited.digest(), p.digest());
+}

@@ -45,11 +45,13 @@ pub(super) fn validate(doc: &PolicyDoc) -> Result<(), PolicyError> {
             "must be notify, report or review (a declaration alone never blocks)",
         ));
     }
+    resellers(&doc.resellers)?;
     tiers(&doc.tiers)?;
     accelerators(doc)?;
     thresholds(doc)?;
     country_groups(doc)?;
-    jurisdiction(doc)
+    jurisdiction(doc)?;
+    doc.retention.validate()
 }
 
 /// Builds the case-insensitive type/alias index, refusing duplicates.
@@ -360,6 +362,21 @@ fn positive(key: &str, value: f64) -> Result<(), PolicyError> {
             key,
             &format!("must be a positive finite number (got {value})"),
         ));
+    }
+    Ok(())
+}
+
+/// `[resellers]`: a share in `[0, 1)` (1 could never be exceeded) and a window.
+fn resellers(rule: &crate::resellers::ResellerRule) -> Result<(), PolicyError> {
+    let share = rule.max_refused_share;
+    if !(share.is_finite() && (0.0..1.0).contains(&share)) {
+        return Err(invalid(
+            "resellers.max_refused_share",
+            &format!("must be at least 0 and less than 1 (got {share})"),
+        ));
+    }
+    if rule.window.is_zero() {
+        return Err(invalid("resellers.window", "must be longer than 0"));
     }
     Ok(())
 }

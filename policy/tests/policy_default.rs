@@ -174,3 +174,36 @@ fn country_groups_and_jurisdiction_rules() {
             .is_empty()
     );
 }
+
+#[test]
+fn the_reseller_pass_through_rule_is_the_documented_one() {
+    let p = shipped();
+    let rule = p.resellers();
+    assert_eq!(rule.max_refused_share, 0.2);
+    assert_eq!(rule.window, std::time::Duration::from_secs(24 * 3600));
+    assert_eq!(rule.min_jobs, 20);
+
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/policy/default.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    for (from, to, key) in [
+        (
+            "max_refused_share = 0.2",
+            "max_refused_share = 1.0",
+            "resellers.max_refused_share",
+        ),
+        (
+            "max_refused_share = 0.2",
+            "max_refused_share = -0.1",
+            "resellers.max_refused_share",
+        ),
+        (
+            "window = \"24h\"\nmin_jobs",
+            "window = \"0s\"\nmin_jobs",
+            "resellers.window",
+        ),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let err = Policy::from_toml(&text.replacen(from, to, 1)).unwrap_err();
+        assert!(err.to_string().contains(key), "{to}: {err}");
+    }
+}

@@ -33,7 +33,7 @@ use super::state::ApiState;
 use crate::verification::Verification;
 
 /// Largest application document accepted, in bytes.
-const APPLICATION_BODY_LIMIT: usize = 256 * 1024;
+pub(super) const APPLICATION_BODY_LIMIT: usize = 256 * 1024;
 /// Multipart framing allowed on top of the document size limit.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 /// Longest `type` field of an upload.
@@ -348,7 +348,7 @@ pub(crate) async fn read_part(
     Ok(out)
 }
 
-fn body_error(rejection: BytesRejection) -> ApiError {
+pub(super) fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge(format!(
             "the body is larger than {APPLICATION_BODY_LIMIT} bytes"

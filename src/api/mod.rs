@@ -13,12 +13,14 @@ pub mod applications;
 pub mod customer;
 pub mod error;
 pub mod extract;
+pub mod incidents;
 pub mod jobs;
 pub mod metering;
 pub mod openapi;
 pub mod organizations;
 pub mod page;
 pub mod plane;
+pub mod resellers;
 pub mod review;
 pub mod state;
 pub mod tokens;
@@ -55,6 +57,7 @@ pub(crate) fn customer_api(state: &ApiState) -> OpenApiRouter<ApiState> {
         .merge(usage::routes())
         .merge(jobs::customer_routes())
         .merge(organizations::customer_routes())
+        .merge(resellers::customer_routes())
         .routes(routes!(openapi::customer_document))
 }
 
@@ -66,6 +69,8 @@ pub(crate) fn staff_api() -> OpenApiRouter<ApiState> {
         .merge(metering::routes())
         .merge(jobs::staff_routes())
         .merge(organizations::staff_routes())
+        .merge(incidents::routes())
+        .merge(resellers::staff_routes())
         .routes(routes!(openapi::staff_document))
 }
 
@@ -79,7 +84,8 @@ pub fn customer_router(state: ApiState) -> Router {
 }
 
 /// The staff API: staff sign-in, the review queue and decisions, the audit chain, the
-/// compute-metering records, and organization membership; its OpenAPI document; and the
+/// compute-metering records, organization membership, and abuse incidents with their STIX
+/// export; its OpenAPI document; and the
 /// compliance console's pages under `/console/` ([`crate::console`]).
 pub fn staff_router(state: ApiState) -> Router {
     let pages = crate::console::router(state.kyc.master());

@@ -63,6 +63,7 @@ pub struct Problem {
         (name = "verification", description = "Verification applications and documents"),
         (name = "usage", description = "Usage, jobs and usage events"),
         (name = "organizations", description = "Organization membership"),
+        (name = "resellers", description = "A reseller's end customers"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -74,7 +75,7 @@ pub(crate) struct CustomerDoc;
     info(
         title = "Computegate staff API",
         description = "Staff sign-in, the review queue and decisions, customers, the audit \
-            chain, compute metering (runs, reports, job reviews, groups), organizations. \
+            chain, compute metering (runs, reports, job reviews, groups), organizations, incidents. \
             Admin listener. Lists page with `limit` and `cursor` and answer `next` (null on the \
             last page); timestamps are RFC 3339; every error is an RFC 9457 problem document.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
@@ -86,6 +87,8 @@ pub(crate) struct CustomerDoc;
         (name = "review", description = "Review queue, case files, decisions, customers, audit"),
         (name = "metering", description = "Jobs, runs, reports, job reviews, groups"),
         (name = "organizations", description = "Organization membership"),
+        (name = "incidents", description = "Abuse incidents, STIX export, partners' review flags"),
+        (name = "resellers", description = "Resellers: marking, the flagged queue, suspension"),
         (name = "meta", description = "This document"),
     )
 )]

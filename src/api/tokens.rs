@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use computegate_gateway::auth::bearer;
 use computegate_kyc::login::LoginAttempt;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -15,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{Client, JsonBody, no_store};
+use super::extract::{AnyStaff, Client, JsonBody, StaffCaller, no_store};
 use super::state::ApiState;
 use crate::identity::{AccountKind, Identity, TokenResponse};
 
@@ -41,9 +43,11 @@ pub(crate) fn customer_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(refresh))
 }
 
-/// The staff token route (password grant).
+/// The staff token routes (password grant, logout).
 pub(crate) fn staff_routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(staff_token))
+    OpenApiRouter::new()
+        .routes(routes!(staff_token))
+        .routes(routes!(staff_logout))
 }
 
 /// Signs a customer in: an access token and a refresh token.
@@ -78,6 +82,26 @@ async fn staff_token(
     JsonBody(req): JsonBody<PasswordGrant>,
 ) -> Result<Response, ApiError> {
     password_grant(&id, AccountKind::Staff, client.ip, req).await
+}
+
+/// Revokes the staff access token it is called with (staff have no refresh token).
+#[utoipa::path(
+    post,
+    path = "/staff/v1/auth/logout",
+    operation_id = "staff_logout",
+    tag = "staff",
+    responses((status = 204, description = "Signed out")),
+    security(("staff" = []))
+)]
+async fn staff_logout(
+    State(id): State<Arc<Identity>>,
+    caller: StaffCaller<AnyStaff>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)?;
+    id.staff_logout(token, caller.client_ip, OffsetDateTime::now_utc())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `{"email","password"}` for accounts of `kind`.

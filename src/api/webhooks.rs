@@ -34,10 +34,10 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(limited(routes!(receive), MAX_WEBHOOK_BODY))
 }
 
-/// The answer to a signed body that could not be read: 413 past `limit` bytes, else 400.
+/// The answer to a raw body that could not be read: 413 past `limit` bytes, else 400.
 pub(super) fn body_refused(rejection: BytesRejection, limit: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge(format!("signed bodies here are at most {limit} bytes"))
+        ApiError::PayloadTooLarge(format!("bodies here are at most {limit} bytes"))
     } else {
         ApiError::MalformedBody(rejection.body_text())
     }

@@ -74,8 +74,8 @@ async fn verify(
         .map_err(|e| WebError::Unavailable(e.to_string()))?;
     let text = match &result.first_broken {
         None => format!(
-            "Chain intact: {} records, head seq {}, hash {}.",
-            result.records, result.head.seq, result.head.hash
+            "Chain intact: {} records ({} redacted by retention), head seq {}, hash {}.",
+            result.records, result.redacted, result.head.seq, result.head.hash
         ),
         Some(broken) => format!(
             "Chain broken at seq {}: {} ({} records verified before it).",

@@ -1,8 +1,9 @@
 //! The review queue and the case file: filters and claims; the application's fields, documents
 //! (images inline), screening with each party's per-feature breakdown and the list version,
-//! risk factors, the IDV outcome, the approvals so far (four eyes), the case's history and the
-//! customer's linked group; the decision, screening-override and customer forms; an
-//! organization's members. Every action is the staff API's service call with the same checks.
+//! risk factors, the IDV outcome, the approvals so far (four eyes), the case's history, the
+//! customer's linked group and the review flags partners' incident bundles raised on them;
+//! the decision, screening-override and customer forms; an organization's members. Every
+//! action is the staff API's service call with the same checks.
 
 use std::sync::Arc;
 
@@ -56,6 +57,8 @@ struct CasePage {
     organization_id: Option<Uuid>,
     summary: Vec<Field>,
     application: Vec<Field>,
+    /// When retention withdrew the application's payload (then `application` is empty).
+    identity_purged_at: Option<String>,
     documents: Vec<Document>,
     screening: Vec<Field>,
     parties: Vec<Party>,
@@ -66,6 +69,7 @@ struct CasePage {
     claimed: Claim,
     history: Table,
     group: Table,
+    flags: Table,
     tiers: Vec<(String, String)>,
     decision: DecisionForm,
 }
@@ -178,18 +182,18 @@ fn waited(d: time::Duration) -> String {
 }
 
 /// `2026-12-07 05:02 UTC`.
-fn minute(t: OffsetDateTime) -> String {
+pub(super) fn minute(t: OffsetDateTime) -> String {
     format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
 }
 
-fn case_path(id: Uuid) -> String {
+pub(super) fn case_path(id: Uuid) -> String {
     CONSOLE.path(&format!("applications/{id}"))
 }
 
 /// A refusal of a form: its field problems next to the fields, any other client error but a
 /// role refusal as one problem on `field`; role refusals and server-side failures become the
 /// error page.
-fn form_errors(e: ApiError, field: &str) -> Result<FormErrors, WebError> {
+pub(super) fn form_errors(e: ApiError, field: &str) -> Result<FormErrors, WebError> {
     match FormErrors::from_refusal(e) {
         Err(WebError::Refused {
             status,
@@ -407,6 +411,25 @@ async fn case_page(
         "/customer_id",
         |_| None,
     );
+    // The case file's read already passed the conflict guard for this customer.
+    let flags = kyc
+        .store()
+        .incidents()
+        .flags_of_customer(case.customer_id)
+        .await
+        .map_err(|e| WebError::from(ApiError::from(e)))?;
+    let flags = Table::of(
+        &flags,
+        &[
+            ("/created_at", "Raised"),
+            ("/partner", "Partner"),
+            ("/indicator_type", "Matched on"),
+            ("/context", "Partner's context"),
+            ("/bundle_id", "Bundle"),
+        ],
+        "/id",
+        |_| None,
+    );
     let me = staff.caller.user.id;
     let app = &case.application;
     let label = |l: &str, v: String| Field {
@@ -480,6 +503,7 @@ async fn case_page(
         organization_id: case.organization_id,
         summary,
         application: fields(&case.application.payload),
+        identity_purged_at: case.application.identity_purged_at.map(minute),
         documents,
         screening: fields(&case.screening),
         parties,
@@ -493,6 +517,7 @@ async fn case_page(
         claimed,
         history,
         group,
+        flags,
         tiers,
         decision,
     })

@@ -6,15 +6,19 @@
 //!
 //! Pages: the review queue ([`cases`]), a case file with its decision forms, an organization's
 //! members; training runs, job reviews and threshold reports with export ([`compute`]); the
-//! audit chain's search and verification ([`audit`]); an ad-hoc screening search
+//! resellers, flagged ones first ([`resellers`]); the
+//! audit chain's search and verification ([`audit`]); abuse incidents and their status moves
+//! ([`incidents`]); an ad-hoc screening search
 //! ([`screening`]); the policy in force ([`policy`]). [`records`] turns serialized records into
 //! the tables and field lists the templates show.
 
 pub mod audit;
 pub mod cases;
 pub mod compute;
+pub mod incidents;
 pub mod policy;
 pub mod records;
+pub mod resellers;
 pub mod screening;
 pub mod session;
 
@@ -41,6 +45,8 @@ const NAV: &[(&str, &str)] = &[
     ("runs", "Runs"),
     ("job-reviews", "Job reviews"),
     ("reports", "Reports"),
+    ("resellers", "Resellers"),
+    ("incidents", "Incidents"),
     ("audit", "Audit"),
     ("screening", "Screening search"),
     ("policy", "Policy"),
@@ -52,6 +58,8 @@ pub fn router(master: &MasterKey) -> Router<ApiState> {
         .merge(session::routes())
         .merge(cases::routes())
         .merge(compute::routes())
+        .merge(resellers::routes())
+        .merge(incidents::routes())
         .merge(audit::routes())
         .merge(screening::routes())
         .merge(policy::routes());

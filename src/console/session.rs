@@ -1,7 +1,7 @@
 //! Signing staff in and out of the console. Sign-in is the staff password grant itself
 //! ([`Identity::password_grant`]: the login throttle, the login counter and the access log
 //! apply); the session cookie then carries the token pair it issued. A session ends with its
-//! access token (staff have no refresh grant) or at sign-out.
+//! access token (staff have no refresh grant) or at sign-out, which revokes that token.
 
 use std::sync::Arc;
 
@@ -99,9 +99,20 @@ async fn login(
     Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
 }
 
-async fn logout(browser: Browser, CsrfForm(_): CsrfForm<Vec<(String, String)>>) -> Response {
-    match browser.sign_out() {
-        Ok(()) => Redirect::to(&CONSOLE.path("login")).into_response(),
-        Err(e) => e.into_response(),
+/// Sign-out revokes the session's access token before the cookie is dropped, so a copied
+/// cookie (or the bearer token taken from it) stops working on the console and the staff API.
+async fn logout(
+    State(identity): State<Arc<Identity>>,
+    browser: Browser,
+    Client(client): Client,
+    CsrfForm(_): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, WebError> {
+    if let Some(tokens) = browser.tokens() {
+        identity
+            .staff_logout(&tokens.access, client.ip, OffsetDateTime::now_utc())
+            .await
+            .map_err(ApiError::from)?;
     }
+    browser.sign_out()?;
+    Ok(Redirect::to(&CONSOLE.path("login")).into_response())
 }

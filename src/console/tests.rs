@@ -9,7 +9,7 @@ use http::{StatusCode, header};
 use serde_json::json;
 
 use crate::api::applications::tests::{draft, individual, upload_passport};
-use crate::api::test_support::{Api, Call, PASSWORD, get, post};
+use crate::api::test_support::{Api, Call, Customer, PASSWORD, get, post};
 
 /// A browser on the console: its cookie and the last page.
 struct Browser<'a> {
@@ -116,9 +116,13 @@ fn csrf(html: &str) -> String {
 
 /// A submitted, screened application with a passport; its id.
 async fn submitted(api: &Api, payload: &serde_json::Value) -> String {
-    let customer = api.new_customer().await;
-    let app = draft(api, &customer, payload).await;
-    upload_passport(api, &customer, &app).await;
+    submitted_by(api, &api.new_customer().await, payload).await
+}
+
+/// As [`submitted`], by `customer`.
+async fn submitted_by(api: &Api, customer: &Customer, payload: &serde_json::Value) -> String {
+    let app = draft(api, customer, payload).await;
+    upload_passport(api, customer, &app).await;
     let path = format!("/computegate/v1/kyc/applications/{app}/submit");
     let view = api.customer(post(&path).bearer(&customer.token)).await;
     assert_eq!(view.ok(200)["status"], "pending_review");
@@ -136,7 +140,8 @@ async fn sign_in_sets_a_strict_cookie_and_refuses_wrong_passwords_in_plain_words
     assert_eq!(page.location.as_deref(), Some("/console"));
     let page = b.get("/console").await;
     assert_eq!(page.status, 303);
-    assert_eq!(page.location.as_deref(), Some("/console/login"));
+    let to = page.location.unwrap_or_default();
+    assert!(to.starts_with("/console/login"), "{to}");
 
     let page = b
         .submit(
@@ -194,9 +199,15 @@ async fn sign_in_sets_a_strict_cookie_and_refuses_wrong_passwords_in_plain_words
     let csp = page.headers.get(header::CONTENT_SECURITY_POLICY).unwrap();
     assert!(csp.to_str().unwrap().contains("default-src 'none'"));
 
+    let signed_in = b.cookie.clone();
     let page = b.submit("/console", "/console/logout", &[]).await;
     assert_eq!(page.status, 303);
     assert_eq!(b.get("/console").await.status, 303);
+    // A copy of the signed-in cookie is worthless after sign-out: its token was revoked.
+    b.cookie = signed_in;
+    let page = b.get("/console").await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    assert_eq!(page.location.as_deref(), Some("/console/login"));
 }
 
 #[tokio::test]
@@ -397,4 +408,256 @@ async fn screening_search_policy_and_report_export() {
     assert!(bad.html.contains("Give a date as YYYY-MM-DD"));
     assert_eq!(staff.get("/console/runs").await.status, 200);
     assert_eq!(staff.get("/console/job-reviews").await.status, 200);
+    let resellers = staff.get("/console/resellers").await;
+    assert_eq!(resellers.status, 200, "{}", resellers.html);
+    assert!(
+        resellers.html.contains("No reseller is flagged."),
+        "{}",
+        resellers.html
+    );
+}
+
+#[tokio::test]
+async fn a_case_file_shows_the_flags_of_a_partners_incident_bundle() {
+    use computegate_kyc::accounts::Actor;
+    let api = Api::start().await;
+    api.import_list("csl.csv").await;
+    let customer = api.new_customer().await;
+    let app = submitted_by(&api, &customer, &individual("Ines Aalto", "FI")).await;
+    // A partner saw abuse from the address our customer signs in from (the test client's).
+    let bundle = crate::api::incidents::tests::partner_bundle("Partner <i>Cloud</i>");
+    let kyc = &api.state.kyc;
+    let report = kyc
+        .store()
+        .incidents()
+        .import_bundle(
+            kyc.master(),
+            &kyc.stix_provider(),
+            bundle.to_string().as_bytes(),
+            &Actor::system("test"),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.customers, [customer.id]);
+    let mut reviewer = Browser::new(&api);
+    reviewer
+        .sign_in(&api.staff_account(StaffRole::Reviewer).await)
+        .await;
+    let page = reviewer.get(&format!("/console/applications/{app}")).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let flags = page
+        .html
+        .split("id=\"incident-flags\"")
+        .nth(1)
+        .expect("the section");
+    let flags = flags.split("<h2").next().unwrap();
+    for shown in [
+        "Partner &#60;i&#62;Cloud&#60;/i&#62;",
+        "card testing ring",
+        "ipv4",
+    ] {
+        assert!(flags.contains(shown), "{shown} missing: {flags}");
+    }
+    assert!(
+        !flags.contains("192.0.2.10"),
+        "the partner's value is not kept: {flags}"
+    );
+}
+
+#[tokio::test]
+async fn incidents_are_listed_read_and_moved_without_showing_values() {
+    use crate::api::test_support::post as api_post;
+    let api = Api::start().await;
+    api.import_list("csl.csv").await;
+    let customer = api.new_customer().await;
+    let app = submitted_by(&api, &customer, &individual("Ines Aalto", "FI")).await;
+    let token = api.staff_token(StaffRole::Reviewer).await;
+    let first = api
+        .staff(api_post("/staff/v1/incidents").bearer(&token).json(&json!({
+            "kind": "account_sharing",
+            "description": "keys resold <b>on</b> a forum",
+            "customers": [customer.id],
+            "indicators": [
+                {"type": "ipv4", "value": "203.0.113.77"},
+                {"type": "email_domain", "value": "resold.example"},
+                {"type": "document_sha256", "value": "ab".repeat(32)},
+            ],
+        })))
+        .await;
+    let id = first.ok(201)["id"].as_str().unwrap().to_owned();
+    // A full page (100) of newer incidents pushes the first one to the second page.
+    for _ in 0..100 {
+        api.staff(api_post("/staff/v1/incidents").bearer(&token).json(&json!({
+            "kind": "fraud", "description": "card testing",
+        })))
+        .await
+        .ok(201);
+    }
+    let mut reviewer = Browser::new(&api);
+    reviewer
+        .sign_in(&api.staff_account(StaffRole::Reviewer).await)
+        .await;
+
+    let list = reviewer.get("/console/incidents").await;
+    assert_eq!(list.status, 200, "{}", list.html);
+    assert!(list.html.contains("fraud"));
+    assert!(!list.html.contains(&id), "the oldest is on the next page");
+    let next = list
+        .html
+        .split("href=\"/console/incidents?cursor=")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a next page link");
+    let second = reviewer
+        .get(&format!("/console/incidents?cursor={next}"))
+        .await;
+    assert_eq!(second.status, 200, "{}", second.html);
+    assert!(
+        second
+            .html
+            .contains(&format!("href=\"/console/incidents/{id}\"")),
+        "{}",
+        second.html
+    );
+    assert!(!second.html.contains("Next page"));
+    for page in [&list.html, &second.html] {
+        for private in ["203.0.113.77", "resold.example", &customer.id.to_string()] {
+            assert!(!page.contains(private), "{private} on the list");
+        }
+    }
+    assert_eq!(
+        reviewer.get("/console/incidents?cursor=nope").await.status,
+        400
+    );
+
+    let path = format!("/console/incidents/{id}");
+    let page = reviewer.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    for shown in [
+        "keys resold &#60;b&#62;on&#60;/b&#62; a forum",
+        "account_sharing",
+        "20…77",
+        "re…le",
+        "abababababab…",
+        "Mark reported",
+    ] {
+        assert!(page.html.contains(shown), "{shown} missing: {}", page.html);
+    }
+    for private in ["203.0.113.77", "resold.example", &"ab".repeat(32)] {
+        assert!(
+            !page.html.contains(private),
+            "{private} on the incident page"
+        );
+    }
+    let to_case = format!("/console/customers/{}", customer.id);
+    assert!(page.html.contains(&format!("href=\"{to_case}\"")));
+    let jump = reviewer.get(&to_case).await;
+    assert_eq!(jump.status, 303);
+    assert_eq!(
+        jump.location.as_deref(),
+        Some(format!("/console/applications/{app}").as_str())
+    );
+    let nobody = format!("/console/customers/{}", uuid::Uuid::new_v4());
+    assert_eq!(reviewer.get(&nobody).await.status, 404);
+
+    // A step skipped is refused on the page itself; the incident stays open.
+    let status = format!("{path}/status");
+    let refused = reviewer
+        .submit(&path, &status, &[("status", "closed")])
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.html);
+    assert!(
+        refused.html.contains("cannot become closed")
+            && refused.html.contains("Mark reported")
+            && refused.html.contains("href=\"#f-status\"")
+            && refused.html.contains("id=\"f-status\""),
+        "{}",
+        refused.html
+    );
+    // Without the session's CSRF token nothing moves.
+    let forged = reviewer
+        .post_form(&status, &[("status".into(), "reported".into())])
+        .await;
+    assert_eq!(forged.status, 403);
+    // Auditors read incidents but do not move them; admins list them but read no values.
+    let mut auditor = Browser::new(&api);
+    auditor
+        .sign_in(&api.staff_account(StaffRole::Auditor).await)
+        .await;
+    let page = auditor
+        .submit(&path, &status, &[("status", "reported")])
+        .await;
+    assert_eq!(page.status, 403, "{}", page.html);
+    let mut admin = Browser::new(&api);
+    admin
+        .sign_in(&api.staff_account(StaffRole::Admin).await)
+        .await;
+    assert_eq!(admin.get("/console/incidents").await.status, 200);
+    assert_eq!(admin.get(&path).await.status, 403);
+
+    let moved = reviewer
+        .submit(&path, &status, &[("status", "reported")])
+        .await;
+    assert_eq!(moved.status, 303, "{}", moved.html);
+    assert_eq!(moved.location.as_deref(), Some(path.as_str()));
+    let page = reviewer.get(&path).await;
+    assert!(
+        page.html.contains("<dd>reported</dd>") && page.html.contains(">Close</button>"),
+        "{}",
+        page.html
+    );
+}
+
+#[tokio::test]
+async fn a_case_file_whose_payload_retention_withdrew_still_renders() {
+    use computegate_kyc::accounts::Actor;
+    use computegate_kyc::retention::{RetentionPlan, RunKind};
+    use time::{Duration, OffsetDateTime};
+    let api = Api::start().await;
+    api.import_list("csl.csv").await;
+    let customer = api.new_customer().await;
+    let app = submitted_by(&api, &customer, &individual("Ines Aalto", "FI")).await;
+    let senior = api.staff_token(StaffRole::SeniorReviewer).await;
+    let close = format!("/staff/v1/customers/{}/close", customer.id);
+    let body = json!({"reason": "the customer asked to close"});
+    api.staff(post(&close).bearer(&senior).json(&body))
+        .await
+        .ok(200);
+    // Three years on, the shipped verification period (two years after the closure) is over.
+    let later = OffsetDateTime::now_utc() + Duration::days(3 * 366);
+    let kyc = &api.state.kyc;
+    let plan = RetentionPlan::new(&kyc.policy(), later);
+    let run = kyc
+        .store()
+        .retention()
+        .run_retention(&plan, RunKind::Manual, &Actor::system("test"), later)
+        .await
+        .unwrap()
+        .expect("a manual run acts");
+    assert_eq!(
+        run.counts["verification"], 2,
+        "the passport's bytes and the application's payload"
+    );
+
+    let mut reviewer = Browser::new(&api);
+    reviewer
+        .sign_in(&api.staff_account(StaffRole::Reviewer).await)
+        .await;
+    let page = reviewer.get(&format!("/console/applications/{app}")).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        page.html.contains("Purged under retention on"),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("Ines Aalto"), "{}", page.html);
+    // The staff API's case file carries the marker instead of the payload.
+    let token = api.staff_token(StaffRole::Reviewer).await;
+    let file = api
+        .staff(get(&format!("/staff/v1/applications/{app}")).bearer(&token))
+        .await;
+    let file = file.ok(200);
+    assert_eq!(file["payload"], serde_json::Value::Null, "{file}");
+    assert!(file["identity_purged_at"].is_string(), "{file}");
 }

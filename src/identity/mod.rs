@@ -140,6 +140,9 @@ impl Identity {
             .context("cannot open the database (database.url)")?;
         store.migrate().await.context("database migration failed")?;
         spawn_store_probe(&store, config, registry);
+        store
+            .ledger()
+            .set_admission_batch_window(config.database.admission_batch_window);
         let now = OffsetDateTime::now_utc();
         store
             .credentials().ensure_signing_key(&master, &Actor::system("startup"), now)

@@ -253,7 +253,7 @@ impl Identity {
     }
 
     /// Records an access-log row; a failure is logged, not fatal (the action itself succeeded).
-    async fn record_access(
+    pub(super) async fn record_access(
         &self,
         action: AccessAction,
         subject: Subject,

@@ -3,12 +3,15 @@
 //! a disabled user or changed role takes effect at once).
 
 use computegate_gateway::auth::AuthError;
-use computegate_kyc::accounts::StaffUser;
+use std::net::IpAddr;
+
+use computegate_kyc::access_log::AccessAction;
+use computegate_kyc::accounts::{StaffUser, Subject};
 use jsonwebtoken::{Algorithm, Validation};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Identity, StaffClaims};
+use super::{Identity, IdentityError, StaffClaims};
 
 // === impl Identity ===
 
@@ -35,7 +38,46 @@ impl Identity {
                 reason: None,
             });
         }
+        let revoked = self
+            .store
+            .credentials()
+            .is_access_token_revoked(&claims.jti)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot read token revocations");
+                AuthError::Unavailable
+            })?;
+        if revoked {
+            return Err(AuthError::Invalid("token revoked"));
+        }
         Ok(staff)
+    }
+
+    /// Ends a staff session (console sign-out): revokes the access token `token` when it is a
+    /// valid staff token, so a copy of the session cookie is worthless from then on, and logs
+    /// the logout. A token that no longer decodes (expired, foreign) has nothing to revoke.
+    pub async fn staff_logout(
+        &self,
+        token: &str,
+        client_ip: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<(), IdentityError> {
+        let Ok(claims) = self.decode(token, &self.auth.staff_audience) else {
+            return Ok(());
+        };
+        let Ok(id) = Uuid::parse_str(claims.sub.strip_prefix("staff:").unwrap_or(&claims.sub))
+        else {
+            return Ok(());
+        };
+        let subject = Subject::Staff(id);
+        self.store
+            .credentials()
+            .revoke_access_token(&claims.jti, subject, claims.exp, now)
+            .await
+            .map_err(|e| IdentityError::Unavailable(e.to_string()))?;
+        self.record_access(AccessAction::Logout, subject, client_ip, now)
+            .await;
+        Ok(())
     }
 
     /// Verifies signature, issuer, audience and times of an access token against the keyring.

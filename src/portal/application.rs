@@ -53,6 +53,8 @@ struct StatusView {
     explanation: &'static str,
     tone: &'static str,
     reference: String,
+    /// When retention withdrew the application's details (an application that ended long ago).
+    identity_purged_at: Option<String>,
     requested_tier: String,
     reason: Option<String>,
     submitted_at: Option<String>,
@@ -74,7 +76,8 @@ pub(crate) async fn page(
     let current = current_application(&kyc, &me).await?;
     let values = current
         .as_ref()
-        .map(|a| application_form::values(&a.payload))
+        .and_then(|a| a.payload.as_ref())
+        .map(application_form::values)
         .unwrap_or_default();
     Ok(show(
         &kyc,
@@ -235,7 +238,8 @@ fn upload_refused(
     errors: FormErrors,
 ) -> Response {
     let values = current
-        .map(|a| application_form::values(&a.payload))
+        .and_then(|a| a.payload.as_ref())
+        .map(application_form::values)
         .unwrap_or_default();
     let page = show(kyc, me, current, values, FormErrors::new(), errors, None);
     (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
@@ -335,6 +339,7 @@ fn status_view(app: &ApplicationView, out: &Outstanding, sections: &[Section]) -
         explanation,
         tone,
         reference: app.id.to_string(),
+        identity_purged_at: app.identity_purged_at.map(date),
         requested_tier: app
             .requested_tier
             .clone()

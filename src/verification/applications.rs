@@ -50,7 +50,7 @@ impl Verification {
             .verification()
             .get_application(self.master(), caller, id)
             .await?;
-        let mut doc = serde_json::to_value(&current.payload).map_err(document_error)?;
+        let mut doc = serde_json::to_value(current.require_payload()?).map_err(document_error)?;
         merge_patch(&mut doc, patch);
         let bytes = serde_json::to_vec(&doc).map_err(document_error)?;
         let payload = ApplicationPayload::from_json(&bytes).map_err(VerificationError::Invalid)?;

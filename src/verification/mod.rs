@@ -13,11 +13,13 @@
 mod applications;
 mod fetcher;
 mod idv_fetch;
+mod incidents;
 mod metrics;
 mod onfido_api;
 mod organizations;
 pub mod outstanding;
 mod rescreen;
+mod resellers;
 mod review;
 mod screening;
 mod tasks;
@@ -40,6 +42,7 @@ use uuid::Uuid;
 use crate::identity::Identity;
 
 pub use self::fetcher::IdvFetcher;
+pub use self::incidents::IncidentActionError;
 pub use self::metrics::KycMetrics;
 pub use self::onfido_api::{OnfidoApi, OnfidoApiConfig, OnfidoConfigError};
 pub use self::organizations::OrganizationError;

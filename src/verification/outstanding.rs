@@ -36,7 +36,10 @@ impl Outstanding {
 
 /// What `view` still needs when its tier requires `required` (pure; `today` dates ages).
 pub fn outstanding(view: &ApplicationView, required: &[Evidence], today: Date) -> Outstanding {
-    let fields = view.payload.validate(ValidationMode::Submit, today);
+    // A payload retention withdrew has no fields left to complete (its application ended).
+    let fields = (view.payload.as_ref())
+        .map(|p| p.validate(ValidationMode::Submit, today))
+        .unwrap_or_default();
     let mut documents = Vec::new();
     let mut checks = Vec::new();
     for &evidence in required {
@@ -78,7 +81,9 @@ impl Verification {
 
     /// What `view` still needs for its requested tier (see [`outstanding`]).
     pub fn outstanding(&self, view: &ApplicationView, today: Date) -> Outstanding {
-        let required = (view.payload.requested_tier.as_deref())
+        let required = (view.payload.as_ref())
+            .and_then(|p| p.requested_tier.as_deref())
+            .or(view.requested_tier.as_deref())
             .map(|t| self.required_evidence(t))
             .unwrap_or_default();
         outstanding(view, &required, today)
@@ -106,12 +111,23 @@ mod tests {
             granted_tier: None,
             expires_at: None,
             reason: None,
-            payload,
+            payload: Some(payload),
+            identity_purged_at: None,
             documents: Vec::new(),
             created_at: OffsetDateTime::UNIX_EPOCH,
             updated_at: OffsetDateTime::UNIX_EPOCH,
             submitted_at: None,
         }
+    }
+
+    #[test]
+    fn a_payload_retention_withdrew_has_no_fields_to_complete() {
+        let mut v = view("individual", "identity_verified");
+        v.payload = None;
+        v.identity_purged_at = Some(OffsetDateTime::UNIX_EPOCH);
+        let out = outstanding(&v, &[Evidence::IdvVerified], date!(2026 - 12 - 07));
+        assert!(out.fields.is_empty(), "{:?}", out.fields);
+        assert_eq!(out.checks, vec![Evidence::IdvVerified]);
     }
 
     #[test]

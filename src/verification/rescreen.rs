@@ -1,6 +1,8 @@
 //! Re-screening every screened customer against a newly imported list version: approved ones,
 //! and those at the trial tier — applications pending review or back with the applicant,
-//! rejected or expired ones (see [`RESCREENED`]). A party whose best match is a *new* hit — one
+//! rejected or expired ones (see [`RESCREENED`]), except those whose parties retention withdrew
+//! (docs/retention.md) — and every active end customer of a reseller
+//! (its parties as registered; a new hit suspends that end customer alone). A party whose best match is a *new* hit — one
 //! not already recorded as a hit for that party (staff may have cleared it as a false
 //! positive) — gets its customer suspended pending review: status `suspended` with reason code
 //! `screening_hit` (refresh tokens revoked, access-log row) and a `kyc.rescreen.suspended`
@@ -16,7 +18,8 @@ use computegate_kyc::audit::{AuditAction, AuditEntry};
 use computegate_kyc::crypto::MasterKey;
 use computegate_kyc::screening::{Decision, ScreeningResult};
 use computegate_kyc::verification::{
-    ApplicationStatus, CustomerCaller, MAX_QUEUE_PAGE, QueueFilter, QueueItem, SuspensionReason,
+    ApplicationStatus, CustomerCaller, MAX_QUEUE_PAGE, QueueFilter, QueueItem, ScreeningSubject,
+    SuspensionReason,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -43,7 +46,7 @@ const RESCREENED: [ApplicationStatus; 5] = [
 /// What a re-screen did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RescreenReport {
-    /// Applications screened.
+    /// Applications and end customers screened.
     pub screened: u64,
     /// Parties whose best match is a hit (new or known).
     pub hits: u64,
@@ -107,6 +110,7 @@ pub async fn rescreen_customers_reporting(
             }
         }
     }
+    rescreen_end_customers(store, master, list, now, &mut report, progress).await?;
     let entry = AuditEntry::new(
         now,
         &Actor::system("screening"),
@@ -145,13 +149,39 @@ async fn rescreen_one(
         .verification()
         .get_application(master, &owner, item.id)
         .await?;
+    // Retention withdrew the parties of an ended application superseded by a newer one or of
+    // a closed customer: nothing is left to screen (the customer's newer application is).
+    let Some(payload) = &view.payload else {
+        return Ok(None);
+    };
     report.screened += 1;
+    let parties = subjects_of(payload);
+    screen_parties(
+        store,
+        list,
+        &parties,
+        |role| subject_ref(item.id, role),
+        now,
+        report,
+    )
+    .await
+}
+
+/// Screens `parties` (recorded under `reference(role)`); returns the first new hit, if any.
+async fn screen_parties(
+    store: &Store,
+    list: &LoadedList,
+    parties: &[ScreeningSubject],
+    reference: impl Fn(&str) -> String,
+    now: OffsetDateTime,
+    report: &mut RescreenReport,
+) -> Result<Option<NewHit>, ScreeningRunError> {
     let mut first_new = None;
-    for subject in subjects_of(&view.payload) {
-        let reference = subject_ref(item.id, &subject.role);
+    for subject in parties {
+        let reference = reference(&subject.role);
         let result: ScreeningResult = list
             .index
-            .screen(&super::screening::engine_subject(&subject));
+            .screen(&super::screening::engine_subject(subject));
         let known = store.screening().screening_results_for(&reference).await?;
         store
             .screening()
@@ -180,6 +210,41 @@ async fn rescreen_one(
     Ok(first_new)
 }
 
+/// Re-screens every active end customer (page by page, in id order); a new hit suspends that
+/// end customer's account, never its reseller's or another end customer's.
+async fn rescreen_end_customers(
+    store: &Store,
+    master: &MasterKey,
+    list: &LoadedList,
+    now: OffsetDateTime,
+    report: &mut RescreenReport,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<(), ScreeningRunError> {
+    let mut after = None;
+    loop {
+        let page = store
+            .verification()
+            .active_end_customers(master, after, MAX_QUEUE_PAGE)
+            .await?;
+        for (id, payload) in &page {
+            report.screened += 1;
+            let parties = subjects_of(payload);
+            let reference = |role: &str| format!("end_customer:{id}:{role}");
+            let new_hit = screen_parties(store, list, &parties, reference, now, report).await?;
+            if let Some(hit) = new_hit {
+                let detail = hit_detail(list, &hit, serde_json::json!({ "end_customer": id }));
+                suspend_for_hit(store, *id, detail, now).await?;
+                report.suspended.push(*id);
+            }
+            progress(report.screened);
+        }
+        match page.last() {
+            Some((id, _)) if page.len() >= MAX_QUEUE_PAGE as usize => after = Some(*id),
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Suspends the customer of `item` for `hit` unless they are no longer active; returns whether
 /// it did.
 async fn suspend(
@@ -193,19 +258,44 @@ async fn suspend(
     if customer.is_none_or(|c| c.status != CustomerStatus::Active) {
         return Ok(false);
     }
-    let detail = serde_json::json!({
+    let context = serde_json::json!({
         "application_id": item.id,
         "application_status": item.status,
-        "list_version": list.version.id,
-        "list_format": list.version.format,
-        "role": hit.role,
-        "score": hit.score,
-        "entry_key": hit.entry_key,
     });
+    suspend_for_hit(store, item.customer_id, hit_detail(list, hit, context), now).await?;
+    tracing::info!(customer = %item.customer_id, application = %item.id, "customer suspended after a new screening hit");
+    Ok(true)
+}
+
+/// The audit detail of a suspension for `hit`: `context` (what was screened) with the list
+/// version and the hit.
+fn hit_detail(
+    list: &LoadedList,
+    hit: &NewHit,
+    mut context: serde_json::Value,
+) -> serde_json::Value {
+    if let Some(map) = context.as_object_mut() {
+        map.insert("list_version".into(), serde_json::json!(list.version.id));
+        map.insert("list_format".into(), serde_json::json!(list.version.format));
+        map.insert("role".into(), serde_json::json!(hit.role));
+        map.insert("score".into(), serde_json::json!(hit.score));
+        map.insert("entry_key".into(), serde_json::json!(hit.entry_key));
+    }
+    context
+}
+
+/// Suspends `customer_id` pending review for a new hit (`screening_hit`, audited
+/// `kyc.rescreen.suspended`).
+async fn suspend_for_hit(
+    store: &Store,
+    customer_id: Uuid,
+    detail: serde_json::Value,
+    now: OffsetDateTime,
+) -> Result<(), ScreeningRunError> {
     store
         .verification()
         .suspend_for_verification(
-            item.customer_id,
+            customer_id,
             SuspensionReason::ScreeningHit,
             SUSPENDED_ACTION,
             detail,
@@ -213,6 +303,5 @@ async fn suspend(
             now,
         )
         .await?;
-    tracing::info!(customer = %item.customer_id, application = %item.id, "customer suspended after a new screening hit");
-    Ok(true)
+    Ok(())
 }

@@ -26,6 +26,9 @@ pub enum ScreeningRunError {
     /// Changing the customer's status failed.
     #[error(transparent)]
     Account(#[from] computegate_kyc::accounts::AccountError),
+    /// Reading the end customers to re-screen failed.
+    #[error(transparent)]
+    Reseller(#[from] computegate_kyc::verification::ResellerError),
 }
 
 /// A list version and its index.

@@ -147,13 +147,16 @@ async fn recover(kyc: &Verification, id: Uuid, customer_id: Uuid) {
         .get_application(kyc.master(), &owner, id)
         .await
     {
-        Ok(view) => {
-            let subjects = subjects_of(&view.payload);
-            let now = OffsetDateTime::now_utc();
-            kyc.finish_screening(&list, id, &subjects, now)
-                .await
-                .map(|_| ())
-        }
+        Ok(view) => match view.require_payload() {
+            Ok(payload) => {
+                let subjects = subjects_of(payload);
+                let now = OffsetDateTime::now_utc();
+                kyc.finish_screening(&list, id, &subjects, now)
+                    .await
+                    .map(|_| ())
+            }
+            Err(e) => Err(e.into()),
+        },
         Err(e) => Err(e.into()),
     };
     match result {

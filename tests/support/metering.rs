@@ -1,7 +1,8 @@
 //! Fixtures of the compute-metering black-box tests: a gateway with `job_submit` routes in front
 //! of the simulator ([`Meter`]), customers, staff users, signed usage events and FLOP arithmetic.
 //! Test policies and job bodies are in `policies`, the KYC approval path in `kyc`, the demo
-//! process in `demo`, export parsing in `exports`.
+//! process in `demo`, export parsing in `exports`, resellers and their end
+//! customers in `resellers`.
 //!
 //! Numbers: one H100 for one hour under the shipped table is `989.4e12 × 3600 × 0.4` FLOP
 //! ([`h100_flop`]); the tests size jobs and thresholds in multiples of it.
@@ -16,6 +17,7 @@ use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
@@ -31,6 +33,7 @@ mod demo;
 mod exports;
 mod kyc;
 mod policies;
+mod resellers;
 
 // Each test binary uses a different subset of these.
 #[allow(unused_imports)]
@@ -39,6 +42,10 @@ pub(crate) use self::{
     exports::{csv_records, parse_csv},
     kyc::{individual_application, organization_application},
     policies::{default_policy, fine_tune, job, policy, threshold, tiers},
+    resellers::{
+        END_CUSTOMERS, mark_reseller, organization_of, person, register, registered, reseller,
+        stranger,
+    },
 };
 
 /// `COMPUTEGATE_USAGE_SECRET` of the test gateways.
@@ -578,6 +585,33 @@ pub(crate) async fn expect_admitted(resp: reqwest::Response) -> Admitted {
 /// A JSON number (panics on anything else).
 pub(crate) fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Writes `text` over `path`, keeping its modification time so that only a signal reloads it.
+pub(crate) fn rewrite_keeping_mtime(path: &Path, text: &str) {
+    let mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::fs::write(path, text).expect("write policy");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open policy");
+    file.set_modified(mtime).expect("set mtime");
+}
+
+/// Writes `text` over `path` with a modification time clearly after the previous one.
+pub(crate) fn rewrite_touching(path: &Path, text: &str) {
+    let before = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    std::fs::write(path, text).expect("write policy");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open policy");
+    let later = before.max(SystemTime::now()) + Duration::from_secs(1);
+    file.set_modified(later).expect("set mtime");
 }
 
 /// Runs one parameterized statement, which must change exactly one row, on a SQLite file with

@@ -33,6 +33,8 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_computegate");
 pub(crate) const PROBLEM_BASE: &str = "https://computegate.dev/problems/";
 /// Budget of one ordinary test body; generous for a loaded 2-core machine.
 pub(crate) const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The environment override of `server.runtime`.
+pub(crate) const RUNTIME_VAR: &str = "COMPUTEGATE_SERVER__RUNTIME";
 /// How long a process may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -310,6 +312,12 @@ impl Gateway {
         let mut env = env.to_vec();
         if !env.iter().any(|(k, _)| *k == "COMPUTEGATE_MASTER_KEY") {
             env.push(("COMPUTEGATE_MASTER_KEY", TEST_MASTER_KEY));
+        }
+        // `COMPUTEGATE_TEST_SERVER_RUNTIME=thread_per_core` runs every gateway of the suite in
+        // that runtime (`server.runtime`), unless the test chooses one itself.
+        let runtime = std::env::var("COMPUTEGATE_TEST_SERVER_RUNTIME").unwrap_or_default();
+        if !runtime.is_empty() && !env.iter().any(|(k, _)| *k == RUNTIME_VAR) {
+            env.push((RUNTIME_VAR, &runtime));
         }
         let (proc, line) = Proc::start(&args, &env)
             .await

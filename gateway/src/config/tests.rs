@@ -105,6 +105,25 @@ fn body_pace_has_defaults_and_is_validated() {
 }
 
 #[test]
+fn admission_batch_window_defaults_to_none_and_is_bounded() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.database.admission_batch_window, Duration::ZERO);
+    let text = format!("{MINIMAL}\n[database]\nadmission_batch_window = \"500us\"\n");
+    let c = Config::from_toml(&text, no_env()).unwrap();
+    c.validate().unwrap();
+    assert_eq!(
+        c.database.admission_batch_window,
+        Duration::from_micros(500)
+    );
+    let text = format!("{MINIMAL}\n[database]\nadmission_batch_window = \"11ms\"\n");
+    let c = Config::from_toml(&text, no_env()).unwrap();
+    assert_eq!(
+        invalid_key(c.validate().unwrap_err()),
+        "database.admission_batch_window"
+    );
+}
+
+#[test]
 fn unknown_key_is_named() {
     let text = format!("{MINIMAL}\n[server]\npublic_adress = \"127.0.0.1:1\"\n");
     let err = Config::from_toml(&text, no_env()).unwrap_err();
@@ -361,4 +380,38 @@ fn the_authz_section_is_optional_validated_and_overridable() {
     )
     .unwrap();
     assert_eq!(overridden.authz.unwrap().addr.to_string(), "0.0.0.0:9999");
+}
+
+#[test]
+fn runtime_defaults_to_work_stealing_and_parses_thread_per_core() {
+    let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.server.runtime, ServerRuntime::WorkStealing);
+    assert_eq!(c.server.listener_threads(), 1);
+    let text = format!("{MINIMAL}\n[server]\nruntime = \"thread_per_core\"\nworker_threads = 3\n");
+    let c = Config::from_toml(&text, no_env()).unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.server.runtime, ServerRuntime::ThreadPerCore);
+    assert_eq!(c.server.listener_threads(), 3);
+    // 0 threads: one per CPU the process may run on.
+    let c = Config::from_toml(
+        MINIMAL,
+        env(&[("COMPUTEGATE_SERVER__RUNTIME", "thread_per_core")]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.server.listener_threads(),
+        std::thread::available_parallelism().unwrap().get()
+    );
+}
+
+#[test]
+fn unknown_runtime_names_the_key_and_the_choices() {
+    let text = format!("{MINIMAL}\n[server]\nruntime = \"per_core\"\n");
+    let err = Config::from_toml(&text, no_env()).unwrap_err();
+    let message = err.to_string();
+    assert_eq!(invalid_key(err), "server.runtime");
+    assert!(
+        message.contains("work_stealing") && message.contains("thread_per_core"),
+        "{message}"
+    );
 }

@@ -63,32 +63,55 @@ fn the_header_is_optional_and_single() {
     );
 }
 
+/// The fingerprint of a request without job headers.
+fn fp(method: &Method, target: &str, body: &[u8]) -> String {
+    fingerprint(method, target, body, &HeaderMap::new(), &[])
+}
+
+#[test]
+fn the_fingerprint_covers_the_job_headers_sent() {
+    let run = HeaderName::from_static("x-computegate-run");
+    let end_customer = HeaderName::from_static("x-computegate-end-customer");
+    let names = [&run, &end_customer];
+    let with = |pairs: &[(&HeaderName, &'static str)]| {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append((*name).clone(), HeaderValue::from_static(value));
+        }
+        fingerprint(&Method::POST, "/v1/jobs", b"{}", &headers, &names)
+    };
+    let plain = fp(&Method::POST, "/v1/jobs", b"{}");
+    assert_eq!(with(&[]), plain, "no job header: as before");
+    let other = HeaderName::from_static("x-other");
+    let mut unrelated = HeaderMap::new();
+    unrelated.insert(other, HeaderValue::from_static("a"));
+    assert_eq!(
+        fingerprint(&Method::POST, "/v1/jobs", b"{}", &unrelated, &names),
+        plain,
+        "other headers do not count"
+    );
+    let alice = with(&[(&end_customer, "alice")]);
+    assert_ne!(alice, plain);
+    assert_ne!(
+        alice,
+        with(&[(&end_customer, "bob")]),
+        "another end customer"
+    );
+    assert_ne!(alice, with(&[(&run, "alice")]), "the header's name counts");
+    assert_eq!(alice, with(&[(&end_customer, "alice")]));
+}
+
 #[test]
 fn the_fingerprint_covers_method_target_and_body() {
-    let base = fingerprint(&Method::POST, "/v1/jobs", b"{\"gpu_count\":1}");
+    let base = fp(&Method::POST, "/v1/jobs", b"{\"gpu_count\":1}");
     assert_eq!(base.len(), 64);
     assert!(base.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(
-        base,
-        fingerprint(&Method::POST, "/v1/jobs", b"{\"gpu_count\":1}")
-    );
-    assert_ne!(
-        base,
-        fingerprint(&Method::POST, "/v1/jobs", b"{\"gpu_count\":2}")
-    );
-    assert_ne!(
-        base,
-        fingerprint(&Method::PUT, "/v1/jobs", b"{\"gpu_count\":1}")
-    );
-    assert_ne!(
-        base,
-        fingerprint(&Method::POST, "/v1/jobs?x", b"{\"gpu_count\":1}")
-    );
+    assert_eq!(base, fp(&Method::POST, "/v1/jobs", b"{\"gpu_count\":1}"));
+    assert_ne!(base, fp(&Method::POST, "/v1/jobs", b"{\"gpu_count\":2}"));
+    assert_ne!(base, fp(&Method::PUT, "/v1/jobs", b"{\"gpu_count\":1}"));
+    assert_ne!(base, fp(&Method::POST, "/v1/jobs?x", b"{\"gpu_count\":1}"));
     // Parts are length-prefixed: moving bytes between target and body changes it.
-    assert_ne!(
-        fingerprint(&Method::POST, "/a", b"b"),
-        fingerprint(&Method::POST, "/", b"ab")
-    );
+    assert_ne!(fp(&Method::POST, "/a", b"b"), fp(&Method::POST, "/", b"ab"));
 }
 
 #[test]

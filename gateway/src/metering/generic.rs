@@ -6,7 +6,8 @@
 //!  "dataset": {"tokens": 1e12, "kind": "text"}, "precision": "bf16"}
 //! ```
 //! `gpu_count` is required (≥ 1); `gpu_type` and `max_duration_hours` may be absent, in which
-//! case the policy decides. `precision` is a Computegate extension (default: the policy's).
+//! case the policy decides. `precision` is a Computegate extension (default: the policy's), and
+//! so is `end_customer` (the end customer a reseller runs the job for).
 
 use serde_json::Value;
 
@@ -43,6 +44,9 @@ pub(super) fn parse(value: &Value, limits: &SpecLimits) -> Result<JobSpec, SpecE
     if let Some(id) = opt_str(obj, "parent_run_id", "parent_run_id")? {
         let parent = json::run_id(id, "parent_run_id")?;
         spec.set_parent(parent, "parent_run_id")?;
+    }
+    if let Some(id) = opt_str(obj, "end_customer", "end_customer")? {
+        spec.end_customer = Some(json::end_customer(id.trim(), "end_customer")?);
     }
     if let Some(p) = opt_str(obj, "precision", "precision")? {
         spec.precision = Some(

@@ -187,6 +187,22 @@ pub(super) fn non_negative(value: &Value) -> Option<f64> {
     value.as_f64().filter(|f| f.is_finite() && *f >= 0.0)
 }
 
+/// An end-customer reference: 1 to 64 bytes of ASCII letters, digits and `-` (the ids the
+/// gateway hands out are UUIDs; anything of this shape is looked up, anything else refused).
+/// A UUID is kept in its one canonical spelling (hyphenated, lower case), whichever the client
+/// used: the body and the header are compared as ids, and the upstream receives the id the
+/// ledger admitted, not the client's spelling of it.
+pub(super) fn end_customer(text: &str, path: &str) -> Result<String, SpecError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    if text.is_empty() || text.len() > 64 || !text.chars().all(allowed) {
+        return Err(field_err(
+            path,
+            "expected an end-customer id (1 to 64 letters, digits or '-')",
+        ));
+    }
+    Ok(uuid::Uuid::parse_str(text).map_or_else(|_| text.to_string(), |id| id.to_string()))
+}
+
 /// A run identifier: 1 to 128 bytes of ASCII letters, digits, `.`, `_`, `:`, `-`.
 pub(super) fn run_id(text: &str, path: &str) -> Result<String, SpecError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
@@ -236,6 +252,7 @@ pub(super) fn dataset_kind(text: &str, path: &str) -> Result<String, SpecError> 
 pub(super) struct DeclarationKeys {
     pub(super) run_id: &'static str,
     pub(super) parent_run_id: &'static str,
+    pub(super) end_customer: &'static str,
     pub(super) parameters: &'static str,
     pub(super) tokens: &'static str,
     pub(super) dataset_kind: &'static str,
@@ -247,6 +264,7 @@ pub(super) struct DeclarationKeys {
 pub(super) struct Declarations {
     pub(super) run_id: Option<String>,
     pub(super) parent_run_id: Option<String>,
+    pub(super) end_customer: Option<String>,
     pub(super) parameters: Option<f64>,
     pub(super) tokens: Option<f64>,
     pub(super) dataset_kind: Option<String>,
@@ -266,6 +284,9 @@ impl Declarations {
         }
         if let Some(v) = lookup(keys.parent_run_id) {
             d.parent_run_id = Some(run_id(v.trim(), &path(keys.parent_run_id))?);
+        }
+        if let Some(v) = lookup(keys.end_customer) {
+            d.end_customer = Some(end_customer(v.trim(), &path(keys.end_customer))?);
         }
         if let Some(v) = lookup(keys.parameters) {
             d.parameters = Some(declared_number(&v, &path(keys.parameters), 1.0)?);
@@ -315,6 +336,12 @@ impl Declarations {
             path,
         )?;
         one(
+            &mut self.end_customer,
+            other.end_customer,
+            "end customer",
+            path,
+        )?;
+        one(
             &mut self.parameters,
             other.parameters,
             "parameter count",
@@ -348,6 +375,7 @@ impl Declarations {
         }
         spec.dataset_kind = self.dataset_kind;
         spec.precision = self.precision;
+        spec.end_customer = self.end_customer;
         Ok(())
     }
 }

@@ -41,6 +41,7 @@ const MAX_CONTAINERS: usize = 256;
 const KEYS: DeclarationKeys = DeclarationKeys {
     run_id: "computegate.dev/run-id",
     parent_run_id: "computegate.dev/parent-run-id",
+    end_customer: "computegate.dev/end-customer",
     parameters: "computegate.dev/model-parameters",
     tokens: "computegate.dev/dataset-tokens",
     dataset_kind: "computegate.dev/dataset-kind",

@@ -80,6 +80,9 @@ pub struct JobSpec {
     pub dataset_kind: Option<String>,
     /// Declared numeric precision; `None` = the policy's default.
     pub precision: Option<Precision>,
+    /// The end customer a reseller runs the job for (`end_customer` in the body, or
+    /// `X-Computegate-End-Customer`); checked by the ledger, never trusted as an identity.
+    pub end_customer: Option<String>,
 }
 
 /// Declared model size and training tokens.
@@ -123,6 +126,9 @@ pub enum SpecError {
         /// Why.
         reason: String,
     },
+    /// `X-Computegate-End-Customer` and the body name different end customers.
+    #[error("header X-Computegate-End-Customer differs from the end customer in the body")]
+    EndCustomerConflict,
     /// `X-Computegate-Run` and the body name different runs.
     #[error("header X-Computegate-Run `{header}` differs from the run id `{body}` in the body")]
     RunIdConflict {
@@ -145,7 +151,8 @@ pub enum EstimateFileError {
     Estimate(#[from] EstimateError),
 }
 
-/// Parses a job body with `profile`, then applies the `X-Computegate-Run` header value.
+/// Parses a job body with `profile`, then applies the `X-Computegate-Run` header value (the
+/// gateway applies `X-Computegate-End-Customer` after it, [`JobSpec::with_end_customer_header`]).
 pub fn parse_job_spec(
     profile: Profile,
     body: &[u8],
@@ -245,6 +252,22 @@ impl JobSpec {
         }
     }
 
+    /// Applies the `X-Computegate-End-Customer` header: sets the end customer when the body
+    /// names none; when both name one they must agree.
+    pub fn with_end_customer_header(mut self, header: Option<&str>) -> Result<JobSpec, SpecError> {
+        let Some(h) = header.map(str::trim) else {
+            return Ok(self);
+        };
+        let h = json::end_customer(h, "X-Computegate-End-Customer")?;
+        match &self.end_customer {
+            Some(body) if *body != h => Err(SpecError::EndCustomerConflict),
+            _ => {
+                self.end_customer = Some(h);
+                Ok(self)
+            }
+        }
+    }
+
     /// Whether the spec declares biological-sequence training data.
     pub fn is_biological_sequence(&self) -> bool {
         self.dataset_kind.as_deref() == Some("biological_sequence")
@@ -271,6 +294,7 @@ impl JobSpec {
             declared: None,
             dataset_kind: None,
             precision: None,
+            end_customer: None,
         }
     }
 

@@ -34,6 +34,7 @@ const MAX_NODES: u64 = 1_000_000;
 const ENV_KEYS: DeclarationKeys = DeclarationKeys {
     run_id: "COMPUTEGATE_RUN_ID",
     parent_run_id: "COMPUTEGATE_PARENT_RUN_ID",
+    end_customer: "COMPUTEGATE_END_CUSTOMER",
     parameters: "COMPUTEGATE_MODEL_PARAMETERS",
     tokens: "COMPUTEGATE_DATASET_TOKENS",
     dataset_kind: "COMPUTEGATE_DATASET_KIND",

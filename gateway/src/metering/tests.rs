@@ -235,6 +235,54 @@ fn run_header_fills_or_must_agree() {
     assert!(parse_job_spec(Profile::Generic, anon, Some("bad id"), &lim).is_err());
 }
 
+/// A generic job whose body names end customer `id`.
+fn spec_with(id: &str) -> JobSpec {
+    generic(json!({"gpu_count": 1, "end_customer": id}))
+}
+
+#[test]
+fn end_customer_comes_from_the_body_or_the_header_and_both_must_agree() {
+    let lim = SpecLimits::default();
+    let id = "0193b6e0-7f3a-7c1e-9d2b-5a4f3e2d1c0b";
+    let body = json!({"gpu_count": 1, "end_customer": id}).to_string();
+    let spec = parse_job_spec(Profile::Generic, body.as_bytes(), None, &lim).unwrap();
+    assert_eq!(spec.end_customer.as_deref(), Some(id));
+    let same = spec
+        .clone()
+        .with_end_customer_header(Some(&format!(" {id} ")));
+    assert_eq!(same.unwrap().end_customer.as_deref(), Some(id));
+    assert_eq!(
+        spec.with_end_customer_header(Some("another")).unwrap_err(),
+        SpecError::EndCustomerConflict
+    );
+    let anon = generic(json!({"gpu_count": 1}));
+    assert_eq!(anon.end_customer, None);
+    let named = anon.clone().with_end_customer_header(Some(id)).unwrap();
+    assert_eq!(named.end_customer.as_deref(), Some(id));
+    // Any spelling of the UUID is the one id, kept canonical, and agrees with the body's.
+    for spelling in [id.to_uppercase(), id.replace('-', "")] {
+        let named = anon.clone().with_end_customer_header(Some(&spelling));
+        assert_eq!(
+            named.unwrap().end_customer.as_deref(),
+            Some(id),
+            "{spelling}"
+        );
+        let agrees = (spec_with(id).with_end_customer_header(Some(&spelling))).unwrap();
+        assert_eq!(agrees.end_customer.as_deref(), Some(id), "{spelling}");
+    }
+    for bad in ["", "not an id", "ünicode", &"a".repeat(65)] {
+        assert!(
+            anon.clone().with_end_customer_header(Some(bad)).is_err(),
+            "{bad:?}"
+        );
+        let body = json!({"gpu_count": 1, "end_customer": bad}).to_string();
+        assert!(
+            parse_job_spec(Profile::Generic, body.as_bytes(), None, &lim).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
 #[test]
 fn bodies_that_are_not_json_or_too_deep() {
     let lim = SpecLimits::default();

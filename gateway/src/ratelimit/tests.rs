@@ -52,6 +52,46 @@ fn gcra_allows_the_burst_then_the_rate() {
 }
 
 #[test]
+fn a_faster_quota_keeps_the_debt_in_requests_not_in_time() {
+    // The whole unverified burst (5/s, burst 20) spent: 4 s ahead of now.
+    let (slow, fast) = (quota(5.0, 20), quota(500.0, 2000));
+    let mut g = Gcra::default();
+    let now = 10 * SEC;
+    for _ in 0..20 {
+        assert!(g.check(slow, now).allowed);
+    }
+    assert!(!g.check(slow, now).allowed);
+    // Promoted: 20 requests owed are 40 ms at 2 ms each, not 4 s (2,000 requests).
+    let d = g.check(fast, now);
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.remaining, 2000 - 21);
+    assert_eq!(d.reset, Duration::from_millis(42));
+}
+
+#[test]
+fn a_slower_quota_starts_with_at_most_one_empty_bucket() {
+    let (fast, slow) = (quota(500.0, 2000), quota(5.0, 20));
+    let mut g = Gcra::default();
+    let now = 10 * SEC;
+    for _ in 0..1500 {
+        assert!(g.check(fast, now).allowed);
+    }
+    // Demoted: 1,500 requests owed at 200 ms would be 300 s; capped at the new bucket (4 s).
+    let d = g.check(slow, now);
+    assert!(!d.allowed);
+    assert_eq!(d.retry_after, Duration::from_millis(200));
+    assert_eq!(d.reset, Duration::from_secs(4));
+    // It refills at the slower rate from there: one request per 200 ms.
+    assert!(g.check(slow, now + SEC / 5).allowed);
+    assert!(!g.check(slow, now + SEC / 5).allowed);
+    // The same rate with another burst keeps the arrival time as it is.
+    let smaller = quota(5.0, 10);
+    let d = g.check(smaller, now + SEC / 5);
+    assert!(!d.allowed);
+    assert_eq!(d.reset, Duration::from_millis(4000));
+}
+
+#[test]
 fn decision_headers() {
     let d = Decision {
         allowed: true,

@@ -126,7 +126,9 @@ impl AccountsStore<'_> {
         Ok(row.map(CustomerRow::into_customer).transpose()?)
     }
 
-    /// The customer and stored password hash for a login attempt.
+    /// The customer and stored password hash for a login attempt. A reseller's end customer
+    /// has an account row for the ledger but no password: it is never found here, so a login
+    /// as one is an unknown account (dummy work, `invalid_credentials`).
     pub(crate) async fn customer_credentials(
         &self,
         email: &str,
@@ -134,7 +136,8 @@ impl AccountsStore<'_> {
         const SQL: &str = concat!(
             "SELECT ",
             customer_columns!(),
-            ", password_hash FROM customers WHERE email = $1"
+            ", password_hash FROM customers WHERE email = $1 \
+             AND NOT EXISTS (SELECT 1 FROM end_customers e WHERE e.id = customers.id)"
         );
         let email = normalize_email(email);
         let row: Option<CredentialRow> = on_pool!(self.store, |pool| {

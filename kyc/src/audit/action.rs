@@ -118,6 +118,36 @@ pub enum AuditAction {
     MemberRemoved,
     /// Staff read an organization's membership (personal data read).
     MembershipViewed,
+    /// Staff recorded an abuse incident.
+    IncidentCreated,
+    /// Staff moved an incident along open → reported → closed.
+    IncidentStatusChanged,
+    /// Incidents were exported as a STIX bundle (for a partner or an authority).
+    IncidentsExported,
+    /// A partner's STIX bundle was imported.
+    IncidentBundleImported,
+    /// A partner's indicator matched a customer, who got a review flag.
+    IncidentFlagRaised,
+    /// A retention run purged or redacted expired records (counts per class only).
+    RetentionApplied,
+    /// Staff marked a KYB-verified organization as a reseller.
+    ResellerMarked,
+    /// The pass-through rule flagged a reseller for review (too many jobs refused for their
+    /// end customer).
+    ResellerFlagged,
+    /// Staff suspended a reseller: none of its jobs run.
+    ResellerSuspended,
+    /// Staff resumed a suspended or flagged reseller.
+    ResellerResumed,
+    /// A reseller registered an end customer (screened at once).
+    EndCustomerRegistered,
+    /// Staff cleared or refused an end customer whose screening was in the review band.
+    EndCustomerDecided,
+    /// Staff opened an end customer's identity (personal data read).
+    EndCustomerViewed,
+    /// A policy was put in force (at start-up or on reload) that differs from the last one
+    /// recorded: version, effective date, digest of its text, trigger.
+    PolicyLoaded,
 }
 
 stored_enum!(AuditAction {
@@ -173,6 +203,20 @@ stored_enum!(AuditAction {
     MemberJoined => "organization.member.joined",
     MemberRemoved => "organization.member.removed",
     MembershipViewed => "organization.membership.viewed",
+    IncidentCreated => "incident.incident.created",
+    IncidentStatusChanged => "incident.status.changed",
+    IncidentsExported => "incident.bundle.exported",
+    IncidentBundleImported => "incident.bundle.imported",
+    IncidentFlagRaised => "incident.flag.raised",
+    RetentionApplied => "retention.run.completed",
+    ResellerMarked => "kyc.reseller.marked",
+    ResellerFlagged => "kyc.reseller.flagged",
+    ResellerSuspended => "kyc.reseller.suspended",
+    ResellerResumed => "kyc.reseller.resumed",
+    EndCustomerRegistered => "kyc.end_customer.registered",
+    EndCustomerDecided => "kyc.end_customer.decided",
+    EndCustomerViewed => "kyc.end_customer.viewed",
+    PolicyLoaded => "policy.version.loaded",
 });
 
 // === impl AuditAction ===
@@ -206,7 +250,7 @@ mod tests {
             assert!(is_valid_action(action), "{action}");
             assert_eq!(action.as_str().parse::<AuditAction>(), Ok(action));
         }
-        assert_eq!(AuditAction::ALL.len(), 52);
+        assert_eq!(AuditAction::ALL.len(), 66);
         assert_eq!(
             AuditAction::ReportIdentityAttached,
             "ledger.report.identity_attached"

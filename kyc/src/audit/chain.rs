@@ -9,18 +9,26 @@ use super::{
 };
 use crate::store::{AuditStore, DbTime, StoreError, in_transaction, on_pool};
 use sha2::{Digest as _, Sha256};
-use sqlx::{Postgres, Sqlite, Transaction};
-
-/// SQLite: advances the head and returns the new `seq` with the previous hash.
-const ADVANCE_HEAD: &str = "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
+use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
 /// SQLite: stores the new record's hash in the head.
 const SET_HEAD_HASH: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
 
-/// SQLite: inserts the record.
-const INSERT_RECORD: &str = "INSERT INTO audit_log \
-     (seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// SQLite: advances the head past `$1` records at once and returns the new `seq` with the
+/// previous hash (the hash column is set afterwards, by [`SET_HEAD_HASH`]).
+const ADVANCE_HEAD_BY: &str =
+    "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
+
+/// PostgreSQL: locks the head for a run of records and reads it.
+const LOCK_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
+
+/// The columns of a record, in [`push_records`]' order.
+const RECORD_COLUMNS: &str =
+    "audit_log (seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash) ";
+
+/// Most records in one multi-row insert: 9 parameters each stays far below both backends'
+/// limits (SQLite 32 766, PostgreSQL 65 535).
+const MAX_RECORDS_PER_INSERT: usize = 512;
 
 /// PostgreSQL: the whole append in one statement, so the head lock is held for one round trip
 /// and the commit (every round trip under it is paid by every queued writer). It locks the
@@ -49,6 +57,14 @@ pub(crate) trait ChainTx: Send {
         &'a mut self,
         entry: &'a Prepared,
     ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send + 'a;
+
+    /// Links `entries` after the current head, one after the other, and inserts them with one
+    /// head update and one multi-row insert: a run of records costs a few statements, not a
+    /// few per record.
+    fn append_run<'a>(
+        &'a mut self,
+        entries: &'a [Prepared],
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send + 'a;
 }
 
 /// An entry with its text columns ready to bind.
@@ -73,31 +89,96 @@ pub(crate) async fn append<T: ChainTx>(
     tx.append_prepared(&prepared).await
 }
 
+/// Appends `entries` to the chain, in order, inside the caller's transaction, in a constant
+/// number of statements; returns the stored records. Call it last, as [`append`].
+pub(crate) async fn append_all<T: ChainTx>(
+    tx: &mut T,
+    entries: &[AuditEntry],
+) -> Result<Vec<AuditRecord>, StoreError> {
+    match entries {
+        [] => Ok(Vec::new()),
+        [one] => Ok(vec![append(tx, one).await?]),
+        _ => {
+            let prepared: Vec<Prepared> = entries.iter().map(Prepared::new).collect();
+            tx.append_run(&prepared).await
+        }
+    }
+}
+
+/// The records that follow `(seq, prev)` for `entries`: `seq + 1`, `seq + 2`, …, each hash
+/// over its predecessor's.
+fn link_run(entries: &[Prepared], seq: i64, prev: ChainHash) -> Vec<AuditRecord> {
+    let mut prev_hash = prev;
+    let mut records = Vec::with_capacity(entries.len());
+    for (p, next) in entries.iter().zip(seq + 1..) {
+        let hash = ChainHash(record_hash(&p.fields(next, &prev_hash)));
+        records.push(p.record(next, prev_hash, hash));
+        prev_hash = hash;
+    }
+    records
+}
+
+/// Pushes the multi-row insert of `records` onto `query`; their stored texts come from
+/// `entries` (the same order).
+fn push_insert<'a, DB>(
+    query: &mut QueryBuilder<DB>,
+    entries: &'a [Prepared],
+    records: &'a [AuditRecord],
+) where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    DbTime: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a [u8]: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    query.push("INSERT INTO ");
+    query.push(RECORD_COLUMNS);
+    query.push_values(entries.iter().zip(records), |mut row, (p, r)| {
+        row.push_bind(r.seq)
+            .push_bind(p.at)
+            .push_bind(p.actor.as_str())
+            .push_bind(p.actor_ip.as_deref())
+            .push_bind(p.action.as_str())
+            .push_bind(p.subject.as_str())
+            .push_bind(p.detail_text.as_str())
+            .push_bind(&r.prev_hash.0[..])
+            .push_bind(&r.hash.0[..]);
+    });
+}
+
 impl ChainTx for Transaction<'_, Sqlite> {
+    /// A run of one: on SQLite every append is the same three statements.
     async fn append_prepared(&mut self, p: &Prepared) -> Result<AuditRecord, StoreError> {
-        let (seq, prev): (i64, Vec<u8>) =
-            sqlx::query_as(ADVANCE_HEAD).fetch_one(&mut **self).await?;
-        let prev_hash = ChainHash::from_slice(&prev).ok_or(StoreError::CorruptRow {
-            column: "audit_head.hash",
-        })?;
-        let hash = ChainHash(record_hash(&p.fields(seq, &prev_hash)));
-        sqlx::query(SET_HEAD_HASH)
-            .bind(hash.0.to_vec())
-            .execute(&mut **self)
-            .await?;
-        sqlx::query(INSERT_RECORD)
-            .bind(seq)
-            .bind(p.at)
-            .bind(&p.actor)
-            .bind(&p.actor_ip)
-            .bind(p.action.as_str())
-            .bind(&p.subject)
-            .bind(&p.detail_text)
-            .bind(prev_hash.0.to_vec())
-            .bind(hash.0.to_vec())
-            .execute(&mut **self)
-            .await?;
-        Ok(p.record(seq, prev_hash, hash))
+        let mut records = self.append_run(std::slice::from_ref(p)).await?;
+        records.pop().ok_or(StoreError::CorruptRow {
+            column: "audit_log.seq",
+        })
+    }
+
+    async fn append_run(&mut self, entries: &[Prepared]) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut records = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(MAX_RECORDS_PER_INSERT) {
+            let n = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+            let (last, prev): (i64, Vec<u8>) = sqlx::query_as(ADVANCE_HEAD_BY)
+                .bind(n)
+                .fetch_one(&mut **self)
+                .await?;
+            let prev_hash = ChainHash::from_slice(&prev).ok_or(StoreError::CorruptRow {
+                column: "audit_head.hash",
+            })?;
+            let linked = link_run(chunk, last - n, prev_hash);
+            let Some(tail) = linked.last() else { break };
+            sqlx::query(SET_HEAD_HASH)
+                .bind(tail.hash.0.to_vec())
+                .execute(&mut **self)
+                .await?;
+            let mut insert = QueryBuilder::new("");
+            push_insert(&mut insert, chunk, &linked);
+            insert.build().execute(&mut **self).await?;
+            records.extend(linked);
+        }
+        Ok(records)
     }
 }
 
@@ -128,6 +209,32 @@ impl ChainTx for Transaction<'_, Postgres> {
             });
         }
         Ok(p.record(seq, prev_hash, hash))
+    }
+
+    /// The head is locked and read, the run linked here, and the head update and the insert
+    /// sent as one statement: two round trips under the head lock for the whole run (against
+    /// one per record for [`append`]).
+    async fn append_run(&mut self, entries: &[Prepared]) -> Result<Vec<AuditRecord>, StoreError> {
+        let (mut seq, prev): (i64, Vec<u8>) =
+            sqlx::query_as(LOCK_HEAD).fetch_one(&mut **self).await?;
+        let mut prev_hash = ChainHash::from_slice(&prev).ok_or(StoreError::CorruptRow {
+            column: "audit_head.hash",
+        })?;
+        let mut records = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(MAX_RECORDS_PER_INSERT) {
+            let linked = link_run(chunk, seq, prev_hash);
+            let Some(tail) = linked.last() else { break };
+            (seq, prev_hash) = (tail.seq, tail.hash);
+            let mut insert = QueryBuilder::new("WITH head AS (UPDATE audit_head SET seq = ");
+            insert.push_bind(seq);
+            insert.push(", hash = ");
+            insert.push_bind(&tail.hash.0[..]);
+            insert.push(" WHERE id = 1) ");
+            push_insert(&mut insert, chunk, &linked);
+            insert.build().execute(&mut **self).await?;
+            records.extend(linked);
+        }
+        Ok(records)
     }
 }
 

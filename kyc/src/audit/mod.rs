@@ -27,6 +27,13 @@
 //! the whole tail and the head row is caught only by comparing [`ChainHead`] with a copy kept
 //! elsewhere (print it from `audit verify` into another system).
 //!
+//! # Redaction
+//!
+//! Retention (`crate::retention`) may redact records older than the policy's period: the
+//! database allows exactly one change to a record — `actor_ip` cleared, `detail` replaced by
+//! [`REDACTED_DETAIL`], `redacted_at` set, every other column kept. Verification checks a
+//! redacted record's links instead of its hash (see `verify.rs` and `crate::retention`).
+//!
 //! # Appending inside the caller's transaction
 //!
 //! A change and its audit record commit together or not at all. Inside kyc, write:
@@ -53,7 +60,7 @@
 //! there and the chain stays one line; on SQLite the write transaction (`BEGIN IMMEDIATE`,
 //! after the store's in-process writer lock) already serializes writers.
 //!
-//! - SQLite: `UPDATE audit_head SET seq = seq + 1 … RETURNING seq, hash`, the record hashed
+//! - SQLite: `UPDATE audit_head SET seq = seq + n … RETURNING seq, hash` (n records, 1 for one), hashed
 //!   here, then the new head hash and the record (three statements, all in process).
 //! - PostgreSQL: one statement that locks the head (`SELECT … FOR UPDATE` in a CTE), hashes the
 //!   record with the server's `sha256()` (PostgreSQL 11 or newer) over the canonical text built
@@ -71,23 +78,18 @@
 //! With one head lock per transaction the chain admits one committing transaction at a time:
 //! on PostgreSQL each holds the lock across its commit, so appends cannot share a WAL flush and
 //! the ceiling is one `fdatasync` plus one round trip per record (about 1.5–2.0 k appends/s on
-//! the 2-core benchmark machine, whose disk takes 0.6–1.1 ms per `fdatasync`; see
-//! BENCHMARKS.md). SQLite already group-commits admissions (see `crate::ledger`): one
-//! transaction, one head advance per record but one commit per batch.
+//! the 2-core benchmark machine; see BENCHMARKS.md). Job admission, the busiest writer, therefore
+//! group-commits (see `crate::ledger`): the admissions that queued while the previous batch ran
+//! are decided in one transaction and their records appended together with [`append_all`] —
+//! one head update and one multi-row insert for the run (SQLite: advance the head by `n`, link
+//! in Rust, set the head hash, insert; PostgreSQL: lock and read the head, link in Rust, then
+//! update the head and insert in one statement) — and committed once.
 //!
-//! The planned remedy on PostgreSQL, where that ceiling bounds job admission, is group commit:
-//! admission transactions insert their record into an unchained `audit_pending` table (no
-//! shared lock, still in the same transaction as the decision), and one chainer per cluster
-//! (elected with a PostgreSQL advisory lock) moves pending rows into `audit_log` in batches,
-//! hashing hundreds per commit, in the order it reads them. Records are then durable at once
-//! and chained within the batching interval; `verify` reports pending rows separately, and a
-//! chainer drains leftovers at start-up. Not built yet: the per-transaction head lock is the
-//! current design.
-
 mod action;
 mod canonical;
 mod chain;
 mod export;
+mod policy_loads;
 mod verify;
 
 use std::fmt;
@@ -99,8 +101,9 @@ use crate::accounts::Actor;
 use crate::store::StoreError;
 
 pub use self::action::AuditAction;
-pub(crate) use self::chain::{ChainTx, append};
+pub(crate) use self::chain::{ChainTx, append, append_all};
 pub use self::export::{AuditFilter, ExportFormat, MAX_AUDIT_PAGE};
+pub use self::policy_loads::{PolicyLoad, PolicyTrigger};
 pub use self::verify::{AuditVerification, BrokenLink, BrokenReason};
 
 /// Length of every chain hash (SHA-256).
@@ -108,6 +111,14 @@ pub const HASH_LEN: usize = 32;
 
 /// `prev_hash` of the first record.
 pub const GENESIS_HASH: [u8; HASH_LEN] = [0; HASH_LEN];
+
+/// The `detail` of a record retention redacted (`actor_ip` is cleared with it); see
+/// `crate::retention`.
+pub const REDACTED_DETAIL: &str = "{\"redacted\":true}";
+
+/// Key of a retention record's `detail` giving the highest `seq` redacted so far; `verify`
+/// refuses redacted records beyond it.
+pub const REDACTED_THROUGH_KEY: &str = "redacted_through_seq";
 
 /// Canonical `detail` longer than this is replaced by a digest of it (see [`AuditEntry`]).
 pub const MAX_DETAIL_BYTES: usize = 16 * 1024;

@@ -4,7 +4,10 @@
 use time::OffsetDateTime;
 
 use super::canonical::{RecordFields, record_hash};
-use super::{AuditError, ChainHead, GENESIS_HASH, HASH_LEN};
+use super::{
+    AuditAction, AuditError, ChainHead, GENESIS_HASH, HASH_LEN, REDACTED_DETAIL,
+    REDACTED_THROUGH_KEY,
+};
 use crate::store::{AuditStore, on_pool};
 
 /// Rows fetched per page while verifying or exporting.
@@ -23,6 +26,9 @@ pub struct AuditVerification {
     pub head: ChainHead,
     /// The first broken link, if any.
     pub first_broken: Option<BrokenLink>,
+    /// Records among `records` that retention redacted: their links were checked, their
+    /// content could not be (see the module docs of `crate::retention`).
+    pub redacted: u64,
 }
 
 /// Where the chain breaks first and how.
@@ -48,6 +54,10 @@ pub enum BrokenReason {
     Deleted,
     /// The record is authentic but sits at another position than the one it was hashed at.
     Reordered,
+    /// The record is marked redacted, but no retention run recorded later in the chain covers
+    /// its position, or it still carries content (a redaction marker set by hand to dodge the
+    /// hash check).
+    UnrecordedRedaction,
 }
 
 impl BrokenReason {
@@ -57,6 +67,7 @@ impl BrokenReason {
             BrokenReason::Edited => "edited",
             BrokenReason::Deleted => "deleted",
             BrokenReason::Reordered => "reordered",
+            BrokenReason::UnrecordedRedaction => "unrecorded_redaction",
         }
     }
 }
@@ -73,6 +84,9 @@ pub(super) struct RawRow {
     pub(super) detail: String,
     pub(super) prev_hash: Vec<u8>,
     pub(super) hash: Vec<u8>,
+    /// Whether retention redacted the record (`redacted_at` set); read by verification only.
+    #[sqlx(default)]
+    pub(super) redacted: bool,
 }
 
 /// Checks rows one at a time in `seq` order.
@@ -81,6 +95,11 @@ pub(super) struct LinkChecker {
     last_seq: i64,
     last_hash: [u8; HASH_LEN],
     records: u64,
+    redacted: u64,
+    /// The highest redacted `seq`, and the highest position a verified retention record says
+    /// it redacted through; the first must not exceed the second when the walk ends.
+    last_redacted: i64,
+    redactions_recorded_through: i64,
 }
 
 // === impl LinkChecker ===
@@ -91,11 +110,18 @@ impl LinkChecker {
             last_seq: 0,
             last_hash: GENESIS_HASH,
             records: 0,
+            redacted: 0,
+            last_redacted: 0,
+            redactions_recorded_through: 0,
         }
     }
 
     pub(super) fn records(&self) -> u64 {
         self.records
+    }
+
+    pub(super) fn redacted(&self) -> u64 {
+        self.redacted
     }
 
     /// Accepts the next row or reports the first broken link.
@@ -105,6 +131,9 @@ impl LinkChecker {
             return Err(broken(expected, BrokenReason::Deleted));
         }
         let stored: Option<[u8; HASH_LEN]> = row.hash.as_slice().try_into().ok();
+        if row.redacted {
+            return self.accept_redacted(row, stored);
+        }
         let computed = record_hash(&row.fields(row.seq));
         if stored != Some(computed) {
             let moved = stored.is_some_and(|stored| row.hashes_at_other_seq(stored));
@@ -118,14 +147,48 @@ impl LinkChecker {
         if row.prev_hash != self.last_hash {
             return Err(broken(row.seq, BrokenReason::Deleted));
         }
+        if let Some(through) = redacted_through(row) {
+            self.redactions_recorded_through = self.redactions_recorded_through.max(through);
+        }
         self.last_seq = row.seq;
         self.last_hash = computed;
         self.records += 1;
         Ok(())
     }
 
+    /// A redacted record cannot be rehashed (its content is gone): it must carry nothing but
+    /// the marker and link to its predecessor; its own stored hash is then taken as the link
+    /// its successor (or the head) must match.
+    fn accept_redacted(
+        &mut self,
+        row: &RawRow,
+        stored: Option<[u8; HASH_LEN]>,
+    ) -> Result<(), BrokenLink> {
+        if row.detail != REDACTED_DETAIL || row.actor_ip.is_some() {
+            return Err(broken(row.seq, BrokenReason::UnrecordedRedaction));
+        }
+        let Some(stored) = stored else {
+            return Err(broken(row.seq, BrokenReason::Edited));
+        };
+        if row.prev_hash != self.last_hash {
+            return Err(broken(row.seq, BrokenReason::Deleted));
+        }
+        self.last_seq = row.seq;
+        self.last_hash = stored;
+        self.last_redacted = row.seq;
+        self.records += 1;
+        self.redacted += 1;
+        Ok(())
+    }
+
     /// Compares the end of the walk with the head read before it.
     pub(super) fn finish(&self, head: &ChainHead) -> Result<(), BrokenLink> {
+        if self.last_redacted > self.redactions_recorded_through {
+            return Err(broken(
+                self.last_redacted,
+                BrokenReason::UnrecordedRedaction,
+            ));
+        }
         if self.last_seq < head.seq {
             return Err(broken(self.last_seq + 1, BrokenReason::Deleted));
         }
@@ -138,6 +201,15 @@ impl LinkChecker {
 
 fn broken(seq: i64, reason: BrokenReason) -> BrokenLink {
     BrokenLink { seq, reason }
+}
+
+/// The position a verified retention record says the chain is redacted through, if `row` is one.
+fn redacted_through(row: &RawRow) -> Option<i64> {
+    if row.action != AuditAction::RetentionApplied.as_str() {
+        return None;
+    }
+    let detail: serde_json::Value = serde_json::from_str(&row.detail).ok()?;
+    detail.get(REDACTED_THROUGH_KEY)?.as_i64()
 }
 
 // === impl RawRow ===
@@ -185,6 +257,7 @@ impl AuditStore<'_> {
                         records: checker.records(),
                         head,
                         first_broken: Some(link),
+                        redacted: checker.redacted(),
                     });
                 }
             }
@@ -193,6 +266,7 @@ impl AuditStore<'_> {
             records: checker.records(),
             head,
             first_broken: checker.finish(&head).err(),
+            redacted: checker.redacted(),
         })
     }
 
@@ -202,7 +276,8 @@ impl AuditStore<'_> {
         after: i64,
         until: i64,
     ) -> Result<Vec<RawRow>, AuditError> {
-        const SQL: &str = "SELECT seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash \
+        const SQL: &str = "SELECT seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash, \
+             (redacted_at IS NOT NULL) AS redacted \
              FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
         let rows = on_pool!(self.store, |pool| sqlx::query_as(SQL)
             .bind(after)
@@ -222,19 +297,29 @@ mod tests {
 
     /// A valid chain of `n` rows built with the real hash function.
     fn chain(n: i64) -> Vec<RawRow> {
+        let events: Vec<(&str, String)> = (1..=n)
+            .map(|seq| ("test.event", format!("{{\"n\":{seq}}}")))
+            .collect();
+        chain_of(&events)
+    }
+
+    /// A valid chain of rows with these actions and details.
+    fn chain_of(events: &[(&str, String)]) -> Vec<RawRow> {
         let mut prev = GENESIS_HASH;
-        (1..=n)
-            .map(|seq| {
+        (1i64..)
+            .zip(events)
+            .map(|(seq, (action, detail))| {
                 let mut row = RawRow {
                     seq,
                     at: datetime!(2030-01-01 0:00 UTC),
                     actor: "system:test".into(),
                     actor_ip: Some("192.0.2.1".into()),
-                    action: "test.event".into(),
+                    action: (*action).into(),
                     subject: format!("thing:{seq}"),
-                    detail: format!("{{\"n\":{seq}}}"),
+                    detail: detail.clone(),
                     prev_hash: prev.to_vec(),
                     hash: Vec::new(),
+                    redacted: false,
                 };
                 let h = record_hash(&row.fields(seq));
                 row.hash = h.to_vec();
@@ -242,6 +327,86 @@ mod tests {
                 row
             })
             .collect()
+    }
+
+    /// Six records; the fifth is a retention run saying it redacted through seq 3.
+    fn chain_with_retention_run() -> Vec<RawRow> {
+        let mut events: Vec<(&str, String)> = (1..=4)
+            .map(|n| ("test.event", format!("{{\"n\":{n}}}")))
+            .collect();
+        events.push((
+            AuditAction::RetentionApplied.as_str(),
+            format!("{{\"{REDACTED_THROUGH_KEY}\":3}}"),
+        ));
+        events.push(("test.event", "{}".into()));
+        chain_of(&events)
+    }
+
+    /// What retention does to a row.
+    fn redact(row: &mut RawRow) {
+        row.redacted = true;
+        row.actor_ip = None;
+        row.detail = REDACTED_DETAIL.into();
+    }
+
+    fn walk(rows: &[RawRow]) -> (Option<BrokenLink>, u64) {
+        let mut c = LinkChecker::new();
+        for r in rows {
+            if let Err(b) = c.check(r) {
+                return (Some(b), c.redacted());
+            }
+        }
+        let last = rows.last().expect("rows");
+        let head = ChainHead {
+            seq: last.seq,
+            hash: ChainHash::from_slice(&last.hash).unwrap(),
+        };
+        (c.finish(&head).err(), c.redacted())
+    }
+
+    #[test]
+    fn redacted_records_keep_the_chain_verifiable() {
+        let mut rows = chain_with_retention_run();
+        assert_eq!(walk(&rows), (None, 0));
+        for r in &mut rows[..3] {
+            redact(r);
+        }
+        assert_eq!(walk(&rows), (None, 3));
+    }
+
+    #[test]
+    fn an_altered_hash_of_a_redacted_record_breaks_the_next_link() {
+        for i in [1usize, 2] {
+            let mut rows = chain_with_retention_run();
+            for r in &mut rows[..3] {
+                redact(r);
+            }
+            rows[i].hash[0] ^= 1;
+            let seq = rows[i].seq + 1;
+            assert_eq!(
+                walk(&rows).0,
+                Some(broken(seq, BrokenReason::Deleted)),
+                "{i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_redaction_no_retention_run_covers_or_with_content_left_is_caught() {
+        let mut rows = chain_with_retention_run();
+        for r in &mut rows[..4] {
+            redact(r);
+        }
+        assert_eq!(
+            walk(&rows).0,
+            Some(broken(4, BrokenReason::UnrecordedRedaction))
+        );
+        let mut rows = chain_with_retention_run();
+        rows[1].redacted = true;
+        assert_eq!(
+            walk(&rows).0,
+            Some(broken(2, BrokenReason::UnrecordedRedaction))
+        );
     }
 
     fn check_all(rows: &[RawRow]) -> Option<BrokenLink> {

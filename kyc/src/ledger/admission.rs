@@ -1,14 +1,17 @@
 //! `LedgerStore::admit`: validates the request and runs the admission transaction
-//! ([`super::admit_tx`]) — one per job on PostgreSQL; on SQLite, admissions that queue for the
-//! writer share one transaction and one commit ([`batch`]).
+//! ([`super::admit_tx`]); admissions that queue for their turn share one transaction and one
+//! commit ([`batch`]), on both backends.
 
 mod batch;
+mod bulk;
+
+pub use batch::AdmissionBatchStats;
 
 use uuid::Uuid;
 
-use super::admit_tx::{admit_in, validate};
+use super::admit_tx::validate;
 use super::model::{AdmissionDecision, AdmissionOptions, AdmissionRequest, LedgerError};
-use crate::store::{Backend, LedgerStore, in_transaction};
+use crate::store::LedgerStore;
 
 // === impl LedgerStore ===
 
@@ -32,17 +35,6 @@ impl LedgerStore<'_> {
         options: &AdmissionOptions,
     ) -> Result<AdmissionDecision, LedgerError> {
         validate(req, options)?;
-        let job_id = Uuid::now_v7();
-        if let Backend::Sqlite(pool) = self.store.backend() {
-            return batch::admit(self.store, pool, req, options, job_id).await;
-        }
-        for _ in 0..super::model::MAX_ATTEMPTS {
-            let attempt = in_transaction!(self.store, |tx| admit_in(&mut tx, req, options, job_id)
-                .await?);
-            if let Some(decision) = attempt {
-                return Ok(decision);
-            }
-        }
-        Err(LedgerError::Contended)
+        batch::admit(self.store, req, options, Uuid::now_v7()).await
     }
 }

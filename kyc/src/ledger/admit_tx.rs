@@ -2,7 +2,7 @@
 //! its totals ([`super::budgets`]), decide ([`super::decision`]), and write the job, its crossings,
 //! its review hold or report, and the audit record — last, as the audit chain requires.
 //! [`LedgerStore::admit`](crate::store::LedgerStore::admit) runs it one job per transaction; the
-//! SQLite group commit (`admission::batch`) runs several in one.
+//! group commit (`admission::batch`) runs several in one, their audit records appended together.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use super::model::{
     LedgerError, MAX_RUN_ID_LEN, RunRef, Totals, Verdict, check_text, valid_flop, window_start,
 };
 use super::sql::{BudgetKeys, JobRow, LedgerTx, NewJob, NewReport, NewReview};
-use crate::audit::ChainTx;
+use crate::audit::{AuditEntry, ChainTx};
 use crate::store::DbTime;
 use computegate_policy::admission::{self as decision, JobFigures, Proposal};
 
@@ -26,6 +26,23 @@ pub(super) async fn admit_in<T: LedgerTx + ChainTx>(
     options: &AdmissionOptions,
     job_id: Uuid,
 ) -> Result<Option<AdmissionDecision>, LedgerError> {
+    let Some((decision, entries)) = decide_in(tx, req, options, job_id).await? else {
+        return Ok(None);
+    };
+    audit::record(tx, &entries).await?;
+    Ok(Some(decision))
+}
+
+/// [`admit_in`] without the audit append: the decision and the audit entries it calls for,
+/// which the caller must append in the same transaction, last — at once ([`admit_in`]) or
+/// together with the rest of a batch's (`admission::batch`), so a batch takes the chain's head
+/// once. `None`: a group change raced the locks; start over.
+pub(super) async fn decide_in<T: LedgerTx>(
+    tx: &mut T,
+    req: &AdmissionRequest,
+    options: &AdmissionOptions,
+    job_id: Uuid,
+) -> Result<Option<(AdmissionDecision, Vec<AuditEntry>)>, LedgerError> {
     let now = DbTime::new(req.now);
     let since = Windows {
         cap: window_start(req.now, req.limits.window),
@@ -82,8 +99,8 @@ pub(super) async fn admit_in<T: LedgerTx + ChainTx>(
         // Only an admitted job holds its key: a retry of a held or denied job is judged anew.
         tx.free_idempotency_keys(job_id).await?;
     }
-    audit::record(tx, &audit::admission(req, &decision)).await?;
-    Ok(Some(decision))
+    let entries = audit::admission(req, &decision);
+    Ok(Some((decision, entries)))
 }
 
 /// Writes the job row, the reservation, the crossings and the review hold or report. Returns
@@ -220,7 +237,7 @@ pub(super) async fn write_report<T: LedgerTx>(
 }
 
 /// The job as a row (for reports written in the same transaction).
-fn job_row(req: &AdmissionRequest, id: Uuid, run: RunRef) -> JobRow {
+pub(super) fn job_row(req: &AdmissionRequest, id: Uuid, run: RunRef) -> JobRow {
     JobRow {
         id,
         customer_id: req.customer_id,
@@ -246,7 +263,7 @@ fn job_row(req: &AdmissionRequest, id: Uuid, run: RunRef) -> JobRow {
 }
 
 /// The job row to insert for `verdict`.
-fn new_job<'a>(
+pub(super) fn new_job<'a>(
     req: &'a AdmissionRequest,
     job: &'a JobRow,
     run: Uuid,

@@ -13,12 +13,10 @@
 
 use std::fmt;
 
-use hmac::{Hmac, KeyInit, Mac as _};
-use sha2::Sha256;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use crate::crypto::MasterKey;
+use crate::crypto::{KeyedHasher, MasterKey};
 use crate::screening::EntryKind;
 use crate::screening::normalize::{normalize_id, normalize_name};
 
@@ -28,8 +26,8 @@ use crate::screening::normalize::{normalize_id, normalize_name};
 pub struct AttributeHash([u8; 32]);
 
 /// The key of [`AttributeHash`]es, derived from the master key. Never printed.
-#[derive(Clone)]
-pub struct AttributeKey([u8; 32]);
+#[derive(Clone, Debug)]
+pub struct AttributeKey(KeyedHasher);
 
 /// A normalized attribute value, ready to hash. `Debug` shows only the kind: the value is
 /// personal data.
@@ -94,25 +92,13 @@ impl fmt::Debug for AttributeHash {
 impl AttributeKey {
     /// The attribute key of the store whose master key is `master`.
     pub fn derive(master: &MasterKey) -> AttributeKey {
-        AttributeKey(master.derive_subkey(KEY_LABEL))
+        AttributeKey(KeyedHasher::derive(master, KEY_LABEL))
     }
 
     /// `HMAC-SHA256(key, kind ‖ 0x00 ‖ value)`: the kind separates the domains, so a document
     /// number never matches a fingerprint that happens to be spelled the same.
     pub fn hash(&self, value: &LinkValue) -> AttributeHash {
-        // Cannot fail: HMAC accepts a key of any length.
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(value.kind.as_str().as_bytes());
-        mac.update(&[0]);
-        mac.update(value.canonical.as_bytes());
-        AttributeHash(mac.finalize().into_bytes().into())
-    }
-}
-
-impl fmt::Debug for AttributeKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AttributeKey(..)")
+        AttributeHash(self.0.digest(value.kind.as_str(), &value.canonical))
     }
 }
 
@@ -194,6 +180,12 @@ impl LinkValue {
     /// What kind of attribute this is.
     pub fn kind(&self) -> LinkAttribute {
         self.kind
+    }
+
+    /// The normalized value. Personal data: only for deriving another keyed value from the same
+    /// normalization (an end customer's identity key), never for a log or the store.
+    pub(crate) fn canonical(&self) -> &str {
+        &self.canonical
     }
 
     fn new(kind: LinkAttribute, canonical: String) -> Option<LinkValue> {
@@ -297,6 +289,8 @@ mod tests {
 
     #[test]
     fn the_hash_is_keyed_hmac_sha256() {
+        use hmac::{Hmac, KeyInit, Mac as _};
+        use sha2::Sha256;
         let master = MasterKey::generate().unwrap();
         let k = AttributeKey::derive(&master);
         let v = LinkValue::payment_fingerprint("card-1").unwrap();
@@ -317,6 +311,6 @@ mod tests {
     fn debug_shows_no_value_and_no_key() {
         let v = LinkValue::payment_fingerprint("secret-card").unwrap();
         assert_eq!(format!("{v:?}"), "LinkValue(payment_fingerprint, ..)");
-        assert_eq!(format!("{:?}", key()), "AttributeKey(..)");
+        assert_eq!(format!("{:?}", key()), "AttributeKey(KeyedHasher(..))");
     }
 }

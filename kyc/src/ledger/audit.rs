@@ -15,15 +15,13 @@ use crate::accounts::Actor;
 use crate::audit::{self, AuditAction, AuditEntry, ChainTx};
 use crate::store::StoreError;
 
-/// Appends `entries` to the audit chain inside the caller's transaction. Call it last.
+/// Appends `entries` to the audit chain inside the caller's transaction, in one run (a
+/// constant number of statements however many there are). Call it last.
 pub(super) async fn record<T: ChainTx>(
     tx: &mut T,
     entries: &[AuditEntry],
 ) -> Result<(), StoreError> {
-    for entry in entries {
-        audit::append(tx, entry).await?;
-    }
-    Ok(())
+    audit::append_all(tx, entries).await.map(drop)
 }
 
 /// The admission decision, plus one `ledger.report.created` per report.

@@ -157,12 +157,12 @@ impl LedgerStore<'_> {
     ) -> Result<usize, LedgerError> {
         let written = match kind {
             ExportKind::TrainingRuns => {
-                let reports = self.reports_since(since).await?;
+                let reports = self.reports_created_in(since, None).await?;
                 write_reports(&reports, format, out)?;
                 reports.len()
             }
             ExportKind::Quarterly => {
-                let reports = self.reports_since(since).await?;
+                let reports = self.reports_created_in(since, None).await?;
                 write_quarterly(&reports, format, out)?;
                 reports.len()
             }
@@ -176,19 +176,23 @@ impl LedgerStore<'_> {
         Ok(written)
     }
 
-    async fn reports_since(
+    /// Reports created at or after `since` and, if given, before `until`, oldest first.
+    pub(super) async fn reports_created_in(
         &self,
         since: OffsetDateTime,
+        until: Option<OffsetDateTime>,
     ) -> Result<Vec<TrainingRunReport>, LedgerError> {
         const SQL: &str = concat!(
             "SELECT ",
             report_columns!(),
-            " FROM ledger_reports WHERE created_at >= $1 ORDER BY created_at, id LIMIT $2"
+            " FROM ledger_reports WHERE created_at >= $1 AND ($3 IS NULL OR created_at < $3) \
+             ORDER BY created_at, id LIMIT $2"
         );
         let rows: Vec<ReportRow> = on_pool!(self.store, |pool| {
             sqlx::query_as(SQL)
                 .bind(DbTime::new(since))
                 .bind(MAX_EXPORT_ROWS + 1)
+                .bind(until.map(DbTime::new))
                 .fetch_all(pool)
                 .await?
         });
@@ -492,19 +496,22 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(super) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
-fn write_json<W: Write>(doc: &serde_json::Value, out: &mut W) -> Result<(), LedgerError> {
+pub(super) fn write_json<W: Write>(
+    doc: &serde_json::Value,
+    out: &mut W,
+) -> Result<(), LedgerError> {
     serde_json::to_writer_pretty(&mut *out, doc)
         .map_err(|e| LedgerError::Export(std::io::Error::other(e)))?;
     out.write_all(b"\n").map_err(LedgerError::Export)
 }
 
 /// One CSV record (RFC 4180, CRLF line ends).
-fn write_row<W: Write>(
+pub(super) fn write_row<W: Write>(
     out: &mut W,
     fields: impl Iterator<Item = String>,
 ) -> Result<(), LedgerError> {

@@ -168,7 +168,7 @@ pub(super) async fn claim<T: LedgerTx>(
 ) -> Result<(), LedgerError> {
     let claimed = tx
         .claim_idempotency_key(&KeyClaim {
-            customer: req.customer_id,
+            customer: claim.owner.unwrap_or(req.customer_id),
             route: &req.route,
             key: &claim.key,
             fingerprint: &claim.fingerprint,
@@ -209,6 +209,7 @@ mod tests {
             key: key.into(),
             fingerprint: fingerprint.into(),
             expires_at: OffsetDateTime::UNIX_EPOCH,
+            owner: None,
         }
     }
 

@@ -27,10 +27,14 @@
 //! reports and the audit record before committing. Replicas sharing one PostgreSQL therefore never
 //! admit past a cap. Every ledger transaction takes budget locks in `(scope, scope_id)` order
 //! (group merges lock a sentinel, the moving customers, then the groups), so lock waits never form
-//! a cycle; the audit chain's head lock is taken last. On SQLite, admissions that queue for the
-//! writer at the same time share one transaction and one commit, in queue order (group commit,
-//! `admission::batch`); a decision is returned only once that commit is durable, and a batch in
-//! which any admission fails is rolled back and decided one by one.
+//! a cycle; the audit chain's head lock is taken last. Admissions that queue for their turn at the
+//! same time (SQLite: the writer lock; PostgreSQL: one turn per process) share one transaction
+//! and one commit, decided in queue order, their audit records appended together at the end
+//! (group commit, `admission::batch`); a decision is returned only once that commit is durable,
+//! and a batch in which any admission fails is rolled back and decided one by one. A batch on
+//! PostgreSQL locks several customers' rows in arrival order, so two replicas' batches can wait
+//! for each other; its lock waits are bounded (250 ms) and the loser decides its admissions
+//! alone.
 //!
 //! FLOP are IEEE doubles (the totals reach 1e26): sums are exact for integers below 2^53 and
 //! otherwise carry a relative rounding error near 1e-16 per addition.
@@ -46,10 +50,12 @@
 //! `attributes` normalizes and hashes (keyed) linking attributes; `membership` holds the group
 //! queries and `link_thresholds` re-checks a group's thresholds when staff link it; `close` closes
 //! jobs without a final usage event (lease expiry, customer and staff closes), `jobs` reads jobs
-//! for staff and customers and `customer_usage` a customer's own totals per scope.
+//! for staff and customers and `customer_usage` a customer's own totals per scope; `annual` is
+//! the annual attestation pack (and quarterly summary) over the year's records.
 
 mod admission;
 mod admit_tx;
+pub mod annual;
 mod attributes;
 mod audit;
 mod budgets;
@@ -68,6 +74,7 @@ mod review;
 mod sql;
 mod usage;
 
+pub use self::admission::AdmissionBatchStats;
 pub use self::attributes::{AttributeHash, AttributeKey, LinkAttribute, LinkValue};
 pub use self::close::{CloseCharge, CloseReason, ClosedJob, JobClose, LeaseSweep, close_charge};
 pub use self::customer_usage::{CustomerUsage, LineageTotal, ScopeCrossing, UsageQuery};

@@ -119,6 +119,9 @@ pub struct IdempotencyClaim {
     pub fingerprint: String,
     /// When the key may be used again for another request.
     pub expires_at: OffsetDateTime,
+    /// The account the key belongs to when it is not the metered customer: a reseller's
+    /// account submitting for an end customer (its retries look the key up as theirs).
+    pub owner: Option<Uuid>,
 }
 
 /// Longest idempotency key stored.

@@ -50,7 +50,10 @@ impl LedgerStore<'_> {
         Ok(())
     }
 
-    /// The customer whose job `upstream_job_id` on `upstream` is, if one is bound.
+    /// Who owns the job `upstream_job_id` on `upstream`, if one is bound: its customer, or for a
+    /// reseller's end customer (metered as the job's customer, but submitted by the reseller's
+    /// accounts, never by the end customer, which has no credentials) the reseller
+    /// organization.
     pub async fn upstream_job_owner(
         &self,
         upstream: &str,
@@ -58,7 +61,9 @@ impl LedgerStore<'_> {
     ) -> Result<Option<Uuid>, LedgerError> {
         let owner: Option<Uuid> = on_pool!(self.store, |pool| {
             sqlx::query_scalar(
-                "SELECT customer_id FROM ledger_jobs WHERE upstream = $1 AND upstream_job_id = $2",
+                "SELECT COALESCE(e.reseller_id, j.customer_id) FROM ledger_jobs j \
+                 LEFT JOIN end_customers e ON e.id = j.customer_id \
+                 WHERE j.upstream = $1 AND j.upstream_job_id = $2",
             )
             .bind(upstream)
             .bind(upstream_job_id)

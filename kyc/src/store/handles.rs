@@ -1,6 +1,7 @@
 //! The domain handles: `store.accounts()`, `store.credentials()`, `store.verification()`,
-//! `store.screening()`, `store.ledger()`, `store.audit()` and `store.access()`, so where something
-//! is saved is visible from the type of the call. Each handle is a `Copy` borrow of the [`Store`];
+//! `store.screening()`, `store.ledger()`, `store.audit()`, `store.access()`,
+//! `store.incidents()` and `store.retention()`, so where something is saved is visible from the
+//! type of the call. Each handle is a `Copy` borrow of the [`Store`];
 //! its methods live in `impl` blocks next to their domain (the module named on each handle).
 //! Handles deliberately do not deref to [`Store`]: infrastructure (connect, migrate, health,
 //! backend kind) is reached on the store itself, never through a domain.
@@ -60,11 +61,28 @@ pub struct AuditStore<'s> {
     pub(crate) store: &'s Store,
 }
 
+/// Retention (`crate::retention`): purging and redacting records whose period ran out.
+///
+/// Obtained with [`Store::retention`].
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionStore<'s> {
+    pub(crate) store: &'s Store,
+}
+
 /// The access log (`crate::access_log`): who read which personal data.
 ///
 /// Obtained with [`Store::access`].
 #[derive(Debug, Clone, Copy)]
 pub struct AccessStore<'s> {
+    pub(crate) store: &'s Store,
+}
+
+/// Abuse incidents, their STIX export, and the review flags partners' bundles raise
+/// (`crate::incidents`).
+///
+/// Obtained with [`Store::incidents`].
+#[derive(Debug, Clone, Copy)]
+pub struct IncidentsStore<'s> {
     pub(crate) store: &'s Store,
 }
 
@@ -104,5 +122,15 @@ impl Store {
     /// The access handle ([`AccessStore`]).
     pub fn access(&self) -> AccessStore<'_> {
         AccessStore { store: self }
+    }
+
+    /// The incidents handle ([`IncidentsStore`]).
+    pub fn incidents(&self) -> IncidentsStore<'_> {
+        IncidentsStore { store: self }
+    }
+
+    /// The retention handle ([`RetentionStore`]).
+    pub fn retention(&self) -> RetentionStore<'_> {
+        RetentionStore { store: self }
     }
 }

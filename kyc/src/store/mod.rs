@@ -37,8 +37,8 @@ pub use self::backend::{BackendKind, Store};
 pub use self::circuit::HealthProbe;
 pub use self::error::StoreError;
 pub use self::handles::{
-    AccessStore, AccountsStore, AuditStore, CredentialsStore, LedgerStore, ScreeningStore,
-    VerificationStore,
+    AccessStore, AccountsStore, AuditStore, CredentialsStore, IncidentsStore, LedgerStore,
+    RetentionStore, ScreeningStore, VerificationStore,
 };
 pub(crate) use self::macros::{from_sqlx, in_transaction, on_pool};
 pub use self::schema::{AppliedMigration, MigrationState, MigrationStatus, SchemaState};

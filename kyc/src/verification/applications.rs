@@ -5,7 +5,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::payload::{ApplicationPayload, Person, ValidationMode};
-use super::records::{CaseTx, Extra, Loaded, app_select, open_json, seal_json};
+use super::records::{
+    CaseTx, Extra, Loaded, PAYLOAD_OF, SealedPayload, app_select, open_json, open_payload,
+    seal_json,
+};
 use super::risk::{self, RiskInputs};
 use super::state::{CaseContext, Event, Party, ScreeningOutcome, Transition};
 use super::webhooks::IdvEvent;
@@ -43,6 +46,7 @@ pub struct ScreeningRecorded {
 #[derive(sqlx::FromRow)]
 struct SealedColumns {
     payload_sealed: Vec<u8>,
+    identity_purged_at: Option<OffsetDateTime>,
     reason_sealed: Option<Vec<u8>>,
 }
 
@@ -140,13 +144,11 @@ impl VerificationStore<'_> {
             // identity changes (name, date of birth, nationality, document), it no longer counts
             // and IDV must be done again.
             let idv_cleared = loaded.row.idv()?.is_some() && {
-                let old_sealed: Vec<u8> = sqlx::query_scalar(
-                    "SELECT payload_sealed FROM verification_applications WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let old: ApplicationPayload = open_json(key, id, PAYLOAD, &old_sealed)?;
+                let old_sealed: SealedPayload = sqlx::query_as(PAYLOAD_OF)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let old = open_payload(key, id, &old_sealed)?;
                 match (old.verified_person(), payload.verified_person()) {
                     (Some(a), Some(b)) => !a.same_identity(b),
                     (None, None) => false,
@@ -253,15 +255,14 @@ impl VerificationStore<'_> {
         let payload: ApplicationPayload = in_transaction!(self.store, |tx| {
             let loaded = tx.load_case(id).await?.ok_or(VerificationError::NotFound)?;
             let t = apply(&loaded, &Party::System, Event::BeginScreening, now)?;
-            let sealed: Vec<u8> = sqlx::query_scalar(
-                "SELECT payload_sealed FROM verification_applications WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+            let sealed: SealedPayload = sqlx::query_as(PAYLOAD_OF)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let payload = open_payload(key, id, &sealed)?;
             tx.persist(&loaded, &t, Extra::default(), &system(), now)
                 .await?;
-            open_json(key, id, PAYLOAD, &sealed)?
+            payload
         });
         Ok(screening_subjects(&payload))
     }
@@ -280,13 +281,11 @@ impl VerificationStore<'_> {
     ) -> Result<ScreeningRecorded, VerificationError> {
         let recorded = in_transaction!(self.store, |tx| {
             let loaded = tx.load_case(id).await?.ok_or(VerificationError::NotFound)?;
-            let sealed: Vec<u8> = sqlx::query_scalar(
-                "SELECT payload_sealed FROM verification_applications WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let payload: ApplicationPayload = open_json(key, id, PAYLOAD, &sealed)?;
+            let sealed: SealedPayload = sqlx::query_as(PAYLOAD_OF)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let payload = open_payload(key, id, &sealed)?;
             let risk = risk::assess(&RiskInputs {
                 payload: &payload,
                 screening_decision: summary.decision(),
@@ -395,17 +394,18 @@ impl VerificationStore<'_> {
         caller: &CustomerCaller,
         id: Uuid,
     ) -> Result<ApplicationPayload, VerificationError> {
-        let sealed: Option<Vec<u8>> = on_pool!(self.store, |pool| {
-            sqlx::query_scalar(
-            "SELECT payload_sealed FROM verification_applications WHERE id = $1 AND customer_id = $2"
-        )
-        .bind(id)
-        .bind(caller.customer_id)
-        .fetch_optional(pool)
-        .await?
+        let sealed: Option<SealedPayload> = on_pool!(self.store, |pool| {
+            sqlx::query_as(
+                "SELECT payload_sealed, identity_purged_at FROM verification_applications \
+                 WHERE id = $1 AND customer_id = $2",
+            )
+            .bind(id)
+            .bind(caller.customer_id)
+            .fetch_optional(pool)
+            .await?
         });
         let sealed = sealed.ok_or(VerificationError::NotFound)?;
-        open_json(key, id, PAYLOAD, &sealed)
+        open_payload(key, id, &sealed)
     }
 
     /// The owner's view of a row (no ownership check here).
@@ -415,7 +415,8 @@ impl VerificationStore<'_> {
         row: &super::records::AppRow,
     ) -> Result<ApplicationView, VerificationError> {
         let sealed: SealedColumns = on_pool!(self.store, |pool| sqlx::query_as(
-            "SELECT payload_sealed, reason_sealed FROM verification_applications WHERE id = $1"
+            "SELECT payload_sealed, identity_purged_at, reason_sealed \
+             FROM verification_applications WHERE id = $1"
         )
         .bind(row.id)
         .fetch_one(pool)
@@ -435,7 +436,12 @@ impl VerificationStore<'_> {
             granted_tier: row.granted_tier()?,
             expires_at: row.expires_at,
             reason,
-            payload: open_json(key, row.id, PAYLOAD, &sealed.payload_sealed)?,
+            // Retention withdrew the payload of an ended application: the view says when.
+            payload: match sealed.identity_purged_at {
+                Some(_) => None,
+                None => Some(open_json(key, row.id, PAYLOAD, &sealed.payload_sealed)?),
+            },
+            identity_purged_at: sealed.identity_purged_at,
             documents: self.documents_of(row.id).await?,
             created_at: row.created_at,
             updated_at: row.updated_at,

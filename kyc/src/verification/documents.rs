@@ -490,7 +490,7 @@ impl VerificationStore<'_> {
 
     /// Decrypts a document for a staff member (reviewer, senior reviewer or auditor, not tied
     /// to the applicant) and records `kyc.document.downloaded` — the record is committed
-    /// before the bytes are returned.
+    /// before the bytes are returned. A document whose bytes retention purged is `NotFound`.
     pub async fn document_for_staff(
         &self,
         key: &MasterKey,
@@ -508,7 +508,7 @@ impl VerificationStore<'_> {
              d.uploaded_at, d.wrapped_key, d.ciphertext, a.customer_id, c.email, c.organization_id \
              FROM verification_documents d \
              JOIN verification_applications a ON a.id = d.application_id \
-             JOIN customers c ON c.id = a.customer_id WHERE d.id = $1"
+             JOIN customers c ON c.id = a.customer_id WHERE d.id = $1 AND d.purged_at IS NULL"
         )
         .bind(document_id)
         .fetch_optional(pool)

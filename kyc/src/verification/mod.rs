@@ -39,6 +39,7 @@ mod jurisdictions;
 mod kyb;
 mod linking;
 mod records;
+mod resellers;
 mod review;
 mod suspension;
 
@@ -58,6 +59,11 @@ pub use self::documents::{
 };
 pub use self::idv_fetches::{IdvFetch, IdvFetchCounts};
 pub use self::payload::{ApplicantKind, ApplicationPayload, FieldError, ValidationMode, tier_fits};
+pub use self::resellers::{
+    EndCustomer, EndCustomerDecision, EndCustomerScreening, EndCustomerScreeningResult,
+    EndCustomerStanding, NewEndCustomer, RefusalCounts, Registration, Reseller, ResellerAction,
+    ResellerError, ResellerStatus, SameIdentity, StaffEndCustomer, validate_identity,
+};
 pub use self::review::{
     ApplicationStats, DecisionOutcome, DecisionRequest, MAX_QUEUE_PAGE, QueueFilter, QueueItem,
     StaffDecision,
@@ -151,8 +157,12 @@ pub struct ApplicationView {
     pub expires_at: Option<OffsetDateTime>,
     /// Staff's reason, when more information was requested or the application was rejected.
     pub reason: Option<String>,
-    /// The application as entered.
-    pub payload: ApplicationPayload,
+    /// The application as entered; `None` once retention withdrew it (see
+    /// [`ApplicationView::identity_purged_at`]).
+    pub payload: Option<ApplicationPayload>,
+    /// When retention withdrew the payload of this ended application (docs/retention.md).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub identity_purged_at: Option<OffsetDateTime>,
     /// Uploaded documents (metadata only).
     pub documents: Vec<DocumentMeta>,
     /// Created.
@@ -242,6 +252,13 @@ pub enum VerificationError {
     /// A document was refused.
     #[error(transparent)]
     Document(#[from] DocumentError),
+    /// Retention withdrew the application's payload (the applicant's form data) on `at`: it
+    /// ended long enough ago that there is nothing left to read, screen or edit.
+    #[error("the application's identity was purged under retention on {}", .at.date())]
+    IdentityPurged {
+        /// When the payload was withdrawn.
+        at: OffsetDateTime,
+    },
     /// Sealing or opening personal data failed (wrong master key or tampered row).
     #[error("encrypted record could not be processed")]
     Crypto(#[from] CryptoError),
@@ -267,6 +284,20 @@ impl VerificationError {
                 | VerificationError::Store(_)
                 | VerificationError::Linking(_)
         )
+    }
+}
+
+// === impl ApplicationView ===
+
+impl ApplicationView {
+    /// The payload, or [`VerificationError::IdentityPurged`] when retention withdrew it.
+    pub fn require_payload(&self) -> Result<&ApplicationPayload, VerificationError> {
+        self.payload
+            .as_ref()
+            .ok_or(VerificationError::IdentityPurged {
+                // The store sets both at once: a view without a payload always has the date.
+                at: self.identity_purged_at.unwrap_or(self.updated_at),
+            })
     }
 }
 

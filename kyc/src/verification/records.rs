@@ -10,7 +10,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::payload::ApplicantKind;
+use super::payload::{ApplicantKind, ApplicationPayload};
 use super::state::{Applicant, Approval, Case, Granted, ScreeningOutcome, Transition};
 use super::suspension::SuspensionReason;
 use super::{ApplicationStatus, IdvOutcome, VerificationError};
@@ -539,6 +539,26 @@ impl AppRow {
             ApplicationStatus::Expired => Case::Expired,
             ApplicationStatus::Closed => Case::Closed,
         })
+    }
+}
+
+/// An application's sealed payload with its retention marker, for [`open_payload`].
+pub(super) const PAYLOAD_OF: &str =
+    "SELECT payload_sealed, identity_purged_at FROM verification_applications WHERE id = $1";
+
+/// A row of [`PAYLOAD_OF`].
+pub(super) type SealedPayload = (Vec<u8>, Option<OffsetDateTime>);
+
+/// Opens application `id`'s payload read by [`PAYLOAD_OF`]; one that retention withdrew is
+/// [`VerificationError::IdentityPurged`], never a failed decryption of the emptied column.
+pub(super) fn open_payload(
+    key: &MasterKey,
+    id: Uuid,
+    (sealed, purged_at): &SealedPayload,
+) -> Result<ApplicationPayload, VerificationError> {
+    match purged_at {
+        Some(at) => Err(VerificationError::IdentityPurged { at: *at }),
+        None => open_json(key, id, super::applications::PAYLOAD, sealed),
     }
 }
 

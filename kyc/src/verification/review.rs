@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::applications::{REASON, REVIEW, ReviewFile, apply, system};
 use super::records::{
-    AppRow, CaseTx, CustomerChange, Extra, Loaded, app_select, open_json, seal_json,
+    AppRow, CaseTx, CustomerChange, Extra, Loaded, PAYLOAD_OF, SealedPayload, app_select,
+    open_json, open_payload, seal_json,
 };
 use super::state::{ApprovalEvidence, CaseContext, Event, Party, StaffParty, check_conflict};
 use super::{
@@ -442,14 +443,11 @@ impl VerificationStore<'_> {
                 }
                 // Link the customer with accounts sharing an owner, card, document or
                 // organization, before the audit records below (it locks budget rows).
-                let sealed: Vec<u8> = sqlx::query_scalar(
-                    "SELECT payload_sealed FROM verification_applications WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let payload: super::ApplicationPayload =
-                    open_json(key, id, super::applications::PAYLOAD, &sealed)?;
+                let sealed: SealedPayload = sqlx::query_as(PAYLOAD_OF)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let payload = open_payload(key, id, &sealed)?;
                 let (customer, org) = (loaded.row.customer_id, loaded.row.organization_id);
                 // A KYB approval establishes the organization (and its owner) first.
                 let (org, established) =
@@ -785,6 +783,21 @@ impl VerificationStore<'_> {
                 })
             })
             .collect()
+    }
+
+    /// The id of the customer's newest application (the case file staff open for a customer
+    /// named elsewhere, such as an incident); `None` when they never applied.
+    pub async fn latest_application_of(
+        &self,
+        customer_id: Uuid,
+    ) -> Result<Option<Uuid>, VerificationError> {
+        Ok(on_pool!(self.store, |pool| sqlx::query_scalar(
+            "SELECT id FROM verification_applications WHERE customer_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        )
+        .bind(customer_id)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// A page of the customer's own applications, newest first (for "what do I need for a

@@ -56,7 +56,8 @@ async fn disable_guard(ctx: &Ctx) {
     }
 }
 
-async fn append_n(store: &Store, n: usize) {
+/// Appends `n` records at `t0()`, `t0() + 1 s`, ….
+pub(crate) async fn append_n(store: &Store, n: usize) {
     let ip: IpAddr = "2001:db8::7".parse().unwrap();
     for i in 0..n {
         let actor = if i % 2 == 0 {
@@ -185,26 +186,30 @@ async fn export_formats(ctx: Ctx) {
     );
 }
 
+/// Whether the database refuses `sql` (run outside the store, as an attacker would).
+pub(crate) async fn refused(ctx: &Ctx, sql: &'static str) -> bool {
+    match ctx.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
+            let r = sqlx::query(sql).execute(&pool).await;
+            pool.close().await;
+            r.is_err()
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
+            let r = sqlx::query(sql).execute(&pool).await;
+            pool.close().await;
+            r.is_err()
+        }
+    }
+}
+
 async fn append_only_guard_refuses_plain_updates(ctx: Ctx) {
     append_n(&ctx.store, 2).await;
     let update = "UPDATE audit_log SET subject = 'x' WHERE seq = 1";
     let delete = "DELETE FROM audit_log WHERE seq = 2";
     for sql in [update, delete] {
-        let failed = match ctx.backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
-                let r = sqlx::query(sql).execute(&pool).await;
-                pool.close().await;
-                r.is_err()
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
-                let r = sqlx::query(sql).execute(&pool).await;
-                pool.close().await;
-                r.is_err()
-            }
-        };
-        assert!(failed, "{sql} should be refused");
+        assert!(refused(&ctx, sql).await, "{sql} should be refused");
     }
     assert!(
         ctx.store

@@ -22,6 +22,7 @@ fn keyed(key: &str) -> AdmissionOptions {
             key: key.into(),
             fingerprint: "0f".repeat(32),
             expires_at: t0() + DAY,
+            owner: None,
         }),
         ..AdmissionOptions::default()
     }

@@ -35,6 +35,27 @@ async fn race(stores: [Store; 2], requests: Vec<AdmissionRequest>) -> Vec<Verdic
     verdicts
 }
 
+/// How many of the verdicts were admissions, per customer, when racer `i` belongs to customer
+/// `i % customers`.
+fn admitted_per_customer(verdicts: &[Verdict], customers: usize) -> Vec<usize> {
+    let mut counts = vec![0; customers];
+    for (i, v) in verdicts.iter().enumerate() {
+        if *v == Verdict::Admitted {
+            counts[i % customers] += 1;
+        }
+    }
+    counts
+}
+
+/// The audit chain verifies and holds exactly `grown` records more than `before`, numbered
+/// without gaps.
+async fn assert_chain_grew_by(s: &Store, before: u64, grown: u64) {
+    let after = s.audit().verify_audit_chain().await.expect("verify");
+    assert!(after.first_broken.is_none(), "{after:?}");
+    assert_eq!(after.records - before, grown, "{after:?}");
+    assert_eq!(after.head.seq, i64::try_from(after.records).unwrap_or(-1));
+}
+
 async fn second_replica(ctx: &Ctx) -> Store {
     Store::connect(&ctx.url).await.expect("second pool")
 }
@@ -171,7 +192,123 @@ async fn admissions_racing_a_merge_never_fail_and_then_see_one_group(ctx: Ctx) {
     assert_eq!(d.totals_after.customer_flop, 500.0);
 }
 
+/// Group commit with many customers: the 200 racers belong to 8 customers, so each replica's
+/// batches mix customers and lock their budget rows in arrival order — two replicas' batches
+/// can meet in opposite orders (PostgreSQL gives one up after its lock timeout and decides its
+/// admissions alone). Every customer still gets exactly its budget, and the audit chain holds
+/// one linked record per decision, in order.
+async fn batches_of_many_customers_keep_every_budget_and_one_chain(ctx: Ctx) {
+    let s = &ctx.store;
+    let before = s.audit().verify_audit_chain().await.expect("verify");
+    let mut customers = Vec::new();
+    for _ in 0..8 {
+        customers.push(customer(s).await);
+    }
+    // 25 racers per customer, 10 FLOP each, 55 FLOP of window cap: 5 admitted per customer.
+    let requests = (0..RACERS)
+        .map(|i| {
+            let mut r = job(customers[i % 8], &format!("mix-{i}"), 10.0);
+            r.limits.max_flop_per_customer_window = Some(55.0);
+            r
+        })
+        .collect();
+    let replica = second_replica(&ctx).await;
+    let verdicts = race([s.clone(), replica.clone()], requests).await;
+    replica.close().await;
+    assert_eq!(
+        admitted_per_customer(&verdicts, customers.len()),
+        [5; 8],
+        "floor(55 / 10) each, never more"
+    );
+    for (k, &c) in customers.iter().enumerate() {
+        let mut probe = job(c, "probe", 0.0);
+        probe.limits.max_flop_per_customer_window = Some(55.0);
+        let d = admitted(s, &probe).await;
+        assert_eq!(d.totals_after.customer_window_flop, 50.0, "customer {k}");
+    }
+    // One record per racer and per probe.
+    assert_chain_grew_by(s, before.records, RACERS as u64 + 8).await;
+}
+
+/// The common case, decided with the batch statements: every racer's run and budget rows
+/// exist, so whole batches are read, decided in memory and written at once. 8 customers, 4 of
+/// them in one organization, 3 runs each; every customer still gets exactly its window cap,
+/// the organization's total is exactly its members' reservations, and the chain holds one
+/// record per decision.
+async fn bulk_batches_keep_every_budget_exact(ctx: Ctx) {
+    let s = &ctx.store;
+    let org = super::fixtures::organization(s).await;
+    let mut customers = Vec::new();
+    for k in 0..8 {
+        let c = customer(s).await;
+        for run in 0..3 {
+            let mut first = job(c, &format!("pre-{run}"), 0.0);
+            first.organization_id = (k < 4).then_some(org);
+            admitted(s, &first).await;
+        }
+        customers.push(c);
+    }
+    let before = s.audit().verify_audit_chain().await.expect("verify");
+    let requests = (0..RACERS)
+        .map(|i| {
+            let k = i % 8;
+            let mut r = job(customers[k], &format!("pre-{}", i % 3), 10.0);
+            r.organization_id = (k < 4).then_some(org);
+            r.limits.max_flop_per_customer_window = Some(55.0);
+            r
+        })
+        .collect();
+    let replica = second_replica(&ctx).await;
+    let verdicts = race([s.clone(), replica.clone()], requests).await;
+    let stats = [
+        s.ledger().admission_batch_stats(),
+        replica.ledger().admission_batch_stats(),
+    ];
+    replica.close().await;
+    assert!(
+        stats.iter().map(|x| x.bulk_batches).sum::<u64>() > 0,
+        "no batch was decided with the batch statements: {stats:?}"
+    );
+    assert_eq!(
+        admitted_per_customer(&verdicts, customers.len()),
+        [5; 8],
+        "floor(55 / 10) each, never more"
+    );
+    for (k, &c) in customers.iter().enumerate() {
+        let mut probe = job(c, "probe", 0.0);
+        probe.organization_id = (k < 4).then_some(org);
+        probe.limits.max_flop_per_customer_window = Some(55.0);
+        let d = admitted(s, &probe).await;
+        assert_eq!(d.totals_after.customer_window_flop, 50.0, "customer {k}");
+        if k < 4 {
+            assert_eq!(
+                d.totals_after.organization_flop,
+                Some(200.0),
+                "customer {k}"
+            );
+        }
+    }
+    let lineages: f64 = {
+        let mut sum = 0.0;
+        for &c in &customers {
+            for run in 0..3 {
+                sum += lineage_total(s, c, &format!("pre-{run}")).await;
+            }
+        }
+        sum
+    };
+    assert_eq!(
+        lineages,
+        8.0 * 50.0,
+        "every reservation on its lineage row, once"
+    );
+    // One record per racer and per probe.
+    assert_chain_grew_by(s, before.records, RACERS as u64 + 8).await;
+}
+
 crate::store_suite!(
+    bulk_batches_keep_every_budget_exact,
+    batches_of_many_customers_keep_every_budget_and_one_chain,
     admissions_racing_a_merge_never_fail_and_then_see_one_group,
     customer_window_cap_is_never_passed,
     lineage_cap_is_never_passed,

@@ -8,6 +8,7 @@ mod support;
 
 mod accounts;
 mod api_keys;
+mod incidents;
 mod login;
 mod refresh;
 mod schema;

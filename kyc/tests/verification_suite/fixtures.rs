@@ -142,6 +142,25 @@ pub async fn chain_intact(store: &Store) {
     assert!(v.records > 0);
 }
 
+/// `SELECT COUNT(*) …` on the test's database.
+pub async fn count(ctx: &crate::support::Ctx, sql: &'static str) -> i64 {
+    use crate::support::Backend;
+    match ctx.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&ctx.url).await.unwrap();
+            let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&ctx.url).await.unwrap();
+            let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n
+        }
+    }
+}
+
 /// Raw bytes of every stored column of the application tables, for at-rest checks.
 pub async fn raw_dump(ctx: &crate::support::Ctx) -> Vec<u8> {
     use crate::support::Backend;

@@ -31,7 +31,7 @@ async fn full_lifecycle_changes_the_tier(ctx: Ctx) {
         .update_draft(&key, &alice, draft.id, &individual(), t0())
         .await
         .unwrap();
-    assert_eq!(updated.payload, individual());
+    assert_eq!(updated.payload, Some(individual()));
 
     let submitted = s
         .verification()

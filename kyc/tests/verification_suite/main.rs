@@ -14,4 +14,6 @@ mod lifecycle;
 mod linking;
 mod organizations;
 mod random_ops;
+mod resellers;
+mod retention;
 mod review;

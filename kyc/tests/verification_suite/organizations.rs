@@ -14,7 +14,7 @@ use crate::fixtures::*;
 use crate::support::{Ctx, t0};
 
 /// Approves an organization application of `caller` at `organization_verified`.
-async fn approve_kyb(
+pub(crate) async fn approve_kyb(
     s: &computegate_kyc::Store,
     key: &computegate_kyc::crypto::MasterKey,
     caller: &CustomerCaller,
@@ -36,7 +36,7 @@ async fn approve_kyb(
         .unwrap();
 }
 
-async fn organization_of(s: &computegate_kyc::Store, customer: Uuid) -> Option<Uuid> {
+pub(crate) async fn organization_of(s: &computegate_kyc::Store, customer: Uuid) -> Option<Uuid> {
     s.accounts()
         .customer_by_id(customer)
         .await

@@ -641,7 +641,48 @@ async fn newer_approval_supersedes_older(ctx: Ctx) {
     chain_intact(s).await;
 }
 
+/// The console links a customer named elsewhere (an incident) to their newest case file.
+async fn a_customers_newest_application_is_found(ctx: Ctx) {
+    let s = &ctx.store;
+    let key = key();
+    let alice = customer(s, "alice@example.com", CustomerKind::Individual).await;
+    let bob = customer(s, "bob@example.com", CustomerKind::Individual).await;
+    let latest =
+        |c: uuid::Uuid| async move { s.verification().latest_application_of(c).await.unwrap() };
+    assert_eq!(latest(alice.customer_id).await, None, "never applied");
+    let first = pending(s, &key, &alice, &individual(), ScreeningDecision::Clear).await;
+    let reviewer = staff(s, "rev@cg.example", StaffRole::Reviewer).await;
+    s.verification()
+        .decide_application(
+            &key,
+            &reviewer,
+            first,
+            DecisionRequest {
+                action: approve(Tier::IDENTITY_VERIFIED),
+                reason: "ok".into(),
+                reverify_after: None,
+                evidence: Default::default(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(latest(alice.customer_id).await, Some(first));
+    let second = s
+        .verification()
+        .create_draft(&key, &alice, &individual(), t0() + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(latest(alice.customer_id).await, Some(second.id));
+    assert_eq!(
+        latest(bob.customer_id).await,
+        None,
+        "another customer's is not theirs"
+    );
+}
+
 crate::store_suite!(
+    a_customers_newest_application_is_found,
     newer_approval_supersedes_older,
     top_tier_needs_two_distinct_seniors,
     reviewer_cannot_decide_own_case,

@@ -15,8 +15,8 @@ pub use evaluate::{
 };
 pub use model::{Crossing, Denial, DenialReason, Totals};
 pub use outcome::{
-    Admitted, Decision, Hold, HoldReason, JobFacts, Notice, Outcome, Refusal, RefusalReason,
-    precheck,
+    Admitted, Decision, EndCustomerRefusal, Hold, HoldReason, JobFacts, Notice, Outcome, Refusal,
+    RefusalReason, precheck,
 };
 
 #[cfg(test)]

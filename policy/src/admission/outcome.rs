@@ -110,6 +110,84 @@ pub enum RefusalReason {
     ScreeningHold,
     /// A cap or a `block` threshold, decided on the totals under the ledger's locks.
     Ledger(DenialReason),
+    /// A reseller's job does not name an end customer it may run for (or the reseller is
+    /// suspended): the end customer's identity was not passed through.
+    EndCustomer(EndCustomerRefusal),
+}
+
+/// Why a job was refused for its end customer (see `docs/resellers.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndCustomerRefusal {
+    /// A reseller's job names no end customer.
+    Missing,
+    /// The named end customer is not one the reseller registered (unknown, malformed, or
+    /// another reseller's: the answer does not tell which).
+    Unknown,
+    /// The end customer's screening is not cleared, or it is suspended.
+    NotCleared,
+    /// Only a reseller's jobs may name an end customer.
+    NotReseller,
+    /// Staff suspended the reseller: none of its jobs run.
+    ResellerSuspended,
+}
+
+// === impl EndCustomerRefusal ===
+
+impl EndCustomerRefusal {
+    /// Every reason.
+    pub const ALL: [EndCustomerRefusal; 5] = [
+        EndCustomerRefusal::Missing,
+        EndCustomerRefusal::Unknown,
+        EndCustomerRefusal::NotCleared,
+        EndCustomerRefusal::NotReseller,
+        EndCustomerRefusal::ResellerSuspended,
+    ];
+
+    /// Bounded code for problem documents (`reason`) and the stored refusal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndCustomerRefusal::Missing => "end_customer_missing",
+            EndCustomerRefusal::Unknown => "end_customer_unknown",
+            EndCustomerRefusal::NotCleared => "end_customer_not_cleared",
+            EndCustomerRefusal::NotReseller => "end_customer_not_allowed",
+            EndCustomerRefusal::ResellerSuspended => "reseller_suspended",
+        }
+    }
+
+    /// Whether the refusal counts against the reseller's pass-through share: the job was the
+    /// reseller's and failed to name a cleared end customer of its own. A suspended
+    /// reseller's refusals are its suspension, not new evidence; a non-reseller has no share.
+    pub fn counts_against_pass_through(self) -> bool {
+        match self {
+            EndCustomerRefusal::Missing
+            | EndCustomerRefusal::Unknown
+            | EndCustomerRefusal::NotCleared => true,
+            EndCustomerRefusal::NotReseller | EndCustomerRefusal::ResellerSuspended => false,
+        }
+    }
+}
+
+impl fmt::Display for EndCustomerRefusal {
+    /// Why, in words safe to show the submitter (never whose an end customer id is).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EndCustomerRefusal::Missing => {
+                "a reseller's job must name its end customer (header \
+                 `X-Computegate-End-Customer`, or `end_customer` in the job body)"
+            }
+            EndCustomerRefusal::Unknown => "the end customer is not one you registered",
+            EndCustomerRefusal::NotCleared => {
+                "the end customer is not cleared to run jobs (screening under review, refused, \
+                 or suspended)"
+            }
+            EndCustomerRefusal::NotReseller => {
+                "only a reseller's jobs may name an end customer; leave the end customer out"
+            }
+            EndCustomerRefusal::ResellerSuspended => {
+                "the reseller is suspended by compliance staff; no job runs for it"
+            }
+        })
+    }
 }
 
 /// What an admission is counted as: `(decision, reason)` metric label values.
@@ -265,6 +343,7 @@ impl fmt::Display for Refusal {
             RefusalReason::Ledger(DenialReason::Threshold) => {
                 f.write_str("the job would cross a threshold whose action is to block")
             }
+            RefusalReason::EndCustomer(why) => why.fmt(f),
         }
     }
 }
@@ -281,6 +360,7 @@ impl RefusalReason {
             RefusalReason::InvalidRequest(_) => "invalid_request",
             RefusalReason::ScreeningHold => "screening_hold",
             RefusalReason::Ledger(reason) => reason.as_str(),
+            RefusalReason::EndCustomer(why) => why.as_str(),
         }
     }
 
@@ -294,6 +374,7 @@ impl RefusalReason {
             }
             RefusalReason::ScreeningHold => "screening_hold",
             RefusalReason::UnknownAccount | RefusalReason::InvalidRequest(_) => "invalid_request",
+            RefusalReason::EndCustomer(_) => "end_customer",
             RefusalReason::UnknownTier
             | RefusalReason::AcceleratorsPerJob { .. }
             | RefusalReason::Ledger(DenialReason::ConcurrentJobs { .. }) => "tier_limit",

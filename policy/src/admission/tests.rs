@@ -444,6 +444,33 @@ fn account_refusals_name_no_tier_and_outcomes_label_metrics_from_enums() {
 }
 
 #[test]
+fn end_customer_refusals_have_bounded_codes_one_metric_label_and_name_no_tier() {
+    let job = facts("organization_verified", 1, 1e18);
+    let mut codes = std::collections::HashSet::new();
+    for why in EndCustomerRefusal::ALL {
+        let refusal = Refusal::account(&job, RefusalReason::EndCustomer(why));
+        assert_eq!(refusal.required_tier, None);
+        assert_eq!(refusal.reason.as_str(), why.as_str());
+        assert!(codes.insert(why.as_str()), "{why:?}");
+        assert!(!refusal.to_string().is_empty());
+        let (decision, reason) = Outcome::Denied(refusal).metric_labels();
+        assert_eq!((decision.as_str(), reason), ("denied", "end_customer"));
+    }
+    // Only a reseller's failure to pass an identity through counts against it.
+    let counted: Vec<_> = (EndCustomerRefusal::ALL.into_iter())
+        .filter(|w| w.counts_against_pass_through())
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            EndCustomerRefusal::Missing,
+            EndCustomerRefusal::Unknown,
+            EndCustomerRefusal::NotCleared
+        ]
+    );
+}
+
+#[test]
 fn notices_are_the_crossings_of_thresholds_with_a_notify_action() {
     let rules = [
         rule("eu", 10.0, Scope::Run, Action::Notify),

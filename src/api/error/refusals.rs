@@ -3,17 +3,18 @@
 
 use computegate_kyc::accounts::membership::{InvitationState, MembershipError};
 use computegate_kyc::api_keys::KeyError;
+use computegate_kyc::incidents::{IncidentError, StixError};
 use computegate_kyc::ledger::LedgerError;
 use computegate_kyc::login::LoginError;
 use computegate_kyc::verification::webhooks::WebhookError;
 use computegate_kyc::verification::{
-    DocumentError, FieldError, TransitionError, VerificationError,
+    DocumentError, FieldError, ResellerError, TransitionError, VerificationError,
 };
 
 use super::{ApiError, internal, unavailable};
 use crate::identity::IdentityError;
 use crate::metering::MeteringError;
-use crate::verification::OrganizationError;
+use crate::verification::{IncidentActionError, OrganizationError};
 
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
@@ -149,6 +150,7 @@ fn verification_refused(e: VerificationError) -> ApiError {
         VerificationError::NotEditable(status) => ApiError::InvalidState(format!(
             "the application cannot be edited while it is {status}"
         )),
+        e @ VerificationError::IdentityPurged { .. } => ApiError::InvalidState(e.to_string()),
         VerificationError::StaffUnknown => {
             ApiError::Forbidden("the staff user is unknown or disabled")
         }
@@ -218,11 +220,71 @@ impl From<MembershipError> for ApiError {
     }
 }
 
+impl From<ResellerError> for ApiError {
+    fn from(e: ResellerError) -> Self {
+        match e {
+            ResellerError::Invalid(errors) => ApiError::InvalidFields(errors),
+            ResellerError::NotFound => ApiError::NotFound,
+            ResellerError::NotReseller => {
+                ApiError::Forbidden("only a reseller organization's accounts may do this")
+            }
+            ResellerError::NotVerified => ApiError::InvalidState(
+                "only a KYB-verified organization (an approved organization application, owner \
+                 active) can be marked as reseller"
+                    .into(),
+            ),
+            ResellerError::AlreadyReseller => {
+                ApiError::Conflict("the organization is a reseller already")
+            }
+            ResellerError::Suspended => ApiError::Forbidden("the reseller is suspended"),
+            ResellerError::NotUnderReview(screening) => ApiError::InvalidState(format!(
+                "the end customer's screening is {screening}; only one under review is decided"
+            )),
+            ResellerError::Unchanged(status) => {
+                ApiError::InvalidState(format!("the reseller is {status} already"))
+            }
+            ResellerError::Verification(e) => verification_refused(e),
+            ResellerError::Store(e) => unavailable(e),
+            ResellerError::Screening(e) => unavailable(e),
+        }
+    }
+}
+
 impl From<OrganizationError> for ApiError {
     fn from(e: OrganizationError) -> Self {
         match e {
             OrganizationError::Membership(e) => e.into(),
             OrganizationError::Staff(e) => e.into(),
+        }
+    }
+}
+
+impl From<IncidentActionError> for ApiError {
+    fn from(e: IncidentActionError) -> Self {
+        match e {
+            IncidentActionError::Incident(e) => e.into(),
+            IncidentActionError::Staff(e) => e.into(),
+        }
+    }
+}
+
+impl From<IncidentError> for ApiError {
+    fn from(e: IncidentError) -> Self {
+        match e {
+            IncidentError::Invalid(fields) => ApiError::Invalid(fields),
+            IncidentError::NotFound => ApiError::NotFound,
+            IncidentError::Transition { from, to } => {
+                ApiError::InvalidState(format!("an incident that is {from} cannot become {to}"))
+            }
+            IncidentError::Bundle(StixError::TooLarge { limit }) => {
+                ApiError::PayloadTooLarge(format!("a bundle is at most {limit} bytes"))
+            }
+            IncidentError::Bundle(e) => ApiError::MalformedBody(e.to_string()),
+            IncidentError::OwnBundle => {
+                ApiError::Conflict("the bundle is this deployment's own export")
+            }
+            IncidentError::Store(e) => unavailable(e),
+            other => internal(other),
         }
     }
 }
@@ -287,6 +349,14 @@ mod tests {
         let status = |e: VerificationError| ApiError::from(e).to_problem().status().as_u16();
         assert_eq!(status(VerificationError::NotFound), 404);
         assert_eq!(status(VerificationError::RoleNotPermitted), 403);
+        let purged = VerificationError::IdentityPurged {
+            at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        assert_eq!(
+            status(purged),
+            409,
+            "a withdrawn payload is a state, not a failure"
+        );
         let open = VerificationError::ApplicationInProgress {
             id: uuid::Uuid::nil(),
             status: computegate_kyc::verification::ApplicationStatus::NeedsInfo,

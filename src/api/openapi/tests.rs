@@ -173,6 +173,7 @@ fn no_route_is_added_outside_routes_macro() {
         ("mod.rs", include_str!("../mod.rs")),
         ("applications.rs", include_str!("../applications.rs")),
         ("customer.rs", include_str!("../customer.rs")),
+        ("incidents.rs", include_str!("../incidents.rs")),
         ("jobs.rs", include_str!("../jobs.rs")),
         ("metering.rs", include_str!("../metering.rs")),
         ("organizations.rs", include_str!("../organizations.rs")),

@@ -67,6 +67,29 @@ async fn staff_password_grant_issues_a_staff_token() {
 }
 
 #[tokio::test]
+async fn staff_logout_revokes_the_token_it_is_called_with() {
+    let api = Api::start().await;
+    let token = api.staff_token(StaffRole::Reviewer).await;
+    let other = api.staff_token(StaffRole::Reviewer).await;
+    api.staff(post("/staff/v1/auth/logout").bearer(&token))
+        .await
+        .ok(204);
+    api.staff(get("/staff/v1/applications").bearer(&token))
+        .await
+        .problem(401, "unauthenticated");
+    api.staff(post("/staff/v1/auth/logout").bearer(&token))
+        .await
+        .problem(401, "unauthenticated");
+    // Another session of the same staff user goes on.
+    api.staff(get("/staff/v1/applications").bearer(&other))
+        .await
+        .ok(200);
+    api.staff(post("/staff/v1/auth/logout"))
+        .await
+        .problem(401, "unauthenticated");
+}
+
+#[tokio::test]
 async fn refresh_rotates_once_and_a_reuse_revokes_the_session() {
     let api = Api::start().await;
     let c = api.new_customer().await;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::super::identity::{PASSWORD, token, tokens_of, unique_email};
 use super::{Cust, Meter};
 
 // === impl Meter ===
@@ -99,6 +100,46 @@ impl Meter {
             .expect("send submit");
         assert_eq!(resp.status(), 200, "submit application: {resp:?}");
         resp.json().await.expect("submit JSON")
+    }
+
+    /// A new account of `kind` (`individual`, `organization`) signed up and signed in; returns
+    /// it with its (lower-case) email.
+    pub(crate) async fn signed_up(&self, kind: &str) -> (Cust, String) {
+        let email = unique_email(kind).to_lowercase();
+        let resp = self
+            .http
+            .post(self.gw.url("/computegate/v1/auth/signup"))
+            .json(&json!({"email": email, "password": PASSWORD, "kind": kind}))
+            .send()
+            .await
+            .expect("send signup");
+        assert_eq!(resp.status(), 201, "signup: {resp:?}");
+        let doc: Value = resp.json().await.expect("signup JSON");
+        let tokens = tokens_of(token(&self.http, &self.gw, &email, PASSWORD).await).await;
+        let cust = Cust {
+            id: doc["customer_id"].as_str().expect("customer_id").to_owned(),
+            access: tokens.access,
+        };
+        (cust, email)
+    }
+
+    /// The KYB path: a new organization account whose application (a company named
+    /// `legal_name`) reviewer `staff` approves at `organization_verified`, which creates its
+    /// organization. Returns the owner with its email.
+    pub(crate) async fn verified_organization(
+        &self,
+        staff: &str,
+        legal_name: &str,
+    ) -> (Cust, String) {
+        let (owner, email) = self.signed_up("organization").await;
+        let registration = format!("5566{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        let app = self
+            .apply(&owner, &organization_application(legal_name, &registration))
+            .await;
+        assert_eq!(app["status"], "pending_review", "{app}");
+        let id = app["id"].as_str().expect("application id");
+        self.approve_at(staff, id, "organization_verified").await;
+        (owner, email)
     }
 
     /// Approves application `id` for `identity_verified` as reviewer `staff` (the real KYC

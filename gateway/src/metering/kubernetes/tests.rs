@@ -123,7 +123,11 @@ fn types_from_selectors_and_affinity() {
 fn deadline_and_declarations() {
     let mut v = job_with_pod(json!({"containers": [gpus(json!({"nvidia.com/gpu": 8}))]}));
     v["spec"]["activeDeadlineSeconds"] = json!(3600);
-    v["metadata"]["labels"] = json!({"computegate.dev/run-id": "r-7", "app": "train"});
+    v["metadata"]["labels"] = json!({
+        "computegate.dev/run-id": "r-7",
+        "computegate.dev/end-customer": "ec-1",
+        "app": "train"
+    });
     v["metadata"]["annotations"] = json!({
         "computegate.dev/parent-run-id": "r-6",
         "computegate.dev/model-parameters": "7e9",
@@ -134,6 +138,7 @@ fn deadline_and_declarations() {
     let spec = parse_json(v.clone()).unwrap();
     assert_eq!(spec.duration.unwrap().as_secs(), 3600);
     assert_eq!(spec.run_id.as_deref(), Some("r-7"));
+    assert_eq!(spec.end_customer.as_deref(), Some("ec-1"));
     assert_eq!(spec.parent_run_id.as_deref(), Some("r-6"));
     assert!(spec.is_biological_sequence());
     assert_eq!(spec.declared.unwrap().flop(), Some(6.0 * 7e9 * 1.4e11));

@@ -121,8 +121,13 @@ fn declarations_travel_in_the_environment() {
     assert_eq!(spec.declared.unwrap().flop(), Some(6.0 * 7e10 * 1.5e12));
     assert_eq!(spec.dataset_kind.as_deref(), Some("text"));
     assert_eq!(spec.precision, Some(crate::policy::Precision::Fp8));
-    let spec = job(json!({"environment": {"COMPUTEGATE_RUN_ID": "r1", "HOME": "/home/a"}}));
+    let spec = job(json!({"environment": {
+        "COMPUTEGATE_RUN_ID": "r1",
+        "COMPUTEGATE_END_CUSTOMER": "ec-1",
+        "HOME": "/home/a"
+    }}));
     assert_eq!(spec.run_id.as_deref(), Some("r1"));
+    assert_eq!(spec.end_customer.as_deref(), Some("ec-1"));
     let conflict = parse_json(json!({"jobs": [
         {"environment": ["COMPUTEGATE_RUN_ID=a"]},
         {"environment": ["COMPUTEGATE_RUN_ID=b"]}

@@ -371,23 +371,41 @@ macro_rules! job_sql {
     };
 }
 
-/// Rolling-window totals. The second customer sum is skipped when both windows start at the
-/// same time, and the open-job count when `$6` is false (no concurrency cap): uncorrelated
-/// scalar subqueries are evaluated only when reached, on both backends.
-const WINDOW_TOTALS: &str = "SELECT \
-     (SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
-        WHERE customer_id = $1 AND decided_at > $2) AS customer_window, \
-     CASE WHEN $2 = $3 THEN NULL ELSE \
-       (SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
-          WHERE customer_id = $1 AND decided_at > $3) END AS customer_total, \
-     (SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
-        WHERE organization_id = $4 AND decided_at > $3) AS organization_total, \
-     (SELECT COALESCE(SUM(j.used_flop + j.reserved_flop), 0.0) FROM ledger_group_members m \
-        JOIN ledger_jobs j ON j.customer_id = m.customer_id \
-        WHERE m.group_id = $5 AND j.decided_at > $3) AS group_total, \
-     CASE WHEN $6 THEN (SELECT COUNT(*) FROM ledger_jobs \
-        WHERE customer_id = $1 AND status IN ('reserved', 'running')) ELSE 0 END AS open_jobs, \
-     (SELECT group_id FROM ledger_group_members WHERE customer_id = $1) AS group_now";
+/// The rolling-window totals' columns, over a customer, the cap window's start, the threshold
+/// window's start, an organization, a group and whether to count open jobs (each an SQL
+/// expression: parameters for one admission, a `VALUES` row's columns for a batch — one text,
+/// so a batch sums exactly what a single admission does). The second customer sum is skipped
+/// when both windows start at the same time, and the open-job count when it is not asked for:
+/// uncorrelated scalar subqueries are evaluated only when reached, on both backends.
+macro_rules! window_totals_columns {
+    ($customer:literal, $cap:literal, $threshold:literal, $org:literal, $group:literal, $count_open:literal) => {
+        concat!(
+            "(SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
+               WHERE customer_id = ", $customer, " AND decided_at > ", $cap, ") AS customer_window, \
+             CASE WHEN ", $cap, " = ", $threshold, " THEN NULL ELSE \
+               (SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
+                  WHERE customer_id = ", $customer, " AND decided_at > ", $threshold, ") END \
+               AS customer_total, \
+             (SELECT COALESCE(SUM(used_flop + reserved_flop), 0.0) FROM ledger_jobs \
+               WHERE organization_id = ", $org, " AND decided_at > ", $threshold, ") \
+               AS organization_total, \
+             (SELECT COALESCE(SUM(j.used_flop + j.reserved_flop), 0.0) FROM ledger_group_members m \
+               JOIN ledger_jobs j ON j.customer_id = m.customer_id \
+               WHERE m.group_id = ", $group, " AND j.decided_at > ", $threshold, ") AS group_total, \
+             CASE WHEN ", $count_open, " THEN (SELECT COUNT(*) FROM ledger_jobs \
+               WHERE customer_id = ", $customer, " AND status IN ('reserved', 'running')) \
+               ELSE 0 END AS open_jobs, \
+             (SELECT group_id FROM ledger_group_members WHERE customer_id = ", $customer, ") \
+               AS group_now"
+        )
+    };
+}
+
+/// Rolling-window totals of one admission ([`WindowQuery`] bound as `$1`..`$6`).
+const WINDOW_TOTALS: &str = concat!(
+    "SELECT ",
+    window_totals_columns!("$1", "$2", "$3", "$4", "$5", "$6")
+);
 
 const ADD_TO_BUDGETS: &str = "UPDATE ledger_budgets \
      SET used_flop = used_flop + $1, reserved_flop = reserved_flop + $2 \
@@ -485,3 +503,6 @@ const FREE_IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE job_id =
 
 // After the SQL text macros, which `backends` expands.
 mod backends;
+mod bulk;
+
+pub(super) use bulk::{BulkTx, FoundRun, LockedBudget};

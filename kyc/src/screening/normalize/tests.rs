@@ -135,8 +135,16 @@ proptest! {
         let _ = normalize_id(&raw);
     }
 
+    /// Order does not matter — except around the parts of an Arabic compound (`abd`, `al`,
+    /// `allah`, …), which join with the word after or before them by design (`Abd Aziz` is
+    /// `abdaziz`, `Aziz Abd` is two names): generated words that are such parts are left out.
     #[test]
-    fn token_order_does_not_matter(words in proptest::collection::vec("[A-Za-z]{2,8}", 1..5)) {
+    fn token_order_does_not_matter(
+        words in proptest::collection::vec(
+            "[A-Za-z]{2,8}".prop_filter("an Arabic compound part", |w| !is_compound_part(w)),
+            1..5,
+        )
+    ) {
         let forward = words.join(" ");
         let mut rev = words.clone();
         rev.reverse();
@@ -185,4 +193,12 @@ fn legal_forms_one_typo_away_are_dropped() {
     );
     // Short forms must match exactly: `Go` is not `Co`.
     assert_eq!(org("Go Trading"), ["go", "trading"]);
+}
+
+/// Whether `word` is one of the parts [`join_theophoric`] joins with a neighbour.
+fn is_compound_part(word: &str) -> bool {
+    let w = word.to_ascii_lowercase();
+    [ABD_FORMS, ARTICLE_FORMS, ALLAH_FORMS]
+        .iter()
+        .any(|forms| forms.contains(&w.as_str()))
 }
