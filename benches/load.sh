@@ -42,7 +42,9 @@
 #                               computegate-tls with server.runtime = "thread_per_core", to compare
 #                               both runtimes interleaved in one run)
 #   LOAD_RUNTIME [work_stealing]  server.runtime of the computegate and computegate-tls targets
-#                               (work_stealing | thread_per_core)
+#                               (work_stealing | thread_per_core; the product's default is
+#                               thread_per_core, the computegate-tpc* targets; the default here
+#                               keeps the targets' meaning of the earlier BENCHMARKS.md sections)
 #   LOAD_WORKLOADS ["get post unloaded"]  (add h2 h1tls handshake resume for the TLS targets)
 #   LOAD_STREAMS [10]           concurrent streams per connection in the h2 workload
 #   LOAD_HANDSHAKE_CLIENTS [4]  parallel clients of the handshake workloads

@@ -17,7 +17,10 @@
 #    deploy/kubernetes/ and scripts/check_manifests.py (references between the manifests);
 # 6. cargo test --workspace -- --include-ignored (tests that need Redis/PostgreSQL are
 #    `#[ignore = "needs …"]` under plain `cargo test`, and run here, never skipped; the cluster
-#    test runs scripts/cluster.sh with the debug binary for two minutes).
+#    test runs scripts/cluster.sh with the debug binary for two minutes); then the data-plane
+#    suites (proxy, proxy_lifecycle, proxy_tls) once more with every gateway in the
+#    `work_stealing` runtime (COMPUTEGATE_TEST_SERVER_RUNTIME), the suite's gateways otherwise
+#    running the default `thread_per_core`.
 #
 # Environment:
 #   COMPUTEGATE_TEST_REDIS_URL     default redis://127.0.0.1:6379
@@ -442,6 +445,12 @@ STEP="test"
 log "step 6/6: cargo test --workspace -- --include-ignored"
 TEST_LOG=$(mktemp)
 cargo test --workspace -- --include-ignored 2>&1 | tee "$TEST_LOG"
+# The suite runs its gateways in the default runtime (`thread_per_core`); the data-plane suites
+# run once more in the other one, so both stay tested (docs/operations.md, "Choosing the runtime").
+log "step 6/6 (cont.): the data-plane suites again with server.runtime = work_stealing"
+COMPUTEGATE_TEST_SERVER_RUNTIME=work_stealing \
+  cargo test --workspace --test proxy --test proxy_lifecycle --test proxy_tls -- --include-ignored 2>&1 |
+  tee -a "$TEST_LOG"
 
 passed=0
 failed=0

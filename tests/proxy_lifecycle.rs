@@ -112,6 +112,23 @@ async fn sigterm_drains_an_in_flight_request_then_exits_zero() {
 }
 
 #[tokio::test]
+async fn work_stealing_drains_an_in_flight_request_on_sigterm() {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let env = [(RUNTIME_VAR, "work_stealing")];
+        let gw = Gateway::start_with_env(&sim_everything(sim.addr, "", ""), &env).await;
+        // One multi-thread runtime: no serving threads of its own.
+        let names = thread_names(gw.proc.pid());
+        assert!(
+            !names.iter().any(|n| n.starts_with("cg-serve-")),
+            "serving threads under work_stealing: {names:?}"
+        );
+        drains_on_sigterm(gw).await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn thread_per_core_proxies_on_every_thread_and_drains_them_on_sigterm() {
     within(TEST_TIMEOUT, async {
         let sim = Sim::start().await;

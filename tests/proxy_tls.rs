@@ -117,6 +117,12 @@ async fn http2_and_http1_over_tls_by_alpn() {
 }
 
 #[tokio::test]
+async fn work_stealing_serves_http2_and_http1_over_tls() {
+    let env = [(RUNTIME_VAR, "work_stealing")];
+    within(TEST_TIMEOUT, serves_http2_and_http1_by_alpn(&env)).await;
+}
+
+#[tokio::test]
 async fn thread_per_core_serves_http2_and_http1_over_tls() {
     let env = [
         (RUNTIME_VAR, "thread_per_core"),

@@ -313,8 +313,9 @@ impl Gateway {
         if !env.iter().any(|(k, _)| *k == "COMPUTEGATE_MASTER_KEY") {
             env.push(("COMPUTEGATE_MASTER_KEY", TEST_MASTER_KEY));
         }
-        // `COMPUTEGATE_TEST_SERVER_RUNTIME=thread_per_core` runs every gateway of the suite in
-        // that runtime (`server.runtime`), unless the test chooses one itself.
+        // `COMPUTEGATE_TEST_SERVER_RUNTIME=work_stealing` (or `thread_per_core`, the default)
+        // runs every gateway of the suite in that runtime (`server.runtime`), unless the test
+        // chooses one itself.
         let runtime = std::env::var("COMPUTEGATE_TEST_SERVER_RUNTIME").unwrap_or_default();
         if !runtime.is_empty() && !env.iter().any(|(k, _)| *k == RUNTIME_VAR) {
             env.push((RUNTIME_VAR, &runtime));

@@ -383,8 +383,13 @@ fn the_authz_section_is_optional_validated_and_overridable() {
 }
 
 #[test]
-fn runtime_defaults_to_work_stealing_and_parses_thread_per_core() {
+fn runtime_defaults_to_thread_per_core_and_parses_work_stealing() {
     let c = Config::from_toml(MINIMAL, no_env()).unwrap();
+    assert_eq!(c.server.runtime, ServerRuntime::ThreadPerCore);
+    assert_eq!(ServerRuntime::default(), ServerRuntime::ThreadPerCore);
+    let text = format!("{MINIMAL}\n[server]\nruntime = \"work_stealing\"\nworker_threads = 3\n");
+    let c = Config::from_toml(&text, no_env()).unwrap();
+    c.validate().unwrap();
     assert_eq!(c.server.runtime, ServerRuntime::WorkStealing);
     assert_eq!(c.server.listener_threads(), 1);
     let text = format!("{MINIMAL}\n[server]\nruntime = \"thread_per_core\"\nworker_threads = 3\n");
