@@ -30,6 +30,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 pub use self::browser::ResumedSession;
 use self::directory::SharedKeyring;
@@ -66,6 +67,14 @@ pub struct StaffClaims {
     pub jti: String,
     /// Expiry (Unix seconds).
     pub exp: i64,
+}
+
+impl StaffClaims {
+    /// The staff user the token names, from `sub` (`staff:<uuid>` or a bare uuid).
+    pub fn staff_id(&self) -> Option<Uuid> {
+        let id = self.sub.strip_prefix("staff:").unwrap_or(&self.sub);
+        Uuid::parse_str(id).ok()
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -2,14 +2,13 @@
 //! the current keyring and the staff user's current record on every call (staff traffic is small;
 //! a disabled user or changed role takes effect at once).
 
-use computegate_gateway::auth::AuthError;
 use std::net::IpAddr;
 
+use computegate_gateway::auth::AuthError;
 use computegate_kyc::access_log::AccessAction;
 use computegate_kyc::accounts::{StaffUser, Subject};
 use jsonwebtoken::{Algorithm, Validation};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{Identity, IdentityError, StaffClaims};
 
@@ -20,8 +19,9 @@ impl Identity {
     /// are the data plane's [`AuthError`]s, so one mapping answers customers and staff alike.
     pub async fn authenticate_staff(&self, bearer: &str) -> Result<StaffUser, AuthError> {
         let claims = self.decode(bearer, &self.auth.staff_audience)?;
-        let id = claims.sub.strip_prefix("staff:").unwrap_or(&claims.sub);
-        let id = Uuid::parse_str(id).map_err(|_| AuthError::Invalid("not a staff token"))?;
+        let id = claims
+            .staff_id()
+            .ok_or(AuthError::Invalid("not a staff token"))?;
         let staff = self
             .store
             .accounts()
@@ -65,8 +65,7 @@ impl Identity {
         let Ok(claims) = self.decode(token, &self.auth.staff_audience) else {
             return Ok(());
         };
-        let Ok(id) = Uuid::parse_str(claims.sub.strip_prefix("staff:").unwrap_or(&claims.sub))
-        else {
+        let Some(id) = claims.staff_id() else {
             return Ok(());
         };
         let subject = Subject::Staff(id);
@@ -109,5 +108,27 @@ impl Identity {
             return Err(invalid());
         }
         Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(sub: &str) -> StaffClaims {
+        StaffClaims {
+            sub: sub.to_owned(),
+            jti: "j".to_owned(),
+            exp: 0,
+        }
+    }
+
+    #[test]
+    fn the_staff_id_comes_from_a_prefixed_or_bare_subject() {
+        let id = uuid::Uuid::new_v4();
+        assert_eq!(claims(&format!("staff:{id}")).staff_id(), Some(id));
+        assert_eq!(claims(&id.to_string()).staff_id(), Some(id));
+        assert_eq!(claims(&format!("customer:{id}")).staff_id(), None);
+        assert_eq!(claims("staff:").staff_id(), None);
     }
 }
