@@ -179,10 +179,15 @@ CLK_TCK=$(getconf CLK_TCK)
 # helpers
 # ---------------------------------------------------------------------------------------------
 USED_PORTS=" "
+# Listening ports come from below the kernel's ephemeral range: a port inside it can be taken as
+# the local port of a client connection (h2load's, or a proxy's to the upstream) between this
+# check and the bind, which failed a target's start with "Address already in use".
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+((EPHEMERAL_LOW > 12000)) || EPHEMERAL_LOW=32768
 free_port() {
   local p
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
     [[ "$USED_PORTS" == *" $p "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       USED_PORTS+="$p "
