@@ -122,6 +122,17 @@ async fn resellers_end_to_end(backend: Backend) {
         "{again}"
     );
     assert_eq!(location, format!("{END_CUSTOMERS}/{alice}"));
+    // The repeat is in the record beside the registration.
+    let alice_audit = audit_actions(&m, &auditor, &format!("customer:{alice}")).await;
+    for action in [
+        "kyc.end_customer.registered",
+        "kyc.end_customer.registration_repeated",
+    ] {
+        assert!(
+            alice_audit.contains(&action.to_owned()),
+            "{action}: {alice_audit:?}"
+        );
+    }
     let page: Value = m
         .http
         .get(m.gw.url(&format!("{END_CUSTOMERS}?limit=2")))

@@ -159,7 +159,27 @@ impl Verification {
             .verification()
             .register_end_customer(self.master(), &new, &caller.actor(), now)
             .await?;
-        if !registered.already_registered {
+        if registered.already_registered {
+            // No new end customer, yet a reseller submitting an identity again (perhaps spelt
+            // another way, perhaps screened another way now) belongs in the record beside it.
+            let entry = AuditEntry::new(
+                now,
+                &caller.actor(),
+                AuditAction::EndCustomerRegistrationRepeated,
+                format!("customer:{}", registered.end_customer.id),
+            )
+            .with_detail(serde_json::json!({
+                "reseller_id": reseller,
+                "screening_now": screening.decision.as_str(),
+                "list_version": screening.list_version,
+                "score": screening.score,
+            }));
+            self.store()
+                .audit()
+                .record_audit(&entry)
+                .await
+                .map_err(ResellerError::Store)?;
+        } else {
             self.stats_changed();
         }
         Ok(registered)

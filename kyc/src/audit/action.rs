@@ -141,6 +141,9 @@ pub enum AuditAction {
     ResellerResumed,
     /// A reseller registered an end customer (screened at once).
     EndCustomerRegistered,
+    /// A reseller registered again an identity it had registered: no new end customer, the
+    /// existing one answered (`already_registered`).
+    EndCustomerRegistrationRepeated,
     /// Staff cleared or refused an end customer whose screening was in the review band.
     EndCustomerDecided,
     /// Staff opened an end customer's identity (personal data read).
@@ -214,6 +217,7 @@ stored_enum!(AuditAction {
     ResellerSuspended => "kyc.reseller.suspended",
     ResellerResumed => "kyc.reseller.resumed",
     EndCustomerRegistered => "kyc.end_customer.registered",
+    EndCustomerRegistrationRepeated => "kyc.end_customer.registration_repeated",
     EndCustomerDecided => "kyc.end_customer.decided",
     EndCustomerViewed => "kyc.end_customer.viewed",
     PolicyLoaded => "policy.version.loaded",
@@ -250,7 +254,7 @@ mod tests {
             assert!(is_valid_action(action), "{action}");
             assert_eq!(action.as_str().parse::<AuditAction>(), Ok(action));
         }
-        assert_eq!(AuditAction::ALL.len(), 66);
+        assert_eq!(AuditAction::ALL.len(), 67);
         assert_eq!(
             AuditAction::ReportIdentityAttached,
             "ledger.report.identity_attached"
