@@ -61,6 +61,9 @@ SIM_PORT=$(free_port)
 PIDS+=($!)
 wait_http "http://127.0.0.1:$SIM_PORT/v1/ping" 20 || die "the simulator did not start"
 head -c 1024 /dev/zero | tr '\0' 'x' >"$TMP/body"
+# One key-encryption key for the run: a target's data dir is reused by every workload, and its
+# signing keys are sealed under the key of its first start.
+MASTER_KEY=$(head -c 32 /dev/urandom | base64)
 
 start_target() { # TARGET PORT → PID in $TARGET_PID
   local t=$1 port=$2
@@ -88,7 +91,7 @@ max_body = "1MiB"
 level = "warn"
 access = "off"
 EOF
-      COMPUTEGATE_MASTER_KEY=$(head -c 32 /dev/urandom | base64) \
+      COMPUTEGATE_MASTER_KEY=$MASTER_KEY \
         valgrind --tool=callgrind --callgrind-out-file="$TMP/$t.out" \
         "$BIN" serve --config "$TMP/$t.toml" >"$TMP/$t.log" 2>&1 &
       ;;
