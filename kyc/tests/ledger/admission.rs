@@ -261,6 +261,77 @@ async fn organization_scope_sums_members(ctx: Ctx) {
     }
 }
 
+/// Whatever instant the rolling window starts at — before, on or just after a job, on or just
+/// before an hour — its total is exactly the jobs decided strictly after it, for the customer
+/// and its organization, and a job released since counts no more. (A window total read by
+/// the hour, as BENCHMARKS.md measured, must keep passing this.)
+async fn the_window_total_is_exact_at_every_edge_of_an_hour(ctx: Ctx) {
+    let s = &ctx.store;
+    let (c, org) = (customer(s).await, organization(s).await);
+    let hour = t0() + Duration::hours(5);
+    let minutes = Duration::minutes;
+    // Each job's FLOP a distinct power of two: a total names exactly the jobs it counts.
+    let jobs = [
+        (hour - minutes(10), 1.0),
+        (hour, 2.0),
+        (hour + minutes(20), 4.0),
+        (hour + minutes(40), 8.0),
+        (hour + minutes(60), 16.0),
+        (hour + minutes(150), 32.0),
+    ];
+    let mut ids = Vec::new();
+    for (i, (at, flop)) in jobs.iter().enumerate() {
+        let mut req = job(c, &format!("r{i}"), *flop);
+        req.organization_id = Some(org);
+        req.thresholds = thresholds(Vec::new());
+        req.now = *at;
+        ids.push(admitted(s, &req).await.job_id);
+    }
+    let window_from = |start: time::OffsetDateTime| {
+        let mut probe = job(c, "probe", 0.0);
+        probe.organization_id = Some(org);
+        probe.limits.window = DAY * 30;
+        probe.thresholds = thresholds(Vec::new());
+        probe.now = start + DAY * 30;
+        // The threshold window (365 days) reaches back before every job: the customer's
+        // total over it is all of them.
+        probe
+    };
+    let expect = [
+        (hour - minutes(60), 63.0),
+        (hour - minutes(10), 62.0),
+        (hour - Duration::microseconds(1), 62.0),
+        (hour, 60.0),
+        (hour + minutes(20), 56.0),
+        (hour + minutes(59), 48.0),
+        (hour + minutes(60), 32.0),
+        (hour + minutes(61), 32.0),
+        (hour + minutes(180), 0.0),
+    ];
+    for (start, total) in expect {
+        let d = admitted(s, &window_from(start)).await;
+        assert_eq!(
+            d.totals_after.customer_window_flop, total,
+            "window from {start}"
+        );
+        assert_eq!(
+            d.totals_after.customer_flop, 63.0,
+            "threshold window from {start}"
+        );
+        assert_eq!(d.totals_after.organization_flop, Some(63.0), "organization");
+    }
+    // A released job gives its FLOP back.
+    s.ledger()
+        .release_job(ids[2], "never started", hour + minutes(30))
+        .await
+        .unwrap();
+    let d = admitted(s, &window_from(hour + minutes(10))).await;
+    assert_eq!(d.totals_after.customer_window_flop, 56.0);
+    let d = admitted(s, &window_from(hour - minutes(30))).await;
+    assert_eq!(d.totals_after.customer_window_flop, 59.0);
+    assert_eq!(d.totals_after.organization_flop, Some(59.0));
+}
+
 async fn a_review_approval_lapses_after_its_validity(ctx: Ctx) {
     let s = &ctx.store;
     let c = customer(s).await;
@@ -502,6 +573,7 @@ crate::store_suite!(
     a_lineage_of_fine_tunes_crosses_1e25,
     a_split_across_linked_accounts_is_caught,
     organization_scope_sums_members,
+    the_window_total_is_exact_at_every_edge_of_an_hour,
     review_hold_approval_and_resubmission,
     a_review_approval_lapses_after_its_validity,
     block_threshold_and_bio_rule,

@@ -17,7 +17,7 @@
 //! whole transaction is rolled back and each admission of the batch is decided again in a
 //! transaction of its own, so one caller's failure never becomes another's and a partly
 //! written admission is never committed. On PostgreSQL the batch transaction waits at most
-//! [`BATCH_LOCK_TIMEOUT`] for any row lock: two replicas' batches that lock customers' budget
+//! 250 ms for any row lock ([`BATCH_BEGIN`]): two replicas' batches that lock customers' budget
 //! rows in opposite orders would otherwise wait for the server's deadlock detector (one
 //! second); instead one gives up at once and decides its admissions alone.
 //!
@@ -53,9 +53,10 @@ use crate::store::{Backend, LedgerStore, Store, StoreError};
 /// one failed commit has to redo.
 const MAX_BATCH: usize = 128;
 
-/// PostgreSQL: the longest a batch transaction waits for one row lock before it gives up and
-/// its admissions are decided alone (see the module docs).
-const BATCH_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '250ms'";
+/// PostgreSQL: a batch transaction's `BEGIN`, which also bounds how long it waits for one row
+/// lock before it gives up and its admissions are decided alone (see the module docs) — both
+/// in one round trip (one simple query).
+const BATCH_BEGIN: &str = "BEGIN; SET LOCAL lock_timeout = '250ms'";
 
 /// The longest a caller waits for its turn, as long as for a pooled connection: past it the
 /// store is unavailable (503), as with an exhausted pool.
@@ -297,7 +298,7 @@ async fn run(
 
 /// Runs `$body` in a new write transaction `$tx` of `$backend` (no turn is taken: the caller
 /// holds it), commits it, and evaluates to the body's value. `$lock_timeout`: on PostgreSQL,
-/// bound every row-lock wait by [`BATCH_LOCK_TIMEOUT`].
+/// begin with [`BATCH_BEGIN`], bounding every row-lock wait.
 macro_rules! write_tx {
     ($backend:expr, $lock_timeout:expr, |$tx:ident| $body:expr) => {
         match $backend {
@@ -311,13 +312,12 @@ macro_rules! write_tx {
                 value
             }
             Backend::Postgres(pool) => {
-                let mut $tx = pool.begin().await.map_err(StoreError::from)?;
-                if $lock_timeout {
-                    sqlx::query(BATCH_LOCK_TIMEOUT)
-                        .execute(&mut *$tx)
-                        .await
-                        .map_err(StoreError::from)?;
-                }
+                let begun = if $lock_timeout {
+                    pool.begin_with(BATCH_BEGIN).await
+                } else {
+                    pool.begin().await
+                };
+                let mut $tx = begun.map_err(StoreError::from)?;
                 let value = $body;
                 $tx.commit().await.map_err(StoreError::from)?;
                 value

@@ -1,6 +1,6 @@
-//! Deciding a whole batch of admissions with a handful of statements: the runs, group
-//! memberships, budget rows (locked) and rolling-window totals of every admission of the batch
-//! are read at once ([`BulkTx`]); the admissions are then decided one after the other, in queue
+//! Deciding a whole batch of admissions with a handful of statements: the runs (with their
+//! customers' group memberships), budget rows (locked) and rolling-window totals of every
+//! admission of the batch are read at once ([`BulkTx`]); the admissions are then decided one after the other, in queue
 //! order, in memory — each against the totals read plus what the admissions before it in the
 //! batch reserved, exactly what it would have read had those been written first — and the
 //! job rows and reservations are written at once.
@@ -67,11 +67,7 @@ pub(super) async fn decide_bulk<T: BulkTx>(
         .map(|(req, ..)| (req.customer_id, req.run_id.as_str()))
         .collect();
     let runs = tx.find_runs_many(&pairs).await?;
-    let mut customers: Vec<Uuid> = items.iter().map(|(req, ..)| req.customer_id).collect();
-    customers.sort_unstable();
-    customers.dedup();
-    let groups = tx.groups_of(&customers).await?;
-    let Some(keys) = keys_of(items, &runs, &groups) else {
+    let Some(keys) = keys_of(items, &runs) else {
         return Ok(None);
     };
     let locked = tx.lock_budgets_many(&budget_keys(&keys)).await?;
@@ -116,11 +112,7 @@ pub(super) async fn decide_bulk<T: BulkTx>(
 }
 
 /// Each admission's keys and run, or `None` when some run does not exist yet.
-fn keys_of(
-    items: &[Item<'_>],
-    runs: &[FoundRun],
-    groups: &[(Uuid, Uuid)],
-) -> Option<Vec<(Keys, RunRef)>> {
+fn keys_of(items: &[Item<'_>], runs: &[FoundRun]) -> Option<Vec<(Keys, RunRef)>> {
     items
         .iter()
         .map(|(req, ..)| {
@@ -130,10 +122,7 @@ fn keys_of(
             let keys = Keys {
                 customer: req.customer_id,
                 organization: req.organization_id,
-                group: groups
-                    .iter()
-                    .find(|(c, _)| *c == req.customer_id)
-                    .map(|(_, g)| *g),
+                group: run.group_id,
                 lineage: run.lineage_root,
                 cap_since: DbTime::new(window_start(req.now, req.limits.window)),
                 threshold_since: DbTime::new(window_start(req.now, req.thresholds.window)),

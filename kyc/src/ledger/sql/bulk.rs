@@ -1,6 +1,6 @@
 //! The batch admission's queries ([`BulkTx`]): each reads or writes what a whole batch of
-//! admissions needs in one statement — their runs, their group memberships, their budget rows
-//! (locked), their rolling-window totals, their job rows and their reservations — so a batch
+//! admissions needs in one statement — their runs with their group memberships, their budget
+//! rows (locked), their rolling-window totals, their job rows and their reservations — so a batch
 //! of `n` admissions costs a handful of statements instead of a few per admission. One body
 //! for both backends (multi-row `VALUES` lists built with [`QueryBuilder`]); PostgreSQL appends
 //! `FOR UPDATE` to the locking read, as [`super::LedgerTx`] does.
@@ -12,13 +12,15 @@ use uuid::Uuid;
 
 use super::{NewJob, WindowQuery, WindowRow};
 
-/// A run found for an admission: `(customer, run id)` → its row id and lineage root.
+/// A run found for an admission: `(customer, run id)` → its row id and lineage root, and the
+/// linked group its customer is in, if any.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub(in crate::ledger) struct FoundRun {
     pub(in crate::ledger) customer_id: Uuid,
     pub(in crate::ledger) run_id: String,
     pub(in crate::ledger) id: Uuid,
     pub(in crate::ledger) lineage_root: Uuid,
+    pub(in crate::ledger) group_id: Option<Uuid>,
 }
 
 /// A budget row as locked: its scope, id and running totals.
@@ -32,17 +34,12 @@ pub(in crate::ledger) struct LockedBudget {
 
 /// The batch statements of a write transaction (see the module docs).
 pub(in crate::ledger) trait BulkTx: Send {
-    /// The existing runs among `(customer, run id)` pairs.
+    /// The existing runs among `(customer, run id)` pairs, each with its customer's group
+    /// (one statement for both: a batch whose runs all exist needs nothing else of them).
     fn find_runs_many<'a>(
         &'a mut self,
         runs: &'a [(Uuid, &'a str)],
     ) -> impl Future<Output = sqlx::Result<Vec<FoundRun>>> + Send + 'a;
-
-    /// `(customer, group)` for those of `customers` in a linked group.
-    fn groups_of<'a>(
-        &'a mut self,
-        customers: &'a [Uuid],
-    ) -> impl Future<Output = sqlx::Result<Vec<(Uuid, Uuid)>>> + Send + 'a;
 
     /// Locks the budget rows `(scope, id)` that exist, in `(scope, scope_id)` order (the one
     /// order every ledger transaction locks in), and returns them.
@@ -93,32 +90,16 @@ macro_rules! bulk_tx_for {
                 let mut found = Vec::new();
                 for chunk in runs.chunks(MAX_ROWS) {
                     let mut q = QueryBuilder::<$db>::new(
-                        "SELECT customer_id, run_id, id, lineage_root FROM ledger_runs \
-                         WHERE (customer_id, run_id) IN (",
+                        "SELECT r.customer_id, r.run_id, r.id, r.lineage_root, m.group_id \
+                         FROM ledger_runs r \
+                         LEFT JOIN ledger_group_members m ON m.customer_id = r.customer_id \
+                         WHERE (r.customer_id, r.run_id) IN (",
                     );
                     q.push_values(chunk, |mut row, (customer, run_id)| {
                         row.push_bind(*customer).push_bind(*run_id);
                     });
                     q.push(")");
                     found.extend(q.build_query_as().fetch_all(&mut **self).await?);
-                }
-                Ok(found)
-            }
-
-            async fn groups_of(&mut self, customers: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
-                let mut found = Vec::new();
-                for chunk in customers.chunks(MAX_ROWS) {
-                    let mut q = QueryBuilder::<$db>::new(
-                        "SELECT customer_id, group_id FROM ledger_group_members \
-                         WHERE customer_id IN (",
-                    );
-                    let mut list = q.separated(", ");
-                    for c in chunk {
-                        list.push_bind(*c);
-                    }
-                    q.push(")");
-                    let rows: Vec<(Uuid, Uuid)> = q.build_query_as().fetch_all(&mut **self).await?;
-                    found.extend(rows);
                 }
                 Ok(found)
             }
@@ -239,11 +220,11 @@ macro_rules! bulk_tx_for {
                     q.push_values(chunk, |mut row, (scope, id, flop)| {
                         row.push_bind(*scope).push_bind(*id).push_bind(*flop);
                     });
+                    // A join, not a subquery per updated row (each key is in `v` once).
                     q.push(
-                        ") UPDATE ledger_budgets SET reserved_flop = reserved_flop + \
-                           (SELECT v.add_flop FROM v WHERE v.scope = ledger_budgets.scope \
-                              AND v.scope_id = ledger_budgets.scope_id) \
-                         WHERE (scope, scope_id) IN (SELECT v.scope, v.scope_id FROM v)",
+                        ") UPDATE ledger_budgets SET reserved_flop = reserved_flop + v.add_flop \
+                         FROM v WHERE ledger_budgets.scope = v.scope \
+                           AND ledger_budgets.scope_id = v.scope_id",
                     );
                     q.build().execute(&mut **self).await?;
                 }
