@@ -22,12 +22,21 @@
 //!   as `zh` (French `Joukov`, `Khoupajin`), in
 //!   tokens of six or more letters; two keys agree when any reading of one equals any
 //!   reading of the other;
-//! - a letter repeated next to itself counts once (`Hassan`/`Hasan`, `Abdullah`/`Abdulah`).
+//! - a letter repeated next to itself counts once (`Hassan`/`Hasan`, `Abdullah`/`Abdulah`);
+//! - the alternative reading also takes `gh` as `q` (Persian `Ghasem` for Arabic `Qasim`) and
+//!   `dh` as `z` (`al-Dhawahiri`/`al-Zawahiri`: the letters Persian, Turkish and Egyptian
+//!   Arabic say as `z`);
+//! - a given name whose Turkish or Persian form is spelled too differently for the rules
+//!   above (`Ahmet`, `Cemal`, `Zeynep`, `Hatice`, `Reza`, `Morteza`) shares a third form with
+//!   the Arabic one, from a short table of such names ([`GIVEN_NAME_EQUIVALENTS`]). It is keyed
+//!   by the exact token, so it adds nothing to other names that happen to sound alike.
 //!
 //! It is deliberately coarse: it is only used to reach more candidates and to let two tokens
 //! pair when their spellings differ this way; the name score still weighs the real letters.
 //! Unlike Double Metaphone (built for English spelling) it knows the French and German
 //! renderings of Slavic sounds.
+
+use std::collections::HashMap;
 
 /// Keys shorter than this are too common to mean anything (`a`, one consonant).
 pub const MIN_KEY_LEN: usize = 2;
@@ -69,6 +78,43 @@ const MIN_ALTERNATIVE_LEN: usize = 6;
 /// Longest token read; names never come close.
 const MAX_TOKEN_BYTES: usize = 64;
 
+/// Given names written in Turkish or Persian (sometimes French North African) spelling that
+/// no rule of the skeleton brings to their Arabic form: Turkish `c` for `j`, final `t`/`p` for
+/// `d`/`b` and `e` for `a`; Persian `z` for `dh`/`d` and `gh` for `q`. Each group is one name,
+/// with its common spellings (matched exactly: a token that merely sounds like one of them
+/// gets nothing); its first spelling names it. Names whose Turkish form the skeleton already
+/// matches (`Huseyin`, `Omer`, `Halil`, `Ayse`, `Emine`) are not needed here.
+#[rustfmt::skip]
+pub const GIVEN_NAME_EQUIVALENTS: &[&[&str]] = &[
+    &["muhammad", "mohammed", "mohamed", "mohammad", "muhammed", "mohamad", "muhamad",
+      "mouhamed", "mehmet", "mehmed"],
+    &["ahmad", "ahmed", "achmed", "ahmet", "ahmat"],
+    &["mahmud", "mahmoud", "mahmood", "mahmut"],
+    &["jamal", "jamaal", "jamel", "djamal", "djamel", "gamal", "cemal"],
+    &["jalal", "djalal", "jalaal", "celal"],
+    &["jafar", "jaafar", "djafar", "jafer", "cafer"],
+    &["jawad", "jawwad", "javad", "djawad", "cevat", "cevad"],
+    &["jihad", "djihad", "cihat", "cihad"],
+    &["mujahid", "mujahed", "moudjahid", "mucahit", "mucahid"],
+    &["majid", "majed", "majeed", "madjid", "mecit", "mecid"],
+    &["hamid", "hamed", "hameed", "hamit"],
+    &["rashid", "rachid", "rasheed", "reshid", "resit", "rasit"],
+    &["wahid", "waheed", "vahid", "vahit"],
+    &["najib", "najeeb", "nadjib", "necip", "necib"],
+    &["rajab", "rajeb", "radjab", "recep", "receb"],
+    &["zaynab", "zainab", "zeinab", "zaineb", "zeynep"],
+    &["khadija", "khadijah", "khadidja", "khadijeh", "hatice", "hadice"],
+    &["uthman", "othman", "osman"],
+    &["ridha", "rida", "redha", "reza", "riza", "rza"],
+    &["murtada", "murtadha", "mortada", "morteza", "murtaza"],
+    &["fadl", "fadhl", "fadil", "fazl", "fazil"],
+    &["qasim", "qassim", "qasem", "kassem", "kasim", "ghasem", "ghassem"],
+    &["baqir", "baqer", "bager", "bagher"],
+    &["taqi", "taki", "taghi"],
+    &["sadiq", "sadeq", "saddiq", "sadik", "sadegh"],
+    &["ramadan", "ramadhan", "ramazan"],
+];
+
 /// The skeleton key of one token: its primary reading, and an alternative one when the
 /// token has a letter that languages read differently (`ch` is `sh`/`tsh` in English and
 /// French but `kh` in German; a leading `j` is `y` in German but `zh` in French).
@@ -76,14 +122,18 @@ const MAX_TOKEN_BYTES: usize = 64;
 pub struct PhoneticKey {
     primary: Box<str>,
     alternative: Option<Box<str>>,
+    /// `=` and the name of the token's group in [`GIVEN_NAME_EQUIVALENTS`] (`=` is never in
+    /// a skeleton, so it agrees only with the group's other spellings).
+    equivalent: Option<&'static str>,
 }
 
 /// Which way the ambiguous letters are read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Reading {
-    /// `ch` as a hushing sibilant, a leading `j` as a glide.
+    /// `ch` as a hushing sibilant, a leading `j` as a glide, `gh` as `g`, `dh` as `d`.
     Primary,
-    /// `ch` as `kh`, a `j` before a vowel (leading or between vowels) as `zh`.
+    /// `ch` as `kh`, a `j` before a vowel (leading or between vowels) as `zh`, `gh` as `q`,
+    /// `dh` as `z`.
     Alternative,
 }
 
@@ -95,9 +145,12 @@ impl PhoneticKey {
         &self.primary
     }
 
-    /// Both readings (the alternative only when it differs).
+    /// Both readings (the alternative only when it differs), and the given-name group's form
+    /// when the token is in one.
     pub fn forms(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(&*self.primary).chain(self.alternative.as_deref())
+        std::iter::once(&*self.primary)
+            .chain(self.alternative.as_deref())
+            .chain(self.equivalent)
     }
 
     /// Whether the two tokens may sound alike: a reading of one equals a reading of the
@@ -121,8 +174,10 @@ pub fn phonetic_key(token: &str) -> PhoneticKey {
         return PhoneticKey {
             primary: "al".into(),
             alternative: None,
+            equivalent: None,
         };
     }
+    let equivalent = equivalent_form(&bytes);
     theophoric(&mut bytes);
     let primary = skeleton(&bytes, Reading::Primary);
     let alternative = (bytes.len() >= MIN_ALTERNATIVE_LEN)
@@ -131,7 +186,25 @@ pub fn phonetic_key(token: &str) -> PhoneticKey {
     PhoneticKey {
         alternative: alternative.map(Into::into),
         primary: primary.into(),
+        equivalent,
     }
+}
+
+/// The form shared by the spellings of the token's group in [`GIVEN_NAME_EQUIVALENTS`].
+fn equivalent_form(token: &[u8]) -> Option<&'static str> {
+    /// Each spelling of the table → `=` + its group's name.
+    static FORMS: std::sync::LazyLock<HashMap<&'static [u8], &'static str>> =
+        std::sync::LazyLock::new(|| {
+            let mut forms = HashMap::new();
+            for group in GIVEN_NAME_EQUIVALENTS {
+                let form: &'static str = format!("={}", group[0]).leak();
+                for name in *group {
+                    forms.insert(name.as_bytes(), form);
+                }
+            }
+            forms
+        });
+    FORMS.get(token).copied()
 }
 
 /// `Abd` + vowel + the article's `l` (`Abdul Rahman`, `Abdel`, `Abdallah`): the article's
@@ -165,7 +238,12 @@ fn skeleton(bytes: &[u8], reading: Reading) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let rest = &bytes[i..];
-        let (letters, len): (&[u8], usize) = if let Some((from, to)) = CLUSTERS
+        let (letters, len): (&[u8], usize) = if reading == Reading::Alternative
+            && (rest.starts_with(b"gh") || rest.starts_with(b"dh"))
+        {
+            // Persian `gh` for `q`; `dh` said as `z`.
+            (if rest[0] == b'g' { b"k" } else { b"s" }, 2)
+        } else if let Some((from, to)) = CLUSTERS
             .iter()
             .find(|(from, _)| rest.starts_with(from.as_bytes()))
         {
@@ -329,6 +407,39 @@ mod tests {
         ]);
         same(&["Tariq al-Zawahiri", "Tarik az-Zawahiri"]);
         same(&["Rida", "Ridha", "Redha"]);
+        same(&["Qasim", "Ghasem", "Qasem"]);
+        same(&["al-Zawahiri", "al-Dhawahiri"]);
+    }
+
+    #[test]
+    fn turkish_and_persian_given_names_share_a_form_with_the_arabic_one() {
+        same(&["Ahmad", "Ahmet", "Ahmed"]);
+        same(&["Muhammad", "Mehmet"]);
+        same(&["Jamal", "Cemal", "Djamal", "Gamal"]);
+        same(&["Zaynab", "Zeynep", "Zainab"]);
+        same(&["Khadija", "Hatice"]);
+        same(&["Ridha", "Reza"]);
+        same(&["Murtada", "Morteza"]);
+        same(&["Uthman", "Osman"]);
+        // Only the listed spellings: a name that merely sounds like one gets nothing.
+        let form = |t: &str| phonetic_key(t).equivalent;
+        assert_eq!(form("cemal"), Some("=jamal"));
+        assert_eq!(form("jamal"), Some("=jamal"));
+        assert_eq!(form("samuel"), None);
+        assert!(!phonetic_key("amal").agrees(&phonetic_key("cemal")));
+        assert!(!phonetic_key("cemal").agrees(&phonetic_key("celal")));
+        // Any two spellings of a group agree, not only with its first one.
+        assert!(phonetic_key("ahmet").agrees(&phonetic_key("ahmed")));
+        assert!(phonetic_key("mehmet").agrees(&phonetic_key("mohammed")));
+        // Every group is named by a spelling of its own and no spelling is in two groups.
+        let mut seen = std::collections::HashSet::new();
+        for group in GIVEN_NAME_EQUIVALENTS {
+            assert!(group.len() >= 2, "{group:?}");
+            for name in *group {
+                assert!(seen.insert(*name), "{name} in two groups");
+                assert!(name.bytes().all(|b| b.is_ascii_lowercase()), "{name}");
+            }
+        }
     }
 
     #[test]
