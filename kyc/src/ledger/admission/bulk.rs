@@ -1,9 +1,9 @@
 //! Deciding a whole batch of admissions with a handful of statements: the runs (with their
 //! customers' group memberships), budget rows (locked) and rolling-window totals of every
-//! admission of the batch are read at once ([`BulkTx`]); the admissions are then decided one after the other, in queue
-//! order, in memory — each against the totals read plus what the admissions before it in the
-//! batch reserved, exactly what it would have read had those been written first — and the
-//! job rows and reservations are written at once.
+//! admission of the batch are read at once ([`BulkTx`]); the admissions are then decided one
+//! after the other, in queue order, in memory — each against the totals read plus what the
+//! admissions before it in the batch reserved, exactly what it would have read had those been
+//! written first — and the job rows and reservations are written at once.
 //!
 //! This is the common case only: every admission's run and budget rows exist, it claims no
 //! idempotency key and asks for no hold, and no threshold is within reach (so there is no
