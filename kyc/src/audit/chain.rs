@@ -9,6 +9,7 @@ use super::{
 };
 use crate::store::{AuditStore, DbTime, StoreError, in_transaction, on_pool};
 use sha2::{Digest as _, Sha256};
+use sqlx::postgres::PgBindIterExt as _;
 use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
 /// SQLite: stores the new record's hash in the head.
@@ -22,12 +23,15 @@ const ADVANCE_HEAD_BY: &str =
 /// PostgreSQL: locks the head for a run of records and reads it.
 const LOCK_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
 
-/// The columns of a record, in [`push_records`]' order.
-const RECORD_COLUMNS: &str =
-    "audit_log (seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash) ";
+/// PostgreSQL: moves the head to `$1` (seq) and `$2` (hash) and inserts the linked run, one array
+/// per column.
+const APPEND_RUN: &str = "WITH head AS (UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1) \
+     INSERT INTO audit_log (seq, at, actor, actor_ip, action, subject, detail, prev_hash, hash) \
+     SELECT * FROM unnest($3::int8[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], \
+       $8::text[], $9::text[], $10::bytea[], $11::bytea[])";
 
-/// Most records in one multi-row insert: 9 parameters each stays far below both backends'
-/// limits (SQLite 32 766, PostgreSQL 65 535).
+/// SQLite: most records in one multi-row insert (9 parameters each stays far below its limit
+/// of 32 766).
 const MAX_RECORDS_PER_INSERT: usize = 512;
 
 /// PostgreSQL: the whole append in one statement, so the head lock is held for one round trip
@@ -118,22 +122,17 @@ fn link_run(entries: &[Prepared], seq: i64, prev: ChainHash) -> Vec<AuditRecord>
     records
 }
 
-/// Pushes the multi-row insert of `records` onto `query`; their stored texts come from
+/// SQLite: pushes the multi-row insert of `records` onto `query`; their stored texts come from
 /// `entries` (the same order).
-fn push_insert<'a, DB>(
-    query: &mut QueryBuilder<DB>,
+fn push_insert<'a>(
+    query: &mut QueryBuilder<Sqlite>,
     entries: &'a [Prepared],
     records: &'a [AuditRecord],
-) where
-    DB: sqlx::Database,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    DbTime: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    &'a [u8]: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    query.push("INSERT INTO ");
-    query.push(RECORD_COLUMNS);
+) {
+    query.push(
+        "INSERT INTO audit_log (seq, at, actor, actor_ip, action, subject, detail, \
+         prev_hash, hash) ",
+    );
     query.push_values(entries.iter().zip(records), |mut row, (p, r)| {
         row.push_bind(r.seq)
             .push_bind(p.at)
@@ -213,27 +212,31 @@ impl ChainTx for Transaction<'_, Postgres> {
 
     /// The head is locked and read, the run linked here, and the head update and the insert
     /// sent as one statement: two round trips under the head lock for the whole run (against
-    /// one per record for [`append`]).
+    /// one per record for [`append`]). The records are bound as one array per column
+    /// ([`APPEND_RUN`]), so the statement is the same text whatever the run's length.
     async fn append_run(&mut self, entries: &[Prepared]) -> Result<Vec<AuditRecord>, StoreError> {
-        let (mut seq, prev): (i64, Vec<u8>) =
-            sqlx::query_as(LOCK_HEAD).fetch_one(&mut **self).await?;
-        let mut prev_hash = ChainHash::from_slice(&prev).ok_or(StoreError::CorruptRow {
+        let (seq, prev): (i64, Vec<u8>) = sqlx::query_as(LOCK_HEAD).fetch_one(&mut **self).await?;
+        let prev_hash = ChainHash::from_slice(&prev).ok_or(StoreError::CorruptRow {
             column: "audit_head.hash",
         })?;
-        let mut records = Vec::with_capacity(entries.len());
-        for chunk in entries.chunks(MAX_RECORDS_PER_INSERT) {
-            let linked = link_run(chunk, seq, prev_hash);
-            let Some(tail) = linked.last() else { break };
-            (seq, prev_hash) = (tail.seq, tail.hash);
-            let mut insert = QueryBuilder::new("WITH head AS (UPDATE audit_head SET seq = ");
-            insert.push_bind(seq);
-            insert.push(", hash = ");
-            insert.push_bind(&tail.hash.0[..]);
-            insert.push(" WHERE id = 1) ");
-            push_insert(&mut insert, chunk, &linked);
-            insert.build().execute(&mut **self).await?;
-            records.extend(linked);
-        }
+        let records = link_run(entries, seq, prev_hash);
+        let Some(tail) = records.last() else {
+            return Ok(records);
+        };
+        sqlx::query(APPEND_RUN)
+            .bind(tail.seq)
+            .bind(&tail.hash.0[..])
+            .bind(records.iter().map(|r| r.seq).bind_iter())
+            .bind(entries.iter().map(|p| p.at.get()).bind_iter())
+            .bind(entries.iter().map(|p| p.actor.as_str()).bind_iter())
+            .bind(entries.iter().map(|p| p.actor_ip.as_deref()).bind_iter())
+            .bind(entries.iter().map(|p| p.action.as_str()).bind_iter())
+            .bind(entries.iter().map(|p| p.subject.as_str()).bind_iter())
+            .bind(entries.iter().map(|p| p.detail_text.as_str()).bind_iter())
+            .bind(records.iter().map(|r| &r.prev_hash.0[..]).bind_iter())
+            .bind(records.iter().map(|r| &r.hash.0[..]).bind_iter())
+            .execute(&mut **self)
+            .await?;
         Ok(records)
     }
 }

@@ -3,11 +3,13 @@
 //! per linked group across two accounts.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use computegate_kyc::Store;
-use computegate_kyc::ledger::{AdmissionRequest, DenialReason, LinkAttribute, Verdict};
+use computegate_kyc::ledger::{AdmissionRequest, DenialReason, JobFilter, LinkAttribute, Verdict};
 use computegate_policy::{Action, Scope};
 use tokio::sync::Barrier;
+use uuid::Uuid;
 
 use super::fixtures::{admitted, customer, job, lineage_total, rule, thresholds};
 use crate::support::{Ctx, t0};
@@ -255,11 +257,17 @@ async fn bulk_batches_keep_every_budget_exact(ctx: Ctx) {
             let mut r = job(customers[k], &format!("pre-{}", i % 3), 10.0);
             r.organization_id = (k < 4).then_some(org);
             r.limits.max_flop_per_customer_window = Some(55.0);
+            // Columns that differ from racer to racer, so a job row written from another
+            // racer's values (or a column written into its neighbour) shows below.
+            r.accelerators = racer_accelerators(i);
+            r.accelerator_type = i.is_multiple_of(2).then(|| format!("type-{i}"));
+            r.lease = Some(Duration::from_secs(600 + i as u64));
             r
         })
         .collect();
     let replica = second_replica(&ctx).await;
     let verdicts = race([s.clone(), replica.clone()], requests).await;
+    assert_racers_rows(s, &customers, &verdicts).await;
     let stats = [
         s.ledger().admission_batch_stats(),
         replica.ledger().admission_batch_stats(),
@@ -304,6 +312,56 @@ async fn bulk_batches_keep_every_budget_exact(ctx: Ctx) {
     );
     // One record per racer and per probe.
     assert_chain_grew_by(s, before.records, RACERS as u64 + 8).await;
+}
+
+/// Racer `i`'s accelerator count: tells its job row apart from every other racer's.
+fn racer_accelerators(i: usize) -> u32 {
+    1_000 + u32::try_from(i).expect("few racers")
+}
+
+/// Every racer's job row holds what that racer asked and was decided: its customer, run,
+/// estimate, accelerators, accelerator type, decision and (admitted only) lease — one row per
+/// racer.
+async fn assert_racers_rows(s: &Store, customers: &[Uuid], verdicts: &[Verdict]) {
+    let mut seen = vec![false; verdicts.len()];
+    for &c in customers {
+        let filter = JobFilter {
+            customer_id: Some(c),
+            ..JobFilter::default()
+        };
+        for j in s.ledger().list_jobs(&filter).await.expect("jobs") {
+            let Some(i) = usize::try_from(j.accelerators - i64::from(racer_accelerators(0)))
+                .ok()
+                .filter(|&i| i < verdicts.len())
+            else {
+                continue;
+            };
+            assert!(!seen[i], "racer {i} has two job rows");
+            seen[i] = true;
+            assert_eq!(j.customer_id, customers[i % customers.len()], "racer {i}");
+            assert_eq!(j.run_id, format!("pre-{}", i % 3), "racer {i}");
+            assert_eq!(j.estimate_flop, 10.0, "racer {i}");
+            let wanted_type = i.is_multiple_of(2).then(|| format!("type-{i}"));
+            assert_eq!(j.accelerator_type, wanted_type, "racer {i}");
+            assert_eq!(j.decided_at, t0(), "racer {i}");
+            if verdicts[i] == Verdict::Admitted {
+                assert_eq!(j.decision, "admitted", "racer {i}");
+                assert_eq!(j.reserved_flop, 10.0, "racer {i}");
+                let lease = t0() + Duration::from_secs(600 + i as u64);
+                assert_eq!(j.lease_expires_at, Some(lease), "racer {i}");
+            } else {
+                assert!(
+                    j.decision.starts_with("denied"),
+                    "racer {i}: {}",
+                    j.decision
+                );
+                assert_eq!(j.reserved_flop, 0.0, "racer {i}");
+                assert_eq!(j.lease_expires_at, None, "racer {i}");
+            }
+        }
+    }
+    let missing: Vec<usize> = (0..seen.len()).filter(|&i| !seen[i]).collect();
+    assert!(missing.is_empty(), "racers without a job row: {missing:?}");
 }
 
 crate::store_suite!(

@@ -295,7 +295,7 @@ fn totals_with(base: &WindowRow, lineage: f64, keys: &Keys, earlier: &[Reserved]
 }
 
 /// Inserts every job row and adds the admitted ones' reservations to their lineage, customer
-/// and organization rows (as `insert_reserved_job` does one at a time).
+/// and organization rows (as `insert_reserved_job` does one at a time), in one call.
 async fn write<T: BulkTx>(
     tx: &mut T,
     items: &[Item<'_>],
@@ -315,7 +315,6 @@ async fn write<T: BulkTx>(
             new_job(req, row, d.run.run, &d.verdict, false, DbTime::new(req.now))
         })
         .collect();
-    tx.insert_jobs(&jobs).await?;
     let mut adds: Vec<(&'static str, Uuid, f64)> = Vec::new();
     let mut add = |scope: &'static str, id: Uuid, flop: f64| match adds
         .iter_mut()
@@ -334,9 +333,7 @@ async fn write<T: BulkTx>(
             add("organization", org, req.estimate_flop);
         }
     }
-    if !adds.is_empty() {
-        tx.reserve_many(&adds).await?;
-    }
+    tx.insert_jobs_reserving(&jobs, &adds).await?;
     Ok(())
 }
 
