@@ -166,14 +166,7 @@ impl BulkTx for Transaction<'_, Sqlite> {
         adds: &[(&'static str, Uuid, f64)],
     ) -> sqlx::Result<()> {
         for chunk in jobs.chunks(MAX_ROWS) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO ledger_jobs (id, customer_id, organization_id, run, \
-                 lineage_root, status, decision, request_id, route, estimate_flop, \
-                 hardware_flop, declared_flop, basis, table_version, accelerators, \
-                 accelerator_type, bio_sequence, reserved_flop, used_flop, \
-                 accelerator_seconds, decided_at, flop_per_accelerator_second, \
-                 lease_expires_at) ",
-            );
+            let mut q = QueryBuilder::<Sqlite>::new(insert_job_columns!());
             q.push_values(chunk, |mut row, j| {
                 row.push_bind(j.id)
                     .push_bind(j.customer_id)
@@ -291,16 +284,12 @@ impl BulkTx for Transaction<'_, Postgres> {
     ) -> sqlx::Result<()> {
         // The reservation is a join, not a subquery per updated row (each key is in the list
         // once).
-        sqlx::query(
+        sqlx::query(concat!(
             "WITH reserve AS (UPDATE ledger_budgets SET reserved_flop = reserved_flop + v.add_flop \
                FROM unnest($22::text[], $23::uuid[], $24::float8[]) AS v (scope, scope_id, add_flop) \
-               WHERE ledger_budgets.scope = v.scope AND ledger_budgets.scope_id = v.scope_id) \
-             INSERT INTO ledger_jobs (id, customer_id, organization_id, run, lineage_root, \
-             status, decision, request_id, route, estimate_flop, hardware_flop, declared_flop, \
-             basis, table_version, accelerators, accelerator_type, bio_sequence, reserved_flop, \
-             used_flop, accelerator_seconds, decided_at, flop_per_accelerator_second, \
-             lease_expires_at) \
-             SELECT id, customer_id, organization_id, run, lineage_root, status, decision, \
+               WHERE ledger_budgets.scope = v.scope AND ledger_budgets.scope_id = v.scope_id) ",
+            insert_job_columns!(),
+            "SELECT id, customer_id, organization_id, run, lineage_root, status, decision, \
                request_id, route, estimate_flop, hardware_flop, declared_flop, basis, \
                table_version, accelerators, accelerator_type, bio_sequence, reserved_flop, \
                0.0, 0.0, decided_at, flop_per_accelerator_second, lease_expires_at \
@@ -312,8 +301,8 @@ impl BulkTx for Transaction<'_, Postgres> {
              AS j (id, customer_id, organization_id, run, lineage_root, status, decision, \
                request_id, route, estimate_flop, hardware_flop, declared_flop, basis, \
                table_version, accelerators, accelerator_type, bio_sequence, reserved_flop, \
-               decided_at, flop_per_accelerator_second, lease_expires_at)",
-        )
+               decided_at, flop_per_accelerator_second, lease_expires_at)"
+        ))
         .bind(jobs.iter().map(|j| j.id).bind_iter())
         .bind(jobs.iter().map(|j| j.customer_id).bind_iter())
         .bind(jobs.iter().map(|j| j.organization_id).bind_iter())

@@ -419,16 +419,26 @@ const CONSUME_APPROVAL: &str = "UPDATE ledger_reviews SET consumed_by = $1, cons
         ORDER BY decided_at, id LIMIT 1) \
      RETURNING id";
 
-/// Inserts a job; its `reserved_flop` is `$18`.
-macro_rules! insert_job_sql {
+/// `INSERT INTO ledger_jobs (…)` with the columns a new job writes, in the order every insert of
+/// a job binds them (the one-by-one insert here, the batch inserts in [`bulk`]).
+macro_rules! insert_job_columns {
     () => {
         "INSERT INTO ledger_jobs (id, customer_id, organization_id, run, \
          lineage_root, status, decision, request_id, route, estimate_flop, hardware_flop, \
          declared_flop, basis, table_version, accelerators, accelerator_type, bio_sequence, \
          reserved_flop, used_flop, accelerator_seconds, decided_at, flop_per_accelerator_second, \
-         lease_expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         lease_expires_at) "
+    };
+}
+
+/// Inserts a job; its `reserved_flop` is `$18`.
+macro_rules! insert_job_sql {
+    () => {
+        concat!(
+            insert_job_columns!(),
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
          $18, 0.0, 0.0, $19, $20, $21)"
+        )
     };
 }
 
