@@ -118,20 +118,34 @@ async fn malformed_and_forged_bearer_tokens_are_refused() {
             expect_invalid_token(proxied(&http, &gw, &t).await, "burst of unknown kids").await;
         }
 
-        // Authorization headers that are not `Bearer <credential>`.
-        for value in [
-            "Basic YWxpY2U6cHc=",
-            "Bearer",
-            "Bearer    ",
-            "Token abc",
-            real.as_str(),
-        ] {
+        // Another scheme, or a token with no scheme, is no bearer credential: the bare
+        // challenge (RFC 6750 §3.1: no error code when the client used another method), on the
+        // data plane and on the customer API alike.
+        for value in ["Basic YWxpY2U6cHc=", "Token abc", real.as_str()] {
+            for path in ["/v1/echo", "/computegate/v1/me"] {
+                let resp = http
+                    .get(gw.url(path))
+                    .header("authorization", value)
+                    .send()
+                    .await
+                    .unwrap();
+                let challenge = resp.headers().get("www-authenticate").cloned();
+                expect_unauthenticated(resp, &format!("{path} authorization {value:?}")).await;
+                assert_eq!(
+                    challenge.as_ref().and_then(|v| v.to_str().ok()),
+                    Some("Bearer realm=\"computegate\""),
+                    "{path} authorization {value:?}"
+                );
+            }
+        }
+        // The Bearer scheme with nothing after it is a refused credential.
+        for value in ["Bearer", "Bearer    "] {
             let resp = http
                 .get(gw.url("/v1/echo"))
                 .header("authorization", value)
                 .send()
                 .await;
-            expect_unauthenticated(resp.unwrap(), &format!("authorization {value:?}")).await;
+            expect_invalid_token(resp.unwrap(), &format!("authorization {value:?}")).await;
         }
         let resp = http.get(gw.url("/v1/echo")).send().await.unwrap();
         expect_unauthenticated(resp, "no credential").await;

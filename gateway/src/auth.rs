@@ -64,7 +64,8 @@ pub struct IdentityHeaders {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// No `Authorization: Bearer` header.
+    /// No `Authorization: Bearer` header: none, or one of another scheme (`Basic …`), which
+    /// RFC 6750 §3.1 answers like none — with the bare challenge, no error code.
     #[error("a bearer credential is required")]
     Missing,
     /// The credential is malformed, has a bad signature, is expired, revoked or unknown.
@@ -134,11 +135,11 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     let text = value
         .to_str()
         .map_err(|_| AuthError::Invalid("authorization header is not ASCII"))?;
-    let (scheme, rest) = text.split_once(' ').ok_or(AuthError::Invalid(
-        "authorization header is not `Bearer <credential>`",
-    ))?;
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::Invalid("only the Bearer scheme is accepted"));
+        // Another scheme (or a bare value with none): no bearer credential was sent, so the
+        // answer is the challenge that says which scheme to use, not a refused token.
+        return Err(AuthError::Missing);
     }
     let cred = rest.trim();
     if cred.is_empty() || cred.len() > 8192 {
@@ -184,12 +185,26 @@ mod tests {
     fn bearer_parsing() {
         let mut h = HeaderMap::new();
         assert_eq!(bearer(&h), Err(AuthError::Missing));
-        h.insert("authorization", HeaderValue::from_static("Basic abc"));
-        assert!(matches!(bearer(&h), Err(AuthError::Invalid(_))));
+        // Another scheme, or a value with none, is no bearer credential at all.
+        for other in [
+            "Basic abc",
+            "Token abc",
+            "eyJhbGciOiJFZERTQSJ9.e30.sig",
+            "Bearer2 x",
+        ] {
+            h.insert("authorization", HeaderValue::from_static(other));
+            assert_eq!(bearer(&h), Err(AuthError::Missing), "{other}");
+        }
         h.insert("authorization", HeaderValue::from_static("bearer  tok "));
         assert_eq!(bearer(&h), Ok("tok"));
-        h.insert("authorization", HeaderValue::from_static("Bearer"));
-        assert!(bearer(&h).is_err());
+        // The Bearer scheme with no credential is a refused (malformed) one.
+        for empty in ["Bearer", "Bearer    ", "bearer "] {
+            h.insert("authorization", HeaderValue::from_static(empty));
+            assert!(
+                matches!(bearer(&h), Err(AuthError::Invalid(_))),
+                "{empty:?}"
+            );
+        }
         h.insert(
             "authorization",
             HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
