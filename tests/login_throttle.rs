@@ -1,7 +1,8 @@
 //! Login throttles through the real binary: customer and staff logins count apart (failed
 //! customer logins with a staff member's email never lock that staff member out of the admin
 //! listener), and behind a trusted load balancer the per-address counter is kept per client
-//! address from the forwarding headers, not per balancer. In process and in Redis.
+//! address from the forwarding headers, not per balancer (on the admin listener only when it
+//! trusts its own proxy). In process and in Redis.
 
 mod support;
 
@@ -181,4 +182,67 @@ async fn throttles_by_the_forwarded_client_address_in_redis() {
         ..Setup::auth("login_max_failures_per_ip = 3")
     })
     .await;
+}
+
+/// A bad staff login on the admin listener, sent as if through a proxy for `client_ip`.
+async fn forwarded_staff_login(
+    http: &reqwest::Client,
+    gw: &Gateway,
+    client_ip: &str,
+) -> reqwest::Response {
+    http.post(gw.admin_url("/staff/v1/auth/token"))
+        .header("x-forwarded-for", format!("203.0.113.250, {client_ip}"))
+        .json(&json!({"email": unique_email("nobody"), "password": "guessing, wrong"}))
+        .send()
+        .await
+        .expect("send staff token request")
+}
+
+/// Staff logins on the admin listener count per forwarded client address only with
+/// `server.admin_trust_forwarded_headers`; trusting the public listener's headers
+/// (`server.trust_forwarded_headers`, on in both runs) does not make the admin listener trust
+/// them, so there the sent `X-Forwarded-For` is ignored and every failure counts against the
+/// peer address.
+async fn staff_logins_count_per_forwarded_client_only_when_trusted(admin_trusts: bool) {
+    within(TEST_TIMEOUT, async {
+        let sim = Sim::start().await;
+        let key = master_key();
+        let setup = Setup::auth("login_max_failures_per_ip = 3");
+        let gw = Gateway::start_with_env(
+            &identity_config(sim.addr, &setup),
+            &[
+                ("COMPUTEGATE_MASTER_KEY", key.as_str()),
+                ("COMPUTEGATE_SERVER__TRUST_FORWARDED_HEADERS", "true"),
+                (
+                    "COMPUTEGATE_SERVER__ADMIN_TRUST_FORWARDED_HEADERS",
+                    if admin_trusts { "true" } else { "false" },
+                ),
+            ],
+        )
+        .await;
+        let http = client();
+        for _ in 0..3 {
+            let resp = forwarded_staff_login(&http, &gw, "198.51.100.7").await;
+            assert_eq!(resp.status(), 401, "bad staff login");
+        }
+        let resp = forwarded_staff_login(&http, &gw, "198.51.100.7").await;
+        expect_problem(resp, 429, "throttled").await;
+        let resp = forwarded_staff_login(&http, &gw, "198.51.100.8").await;
+        if admin_trusts {
+            assert_eq!(resp.status(), 401, "another client behind the proxy");
+        } else {
+            expect_problem(resp, 429, "throttled").await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn staff_logins_count_per_forwarded_client_when_the_admin_listener_trusts_its_proxy() {
+    staff_logins_count_per_forwarded_client_only_when_trusted(true).await;
+}
+
+#[tokio::test]
+async fn staff_logins_count_per_peer_when_only_the_public_listener_trusts_forwarding() {
+    staff_logins_count_per_forwarded_client_only_when_trusted(false).await;
 }

@@ -87,7 +87,7 @@ impl Admin {
                     let client = ClientFacts {
                         ip: conn.ip,
                         proto: "http",
-                        trust_forwarded: false,
+                        trust_forwarded: self.gateway.admin_trusts_forwarded_headers(),
                     };
                     let (parts, incoming) = req.into_parts();
                     let (body, clock) = ClientBody::new(incoming, self.gateway.body_pace());

@@ -122,6 +122,12 @@ pub struct ServerConfig {
     /// Trust `X-Forwarded-For` / `Forwarded` sent by the client (only behind a trusted load
     /// balancer). Default false: the gateway replaces them with what it saw.
     pub trust_forwarded_headers: bool,
+    /// The same for the admin listener (staff API and console): its staff login throttle and
+    /// the client address of its audit records then use the address the trusted proxy in front
+    /// of it forwarded. Default false, and apart from `trust_forwarded_headers`: the two
+    /// listeners usually sit behind different things, and trusting headers on a listener that
+    /// clients reach directly would let them choose the address they are counted under.
+    pub admin_trust_forwarded_headers: bool,
     /// Client-address and URL-override headers removed from requests bound upstream, matched
     /// after normalization (case, `_` read as `-`). Default `X-Real-IP`, `True-Client-IP`,
     /// `CF-Connecting-IP`, `X-Original-URL`, `X-Rewrite-URL`, `X-Forwarded-Port`.
@@ -854,6 +860,7 @@ impl Default for ServerConfig {
             body_min_rate: ByteSize::kib(4),
             shutdown_grace: Duration::from_secs(30),
             trust_forwarded_headers: false,
+            admin_trust_forwarded_headers: false,
             client_ip_headers: crate::forward::untrusted::DEFAULT_CLIENT_IP_HEADERS
                 .iter()
                 .map(|n| n.to_string())

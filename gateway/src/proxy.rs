@@ -55,6 +55,8 @@ pub struct Gateway {
     /// Read deadline and minimum rate of request bodies.
     body_pace: BodyPace,
     trust_forwarded: bool,
+    /// `server.admin_trust_forwarded_headers`, for the admin listener.
+    admin_trust_forwarded: bool,
     untrusted: forward::untrusted::UntrustedHeaders,
     authenticator: Option<Arc<dyn Authenticator>>,
     control: Option<Arc<dyn ControlPlane>>,
@@ -125,6 +127,7 @@ impl Gateway {
                 min_rate: config.server.body_min_rate.as_u64(),
             },
             trust_forwarded: config.server.trust_forwarded_headers,
+            admin_trust_forwarded: config.server.admin_trust_forwarded_headers,
             untrusted: forward::untrusted::UntrustedHeaders::new(
                 &config.server.client_ip_headers,
                 config.server.set_x_real_ip,
@@ -182,6 +185,12 @@ impl Gateway {
     /// Read deadline and minimum rate of request bodies (`server.body_read_timeout`).
     pub fn body_pace(&self) -> BodyPace {
         self.body_pace
+    }
+
+    /// Whether the admin listener trusts client-sent forwarding headers
+    /// (`server.admin_trust_forwarded_headers`).
+    pub fn admin_trusts_forwarded_headers(&self) -> bool {
+        self.admin_trust_forwarded
     }
 
     /// The upstream pools (for readiness probes).
