@@ -83,13 +83,14 @@ async fn customer_failures_do_not_lock_out_staff_in_redis() {
     .await;
 }
 
-/// A bad customer login sent as if through a load balancer for `client_ip`.
+/// A bad login (customer or staff, by `token_url`) sent as if through a load balancer for
+/// `client_ip`.
 async fn forwarded_login(
     http: &reqwest::Client,
-    gw: &Gateway,
+    token_url: &str,
     client_ip: &str,
 ) -> reqwest::Response {
-    http.post(gw.url("/computegate/v1/auth/token"))
+    http.post(token_url)
         // The client may send its own X-Forwarded-For; the balancer appends what it saw.
         .header("x-forwarded-for", format!("203.0.113.250, {client_ip}"))
         .json(&json!({"email": unique_email("nobody"), "password": "guessing, wrong"}))
@@ -111,15 +112,16 @@ async fn throttles_by_forwarded_address(setup: Setup) {
         )
         .await;
         let http = client();
+        let customer_url = gw.url("/computegate/v1/auth/token");
         // Three failures from one client address exhaust its counter …
         for _ in 0..3 {
-            let resp = forwarded_login(&http, &gw, "198.51.100.7").await;
+            let resp = forwarded_login(&http, &customer_url, "198.51.100.7").await;
             expect_unauthenticated(resp, "bad login").await;
         }
-        let resp = forwarded_login(&http, &gw, "198.51.100.7").await;
+        let resp = forwarded_login(&http, &customer_url, "198.51.100.7").await;
         expect_problem(resp, 429, "throttled").await;
         // … while another client behind the same balancer is not locked out.
-        let resp = forwarded_login(&http, &gw, "198.51.100.8").await;
+        let resp = forwarded_login(&http, &customer_url, "198.51.100.8").await;
         expect_unauthenticated(resp, "another client behind the balancer").await;
     })
     .await;
@@ -184,20 +186,6 @@ async fn throttles_by_the_forwarded_client_address_in_redis() {
     .await;
 }
 
-/// A bad staff login on the admin listener, sent as if through a proxy for `client_ip`.
-async fn forwarded_staff_login(
-    http: &reqwest::Client,
-    gw: &Gateway,
-    client_ip: &str,
-) -> reqwest::Response {
-    http.post(gw.admin_url("/staff/v1/auth/token"))
-        .header("x-forwarded-for", format!("203.0.113.250, {client_ip}"))
-        .json(&json!({"email": unique_email("nobody"), "password": "guessing, wrong"}))
-        .send()
-        .await
-        .expect("send staff token request")
-}
-
 /// Staff logins on the admin listener count per forwarded client address only with
 /// `server.admin_trust_forwarded_headers`; trusting the public listener's headers
 /// (`server.trust_forwarded_headers`, on in both runs) does not make the admin listener trust
@@ -221,13 +209,14 @@ async fn staff_logins_count_per_forwarded_client_only_when_trusted(admin_trusts:
         )
         .await;
         let http = client();
+        let staff_url = gw.admin_url("/staff/v1/auth/token");
         for _ in 0..3 {
-            let resp = forwarded_staff_login(&http, &gw, "198.51.100.7").await;
+            let resp = forwarded_login(&http, &staff_url, "198.51.100.7").await;
             assert_eq!(resp.status(), 401, "bad staff login");
         }
-        let resp = forwarded_staff_login(&http, &gw, "198.51.100.7").await;
+        let resp = forwarded_login(&http, &staff_url, "198.51.100.7").await;
         expect_problem(resp, 429, "throttled").await;
-        let resp = forwarded_staff_login(&http, &gw, "198.51.100.8").await;
+        let resp = forwarded_login(&http, &staff_url, "198.51.100.8").await;
         if admin_trusts {
             assert_eq!(resp.status(), 401, "another client behind the proxy");
         } else {
